@@ -1,0 +1,104 @@
+//! The keyed state backend contract.
+//!
+//! A backend stores, per shard, tables of `(key, namespace) -> value` organized
+//! by key group. The namespace is what Flink calls it too: the window a value
+//! belongs to, or `()` for plain keyed state. Operators see tables only through
+//! [`KeyedTable`], so the memory backend and the RocksDB backend (which stores
+//! serialized bytes under `key group | key | namespace`) are interchangeable.
+//!
+//! Lives on one shard's core (`!Send` by use). Invariant: a table holds only keys
+//! of the key groups its shard owns; every call names the key's group, which the
+//! caller computed with the job's [`KeyGroups`](crate::KeyGroups).
+
+use std::hash::Hash;
+
+use crate::{KeyGroup, KeyGroupRange, MemoryTable};
+
+/// What a state key must offer: hashing and equality within a shard, and cloning
+/// when a new entry is created.
+pub trait StateKey: Hash + Eq + Clone + 'static {}
+impl<T: Hash + Eq + Clone + 'static> StateKey for T {}
+
+/// What a state value must offer.
+pub trait StateValue: 'static {}
+impl<T: 'static> StateValue for T {}
+
+/// The slot of one `(key, namespace)` in a table, handed to an update closure.
+pub enum Slot<'a, V> {
+    Present(&'a mut V),
+    Absent,
+}
+
+/// What an update closure decides for its slot.
+pub enum SlotAction<V> {
+    /// Leave the slot as it is (a present value may have been changed in place).
+    Keep,
+    /// Store this value (insert or replace).
+    Put(V),
+    /// Remove the entry.
+    Remove,
+}
+
+/// One table of keyed state on one shard. Object-safe, so operators can hold a
+/// `Box<dyn KeyedTable<..>>` from whichever backend the job chose.
+pub trait KeyedTable<K, N, V> {
+    /// Reads a copy of the value.
+    fn get(&self, group: KeyGroup, key: &K, namespace: &N) -> Option<V>
+    where
+        V: Clone;
+
+    /// Calls `f` with the slot of `(key, namespace)` and applies its decision.
+    /// The one call that reads and writes, so read-modify-write costs one lookup.
+    fn update(&mut self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>);
+
+    /// Removes and returns the value.
+    fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V>;
+
+    /// Stores a value.
+    fn put(&mut self, group: KeyGroup, key: &K, namespace: &N, value: V);
+
+    /// Visits every entry of one key group (order unspecified).
+    fn for_each_in_group(&self, group: KeyGroup, f: &mut dyn FnMut(&K, &N, &V));
+
+    /// Number of entries in the table.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Which backend a job uses (`state.backend` in the job file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateBackendKind {
+    #[default]
+    Memory,
+}
+
+/// The state backend of one shard: creates the tables its operators ask for.
+pub struct StateBackend {
+    kind: StateBackendKind,
+    groups: KeyGroupRange,
+}
+
+impl StateBackend {
+    pub fn new(kind: StateBackendKind, groups: KeyGroupRange) -> Self {
+        StateBackend { kind, groups }
+    }
+
+    pub fn kind(&self) -> StateBackendKind {
+        self.kind
+    }
+
+    pub fn key_groups(&self) -> KeyGroupRange {
+        self.groups
+    }
+
+    /// Creates the table `name` (names are unique per job; the RocksDB backend
+    /// maps each to a column family).
+    pub fn table<K: StateKey, N: StateKey, V: StateValue>(&mut self, name: &str) -> Box<dyn KeyedTable<K, N, V>> {
+        match self.kind {
+            StateBackendKind::Memory => Box::new(MemoryTable::new(name, self.groups)),
+        }
+    }
+}

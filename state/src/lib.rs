@@ -1,0 +1,26 @@
+//! Keyed state for Sluice: key groups and the state backends that store by them.
+//!
+//! This crate is a leaf: it knows nothing of shards, operators or the network.
+//! It defines
+//! - the **stable key hash** ([`StableKey`]) that every machine and build computes
+//!   identically,
+//! - **key groups** ([`KeyGroup`], [`KeyGroupRange`]): the unit in which state is
+//!   stored, snapshotted and moved between shards,
+//! - the **backend contract** ([`KeyedTable`], [`StateBackend`]) and the
+//!   in-memory backend ([`MemoryTable`]). The RocksDB backend implements the same
+//!   contract.
+//!
+//! Everything here is single-threaded by design: a backend instance belongs to one
+//! shard and lives on that shard's core.
+
+mod backend;
+mod fast_hash;
+mod key_group;
+mod memory;
+mod stable_hash;
+
+pub use backend::{KeyedTable, Slot, SlotAction, StateBackend, StateBackendKind, StateKey, StateValue};
+pub use fast_hash::{FastHashMap, FastHasher};
+pub use key_group::{KeyGroup, KeyGroupRange, KeyGroups, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
+pub use memory::MemoryTable;
+pub use stable_hash::StableKey;

@@ -1,0 +1,208 @@
+//! The memory state backend: one hash map per key group, values as Rust objects.
+//!
+//! Lives on its shard's core. Lookups take the key and namespace by reference
+//! (no clone, no allocation); only inserting a new entry clones them. Invariant:
+//! `maps[i]` holds exactly the entries of key group `groups.start + i`.
+
+use std::hash::{Hash, Hasher};
+
+use hashbrown::Equivalent;
+
+use crate::{FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue};
+
+/// Borrowed `(key, namespace)` that hashes and compares like the owned tuple.
+struct EntryRef<'a, K, N>(&'a K, &'a N);
+
+impl<K: Hash, N: Hash> Hash for EntryRef<'_, K, N> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must match the derived `Hash` of `(K, N)`: elements in order.
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl<K: Eq, N: Eq> Equivalent<(K, N)> for EntryRef<'_, K, N> {
+    #[inline]
+    fn equivalent(&self, owned: &(K, N)) -> bool {
+        *self.0 == owned.0 && *self.1 == owned.1
+    }
+}
+
+/// In-memory [`KeyedTable`].
+pub struct MemoryTable<K, N, V> {
+    name: String,
+    groups: KeyGroupRange,
+    maps: Vec<FastHashMap<(K, N), V>>,
+    len: usize,
+}
+
+impl<K: StateKey, N: StateKey, V: StateValue> MemoryTable<K, N, V> {
+    pub fn new(name: &str, groups: KeyGroupRange) -> Self {
+        MemoryTable {
+            name: name.to_owned(),
+            groups,
+            maps: (0..groups.len()).map(|_| FastHashMap::default()).collect(),
+            len: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[inline]
+    fn map(&self, group: KeyGroup) -> &FastHashMap<(K, N), V> {
+        assert!(self.groups.contains(group), "{group} is not owned by table {} ({:?})", self.name, self.groups);
+        &self.maps[self.groups.offset(group)]
+    }
+
+    #[inline]
+    fn map_mut(&mut self, group: KeyGroup) -> &mut FastHashMap<(K, N), V> {
+        assert!(self.groups.contains(group), "{group} is not owned by table {} ({:?})", self.name, self.groups);
+        let offset = self.groups.offset(group);
+        &mut self.maps[offset]
+    }
+}
+
+impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V> for MemoryTable<K, N, V> {
+    fn get(&self, group: KeyGroup, key: &K, namespace: &N) -> Option<V>
+    where
+        V: Clone,
+    {
+        self.map(group).get(&EntryRef(key, namespace)).cloned()
+    }
+
+    #[inline]
+    fn update(&mut self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>) {
+        let map = self.map_mut(group);
+        let delta: isize = match map.get_mut(&EntryRef(key, namespace)) {
+            Some(value) => match f(Slot::Present(value)) {
+                SlotAction::Keep => 0,
+                SlotAction::Put(new) => {
+                    *value = new;
+                    0
+                }
+                SlotAction::Remove => {
+                    map.remove(&EntryRef(key, namespace));
+                    -1
+                }
+            },
+            None => match f(Slot::Absent) {
+                SlotAction::Keep | SlotAction::Remove => 0,
+                SlotAction::Put(new) => {
+                    map.insert((key.clone(), namespace.clone()), new);
+                    1
+                }
+            },
+        };
+        self.len = self.len.wrapping_add_signed(delta);
+    }
+
+    fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V> {
+        let removed = self.map_mut(group).remove(&EntryRef(key, namespace));
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    fn put(&mut self, group: KeyGroup, key: &K, namespace: &N, value: V) {
+        let map = self.map_mut(group);
+        if let Some(slot) = map.get_mut(&EntryRef(key, namespace)) {
+            *slot = value;
+        } else {
+            map.insert((key.clone(), namespace.clone()), value);
+            self.len += 1;
+        }
+    }
+
+    fn for_each_in_group(&self, group: KeyGroup, f: &mut dyn FnMut(&K, &N, &V)) {
+        for ((k, n), v) in self.map(group) {
+            f(k, n, v);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{KeyGroups, StableKey};
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u16, u8, i64),
+        Add(u16, u8, i64),
+        Remove(u16, u8),
+        Get(u16, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u16..50, 0u8..4, any::<i64>()).prop_map(|(k, n, v)| Op::Put(k, n, v)),
+            (0u16..50, 0u8..4, -5i64..5).prop_map(|(k, n, v)| Op::Add(k, n, v)),
+            (0u16..50, 0u8..4).prop_map(|(k, n)| Op::Remove(k, n)),
+            (0u16..50, 0u8..4).prop_map(|(k, n)| Op::Get(k, n)),
+        ]
+    }
+
+    proptest! {
+        // The memory table behaves like a BTreeMap over (key, namespace).
+        #[test]
+        fn matches_btreemap_model(ops in proptest::collection::vec(op(), 1..400)) {
+            let layout = KeyGroups::new(16, 1);
+            let mut table: MemoryTable<u16, u8, i64> = MemoryTable::new("t", layout.range_of(0));
+            let mut model: BTreeMap<(u16, u8), i64> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Put(k, n, v) => {
+                        table.put(layout.key_group_of_hash(k.stable_hash()), &k, &n, v);
+                        model.insert((k, n), v);
+                    }
+                    Op::Add(k, n, d) => {
+                        // Add d; remove the entry when it reaches zero.
+                        table.update(layout.key_group_of_hash(k.stable_hash()), &k, &n, &mut |slot| match slot {
+                            Slot::Present(v) if *v + d == 0 => SlotAction::Remove,
+                            Slot::Present(v) => { *v += d; SlotAction::Keep }
+                            Slot::Absent if d == 0 => SlotAction::Keep,
+                            Slot::Absent => SlotAction::Put(d),
+                        });
+                        let entry = model.entry((k, n)).or_insert(0);
+                        *entry += d;
+                        if *entry == 0 { model.remove(&(k, n)); }
+                    }
+                    Op::Remove(k, n) => {
+                        let got = table.remove(layout.key_group_of_hash(k.stable_hash()), &k, &n);
+                        prop_assert_eq!(got, model.remove(&(k, n)));
+                    }
+                    Op::Get(k, n) => {
+                        let got = table.get(layout.key_group_of_hash(k.stable_hash()), &k, &n);
+                        prop_assert_eq!(got, model.get(&(k, n)).copied());
+                    }
+                }
+                prop_assert_eq!(table.len(), model.len());
+            }
+            let mut all = BTreeMap::new();
+            for g in layout.range_of(0).iter() {
+                table.for_each_in_group(g, &mut |k, n, v| { all.insert((*k, *n), *v); });
+            }
+            prop_assert_eq!(all, model);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "is not owned")]
+    fn foreign_key_group_is_a_bug() {
+        let layout = KeyGroups::new(16, 2);
+        let mut table: MemoryTable<u16, (), i64> = MemoryTable::new("t", layout.range_of(0));
+        table.put(KeyGroup(15), &1, &(), 1);
+    }
+}
