@@ -47,6 +47,9 @@ pub trait KeyedTable<K, N, V> {
     where
         V: Clone;
 
+    /// Calls `f` with a reference to the value, without copying it.
+    fn read(&self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Option<&V>));
+
     /// Calls `f` with the slot of `(key, namespace)` and applies its decision.
     /// The one call that reads and writes, so read-modify-write costs one lookup.
     fn update(&mut self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>);

@@ -72,3 +72,6 @@ impl Hasher for FastHasher {
 
 /// A hashbrown map with [`FastHasher`].
 pub type FastHashMap<K, V> = hashbrown::HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A hashbrown set with [`FastHasher`].
+pub type FastHashSet<T> = hashbrown::HashSet<T, BuildHasherDefault<FastHasher>>;

@@ -73,6 +73,10 @@ impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V> for MemoryTabl
         self.map(group).get(&EntryRef(key, namespace)).cloned()
     }
 
+    fn read(&self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Option<&V>)) {
+        f(self.map(group).get(&EntryRef(key, namespace)))
+    }
+
     #[inline]
     fn update(&mut self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>) {
         let map = self.map_mut(group);

@@ -1,0 +1,92 @@
+//! Runtime settings of one job: how many shards, how batches are cut.
+//!
+//! The job file (in `cluster`) is parsed and validated into this; the engine
+//! re-checks the invariants with [`JobConfig::validate`] before starting anything.
+
+use std::time::Duration;
+
+use sluice_state::{StateBackendKind, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
+
+/// Most shards one process runs.
+pub const SHARDS_MAX: u32 = 1024;
+/// Largest batch byte limit.
+pub const BATCH_BYTES_LIMIT_MAX: usize = 64 << 20;
+
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// Number of shards (executors); defaults to the available CPUs.
+    pub shards: u32,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// A batch bound for another shard is sent once it holds this many bytes.
+    pub batch_bytes_limit: usize,
+    /// ... or once its first record has waited this long. Zero: at the end of
+    /// every input batch (lowest latency).
+    pub flush_timeout: Duration,
+    /// Capacity, in batches, of each shard-to-shard channel.
+    pub channel_batches: usize,
+    /// Records a source reads per batch.
+    pub source_batch_records: usize,
+    /// Pin shard `i` to CPU `i` when there are at least as many CPUs as shards.
+    pub pin_cpus: bool,
+    /// Busy-poll this long before parking an idle executor (lower latency, burns
+    /// a core). Off by default.
+    pub spin_before_park: Option<Duration>,
+    pub state_backend: StateBackendKind,
+    /// Print progress to stderr every this often (None: quiet).
+    pub progress_interval: Option<Duration>,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            shards: available_cpus(),
+            max_parallelism: DEFAULT_MAX_PARALLELISM,
+            batch_bytes_limit: 32 * 1024,
+            flush_timeout: Duration::from_millis(5),
+            channel_batches: 16,
+            source_batch_records: 1024,
+            pin_cpus: true,
+            spin_before_park: None,
+            state_backend: StateBackendKind::Memory,
+            progress_interval: None,
+        }
+    }
+}
+
+/// The CPUs this process may run on.
+pub fn available_cpus() -> u32 {
+    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+}
+
+impl JobConfig {
+    /// Checks the invariants; the message names the setting and what is expected.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.shards == 0 || self.shards > SHARDS_MAX {
+            return Err(format!("shards is {}, expected 1..={SHARDS_MAX}", self.shards));
+        }
+        if self.max_parallelism < self.shards || self.max_parallelism > MAX_PARALLELISM_LIMIT {
+            return Err(format!(
+                "max_parallelism is {}, expected at least shards ({}) and at most {MAX_PARALLELISM_LIMIT}",
+                self.max_parallelism, self.shards
+            ));
+        }
+        if self.batch_bytes_limit == 0 || self.batch_bytes_limit > BATCH_BYTES_LIMIT_MAX {
+            return Err(format!(
+                "batch_bytes is {}, expected 1..={BATCH_BYTES_LIMIT_MAX}",
+                self.batch_bytes_limit
+            ));
+        }
+        if self.channel_batches == 0 {
+            return Err("channel_batches is 0, expected at least 1".into());
+        }
+        if self.source_batch_records == 0 || self.source_batch_records > sluice_network::BATCH_RECORDS_MAX {
+            return Err(format!(
+                "source batch_records is {}, expected 1..={}",
+                self.source_batch_records,
+                sluice_network::BATCH_RECORDS_MAX
+            ));
+        }
+        Ok(())
+    }
+}

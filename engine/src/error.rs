@@ -1,0 +1,31 @@
+//! Errors of the engine, grouped by who must act.
+
+use std::path::PathBuf;
+
+/// A source could not produce records.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Bad input data: names the file (or partition) and where in it.
+    #[error("{location}: {reason}")]
+    BadRecord { location: String, reason: String },
+    /// The input could not be read.
+    #[error("reading {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A job failed while running.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("source failed: {0}")]
+    Source(#[from] SourceError),
+    #[error("sink failed: {0}")]
+    Sink(String),
+    #[error("a record could not be serialized for an exchange: {0}")]
+    Serialize(String),
+    #[error("starting shard {shard}: {reason}")]
+    Startup { shard: u32, reason: String },
+    #[error("shard {shard} stopped abnormally: {reason} (this is a bug)")]
+    ShardPanicked { shard: u32, reason: String },
+    #[error("invalid job configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,69 @@
+//! Batches of one exchange waiting for room in their channels.
+//!
+//! Lives on the sending shard's core. Operators append to the queue without
+//! waiting (they run synchronously inside a chain); the task that drove the chain
+//! then awaits [`EdgeOutbox::drain`], which sends in FIFO order under a one-permit
+//! semaphore, so messages to one destination never overtake each other whichever
+//! task drains. Bound: each driving task appends at most one input batch's output
+//! before it drains, so the queue holds at most (tasks × fan-out) batches.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use glommio::channels::shared_channel::ConnectedSender;
+use glommio::sync::Semaphore;
+use sluice_network::ExchangeMessage;
+
+use crate::push::EdgeId;
+
+pub(crate) struct EdgeOutbox {
+    pub edge: EdgeId,
+    queue: RefCell<VecDeque<(u32, ExchangeMessage)>>,
+    senders: RefCell<Vec<Option<Rc<ConnectedSender<ExchangeMessage>>>>>,
+    draining: Semaphore,
+}
+
+impl EdgeOutbox {
+    pub fn new(edge: EdgeId, shards: u32) -> Self {
+        EdgeOutbox {
+            edge,
+            queue: RefCell::new(VecDeque::new()),
+            senders: RefCell::new((0..shards).map(|_| None).collect()),
+            draining: Semaphore::new(1),
+        }
+    }
+
+    pub fn connect(&self, destination: u32, sender: ConnectedSender<ExchangeMessage>) {
+        self.senders.borrow_mut()[destination as usize] = Some(Rc::new(sender));
+    }
+
+    #[inline]
+    pub fn enqueue(&self, destination: u32, message: ExchangeMessage) {
+        self.queue.borrow_mut().push_back((destination, message));
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.queue.borrow().is_empty()
+    }
+
+    /// Sends everything queued, waiting for channel room: the backpressure point.
+    /// A destination that has gone away (its shard failed) drops the message; the
+    /// job is failing anyway and reports that shard's error.
+    pub async fn drain(&self) {
+        if self.is_empty() {
+            return;
+        }
+        let _permit = self.draining.acquire_permit(1).await.expect("bug: outbox semaphore closed");
+        loop {
+            let next = self.queue.borrow_mut().pop_front();
+            let Some((destination, message)) = next else { break };
+            let sender = self.senders.borrow()[destination as usize].clone();
+            let Some(sender) = sender else {
+                panic!("bug: edge {} sends to shard {destination} before connecting", self.edge)
+            };
+            let _ = sender.send(message).await;
+        }
+    }
+}

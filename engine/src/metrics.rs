@@ -1,0 +1,66 @@
+//! Counters a job exposes while it runs: records in and out, watermark.
+//!
+//! Written by shards once per batch (relaxed atomics, no lock), read by the
+//! thread that reports progress. One [`ShardMetrics`] per shard.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct ShardMetrics {
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+    pub bytes_exchanged: AtomicU64,
+    pub batches_exchanged: AtomicU64,
+    pub late_records_dropped: AtomicU64,
+    /// The watermark at the shard's sinks.
+    pub watermark: AtomicI64,
+}
+
+impl Default for ShardMetrics {
+    fn default() -> Self {
+        ShardMetrics {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            bytes_exchanged: AtomicU64::new(0),
+            batches_exchanged: AtomicU64::new(0),
+            late_records_dropped: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl ShardMetrics {
+    #[inline]
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Totals over all shards of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobTotals {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub bytes_exchanged: u64,
+    pub batches_exchanged: u64,
+    pub late_records_dropped: u64,
+    /// Minimum of the shards' sink watermarks.
+    pub watermark: i64,
+}
+
+pub fn totals(shards: &[Arc<ShardMetrics>]) -> JobTotals {
+    let mut t = JobTotals { watermark: i64::MAX, ..Default::default() };
+    for m in shards {
+        t.records_in += m.records_in.load(Ordering::Relaxed);
+        t.records_out += m.records_out.load(Ordering::Relaxed);
+        t.bytes_exchanged += m.bytes_exchanged.load(Ordering::Relaxed);
+        t.batches_exchanged += m.batches_exchanged.load(Ordering::Relaxed);
+        t.late_records_dropped += m.late_records_dropped.load(Ordering::Relaxed);
+        t.watermark = t.watermark.min(m.watermark.load(Ordering::Relaxed));
+    }
+    if shards.is_empty() {
+        t.watermark = i64::MIN;
+    }
+    t
+}

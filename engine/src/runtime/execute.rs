@@ -1,0 +1,281 @@
+//! Starting the shards of a job and waiting for them.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use glommio::channels::shared_channel::ConnectedReceiver;
+use glommio::{LocalExecutorBuilder, Placement};
+use sluice_network::ExchangeMessage;
+
+use super::builder::{Outboxes, RootBuilder, ShardBuilder};
+use super::channels::{self, ShardEndpoints};
+use crate::config::available_cpus;
+use crate::exchange::{EdgeOutbox, GateInput};
+use crate::metrics::{totals, JobTotals, ShardMetrics};
+use crate::{EngineError, JobConfig};
+
+/// How often processing-time timers are checked.
+const PROCESSING_TIME_TICK: Duration = Duration::from_millis(1);
+
+/// What a finished job reports.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    pub shards: u32,
+    pub pinned: bool,
+    pub elapsed: Duration,
+    pub totals: JobTotals,
+}
+
+/// Counts finished shards, also when a shard's thread unwinds.
+struct FinishedGuard(Arc<AtomicU32>);
+impl Drop for FinishedGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Runs a job: one executor per shard, until every shard has finished.
+pub fn execute(config: JobConfig, roots: Vec<RootBuilder>, edges: u32) -> Result<JobReport, EngineError> {
+    config.validate().map_err(EngineError::Config)?;
+    let shards = config.shards;
+    let config = Arc::new(config);
+    let roots = Arc::new(roots);
+    let errors: Arc<Mutex<Vec<EngineError>>> = Arc::default();
+    let metrics: Vec<Arc<ShardMetrics>> = (0..shards).map(|_| Arc::default()).collect();
+    let finished = Arc::new(AtomicU32::new(0));
+    let pinned = config.pin_cpus && available_cpus() >= shards;
+    let started = Instant::now();
+
+    let mut handles = Vec::with_capacity(shards as usize);
+    for (shard, endpoints) in channels::create(edges, shards, config.channel_batches).into_iter().enumerate() {
+        let shard = shard as u32;
+        let placement = if pinned { Placement::Fixed(shard as usize) } else { Placement::Unbound };
+        let mut builder = LocalExecutorBuilder::new(placement).name(&format!("sluice-shard-{shard}"));
+        if let Some(spin) = config.spin_before_park {
+            builder = builder.spin_before_park(spin);
+        }
+        let (config, roots, errors, metrics, finished) =
+            (config.clone(), roots.clone(), errors.clone(), metrics[shard as usize].clone(), finished.clone());
+        let handle = builder
+            .spawn(move || async move {
+                let _finished = FinishedGuard(finished);
+                run_shard(shard, config, &roots, endpoints, metrics, errors).await;
+            })
+            .map_err(|e| EngineError::Startup { shard, reason: e.to_string() })?;
+        handles.push(handle);
+    }
+
+    let mut last_progress = Instant::now();
+    while finished.load(Ordering::Acquire) < shards {
+        std::thread::sleep(Duration::from_millis(20));
+        if let Some(interval) = config.progress_interval {
+            if last_progress.elapsed() >= interval {
+                last_progress = Instant::now();
+                let t = totals(&metrics);
+                eprintln!(
+                    "progress: {:.1}s records in {} out {} exchanged {} MiB watermark {}",
+                    started.elapsed().as_secs_f64(),
+                    t.records_in,
+                    t.records_out,
+                    t.bytes_exchanged >> 20,
+                    format_watermark(t.watermark)
+                );
+            }
+        }
+    }
+    let mut panicked = Vec::new();
+    for (shard, handle) in handles.into_iter().enumerate() {
+        if let Err(e) = handle.join() {
+            panicked.push(EngineError::ShardPanicked { shard: shard as u32, reason: e.to_string() });
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut errors = std::mem::take(&mut *errors.lock().expect("errors lock"));
+    errors.extend(panicked);
+    if let Some(first) = errors.into_iter().next() {
+        return Err(first);
+    }
+    Ok(JobReport { shards, pinned, elapsed, totals: totals(&metrics) })
+}
+
+pub fn format_watermark(wm: i64) -> String {
+    match wm {
+        i64::MIN => "none".into(),
+        i64::MAX => "end".into(),
+        wm => wm.to_string(),
+    }
+}
+
+type Receivers = Vec<(u32, u32, ConnectedReceiver<ExchangeMessage>)>;
+
+/// Connects every channel end of this shard. Both ends of a channel wait for
+/// each other, so all connections run concurrently.
+async fn connect(shard: u32, endpoints: ShardEndpoints, builder: &mut ShardBuilder) -> (Outboxes, Receivers) {
+    let mut sends = Vec::new();
+    let mut all_outboxes: Outboxes = builder.outboxes.clone();
+    for (edge, destinations) in endpoints.senders.into_iter().enumerate() {
+        let outbox = builder.outbox(edge as u32);
+        all_outboxes.insert(edge as u32, outbox.clone());
+        for (destination, sender) in destinations.into_iter().enumerate() {
+            if let Some(sender) = sender {
+                let outbox = outbox.clone();
+                sends.push(glommio::spawn_local(async move {
+                    outbox.connect(destination as u32, sender.connect().await);
+                }));
+            }
+        }
+    }
+    let mut receives = Vec::new();
+    for (edge, sources) in endpoints.receivers.into_iter().enumerate() {
+        for (source, receiver) in sources.into_iter().enumerate() {
+            if let Some(receiver) = receiver {
+                receives.push(glommio::spawn_local(async move { (edge as u32, source as u32, receiver.connect().await) }));
+            }
+        }
+    }
+    for task in sends {
+        task.await;
+    }
+    let mut receivers = Vec::new();
+    for task in receives {
+        receivers.push(task.await);
+    }
+    debug_assert!(receivers.iter().all(|(_, source, _)| *source != shard));
+    (all_outboxes, receivers)
+}
+
+async fn run_shard(
+    shard: u32,
+    config: Arc<JobConfig>,
+    roots: &[RootBuilder],
+    endpoints: ShardEndpoints,
+    metrics: Arc<ShardMetrics>,
+    errors: Arc<Mutex<Vec<EngineError>>>,
+) {
+    let mut builder = ShardBuilder::new(shard, config.clone(), metrics, errors);
+    for root in roots {
+        root(&mut builder);
+    }
+    let (outboxes, receivers) = connect(shard, endpoints, &mut builder).await;
+
+    if builder.failed {
+        // Tell every peer this shard sends nothing, then stop: peers finish with
+        // what they have and the job reports the build error.
+        for outbox in outboxes.values() {
+            for destination in 0..builder.shards {
+                if destination != shard {
+                    outbox.enqueue(destination, ExchangeMessage::End);
+                }
+            }
+            outbox.drain().await;
+        }
+        return;
+    }
+
+    let mut tasks = Vec::new();
+    for (edge, source, receiver) in receivers {
+        let gate = builder.gates.get(&edge).cloned();
+        tasks.push(glommio::spawn_local(receive(source, receiver, gate, outboxes.clone())));
+    }
+    for deferred in std::mem::take(&mut builder.tasks) {
+        tasks.push(glommio::spawn_local(deferred(&outboxes)));
+    }
+    let flushables = std::mem::take(&mut builder.flushables);
+    if !flushables.is_empty() {
+        let period = (config.flush_timeout / 2).max(Duration::from_micros(50));
+        let all: Vec<Rc<EdgeOutbox>> = outboxes.values().cloned().collect();
+        tasks.push(glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(period).await;
+                let now = Instant::now();
+                let mut all_ended = true;
+                for f in &flushables {
+                    let mut f = f.borrow_mut();
+                    all_ended &= f.is_ended();
+                    f.flush_expired(now);
+                }
+                for outbox in &all {
+                    outbox.drain().await;
+                }
+                if all_ended {
+                    break;
+                }
+            }
+        }));
+    }
+    let tickers = std::mem::take(&mut builder.tickers);
+    if !tickers.is_empty() {
+        let all: Vec<Rc<EdgeOutbox>> = outboxes.values().cloned().collect();
+        tasks.push(glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(PROCESSING_TIME_TICK).await;
+                let mut all_ended = true;
+                for ticker in &tickers {
+                    let mut ticker = ticker.borrow_mut();
+                    all_ended &= ticker.is_ended();
+                    ticker.tick();
+                }
+                for outbox in &all {
+                    outbox.drain().await;
+                }
+                if all_ended {
+                    break;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await;
+    }
+}
+
+/// Receives one channel into its gate until the sender ends.
+async fn receive(
+    source: u32,
+    receiver: ConnectedReceiver<ExchangeMessage>,
+    gate: Option<Rc<RefCell<dyn GateInput>>>,
+    outboxes: Outboxes,
+) {
+    let Some(gate) = gate else {
+        // An edge this shard did not build (its build failed): discard.
+        while let Some(message) = receiver.recv().await {
+            if matches!(message, ExchangeMessage::End) {
+                break;
+            }
+        }
+        return;
+    };
+    let reachable = {
+        let mut edges = Vec::new();
+        gate.borrow().reachable_edges(&mut edges);
+        edges.sort_unstable();
+        edges.dedup();
+        edges.iter().filter_map(|e| outboxes.get(e).cloned()).collect::<Vec<_>>()
+    };
+    loop {
+        match receiver.recv().await {
+            Some(message) => {
+                let end = matches!(message, ExchangeMessage::End);
+                gate.borrow_mut().receive(source, message);
+                for outbox in &reachable {
+                    outbox.drain().await;
+                }
+                if end {
+                    break;
+                }
+                glommio::yield_if_needed().await;
+            }
+            None => {
+                gate.borrow_mut().disconnected(source);
+                for outbox in &reachable {
+                    outbox.drain().await;
+                }
+                break;
+            }
+        }
+    }
+}
+

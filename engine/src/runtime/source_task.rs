@@ -1,0 +1,162 @@
+//! The task that drives one source on one shard.
+//!
+//! Reads the shard's partitions round-robin, a batch at a time; assigns
+//! timestamps; keeps a watermark per partition (bounded out-of-orderness) and
+//! emits the minimum over non-idle partitions into the chain; after each batch
+//! waits for the outboxes the chain reaches (backpressure). When every partition
+//! has ended it emits the final watermark and `End`.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_network::WatermarkStatus;
+
+use crate::connectors::{SourcePoll, SourceReader};
+use crate::exchange::EdgeOutbox;
+use crate::metrics::ShardMetrics;
+use crate::push::{Control, Push};
+use crate::watermark::{PartitionWatermark, WatermarkCombiner, WatermarkStrategy};
+use crate::{EngineError, Rec};
+
+/// Longest pause when every partition is pending.
+const PENDING_PAUSE_MAX: Duration = Duration::from_millis(10);
+
+struct Partition<T> {
+    reader: Box<dyn SourceReader<T>>,
+    watermark: PartitionWatermark,
+    last_record: Instant,
+    idle: bool,
+    ended: bool,
+}
+
+pub(crate) struct SourceTask<T> {
+    pub readers: Vec<Box<dyn SourceReader<T>>>,
+    pub strategy: WatermarkStrategy<T>,
+    pub chain: Box<dyn Push<T>>,
+    pub outboxes: Vec<Rc<EdgeOutbox>>,
+    pub metrics: Arc<ShardMetrics>,
+    pub batch_records: usize,
+    pub errors: Arc<std::sync::Mutex<Vec<EngineError>>>,
+}
+
+async fn drain(outboxes: &[Rc<EdgeOutbox>]) {
+    for outbox in outboxes {
+        outbox.drain().await;
+    }
+}
+
+pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
+    let SourceTask { readers, strategy, mut chain, outboxes, metrics, batch_records, errors } = task;
+    let bound = strategy.out_of_orderness_ms;
+    let mut partitions: Vec<Partition<T>> = readers
+        .into_iter()
+        .map(|reader| Partition {
+            reader,
+            watermark: PartitionWatermark::new(bound.unwrap_or(0)),
+            last_record: Instant::now(),
+            idle: false,
+            ended: false,
+        })
+        .collect();
+    let mut combiner = WatermarkCombiner::new(partitions.len().max(1));
+    if partitions.is_empty() {
+        combiner.end(0);
+    }
+    let mut status = WatermarkStatus::Active;
+    let mut batch: Vec<Rec<T>> = Vec::with_capacity(batch_records);
+    let mut pause = Duration::from_micros(100);
+    let mut failed = false;
+
+    while !combiner.all_ended() {
+        let mut progressed = false;
+        for (index, partition) in partitions.iter_mut().enumerate() {
+            if partition.ended {
+                continue;
+            }
+            let polled = partition.reader.poll(&mut batch, batch_records);
+            let produced = batch.len();
+            if produced > 0 {
+                if let Some(assign) = &strategy.timestamps {
+                    for record in batch.iter_mut() {
+                        record.ts = assign(&record.value);
+                    }
+                }
+                if bound.is_some() {
+                    for record in batch.iter() {
+                        partition.watermark.observe(record.ts);
+                    }
+                }
+                ShardMetrics::add(&metrics.records_in, produced as u64);
+                chain.push(&mut batch);
+                partition.last_record = Instant::now();
+                progressed = true;
+                if partition.idle {
+                    partition.idle = false;
+                    combiner.set_idle(index, false);
+                }
+            }
+            let advanced = match polled {
+                Ok(SourcePoll::End) => {
+                    partition.ended = true;
+                    combiner.end(index)
+                }
+                Ok(_) if bound.is_some() && produced > 0 => combiner.update(index, partition.watermark.current()),
+                Ok(SourcePoll::Pending) => match strategy.idle_timeout {
+                    Some(timeout) if !partition.idle && partition.last_record.elapsed() >= timeout => {
+                        partition.idle = true;
+                        combiner.set_idle(index, true)
+                    }
+                    _ => None,
+                },
+                Ok(SourcePoll::Ready) => None,
+                Err(e) => {
+                    // Bad input ends the job with an error naming where; what was
+                    // read before it still flows to the sinks.
+                    errors.lock().expect("errors lock").push(EngineError::Source(e));
+                    failed = true;
+                    None
+                }
+            };
+            // Without a watermark strategy only the final watermark is emitted.
+            if let Some(wm) = advanced {
+                if bound.is_some() || wm == i64::MAX {
+                    chain.control(Control::Watermark(wm));
+                }
+            }
+            if failed {
+                break;
+            }
+            drain(&outboxes).await;
+        }
+        if failed {
+            for index in 0..partitions.len() {
+                if !partitions[index].ended {
+                    partitions[index].ended = true;
+                    if let Some(wm) = combiner.end(index) {
+                        chain.control(Control::Watermark(wm));
+                    }
+                }
+            }
+            break;
+        }
+        let now_status = combiner.status();
+        if now_status != status {
+            status = now_status;
+            chain.control(Control::Status(status));
+            drain(&outboxes).await;
+        }
+        if progressed {
+            pause = Duration::from_micros(100);
+            glommio::yield_if_needed().await;
+        } else if !combiner.all_ended() {
+            glommio::timer::sleep(pause).await;
+            pause = (pause * 2).min(PENDING_PAUSE_MAX);
+        }
+    }
+    if combiner.current() != i64::MAX {
+        chain.control(Control::Watermark(i64::MAX));
+    }
+    chain.control(Control::End);
+    drain(&outboxes).await;
+}

@@ -1,0 +1,425 @@
+//! The DataStream API: describing a job.
+//!
+//! Built on the caller's thread. Every [`Stream`] is a node of the plan holding
+//! an *attach* function: given a consumer on some shard, it builds its own
+//! operator in front of that consumer and attaches that to its parent. Sinks are
+//! the plan's roots. [`StreamEnv::execute`] runs the roots on every shard (see
+//! `runtime::ShardBuilder`). User functions are `Fn + Clone + Send + Sync`: each
+//! shard gets its own clone.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use sluice_state::{StableKey, StateBackend, StateKey};
+
+use crate::connectors::{Sink, Source};
+use crate::exchange::{
+    BroadcastPartitioner, ExchangeGate, ExchangeSender, KeyPartitioner, Partitioner, RoundRobinPartitioner,
+};
+use crate::operators::{
+    Filter, FlatMap, KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SinkOperator, Union, UnionInput,
+};
+use crate::push::{Discard, Push};
+use crate::runtime::{self, reachable_outboxes, JobReport, RootBuilder, ShardBuilder};
+use crate::window::{
+    AggregateFunction, AggregateLogic, CountTrigger, GlobalWindows, ProcessLogic, PurgingTrigger, ReduceLogic, Trigger,
+    WindowAssigner, WindowLogic, WindowOperator, WindowSpec,
+};
+use crate::{Data, EngineError, ExchangeData, JobConfig, WatermarkStrategy};
+
+type Attach<T> = Arc<dyn Fn(&mut ShardBuilder, Box<dyn Push<T>>) + Send + Sync>;
+
+struct Plan {
+    config: JobConfig,
+    next_node: u64,
+    next_edge: u32,
+    roots: Vec<RootBuilder>,
+}
+
+/// Where a job is described; see the module docs.
+#[derive(Clone)]
+pub struct StreamEnv {
+    plan: Rc<RefCell<Plan>>,
+}
+
+/// A stream of records of type `T`.
+pub struct Stream<T> {
+    env: StreamEnv,
+    node: u64,
+    attach: Attach<T>,
+}
+
+impl<T> Clone for Stream<T> {
+    fn clone(&self) -> Self {
+        Stream { env: self.env.clone(), node: self.node, attach: self.attach.clone() }
+    }
+}
+
+/// Names a side output of element type `T`.
+pub struct OutputTag<T> {
+    pub name: String,
+    _type: PhantomData<fn(T)>,
+}
+
+impl<T> OutputTag<T> {
+    pub fn new(name: &str) -> Self {
+        OutputTag { name: name.to_owned(), _type: PhantomData }
+    }
+}
+
+impl<T> Clone for OutputTag<T> {
+    fn clone(&self) -> Self {
+        OutputTag::new(&self.name)
+    }
+}
+
+impl StreamEnv {
+    pub fn new(config: JobConfig) -> Self {
+        StreamEnv { plan: Rc::new(RefCell::new(Plan { config, next_node: 0, next_edge: 0, roots: Vec::new() })) }
+    }
+
+    pub fn config(&self) -> JobConfig {
+        self.plan.borrow().config.clone()
+    }
+
+    fn next_node(&self) -> u64 {
+        let mut plan = self.plan.borrow_mut();
+        plan.next_node += 1;
+        plan.next_node
+    }
+
+    fn next_edge(&self) -> u32 {
+        let mut plan = self.plan.borrow_mut();
+        plan.next_edge += 1;
+        plan.next_edge - 1
+    }
+
+    /// A stream from a partitioned source, with event time as `strategy` says.
+    pub fn source<T: Data, S: Source<T>>(&self, source: S, strategy: WatermarkStrategy<T>) -> Stream<T> {
+        let source = Arc::new(source);
+        let node = self.next_node();
+        let attach: Attach<T> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
+            let source = source.clone();
+            let strategy = strategy.clone();
+            sb.attach_shared(node, consumer, move |sb, chain| {
+                let mut readers = Vec::new();
+                for partition in (sb.shard..source.partitions()).step_by(sb.shards as usize) {
+                    match source.open(partition) {
+                        Ok(reader) => readers.push(reader),
+                        Err(e) => return sb.fail(EngineError::Source(e)),
+                    }
+                }
+                let (metrics, errors) = (sb.metrics.clone(), sb.errors());
+                let batch_records = sb.config.source_batch_records;
+                sb.spawn_later(Box::new(move |outboxes| {
+                    let outboxes = reachable_outboxes(&*chain, outboxes);
+                    Box::pin(runtime::run_source(runtime::SourceTask {
+                        readers,
+                        strategy,
+                        chain,
+                        outboxes,
+                        metrics,
+                        batch_records,
+                        errors,
+                    }))
+                }));
+            });
+        });
+        Stream { env: self.clone(), node, attach }
+    }
+
+    /// Runs the job to completion: until every source has ended and every
+    /// record has reached its sink.
+    pub fn execute(self) -> Result<JobReport, EngineError> {
+        let plan = self.plan.borrow();
+        if plan.roots.is_empty() {
+            return Err(EngineError::Config("the job has no sink".into()));
+        }
+        runtime::execute(plan.config.clone(), plan.roots.clone(), plan.next_edge)
+    }
+}
+
+impl<T: Data> Stream<T> {
+    /// A new node whose operator `make` builds in front of the consumer.
+    fn derive<U: Data>(
+        &self,
+        make: impl Fn(&mut ShardBuilder, Box<dyn Push<U>>) -> Box<dyn Push<T>> + Send + Sync + 'static,
+    ) -> Stream<U> {
+        let node = self.env.next_node();
+        let parent = self.attach.clone();
+        let attach: Attach<U> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
+            sb.attach_shared(node, consumer, |sb, fan| {
+                let op = make(sb, fan);
+                parent(sb, op);
+            });
+        });
+        Stream { env: self.env.clone(), node, attach }
+    }
+
+    pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Clone + Send + Sync + 'static) -> Stream<U> {
+        self.derive(move |_, next| Box::new(Map::new(f.clone(), next)))
+    }
+
+    pub fn filter(&self, f: impl Fn(&T) -> bool + Clone + Send + Sync + 'static) -> Stream<T> {
+        self.derive(move |_, next| Box::new(Filter::new(f.clone(), next)))
+    }
+
+    pub fn flat_map<U: Data, I: IntoIterator<Item = U> + 'static>(
+        &self,
+        f: impl Fn(T) -> I + Clone + Send + Sync + 'static,
+    ) -> Stream<U> {
+        self.derive(move |_, next| Box::new(FlatMap::new(f.clone(), next)))
+    }
+
+    /// Merges streams of the same type.
+    pub fn union(&self, others: &[Stream<T>]) -> Stream<T> {
+        let node = self.env.next_node();
+        let mut inputs = vec![self.attach.clone()];
+        inputs.extend(others.iter().map(|s| s.attach.clone()));
+        let attach: Attach<T> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
+            sb.attach_shared(node, consumer, |sb, fan| {
+                let union = Union::new(inputs.len(), fan);
+                for (input, attach) in inputs.iter().enumerate() {
+                    attach(sb, Box::new(UnionInput { union: union.clone(), input }));
+                }
+            });
+        });
+        Stream { env: self.env.clone(), node, attach }
+    }
+
+    /// Writes the stream to `sink`: a root of the plan.
+    pub fn sink(&self, sink: impl Sink<T>) {
+        let sink = Arc::new(sink);
+        let attach = self.attach.clone();
+        let root: RootBuilder = Arc::new(move |sb: &mut ShardBuilder| match sink.open(sb.shard, sb.shards) {
+            Ok(writer) => {
+                let op = SinkOperator::new(writer, sb.metrics.clone(), sb.errors());
+                attach(sb, Box::new(op));
+            }
+            Err(e) => sb.fail(EngineError::Sink(e)),
+        });
+        self.env.plan.borrow_mut().roots.push(root);
+    }
+
+    /// The side output `tag` of the operator that produced this stream.
+    pub fn side_output<U: Data>(&self, tag: &OutputTag<U>) -> Stream<U> {
+        let node = self.env.next_node();
+        let producer = self.node;
+        let producer_attach = self.attach.clone();
+        let tag = tag.name.clone();
+        let attach: Attach<U> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
+            if !sb.is_built(producer) {
+                producer_attach(sb, Box::new(Discard));
+            }
+            sb.side_output::<U>(producer, &tag).add(consumer);
+        });
+        Stream { env: self.env.clone(), node, attach }
+    }
+}
+
+impl<T: ExchangeData> Stream<T> {
+    /// An exchange with partitioner `make_partitioner` (built per shard).
+    fn exchange<P: Partitioner<T>>(&self, make_partitioner: impl Fn(&ShardBuilder) -> P + Send + Sync + 'static) -> Stream<T> {
+        let edge = self.env.next_edge();
+        self.derive(move |sb, downstream| {
+            let gate = Rc::new(RefCell::new(ExchangeGate::new(downstream, sb.shards)));
+            sb.register_gate(edge, gate.clone());
+            let outbox = sb.outbox(edge);
+            let (sender, state) = ExchangeSender::new(
+                edge,
+                sb.shard,
+                sb.shards,
+                make_partitioner(sb),
+                gate,
+                outbox,
+                sb.config.batch_bytes_limit,
+                sb.config.flush_timeout,
+                sb.metrics.clone(),
+                sb.errors(),
+            );
+            sb.register_flush(state);
+            Box::new(sender)
+        })
+    }
+
+    /// Partitions by key: every record of a key reaches the shard that owns the
+    /// key's group.
+    pub fn key_by<K, F>(&self, key_of: F) -> KeyedStream<K, T, F>
+    where
+        K: StableKey + StateKey,
+        F: Fn(&T) -> K + Clone + Send + Sync + 'static,
+    {
+        let selector = key_of.clone();
+        let input = self.exchange(move |sb| KeyPartitioner::new(selector.clone(), sb.key_groups));
+        KeyedStream { input, key_of, _key: PhantomData }
+    }
+
+    /// Spreads records round-robin over all shards.
+    pub fn rebalance(&self) -> Stream<T> {
+        self.exchange(|sb| RoundRobinPartitioner::new(sb.shard, sb.shards))
+    }
+
+    /// Sends every record to every shard.
+    pub fn broadcast(&self) -> Stream<T> {
+        self.exchange(|_| BroadcastPartitioner)
+    }
+}
+
+/// A stream partitioned by key.
+pub struct KeyedStream<K, T, F> {
+    input: Stream<T>,
+    key_of: F,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<K, T, F> KeyedStream<K, T, F>
+where
+    K: StableKey + StateKey,
+    T: ExchangeData,
+    F: Fn(&T) -> K + Clone + Send + Sync + 'static,
+{
+    /// The partitioned stream itself (for stateless work after the exchange).
+    pub fn stream(&self) -> Stream<T> {
+        self.input.clone()
+    }
+
+    /// Rolling reduce: emits the key's reduced value after every record.
+    pub fn reduce(&self, f: impl Fn(&T, &T) -> T + Clone + Send + Sync + 'static) -> Stream<T> {
+        let key_of = self.key_of.clone();
+        let name = format!("reduce-{}", self.input.env.plan.borrow().next_node + 1);
+        self.input.derive(move |sb, next| {
+            let table = sb.state.table(&name);
+            Box::new(KeyedReduce::new(key_of.clone(), f.clone(), sb.key_groups, table, next))
+        })
+    }
+
+    /// Runs `factory`'s function per key, with keyed state and timers. The
+    /// factory runs once per shard and creates the function's state handles.
+    pub fn process<O, P>(&self, factory: impl Fn(&mut StateBackend) -> P + Send + Sync + 'static) -> Stream<O>
+    where
+        O: Data,
+        P: KeyedProcess<K, T, O>,
+    {
+        let key_of = self.key_of.clone();
+        self.input.derive(move |sb, next| {
+            let function = factory(&mut sb.state);
+            let (op, state) = KeyedProcessOperator::new(key_of.clone(), sb.key_groups, function, sb.clock.clone(), next);
+            sb.register_ticker(Rc::new(RefCell::new(crate::operators::TickFor::<T, _, _, _, _>(
+                state,
+                PhantomData,
+            ))));
+            Box::new(op)
+        })
+    }
+
+    /// Windows of this keyed stream.
+    pub fn window<A: WindowAssigner>(&self, assigner: A) -> WindowedStream<K, T, F, A, A::DefaultTrigger> {
+        WindowedStream {
+            keyed: KeyedStream { input: self.input.clone(), key_of: self.key_of.clone(), _key: PhantomData },
+            spec: WindowSpec { assigner, trigger: Default::default(), allowed_lateness_ms: 0 },
+            late: None,
+        }
+    }
+
+    /// Windows of `count` elements per key (global windows, purging count trigger).
+    pub fn count_window(&self, count: u64) -> WindowedStream<K, T, F, GlobalWindows, PurgingTrigger<CountTrigger>> {
+        self.window(GlobalWindows).trigger(PurgingTrigger(CountTrigger::of(count)))
+    }
+}
+
+/// A keyed stream cut into windows.
+pub struct WindowedStream<K, T, F, A, Tr> {
+    keyed: KeyedStream<K, T, F>,
+    spec: WindowSpec<A, Tr>,
+    late: Option<String>,
+}
+
+impl<K, T, F, A, Tr> WindowedStream<K, T, F, A, Tr>
+where
+    K: StableKey + StateKey,
+    T: ExchangeData,
+    F: Fn(&T) -> K + Clone + Send + Sync + 'static,
+    A: WindowAssigner,
+    Tr: Trigger<T, A::W>,
+{
+    pub fn trigger<Tr2: Trigger<T, A::W>>(self, trigger: Tr2) -> WindowedStream<K, T, F, A, Tr2> {
+        WindowedStream {
+            keyed: self.keyed,
+            spec: WindowSpec { assigner: self.spec.assigner, trigger, allowed_lateness_ms: self.spec.allowed_lateness_ms },
+            late: self.late,
+        }
+    }
+
+    /// Keeps windows for `ms` after their end; late elements within it update
+    /// the result (a late firing).
+    pub fn allowed_lateness(mut self, ms: i64) -> Self {
+        assert!(ms >= 0, "allowed lateness must not be negative");
+        self.spec.allowed_lateness_ms = ms;
+        self
+    }
+
+    /// Sends elements too late for any window to side output `tag` of the result.
+    pub fn side_output_late_data(mut self, tag: &OutputTag<T>) -> Self {
+        self.late = Some(tag.name.clone());
+        self
+    }
+
+    fn apply<L>(self, logic: impl Fn() -> L + Send + Sync + 'static) -> Stream<L::Out>
+    where
+        L: WindowLogic<K, T, A::W>,
+    {
+        let Self { keyed, spec, late } = self;
+        let key_of = keyed.key_of.clone();
+        let input = keyed.input;
+        let env = input.env.clone();
+        let node = env.next_node();
+        let name = format!("window-{node}");
+        let parent = input.attach.clone();
+        let attach: Attach<L::Out> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<L::Out>>| {
+            let (key_of, spec, name, parent) = (key_of.clone(), spec.clone(), name.clone(), parent.clone());
+            let late = late.clone();
+            let logic = logic();
+            sb.attach_shared(node, consumer, move |sb, fan| {
+                let late = late.map(|tag| sb.side_output::<T>(node, &tag));
+                let op = WindowOperator::new(
+                    &name,
+                    key_of,
+                    sb.key_groups,
+                    spec,
+                    logic,
+                    &mut sb.state,
+                    fan,
+                    late,
+                    sb.metrics.clone(),
+                );
+                parent(sb, Box::new(op));
+            });
+        });
+        Stream { env, node, attach }
+    }
+
+    /// Incremental aggregation; `finish` makes the output from key, window and result.
+    pub fn aggregate<Ag, O>(self, function: Ag, finish: impl Fn(&K, &A::W, Ag::Out) -> O + Clone + Send + Sync + 'static) -> Stream<O>
+    where
+        Ag: AggregateFunction<T>,
+        O: Data,
+    {
+        self.apply(move || AggregateLogic { function: function.clone(), finish: finish.clone() })
+    }
+
+    /// Incremental reduction.
+    pub fn reduce<O: Data>(
+        self,
+        reduce: impl Fn(&T, &T) -> T + Clone + Send + Sync + 'static,
+        finish: impl Fn(&K, &A::W, &T) -> O + Clone + Send + Sync + 'static,
+    ) -> Stream<O> {
+        self.apply(move || ReduceLogic { reduce: reduce.clone(), finish: finish.clone(), _element: PhantomData })
+    }
+
+    /// A function over all elements of each window.
+    pub fn process<O: Data>(self, function: impl Fn(&K, &A::W, &[T], &mut Vec<O>) + Clone + Send + Sync + 'static) -> Stream<O> {
+        self.apply(move || ProcessLogic { function: function.clone(), _types: PhantomData })
+    }
+}

@@ -1,0 +1,191 @@
+//! Which windows an element belongs to.
+
+use std::fmt::Debug;
+
+use sluice_state::StateKey;
+
+use super::{EventTimeTrigger, NeverTrigger};
+
+/// A window: a namespace for keyed state with a last timestamp.
+pub trait Window: StateKey + Copy + Debug + Send + Sync {
+    /// The largest timestamp that still belongs to the window.
+    fn max_timestamp(&self) -> i64;
+}
+
+/// The half-open interval `[start, end)` of event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeWindow {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl TimeWindow {
+    pub fn new(start: i64, end: i64) -> Self {
+        debug_assert!(start < end);
+        TimeWindow { start, end }
+    }
+    /// Whether two windows overlap or touch (such session windows merge).
+    pub fn intersects(&self, other: &TimeWindow) -> bool {
+        self.start <= other.end && self.end >= other.start
+    }
+    /// The smallest window covering both.
+    pub fn cover(&self, other: &TimeWindow) -> TimeWindow {
+        TimeWindow { start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+}
+
+impl Window for TimeWindow {
+    #[inline]
+    fn max_timestamp(&self) -> i64 {
+        self.end - 1
+    }
+}
+
+/// The one window of all time (for count windows and custom triggers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GlobalWindow;
+
+impl Window for GlobalWindow {
+    fn max_timestamp(&self) -> i64 {
+        i64::MAX
+    }
+}
+
+/// Assigns windows to elements by timestamp.
+pub trait WindowAssigner: Clone + Send + Sync + 'static {
+    type W: Window;
+    type DefaultTrigger: Default;
+    /// Appends the windows of an element with timestamp `timestamp` to `out`.
+    fn assign(&self, timestamp: i64, out: &mut Vec<Self::W>);
+    /// Session windows merge; others do not.
+    fn is_merging(&self) -> bool {
+        false
+    }
+    /// For merging assigners: merges the windows of `windows` that intersect.
+    fn merge(&self, a: &Self::W, b: &Self::W) -> Option<Self::W> {
+        let _ = (a, b);
+        None
+    }
+}
+
+fn window_start(timestamp: i64, offset: i64, slide: i64) -> i64 {
+    timestamp - (timestamp - offset).rem_euclid(slide)
+}
+
+/// Fixed-size, non-overlapping windows.
+#[derive(Debug, Clone, Copy)]
+pub struct TumblingWindows {
+    pub size_ms: i64,
+    pub offset_ms: i64,
+}
+
+impl TumblingWindows {
+    pub fn of(size_ms: i64) -> Self {
+        assert!(size_ms > 0, "window size must be positive");
+        TumblingWindows { size_ms, offset_ms: 0 }
+    }
+    pub fn with_offset(mut self, offset_ms: i64) -> Self {
+        self.offset_ms = offset_ms.rem_euclid(self.size_ms);
+        self
+    }
+}
+
+impl WindowAssigner for TumblingWindows {
+    type W = TimeWindow;
+    type DefaultTrigger = EventTimeTrigger;
+    #[inline]
+    fn assign(&self, timestamp: i64, out: &mut Vec<TimeWindow>) {
+        let start = window_start(timestamp, self.offset_ms, self.size_ms);
+        out.push(TimeWindow::new(start, start + self.size_ms));
+    }
+}
+
+/// Fixed-size windows every `slide_ms`; an element is in `size/slide` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct SlidingWindows {
+    pub size_ms: i64,
+    pub slide_ms: i64,
+    pub offset_ms: i64,
+}
+
+impl SlidingWindows {
+    pub fn of(size_ms: i64, slide_ms: i64) -> Self {
+        assert!(size_ms > 0 && slide_ms > 0, "window size and slide must be positive");
+        SlidingWindows { size_ms, slide_ms, offset_ms: 0 }
+    }
+}
+
+impl WindowAssigner for SlidingWindows {
+    type W = TimeWindow;
+    type DefaultTrigger = EventTimeTrigger;
+    fn assign(&self, timestamp: i64, out: &mut Vec<TimeWindow>) {
+        let mut start = window_start(timestamp, self.offset_ms, self.slide_ms);
+        while start > timestamp - self.size_ms {
+            out.push(TimeWindow::new(start, start + self.size_ms));
+            start -= self.slide_ms;
+        }
+    }
+}
+
+/// Windows of activity separated by gaps of at least `gap_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionWindows {
+    pub gap_ms: i64,
+}
+
+impl SessionWindows {
+    pub fn with_gap(gap_ms: i64) -> Self {
+        assert!(gap_ms > 0, "session gap must be positive");
+        SessionWindows { gap_ms }
+    }
+}
+
+impl WindowAssigner for SessionWindows {
+    type W = TimeWindow;
+    type DefaultTrigger = EventTimeTrigger;
+    fn assign(&self, timestamp: i64, out: &mut Vec<TimeWindow>) {
+        out.push(TimeWindow::new(timestamp, timestamp + self.gap_ms));
+    }
+    fn is_merging(&self) -> bool {
+        true
+    }
+    fn merge(&self, a: &TimeWindow, b: &TimeWindow) -> Option<TimeWindow> {
+        a.intersects(b).then(|| a.cover(b))
+    }
+}
+
+/// Every element in the one [`GlobalWindow`]; fires only by a custom trigger.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GlobalWindows;
+
+impl WindowAssigner for GlobalWindows {
+    type W = GlobalWindow;
+    type DefaultTrigger = NeverTrigger;
+    fn assign(&self, _timestamp: i64, out: &mut Vec<GlobalWindow>) {
+        out.push(GlobalWindow);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tumbling_handles_negative_timestamps_and_offsets() {
+        let mut out = Vec::new();
+        TumblingWindows::of(10).assign(-1, &mut out);
+        TumblingWindows::of(10).assign(0, &mut out);
+        TumblingWindows::of(10).with_offset(3).assign(2, &mut out);
+        assert_eq!(out, vec![TimeWindow::new(-10, 0), TimeWindow::new(0, 10), TimeWindow::new(-7, 3)]);
+    }
+
+    #[test]
+    fn sliding_assigns_size_over_slide_windows() {
+        let mut out = Vec::new();
+        SlidingWindows::of(10, 5).assign(12, &mut out);
+        assert_eq!(out, vec![TimeWindow::new(10, 20), TimeWindow::new(5, 15)]);
+        out.clear();
+        SlidingWindows::of(10, 3).assign(0, &mut out);
+        assert_eq!(out, vec![TimeWindow::new(0, 10), TimeWindow::new(-3, 7), TimeWindow::new(-6, 4), TimeWindow::new(-9, 1)]);
+    }
+}

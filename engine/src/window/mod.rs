@@ -1,0 +1,18 @@
+//! Windows: assigners, triggers, window functions and the window operator.
+//!
+//! Semantics follow Flink's: an element goes to the windows its timestamp
+//! assigns; a trigger decides when a window fires (emits) and purges; event-time
+//! windows are cleaned up once the watermark passes `max_timestamp +
+//! allowed_lateness`; an element whose every window is already cleaned up is
+//! late — dropped or sent to the late side output. Results carry the window's
+//! `max_timestamp` as event time.
+
+mod assigner;
+mod function;
+mod operator;
+mod trigger;
+
+pub use assigner::{GlobalWindow, GlobalWindows, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows, Window, WindowAssigner};
+pub use function::{AggregateFunction, AggregateLogic, Count, ProcessLogic, ReduceLogic, WindowLogic};
+pub use operator::{WindowOperator, WindowSpec};
+pub use trigger::{CountTrigger, EventTimeTrigger, NeverTrigger, PurgingTrigger, Trigger, TriggerContext, TriggerResult};

@@ -1,0 +1,344 @@
+//! The window operator: keyed window contents, triggers, timers, lateness.
+//!
+//! Lives on its shard's core, after a key exchange. State per (key, window) is
+//! the window function's accumulator plus the trigger's `u64`, in a table of the
+//! shard's state backend (namespace = window). Session windows also keep, per
+//! key, the list of its live windows, and merge state and timers when a new
+//! element bridges windows. Invariants: a window's state exists only between its
+//! first element and its cleanup time (`max_timestamp + allowed_lateness`);
+//! results are emitted before the watermark that caused them is forwarded.
+
+use std::sync::Arc;
+
+use sluice_state::{KeyGroups, KeyedTable, Slot, SlotAction, StableKey, StateBackend, StateKey};
+
+use super::{Trigger, TriggerContext, TriggerResult, Window, WindowAssigner, WindowLogic};
+use crate::metrics::ShardMetrics;
+use crate::operators::FanOut;
+use crate::push::{Control, EdgeId, Push};
+use crate::{Data, Rec};
+
+/// How a keyed stream is windowed.
+#[derive(Clone)]
+pub struct WindowSpec<A, Tr> {
+    pub assigner: A,
+    pub trigger: Tr,
+    pub allowed_lateness_ms: i64,
+}
+
+/// One window's state.
+pub struct WindowSlot<Acc> {
+    acc: Acc,
+    trigger_state: u64,
+}
+
+pub struct WindowOperator<K, T, KF, A: WindowAssigner, Tr, L: WindowLogic<K, T, A::W>> {
+    key_of: KF,
+    groups: KeyGroups,
+    spec: WindowSpec<A, Tr>,
+    logic: L,
+    contents: Box<dyn KeyedTable<K, A::W, WindowSlot<L::Acc>>>,
+    sessions: Option<Box<dyn KeyedTable<K, (), Vec<A::W>>>>,
+    timers: crate::timer::TimerService<K, A::W>,
+    watermark: i64,
+    windows: Vec<A::W>,
+    merged_from: Vec<A::W>,
+    due: Vec<(i64, K, A::W)>,
+    ctx: TriggerContext,
+    output: Vec<Rec<L::Out>>,
+    late_output: Vec<Rec<T>>,
+    next: Box<dyn Push<L::Out>>,
+    late: Option<FanOut<T>>,
+    metrics: Arc<ShardMetrics>,
+}
+
+impl<K, T, KF, A, Tr, L> WindowOperator<K, T, KF, A, Tr, L>
+where
+    K: StateKey + StableKey,
+    T: Data,
+    KF: Fn(&T) -> K + 'static,
+    A: WindowAssigner,
+    Tr: Trigger<T, A::W>,
+    L: WindowLogic<K, T, A::W>,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        key_of: KF,
+        groups: KeyGroups,
+        spec: WindowSpec<A, Tr>,
+        logic: L,
+        backend: &mut StateBackend,
+        next: Box<dyn Push<L::Out>>,
+        late: Option<FanOut<T>>,
+        metrics: Arc<ShardMetrics>,
+    ) -> Self {
+        assert!(spec.allowed_lateness_ms >= 0, "allowed lateness must not be negative");
+        let sessions = spec.assigner.is_merging().then(|| backend.table(&format!("{name}/sessions")));
+        WindowOperator {
+            key_of,
+            groups,
+            contents: backend.table(&format!("{name}/contents")),
+            sessions,
+            spec,
+            logic,
+            timers: crate::timer::TimerService::new(),
+            watermark: i64::MIN,
+            windows: Vec::new(),
+            merged_from: Vec::new(),
+            due: Vec::new(),
+            ctx: TriggerContext::default(),
+            output: Vec::new(),
+            late_output: Vec::new(),
+            next,
+            late,
+            metrics,
+        }
+    }
+
+    #[inline]
+    fn cleanup_time(lateness: i64, window: &A::W) -> i64 {
+        let max = window.max_timestamp();
+        if max == i64::MAX {
+            i64::MAX
+        } else {
+            max.saturating_add(lateness)
+        }
+    }
+
+    fn late_element(&mut self, record: Rec<T>) {
+        if record.ts.saturating_add(self.spec.allowed_lateness_ms) <= self.watermark {
+            if self.late.is_some() {
+                self.late_output.push(record);
+            } else {
+                ShardMetrics::add(&self.metrics.late_records_dropped, 1);
+            }
+        }
+    }
+
+    fn process_element(&mut self, record: Rec<T>) {
+        if self.sessions.is_some() {
+            return self.process_merging(record);
+        }
+        let key = (self.key_of)(&record.value);
+        let group = self.groups.key_group_of_hash(key.stable_hash());
+        self.windows.clear();
+        self.spec.assigner.assign(record.ts, &mut self.windows);
+        let lateness = self.spec.allowed_lateness_ms;
+        let mut skipped = true;
+        let Self { windows, contents, logic, spec, ctx, output, timers, watermark, .. } = self;
+        for window in windows.iter() {
+            if Self::cleanup_time(lateness, window) <= *watermark {
+                continue;
+            }
+            skipped = false;
+            ctx.watermark = *watermark;
+            ctx.event_timers.clear();
+            let mut created = false;
+            contents.update(group, &key, window, &mut |slot| match slot {
+                Slot::Present(state) => {
+                    logic.add(&mut state.acc, &record.value);
+                    ctx.new_window = false;
+                    let result = spec.trigger.on_element(&record.value, record.ts, window, &mut state.trigger_state, ctx);
+                    if result.fires() {
+                        logic.emit(&key, window, &state.acc, window.max_timestamp(), output);
+                    }
+                    if result.purges() {
+                        SlotAction::Remove
+                    } else {
+                        SlotAction::Keep
+                    }
+                }
+                Slot::Absent => {
+                    created = true;
+                    let mut state = WindowSlot { acc: logic.create(), trigger_state: 0 };
+                    logic.add(&mut state.acc, &record.value);
+                    ctx.new_window = true;
+                    let result = spec.trigger.on_element(&record.value, record.ts, window, &mut state.trigger_state, ctx);
+                    if result.fires() {
+                        logic.emit(&key, window, &state.acc, window.max_timestamp(), output);
+                    }
+                    if result.purges() {
+                        SlotAction::Keep
+                    } else {
+                        SlotAction::Put(state)
+                    }
+                }
+            });
+            for &time in &ctx.event_timers {
+                timers.register(time, key.clone(), *window);
+            }
+            if created {
+                let cleanup = Self::cleanup_time(lateness, window);
+                if cleanup != i64::MAX {
+                    timers.register(cleanup, key.clone(), *window);
+                }
+            }
+        }
+        if skipped {
+            self.late_element(record);
+        }
+    }
+
+    fn process_merging(&mut self, record: Rec<T>) {
+        let key = (self.key_of)(&record.value);
+        let group = self.groups.key_group_of_hash(key.stable_hash());
+        self.windows.clear();
+        self.spec.assigner.assign(record.ts, &mut self.windows);
+        assert_eq!(self.windows.len(), 1, "bug: a merging assigner gives one window per element");
+        let lateness = self.spec.allowed_lateness_ms;
+        let sessions_table = self.sessions.as_mut().expect("merging operator has sessions");
+        let mut sessions = sessions_table.remove(group, &key, &()).unwrap_or_default();
+        let mut merged = self.windows[0];
+        self.merged_from.clear();
+        for live in &sessions {
+            if let Some(cover) = self.spec.assigner.merge(&merged, live) {
+                merged = cover;
+                self.merged_from.push(*live);
+            }
+        }
+        if Self::cleanup_time(lateness, &merged) <= self.watermark {
+            if !sessions.is_empty() {
+                sessions_table.put(group, &key, &(), sessions);
+            }
+            return self.late_element(record);
+        }
+        let existed = self.merged_from.contains(&merged);
+        sessions.retain(|w| !self.merged_from.contains(w));
+        sessions.push(merged);
+        sessions_table.put(group, &key, &(), sessions);
+
+        let mut state: Option<WindowSlot<L::Acc>> = None;
+        for old in &self.merged_from {
+            if let Some(old_state) = self.contents.remove(group, &key, old) {
+                state = Some(match state {
+                    None => old_state,
+                    Some(s) => WindowSlot {
+                        acc: self.logic.merge(s.acc, old_state.acc),
+                        trigger_state: s.trigger_state + old_state.trigger_state,
+                    },
+                });
+            }
+            if *old != merged {
+                self.timers.delete(old.max_timestamp(), &key, old);
+                self.timers.delete(Self::cleanup_time(lateness, old), &key, old);
+            }
+        }
+        let mut state = state.unwrap_or_else(|| WindowSlot { acc: self.logic.create(), trigger_state: 0 });
+        self.logic.add(&mut state.acc, &record.value);
+        self.ctx.watermark = self.watermark;
+        self.ctx.new_window = !existed;
+        self.ctx.event_timers.clear();
+        let result: TriggerResult =
+            self.spec.trigger.on_element(&record.value, record.ts, &merged, &mut state.trigger_state, &mut self.ctx);
+        if result.fires() {
+            self.logic.emit(&key, &merged, &state.acc, merged.max_timestamp(), &mut self.output);
+        }
+        if !result.purges() {
+            self.contents.put(group, &key, &merged, state);
+        }
+        for &time in &self.ctx.event_timers {
+            self.timers.register(time, key.clone(), merged);
+        }
+        if !existed {
+            let cleanup = Self::cleanup_time(lateness, &merged);
+            if cleanup != i64::MAX {
+                self.timers.register(cleanup, key.clone(), merged);
+            }
+        }
+    }
+
+    fn advance_watermark(&mut self, watermark: i64) {
+        self.watermark = watermark;
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.pop_due(watermark, &mut due);
+        let lateness = self.spec.allowed_lateness_ms;
+        for (time, key, window) in due.drain(..) {
+            let group = self.groups.key_group_of_hash(key.stable_hash());
+            let cleanup = time == Self::cleanup_time(lateness, &window);
+            let Self { contents, logic, spec, ctx, output, .. } = self;
+            ctx.watermark = watermark;
+            ctx.new_window = false;
+            ctx.event_timers.clear();
+            contents.update(group, &key, &window, &mut |slot| match slot {
+                Slot::Absent => SlotAction::Keep,
+                Slot::Present(state) => {
+                    let result = spec.trigger.on_event_time(time, &window, &mut state.trigger_state, ctx);
+                    if result.fires() {
+                        logic.emit(&key, &window, &state.acc, window.max_timestamp(), output);
+                    }
+                    if cleanup || result.purges() {
+                        SlotAction::Remove
+                    } else {
+                        SlotAction::Keep
+                    }
+                }
+            });
+            for &t in &self.ctx.event_timers {
+                if t > watermark {
+                    self.timers.register(t, key.clone(), window);
+                }
+            }
+            if cleanup {
+                if let Some(sessions) = self.sessions.as_mut() {
+                    sessions.update(group, &key, &(), &mut |slot| match slot {
+                        Slot::Present(list) => {
+                            list.retain(|w| *w != window);
+                            if list.is_empty() {
+                                SlotAction::Remove
+                            } else {
+                                SlotAction::Keep
+                            }
+                        }
+                        Slot::Absent => SlotAction::Keep,
+                    });
+                }
+            }
+        }
+        self.due = due;
+    }
+
+    fn flush_outputs(&mut self) {
+        self.next.push(&mut self.output);
+        if let Some(late) = self.late.as_mut() {
+            if !self.late_output.is_empty() {
+                late.push(&mut self.late_output);
+            }
+        }
+    }
+}
+
+impl<K, T, KF, A, Tr, L> Push<T> for WindowOperator<K, T, KF, A, Tr, L>
+where
+    K: StateKey + StableKey,
+    T: Data,
+    KF: Fn(&T) -> K + 'static,
+    A: WindowAssigner,
+    Tr: Trigger<T, A::W>,
+    L: WindowLogic<K, T, A::W>,
+{
+    fn push(&mut self, batch: &mut Vec<Rec<T>>) {
+        for record in batch.drain(..) {
+            self.process_element(record);
+        }
+        self.flush_outputs();
+    }
+
+    fn control(&mut self, event: Control) {
+        if let Control::Watermark(wm) = event {
+            self.advance_watermark(wm);
+            self.flush_outputs();
+        }
+        self.next.control(event);
+        if let Some(late) = self.late.as_mut() {
+            late.control(event);
+        }
+    }
+
+    fn reachable_edges(&self, out: &mut Vec<EdgeId>) {
+        self.next.reachable_edges(out);
+        if let Some(late) = &self.late {
+            late.reachable_edges(out);
+        }
+    }
+}
