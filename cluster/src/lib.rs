@@ -1,1 +1,11 @@
-//! placeholder
+//! The `sluice` command line and what it needs: job files and the jobs
+//! registered in the binary.
+//!
+//! This is where production parts are wired together: a job file
+//! ([`job_file::JobFile`]) is parsed and validated completely before anything
+//! starts, then the registered job it names ([`jobs`]) builds its pipeline on a
+//! [`StreamEnv`](sluice_engine::StreamEnv) and runs it.
+
+pub mod job_file;
+pub mod jobs;
+pub mod run;

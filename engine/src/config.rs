@@ -9,6 +9,8 @@ use sluice_state::{StateBackendKind, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LI
 
 /// Most shards one process runs.
 pub const SHARDS_MAX: u32 = 1024;
+/// Most records a source may read per batch.
+pub const SOURCE_BATCH_RECORDS_MAX: usize = sluice_network::BATCH_RECORDS_MAX;
 /// Largest batch byte limit.
 pub const BATCH_BYTES_LIMIT_MAX: usize = 64 << 20;
 

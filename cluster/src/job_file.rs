@@ -1,0 +1,347 @@
+//! Job files: TOML that names a registered job, its sources, sinks and settings.
+//!
+//! Parsing is strict: unknown fields, wrong types, missing files and impossible
+//! values are errors that name the file, the field and what is expected, and
+//! nothing starts. Relative paths are relative to the job file's directory.
+//! Every field except `job` has a default; see README.md for the reference.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sluice_engine::config::{available_cpus, BATCH_BYTES_LIMIT_MAX, SHARDS_MAX, SOURCE_BATCH_RECORDS_MAX};
+use sluice_engine::connectors::{GeneratorSource, RecordFormat, SPLIT_BYTES_DEFAULT};
+use sluice_engine::JobConfig;
+use sluice_state::{StateBackendKind, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
+
+/// A job file that cannot be used; the message names file, field and expectation.
+#[derive(Debug, thiserror::Error)]
+pub enum JobFileError {
+    #[error("{file}: cannot read the job file: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: {message}")]
+    Syntax { file: PathBuf, message: String },
+    #[error("{file}: field `{field}`: {message}")]
+    Invalid { file: PathBuf, field: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobFile {
+    job: String,
+    shards: Option<u32>,
+    max_parallelism: Option<u32>,
+    #[serde(default)]
+    progress: Option<bool>,
+    #[serde(default)]
+    exchange: RawExchange,
+    #[serde(default)]
+    state: RawState,
+    source: RawSource,
+    sink: RawSink,
+    #[serde(default)]
+    params: toml::Table,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExchange {
+    batch_bytes: Option<usize>,
+    flush_timeout_ms: Option<u64>,
+    channel_batches: Option<usize>,
+    spin_before_park_us: Option<u64>,
+    pin_cpus: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    backend: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    connector: String,
+    // file
+    paths: Option<Vec<PathBuf>>,
+    format: Option<String>,
+    split_bytes: Option<u64>,
+    // generator
+    seed: Option<u64>,
+    events: Option<u64>,
+    keys: Option<u64>,
+    partitions: Option<u32>,
+    start_ts_ms: Option<i64>,
+    events_per_second: Option<u64>,
+    delayed_percent: Option<u8>,
+    max_delay_ms: Option<i64>,
+    rate: Option<u64>,
+    // event time
+    out_of_orderness_ms: Option<i64>,
+    idle_timeout_ms: Option<u64>,
+    batch_records: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    connector: String,
+    format: Option<String>,
+    path: Option<PathBuf>,
+}
+
+/// Where records come from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    File { paths: Vec<PathBuf>, format: RecordFormat, split_bytes: u64 },
+    Generator(GeneratorSource),
+}
+
+/// Event-time settings of the source.
+#[derive(Debug, Clone)]
+pub struct EventTimeSpec {
+    pub out_of_orderness_ms: i64,
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Where records go.
+#[derive(Debug, Clone)]
+pub enum SinkSpec {
+    Stdout { format: RecordFormat },
+    File { directory: PathBuf, format: RecordFormat },
+    Blackhole,
+}
+
+/// A parsed, validated job file.
+#[derive(Debug, Clone)]
+pub struct JobFile {
+    pub path: PathBuf,
+    pub job: String,
+    pub config: JobConfig,
+    pub source: SourceSpec,
+    pub event_time: EventTimeSpec,
+    pub sink: SinkSpec,
+    pub params: toml::Table,
+}
+
+impl JobFile {
+    pub fn load(path: &Path) -> Result<JobFile, JobFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| JobFileError::Read { file: path.to_owned(), source })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses `text` as the job file at `path` (for relative paths and messages).
+    pub fn parse(path: &Path, text: &str) -> Result<JobFile, JobFileError> {
+        let raw: RawJobFile = toml::from_str(text).map_err(|e| JobFileError::Syntax {
+            file: path.to_owned(),
+            message: plain_type_names(e.to_string().trim_end()),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let invalid = |field: &str, message: String| JobFileError::Invalid { file: path.to_owned(), field: field.to_owned(), message };
+
+        let mut config = JobConfig::default();
+        if let Some(shards) = raw.shards {
+            if shards == 0 || shards > SHARDS_MAX {
+                return Err(invalid("shards", format!("is {shards}, expected 1..={SHARDS_MAX} (default: the {} available CPUs)", available_cpus())));
+            }
+            config.shards = shards;
+        }
+        config.max_parallelism = raw.max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM.max(config.shards));
+        if config.max_parallelism < config.shards || config.max_parallelism > MAX_PARALLELISM_LIMIT {
+            return Err(invalid(
+                "max_parallelism",
+                format!("is {}, expected at least `shards` ({}) and at most {MAX_PARALLELISM_LIMIT}", config.max_parallelism, config.shards),
+            ));
+        }
+        let ex = &raw.exchange;
+        if let Some(bytes) = ex.batch_bytes {
+            if bytes == 0 || bytes > BATCH_BYTES_LIMIT_MAX {
+                return Err(invalid("exchange.batch_bytes", format!("is {bytes}, expected 1..={BATCH_BYTES_LIMIT_MAX}")));
+            }
+            config.batch_bytes_limit = bytes;
+        }
+        if let Some(ms) = ex.flush_timeout_ms {
+            if ms > 60_000 {
+                return Err(invalid("exchange.flush_timeout_ms", format!("is {ms}, expected 0..=60000")));
+            }
+            config.flush_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = ex.channel_batches {
+            if n == 0 || n > 4096 {
+                return Err(invalid("exchange.channel_batches", format!("is {n}, expected 1..=4096")));
+            }
+            config.channel_batches = n;
+        }
+        config.spin_before_park = ex.spin_before_park_us.map(Duration::from_micros);
+        if let Some(pin) = ex.pin_cpus {
+            config.pin_cpus = pin;
+        }
+        config.state_backend = match raw.state.backend.as_deref() {
+            None | Some("memory") => StateBackendKind::Memory,
+            Some(other) => {
+                return Err(invalid("state.backend", format!("is \"{other}\", expected \"memory\" (RocksDB comes with checkpoints)")))
+            }
+        };
+        if raw.progress.unwrap_or(true) {
+            config.progress_interval = Some(Duration::from_secs(1));
+        }
+
+        let s = &raw.source;
+        if let Some(n) = s.batch_records {
+            if n == 0 || n > SOURCE_BATCH_RECORDS_MAX {
+                return Err(invalid("source.batch_records", format!("is {n}, expected 1..={}", SOURCE_BATCH_RECORDS_MAX)));
+            }
+            config.source_batch_records = n;
+        }
+        let only = |allowed: &[&str], connector: &str| -> Result<(), JobFileError> {
+            let given: Vec<(&str, bool)> = vec![
+                ("paths", s.paths.is_some()),
+                ("format", s.format.is_some()),
+                ("split_bytes", s.split_bytes.is_some()),
+                ("seed", s.seed.is_some()),
+                ("events", s.events.is_some()),
+                ("keys", s.keys.is_some()),
+                ("partitions", s.partitions.is_some()),
+                ("start_ts_ms", s.start_ts_ms.is_some()),
+                ("events_per_second", s.events_per_second.is_some()),
+                ("delayed_percent", s.delayed_percent.is_some()),
+                ("max_delay_ms", s.max_delay_ms.is_some()),
+                ("rate", s.rate.is_some()),
+            ];
+            for (name, present) in given {
+                if present && !allowed.contains(&name) {
+                    return Err(invalid(
+                        &format!("source.{name}"),
+                        format!("does not apply to connector \"{connector}\" (its fields: {})", allowed.join(", ")),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        let source = match s.connector.as_str() {
+            "file" => {
+                only(&["paths", "format", "split_bytes"], "file")?;
+                let paths = s.paths.clone().ok_or_else(|| invalid("source.paths", "is missing: the file connector needs a list of files".into()))?;
+                if paths.is_empty() {
+                    return Err(invalid("source.paths", "is empty, expected at least one file".into()));
+                }
+                let mut resolved = Vec::new();
+                for (i, p) in paths.iter().enumerate() {
+                    let full = if p.is_absolute() { p.clone() } else { base.join(p) };
+                    match std::fs::metadata(&full) {
+                        Ok(m) if m.is_file() => resolved.push(full),
+                        Ok(_) => return Err(invalid(&format!("source.paths[{i}]"), format!("`{}` is not a file", full.display()))),
+                        Err(e) => return Err(invalid(&format!("source.paths[{i}]"), format!("`{}`: {e}", full.display()))),
+                    }
+                }
+                let format = parse_format(s.format.as_deref().unwrap_or("text")).map_err(|m| invalid("source.format", m))?;
+                let split_bytes = s.split_bytes.unwrap_or(SPLIT_BYTES_DEFAULT);
+                if split_bytes == 0 {
+                    return Err(invalid("source.split_bytes", "is 0, expected at least 1".into()));
+                }
+                SourceSpec::File { paths: resolved, format, split_bytes }
+            }
+            "generator" => {
+                only(
+                    &["seed", "events", "keys", "partitions", "start_ts_ms", "events_per_second", "delayed_percent", "max_delay_ms", "rate"],
+                    "generator",
+                )?;
+                let d = GeneratorSource::default();
+                let g = GeneratorSource {
+                    seed: s.seed.unwrap_or(d.seed),
+                    events: s.events.or(d.events),
+                    keys: s.keys.unwrap_or(d.keys),
+                    partitions: s.partitions.unwrap_or(config.shards.max(d.partitions)),
+                    start_ts_ms: s.start_ts_ms.unwrap_or(d.start_ts_ms),
+                    events_per_second: s.events_per_second.unwrap_or(d.events_per_second),
+                    delayed_percent: s.delayed_percent.unwrap_or(d.delayed_percent),
+                    max_delay_ms: s.max_delay_ms.unwrap_or(d.max_delay_ms),
+                    rate: s.rate,
+                };
+                if let Err(message) = g.validate() {
+                    let field = message.split_whitespace().next().unwrap_or("").to_owned();
+                    return Err(invalid(&format!("source.{field}"), message[field.len()..].trim().to_owned()));
+                }
+                SourceSpec::Generator(g)
+            }
+            other => return Err(invalid("source.connector", format!("is \"{other}\", expected \"file\" or \"generator\""))),
+        };
+        let default_bound = match &source {
+            SourceSpec::Generator(g) => g.max_delay_ms,
+            SourceSpec::File { .. } => 0,
+        };
+        let out_of_orderness_ms = s.out_of_orderness_ms.unwrap_or(default_bound);
+        if out_of_orderness_ms < 0 {
+            return Err(invalid("source.out_of_orderness_ms", format!("is {out_of_orderness_ms}, expected at least 0")));
+        }
+        let event_time = EventTimeSpec { out_of_orderness_ms, idle_timeout: s.idle_timeout_ms.map(Duration::from_millis) };
+
+        let k = &raw.sink;
+        let sink = match k.connector.as_str() {
+            "stdout" => {
+                if k.path.is_some() {
+                    return Err(invalid("sink.path", "does not apply to connector \"stdout\"".into()));
+                }
+                SinkSpec::Stdout { format: parse_format(k.format.as_deref().unwrap_or("jsonl")).map_err(|m| invalid("sink.format", m))? }
+            }
+            "file" => {
+                let p = k.path.clone().ok_or_else(|| invalid("sink.path", "is missing: the file sink needs an output directory".into()))?;
+                let directory = if p.is_absolute() { p } else { base.join(p) };
+                if directory.is_file() {
+                    return Err(invalid("sink.path", format!("`{}` is a file, expected a directory", directory.display())));
+                }
+                SinkSpec::File { directory, format: parse_format(k.format.as_deref().unwrap_or("jsonl")).map_err(|m| invalid("sink.format", m))? }
+            }
+            "blackhole" => {
+                if k.path.is_some() || k.format.is_some() {
+                    return Err(invalid("sink", "the blackhole sink takes no `path` or `format`".into()));
+                }
+                SinkSpec::Blackhole
+            }
+            other => return Err(invalid("sink.connector", format!("is \"{other}\", expected \"stdout\", \"file\" or \"blackhole\""))),
+        };
+        if let SinkSpec::Stdout { format: RecordFormat::Text } | SinkSpec::File { format: RecordFormat::Text, .. } = sink {
+            return Err(invalid("sink.format", "is \"text\", expected \"jsonl\" or \"csv\" for output".into()));
+        }
+        config.validate().map_err(|m| invalid("job", m))?;
+        Ok(JobFile { path: path.to_owned(), job: raw.job, config, source, event_time, sink, params: raw.params })
+    }
+
+    /// An error about this file's field `field`.
+    pub fn invalid(&self, field: &str, message: impl Into<String>) -> JobFileError {
+        JobFileError::Invalid { file: self.path.clone(), field: field.to_owned(), message: message.into() }
+    }
+
+    /// The job's `[params]` as `T` (which should deny unknown fields).
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobFileError> {
+        toml::Value::Table(self.params.clone()).try_into().map_err(|e: toml::de::Error| {
+            JobFileError::Invalid { file: self.path.clone(), field: "params".into(), message: e.message().trim_end().to_owned() }
+        })
+    }
+}
+
+/// Replaces Rust type names in serde's messages with words a user knows.
+fn plain_type_names(message: &str) -> String {
+    let mut out = message.to_owned();
+    for (rust, plain) in [
+        ("expected u8", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    out
+}
+
+fn parse_format(value: &str) -> Result<RecordFormat, String> {
+    match value {
+        "jsonl" | "json" => Ok(RecordFormat::JsonLines),
+        "csv" => Ok(RecordFormat::Csv),
+        "text" => Ok(RecordFormat::Text),
+        other => Err(format!("is \"{other}\", expected \"jsonl\", \"csv\" or \"text\"")),
+    }
+}

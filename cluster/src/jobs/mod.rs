@@ -1,0 +1,41 @@
+//! The jobs registered in the `sluice` binary, by name.
+//!
+//! A job reads its `[params]`, builds its pipeline from the job file's source
+//! and sink, and leaves execution to the caller. Adding a job: one file here
+//! and one line in [`REGISTRY`].
+
+mod windowed_aggregation;
+mod wordcount;
+
+use serde::Serialize;
+use sluice_engine::connectors::{BlackholeSink, FileSink, StdoutSink};
+use sluice_engine::{Data, Stream, StreamEnv};
+
+use crate::job_file::{JobFile, JobFileError, SinkSpec};
+
+/// Builds a job's pipeline on `env` from its validated job file.
+pub type BuildJob = fn(&JobFile, &StreamEnv) -> Result<(), JobFileError>;
+
+/// Registered jobs: name, description, builder.
+pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
+    ("wordcount", "counts words in text files; one (word, count) per word at the end", wordcount::build),
+    (
+        "windowed_aggregation",
+        "count and sum of values per key in event-time windows (tumbling, sliding or session)",
+        windowed_aggregation::build,
+    ),
+];
+
+/// Looks a job up by name.
+pub fn find(name: &str) -> Option<BuildJob> {
+    REGISTRY.iter().find(|(n, _, _)| *n == name).map(|(_, _, build)| *build)
+}
+
+/// Attaches the job file's sink to `stream`.
+pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &Stream<T>) {
+    match &file.sink {
+        SinkSpec::Stdout { format } => stream.sink(StdoutSink { format: *format }),
+        SinkSpec::File { directory, format } => stream.sink(FileSink { directory: directory.clone(), format: *format }),
+        SinkSpec::Blackhole => stream.sink(BlackholeSink),
+    }
+}
