@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice_engine::config::{available_cpus, BATCH_BYTES_LIMIT_MAX, SHARDS_MAX, SOURCE_BATCH_RECORDS_MAX};
+use sluice_engine::config::{
+    available_cpus, BATCH_BYTES_LIMIT_MAX, SHARDS_MAX, SOURCE_BATCH_RECORDS_MAX,
+};
 use sluice_engine::connectors::{GeneratorSource, RecordFormat, SPLIT_BYTES_DEFAULT};
 use sluice_engine::JobConfig;
 use sluice_state::{StateBackendKind, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
@@ -18,11 +20,18 @@ use sluice_state::{StateBackendKind, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LI
 #[derive(Debug, thiserror::Error)]
 pub enum JobFileError {
     #[error("{file}: cannot read the job file: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: {message}")]
     Syntax { file: PathBuf, message: String },
     #[error("{file}: field `{field}`: {message}")]
-    Invalid { file: PathBuf, field: String, message: String },
+    Invalid {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,7 +103,11 @@ struct RawSink {
 /// Where records come from.
 #[derive(Debug, Clone)]
 pub enum SourceSpec {
-    File { paths: Vec<PathBuf>, format: RecordFormat, split_bytes: u64 },
+    File {
+        paths: Vec<PathBuf>,
+        format: RecordFormat,
+        split_bytes: u64,
+    },
     Generator(GeneratorSource),
 }
 
@@ -108,8 +121,13 @@ pub struct EventTimeSpec {
 /// Where records go.
 #[derive(Debug, Clone)]
 pub enum SinkSpec {
-    Stdout { format: RecordFormat },
-    File { directory: PathBuf, format: RecordFormat },
+    Stdout {
+        format: RecordFormat,
+    },
+    File {
+        directory: PathBuf,
+        format: RecordFormat,
+    },
     Blackhole,
 }
 
@@ -127,7 +145,10 @@ pub struct JobFile {
 
 impl JobFile {
     pub fn load(path: &Path) -> Result<JobFile, JobFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| JobFileError::Read { file: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| JobFileError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
         Self::parse(path, &text)
     }
 
@@ -138,38 +159,63 @@ impl JobFile {
             message: plain_type_names(e.to_string().trim_end()),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let invalid = |field: &str, message: String| JobFileError::Invalid { file: path.to_owned(), field: field.to_owned(), message };
+        let invalid = |field: &str, message: String| JobFileError::Invalid {
+            file: path.to_owned(),
+            field: field.to_owned(),
+            message,
+        };
 
         let mut config = JobConfig::default();
         if let Some(shards) = raw.shards {
             if shards == 0 || shards > SHARDS_MAX {
-                return Err(invalid("shards", format!("is {shards}, expected 1..={SHARDS_MAX} (default: the {} available CPUs)", available_cpus())));
+                return Err(invalid(
+                    "shards",
+                    format!(
+                        "is {shards}, expected 1..={SHARDS_MAX} (default: the {} available CPUs)",
+                        available_cpus()
+                    ),
+                ));
             }
             config.shards = shards;
         }
-        config.max_parallelism = raw.max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM.max(config.shards));
-        if config.max_parallelism < config.shards || config.max_parallelism > MAX_PARALLELISM_LIMIT {
+        config.max_parallelism = raw
+            .max_parallelism
+            .unwrap_or(DEFAULT_MAX_PARALLELISM.max(config.shards));
+        if config.max_parallelism < config.shards || config.max_parallelism > MAX_PARALLELISM_LIMIT
+        {
             return Err(invalid(
                 "max_parallelism",
-                format!("is {}, expected at least `shards` ({}) and at most {MAX_PARALLELISM_LIMIT}", config.max_parallelism, config.shards),
+                format!(
+                    "is {}, expected at least `shards` ({}) and at most {MAX_PARALLELISM_LIMIT}",
+                    config.max_parallelism, config.shards
+                ),
             ));
         }
         let ex = &raw.exchange;
         if let Some(bytes) = ex.batch_bytes {
             if bytes == 0 || bytes > BATCH_BYTES_LIMIT_MAX {
-                return Err(invalid("exchange.batch_bytes", format!("is {bytes}, expected 1..={BATCH_BYTES_LIMIT_MAX}")));
+                return Err(invalid(
+                    "exchange.batch_bytes",
+                    format!("is {bytes}, expected 1..={BATCH_BYTES_LIMIT_MAX}"),
+                ));
             }
             config.batch_bytes_limit = bytes;
         }
         if let Some(ms) = ex.flush_timeout_ms {
             if ms > 60_000 {
-                return Err(invalid("exchange.flush_timeout_ms", format!("is {ms}, expected 0..=60000")));
+                return Err(invalid(
+                    "exchange.flush_timeout_ms",
+                    format!("is {ms}, expected 0..=60000"),
+                ));
             }
             config.flush_timeout = Duration::from_millis(ms);
         }
         if let Some(n) = ex.channel_batches {
             if n == 0 || n > 4096 {
-                return Err(invalid("exchange.channel_batches", format!("is {n}, expected 1..=4096")));
+                return Err(invalid(
+                    "exchange.channel_batches",
+                    format!("is {n}, expected 1..=4096"),
+                ));
             }
             config.channel_batches = n;
         }
@@ -180,7 +226,10 @@ impl JobFile {
         config.state_backend = match raw.state.backend.as_deref() {
             None | Some("memory") => StateBackendKind::Memory,
             Some(other) => {
-                return Err(invalid("state.backend", format!("is \"{other}\", expected \"memory\" (RocksDB comes with checkpoints)")))
+                return Err(invalid(
+                    "state.backend",
+                    format!("is \"{other}\", expected \"memory\" (RocksDB comes with checkpoints)"),
+                ))
             }
         };
         if raw.progress.unwrap_or(true) {
@@ -190,7 +239,10 @@ impl JobFile {
         let s = &raw.source;
         if let Some(n) = s.batch_records {
             if n == 0 || n > SOURCE_BATCH_RECORDS_MAX {
-                return Err(invalid("source.batch_records", format!("is {n}, expected 1..={}", SOURCE_BATCH_RECORDS_MAX)));
+                return Err(invalid(
+                    "source.batch_records",
+                    format!("is {n}, expected 1..={}", SOURCE_BATCH_RECORDS_MAX),
+                ));
             }
             config.source_batch_records = n;
         }
@@ -213,7 +265,10 @@ impl JobFile {
                 if present && !allowed.contains(&name) {
                     return Err(invalid(
                         &format!("source.{name}"),
-                        format!("does not apply to connector \"{connector}\" (its fields: {})", allowed.join(", ")),
+                        format!(
+                            "does not apply to connector \"{connector}\" (its fields: {})",
+                            allowed.join(", ")
+                        ),
                     ));
                 }
             }
@@ -222,29 +277,69 @@ impl JobFile {
         let source = match s.connector.as_str() {
             "file" => {
                 only(&["paths", "format", "split_bytes"], "file")?;
-                let paths = s.paths.clone().ok_or_else(|| invalid("source.paths", "is missing: the file connector needs a list of files".into()))?;
+                let paths = s.paths.clone().ok_or_else(|| {
+                    invalid(
+                        "source.paths",
+                        "is missing: the file connector needs a list of files".into(),
+                    )
+                })?;
                 if paths.is_empty() {
-                    return Err(invalid("source.paths", "is empty, expected at least one file".into()));
+                    return Err(invalid(
+                        "source.paths",
+                        "is empty, expected at least one file".into(),
+                    ));
                 }
                 let mut resolved = Vec::new();
                 for (i, p) in paths.iter().enumerate() {
-                    let full = if p.is_absolute() { p.clone() } else { base.join(p) };
+                    let full = if p.is_absolute() {
+                        p.clone()
+                    } else {
+                        base.join(p)
+                    };
                     match std::fs::metadata(&full) {
                         Ok(m) if m.is_file() => resolved.push(full),
-                        Ok(_) => return Err(invalid(&format!("source.paths[{i}]"), format!("`{}` is not a file", full.display()))),
-                        Err(e) => return Err(invalid(&format!("source.paths[{i}]"), format!("`{}`: {e}", full.display()))),
+                        Ok(_) => {
+                            return Err(invalid(
+                                &format!("source.paths[{i}]"),
+                                format!("`{}` is not a file", full.display()),
+                            ))
+                        }
+                        Err(e) => {
+                            return Err(invalid(
+                                &format!("source.paths[{i}]"),
+                                format!("`{}`: {e}", full.display()),
+                            ))
+                        }
                     }
                 }
-                let format = parse_format(s.format.as_deref().unwrap_or("text")).map_err(|m| invalid("source.format", m))?;
+                let format = parse_format(s.format.as_deref().unwrap_or("text"))
+                    .map_err(|m| invalid("source.format", m))?;
                 let split_bytes = s.split_bytes.unwrap_or(SPLIT_BYTES_DEFAULT);
                 if split_bytes == 0 {
-                    return Err(invalid("source.split_bytes", "is 0, expected at least 1".into()));
+                    return Err(invalid(
+                        "source.split_bytes",
+                        "is 0, expected at least 1".into(),
+                    ));
                 }
-                SourceSpec::File { paths: resolved, format, split_bytes }
+                SourceSpec::File {
+                    paths: resolved,
+                    format,
+                    split_bytes,
+                }
             }
             "generator" => {
                 only(
-                    &["seed", "events", "keys", "partitions", "start_ts_ms", "events_per_second", "delayed_percent", "max_delay_ms", "rate"],
+                    &[
+                        "seed",
+                        "events",
+                        "keys",
+                        "partitions",
+                        "start_ts_ms",
+                        "events_per_second",
+                        "delayed_percent",
+                        "max_delay_ms",
+                        "rate",
+                    ],
                     "generator",
                 )?;
                 let d = GeneratorSource::default();
@@ -261,11 +356,19 @@ impl JobFile {
                 };
                 if let Err(message) = g.validate() {
                     let field = message.split_whitespace().next().unwrap_or("").to_owned();
-                    return Err(invalid(&format!("source.{field}"), message[field.len()..].trim().to_owned()));
+                    return Err(invalid(
+                        &format!("source.{field}"),
+                        message[field.len()..].trim().to_owned(),
+                    ));
                 }
                 SourceSpec::Generator(g)
             }
-            other => return Err(invalid("source.connector", format!("is \"{other}\", expected \"file\" or \"generator\""))),
+            other => {
+                return Err(invalid(
+                    "source.connector",
+                    format!("is \"{other}\", expected \"file\" or \"generator\""),
+                ))
+            }
         };
         let default_bound = match &source {
             SourceSpec::Generator(g) => g.max_delay_ms,
@@ -273,51 +376,109 @@ impl JobFile {
         };
         let out_of_orderness_ms = s.out_of_orderness_ms.unwrap_or(default_bound);
         if out_of_orderness_ms < 0 {
-            return Err(invalid("source.out_of_orderness_ms", format!("is {out_of_orderness_ms}, expected at least 0")));
+            return Err(invalid(
+                "source.out_of_orderness_ms",
+                format!("is {out_of_orderness_ms}, expected at least 0"),
+            ));
         }
-        let event_time = EventTimeSpec { out_of_orderness_ms, idle_timeout: s.idle_timeout_ms.map(Duration::from_millis) };
+        let event_time = EventTimeSpec {
+            out_of_orderness_ms,
+            idle_timeout: s.idle_timeout_ms.map(Duration::from_millis),
+        };
 
         let k = &raw.sink;
         let sink = match k.connector.as_str() {
             "stdout" => {
                 if k.path.is_some() {
-                    return Err(invalid("sink.path", "does not apply to connector \"stdout\"".into()));
+                    return Err(invalid(
+                        "sink.path",
+                        "does not apply to connector \"stdout\"".into(),
+                    ));
                 }
-                SinkSpec::Stdout { format: parse_format(k.format.as_deref().unwrap_or("jsonl")).map_err(|m| invalid("sink.format", m))? }
+                SinkSpec::Stdout {
+                    format: parse_format(k.format.as_deref().unwrap_or("jsonl"))
+                        .map_err(|m| invalid("sink.format", m))?,
+                }
             }
             "file" => {
-                let p = k.path.clone().ok_or_else(|| invalid("sink.path", "is missing: the file sink needs an output directory".into()))?;
+                let p = k.path.clone().ok_or_else(|| {
+                    invalid(
+                        "sink.path",
+                        "is missing: the file sink needs an output directory".into(),
+                    )
+                })?;
                 let directory = if p.is_absolute() { p } else { base.join(p) };
                 if directory.is_file() {
-                    return Err(invalid("sink.path", format!("`{}` is a file, expected a directory", directory.display())));
+                    return Err(invalid(
+                        "sink.path",
+                        format!("`{}` is a file, expected a directory", directory.display()),
+                    ));
                 }
-                SinkSpec::File { directory, format: parse_format(k.format.as_deref().unwrap_or("jsonl")).map_err(|m| invalid("sink.format", m))? }
+                SinkSpec::File {
+                    directory,
+                    format: parse_format(k.format.as_deref().unwrap_or("jsonl"))
+                        .map_err(|m| invalid("sink.format", m))?,
+                }
             }
             "blackhole" => {
                 if k.path.is_some() || k.format.is_some() {
-                    return Err(invalid("sink", "the blackhole sink takes no `path` or `format`".into()));
+                    return Err(invalid(
+                        "sink",
+                        "the blackhole sink takes no `path` or `format`".into(),
+                    ));
                 }
                 SinkSpec::Blackhole
             }
-            other => return Err(invalid("sink.connector", format!("is \"{other}\", expected \"stdout\", \"file\" or \"blackhole\""))),
+            other => {
+                return Err(invalid(
+                    "sink.connector",
+                    format!("is \"{other}\", expected \"stdout\", \"file\" or \"blackhole\""),
+                ))
+            }
         };
-        if let SinkSpec::Stdout { format: RecordFormat::Text } | SinkSpec::File { format: RecordFormat::Text, .. } = sink {
-            return Err(invalid("sink.format", "is \"text\", expected \"jsonl\" or \"csv\" for output".into()));
+        if let SinkSpec::Stdout {
+            format: RecordFormat::Text,
+        }
+        | SinkSpec::File {
+            format: RecordFormat::Text,
+            ..
+        } = sink
+        {
+            return Err(invalid(
+                "sink.format",
+                "is \"text\", expected \"jsonl\" or \"csv\" for output".into(),
+            ));
         }
         config.validate().map_err(|m| invalid("job", m))?;
-        Ok(JobFile { path: path.to_owned(), job: raw.job, config, source, event_time, sink, params: raw.params })
+        Ok(JobFile {
+            path: path.to_owned(),
+            job: raw.job,
+            config,
+            source,
+            event_time,
+            sink,
+            params: raw.params,
+        })
     }
 
     /// An error about this file's field `field`.
     pub fn invalid(&self, field: &str, message: impl Into<String>) -> JobFileError {
-        JobFileError::Invalid { file: self.path.clone(), field: field.to_owned(), message: message.into() }
+        JobFileError::Invalid {
+            file: self.path.clone(),
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 
     /// The job's `[params]` as `T` (which should deny unknown fields).
     pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobFileError> {
-        toml::Value::Table(self.params.clone()).try_into().map_err(|e: toml::de::Error| {
-            JobFileError::Invalid { file: self.path.clone(), field: "params".into(), message: e.message().trim_end().to_owned() }
-        })
+        toml::Value::Table(self.params.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| JobFileError::Invalid {
+                file: self.path.clone(),
+                field: "params".into(),
+                message: e.message().trim_end().to_owned(),
+            })
     }
 }
 
@@ -342,6 +503,8 @@ fn parse_format(value: &str) -> Result<RecordFormat, String> {
         "jsonl" | "json" => Ok(RecordFormat::JsonLines),
         "csv" => Ok(RecordFormat::Csv),
         "text" => Ok(RecordFormat::Text),
-        other => Err(format!("is \"{other}\", expected \"jsonl\", \"csv\" or \"text\"")),
+        other => Err(format!(
+            "is \"{other}\", expected \"jsonl\", \"csv\" or \"text\""
+        )),
     }
 }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use sluice_cluster::run;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Stateful, event-time stream processing, one shard per core")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Stateful, event-time stream processing, one shard per core"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,9 +25,7 @@ enum Command {
         job: PathBuf,
     },
     /// Checks a job file without running it.
-    Check {
-        job: PathBuf,
-    },
+    Check { job: PathBuf },
     /// Lists the registered jobs.
     Jobs,
 }
@@ -43,7 +45,12 @@ fn main() -> ExitCode {
         },
         Command::Check { job } => match run::prepare(&job) {
             Ok((file, _)) => {
-                eprintln!("{}: ok (job `{}`, {} shards)", job.display(), file.job, file.config.shards);
+                eprintln!(
+                    "{}: ok (job `{}`, {} shards)",
+                    job.display(),
+                    file.job,
+                    file.config.shards
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -33,7 +33,14 @@ pub fn prepare(path: &Path) -> Result<(JobFile, StreamEnv), RunError> {
     let file = JobFile::load(path)?;
     let build = jobs::find(&file.job).ok_or_else(|| {
         let names: Vec<&str> = jobs::REGISTRY.iter().map(|(n, _, _)| *n).collect();
-        file.invalid("job", format!("\"{}\" is not a registered job; expected one of: {}", file.job, names.join(", ")))
+        file.invalid(
+            "job",
+            format!(
+                "\"{}\" is not a registered job; expected one of: {}",
+                file.job,
+                names.join(", ")
+            ),
+        )
     })?;
     let env = StreamEnv::new(file.config.clone());
     build(&file, &env)?;

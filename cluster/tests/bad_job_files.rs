@@ -19,9 +19,15 @@ fn run_bad(text: &str) -> (i32, String) {
     let job = dir.path().join("job.toml");
     std::fs::write(&job, text).unwrap();
     let output = sluice().arg("run").arg(&job).output().unwrap();
-    assert!(!Path::new(&dir.path().join("out")).exists(), "output was written for a bad job file");
+    assert!(
+        !Path::new(&dir.path().join("out")).exists(),
+        "output was written for a bad job file"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(stderr.contains("job.toml"), "message does not name the file: {stderr}");
+    assert!(
+        stderr.contains("job.toml"),
+        "message does not name the file: {stderr}"
+    );
     (output.status.code().unwrap_or(-1), stderr)
 }
 
@@ -39,89 +45,166 @@ fn windowed(extra_top: &str, source: &str, sink: &str, params: &str) -> String {
 
 #[test]
 fn unknown_top_level_field() {
-    assert_bad(&windowed("shardz = 2", GOOD_SOURCE, GOOD_SINK, ""), &["unknown field `shardz`", "shards"]);
+    assert_bad(
+        &windowed("shardz = 2", GOOD_SOURCE, GOOD_SINK, ""),
+        &["unknown field `shardz`", "shards"],
+    );
 }
 
 #[test]
 fn wrong_type() {
-    assert_bad(&windowed("shards = \"two\"", GOOD_SOURCE, GOOD_SINK, ""), &["shards = \"two\"", "line 2", "expected a non-negative integer"]);
+    assert_bad(
+        &windowed("shards = \"two\"", GOOD_SOURCE, GOOD_SINK, ""),
+        &[
+            "shards = \"two\"",
+            "line 2",
+            "expected a non-negative integer",
+        ],
+    );
 }
 
 #[test]
 fn zero_shards() {
-    assert_bad(&windowed("shards = 0", GOOD_SOURCE, GOOD_SINK, ""), &["field `shards`", "expected 1..="]);
+    assert_bad(
+        &windowed("shards = 0", GOOD_SOURCE, GOOD_SINK, ""),
+        &["field `shards`", "expected 1..="],
+    );
 }
 
 #[test]
 fn max_parallelism_below_shards() {
-    assert_bad(&windowed("shards = 4\nmax_parallelism = 2", GOOD_SOURCE, GOOD_SINK, ""), &["field `max_parallelism`", "at least `shards`"]);
+    assert_bad(
+        &windowed(
+            "shards = 4\nmax_parallelism = 2",
+            GOOD_SOURCE,
+            GOOD_SINK,
+            "",
+        ),
+        &["field `max_parallelism`", "at least `shards`"],
+    );
 }
 
 #[test]
 fn unknown_job() {
     assert_bad(
         &format!("job = \"wordcounts\"\n{GOOD_SOURCE}\n{GOOD_SINK}"),
-        &["field `job`", "\"wordcounts\" is not a registered job", "wordcount, windowed_aggregation"],
+        &[
+            "field `job`",
+            "\"wordcounts\" is not a registered job",
+            "wordcount, windowed_aggregation",
+        ],
     );
 }
 
 #[test]
 fn missing_input_file() {
     let text = format!("job = \"wordcount\"\n[source]\nconnector = \"file\"\npaths = [\"words.txt\", \"nope.txt\"]\n{GOOD_SINK}");
-    assert_bad(&text, &["field `source.paths[1]`", "nope.txt", "No such file"]);
+    assert_bad(
+        &text,
+        &["field `source.paths[1]`", "nope.txt", "No such file"],
+    );
 }
 
 #[test]
 fn unknown_source_connector() {
-    assert_bad(&windowed("", "[source]\nconnector = \"kafka\"\n", GOOD_SINK, ""), &["field `source.connector`", "\"kafka\"", "\"file\" or \"generator\""]);
+    assert_bad(
+        &windowed("", "[source]\nconnector = \"kafka\"\n", GOOD_SINK, ""),
+        &[
+            "field `source.connector`",
+            "\"kafka\"",
+            "\"file\" or \"generator\"",
+        ],
+    );
 }
 
 #[test]
 fn field_of_another_connector() {
     assert_bad(
-        &windowed("", "[source]\nconnector = \"generator\"\npaths = [\"words.txt\"]\n", GOOD_SINK, ""),
-        &["field `source.paths`", "does not apply to connector \"generator\""],
+        &windowed(
+            "",
+            "[source]\nconnector = \"generator\"\npaths = [\"words.txt\"]\n",
+            GOOD_SINK,
+            "",
+        ),
+        &[
+            "field `source.paths`",
+            "does not apply to connector \"generator\"",
+        ],
     );
 }
 
 #[test]
 fn unknown_sink_format() {
-    assert_bad(&windowed("", GOOD_SOURCE, "[sink]\nconnector = \"stdout\"\nformat = \"xml\"\n", ""), &["field `sink.format`", "\"xml\"", "\"jsonl\""]);
+    assert_bad(
+        &windowed(
+            "",
+            GOOD_SOURCE,
+            "[sink]\nconnector = \"stdout\"\nformat = \"xml\"\n",
+            "",
+        ),
+        &["field `sink.format`", "\"xml\"", "\"jsonl\""],
+    );
 }
 
 #[test]
 fn missing_sink_path() {
-    assert_bad(&windowed("", GOOD_SOURCE, "[sink]\nconnector = \"file\"\n", ""), &["field `sink.path`", "missing"]);
+    assert_bad(
+        &windowed("", GOOD_SOURCE, "[sink]\nconnector = \"file\"\n", ""),
+        &["field `sink.path`", "missing"],
+    );
 }
 
 #[test]
 fn zero_batch_bytes() {
-    assert_bad(&windowed("[exchange]\nbatch_bytes = 0", GOOD_SOURCE, GOOD_SINK, ""), &["field `exchange.batch_bytes`", "expected 1..="]);
+    assert_bad(
+        &windowed("[exchange]\nbatch_bytes = 0", GOOD_SOURCE, GOOD_SINK, ""),
+        &["field `exchange.batch_bytes`", "expected 1..="],
+    );
 }
 
 #[test]
 fn negative_window_size() {
-    assert_bad(&windowed("", GOOD_SOURCE, GOOD_SINK, "size_ms = -5"), &["field `params.size_ms`", "positive"]);
+    assert_bad(
+        &windowed("", GOOD_SOURCE, GOOD_SINK, "size_ms = -5"),
+        &["field `params.size_ms`", "positive"],
+    );
 }
 
 #[test]
 fn unknown_param() {
-    assert_bad(&windowed("", GOOD_SOURCE, GOOD_SINK, "size = 5"), &["field `params`", "unknown field `size`"]);
+    assert_bad(
+        &windowed("", GOOD_SOURCE, GOOD_SINK, "size = 5"),
+        &["field `params`", "unknown field `size`"],
+    );
 }
 
 #[test]
 fn sliding_without_slide() {
-    assert_bad(&windowed("", GOOD_SOURCE, GOOD_SINK, "window = \"sliding\""), &["field `params.slide_ms`", "missing"]);
+    assert_bad(
+        &windowed("", GOOD_SOURCE, GOOD_SINK, "window = \"sliding\""),
+        &["field `params.slide_ms`", "missing"],
+    );
 }
 
 #[test]
 fn generator_with_zero_keys() {
-    assert_bad(&windowed("", "[source]\nconnector = \"generator\"\nkeys = 0\n", GOOD_SINK, ""), &["field `source.keys`", "expected at least 1"]);
+    assert_bad(
+        &windowed(
+            "",
+            "[source]\nconnector = \"generator\"\nkeys = 0\n",
+            GOOD_SINK,
+            "",
+        ),
+        &["field `source.keys`", "expected at least 1"],
+    );
 }
 
 #[test]
 fn wordcount_on_generator() {
-    assert_bad(&format!("job = \"wordcount\"\n{GOOD_SOURCE}\n{GOOD_SINK}"), &["field `source.connector`", "reads text files"]);
+    assert_bad(
+        &format!("job = \"wordcount\"\n{GOOD_SOURCE}\n{GOOD_SINK}"),
+        &["field `source.connector`", "reads text files"],
+    );
 }
 
 #[test]
@@ -136,8 +219,14 @@ fn missing_required_section() {
 
 #[test]
 fn missing_job_file() {
-    let output = sluice().args(["run", "/nonexistent/job.toml"]).output().unwrap();
+    let output = sluice()
+        .args(["run", "/nonexistent/job.toml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("/nonexistent/job.toml") && stderr.contains("cannot read"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/job.toml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
 }

@@ -58,14 +58,19 @@ impl Default for JobConfig {
 
 /// The CPUs this process may run on.
 pub fn available_cpus() -> u32 {
-    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
 }
 
 impl JobConfig {
     /// Checks the invariants; the message names the setting and what is expected.
     pub fn validate(&self) -> Result<(), String> {
         if self.shards == 0 || self.shards > SHARDS_MAX {
-            return Err(format!("shards is {}, expected 1..={SHARDS_MAX}", self.shards));
+            return Err(format!(
+                "shards is {}, expected 1..={SHARDS_MAX}",
+                self.shards
+            ));
         }
         if self.max_parallelism < self.shards || self.max_parallelism > MAX_PARALLELISM_LIMIT {
             return Err(format!(
@@ -82,7 +87,9 @@ impl JobConfig {
         if self.channel_batches == 0 {
             return Err("channel_batches is 0, expected at least 1".into());
         }
-        if self.source_batch_records == 0 || self.source_batch_records > sluice_network::BATCH_RECORDS_MAX {
+        if self.source_batch_records == 0
+            || self.source_batch_records > sluice_network::BATCH_RECORDS_MAX
+        {
             return Err(format!(
                 "source batch_records is {}, expected 1..={}",
                 self.source_batch_records,

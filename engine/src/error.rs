@@ -10,7 +10,10 @@ pub enum SourceError {
     BadRecord { location: String, reason: String },
     /// The input could not be read.
     #[error("reading {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A job failed while running.

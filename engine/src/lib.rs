@@ -15,8 +15,8 @@
 pub mod config;
 pub mod connectors;
 pub mod error;
-pub mod keyed_state;
 pub mod exchange;
+pub mod keyed_state;
 pub mod metrics;
 pub mod operators;
 pub mod push;

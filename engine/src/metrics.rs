@@ -50,7 +50,10 @@ pub struct JobTotals {
 }
 
 pub fn totals(shards: &[Arc<ShardMetrics>]) -> JobTotals {
-    let mut t = JobTotals { watermark: i64::MAX, ..Default::default() };
+    let mut t = JobTotals {
+        watermark: i64::MAX,
+        ..Default::default()
+    };
     for m in shards {
         t.records_in += m.records_in.load(Ordering::Relaxed);
         t.records_out += m.records_out.load(Ordering::Relaxed);

@@ -16,16 +16,18 @@ use sluice_state::{StableKey, StateBackend, StateKey};
 
 use crate::connectors::{Sink, Source};
 use crate::exchange::{
-    BroadcastPartitioner, ExchangeGate, ExchangeSender, KeyPartitioner, Partitioner, RoundRobinPartitioner,
+    BroadcastPartitioner, ExchangeGate, ExchangeSender, KeyPartitioner, Partitioner,
+    RoundRobinPartitioner,
 };
 use crate::operators::{
-    Filter, FlatMap, KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SinkOperator, Union, UnionInput,
+    Filter, FlatMap, KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SinkOperator, Union,
+    UnionInput,
 };
 use crate::push::{Discard, Push};
 use crate::runtime::{self, reachable_outboxes, JobReport, RootBuilder, ShardBuilder};
 use crate::window::{
-    AggregateFunction, AggregateLogic, CountTrigger, GlobalWindows, ProcessLogic, PurgingTrigger, ReduceLogic, Trigger,
-    WindowAssigner, WindowLogic, WindowOperator, WindowSpec,
+    AggregateFunction, AggregateLogic, CountTrigger, GlobalWindows, ProcessLogic, PurgingTrigger,
+    ReduceLogic, Trigger, WindowAssigner, WindowLogic, WindowOperator, WindowSpec,
 };
 use crate::{Data, EngineError, ExchangeData, JobConfig, WatermarkStrategy};
 
@@ -53,7 +55,11 @@ pub struct Stream<T> {
 
 impl<T> Clone for Stream<T> {
     fn clone(&self) -> Self {
-        Stream { env: self.env.clone(), node: self.node, attach: self.attach.clone() }
+        Stream {
+            env: self.env.clone(),
+            node: self.node,
+            attach: self.attach.clone(),
+        }
     }
 }
 
@@ -65,7 +71,10 @@ pub struct OutputTag<T> {
 
 impl<T> OutputTag<T> {
     pub fn new(name: &str) -> Self {
-        OutputTag { name: name.to_owned(), _type: PhantomData }
+        OutputTag {
+            name: name.to_owned(),
+            _type: PhantomData,
+        }
     }
 }
 
@@ -77,7 +86,14 @@ impl<T> Clone for OutputTag<T> {
 
 impl StreamEnv {
     pub fn new(config: JobConfig) -> Self {
-        StreamEnv { plan: Rc::new(RefCell::new(Plan { config, next_node: 0, next_edge: 0, roots: Vec::new() })) }
+        StreamEnv {
+            plan: Rc::new(RefCell::new(Plan {
+                config,
+                next_node: 0,
+                next_edge: 0,
+                roots: Vec::new(),
+            })),
+        }
     }
 
     pub fn config(&self) -> JobConfig {
@@ -97,37 +113,46 @@ impl StreamEnv {
     }
 
     /// A stream from a partitioned source, with event time as `strategy` says.
-    pub fn source<T: Data, S: Source<T>>(&self, source: S, strategy: WatermarkStrategy<T>) -> Stream<T> {
+    pub fn source<T: Data, S: Source<T>>(
+        &self,
+        source: S,
+        strategy: WatermarkStrategy<T>,
+    ) -> Stream<T> {
         let source = Arc::new(source);
         let node = self.next_node();
-        let attach: Attach<T> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
-            let source = source.clone();
-            let strategy = strategy.clone();
-            sb.attach_shared(node, consumer, move |sb, chain| {
-                let mut readers = Vec::new();
-                for partition in (sb.shard..source.partitions()).step_by(sb.shards as usize) {
-                    match source.open(partition) {
-                        Ok(reader) => readers.push(reader),
-                        Err(e) => return sb.fail(EngineError::Source(e)),
+        let attach: Attach<T> =
+            Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
+                let source = source.clone();
+                let strategy = strategy.clone();
+                sb.attach_shared(node, consumer, move |sb, chain| {
+                    let mut readers = Vec::new();
+                    for partition in (sb.shard..source.partitions()).step_by(sb.shards as usize) {
+                        match source.open(partition) {
+                            Ok(reader) => readers.push(reader),
+                            Err(e) => return sb.fail(EngineError::Source(e)),
+                        }
                     }
-                }
-                let (metrics, errors) = (sb.metrics.clone(), sb.errors());
-                let batch_records = sb.config.source_batch_records;
-                sb.spawn_later(Box::new(move |outboxes| {
-                    let outboxes = reachable_outboxes(&*chain, outboxes);
-                    Box::pin(runtime::run_source(runtime::SourceTask {
-                        readers,
-                        strategy,
-                        chain,
-                        outboxes,
-                        metrics,
-                        batch_records,
-                        errors,
-                    }))
-                }));
+                    let (metrics, errors) = (sb.metrics.clone(), sb.errors());
+                    let batch_records = sb.config.source_batch_records;
+                    sb.spawn_later(Box::new(move |outboxes| {
+                        let outboxes = reachable_outboxes(&*chain, outboxes);
+                        Box::pin(runtime::run_source(runtime::SourceTask {
+                            readers,
+                            strategy,
+                            chain,
+                            outboxes,
+                            metrics,
+                            batch_records,
+                            errors,
+                        }))
+                    }));
+                });
             });
-        });
-        Stream { env: self.clone(), node, attach }
+        Stream {
+            env: self.clone(),
+            node,
+            attach,
+        }
     }
 
     /// Runs the job to completion: until every source has ended and every
@@ -149,13 +174,18 @@ impl<T: Data> Stream<T> {
     ) -> Stream<U> {
         let node = self.env.next_node();
         let parent = self.attach.clone();
-        let attach: Attach<U> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
-            sb.attach_shared(node, consumer, |sb, fan| {
-                let op = make(sb, fan);
-                parent(sb, op);
+        let attach: Attach<U> =
+            Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
+                sb.attach_shared(node, consumer, |sb, fan| {
+                    let op = make(sb, fan);
+                    parent(sb, op);
+                });
             });
-        });
-        Stream { env: self.env.clone(), node, attach }
+        Stream {
+            env: self.env.clone(),
+            node,
+            attach,
+        }
     }
 
     pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Clone + Send + Sync + 'static) -> Stream<U> {
@@ -178,28 +208,42 @@ impl<T: Data> Stream<T> {
         let node = self.env.next_node();
         let mut inputs = vec![self.attach.clone()];
         inputs.extend(others.iter().map(|s| s.attach.clone()));
-        let attach: Attach<T> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
-            sb.attach_shared(node, consumer, |sb, fan| {
-                let union = Union::new(inputs.len(), fan);
-                for (input, attach) in inputs.iter().enumerate() {
-                    attach(sb, Box::new(UnionInput { union: union.clone(), input }));
-                }
+        let attach: Attach<T> =
+            Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
+                sb.attach_shared(node, consumer, |sb, fan| {
+                    let union = Union::new(inputs.len(), fan);
+                    for (input, attach) in inputs.iter().enumerate() {
+                        attach(
+                            sb,
+                            Box::new(UnionInput {
+                                union: union.clone(),
+                                input,
+                            }),
+                        );
+                    }
+                });
             });
-        });
-        Stream { env: self.env.clone(), node, attach }
+        Stream {
+            env: self.env.clone(),
+            node,
+            attach,
+        }
     }
 
     /// Writes the stream to `sink`: a root of the plan.
     pub fn sink(&self, sink: impl Sink<T>) {
         let sink = Arc::new(sink);
         let attach = self.attach.clone();
-        let root: RootBuilder = Arc::new(move |sb: &mut ShardBuilder| match sink.open(sb.shard, sb.shards) {
-            Ok(writer) => {
-                let op = SinkOperator::new(writer, sb.metrics.clone(), sb.errors());
-                attach(sb, Box::new(op));
-            }
-            Err(e) => sb.fail(EngineError::Sink(e)),
-        });
+        let root: RootBuilder =
+            Arc::new(
+                move |sb: &mut ShardBuilder| match sink.open(sb.shard, sb.shards) {
+                    Ok(writer) => {
+                        let op = SinkOperator::new(writer, sb.metrics.clone(), sb.errors());
+                        attach(sb, Box::new(op));
+                    }
+                    Err(e) => sb.fail(EngineError::Sink(e)),
+                },
+            );
         self.env.plan.borrow_mut().roots.push(root);
     }
 
@@ -209,19 +253,27 @@ impl<T: Data> Stream<T> {
         let producer = self.node;
         let producer_attach = self.attach.clone();
         let tag = tag.name.clone();
-        let attach: Attach<U> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
-            if !sb.is_built(producer) {
-                producer_attach(sb, Box::new(Discard));
-            }
-            sb.side_output::<U>(producer, &tag).add(consumer);
-        });
-        Stream { env: self.env.clone(), node, attach }
+        let attach: Attach<U> =
+            Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
+                if !sb.is_built(producer) {
+                    producer_attach(sb, Box::new(Discard));
+                }
+                sb.side_output::<U>(producer, &tag).add(consumer);
+            });
+        Stream {
+            env: self.env.clone(),
+            node,
+            attach,
+        }
     }
 }
 
 impl<T: ExchangeData> Stream<T> {
     /// An exchange with partitioner `make_partitioner` (built per shard).
-    fn exchange<P: Partitioner<T>>(&self, make_partitioner: impl Fn(&ShardBuilder) -> P + Send + Sync + 'static) -> Stream<T> {
+    fn exchange<P: Partitioner<T>>(
+        &self,
+        make_partitioner: impl Fn(&ShardBuilder) -> P + Send + Sync + 'static,
+    ) -> Stream<T> {
         let edge = self.env.next_edge();
         self.derive(move |sb, downstream| {
             let gate = Rc::new(RefCell::new(ExchangeGate::new(downstream, sb.shards)));
@@ -253,7 +305,11 @@ impl<T: ExchangeData> Stream<T> {
     {
         let selector = key_of.clone();
         let input = self.exchange(move |sb| KeyPartitioner::new(selector.clone(), sb.key_groups));
-        KeyedStream { input, key_of, _key: PhantomData }
+        KeyedStream {
+            input,
+            key_of,
+            _key: PhantomData,
+        }
     }
 
     /// Spreads records round-robin over all shards.
@@ -291,13 +347,22 @@ where
         let name = format!("reduce-{}", self.input.env.plan.borrow().next_node + 1);
         self.input.derive(move |sb, next| {
             let table = sb.state.table(&name);
-            Box::new(KeyedReduce::new(key_of.clone(), f.clone(), sb.key_groups, table, next))
+            Box::new(KeyedReduce::new(
+                key_of.clone(),
+                f.clone(),
+                sb.key_groups,
+                table,
+                next,
+            ))
         })
     }
 
     /// Runs `factory`'s function per key, with keyed state and timers. The
     /// factory runs once per shard and creates the function's state handles.
-    pub fn process<O, P>(&self, factory: impl Fn(&mut StateBackend) -> P + Send + Sync + 'static) -> Stream<O>
+    pub fn process<O, P>(
+        &self,
+        factory: impl Fn(&mut StateBackend) -> P + Send + Sync + 'static,
+    ) -> Stream<O>
     where
         O: Data,
         P: KeyedProcess<K, T, O>,
@@ -305,27 +370,51 @@ where
         let key_of = self.key_of.clone();
         self.input.derive(move |sb, next| {
             let function = factory(&mut sb.state);
-            let (op, state) = KeyedProcessOperator::new(key_of.clone(), sb.key_groups, function, sb.clock.clone(), next);
-            sb.register_ticker(Rc::new(RefCell::new(crate::operators::TickFor::<T, _, _, _, _>(
-                state,
-                PhantomData,
-            ))));
+            let (op, state) = KeyedProcessOperator::new(
+                key_of.clone(),
+                sb.key_groups,
+                function,
+                sb.clock.clone(),
+                next,
+            );
+            sb.register_ticker(Rc::new(RefCell::new(crate::operators::TickFor::<
+                T,
+                _,
+                _,
+                _,
+                _,
+            >(state, PhantomData))));
             Box::new(op)
         })
     }
 
     /// Windows of this keyed stream.
-    pub fn window<A: WindowAssigner>(&self, assigner: A) -> WindowedStream<K, T, F, A, A::DefaultTrigger> {
+    pub fn window<A: WindowAssigner>(
+        &self,
+        assigner: A,
+    ) -> WindowedStream<K, T, F, A, A::DefaultTrigger> {
         WindowedStream {
-            keyed: KeyedStream { input: self.input.clone(), key_of: self.key_of.clone(), _key: PhantomData },
-            spec: WindowSpec { assigner, trigger: Default::default(), allowed_lateness_ms: 0 },
+            keyed: KeyedStream {
+                input: self.input.clone(),
+                key_of: self.key_of.clone(),
+                _key: PhantomData,
+            },
+            spec: WindowSpec {
+                assigner,
+                trigger: Default::default(),
+                allowed_lateness_ms: 0,
+            },
             late: None,
         }
     }
 
     /// Windows of `count` elements per key (global windows, purging count trigger).
-    pub fn count_window(&self, count: u64) -> WindowedStream<K, T, F, GlobalWindows, PurgingTrigger<CountTrigger>> {
-        self.window(GlobalWindows).trigger(PurgingTrigger(CountTrigger::of(count)))
+    pub fn count_window(
+        &self,
+        count: u64,
+    ) -> WindowedStream<K, T, F, GlobalWindows, PurgingTrigger<CountTrigger>> {
+        self.window(GlobalWindows)
+            .trigger(PurgingTrigger(CountTrigger::of(count)))
     }
 }
 
@@ -347,7 +436,11 @@ where
     pub fn trigger<Tr2: Trigger<T, A::W>>(self, trigger: Tr2) -> WindowedStream<K, T, F, A, Tr2> {
         WindowedStream {
             keyed: self.keyed,
-            spec: WindowSpec { assigner: self.spec.assigner, trigger, allowed_lateness_ms: self.spec.allowed_lateness_ms },
+            spec: WindowSpec {
+                assigner: self.spec.assigner,
+                trigger,
+                allowed_lateness_ms: self.spec.allowed_lateness_ms,
+            },
             late: self.late,
         }
     }
@@ -377,36 +470,46 @@ where
         let node = env.next_node();
         let name = format!("window-{node}");
         let parent = input.attach.clone();
-        let attach: Attach<L::Out> = Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<L::Out>>| {
-            let (key_of, spec, name, parent) = (key_of.clone(), spec.clone(), name.clone(), parent.clone());
-            let late = late.clone();
-            let logic = logic();
-            sb.attach_shared(node, consumer, move |sb, fan| {
-                let late = late.map(|tag| sb.side_output::<T>(node, &tag));
-                let op = WindowOperator::new(
-                    &name,
-                    key_of,
-                    sb.key_groups,
-                    spec,
-                    logic,
-                    &mut sb.state,
-                    fan,
-                    late,
-                    sb.metrics.clone(),
-                );
-                parent(sb, Box::new(op));
-            });
-        });
+        let attach: Attach<L::Out> = Arc::new(
+            move |sb: &mut ShardBuilder, consumer: Box<dyn Push<L::Out>>| {
+                let (key_of, spec, name, parent) =
+                    (key_of.clone(), spec.clone(), name.clone(), parent.clone());
+                let late = late.clone();
+                let logic = logic();
+                sb.attach_shared(node, consumer, move |sb, fan| {
+                    let late = late.map(|tag| sb.side_output::<T>(node, &tag));
+                    let op = WindowOperator::new(
+                        &name,
+                        key_of,
+                        sb.key_groups,
+                        spec,
+                        logic,
+                        &mut sb.state,
+                        fan,
+                        late,
+                        sb.metrics.clone(),
+                    );
+                    parent(sb, Box::new(op));
+                });
+            },
+        );
         Stream { env, node, attach }
     }
 
     /// Incremental aggregation; `finish` makes the output from key, window and result.
-    pub fn aggregate<Ag, O>(self, function: Ag, finish: impl Fn(&K, &A::W, Ag::Out) -> O + Clone + Send + Sync + 'static) -> Stream<O>
+    pub fn aggregate<Ag, O>(
+        self,
+        function: Ag,
+        finish: impl Fn(&K, &A::W, Ag::Out) -> O + Clone + Send + Sync + 'static,
+    ) -> Stream<O>
     where
         Ag: AggregateFunction<T>,
         O: Data,
     {
-        self.apply(move || AggregateLogic { function: function.clone(), finish: finish.clone() })
+        self.apply(move || AggregateLogic {
+            function: function.clone(),
+            finish: finish.clone(),
+        })
     }
 
     /// Incremental reduction.
@@ -415,11 +518,21 @@ where
         reduce: impl Fn(&T, &T) -> T + Clone + Send + Sync + 'static,
         finish: impl Fn(&K, &A::W, &T) -> O + Clone + Send + Sync + 'static,
     ) -> Stream<O> {
-        self.apply(move || ReduceLogic { reduce: reduce.clone(), finish: finish.clone(), _element: PhantomData })
+        self.apply(move || ReduceLogic {
+            reduce: reduce.clone(),
+            finish: finish.clone(),
+            _element: PhantomData,
+        })
     }
 
     /// A function over all elements of each window.
-    pub fn process<O: Data>(self, function: impl Fn(&K, &A::W, &[T], &mut Vec<O>) + Clone + Send + Sync + 'static) -> Stream<O> {
-        self.apply(move || ProcessLogic { function: function.clone(), _types: PhantomData })
+    pub fn process<O: Data>(
+        self,
+        function: impl Fn(&K, &A::W, &[T], &mut Vec<O>) + Clone + Send + Sync + 'static,
+    ) -> Stream<O> {
+        self.apply(move || ProcessLogic {
+            function: function.clone(),
+            _types: PhantomData,
+        })
     }
 }

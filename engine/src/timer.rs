@@ -21,19 +21,28 @@ impl<K: StateKey, N: StateKey> Default for TimerService<K, N> {
 
 impl<K: StateKey, N: StateKey> TimerService<K, N> {
     pub fn new() -> Self {
-        TimerService { by_time: BTreeMap::new(), len: 0 }
+        TimerService {
+            by_time: BTreeMap::new(),
+            len: 0,
+        }
     }
 
     /// Registers a timer; returns false if it already existed.
     pub fn register(&mut self, time: i64, key: K, namespace: N) -> bool {
-        let inserted = self.by_time.entry(time).or_default().insert((key, namespace));
+        let inserted = self
+            .by_time
+            .entry(time)
+            .or_default()
+            .insert((key, namespace));
         self.len += inserted as usize;
         inserted
     }
 
     /// Deletes a timer; returns false if there was none.
     pub fn delete(&mut self, time: i64, key: &K, namespace: &N) -> bool {
-        let Some(set) = self.by_time.get_mut(&time) else { return false };
+        let Some(set) = self.by_time.get_mut(&time) else {
+            return false;
+        };
         // The set owns (K, N); a borrowed lookup would need an Equivalent type,
         // deletes are rare (merging windows, user code), so clone.
         let removed = set.remove(&(key.clone(), namespace.clone()));

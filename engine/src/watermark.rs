@@ -36,8 +36,15 @@ impl<T> WatermarkStrategy<T> {
     /// Watermarks trail the largest timestamp seen by `out_of_orderness_ms`
     /// (Flink's `forBoundedOutOfOrderness`): watermark = max − bound − 1.
     pub fn bounded_out_of_orderness(out_of_orderness_ms: i64) -> Self {
-        assert!(out_of_orderness_ms >= 0, "out-of-orderness must not be negative");
-        WatermarkStrategy { timestamps: None, out_of_orderness_ms: Some(out_of_orderness_ms), idle_timeout: None }
+        assert!(
+            out_of_orderness_ms >= 0,
+            "out-of-orderness must not be negative"
+        );
+        WatermarkStrategy {
+            timestamps: None,
+            out_of_orderness_ms: Some(out_of_orderness_ms),
+            idle_timeout: None,
+        }
     }
 
     /// Timestamps only ever increase within a partition.
@@ -47,7 +54,11 @@ impl<T> WatermarkStrategy<T> {
 
     /// No event time: windows and timers must use processing time.
     pub fn no_watermarks() -> Self {
-        WatermarkStrategy { timestamps: None, out_of_orderness_ms: None, idle_timeout: None }
+        WatermarkStrategy {
+            timestamps: None,
+            out_of_orderness_ms: None,
+            idle_timeout: None,
+        }
     }
 
     /// Assigns each record's event time with `f`.
@@ -72,7 +83,10 @@ pub struct PartitionWatermark {
 
 impl PartitionWatermark {
     pub fn new(bound_ms: i64) -> Self {
-        PartitionWatermark { bound_ms, max_timestamp: i64::MIN }
+        PartitionWatermark {
+            bound_ms,
+            max_timestamp: i64::MIN,
+        }
     }
 
     #[inline]
@@ -85,7 +99,9 @@ impl PartitionWatermark {
         if self.max_timestamp == i64::MIN {
             i64::MIN
         } else {
-            self.max_timestamp.saturating_sub(self.bound_ms).saturating_sub(1)
+            self.max_timestamp
+                .saturating_sub(self.bound_ms)
+                .saturating_sub(1)
         }
     }
 }
@@ -108,7 +124,14 @@ impl WatermarkCombiner {
     pub fn new(inputs: usize) -> Self {
         assert!(inputs > 0, "a combiner needs at least one input");
         WatermarkCombiner {
-            inputs: vec![InputClock { watermark: i64::MIN, idle: false, ended: false }; inputs],
+            inputs: vec![
+                InputClock {
+                    watermark: i64::MIN,
+                    idle: false,
+                    ended: false
+                };
+                inputs
+            ],
             emitted: i64::MIN,
         }
     }

@@ -57,17 +57,26 @@ fn run(shards: u32, batch_bytes: usize, events: u64) -> Results {
     };
     let env = StreamEnv::new(config);
     let (sink, collected) = CollectSink::new();
-    env.source(generator(events), WatermarkStrategy::bounded_out_of_orderness(800))
-        .key_by(|e: &GeneratedEvent| e.key)
-        .window(TumblingWindows::of(WINDOW_MS))
-        .aggregate(CountSum, |key: &u64, w: &TimeWindow, (count, sum)| (*key, w.start, count, sum))
-        .sink(sink);
+    env.source(
+        generator(events),
+        WatermarkStrategy::bounded_out_of_orderness(800),
+    )
+    .key_by(|e: &GeneratedEvent| e.key)
+    .window(TumblingWindows::of(WINDOW_MS))
+    .aggregate(CountSum, |key: &u64, w: &TimeWindow, (count, sum)| {
+        (*key, w.start, count, sum)
+    })
+    .sink(sink);
     let report = env.execute().expect("job runs");
     assert_eq!(report.totals.records_in, events);
     let mut results = Results::new();
     for r in collected.lock().unwrap().iter() {
         let (key, start, count, sum) = r.value;
-        assert_eq!(r.ts, start + WINDOW_MS - 1, "results carry the window's max timestamp");
+        assert_eq!(
+            r.ts,
+            start + WINDOW_MS - 1,
+            "results carry the window's max timestamp"
+        );
         let previous = results.insert((key, start), (count, sum));
         assert!(previous.is_none(), "window ({key}, {start}) fired twice");
     }
@@ -92,9 +101,23 @@ fn identical_for_any_shard_count_and_batch_size() {
     let events = 1_000_000;
     let expected = plain(events);
     assert!(expected.len() > 10_000);
-    for (shards, batch_bytes) in [(1, 32 * 1024), (2, 32 * 1024), (4, 32 * 1024), (2, 1), (4, 1), (3, 500)] {
+    for (shards, batch_bytes) in [
+        (1, 32 * 1024),
+        (2, 32 * 1024),
+        (4, 32 * 1024),
+        (2, 1),
+        (4, 1),
+        (3, 500),
+    ] {
         let got = run(shards, batch_bytes, events);
-        assert_eq!(got.len(), expected.len(), "shards {shards}, batch {batch_bytes}");
-        assert!(got == expected, "shards {shards}, batch {batch_bytes}: results differ");
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "shards {shards}, batch {batch_bytes}"
+        );
+        assert!(
+            got == expected,
+            "shards {shards}, batch {batch_bytes}: results differ"
+        );
     }
 }

@@ -92,21 +92,34 @@ impl RecordBatch {
                 reason: format!("ends at byte {end} of a {}-byte buffer", self.bytes.len()),
             });
         }
-        T::read_archived_checked(&self.bytes[..end]).map_err(|e| BatchError::Malformed { index, reason: e.to_string() })
+        T::read_archived_checked(&self.bytes[..end]).map_err(|e| BatchError::Malformed {
+            index,
+            reason: e.to_string(),
+        })
     }
 
     /// Checks the structural invariants (see the module docs).
     pub fn check_invariants(&self) -> Result<(), String> {
         if self.ends.len() != self.timestamps.len() {
-            return Err(format!("{} record ends but {} timestamps", self.ends.len(), self.timestamps.len()));
+            return Err(format!(
+                "{} record ends but {} timestamps",
+                self.ends.len(),
+                self.timestamps.len()
+            ));
         }
         if self.ends.len() > BATCH_RECORDS_MAX {
-            return Err(format!("{} records, more than {BATCH_RECORDS_MAX}", self.ends.len()));
+            return Err(format!(
+                "{} records, more than {BATCH_RECORDS_MAX}",
+                self.ends.len()
+            ));
         }
         let mut previous = 0u32;
         for (i, &end) in self.ends.iter().enumerate() {
             if end <= previous && i > 0 || end as usize > self.bytes.len() {
-                return Err(format!("record {i} ends at {end}, after {previous}, buffer {}", self.bytes.len()));
+                return Err(format!(
+                    "record {i} ends at {end}, after {previous}, buffer {}",
+                    self.bytes.len()
+                ));
             }
             previous = end;
         }
@@ -162,7 +175,10 @@ impl<T: ExchangeData> BatchBuilder<T> {
             Err(source) => {
                 // Drop the partial record so the batch stays well-formed.
                 self.batch.bytes.resize(start, 0);
-                Err(BatchError::Serialize { index: self.batch.ends.len(), source })
+                Err(BatchError::Serialize {
+                    index: self.batch.ends.len(),
+                    source,
+                })
             }
         }
     }
@@ -248,7 +264,16 @@ mod tests {
     #[test]
     fn corrupt_bytes_are_an_error_not_a_panic() {
         let mut builder = BatchBuilder::<Event>::new(1024);
-        builder.push(1, &Event { key: 1, name: "abc".into(), values: vec![1, 2] }).unwrap();
+        builder
+            .push(
+                1,
+                &Event {
+                    key: 1,
+                    name: "abc".into(),
+                    values: vec![1, 2],
+                },
+            )
+            .unwrap();
         let mut batch = builder.take();
         // Every relative pointer and length now points far outside the buffer.
         for b in batch.bytes.as_mut_slice() {

@@ -21,7 +21,11 @@ type Check<'a> = rancor::Strategy<Validator<ArchiveValidator<'a>, ()>, rancor::E
 pub trait ExchangeData: Clone + Send + 'static {
     /// Appends the archived record to `buffer`; returns the end offset of its
     /// root (the record is read back from `buffer[..end]`).
-    fn append_archived(&self, buffer: &mut AlignedVec, arena: &mut Arena) -> Result<usize, rancor::Error>;
+    fn append_archived(
+        &self,
+        buffer: &mut AlignedVec,
+        arena: &mut Arena,
+    ) -> Result<usize, rancor::Error>;
 
     /// Reads a record from `bytes`, whose archived root ends at `bytes.len()`.
     ///
@@ -44,7 +48,11 @@ where
     T::Archived: Deserialize<T, LowDeserializer<rancor::Error>> + for<'a> CheckBytes<Check<'a>>,
 {
     #[inline]
-    fn append_archived(&self, buffer: &mut AlignedVec, arena: &mut Arena) -> Result<usize, rancor::Error> {
+    fn append_archived(
+        &self,
+        buffer: &mut AlignedVec,
+        arena: &mut Arena,
+    ) -> Result<usize, rancor::Error> {
         rkyv::api::low::to_bytes_in_with_alloc(self, &mut *buffer, arena.acquire())?;
         Ok(buffer.len())
     }
@@ -63,7 +71,8 @@ where
 
     fn read_archived_checked(bytes: &[u8]) -> Result<Self, rancor::Error> {
         let mut validator = Validator::new(ArchiveValidator::new(bytes), ());
-        let archived = rkyv::api::access_with_context::<T::Archived, _, rancor::Error>(bytes, &mut validator)?;
+        let archived =
+            rkyv::api::access_with_context::<T::Archived, _, rancor::Error>(bytes, &mut validator)?;
         rkyv::api::low::deserialize::<T, rancor::Error>(archived)
     }
 }

@@ -52,7 +52,13 @@ pub trait KeyedTable<K, N, V> {
 
     /// Calls `f` with the slot of `(key, namespace)` and applies its decision.
     /// The one call that reads and writes, so read-modify-write costs one lookup.
-    fn update(&mut self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>);
+    fn update(
+        &mut self,
+        group: KeyGroup,
+        key: &K,
+        namespace: &N,
+        f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>,
+    );
 
     /// Removes and returns the value.
     fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V>;
@@ -99,7 +105,10 @@ impl StateBackend {
 
     /// Creates the table `name` (names are unique per job; the RocksDB backend
     /// maps each to a column family).
-    pub fn table<K: StateKey, N: StateKey, V: StateValue>(&mut self, name: &str) -> Box<dyn KeyedTable<K, N, V>> {
+    pub fn table<K: StateKey, N: StateKey, V: StateValue>(
+        &mut self,
+        name: &str,
+    ) -> Box<dyn KeyedTable<K, N, V>> {
         match self.kind {
             StateBackendKind::Memory => Box::new(MemoryTable::new(name, self.groups)),
         }

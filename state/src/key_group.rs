@@ -82,7 +82,10 @@ impl KeyGroups {
             shards <= max_parallelism && max_parallelism <= MAX_PARALLELISM_LIMIT,
             "shards {shards} <= max_parallelism {max_parallelism} <= {MAX_PARALLELISM_LIMIT}"
         );
-        KeyGroups { max_parallelism, shards }
+        KeyGroups {
+            max_parallelism,
+            shards,
+        }
     }
 
     pub fn max_parallelism(&self) -> u32 {
@@ -111,7 +114,10 @@ impl KeyGroups {
         let n = self.shards;
         let start = (shard * m).div_ceil(n);
         let end = ((shard + 1) * m).div_ceil(n);
-        KeyGroupRange { start: start as u16, end: end as u16 }
+        KeyGroupRange {
+            start: start as u16,
+            end: end as u16,
+        }
     }
 }
 
@@ -125,17 +131,32 @@ mod tests {
     fn pinned_mapping() {
         let layout = KeyGroups::new(128, 4);
         assert_eq!(layout.range_of(0), KeyGroupRange { start: 0, end: 32 });
-        assert_eq!(layout.range_of(3), KeyGroupRange { start: 96, end: 128 });
+        assert_eq!(
+            layout.range_of(3),
+            KeyGroupRange {
+                start: 96,
+                end: 128
+            }
+        );
         let layout = KeyGroups::new(128, 3);
         assert_eq!(layout.range_of(0), KeyGroupRange { start: 0, end: 43 });
         assert_eq!(layout.range_of(1), KeyGroupRange { start: 43, end: 86 });
-        assert_eq!(layout.range_of(2), KeyGroupRange { start: 86, end: 128 });
+        assert_eq!(
+            layout.range_of(2),
+            KeyGroupRange {
+                start: 86,
+                end: 128
+            }
+        );
         // Key → group → shard, pinned end to end.
         let g = layout.key_group_of_hash(42u64.stable_hash());
         assert_eq!(g, KeyGroup((0xd5a6_f8c8_38df_27c8u64 % 128) as u16));
         assert_eq!(g, KeyGroup(72));
         assert_eq!(layout.shard_of(g), 1);
-        assert_eq!(KeyGroups::new(128, 2).key_group_of_hash("sluice".stable_hash()), KeyGroup(29));
+        assert_eq!(
+            KeyGroups::new(128, 2).key_group_of_hash("sluice".stable_hash()),
+            KeyGroup(29)
+        );
     }
 
     proptest! {

@@ -19,8 +19,12 @@ mod key_group;
 mod memory;
 mod stable_hash;
 
-pub use backend::{KeyedTable, Slot, SlotAction, StateBackend, StateBackendKind, StateKey, StateValue};
+pub use backend::{
+    KeyedTable, Slot, SlotAction, StateBackend, StateBackendKind, StateKey, StateValue,
+};
 pub use fast_hash::{FastHashMap, FastHashSet, FastHasher};
-pub use key_group::{KeyGroup, KeyGroupRange, KeyGroups, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
+pub use key_group::{
+    KeyGroup, KeyGroupRange, KeyGroups, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT,
+};
 pub use memory::MemoryTable;
 pub use stable_hash::StableKey;

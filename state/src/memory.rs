@@ -8,7 +8,9 @@ use std::hash::{Hash, Hasher};
 
 use hashbrown::Equivalent;
 
-use crate::{FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue};
+use crate::{
+    FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue,
+};
 
 /// Borrowed `(key, namespace)` that hashes and compares like the owned tuple.
 struct EntryRef<'a, K, N>(&'a K, &'a N);
@@ -53,13 +55,23 @@ impl<K: StateKey, N: StateKey, V: StateValue> MemoryTable<K, N, V> {
 
     #[inline]
     fn map(&self, group: KeyGroup) -> &FastHashMap<(K, N), V> {
-        assert!(self.groups.contains(group), "{group} is not owned by table {} ({:?})", self.name, self.groups);
+        assert!(
+            self.groups.contains(group),
+            "{group} is not owned by table {} ({:?})",
+            self.name,
+            self.groups
+        );
         &self.maps[self.groups.offset(group)]
     }
 
     #[inline]
     fn map_mut(&mut self, group: KeyGroup) -> &mut FastHashMap<(K, N), V> {
-        assert!(self.groups.contains(group), "{group} is not owned by table {} ({:?})", self.name, self.groups);
+        assert!(
+            self.groups.contains(group),
+            "{group} is not owned by table {} ({:?})",
+            self.name,
+            self.groups
+        );
         let offset = self.groups.offset(group);
         &mut self.maps[offset]
     }
@@ -78,7 +90,13 @@ impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V> for MemoryTabl
     }
 
     #[inline]
-    fn update(&mut self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>) {
+    fn update(
+        &mut self,
+        group: KeyGroup,
+        key: &K,
+        namespace: &N,
+        f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>,
+    ) {
         let map = self.map_mut(group);
         let delta: isize = match map.get_mut(&EntryRef(key, namespace)) {
             Some(value) => match f(Slot::Present(value)) {

@@ -121,7 +121,10 @@ mod tests {
         assert_eq!("sluice".stable_hash(), 0x7e13_095f_1588_691d);
         assert_eq!(String::from("sluice").stable_hash(), "sluice".stable_hash());
         assert_eq!(b"sluice".to_vec().stable_hash(), "sluice".stable_hash());
-        assert_eq!((1u64, "a").stable_hash(), "a".stable_hash_seeded(1u64.stable_hash()));
+        assert_eq!(
+            (1u64, "a").stable_hash(),
+            "a".stable_hash_seeded(1u64.stable_hash())
+        );
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub type BuildJob = fn(&JobFile, &StreamEnv) -> Result<(), JobFileError>;
 
 /// Registered jobs: name, description, builder.
 pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
-    ("wordcount", "counts words in text files; one (word, count) per word at the end", wordcount::build),
+    (
+        "wordcount",
+        "counts words in text files; one (word, count) per word at the end",
+        wordcount::build,
+    ),
     (
         "windowed_aggregation",
         "count and sum of values per key in event-time windows (tumbling, sliding or session)",
@@ -28,14 +32,20 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
 
 /// Looks a job up by name.
 pub fn find(name: &str) -> Option<BuildJob> {
-    REGISTRY.iter().find(|(n, _, _)| *n == name).map(|(_, _, build)| *build)
+    REGISTRY
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, build)| *build)
 }
 
 /// Attaches the job file's sink to `stream`.
 pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &Stream<T>) {
     match &file.sink {
         SinkSpec::Stdout { format } => stream.sink(StdoutSink { format: *format }),
-        SinkSpec::File { directory, format } => stream.sink(FileSink { directory: directory.clone(), format: *format }),
+        SinkSpec::File { directory, format } => stream.sink(FileSink {
+            directory: directory.clone(),
+            format: *format,
+        }),
         SinkSpec::Blackhole => stream.sink(BlackholeSink),
     }
 }

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 use sluice_engine::connectors::{FileSource, GeneratedEvent};
-use sluice_engine::window::{AggregateFunction, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows};
+use sluice_engine::window::{
+    AggregateFunction, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows,
+};
 use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
 
 use crate::job_file::{JobFile, JobFileError, SourceSpec};
@@ -66,16 +68,28 @@ impl AggregateFunction<GeneratedEvent> for CountSum {
 }
 
 fn total(key: &u64, w: &TimeWindow, (count, sum): (u64, i64)) -> WindowTotal {
-    WindowTotal { key: *key, window_start: w.start, window_end: w.end, count, sum }
+    WindowTotal {
+        key: *key,
+        window_start: w.start,
+        window_end: w.end,
+        count,
+        sum,
+    }
 }
 
 pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     let p: Params = file.params()?;
     if p.size_ms <= 0 {
-        return Err(file.invalid("params.size_ms", format!("is {}, expected a positive window size", p.size_ms)));
+        return Err(file.invalid(
+            "params.size_ms",
+            format!("is {}, expected a positive window size", p.size_ms),
+        ));
     }
     if p.allowed_lateness_ms < 0 {
-        return Err(file.invalid("params.allowed_lateness_ms", format!("is {}, expected at least 0", p.allowed_lateness_ms)));
+        return Err(file.invalid(
+            "params.allowed_lateness_ms",
+            format!("is {}, expected at least 0", p.allowed_lateness_ms),
+        ));
     }
     let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
     let strategy = match file.event_time.idle_timeout {
@@ -84,7 +98,11 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     };
     let events: Stream<GeneratedEvent> = match &file.source {
         SourceSpec::Generator(g) => env.source(g.clone(), strategy),
-        SourceSpec::File { paths, format, split_bytes } => {
+        SourceSpec::File {
+            paths,
+            format,
+            split_bytes,
+        } => {
             let source = FileSource::<GeneratedEvent>::new(paths, *format, *split_bytes)
                 .map_err(|e| file.invalid("source.paths", e.to_string()))?;
             env.source(source, strategy.with_timestamps(|e: &GeneratedEvent| e.ts))
@@ -93,25 +111,48 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     let keyed = events.key_by(|e: &GeneratedEvent| e.key);
     let lateness = p.allowed_lateness_ms;
     let totals = match p.window.as_str() {
-        "tumbling" => {
-            keyed.window(TumblingWindows::of(p.size_ms)).allowed_lateness(lateness).aggregate(CountSum, total)
-        }
+        "tumbling" => keyed
+            .window(TumblingWindows::of(p.size_ms))
+            .allowed_lateness(lateness)
+            .aggregate(CountSum, total),
         "sliding" => {
-            let slide = p.slide_ms.ok_or_else(|| file.invalid("params.slide_ms", "is missing: sliding windows need a slide"))?;
+            let slide = p.slide_ms.ok_or_else(|| {
+                file.invalid(
+                    "params.slide_ms",
+                    "is missing: sliding windows need a slide",
+                )
+            })?;
             if slide <= 0 || slide > p.size_ms {
-                return Err(file.invalid("params.slide_ms", format!("is {slide}, expected 1..=size_ms ({})", p.size_ms)));
+                return Err(file.invalid(
+                    "params.slide_ms",
+                    format!("is {slide}, expected 1..=size_ms ({})", p.size_ms),
+                ));
             }
-            keyed.window(SlidingWindows::of(p.size_ms, slide)).allowed_lateness(lateness).aggregate(CountSum, total)
+            keyed
+                .window(SlidingWindows::of(p.size_ms, slide))
+                .allowed_lateness(lateness)
+                .aggregate(CountSum, total)
         }
         "session" => {
-            let gap = p.gap_ms.ok_or_else(|| file.invalid("params.gap_ms", "is missing: session windows need a gap"))?;
+            let gap = p.gap_ms.ok_or_else(|| {
+                file.invalid("params.gap_ms", "is missing: session windows need a gap")
+            })?;
             if gap <= 0 {
-                return Err(file.invalid("params.gap_ms", format!("is {gap}, expected a positive gap")));
+                return Err(file.invalid(
+                    "params.gap_ms",
+                    format!("is {gap}, expected a positive gap"),
+                ));
             }
-            keyed.window(SessionWindows::with_gap(gap)).allowed_lateness(lateness).aggregate(CountSum, total)
+            keyed
+                .window(SessionWindows::with_gap(gap))
+                .allowed_lateness(lateness)
+                .aggregate(CountSum, total)
         }
         other => {
-            return Err(file.invalid("params.window", format!("is \"{other}\", expected \"tumbling\", \"sliding\" or \"session\"")))
+            return Err(file.invalid(
+                "params.window",
+                format!("is \"{other}\", expected \"tumbling\", \"sliding\" or \"session\""),
+            ))
         }
     };
     super::attach_sink(file, &totals);

@@ -41,7 +41,12 @@ impl KeyedProcess<String, String, WordCount> for CountWords {
         self.counts.update(ctx, count + 1);
     }
 
-    fn on_timer(&mut self, _time: i64, _domain: TimeDomain, ctx: &mut ProcessContext<'_, String, WordCount>) {
+    fn on_timer(
+        &mut self,
+        _time: i64,
+        _domain: TimeDomain,
+        ctx: &mut ProcessContext<'_, String, WordCount>,
+    ) {
         if let Some(count) = self.counts.value(ctx) {
             let word = ctx.key().clone();
             ctx.collect(WordCount { word, count });
@@ -52,11 +57,22 @@ impl KeyedProcess<String, String, WordCount> for CountWords {
 
 pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Params = file.params()?;
-    let SourceSpec::File { paths, format, split_bytes } = &file.source else {
-        return Err(file.invalid("source.connector", "job `wordcount` reads text files: expected \"file\""));
+    let SourceSpec::File {
+        paths,
+        format,
+        split_bytes,
+    } = &file.source
+    else {
+        return Err(file.invalid(
+            "source.connector",
+            "job `wordcount` reads text files: expected \"file\"",
+        ));
     };
     if *format != RecordFormat::Text {
-        return Err(file.invalid("source.format", "job `wordcount` reads lines of text: expected \"text\""));
+        return Err(file.invalid(
+            "source.format",
+            "job `wordcount` reads lines of text: expected \"text\"",
+        ));
     }
     let source = FileSource::<String>::new(paths, RecordFormat::Text, *split_bytes)
         .map_err(|e| file.invalid("source.paths", e.to_string()))?;
@@ -66,12 +82,20 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
         .flat_map(move |line: String| {
             let words: Vec<String> = line
                 .split_whitespace()
-                .map(|w| if lowercase { w.to_lowercase() } else { w.to_owned() })
+                .map(|w| {
+                    if lowercase {
+                        w.to_lowercase()
+                    } else {
+                        w.to_owned()
+                    }
+                })
                 .collect();
             words
         })
         .key_by(|word: &String| word.clone())
-        .process(|state: &mut StateBackend| CountWords { counts: ValueState::new(state, "wordcount/counts") });
+        .process(|state: &mut StateBackend| CountWords {
+            counts: ValueState::new(state, "wordcount/counts"),
+        });
     super::attach_sink(file, &counts);
     Ok(())
 }

@@ -17,7 +17,12 @@ impl<T> CollectSink<T> {
     /// A sink and the handle its results land in.
     pub fn new() -> (Self, Collected<T>) {
         let collected: Collected<T> = Arc::default();
-        (CollectSink { collected: collected.clone() }, collected)
+        (
+            CollectSink {
+                collected: collected.clone(),
+            },
+            collected,
+        )
     }
 }
 
@@ -32,13 +37,19 @@ impl<T: Clone> SinkWriter<T> for CollectWriter<T> {
         Ok(())
     }
     fn finish(&mut self) -> Result<(), String> {
-        self.collected.lock().map_err(|_| "collector poisoned".to_string())?.append(&mut self.local);
+        self.collected
+            .lock()
+            .map_err(|_| "collector poisoned".to_string())?
+            .append(&mut self.local);
         Ok(())
     }
 }
 
 impl<T: Clone + Send + 'static> Sink<T> for CollectSink<T> {
     fn open(&self, _shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
-        Ok(Box::new(CollectWriter { local: Vec::new(), collected: self.collected.clone() }))
+        Ok(Box::new(CollectWriter {
+            local: Vec::new(),
+            collected: self.collected.clone(),
+        }))
     }
 }

@@ -10,9 +10,15 @@ use serde::Serialize;
 use super::{RecordFormat, Sink, SinkWriter};
 use crate::Rec;
 
-fn encode<T: Serialize>(format: RecordFormat, batch: &[Rec<T>], out: &mut Vec<u8>) -> Result<(), String> {
+fn encode<T: Serialize>(
+    format: RecordFormat,
+    batch: &[Rec<T>],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     for r in batch {
-        format.write(&r.value, out).map_err(|e| format!("encoding a record as {format:?}: {e}"))?;
+        format
+            .write(&r.value, out)
+            .map_err(|e| format!("encoding a record as {format:?}: {e}"))?;
     }
     Ok(())
 }
@@ -33,16 +39,25 @@ impl<T: Serialize + 'static> SinkWriter<T> for StdoutWriter {
     fn write(&mut self, batch: &[Rec<T>]) -> Result<(), String> {
         self.buffer.clear();
         encode(self.format, batch, &mut self.buffer)?;
-        std::io::stdout().lock().write_all(&self.buffer).map_err(|e| format!("writing to stdout: {e}"))
+        std::io::stdout()
+            .lock()
+            .write_all(&self.buffer)
+            .map_err(|e| format!("writing to stdout: {e}"))
     }
     fn finish(&mut self) -> Result<(), String> {
-        std::io::stdout().lock().flush().map_err(|e| format!("flushing stdout: {e}"))
+        std::io::stdout()
+            .lock()
+            .flush()
+            .map_err(|e| format!("flushing stdout: {e}"))
     }
 }
 
 impl<T: Serialize + 'static> Sink<T> for StdoutSink {
     fn open(&self, _shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
-        Ok(Box::new(StdoutWriter { format: self.format, buffer: Vec::new() }))
+        Ok(Box::new(StdoutWriter {
+            format: self.format,
+            buffer: Vec::new(),
+        }))
     }
 }
 
@@ -64,21 +79,39 @@ impl<T: Serialize + 'static> SinkWriter<T> for FileWriter {
     fn write(&mut self, batch: &[Rec<T>]) -> Result<(), String> {
         self.buffer.clear();
         encode(self.format, batch, &mut self.buffer)?;
-        self.file.write_all(&self.buffer).map_err(|e| format!("writing {}: {e}", self.path.display()))
+        self.file
+            .write_all(&self.buffer)
+            .map_err(|e| format!("writing {}: {e}", self.path.display()))
     }
     fn finish(&mut self) -> Result<(), String> {
-        self.file.flush().map_err(|e| format!("writing {}: {e}", self.path.display()))?;
-        self.file.get_ref().sync_all().map_err(|e| format!("syncing {}: {e}", self.path.display()))
+        self.file
+            .flush()
+            .map_err(|e| format!("writing {}: {e}", self.path.display()))?;
+        self.file
+            .get_ref()
+            .sync_all()
+            .map_err(|e| format!("syncing {}: {e}", self.path.display()))
     }
 }
 
 impl<T: Serialize + 'static> Sink<T> for FileSink {
     fn open(&self, shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
-        std::fs::create_dir_all(&self.directory)
-            .map_err(|e| format!("creating output directory {}: {e}", self.directory.display()))?;
-        let path = self.directory.join(format!("part-{shard:05}.{}", self.format.extension()));
+        std::fs::create_dir_all(&self.directory).map_err(|e| {
+            format!(
+                "creating output directory {}: {e}",
+                self.directory.display()
+            )
+        })?;
+        let path = self
+            .directory
+            .join(format!("part-{shard:05}.{}", self.format.extension()));
         let file = File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-        Ok(Box::new(FileWriter { path, format: self.format, file: BufWriter::with_capacity(1 << 20, file), buffer: Vec::new() }))
+        Ok(Box::new(FileWriter {
+            path,
+            format: self.format,
+            file: BufWriter::with_capacity(1 << 20, file),
+            buffer: Vec::new(),
+        }))
     }
 }
 

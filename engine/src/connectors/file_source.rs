@@ -39,22 +39,42 @@ pub struct FileSource<T> {
 impl<T: DeserializeOwned + 'static> FileSource<T> {
     /// Reads `paths` in `format`, cutting files into splits of `split_bytes`.
     /// Fails if a file cannot be opened, naming it.
-    pub fn new(paths: &[PathBuf], format: RecordFormat, split_bytes: u64) -> Result<Self, SourceError> {
+    pub fn new(
+        paths: &[PathBuf],
+        format: RecordFormat,
+        split_bytes: u64,
+    ) -> Result<Self, SourceError> {
         assert!(split_bytes > 0, "split size must be positive");
         let mut splits = Vec::new();
         for path in paths {
-            let len = std::fs::metadata(path).map_err(|source| SourceError::Io { path: path.clone(), source })?.len();
+            let len = std::fs::metadata(path)
+                .map_err(|source| SourceError::Io {
+                    path: path.clone(),
+                    source,
+                })?
+                .len();
             let mut start = 0;
             while start < len {
                 let end = (start + split_bytes).min(len);
-                splits.push(FileSplit { path: path.clone(), start, end });
+                splits.push(FileSplit {
+                    path: path.clone(),
+                    start,
+                    end,
+                });
                 start = end;
             }
             if len == 0 {
-                splits.push(FileSplit { path: path.clone(), start: 0, end: 0 });
+                splits.push(FileSplit {
+                    path: path.clone(),
+                    start: 0,
+                    end: 0,
+                });
             }
         }
-        Ok(FileSource { splits, parse: Arc::new(move |line| format.parse::<T>(line).map_err(|e| e.0)) })
+        Ok(FileSource {
+            splits,
+            parse: Arc::new(move |line| format.parse::<T>(line).map_err(|e| e.0)),
+        })
     }
 
     pub fn splits(&self) -> &[FileSplit] {
@@ -75,7 +95,10 @@ struct FileSplitReader<T> {
 
 impl<T> FileSplitReader<T> {
     fn io(&self, source: std::io::Error) -> SourceError {
-        SourceError::Io { path: self.split.path.clone(), source }
+        SourceError::Io {
+            path: self.split.path.clone(),
+            source,
+        }
     }
 
     fn where_(&self, offset: u64) -> String {
@@ -93,7 +116,10 @@ impl<T: 'static> SourceReader<T> for FileSplitReader<T> {
                 return Ok(SourcePoll::End);
             }
             self.buffer.clear();
-            let read = self.reader.read_line(&mut self.buffer).map_err(|e| self.io(e))?;
+            let read = self
+                .reader
+                .read_line(&mut self.buffer)
+                .map_err(|e| self.io(e))?;
             if read == 0 {
                 return Ok(SourcePoll::End);
             }
@@ -102,8 +128,16 @@ impl<T: 'static> SourceReader<T> for FileSplitReader<T> {
             let line = self.buffer.trim_end_matches(['\n', '\r']);
             if !line.trim().is_empty() {
                 match (self.parse)(line) {
-                    Ok(value) => out.push(Rec { ts: NO_TIMESTAMP, value }),
-                    Err(reason) => return Err(SourceError::BadRecord { location: self.where_(line_start), reason }),
+                    Ok(value) => out.push(Rec {
+                        ts: NO_TIMESTAMP,
+                        value,
+                    }),
+                    Err(reason) => {
+                        return Err(SourceError::BadRecord {
+                            location: self.where_(line_start),
+                            reason,
+                        })
+                    }
                 }
             }
             if let Some(n) = self.line.as_mut() {
@@ -125,7 +159,10 @@ impl<T: 'static> Source<T> for FileSource<T> {
 
     fn open(&self, partition: u32) -> Result<Box<dyn SourceReader<T>>, SourceError> {
         let split = self.splits[partition as usize].clone();
-        let file = File::open(&split.path).map_err(|source| SourceError::Io { path: split.path.clone(), source })?;
+        let file = File::open(&split.path).map_err(|source| SourceError::Io {
+            path: split.path.clone(),
+            source,
+        })?;
         let mut reader = FileSplitReader {
             reader: BufReader::with_capacity(256 * 1024, file),
             offset: split.start,
@@ -137,9 +174,15 @@ impl<T: 'static> Source<T> for FileSource<T> {
         if reader.split.start > 0 {
             // Start at the first line that begins inside the split.
             let start = reader.split.start;
-            reader.reader.seek(SeekFrom::Start(start - 1)).map_err(|e| reader.io(e))?;
+            reader
+                .reader
+                .seek(SeekFrom::Start(start - 1))
+                .map_err(|e| reader.io(e))?;
             let mut skipped = Vec::new();
-            let n = reader.reader.read_until(b'\n', &mut skipped).map_err(|e| reader.io(e))?;
+            let n = reader
+                .reader
+                .read_until(b'\n', &mut skipped)
+                .map_err(|e| reader.io(e))?;
             reader.offset = start - 1 + n as u64;
         }
         Ok(Box::new(reader))
@@ -165,10 +208,14 @@ mod tests {
     fn every_line_read_once_whatever_the_split_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("words.txt");
-        let lines: Vec<String> = (0..500).map(|i| format!("line {i} {}", "x".repeat(i % 13))).collect();
+        let lines: Vec<String> = (0..500)
+            .map(|i| format!("line {i} {}", "x".repeat(i % 13)))
+            .collect();
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
         for split in [1, 2, 5, 17, 100, 1 << 20] {
-            let source = FileSource::<String>::new(std::slice::from_ref(&path), RecordFormat::Text, split).unwrap();
+            let source =
+                FileSource::<String>::new(std::slice::from_ref(&path), RecordFormat::Text, split)
+                    .unwrap();
             assert_eq!(read_all(&source).unwrap(), lines, "split size {split}");
         }
     }
@@ -192,7 +239,13 @@ mod tests {
 
     #[test]
     fn missing_file_is_named() {
-        let err = FileSource::<String>::new(&[PathBuf::from("/nonexistent/x.txt")], RecordFormat::Text, 10).err().unwrap();
+        let err = FileSource::<String>::new(
+            &[PathBuf::from("/nonexistent/x.txt")],
+            RecordFormat::Text,
+            10,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("/nonexistent/x.txt"), "{err}");
     }
 }

@@ -16,7 +16,19 @@ use super::{Source, SourcePoll, SourceReader};
 use crate::{Rec, SourceError};
 
 /// One generated event.
-#[derive(Archive, Serialize, Deserialize, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    serde::Serialize,
+    serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+)]
 pub struct GeneratedEvent {
     pub seq: u64,
     pub key: u64,
@@ -76,9 +88,14 @@ impl GeneratorSource {
     /// Event number `index`: a pure function of the seed and the index.
     #[inline]
     pub fn event(&self, index: u64) -> GeneratedEvent {
-        let base = self.start_ts_ms + (index as i128 * 1000 / self.events_per_second as i128) as i64;
+        let base =
+            self.start_ts_ms + (index as i128 * 1000 / self.events_per_second as i128) as i64;
         let delayed = self.mix(index, 2) % 100 < self.delayed_percent as u64;
-        let delay = if delayed && self.max_delay_ms > 0 { (self.mix(index, 3) % (self.max_delay_ms as u64 + 1)) as i64 } else { 0 };
+        let delay = if delayed && self.max_delay_ms > 0 {
+            (self.mix(index, 3) % (self.max_delay_ms as u64 + 1)) as i64
+        } else {
+            0
+        };
         GeneratedEvent {
             seq: index,
             key: self.mix(index, 1) % self.keys,
@@ -99,10 +116,16 @@ impl GeneratorSource {
             return Err("events_per_second is 0, expected at least 1".into());
         }
         if self.delayed_percent > 100 {
-            return Err(format!("delayed_percent is {}, expected 0..=100", self.delayed_percent));
+            return Err(format!(
+                "delayed_percent is {}, expected 0..=100",
+                self.delayed_percent
+            ));
         }
         if self.max_delay_ms < 0 {
-            return Err(format!("max_delay_ms is {}, expected at least 0", self.max_delay_ms));
+            return Err(format!(
+                "max_delay_ms is {}, expected at least 0",
+                self.max_delay_ms
+            ));
         }
         if self.rate == Some(0) {
             return Err("rate is 0, expected at least 1 (or no rate)".into());
@@ -121,7 +144,11 @@ struct GeneratorReader {
 }
 
 impl SourceReader<GeneratedEvent> for GeneratorReader {
-    fn poll(&mut self, out: &mut Vec<Rec<GeneratedEvent>>, max: usize) -> Result<SourcePoll, SourceError> {
+    fn poll(
+        &mut self,
+        out: &mut Vec<Rec<GeneratedEvent>>,
+        max: usize,
+    ) -> Result<SourcePoll, SourceError> {
         let mut allowed = max as u64;
         if let Some(rate) = self.source.rate {
             let started = *self.started.get_or_insert_with(Instant::now);
@@ -138,11 +165,18 @@ impl SourceReader<GeneratedEvent> for GeneratorReader {
                 return Ok(SourcePoll::End);
             }
             let event = self.source.event(index);
-            out.push(Rec { ts: event.ts, value: event });
+            out.push(Rec {
+                ts: event.ts,
+                value: event,
+            });
             self.produced += 1;
         }
         let next = self.partition + self.produced * self.partitions;
-        Ok(if self.source.events.is_some_and(|n| next >= n) { SourcePoll::End } else { SourcePoll::Ready })
+        Ok(if self.source.events.is_some_and(|n| next >= n) {
+            SourcePoll::End
+        } else {
+            SourcePoll::Ready
+        })
     }
 
     fn position(&self) -> u64 {
@@ -172,7 +206,11 @@ mod tests {
 
     #[test]
     fn partitions_together_produce_every_event_once() {
-        let source = GeneratorSource { events: Some(1000), partitions: 3, ..Default::default() };
+        let source = GeneratorSource {
+            events: Some(1000),
+            partitions: 3,
+            ..Default::default()
+        };
         let mut all = Vec::new();
         for p in 0..3 {
             let mut reader = source.open(p).unwrap();
@@ -191,7 +229,12 @@ mod tests {
 
     #[test]
     fn delays_are_bounded_and_deterministic() {
-        let source = GeneratorSource { seed: 7, max_delay_ms: 300, delayed_percent: 50, ..Default::default() };
+        let source = GeneratorSource {
+            seed: 7,
+            max_delay_ms: 300,
+            delayed_percent: 50,
+            ..Default::default()
+        };
         let other = source.clone();
         for i in 0..10_000 {
             let e = source.event(i);

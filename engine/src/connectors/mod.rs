@@ -11,7 +11,7 @@ mod file_source;
 mod generator;
 mod record_format;
 
-pub use collect::{Collected, CollectSink};
+pub use collect::{CollectSink, Collected};
 pub use file_sink::{BlackholeSink, FileSink, StdoutSink};
 pub use file_source::{FileSource, FileSplit, SPLIT_BYTES_DEFAULT};
 pub use generator::{GeneratedEvent, GeneratorSource};

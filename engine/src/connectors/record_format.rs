@@ -37,8 +37,12 @@ impl RecordFormat {
                 out.push(b'\n');
             }
             RecordFormat::Csv => {
-                let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(&mut *out);
-                writer.serialize(value).map_err(|e| FormatError(e.to_string()))?;
+                let mut writer = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(&mut *out);
+                writer
+                    .serialize(value)
+                    .map_err(|e| FormatError(e.to_string()))?;
                 writer.flush().map_err(|e| FormatError(e.to_string()))?;
             }
         }
@@ -48,17 +52,24 @@ impl RecordFormat {
     /// Parses one line (without its newline).
     pub fn parse<T: DeserializeOwned>(self, line: &str) -> Result<T, FormatError> {
         match self {
-            RecordFormat::JsonLines => serde_json::from_str(line).map_err(|e| FormatError(format!("invalid JSON: {e}"))),
+            RecordFormat::JsonLines => {
+                serde_json::from_str(line).map_err(|e| FormatError(format!("invalid JSON: {e}")))
+            }
             RecordFormat::Csv => {
-                let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(line.as_bytes());
                 match reader.deserialize().next() {
                     Some(Ok(value)) => Ok(value),
                     Some(Err(e)) => Err(FormatError(format!("invalid CSV row: {e}"))),
                     None => Err(FormatError("empty CSV row".into())),
                 }
             }
-            RecordFormat::Text => serde_json::from_value(serde_json::Value::String(line.to_owned()))
-                .map_err(|e| FormatError(format!("text lines can only be read as strings: {e}"))),
+            RecordFormat::Text => {
+                serde_json::from_value(serde_json::Value::String(line.to_owned())).map_err(|e| {
+                    FormatError(format!("text lines can only be read as strings: {e}"))
+                })
+            }
         }
     }
 }

@@ -73,7 +73,9 @@ impl<T: ExchangeData> ExchangeGate<T> {
     }
 
     pub fn status(&mut self, source: u32, status: WatermarkStatus) {
-        let advanced = self.combiner.set_idle(source as usize, status == WatermarkStatus::Idle);
+        let advanced = self
+            .combiner
+            .set_idle(source as usize, status == WatermarkStatus::Idle);
         if let Some(combined) = advanced {
             self.downstream.control(Control::Watermark(combined));
         }

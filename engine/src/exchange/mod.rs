@@ -18,5 +18,7 @@ mod sender;
 
 pub(crate) use gate::{ExchangeGate, GateInput};
 pub(crate) use outbox::EdgeOutbox;
-pub use partitioner::{BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner, Route};
+pub use partitioner::{
+    BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner, Route,
+};
 pub(crate) use sender::{ExchangeSender, Flush};

@@ -55,13 +55,22 @@ impl EdgeOutbox {
         if self.is_empty() {
             return;
         }
-        let _permit = self.draining.acquire_permit(1).await.expect("bug: outbox semaphore closed");
+        let _permit = self
+            .draining
+            .acquire_permit(1)
+            .await
+            .expect("bug: outbox semaphore closed");
         loop {
             let next = self.queue.borrow_mut().pop_front();
-            let Some((destination, message)) = next else { break };
+            let Some((destination, message)) = next else {
+                break;
+            };
             let sender = self.senders.borrow()[destination as usize].clone();
             let Some(sender) = sender else {
-                panic!("bug: edge {} sends to shard {destination} before connecting", self.edge)
+                panic!(
+                    "bug: edge {} sends to shard {destination} before connecting",
+                    self.edge
+                )
             };
             let _ = sender.send(message).await;
         }

@@ -26,14 +26,20 @@ pub struct KeyPartitioner<K, F> {
 
 impl<K, F> KeyPartitioner<K, F> {
     pub fn new(key_of: F, groups: KeyGroups) -> Self {
-        KeyPartitioner { key_of, groups, _key: PhantomData }
+        KeyPartitioner {
+            key_of,
+            groups,
+            _key: PhantomData,
+        }
     }
 }
 
 impl<T, K: StableKey + 'static, F: Fn(&T) -> K + 'static> Partitioner<T> for KeyPartitioner<K, F> {
     #[inline]
     fn route(&mut self, record: &T) -> Route {
-        let group = self.groups.key_group_of_hash((self.key_of)(record).stable_hash());
+        let group = self
+            .groups
+            .key_group_of_hash((self.key_of)(record).stable_hash());
         Route::Shard(self.groups.shard_of(group))
     }
 }
@@ -46,7 +52,10 @@ pub struct RoundRobinPartitioner {
 
 impl RoundRobinPartitioner {
     pub fn new(shard: u32, shards: u32) -> Self {
-        RoundRobinPartitioner { next: (shard + 1) % shards, shards }
+        RoundRobinPartitioner {
+            next: (shard + 1) % shards,
+            shards,
+        }
     }
 }
 
@@ -54,7 +63,11 @@ impl<T> Partitioner<T> for RoundRobinPartitioner {
     #[inline]
     fn route(&mut self, _record: &T) -> Route {
         let shard = self.next;
-        self.next = if self.next + 1 == self.shards { 0 } else { self.next + 1 };
+        self.next = if self.next + 1 == self.shards {
+            0
+        } else {
+            self.next + 1
+        };
         Route::Shard(shard)
     }
 }

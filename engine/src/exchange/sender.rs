@@ -67,7 +67,9 @@ impl<T: ExchangeData, P: Partitioner<T>> ExchangeSender<T, P> {
             edge,
             shard,
             partitioner,
-            builders: (0..shards).map(|_| BatchBuilder::new(batch_bytes_limit)).collect(),
+            builders: (0..shards)
+                .map(|_| BatchBuilder::new(batch_bytes_limit))
+                .collect(),
             opened_at: vec![None; shards as usize],
             local: Vec::new(),
             local_gate,
@@ -77,7 +79,12 @@ impl<T: ExchangeData, P: Partitioner<T>> ExchangeSender<T, P> {
             errors,
             ended: false,
         }));
-        (ExchangeSender { state: state.clone() }, state)
+        (
+            ExchangeSender {
+                state: state.clone(),
+            },
+            state,
+        )
     }
 }
 
@@ -91,7 +98,10 @@ impl<T: ExchangeData, P: Partitioner<T>> SenderState<T, P> {
         if let Err(e) = self.builders[d].push(record.ts, &record.value) {
             // A record that cannot be serialized is dropped and reported; the
             // records accepted before it still flow.
-            self.errors.lock().expect("errors lock").push(EngineError::Serialize(format!("edge {}: {e}", self.edge)));
+            self.errors
+                .lock()
+                .expect("errors lock")
+                .push(EngineError::Serialize(format!("edge {}: {e}", self.edge)));
             return;
         }
         if self.builders[d].is_full() {
@@ -108,12 +118,15 @@ impl<T: ExchangeData, P: Partitioner<T>> SenderState<T, P> {
         self.opened_at[d] = None;
         ShardMetrics::add(&self.metrics.bytes_exchanged, batch.byte_len() as u64);
         ShardMetrics::add(&self.metrics.batches_exchanged, 1);
-        self.outbox.enqueue(destination, ExchangeMessage::Batch(batch));
+        self.outbox
+            .enqueue(destination, ExchangeMessage::Batch(batch));
     }
 
     fn flush_local(&mut self) {
         if !self.local.is_empty() {
-            self.local_gate.borrow_mut().push_local(self.shard, &mut self.local);
+            self.local_gate
+                .borrow_mut()
+                .push_local(self.shard, &mut self.local);
         }
     }
 

@@ -14,7 +14,9 @@ pub struct FanOut<T> {
 
 impl<T> Clone for FanOut<T> {
     fn clone(&self) -> Self {
-        FanOut { consumers: self.consumers.clone() }
+        FanOut {
+            consumers: self.consumers.clone(),
+        }
     }
 }
 
@@ -26,7 +28,9 @@ impl<T: Data> Default for FanOut<T> {
 
 impl<T: Data> FanOut<T> {
     pub fn new() -> Self {
-        FanOut { consumers: Rc::new(RefCell::new(Vec::new())) }
+        FanOut {
+            consumers: Rc::new(RefCell::new(Vec::new())),
+        }
     }
 
     pub fn add(&self, consumer: Box<dyn Push<T>>) {

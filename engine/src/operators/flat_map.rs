@@ -16,7 +16,11 @@ pub struct FlatMap<U, F> {
 
 impl<U, F> FlatMap<U, F> {
     pub fn new(f: F, next: Box<dyn Push<U>>) -> Self {
-        FlatMap { f, output: Vec::new(), next }
+        FlatMap {
+            f,
+            output: Vec::new(),
+            next,
+        }
     }
 }
 

@@ -55,7 +55,10 @@ impl<K: StateKey, O> ProcessContext<'_, K, O> {
     }
     /// Emits a record with the current timestamp.
     pub fn collect(&mut self, value: O) {
-        self.output.push(Rec { ts: self.timestamp, value });
+        self.output.push(Rec {
+            ts: self.timestamp,
+            value,
+        });
     }
     /// Emits a record with an explicit timestamp.
     pub fn collect_at(&mut self, ts: i64, value: O) {
@@ -131,7 +134,12 @@ impl<K: StateKey + StableKey, O: Data, KF, P> KeyedProcessOperator<K, O, KF, P> 
             next,
             ended: false,
         }));
-        (KeyedProcessOperator { state: state.clone() }, state)
+        (
+            KeyedProcessOperator {
+                state: state.clone(),
+            },
+            state,
+        )
     }
 }
 
@@ -166,7 +174,10 @@ where
 }
 
 /// Marker so `Tick` can be implemented per input type.
-pub(crate) struct TickFor<I, K, O, KF, P>(pub Rc<RefCell<ProcessState<K, O, KF, P>>>, pub std::marker::PhantomData<fn(I)>);
+pub(crate) struct TickFor<I, K, O, KF, P>(
+    pub Rc<RefCell<ProcessState<K, O, KF, P>>>,
+    pub std::marker::PhantomData<fn(I)>,
+);
 
 impl<I, K, O, KF, P> Tick for TickFor<I, K, O, KF, P>
 where
@@ -198,7 +209,11 @@ where
     fn push(&mut self, batch: &mut Vec<Rec<I>>) {
         let mut guard = self.state.borrow_mut();
         let s = &mut *guard;
-        let processing_time = if s.processing_timers.is_empty() { 0 } else { s.clock.now_ms() };
+        let processing_time = if s.processing_timers.is_empty() {
+            0
+        } else {
+            s.clock.now_ms()
+        };
         for r in batch.drain(..) {
             let key = (s.key_of)(&r.value);
             let group = s.groups.key_group_of_hash(key.stable_hash());

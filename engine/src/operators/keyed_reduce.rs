@@ -16,8 +16,21 @@ pub struct KeyedReduce<K, T, KF, RF> {
 }
 
 impl<K, T, KF, RF> KeyedReduce<K, T, KF, RF> {
-    pub fn new(key_of: KF, reduce: RF, groups: KeyGroups, table: Box<dyn KeyedTable<K, (), T>>, next: Box<dyn Push<T>>) -> Self {
-        KeyedReduce { key_of, reduce, groups, table, output: Vec::new(), next }
+    pub fn new(
+        key_of: KF,
+        reduce: RF,
+        groups: KeyGroups,
+        table: Box<dyn KeyedTable<K, (), T>>,
+        next: Box<dyn Push<T>>,
+    ) -> Self {
+        KeyedReduce {
+            key_of,
+            reduce,
+            groups,
+            table,
+            output: Vec::new(),
+            next,
+        }
     }
 }
 
@@ -29,7 +42,14 @@ where
     RF: Fn(&T, &T) -> T,
 {
     fn push(&mut self, batch: &mut Vec<Rec<T>>) {
-        let Self { key_of, reduce, groups, table, output, .. } = self;
+        let Self {
+            key_of,
+            reduce,
+            groups,
+            table,
+            output,
+            ..
+        } = self;
         for r in batch.drain(..) {
             let key = key_of(&r.value);
             let group = groups.key_group_of_hash(key.stable_hash());
@@ -37,12 +57,18 @@ where
             table.update(group, &key, &(), &mut |slot| match slot {
                 Slot::Present(current) => {
                     *current = reduce(current, value.as_ref().expect("one call"));
-                    output.push(Rec { ts: r.ts, value: current.clone() });
+                    output.push(Rec {
+                        ts: r.ts,
+                        value: current.clone(),
+                    });
                     SlotAction::Keep
                 }
                 Slot::Absent => {
                     let v = value.take().expect("one call");
-                    output.push(Rec { ts: r.ts, value: v.clone() });
+                    output.push(Rec {
+                        ts: r.ts,
+                        value: v.clone(),
+                    });
                     SlotAction::Put(v)
                 }
             });

@@ -11,14 +11,21 @@ pub struct Map<U, F> {
 
 impl<U, F> Map<U, F> {
     pub fn new(f: F, next: Box<dyn Push<U>>) -> Self {
-        Map { f, output: Vec::new(), next }
+        Map {
+            f,
+            output: Vec::new(),
+            next,
+        }
     }
 }
 
 impl<T, U, F: FnMut(T) -> U> Push<T> for Map<U, F> {
     #[inline]
     fn push(&mut self, batch: &mut Vec<Rec<T>>) {
-        self.output.extend(batch.drain(..).map(|r| Rec { ts: r.ts, value: (self.f)(r.value) }));
+        self.output.extend(batch.drain(..).map(|r| Rec {
+            ts: r.ts,
+            value: (self.f)(r.value),
+        }));
         self.next.push(&mut self.output);
     }
     fn control(&mut self, event: Control) {

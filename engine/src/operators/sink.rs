@@ -16,14 +16,26 @@ pub struct SinkOperator<T> {
 }
 
 impl<T> SinkOperator<T> {
-    pub fn new(writer: Box<dyn SinkWriter<T>>, metrics: Arc<ShardMetrics>, errors: Arc<Mutex<Vec<EngineError>>>) -> Self {
-        SinkOperator { writer, metrics, errors, failed: false }
+    pub fn new(
+        writer: Box<dyn SinkWriter<T>>,
+        metrics: Arc<ShardMetrics>,
+        errors: Arc<Mutex<Vec<EngineError>>>,
+    ) -> Self {
+        SinkOperator {
+            writer,
+            metrics,
+            errors,
+            failed: false,
+        }
     }
 
     fn fail(&mut self, error: String) {
         if !self.failed {
             self.failed = true;
-            self.errors.lock().expect("errors lock").push(EngineError::Sink(error));
+            self.errors
+                .lock()
+                .expect("errors lock")
+                .push(EngineError::Sink(error));
         }
     }
 }

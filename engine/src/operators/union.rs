@@ -19,13 +19,19 @@ pub struct Union<T> {
 
 impl<T> Union<T> {
     pub fn new(inputs: usize, next: Box<dyn Push<T>>) -> Rc<RefCell<Self>> {
-        Rc::new(RefCell::new(Union { combiner: WatermarkCombiner::new(inputs), status: WatermarkStatus::Active, next }))
+        Rc::new(RefCell::new(Union {
+            combiner: WatermarkCombiner::new(inputs),
+            status: WatermarkStatus::Active,
+            next,
+        }))
     }
 
     fn input_control(&mut self, input: usize, event: Control) {
         let advanced = match event {
             Control::Watermark(wm) => self.combiner.update(input, wm),
-            Control::Status(status) => self.combiner.set_idle(input, status == WatermarkStatus::Idle),
+            Control::Status(status) => self
+                .combiner
+                .set_idle(input, status == WatermarkStatus::Idle),
             Control::Barrier(_) => None,
             Control::End => self.combiner.end(input),
         };

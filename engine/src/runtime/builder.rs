@@ -108,7 +108,9 @@ impl ShardBuilder {
         build: impl FnOnce(&mut Self, Box<dyn Push<T>>),
     ) {
         if let Some(existing) = self.fanouts.get(&node) {
-            let fan = existing.downcast_ref::<FanOut<T>>().expect("bug: node output type changed");
+            let fan = existing
+                .downcast_ref::<FanOut<T>>()
+                .expect("bug: node output type changed");
             fan.add(consumer);
             return;
         }
@@ -136,12 +138,18 @@ impl ShardBuilder {
 
     pub(crate) fn outbox(&mut self, edge: EdgeId) -> Rc<EdgeOutbox> {
         let shards = self.shards;
-        self.outboxes.entry(edge).or_insert_with(|| Rc::new(EdgeOutbox::new(edge, shards))).clone()
+        self.outboxes
+            .entry(edge)
+            .or_insert_with(|| Rc::new(EdgeOutbox::new(edge, shards)))
+            .clone()
     }
 
     pub(crate) fn register_gate(&mut self, edge: EdgeId, gate: Rc<RefCell<dyn GateInput>>) {
         let previous = self.gates.insert(edge, gate);
-        assert!(previous.is_none(), "bug: edge {edge} built twice on one shard");
+        assert!(
+            previous.is_none(),
+            "bug: edge {edge} built twice on one shard"
+        );
     }
 
     pub(crate) fn register_flush(&mut self, flush: Rc<RefCell<dyn Flush>>) {
@@ -158,10 +166,16 @@ impl ShardBuilder {
 }
 
 /// The outboxes a chain can reach, for backpressure waits.
-pub(crate) fn reachable_outboxes<T>(chain: &dyn Push<T>, outboxes: &Outboxes) -> Vec<Rc<EdgeOutbox>> {
+pub(crate) fn reachable_outboxes<T>(
+    chain: &dyn Push<T>,
+    outboxes: &Outboxes,
+) -> Vec<Rc<EdgeOutbox>> {
     let mut edges = Vec::new();
     chain.reachable_edges(&mut edges);
     edges.sort_unstable();
     edges.dedup();
-    edges.iter().filter_map(|e| outboxes.get(e).cloned()).collect()
+    edges
+        .iter()
+        .filter_map(|e| outboxes.get(e).cloned())
+        .collect()
 }

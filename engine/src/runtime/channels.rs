@@ -35,4 +35,3 @@ pub fn create(edges: u32, shards: u32, capacity: usize) -> Vec<ShardEndpoints> {
     }
     endpoints
 }
-

@@ -38,7 +38,11 @@ impl Drop for FinishedGuard {
 }
 
 /// Runs a job: one executor per shard, until every shard has finished.
-pub fn execute(config: JobConfig, roots: Vec<RootBuilder>, edges: u32) -> Result<JobReport, EngineError> {
+pub fn execute(
+    config: JobConfig,
+    roots: Vec<RootBuilder>,
+    edges: u32,
+) -> Result<JobReport, EngineError> {
     config.validate().map_err(EngineError::Config)?;
     let shards = config.shards;
     let config = Arc::new(config);
@@ -50,21 +54,37 @@ pub fn execute(config: JobConfig, roots: Vec<RootBuilder>, edges: u32) -> Result
     let started = Instant::now();
 
     let mut handles = Vec::with_capacity(shards as usize);
-    for (shard, endpoints) in channels::create(edges, shards, config.channel_batches).into_iter().enumerate() {
+    for (shard, endpoints) in channels::create(edges, shards, config.channel_batches)
+        .into_iter()
+        .enumerate()
+    {
         let shard = shard as u32;
-        let placement = if pinned { Placement::Fixed(shard as usize) } else { Placement::Unbound };
-        let mut builder = LocalExecutorBuilder::new(placement).name(&format!("sluice-shard-{shard}"));
+        let placement = if pinned {
+            Placement::Fixed(shard as usize)
+        } else {
+            Placement::Unbound
+        };
+        let mut builder =
+            LocalExecutorBuilder::new(placement).name(&format!("sluice-shard-{shard}"));
         if let Some(spin) = config.spin_before_park {
             builder = builder.spin_before_park(spin);
         }
-        let (config, roots, errors, metrics, finished) =
-            (config.clone(), roots.clone(), errors.clone(), metrics[shard as usize].clone(), finished.clone());
+        let (config, roots, errors, metrics, finished) = (
+            config.clone(),
+            roots.clone(),
+            errors.clone(),
+            metrics[shard as usize].clone(),
+            finished.clone(),
+        );
         let handle = builder
             .spawn(move || async move {
                 let _finished = FinishedGuard(finished);
                 run_shard(shard, config, &roots, endpoints, metrics, errors).await;
             })
-            .map_err(|e| EngineError::Startup { shard, reason: e.to_string() })?;
+            .map_err(|e| EngineError::Startup {
+                shard,
+                reason: e.to_string(),
+            })?;
         handles.push(handle);
     }
 
@@ -89,7 +109,10 @@ pub fn execute(config: JobConfig, roots: Vec<RootBuilder>, edges: u32) -> Result
     let mut panicked = Vec::new();
     for (shard, handle) in handles.into_iter().enumerate() {
         if let Err(e) = handle.join() {
-            panicked.push(EngineError::ShardPanicked { shard: shard as u32, reason: e.to_string() });
+            panicked.push(EngineError::ShardPanicked {
+                shard: shard as u32,
+                reason: e.to_string(),
+            });
         }
     }
     let elapsed = started.elapsed();
@@ -98,7 +121,12 @@ pub fn execute(config: JobConfig, roots: Vec<RootBuilder>, edges: u32) -> Result
     if let Some(first) = errors.into_iter().next() {
         return Err(first);
     }
-    Ok(JobReport { shards, pinned, elapsed, totals: totals(&metrics) })
+    Ok(JobReport {
+        shards,
+        pinned,
+        elapsed,
+        totals: totals(&metrics),
+    })
 }
 
 pub fn format_watermark(wm: i64) -> String {
@@ -113,7 +141,11 @@ type Receivers = Vec<(u32, u32, ConnectedReceiver<ExchangeMessage>)>;
 
 /// Connects every channel end of this shard. Both ends of a channel wait for
 /// each other, so all connections run concurrently.
-async fn connect(shard: u32, endpoints: ShardEndpoints, builder: &mut ShardBuilder) -> (Outboxes, Receivers) {
+async fn connect(
+    shard: u32,
+    endpoints: ShardEndpoints,
+    builder: &mut ShardBuilder,
+) -> (Outboxes, Receivers) {
     let mut sends = Vec::new();
     let mut all_outboxes: Outboxes = builder.outboxes.clone();
     for (edge, destinations) in endpoints.senders.into_iter().enumerate() {
@@ -132,7 +164,9 @@ async fn connect(shard: u32, endpoints: ShardEndpoints, builder: &mut ShardBuild
     for (edge, sources) in endpoints.receivers.into_iter().enumerate() {
         for (source, receiver) in sources.into_iter().enumerate() {
             if let Some(receiver) = receiver {
-                receives.push(glommio::spawn_local(async move { (edge as u32, source as u32, receiver.connect().await) }));
+                receives.push(glommio::spawn_local(async move {
+                    (edge as u32, source as u32, receiver.connect().await)
+                }));
             }
         }
     }
@@ -178,7 +212,12 @@ async fn run_shard(
     let mut tasks = Vec::new();
     for (edge, source, receiver) in receivers {
         let gate = builder.gates.get(&edge).cloned();
-        tasks.push(glommio::spawn_local(receive(source, receiver, gate, outboxes.clone())));
+        tasks.push(glommio::spawn_local(receive(
+            source,
+            receiver,
+            gate,
+            outboxes.clone(),
+        )));
     }
     for deferred in std::mem::take(&mut builder.tasks) {
         tasks.push(glommio::spawn_local(deferred(&outboxes)));
@@ -253,7 +292,10 @@ async fn receive(
         gate.borrow().reachable_edges(&mut edges);
         edges.sort_unstable();
         edges.dedup();
-        edges.iter().filter_map(|e| outboxes.get(e).cloned()).collect::<Vec<_>>()
+        edges
+            .iter()
+            .filter_map(|e| outboxes.get(e).cloned())
+            .collect::<Vec<_>>()
     };
     loop {
         match receiver.recv().await {
@@ -278,4 +320,3 @@ async fn receive(
         }
     }
 }
-

@@ -47,7 +47,15 @@ async fn drain(outboxes: &[Rc<EdgeOutbox>]) {
 }
 
 pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
-    let SourceTask { readers, strategy, mut chain, outboxes, metrics, batch_records, errors } = task;
+    let SourceTask {
+        readers,
+        strategy,
+        mut chain,
+        outboxes,
+        metrics,
+        batch_records,
+        errors,
+    } = task;
     let bound = strategy.out_of_orderness_ms;
     let mut partitions: Vec<Partition<T>> = readers
         .into_iter()
@@ -101,9 +109,13 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
                     partition.ended = true;
                     combiner.end(index)
                 }
-                Ok(_) if bound.is_some() && produced > 0 => combiner.update(index, partition.watermark.current()),
+                Ok(_) if bound.is_some() && produced > 0 => {
+                    combiner.update(index, partition.watermark.current())
+                }
                 Ok(SourcePoll::Pending) => match strategy.idle_timeout {
-                    Some(timeout) if !partition.idle && partition.last_record.elapsed() >= timeout => {
+                    Some(timeout)
+                        if !partition.idle && partition.last_record.elapsed() >= timeout =>
+                    {
                         partition.idle = true;
                         combiner.set_idle(index, true)
                     }
@@ -113,7 +125,10 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
                 Err(e) => {
                     // Bad input ends the job with an error naming where; what was
                     // read before it still flows to the sinks.
-                    errors.lock().expect("errors lock").push(EngineError::Source(e));
+                    errors
+                        .lock()
+                        .expect("errors lock")
+                        .push(EngineError::Source(e));
                     failed = true;
                     None
                 }

@@ -30,7 +30,10 @@ impl TimeWindow {
     }
     /// The smallest window covering both.
     pub fn cover(&self, other: &TimeWindow) -> TimeWindow {
-        TimeWindow { start: self.start.min(other.start), end: self.end.max(other.end) }
+        TimeWindow {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -82,7 +85,10 @@ pub struct TumblingWindows {
 impl TumblingWindows {
     pub fn of(size_ms: i64) -> Self {
         assert!(size_ms > 0, "window size must be positive");
-        TumblingWindows { size_ms, offset_ms: 0 }
+        TumblingWindows {
+            size_ms,
+            offset_ms: 0,
+        }
     }
     pub fn with_offset(mut self, offset_ms: i64) -> Self {
         self.offset_ms = offset_ms.rem_euclid(self.size_ms);
@@ -110,8 +116,15 @@ pub struct SlidingWindows {
 
 impl SlidingWindows {
     pub fn of(size_ms: i64, slide_ms: i64) -> Self {
-        assert!(size_ms > 0 && slide_ms > 0, "window size and slide must be positive");
-        SlidingWindows { size_ms, slide_ms, offset_ms: 0 }
+        assert!(
+            size_ms > 0 && slide_ms > 0,
+            "window size and slide must be positive"
+        );
+        SlidingWindows {
+            size_ms,
+            slide_ms,
+            offset_ms: 0,
+        }
     }
 }
 
@@ -176,7 +189,14 @@ mod tests {
         TumblingWindows::of(10).assign(-1, &mut out);
         TumblingWindows::of(10).assign(0, &mut out);
         TumblingWindows::of(10).with_offset(3).assign(2, &mut out);
-        assert_eq!(out, vec![TimeWindow::new(-10, 0), TimeWindow::new(0, 10), TimeWindow::new(-7, 3)]);
+        assert_eq!(
+            out,
+            vec![
+                TimeWindow::new(-10, 0),
+                TimeWindow::new(0, 10),
+                TimeWindow::new(-7, 3)
+            ]
+        );
     }
 
     #[test]
@@ -186,6 +206,14 @@ mod tests {
         assert_eq!(out, vec![TimeWindow::new(10, 20), TimeWindow::new(5, 15)]);
         out.clear();
         SlidingWindows::of(10, 3).assign(0, &mut out);
-        assert_eq!(out, vec![TimeWindow::new(0, 10), TimeWindow::new(-3, 7), TimeWindow::new(-6, 4), TimeWindow::new(-9, 1)]);
+        assert_eq!(
+            out,
+            vec![
+                TimeWindow::new(0, 10),
+                TimeWindow::new(-3, 7),
+                TimeWindow::new(-6, 4),
+                TimeWindow::new(-9, 1)
+            ]
+        );
     }
 }

@@ -73,7 +73,10 @@ where
         self.function.merge(a, b)
     }
     fn emit(&self, key: &K, window: &W, acc: &A::Acc, ts: i64, out: &mut Vec<Rec<O>>) {
-        out.push(Rec { ts, value: (self.finish)(key, window, self.function.get_result(acc)) });
+        out.push(Rec {
+            ts,
+            value: (self.finish)(key, window, self.function.get_result(acc)),
+        });
     }
 }
 
@@ -111,7 +114,10 @@ where
     }
     fn emit(&self, key: &K, window: &W, acc: &Option<T>, ts: i64, out: &mut Vec<Rec<O>>) {
         if let Some(value) = acc {
-            out.push(Rec { ts, value: (self.finish)(key, window, value) });
+            out.push(Rec {
+                ts,
+                value: (self.finish)(key, window, value),
+            });
         }
     }
 }

@@ -12,7 +12,18 @@ mod function;
 mod operator;
 mod trigger;
 
-pub use assigner::{GlobalWindow, GlobalWindows, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows, Window, WindowAssigner};
-pub use function::{AggregateFunction, AggregateLogic, Count, ProcessLogic, ReduceLogic, WindowLogic};
+pub use assigner::{
+    GlobalWindow, GlobalWindows, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows,
+    Window, WindowAssigner,
+};
+pub use function::{
+    AggregateFunction, AggregateLogic, Count, ProcessLogic, ReduceLogic, WindowLogic,
+};
 pub use operator::{WindowOperator, WindowSpec};
-pub use trigger::{CountTrigger, EventTimeTrigger, NeverTrigger, PurgingTrigger, Trigger, TriggerContext, TriggerResult};
+pub use trigger::{
+    CountTrigger, EventTimeTrigger, NeverTrigger, PurgingTrigger, Trigger, TriggerContext,
+    TriggerResult,
+};
+
+#[cfg(test)]
+mod tests;

@@ -73,8 +73,14 @@ where
         late: Option<FanOut<T>>,
         metrics: Arc<ShardMetrics>,
     ) -> Self {
-        assert!(spec.allowed_lateness_ms >= 0, "allowed lateness must not be negative");
-        let sessions = spec.assigner.is_merging().then(|| backend.table(&format!("{name}/sessions")));
+        assert!(
+            spec.allowed_lateness_ms >= 0,
+            "allowed lateness must not be negative"
+        );
+        let sessions = spec
+            .assigner
+            .is_merging()
+            .then(|| backend.table(&format!("{name}/sessions")));
         WindowOperator {
             key_of,
             groups,
@@ -126,7 +132,17 @@ where
         self.spec.assigner.assign(record.ts, &mut self.windows);
         let lateness = self.spec.allowed_lateness_ms;
         let mut skipped = true;
-        let Self { windows, contents, logic, spec, ctx, output, timers, watermark, .. } = self;
+        let Self {
+            windows,
+            contents,
+            logic,
+            spec,
+            ctx,
+            output,
+            timers,
+            watermark,
+            ..
+        } = self;
         for window in windows.iter() {
             if Self::cleanup_time(lateness, window) <= *watermark {
                 continue;
@@ -139,7 +155,13 @@ where
                 Slot::Present(state) => {
                     logic.add(&mut state.acc, &record.value);
                     ctx.new_window = false;
-                    let result = spec.trigger.on_element(&record.value, record.ts, window, &mut state.trigger_state, ctx);
+                    let result = spec.trigger.on_element(
+                        &record.value,
+                        record.ts,
+                        window,
+                        &mut state.trigger_state,
+                        ctx,
+                    );
                     if result.fires() {
                         logic.emit(&key, window, &state.acc, window.max_timestamp(), output);
                     }
@@ -151,10 +173,19 @@ where
                 }
                 Slot::Absent => {
                     created = true;
-                    let mut state = WindowSlot { acc: logic.create(), trigger_state: 0 };
+                    let mut state = WindowSlot {
+                        acc: logic.create(),
+                        trigger_state: 0,
+                    };
                     logic.add(&mut state.acc, &record.value);
                     ctx.new_window = true;
-                    let result = spec.trigger.on_element(&record.value, record.ts, window, &mut state.trigger_state, ctx);
+                    let result = spec.trigger.on_element(
+                        &record.value,
+                        record.ts,
+                        window,
+                        &mut state.trigger_state,
+                        ctx,
+                    );
                     if result.fires() {
                         logic.emit(&key, window, &state.acc, window.max_timestamp(), output);
                     }
@@ -185,9 +216,16 @@ where
         let group = self.groups.key_group_of_hash(key.stable_hash());
         self.windows.clear();
         self.spec.assigner.assign(record.ts, &mut self.windows);
-        assert_eq!(self.windows.len(), 1, "bug: a merging assigner gives one window per element");
+        assert_eq!(
+            self.windows.len(),
+            1,
+            "bug: a merging assigner gives one window per element"
+        );
         let lateness = self.spec.allowed_lateness_ms;
-        let sessions_table = self.sessions.as_mut().expect("merging operator has sessions");
+        let sessions_table = self
+            .sessions
+            .as_mut()
+            .expect("merging operator has sessions");
         let mut sessions = sessions_table.remove(group, &key, &()).unwrap_or_default();
         let mut merged = self.windows[0];
         self.merged_from.clear();
@@ -221,18 +259,33 @@ where
             }
             if *old != merged {
                 self.timers.delete(old.max_timestamp(), &key, old);
-                self.timers.delete(Self::cleanup_time(lateness, old), &key, old);
+                self.timers
+                    .delete(Self::cleanup_time(lateness, old), &key, old);
             }
         }
-        let mut state = state.unwrap_or_else(|| WindowSlot { acc: self.logic.create(), trigger_state: 0 });
+        let mut state = state.unwrap_or_else(|| WindowSlot {
+            acc: self.logic.create(),
+            trigger_state: 0,
+        });
         self.logic.add(&mut state.acc, &record.value);
         self.ctx.watermark = self.watermark;
         self.ctx.new_window = !existed;
         self.ctx.event_timers.clear();
-        let result: TriggerResult =
-            self.spec.trigger.on_element(&record.value, record.ts, &merged, &mut state.trigger_state, &mut self.ctx);
+        let result: TriggerResult = self.spec.trigger.on_element(
+            &record.value,
+            record.ts,
+            &merged,
+            &mut state.trigger_state,
+            &mut self.ctx,
+        );
         if result.fires() {
-            self.logic.emit(&key, &merged, &state.acc, merged.max_timestamp(), &mut self.output);
+            self.logic.emit(
+                &key,
+                &merged,
+                &state.acc,
+                merged.max_timestamp(),
+                &mut self.output,
+            );
         }
         if !result.purges() {
             self.contents.put(group, &key, &merged, state);
@@ -256,14 +309,23 @@ where
         for (time, key, window) in due.drain(..) {
             let group = self.groups.key_group_of_hash(key.stable_hash());
             let cleanup = time == Self::cleanup_time(lateness, &window);
-            let Self { contents, logic, spec, ctx, output, .. } = self;
+            let Self {
+                contents,
+                logic,
+                spec,
+                ctx,
+                output,
+                ..
+            } = self;
             ctx.watermark = watermark;
             ctx.new_window = false;
             ctx.event_timers.clear();
             contents.update(group, &key, &window, &mut |slot| match slot {
                 Slot::Absent => SlotAction::Keep,
                 Slot::Present(state) => {
-                    let result = spec.trigger.on_event_time(time, &window, &mut state.trigger_state, ctx);
+                    let result =
+                        spec.trigger
+                            .on_event_time(time, &window, &mut state.trigger_state, ctx);
                     if result.fires() {
                         logic.emit(&key, &window, &state.acc, window.max_timestamp(), output);
                     }

@@ -43,8 +43,21 @@ impl TriggerContext {
 
 /// Decides when windows fire. One value is shared by all keys of a shard.
 pub trait Trigger<T, W>: Clone + Send + Sync + 'static {
-    fn on_element(&self, value: &T, timestamp: i64, window: &W, state: &mut u64, ctx: &mut TriggerContext) -> TriggerResult;
-    fn on_event_time(&self, time: i64, window: &W, state: &mut u64, ctx: &mut TriggerContext) -> TriggerResult;
+    fn on_element(
+        &self,
+        value: &T,
+        timestamp: i64,
+        window: &W,
+        state: &mut u64,
+        ctx: &mut TriggerContext,
+    ) -> TriggerResult;
+    fn on_event_time(
+        &self,
+        time: i64,
+        window: &W,
+        state: &mut u64,
+        ctx: &mut TriggerContext,
+    ) -> TriggerResult;
 }
 
 /// Fires once the watermark passes the window's end, and again for every late
@@ -54,7 +67,14 @@ pub struct EventTimeTrigger;
 
 impl<T, W: Window> Trigger<T, W> for EventTimeTrigger {
     #[inline]
-    fn on_element(&self, _value: &T, _ts: i64, window: &W, _state: &mut u64, ctx: &mut TriggerContext) -> TriggerResult {
+    fn on_element(
+        &self,
+        _value: &T,
+        _ts: i64,
+        window: &W,
+        _state: &mut u64,
+        ctx: &mut TriggerContext,
+    ) -> TriggerResult {
         if window.max_timestamp() <= ctx.watermark {
             TriggerResult::Fire
         } else {
@@ -64,7 +84,13 @@ impl<T, W: Window> Trigger<T, W> for EventTimeTrigger {
             TriggerResult::Continue
         }
     }
-    fn on_event_time(&self, time: i64, window: &W, _state: &mut u64, _ctx: &mut TriggerContext) -> TriggerResult {
+    fn on_event_time(
+        &self,
+        time: i64,
+        window: &W,
+        _state: &mut u64,
+        _ctx: &mut TriggerContext,
+    ) -> TriggerResult {
         if time == window.max_timestamp() {
             TriggerResult::Fire
         } else {
@@ -88,7 +114,14 @@ impl CountTrigger {
 
 impl<T, W> Trigger<T, W> for CountTrigger {
     #[inline]
-    fn on_element(&self, _value: &T, _ts: i64, _window: &W, state: &mut u64, _ctx: &mut TriggerContext) -> TriggerResult {
+    fn on_element(
+        &self,
+        _value: &T,
+        _ts: i64,
+        _window: &W,
+        state: &mut u64,
+        _ctx: &mut TriggerContext,
+    ) -> TriggerResult {
         *state += 1;
         if *state >= self.count {
             *state = 0;
@@ -97,7 +130,13 @@ impl<T, W> Trigger<T, W> for CountTrigger {
             TriggerResult::Continue
         }
     }
-    fn on_event_time(&self, _time: i64, _window: &W, _state: &mut u64, _ctx: &mut TriggerContext) -> TriggerResult {
+    fn on_event_time(
+        &self,
+        _time: i64,
+        _window: &W,
+        _state: &mut u64,
+        _ctx: &mut TriggerContext,
+    ) -> TriggerResult {
         TriggerResult::Continue
     }
 }
@@ -115,10 +154,23 @@ fn purging(result: TriggerResult) -> TriggerResult {
 
 impl<T, W, Tr: Trigger<T, W>> Trigger<T, W> for PurgingTrigger<Tr> {
     #[inline]
-    fn on_element(&self, value: &T, ts: i64, window: &W, state: &mut u64, ctx: &mut TriggerContext) -> TriggerResult {
+    fn on_element(
+        &self,
+        value: &T,
+        ts: i64,
+        window: &W,
+        state: &mut u64,
+        ctx: &mut TriggerContext,
+    ) -> TriggerResult {
         purging(self.0.on_element(value, ts, window, state, ctx))
     }
-    fn on_event_time(&self, time: i64, window: &W, state: &mut u64, ctx: &mut TriggerContext) -> TriggerResult {
+    fn on_event_time(
+        &self,
+        time: i64,
+        window: &W,
+        state: &mut u64,
+        ctx: &mut TriggerContext,
+    ) -> TriggerResult {
         purging(self.0.on_event_time(time, window, state, ctx))
     }
 }
@@ -128,11 +180,23 @@ impl<T, W, Tr: Trigger<T, W>> Trigger<T, W> for PurgingTrigger<Tr> {
 pub struct NeverTrigger;
 
 impl<T, W> Trigger<T, W> for NeverTrigger {
-    fn on_element(&self, _value: &T, _ts: i64, _window: &W, _state: &mut u64, _ctx: &mut TriggerContext) -> TriggerResult {
+    fn on_element(
+        &self,
+        _value: &T,
+        _ts: i64,
+        _window: &W,
+        _state: &mut u64,
+        _ctx: &mut TriggerContext,
+    ) -> TriggerResult {
         TriggerResult::Continue
     }
-    fn on_event_time(&self, _time: i64, _window: &W, _state: &mut u64, _ctx: &mut TriggerContext) -> TriggerResult {
+    fn on_event_time(
+        &self,
+        _time: i64,
+        _window: &W,
+        _state: &mut u64,
+        _ctx: &mut TriggerContext,
+    ) -> TriggerResult {
         TriggerResult::Continue
     }
 }
-
