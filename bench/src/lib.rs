@@ -1,1 +1,16 @@
-//! placeholder
+//! Benchmarks of Sluice and the peers it is compared with, as library code so
+//! that criterion benches and tests share one definition of each workload.
+//!
+//! - [`window_count`]: a keyed tumbling-window count over generated numeric
+//!   events, in Sluice and (in [`peers::timely`]) in timely-dataflow;
+//! - [`exchange`]: records between shards through a key exchange.
+
+pub mod exchange;
+pub mod peers;
+pub mod window_count;
+
+/// True when a criterion bench binary runs as a benchmark (`cargo bench`), false
+/// in test mode (`cargo test --benches`), where inputs are kept tiny.
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}

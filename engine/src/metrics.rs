@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct ShardMetrics {
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
+    /// Records serialized for another shard, and their bytes.
+    pub records_exchanged: AtomicU64,
     pub bytes_exchanged: AtomicU64,
     pub batches_exchanged: AtomicU64,
     pub late_records_dropped: AtomicU64,
@@ -22,6 +24,7 @@ impl Default for ShardMetrics {
         ShardMetrics {
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
+            records_exchanged: AtomicU64::new(0),
             bytes_exchanged: AtomicU64::new(0),
             batches_exchanged: AtomicU64::new(0),
             late_records_dropped: AtomicU64::new(0),
@@ -42,6 +45,7 @@ impl ShardMetrics {
 pub struct JobTotals {
     pub records_in: u64,
     pub records_out: u64,
+    pub records_exchanged: u64,
     pub bytes_exchanged: u64,
     pub batches_exchanged: u64,
     pub late_records_dropped: u64,
@@ -57,6 +61,7 @@ pub fn totals(shards: &[Arc<ShardMetrics>]) -> JobTotals {
     for m in shards {
         t.records_in += m.records_in.load(Ordering::Relaxed);
         t.records_out += m.records_out.load(Ordering::Relaxed);
+        t.records_exchanged += m.records_exchanged.load(Ordering::Relaxed);
         t.bytes_exchanged += m.bytes_exchanged.load(Ordering::Relaxed);
         t.batches_exchanged += m.batches_exchanged.load(Ordering::Relaxed);
         t.late_records_dropped += m.late_records_dropped.load(Ordering::Relaxed);

@@ -116,6 +116,7 @@ impl<T: ExchangeData, P: Partitioner<T>> SenderState<T, P> {
         }
         let batch = self.builders[d].take();
         self.opened_at[d] = None;
+        ShardMetrics::add(&self.metrics.records_exchanged, batch.len() as u64);
         ShardMetrics::add(&self.metrics.bytes_exchanged, batch.byte_len() as u64);
         ShardMetrics::add(&self.metrics.batches_exchanged, 1);
         self.outbox

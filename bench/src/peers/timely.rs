@@ -1,0 +1,89 @@
+//! The keyed tumbling-window count in timely-dataflow: the in-process Rust
+//! ceiling for this workload.
+//!
+//! Each worker generates its partition of the same events as Sluice's
+//! generator (event `i` on worker `i % workers`), with the window start as the
+//! timely timestamp; events are exchanged by key to a counting operator that
+//! emits a window's counts once the frontier has passed it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sluice_engine::connectors::GeneratedEvent;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::{Input, Operator, Probe};
+use timely::dataflow::{InputHandle, ProbeHandle};
+
+use crate::window_count::{events, WINDOW_MS};
+
+/// Runs the count on `workers` threads; returns the number of (key, window) results.
+pub fn window_count(workers: usize, events_total: u64) -> u64 {
+    let results = Arc::new(AtomicU64::new(0));
+    let total = results.clone();
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index() as u64;
+        let peers = worker.peers() as u64;
+        let generator = events(events_total, peers as u32);
+        let mut input: InputHandle<i64, CapacityContainerBuilder<Vec<GeneratedEvent>>> = InputHandle::new();
+        let probe = ProbeHandle::new();
+        let results = results.clone();
+        worker.dataflow::<i64, _, _>(|scope| {
+            scope
+                .input_from(&mut input)
+                .unary_frontier(Exchange::new(|e: &GeneratedEvent| e.key), "WindowCount", |_capability, _info| {
+                    let mut windows: HashMap<i64, (timely::dataflow::operators::Capability<i64>, HashMap<u64, u64>)> =
+                        HashMap::new();
+                    move |(input, frontier), output| {
+                        input.for_each_stamp(|capability, data| {
+                            let Some(&start) = capability.least() else { return };
+                            let entry = windows.entry(start).or_insert_with(|| {
+                                (capability.retain_least(output.output_index()).expect("totally ordered"), HashMap::new())
+                            });
+                            for batch in data {
+                                for event in batch.drain(..) {
+                                    *entry.1.entry(event.key).or_insert(0) += 1;
+                                }
+                            }
+                        });
+                        let closed: Vec<i64> =
+                            windows.keys().copied().filter(|start| !frontier.less_equal(start)).collect();
+                        for start in closed {
+                            let (capability, counts) = windows.remove(&start).expect("listed");
+                            let mut session = output.session(&capability);
+                            results.fetch_add(counts.len() as u64, Ordering::Relaxed);
+                            for (key, count) in counts {
+                                session.give((key, start, count));
+                            }
+                        }
+                    }
+                })
+                .container::<Vec<(u64, i64, u64)>>()
+                .probe_with(&probe);
+        });
+        let mut i = index;
+        let mut sent = 0u64;
+        while i < events_total {
+            let event = generator.event(i);
+            let start = event.ts - event.ts.rem_euclid(WINDOW_MS);
+            if start > *input.time() {
+                input.advance_to(start);
+            }
+            input.send(event);
+            sent += 1;
+            i += peers;
+            if sent % 1024 == 0 {
+                worker.step();
+                // Keep at most two windows open, as a watermark would.
+                while probe.less_than(&(start - WINDOW_MS)) {
+                    worker.step();
+                }
+            }
+        }
+        input.close();
+        while worker.step() {}
+    })
+    .expect("timely runs");
+    total.load(Ordering::Relaxed)
+}
