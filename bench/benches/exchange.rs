@@ -21,9 +21,17 @@ fn shards(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(events));
     for (shards, batch_bytes) in [(1u32, 32 * 1024), (2, 32 * 1024), (2, 4 * 1024), (2, 256)] {
-        group.bench_with_input(BenchmarkId::new(format!("{shards}-shards"), batch_bytes), &batch_bytes, |b, &batch_bytes| {
-            b.iter(|| exchange::sluice(shards, events, batch_bytes).totals.records_in)
-        });
+        group.bench_with_input(
+            BenchmarkId::new(format!("{shards}-shards"), batch_bytes),
+            &batch_bytes,
+            |b, &batch_bytes| {
+                b.iter(|| {
+                    exchange::sluice(shards, events, batch_bytes)
+                        .totals
+                        .records_in
+                })
+            },
+        );
     }
     group.finish();
     let t = exchange::sluice(2, events, 32 * 1024).totals;
@@ -45,7 +53,17 @@ fn serialization(c: &mut Criterion) {
         b.iter(|| {
             let mut bytes = 0;
             for i in 0..records {
-                builder.push(i as i64, &Event { key: i, value: 1, ts: i as i64, seq: i }).unwrap();
+                builder
+                    .push(
+                        i as i64,
+                        &Event {
+                            key: i,
+                            value: 1,
+                            ts: i as i64,
+                            seq: i,
+                        },
+                    )
+                    .unwrap();
                 if builder.is_full() {
                     bytes += builder.take().byte_len();
                 }
@@ -56,7 +74,17 @@ fn serialization(c: &mut Criterion) {
     group.bench_function("read_trusted", |b| {
         let mut builder = BatchBuilder::<Event>::new(usize::MAX >> 8);
         for i in 0..records.min(60_000) {
-            builder.push(i as i64, &Event { key: i, value: 1, ts: i as i64, seq: i }).unwrap();
+            builder
+                .push(
+                    i as i64,
+                    &Event {
+                        key: i,
+                        value: 1,
+                        ts: i as i64,
+                        seq: i,
+                    },
+                )
+                .unwrap();
         }
         let batch = builder.take();
         b.iter(|| {

@@ -21,11 +21,16 @@ fn bench(c: &mut Criterion) {
         });
     }
     for workers in [1usize, 2] {
-        group.bench_function(format!("timely/{workers}-workers"), |b| b.iter(|| peers::timely::window_count(workers, events)));
+        group.bench_function(format!("timely/{workers}-workers"), |b| {
+            b.iter(|| peers::timely::window_count(workers, events))
+        });
     }
     group.finish();
     // Both computed the same number of (key, window) results.
-    assert_eq!(window_count::sluice(2, events).totals.records_out, peers::timely::window_count(2, events));
+    assert_eq!(
+        window_count::sluice(2, events).totals.records_out,
+        peers::timely::window_count(2, events)
+    );
 }
 
 criterion_group!(benches, bench);

@@ -16,7 +16,13 @@ pub fn sluice(shards: u32, events: u64, batch_bytes: usize) -> JobReport {
         ..Default::default()
     };
     let env = StreamEnv::new(config);
-    let source = GeneratorSource { seed: 5, events: Some(events), keys: 1 << 20, partitions: shards, ..Default::default() };
+    let source = GeneratorSource {
+        seed: 5,
+        events: Some(events),
+        keys: 1 << 20,
+        partitions: shards,
+        ..Default::default()
+    };
     env.source(source, WatermarkStrategy::bounded_out_of_orderness(500))
         .key_by(|e: &GeneratedEvent| e.key)
         .stream()

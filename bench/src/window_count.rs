@@ -37,10 +37,15 @@ pub fn sluice(shards: u32, events_total: u64) -> JobReport {
         ..Default::default()
     };
     let env = StreamEnv::new(config);
-    env.source(events(events_total, shards.max(2)), WatermarkStrategy::monotonous())
-        .key_by(|e: &GeneratedEvent| e.key)
-        .window(TumblingWindows::of(WINDOW_MS))
-        .aggregate(Count, |key: &u64, w: &TimeWindow, count: u64| (*key, w.start, count))
-        .sink(BlackholeSink);
+    env.source(
+        events(events_total, shards.max(2)),
+        WatermarkStrategy::monotonous(),
+    )
+    .key_by(|e: &GeneratedEvent| e.key)
+    .window(TumblingWindows::of(WINDOW_MS))
+    .aggregate(Count, |key: &u64, w: &TimeWindow, count: u64| {
+        (*key, w.start, count)
+    })
+    .sink(BlackholeSink);
     env.execute().expect("window count job")
 }

@@ -6,7 +6,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn sluice_run(job: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice")).arg("run").arg(job).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(job)
+        .output()
+        .unwrap()
 }
 
 fn read_parts(dir: &Path) -> Vec<String> {
@@ -26,7 +30,9 @@ fn wordcount_matches_a_plain_count_for_any_shard_count() {
     for file in 0..3 {
         let mut text = String::new();
         for line in 0..2_000u64 {
-            let words: Vec<String> = (0..(line % 7)).map(|w| format!("w{}", (line * 31 + w * 17 + file) % 301)).collect();
+            let words: Vec<String> = (0..(line % 7))
+                .map(|w| format!("w{}", (line * 31 + w * 17 + file) % 301))
+                .collect();
             for w in &words {
                 *expected.entry(w.clone()).or_default() += 1;
             }
@@ -52,11 +58,17 @@ fn wordcount_matches_a_plain_count_for_any_shard_count() {
         let output = sluice_run(&job);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{stderr}");
-        assert!(stderr.contains("job `wordcount` finished") && stderr.contains("records in"), "{stderr}");
+        assert!(
+            stderr.contains("job `wordcount` finished") && stderr.contains("records in"),
+            "{stderr}"
+        );
         let mut got: BTreeMap<String, u64> = BTreeMap::new();
         for line in read_parts(&out) {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            let previous = got.insert(v["word"].as_str().unwrap().to_owned(), v["count"].as_u64().unwrap());
+            let previous = got.insert(
+                v["word"].as_str().unwrap().to_owned(),
+                v["count"].as_u64().unwrap(),
+            );
             assert!(previous.is_none(), "a word was counted twice: {line}");
         }
         assert_eq!(got, expected, "{shards} shards");
@@ -81,7 +93,11 @@ fn windowed_aggregation_is_the_same_on_1_2_and_4_shards() {
         )
         .unwrap();
         let output = sluice_run(&job);
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let mut lines = read_parts(&out);
         lines.sort();
         outputs.push(lines);
@@ -108,7 +124,16 @@ fn a_malformed_record_fails_the_job_naming_it_and_keeps_what_came_before() {
     let output = sluice_run(&job);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("events.jsonl:3") && stderr.contains("invalid JSON"), "{stderr}");
+    assert!(
+        stderr.contains("events.jsonl:3") && stderr.contains("invalid JSON"),
+        "{stderr}"
+    );
     let lines = read_parts(&dir.path().join("out"));
-    assert_eq!(lines, vec!["{\"key\":7,\"window_start\":1000,\"window_end\":2000,\"count\":2,\"sum\":11}".to_string()]);
+    assert_eq!(
+        lines,
+        vec![
+            "{\"key\":7,\"window_start\":1000,\"window_end\":2000,\"count\":2,\"sum\":11}"
+                .to_string()
+        ]
+    );
 }

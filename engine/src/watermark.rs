@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use sluice_network::WatermarkStatus;
 
+/// Computes a record's event time.
+pub(crate) type TimestampAssigner<T> = Arc<dyn Fn(&T) -> i64 + Send + Sync>;
+
 /// How a source assigns event time and generates watermarks, per partition.
 pub struct WatermarkStrategy<T> {
     /// Computes a record's event time; `None` keeps the timestamp the source
     /// reader gave it.
-    pub(crate) timestamps: Option<Arc<dyn Fn(&T) -> i64 + Send + Sync>>,
+    pub(crate) timestamps: Option<TimestampAssigner<T>>,
     /// Bounded out-of-orderness in ms; `None`: no watermarks (processing time).
     pub(crate) out_of_orderness_ms: Option<i64>,
     /// A partition without records for this long stops holding back time.

@@ -12,7 +12,7 @@
 
 use std::hash::Hash;
 
-use crate::{KeyGroup, KeyGroupRange, MemoryTable};
+use crate::{KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable};
 
 /// What a state key must offer: hashing and equality within a shard, and cloning
 /// when a new entry is created.
@@ -111,6 +111,18 @@ impl StateBackend {
     ) -> Box<dyn KeyedTable<K, N, V>> {
         match self.kind {
             StateBackendKind::Memory => Box::new(MemoryTable::new(name, self.groups)),
+        }
+    }
+
+    /// Like [`table`](Self::table), for namespaces that many keys share (the
+    /// windows of fixed-size windows): the memory backend then stores each
+    /// namespace once. Backends that serialize keys treat it as `table`.
+    pub fn namespaced_table<K: StateKey, N: StateKey, V: StateValue>(
+        &mut self,
+        name: &str,
+    ) -> Box<dyn KeyedTable<K, N, V>> {
+        match self.kind {
+            StateBackendKind::Memory => Box::new(NamespacedMemoryTable::new(name, self.groups)),
         }
     }
 }

@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use strength_reduce::{StrengthReducedU32, StrengthReducedU64};
+
 /// Default number of key groups, as in Flink for small jobs.
 pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
 /// Upper limit on `max_parallelism` (key groups are stored as `u16`).
@@ -67,11 +69,24 @@ impl KeyGroupRange {
 }
 
 /// The key-group layout of one job: how many groups, how many shards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Both mappings run per record on the exchange path, so their divisions by the
+/// job's constants are strength-reduced (multiply and shift) once here.
+#[derive(Debug, Clone, Copy)]
 pub struct KeyGroups {
     max_parallelism: u32,
     shards: u32,
+    groups_divisor: StrengthReducedU64,
+    shard_divisor: StrengthReducedU32,
 }
+
+impl PartialEq for KeyGroups {
+    fn eq(&self, other: &Self) -> bool {
+        self.max_parallelism == other.max_parallelism && self.shards == other.shards
+    }
+}
+
+impl Eq for KeyGroups {}
 
 impl KeyGroups {
     /// Panics if the invariants in the module docs do not hold: callers validate
@@ -85,6 +100,8 @@ impl KeyGroups {
         KeyGroups {
             max_parallelism,
             shards,
+            groups_divisor: StrengthReducedU64::new(max_parallelism as u64),
+            shard_divisor: StrengthReducedU32::new(max_parallelism),
         }
     }
 
@@ -98,13 +115,13 @@ impl KeyGroups {
     /// The key group of a stable key hash.
     #[inline]
     pub fn key_group_of_hash(&self, hash: u64) -> KeyGroup {
-        KeyGroup((hash % self.max_parallelism as u64) as u16)
+        KeyGroup((hash % self.groups_divisor) as u16)
     }
 
     /// The shard that owns a key group.
     #[inline]
     pub fn shard_of(&self, group: KeyGroup) -> u32 {
-        (group.0 as u32 * self.shards) / self.max_parallelism
+        (group.0 as u32 * self.shards) / self.shard_divisor
     }
 
     /// The key groups owned by `shard`.
@@ -175,6 +192,15 @@ mod tests {
                 next = r.end;
             }
             prop_assert_eq!(next as u32, m);
+        }
+
+        #[test]
+        fn strength_reduced_mapping_equals_plain_division(m in 1u32..=MAX_PARALLELISM_LIMIT, n_seed in 0u32..10_000, hash in any::<u64>()) {
+            let n = 1 + n_seed % m;
+            let layout = KeyGroups::new(m, n);
+            let group = layout.key_group_of_hash(hash);
+            prop_assert_eq!(group.0 as u64, hash % m as u64);
+            prop_assert_eq!(layout.shard_of(group), group.0 as u32 * n / m);
         }
     }
 }

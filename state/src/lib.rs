@@ -17,6 +17,7 @@ mod backend;
 mod fast_hash;
 mod key_group;
 mod memory;
+mod namespaced_memory;
 mod stable_hash;
 
 pub use backend::{
@@ -27,4 +28,5 @@ pub use key_group::{
     KeyGroup, KeyGroupRange, KeyGroups, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT,
 };
 pub use memory::MemoryTable;
+pub use namespaced_memory::NamespacedMemoryTable;
 pub use stable_hash::StableKey;

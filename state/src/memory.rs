@@ -181,9 +181,12 @@ mod tests {
         #[test]
         fn matches_btreemap_model(ops in proptest::collection::vec(op(), 1..400)) {
             let layout = KeyGroups::new(16, 1);
-            let mut table: MemoryTable<u16, u8, i64> = MemoryTable::new("t", layout.range_of(0));
+            let mut key_major: MemoryTable<u16, u8, i64> = MemoryTable::new("t", layout.range_of(0));
+            let mut namespace_major: crate::NamespacedMemoryTable<u16, u8, i64> = crate::NamespacedMemoryTable::new("t", layout.range_of(0));
+            let tables: [&mut dyn KeyedTable<u16, u8, i64>; 2] = [&mut key_major, &mut namespace_major];
+            for table in tables {
             let mut model: BTreeMap<(u16, u8), i64> = BTreeMap::new();
-            for op in ops {
+            for op in ops.clone() {
                 match op {
                     Op::Put(k, n, v) => {
                         table.put(layout.key_group_of_hash(k.stable_hash()), &k, &n, v);
@@ -217,6 +220,7 @@ mod tests {
                 table.for_each_in_group(g, &mut |k, n, v| { all.insert((*k, *n), *v); });
             }
             prop_assert_eq!(all, model);
+            }
         }
     }
 

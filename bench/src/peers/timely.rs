@@ -26,39 +26,59 @@ pub fn window_count(workers: usize, events_total: u64) -> u64 {
         let index = worker.index() as u64;
         let peers = worker.peers() as u64;
         let generator = events(events_total, peers as u32);
-        let mut input: InputHandle<i64, CapacityContainerBuilder<Vec<GeneratedEvent>>> = InputHandle::new();
+        let mut input: InputHandle<i64, CapacityContainerBuilder<Vec<GeneratedEvent>>> =
+            InputHandle::new();
         let probe = ProbeHandle::new();
         let results = results.clone();
         worker.dataflow::<i64, _, _>(|scope| {
             scope
                 .input_from(&mut input)
-                .unary_frontier(Exchange::new(|e: &GeneratedEvent| e.key), "WindowCount", |_capability, _info| {
-                    let mut windows: HashMap<i64, (timely::dataflow::operators::Capability<i64>, HashMap<u64, u64>)> =
-                        HashMap::new();
-                    move |(input, frontier), output| {
-                        input.for_each_stamp(|capability, data| {
-                            let Some(&start) = capability.least() else { return };
-                            let entry = windows.entry(start).or_insert_with(|| {
-                                (capability.retain_least(output.output_index()).expect("totally ordered"), HashMap::new())
+                .unary_frontier(
+                    Exchange::new(|e: &GeneratedEvent| e.key),
+                    "WindowCount",
+                    |_capability, _info| {
+                        let mut windows: HashMap<
+                            i64,
+                            (
+                                timely::dataflow::operators::Capability<i64>,
+                                HashMap<u64, u64>,
+                            ),
+                        > = HashMap::new();
+                        move |(input, frontier), output| {
+                            input.for_each_stamp(|capability, data| {
+                                let Some(&start) = capability.least() else {
+                                    return;
+                                };
+                                let entry = windows.entry(start).or_insert_with(|| {
+                                    (
+                                        capability
+                                            .retain_least(output.output_index())
+                                            .expect("totally ordered"),
+                                        HashMap::new(),
+                                    )
+                                });
+                                for batch in data {
+                                    for event in batch.drain(..) {
+                                        *entry.1.entry(event.key).or_insert(0) += 1;
+                                    }
+                                }
                             });
-                            for batch in data {
-                                for event in batch.drain(..) {
-                                    *entry.1.entry(event.key).or_insert(0) += 1;
+                            let closed: Vec<i64> = windows
+                                .keys()
+                                .copied()
+                                .filter(|start| !frontier.less_equal(start))
+                                .collect();
+                            for start in closed {
+                                let (capability, counts) = windows.remove(&start).expect("listed");
+                                let mut session = output.session(&capability);
+                                results.fetch_add(counts.len() as u64, Ordering::Relaxed);
+                                for (key, count) in counts {
+                                    session.give((key, start, count));
                                 }
                             }
-                        });
-                        let closed: Vec<i64> =
-                            windows.keys().copied().filter(|start| !frontier.less_equal(start)).collect();
-                        for start in closed {
-                            let (capability, counts) = windows.remove(&start).expect("listed");
-                            let mut session = output.session(&capability);
-                            results.fetch_add(counts.len() as u64, Ordering::Relaxed);
-                            for (key, count) in counts {
-                                session.give((key, start, count));
-                            }
                         }
-                    }
-                })
+                    },
+                )
                 .container::<Vec<(u64, i64, u64)>>()
                 .probe_with(&probe);
         });
@@ -73,7 +93,7 @@ pub fn window_count(workers: usize, events_total: u64) -> u64 {
             input.send(event);
             sent += 1;
             i += peers;
-            if sent % 1024 == 0 {
+            if sent.is_multiple_of(1024) {
                 worker.step();
                 // Keep at most two windows open, as a watermark would.
                 while probe.less_than(&(start - WINDOW_MS)) {

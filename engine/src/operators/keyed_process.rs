@@ -108,6 +108,9 @@ pub(crate) struct ProcessState<K, O, KF, P> {
     ended: bool,
 }
 
+/// The operator's state, shared between the chain and the shard's ticker.
+pub(crate) type SharedProcessState<K, O, KF, P> = Rc<RefCell<ProcessState<K, O, KF, P>>>;
+
 /// The chain-facing handle; the shard's ticker holds another.
 pub struct KeyedProcessOperator<K, O, KF, P> {
     state: Rc<RefCell<ProcessState<K, O, KF, P>>>,
@@ -120,7 +123,7 @@ impl<K: StateKey + StableKey, O: Data, KF, P> KeyedProcessOperator<K, O, KF, P> 
         function: P,
         clock: Rc<dyn Clock>,
         next: Box<dyn Push<O>>,
-    ) -> (Self, Rc<RefCell<ProcessState<K, O, KF, P>>>) {
+    ) -> (Self, SharedProcessState<K, O, KF, P>) {
         let state = Rc::new(RefCell::new(ProcessState {
             key_of,
             groups,

@@ -308,7 +308,9 @@ async fn receive(
                 if end {
                     break;
                 }
-                glommio::yield_if_needed().await;
+                // One message at a time, so that the source and the other
+                // channels of this shard take turns (see `source_task`).
+                futures_lite::future::yield_now().await;
             }
             None => {
                 gate.borrow_mut().disconnected(source);

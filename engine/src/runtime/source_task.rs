@@ -145,9 +145,9 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
             drain(&outboxes).await;
         }
         if failed {
-            for index in 0..partitions.len() {
-                if !partitions[index].ended {
-                    partitions[index].ended = true;
+            for (index, partition) in partitions.iter_mut().enumerate() {
+                if !partition.ended {
+                    partition.ended = true;
                     if let Some(wm) = combiner.end(index) {
                         chain.control(Control::Watermark(wm));
                     }
@@ -163,7 +163,10 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
         }
         if progressed {
             pause = Duration::from_micros(100);
-            glommio::yield_if_needed().await;
+            // Let this shard's receiving tasks run after every round of batches:
+            // waiting for the executor's preemption timer (100 ms) would leave
+            // other shards blocked on full channels for that long.
+            futures_lite::future::yield_now().await;
         } else if !combiner.all_ended() {
             glommio::timer::sleep(pause).await;
             pause = (pause * 2).min(PENDING_PAUSE_MAX);

@@ -59,7 +59,9 @@ pub trait WindowAssigner: Clone + Send + Sync + 'static {
     type W: Window;
     type DefaultTrigger: Default;
     /// Appends the windows of an element with timestamp `timestamp` to `out`.
-    fn assign(&self, timestamp: i64, out: &mut Vec<Self::W>);
+    /// `&mut self`: an assigner may remember its last answer (each operator
+    /// owns its own assigner).
+    fn assign(&mut self, timestamp: i64, out: &mut Vec<Self::W>);
     /// Session windows merge; others do not.
     fn is_merging(&self) -> bool {
         false
@@ -80,6 +82,9 @@ fn window_start(timestamp: i64, offset: i64, slide: i64) -> i64 {
 pub struct TumblingWindows {
     pub size_ms: i64,
     pub offset_ms: i64,
+    /// The last window assigned: most elements fall into the same window as the
+    /// one before, which then costs a comparison instead of a division.
+    last: TimeWindow,
 }
 
 impl TumblingWindows {
@@ -88,6 +93,7 @@ impl TumblingWindows {
         TumblingWindows {
             size_ms,
             offset_ms: 0,
+            last: TimeWindow { start: 0, end: 0 },
         }
     }
     pub fn with_offset(mut self, offset_ms: i64) -> Self {
@@ -100,9 +106,12 @@ impl WindowAssigner for TumblingWindows {
     type W = TimeWindow;
     type DefaultTrigger = EventTimeTrigger;
     #[inline]
-    fn assign(&self, timestamp: i64, out: &mut Vec<TimeWindow>) {
-        let start = window_start(timestamp, self.offset_ms, self.size_ms);
-        out.push(TimeWindow::new(start, start + self.size_ms));
+    fn assign(&mut self, timestamp: i64, out: &mut Vec<TimeWindow>) {
+        if timestamp < self.last.start || timestamp >= self.last.end {
+            let start = window_start(timestamp, self.offset_ms, self.size_ms);
+            self.last = TimeWindow::new(start, start + self.size_ms);
+        }
+        out.push(self.last);
     }
 }
 
@@ -131,7 +140,7 @@ impl SlidingWindows {
 impl WindowAssigner for SlidingWindows {
     type W = TimeWindow;
     type DefaultTrigger = EventTimeTrigger;
-    fn assign(&self, timestamp: i64, out: &mut Vec<TimeWindow>) {
+    fn assign(&mut self, timestamp: i64, out: &mut Vec<TimeWindow>) {
         let mut start = window_start(timestamp, self.offset_ms, self.slide_ms);
         while start > timestamp - self.size_ms {
             out.push(TimeWindow::new(start, start + self.size_ms));
@@ -156,7 +165,7 @@ impl SessionWindows {
 impl WindowAssigner for SessionWindows {
     type W = TimeWindow;
     type DefaultTrigger = EventTimeTrigger;
-    fn assign(&self, timestamp: i64, out: &mut Vec<TimeWindow>) {
+    fn assign(&mut self, timestamp: i64, out: &mut Vec<TimeWindow>) {
         out.push(TimeWindow::new(timestamp, timestamp + self.gap_ms));
     }
     fn is_merging(&self) -> bool {
@@ -174,7 +183,7 @@ pub struct GlobalWindows;
 impl WindowAssigner for GlobalWindows {
     type W = GlobalWindow;
     type DefaultTrigger = NeverTrigger;
-    fn assign(&self, _timestamp: i64, out: &mut Vec<GlobalWindow>) {
+    fn assign(&mut self, _timestamp: i64, out: &mut Vec<GlobalWindow>) {
         out.push(GlobalWindow);
     }
 }

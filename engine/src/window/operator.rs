@@ -26,19 +26,32 @@ pub struct WindowSpec<A, Tr> {
     pub allowed_lateness_ms: i64,
 }
 
-/// One window's state.
-pub struct WindowSlot<Acc> {
+/// One window's state: the contents and the trigger's state (zero-sized for
+/// the event-time trigger, so a count window costs one counter per key).
+pub struct WindowSlot<Acc, S> {
     acc: Acc,
-    trigger_state: u64,
+    trigger_state: S,
 }
 
-pub struct WindowOperator<K, T, KF, A: WindowAssigner, Tr, L: WindowLogic<K, T, A::W>> {
+/// Window contents by key and window.
+type Contents<K, W, Acc, S> = Box<dyn KeyedTable<K, W, WindowSlot<Acc, S>>>;
+/// The live windows of each key (merging assigners only).
+type Sessions<K, W> = Box<dyn KeyedTable<K, (), Vec<W>>>;
+
+pub struct WindowOperator<
+    K,
+    T,
+    KF,
+    A: WindowAssigner,
+    Tr: Trigger<T, A::W>,
+    L: WindowLogic<K, T, A::W>,
+> {
     key_of: KF,
     groups: KeyGroups,
     spec: WindowSpec<A, Tr>,
     logic: L,
-    contents: Box<dyn KeyedTable<K, A::W, WindowSlot<L::Acc>>>,
-    sessions: Option<Box<dyn KeyedTable<K, (), Vec<A::W>>>>,
+    contents: Contents<K, A::W, L::Acc, Tr::State>,
+    sessions: Option<Sessions<K, A::W>>,
     timers: crate::timer::TimerService<K, A::W>,
     watermark: i64,
     windows: Vec<A::W>,
@@ -84,7 +97,13 @@ where
         WindowOperator {
             key_of,
             groups,
-            contents: backend.table(&format!("{name}/contents")),
+            // Fixed windows are shared by all keys: store each window once.
+            // Session windows belong to one key each: key-major is better.
+            contents: if spec.assigner.is_merging() {
+                backend.table(&format!("{name}/contents"))
+            } else {
+                backend.namespaced_table(&format!("{name}/contents"))
+            },
             sessions,
             spec,
             logic,
@@ -175,7 +194,7 @@ where
                     created = true;
                     let mut state = WindowSlot {
                         acc: logic.create(),
-                        trigger_state: 0,
+                        trigger_state: Default::default(),
                     };
                     logic.add(&mut state.acc, &record.value);
                     ctx.new_window = true;
@@ -246,14 +265,17 @@ where
         sessions.push(merged);
         sessions_table.put(group, &key, &(), sessions);
 
-        let mut state: Option<WindowSlot<L::Acc>> = None;
+        let mut state: Option<WindowSlot<L::Acc, Tr::State>> = None;
         for old in &self.merged_from {
             if let Some(old_state) = self.contents.remove(group, &key, old) {
                 state = Some(match state {
                     None => old_state,
                     Some(s) => WindowSlot {
                         acc: self.logic.merge(s.acc, old_state.acc),
-                        trigger_state: s.trigger_state + old_state.trigger_state,
+                        trigger_state: self
+                            .spec
+                            .trigger
+                            .merge_states(s.trigger_state, old_state.trigger_state),
                     },
                 });
             }
@@ -265,7 +287,7 @@ where
         }
         let mut state = state.unwrap_or_else(|| WindowSlot {
             acc: self.logic.create(),
-            trigger_state: 0,
+            trigger_state: Default::default(),
         });
         self.logic.add(&mut state.acc, &record.value);
         self.ctx.watermark = self.watermark;

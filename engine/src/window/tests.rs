@@ -342,12 +342,13 @@ fn late_firing_updates_a_result_within_allowed_lateness() {
 struct FireOnNegative;
 
 impl Trigger<Element, TimeWindow> for FireOnNegative {
+    type State = ();
     fn on_element(
         &self,
         value: &Element,
         _ts: i64,
         _w: &TimeWindow,
-        _s: &mut u64,
+        _s: &mut (),
         _ctx: &mut TriggerContext,
     ) -> TriggerResult {
         if value.1 < 0 {
@@ -360,7 +361,7 @@ impl Trigger<Element, TimeWindow> for FireOnNegative {
         &self,
         time: i64,
         w: &TimeWindow,
-        _s: &mut u64,
+        _s: &mut (),
         _ctx: &mut TriggerContext,
     ) -> TriggerResult {
         if time == w.max_timestamp() {

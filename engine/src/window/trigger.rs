@@ -1,9 +1,9 @@
 //! When a window fires and when its contents are purged.
 //!
-//! A trigger is stateless code plus one `u64` of state per (key, window) that
-//! the operator stores beside the window's contents (enough for counts and
-//! flags; merging windows add their states). Timers a trigger asks for are
-//! registered by the operator for the current key and window.
+//! A trigger is code plus a small `State` per (key, window) that the operator
+//! stores beside the window's contents (`()` for triggers that need none, so
+//! they cost no memory; a count for count triggers). Timers a trigger asks for
+//! are registered by the operator for the current key and window.
 
 use super::Window;
 
@@ -43,21 +43,28 @@ impl TriggerContext {
 
 /// Decides when windows fire. One value is shared by all keys of a shard.
 pub trait Trigger<T, W>: Clone + Send + Sync + 'static {
+    /// Per (key, window) state.
+    type State: Default + Clone + 'static;
     fn on_element(
         &self,
         value: &T,
-        timestamp: i64,
+        ts: i64,
         window: &W,
-        state: &mut u64,
+        state: &mut Self::State,
         ctx: &mut TriggerContext,
     ) -> TriggerResult;
     fn on_event_time(
         &self,
         time: i64,
         window: &W,
-        state: &mut u64,
+        state: &mut Self::State,
         ctx: &mut TriggerContext,
     ) -> TriggerResult;
+    /// Combines the states of session windows that merge.
+    fn merge_states(&self, a: Self::State, b: Self::State) -> Self::State {
+        let _ = b;
+        a
+    }
 }
 
 /// Fires once the watermark passes the window's end, and again for every late
@@ -66,13 +73,14 @@ pub trait Trigger<T, W>: Clone + Send + Sync + 'static {
 pub struct EventTimeTrigger;
 
 impl<T, W: Window> Trigger<T, W> for EventTimeTrigger {
+    type State = ();
     #[inline]
     fn on_element(
         &self,
         _value: &T,
         _ts: i64,
         window: &W,
-        _state: &mut u64,
+        _state: &mut (),
         ctx: &mut TriggerContext,
     ) -> TriggerResult {
         if window.max_timestamp() <= ctx.watermark {
@@ -88,7 +96,7 @@ impl<T, W: Window> Trigger<T, W> for EventTimeTrigger {
         &self,
         time: i64,
         window: &W,
-        _state: &mut u64,
+        _state: &mut (),
         _ctx: &mut TriggerContext,
     ) -> TriggerResult {
         if time == window.max_timestamp() {
@@ -113,6 +121,7 @@ impl CountTrigger {
 }
 
 impl<T, W> Trigger<T, W> for CountTrigger {
+    type State = u64;
     #[inline]
     fn on_element(
         &self,
@@ -139,6 +148,9 @@ impl<T, W> Trigger<T, W> for CountTrigger {
     ) -> TriggerResult {
         TriggerResult::Continue
     }
+    fn merge_states(&self, a: u64, b: u64) -> u64 {
+        a + b
+    }
 }
 
 /// Turns every fire of the inner trigger into fire-and-purge.
@@ -153,13 +165,14 @@ fn purging(result: TriggerResult) -> TriggerResult {
 }
 
 impl<T, W, Tr: Trigger<T, W>> Trigger<T, W> for PurgingTrigger<Tr> {
+    type State = Tr::State;
     #[inline]
     fn on_element(
         &self,
         value: &T,
         ts: i64,
         window: &W,
-        state: &mut u64,
+        state: &mut Tr::State,
         ctx: &mut TriggerContext,
     ) -> TriggerResult {
         purging(self.0.on_element(value, ts, window, state, ctx))
@@ -168,10 +181,13 @@ impl<T, W, Tr: Trigger<T, W>> Trigger<T, W> for PurgingTrigger<Tr> {
         &self,
         time: i64,
         window: &W,
-        state: &mut u64,
+        state: &mut Tr::State,
         ctx: &mut TriggerContext,
     ) -> TriggerResult {
         purging(self.0.on_event_time(time, window, state, ctx))
+    }
+    fn merge_states(&self, a: Tr::State, b: Tr::State) -> Tr::State {
+        self.0.merge_states(a, b)
     }
 }
 
@@ -180,12 +196,13 @@ impl<T, W, Tr: Trigger<T, W>> Trigger<T, W> for PurgingTrigger<Tr> {
 pub struct NeverTrigger;
 
 impl<T, W> Trigger<T, W> for NeverTrigger {
+    type State = ();
     fn on_element(
         &self,
         _value: &T,
         _ts: i64,
         _window: &W,
-        _state: &mut u64,
+        _state: &mut (),
         _ctx: &mut TriggerContext,
     ) -> TriggerResult {
         TriggerResult::Continue
@@ -194,7 +211,7 @@ impl<T, W> Trigger<T, W> for NeverTrigger {
         &self,
         _time: i64,
         _window: &W,
-        _state: &mut u64,
+        _state: &mut (),
         _ctx: &mut TriggerContext,
     ) -> TriggerResult {
         TriggerResult::Continue
