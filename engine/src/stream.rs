@@ -20,8 +20,8 @@ use crate::exchange::{
     RoundRobinPartitioner,
 };
 use crate::operators::{
-    Filter, FlatMap, KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SinkOperator, Union,
-    UnionInput,
+    co_process, CoTick, Filter, FirstInput, FlatMap, KeyedCoProcess, KeyedHost, KeyedProcess,
+    KeyedProcessOperator, KeyedReduce, Map, SecondInput, SinkOperator, TickFor, Union, UnionInput,
 };
 use crate::push::{Discard, Push};
 use crate::runtime::{self, reachable_outboxes, JobReport, RootBuilder, ShardBuilder};
@@ -167,17 +167,21 @@ impl StreamEnv {
 }
 
 impl<T: Data> Stream<T> {
-    /// A new node whose operator `make` builds in front of the consumer.
+    /// A new node whose operator `make` builds (given the node's id) in front of
+    /// the consumer.
     fn derive<U: Data>(
         &self,
-        make: impl Fn(&mut ShardBuilder, Box<dyn Push<U>>) -> Box<dyn Push<T>> + Send + Sync + 'static,
+        make: impl Fn(&mut ShardBuilder, u64, Box<dyn Push<U>>) -> Box<dyn Push<T>>
+            + Send
+            + Sync
+            + 'static,
     ) -> Stream<U> {
         let node = self.env.next_node();
         let parent = self.attach.clone();
         let attach: Attach<U> =
             Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
                 sb.attach_shared(node, consumer, |sb, fan| {
-                    let op = make(sb, fan);
+                    let op = make(sb, node, fan);
                     parent(sb, op);
                 });
             });
@@ -189,18 +193,18 @@ impl<T: Data> Stream<T> {
     }
 
     pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Clone + Send + Sync + 'static) -> Stream<U> {
-        self.derive(move |_, next| Box::new(Map::new(f.clone(), next)))
+        self.derive(move |_, _, next| Box::new(Map::new(f.clone(), next)))
     }
 
     pub fn filter(&self, f: impl Fn(&T) -> bool + Clone + Send + Sync + 'static) -> Stream<T> {
-        self.derive(move |_, next| Box::new(Filter::new(f.clone(), next)))
+        self.derive(move |_, _, next| Box::new(Filter::new(f.clone(), next)))
     }
 
     pub fn flat_map<U: Data, I: IntoIterator<Item = U> + 'static>(
         &self,
         f: impl Fn(T) -> I + Clone + Send + Sync + 'static,
     ) -> Stream<U> {
-        self.derive(move |_, next| Box::new(FlatMap::new(f.clone(), next)))
+        self.derive(move |_, _, next| Box::new(FlatMap::new(f.clone(), next)))
     }
 
     /// Merges streams of the same type.
@@ -275,7 +279,7 @@ impl<T: ExchangeData> Stream<T> {
         make_partitioner: impl Fn(&ShardBuilder) -> P + Send + Sync + 'static,
     ) -> Stream<T> {
         let edge = self.env.next_edge();
-        self.derive(move |sb, downstream| {
+        self.derive(move |sb, _, downstream| {
             let gate = Rc::new(RefCell::new(ExchangeGate::new(downstream, sb.shards)));
             sb.register_gate(edge, gate.clone());
             let outbox = sb.outbox(edge);
@@ -345,7 +349,7 @@ where
     pub fn reduce(&self, f: impl Fn(&T, &T) -> T + Clone + Send + Sync + 'static) -> Stream<T> {
         let key_of = self.key_of.clone();
         let name = format!("reduce-{}", self.input.env.plan.borrow().next_node + 1);
-        self.input.derive(move |sb, next| {
+        self.input.derive(move |sb, _, next| {
             let table = sb.state.table(&name);
             Box::new(KeyedReduce::new(
                 key_of.clone(),
@@ -368,24 +372,37 @@ where
         P: KeyedProcess<K, T, O>,
     {
         let key_of = self.key_of.clone();
-        self.input.derive(move |sb, next| {
+        self.input.derive(move |sb, node, next| {
             let function = factory(&mut sb.state);
-            let (op, state) = KeyedProcessOperator::new(
-                key_of.clone(),
-                sb.key_groups,
-                function,
-                sb.clock.clone(),
-                next,
-            );
-            sb.register_ticker(Rc::new(RefCell::new(crate::operators::TickFor::<
-                T,
-                _,
-                _,
-                _,
-                _,
-            >(state, PhantomData))));
+            let host = KeyedHost::new(sb.key_groups, sb.clock.clone(), sb.side_outputs(node), next);
+            let (op, state) = KeyedProcessOperator::new(key_of.clone(), function, host);
+            sb.register_ticker(Rc::new(RefCell::new(TickFor::<T, _, _, _, _>(
+                state,
+                PhantomData,
+            ))));
             Box::new(op)
         })
+    }
+
+    /// Connects this keyed stream with another keyed by the same key type, for a
+    /// two-input `process` with shared keyed state.
+    pub fn connect<B, FB>(&self, other: &KeyedStream<K, B, FB>) -> ConnectedStreams<K, T, B, F, FB>
+    where
+        B: ExchangeData,
+        FB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+    {
+        ConnectedStreams {
+            first: KeyedStream {
+                input: self.input.clone(),
+                key_of: self.key_of.clone(),
+                _key: PhantomData,
+            },
+            second: KeyedStream {
+                input: other.input.clone(),
+                key_of: other.key_of.clone(),
+                _key: PhantomData,
+            },
+        }
     }
 
     /// Windows of this keyed stream.
@@ -415,6 +432,69 @@ where
     ) -> WindowedStream<K, T, F, GlobalWindows, PurgingTrigger<CountTrigger>> {
         self.window(GlobalWindows)
             .trigger(PurgingTrigger(CountTrigger::of(count)))
+    }
+}
+
+/// Two keyed streams with the same key type, processed together.
+pub struct ConnectedStreams<K, A, B, FA, FB> {
+    first: KeyedStream<K, A, FA>,
+    second: KeyedStream<K, B, FB>,
+}
+
+impl<K, A, B, FA, FB> ConnectedStreams<K, A, B, FA, FB>
+where
+    K: StableKey + StateKey,
+    A: ExchangeData,
+    B: ExchangeData,
+    FA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+    FB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+{
+    /// Runs `factory`'s function over both inputs, per key, with keyed state and
+    /// timers shared by the two.
+    pub fn process<O, P>(
+        &self,
+        factory: impl Fn(&mut StateBackend) -> P + Send + Sync + 'static,
+    ) -> Stream<O>
+    where
+        O: Data,
+        P: KeyedCoProcess<K, A, B, O>,
+    {
+        let env = self.first.input.env.clone();
+        let node = env.next_node();
+        let (first, second) = (
+            self.first.input.attach.clone(),
+            self.second.input.attach.clone(),
+        );
+        let (key_of_first, key_of_second) = (self.first.key_of.clone(), self.second.key_of.clone());
+        let attach: Attach<O> =
+            Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<O>>| {
+                sb.attach_shared(node, consumer, |sb, fan| {
+                    let function = factory(&mut sb.state);
+                    let host =
+                        KeyedHost::new(sb.key_groups, sb.clock.clone(), sb.side_outputs(node), fan);
+                    let state =
+                        co_process(key_of_first.clone(), key_of_second.clone(), function, host);
+                    sb.register_ticker(Rc::new(RefCell::new(CoTick::<K, A, B, _, _, _, _>(
+                        state.clone(),
+                        PhantomData,
+                    ))));
+                    first(
+                        sb,
+                        Box::new(FirstInput::<K, B, O, FA, FB, P> {
+                            state: state.clone(),
+                            _second: PhantomData,
+                        }),
+                    );
+                    second(
+                        sb,
+                        Box::new(SecondInput::<K, A, O, FA, FB, P> {
+                            state,
+                            _first: PhantomData,
+                        }),
+                    );
+                });
+            });
+        Stream { env, node, attach }
     }
 }
 

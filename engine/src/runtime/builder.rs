@@ -20,7 +20,7 @@ use sluice_state::{KeyGroups, StateBackend};
 
 use crate::exchange::{EdgeOutbox, Flush, GateInput};
 use crate::metrics::ShardMetrics;
-use crate::operators::FanOut;
+use crate::operators::{FanOut, SideOutputs};
 use crate::push::{EdgeId, Push};
 use crate::time::{Clock, SystemClock};
 use crate::{Data, EngineError, JobConfig};
@@ -52,7 +52,7 @@ pub struct ShardBuilder {
     pub state: StateBackend,
     pub clock: Rc<dyn Clock>,
     fanouts: HashMap<u64, Box<dyn Any>>,
-    side_outputs: HashMap<(u64, String), Box<dyn Any>>,
+    side_outputs: HashMap<u64, SideOutputs>,
     pub(crate) outboxes: Outboxes,
     pub(crate) gates: HashMap<EdgeId, Rc<RefCell<dyn GateInput>>>,
     pub(crate) flushables: Vec<Rc<RefCell<dyn Flush>>>,
@@ -125,15 +125,15 @@ impl ShardBuilder {
         self.fanouts.contains_key(&node)
     }
 
-    /// The side output `tag` of node `node`: created empty on first use, so the
+    /// The side outputs of node `node`: created empty on first use, so the
     /// producing operator and the consumers can be built in either order.
+    pub(crate) fn side_outputs(&mut self, node: u64) -> SideOutputs {
+        self.side_outputs.entry(node).or_default().clone()
+    }
+
+    /// The side output `tag` of node `node`.
     pub(crate) fn side_output<T: Data>(&mut self, node: u64, tag: &str) -> FanOut<T> {
-        self.side_outputs
-            .entry((node, tag.to_owned()))
-            .or_insert_with(|| Box::new(FanOut::<T>::new()))
-            .downcast_ref::<FanOut<T>>()
-            .expect("bug: side output type changed")
-            .clone()
+        self.side_outputs(node).fan_out(tag)
     }
 
     pub(crate) fn outbox(&mut self, edge: EdgeId) -> Rc<EdgeOutbox> {
