@@ -86,7 +86,8 @@ struct RawSource {
     delayed_percent: Option<u8>,
     max_delay_ms: Option<i64>,
     rate: Option<u64>,
-    // event time
+    // time
+    time: Option<String>,
     out_of_orderness_ms: Option<i64>,
     idle_timeout_ms: Option<u64>,
     batch_records: Option<usize>,
@@ -111,9 +112,11 @@ pub enum SourceSpec {
     Generator(GeneratorSource),
 }
 
-/// Event-time settings of the source.
+/// Time settings of the source.
 #[derive(Debug, Clone)]
 pub struct EventTimeSpec {
+    /// Processing time: records stamped with the clock when read.
+    pub processing_time: bool,
     pub out_of_orderness_ms: i64,
     pub idle_timeout: Option<Duration>,
 }
@@ -381,7 +384,18 @@ impl JobFile {
                 format!("is {out_of_orderness_ms}, expected at least 0"),
             ));
         }
+        let processing_time = match s.time.as_deref() {
+            None | Some("event") => false,
+            Some("processing") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "source.time",
+                    format!("is \"{other}\", expected \"event\" or \"processing\""),
+                ))
+            }
+        };
         let event_time = EventTimeSpec {
+            processing_time,
             out_of_orderness_ms,
             idle_timeout: s.idle_timeout_ms.map(Duration::from_millis),
         };

@@ -208,6 +208,19 @@ fn wordcount_on_generator() {
 }
 
 #[test]
+fn unknown_time_characteristic() {
+    assert_bad(
+        &windowed(
+            "",
+            "[source]\nconnector = \"generator\"\ntime = \"ingestion\"\n",
+            GOOD_SINK,
+            "",
+        ),
+        &["field `source.time`", "\"event\" or \"processing\""],
+    );
+}
+
+#[test]
 fn invalid_toml_syntax() {
     assert_bad("job = \"wordcount\n[source]\n", &["job.toml", "line 1"]);
 }

@@ -132,7 +132,8 @@ impl StreamEnv {
                             Err(e) => return sb.fail(EngineError::Source(e)),
                         }
                     }
-                    let (metrics, errors) = (sb.metrics.clone(), sb.errors());
+                    let (metrics, errors, clock) =
+                        (sb.metrics.clone(), sb.errors(), sb.clock.clone());
                     let batch_records = sb.config.source_batch_records;
                     sb.spawn_later(Box::new(move |outboxes| {
                         let outboxes = reachable_outboxes(&*chain, outboxes);
@@ -144,6 +145,7 @@ impl StreamEnv {
                             metrics,
                             batch_records,
                             errors,
+                            clock,
                         }))
                     }));
                 });

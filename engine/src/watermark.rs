@@ -23,6 +23,9 @@ pub struct WatermarkStrategy<T> {
     pub(crate) out_of_orderness_ms: Option<i64>,
     /// A partition without records for this long stops holding back time.
     pub(crate) idle_timeout: Option<Duration>,
+    /// Processing time: records are stamped with the clock when read, and the
+    /// watermark follows the clock, with or without records.
+    pub(crate) processing_time: bool,
 }
 
 impl<T> Clone for WatermarkStrategy<T> {
@@ -31,6 +34,7 @@ impl<T> Clone for WatermarkStrategy<T> {
             timestamps: self.timestamps.clone(),
             out_of_orderness_ms: self.out_of_orderness_ms,
             idle_timeout: self.idle_timeout,
+            processing_time: self.processing_time,
         }
     }
 }
@@ -47,6 +51,7 @@ impl<T> WatermarkStrategy<T> {
             timestamps: None,
             out_of_orderness_ms: Some(out_of_orderness_ms),
             idle_timeout: None,
+            processing_time: false,
         }
     }
 
@@ -55,12 +60,27 @@ impl<T> WatermarkStrategy<T> {
         Self::bounded_out_of_orderness(0)
     }
 
-    /// No event time: windows and timers must use processing time.
+    /// No watermarks until the end of the input (and timestamps as the reader
+    /// gives them): event-time windows and timers fire only when a bounded
+    /// input ends.
     pub fn no_watermarks() -> Self {
         WatermarkStrategy {
             timestamps: None,
             out_of_orderness_ms: None,
             idle_timeout: None,
+            processing_time: false,
+        }
+    }
+
+    /// Processing time: every record is stamped with the shard's clock when its
+    /// source reads it, and time advances with the clock even without records,
+    /// so windows fire when the wall clock passes their end.
+    pub fn processing_time() -> Self {
+        WatermarkStrategy {
+            timestamps: None,
+            out_of_orderness_ms: Some(0),
+            idle_timeout: None,
+            processing_time: true,
         }
     }
 

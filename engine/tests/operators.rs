@@ -4,16 +4,18 @@
 //! plain computations over the same input, for several shard counts.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_engine::connectors::{
-    CollectSink, GeneratedEvent, GeneratorSource, Source, SourcePoll, SourceReader,
+    CollectSink, GeneratedEvent, GeneratorSource, Sink, SinkWriter, Source, SourcePoll,
+    SourceReader,
 };
 use sluice_engine::keyed_state::{
     AggregatingState, ListState, MapState, ReducingState, ValueState,
 };
 use sluice_engine::operators::{KeyedCoProcess, KeyedProcess, ProcessContext, TimeDomain};
-use sluice_engine::window::Count;
+use sluice_engine::window::{Count, TimeWindow, TumblingWindows};
 use sluice_engine::{JobConfig, OutputTag, Rec, SourceError, StreamEnv, WatermarkStrategy};
 use sluice_state::StateBackend;
 
@@ -451,4 +453,107 @@ fn an_idle_partition_stops_holding_back_time() {
         last >= 2_000,
         "the watermark followed the active partition: {moving:?}"
     );
+}
+
+/// Ten records at once, then silence until `silence` has passed.
+#[derive(Clone)]
+struct BurstThenSilence {
+    ended_at: Arc<Mutex<Option<Instant>>>,
+    silence: Duration,
+}
+
+struct Burst {
+    sent: bool,
+    start: Instant,
+    ended_at: Arc<Mutex<Option<Instant>>>,
+    silence: Duration,
+}
+
+impl SourceReader<u64> for Burst {
+    fn poll(&mut self, out: &mut Vec<Rec<u64>>, _max: usize) -> Result<SourcePoll, SourceError> {
+        if !self.sent {
+            self.sent = true;
+            out.extend((0..10).map(|i| Rec::new(0, i)));
+            return Ok(SourcePoll::Ready);
+        }
+        if self.start.elapsed() < self.silence {
+            return Ok(SourcePoll::Pending);
+        }
+        *self.ended_at.lock().unwrap() = Some(Instant::now());
+        Ok(SourcePoll::End)
+    }
+    fn position(&self) -> u64 {
+        self.sent as u64
+    }
+}
+
+impl Source<u64> for BurstThenSilence {
+    fn partitions(&self) -> u32 {
+        1
+    }
+    fn open(&self, _partition: u32) -> Result<Box<dyn SourceReader<u64>>, SourceError> {
+        Ok(Box::new(Burst {
+            sent: false,
+            start: Instant::now(),
+            ended_at: self.ended_at.clone(),
+            silence: self.silence,
+        }))
+    }
+}
+
+/// Remembers when each record arrived.
+#[derive(Clone, Default)]
+struct ArrivalSink(Arc<Mutex<Vec<(Instant, u64)>>>);
+
+struct ArrivalWriter(Arc<Mutex<Vec<(Instant, u64)>>>);
+
+impl SinkWriter<u64> for ArrivalWriter {
+    fn write(&mut self, batch: &[Rec<u64>]) -> Result<(), String> {
+        let now = Instant::now();
+        self.0
+            .lock()
+            .unwrap()
+            .extend(batch.iter().map(|r| (now, r.value)));
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl Sink<u64> for ArrivalSink {
+    fn open(&self, _shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<u64>>, String> {
+        Ok(Box::new(ArrivalWriter(self.0.clone())))
+    }
+}
+
+#[test]
+fn processing_time_windows_fire_on_the_clock_without_new_records() {
+    let source = BurstThenSilence {
+        ended_at: Arc::default(),
+        silence: Duration::from_millis(700),
+    };
+    let sink = ArrivalSink::default();
+    let env = StreamEnv::new(config(2));
+    env.source(source.clone(), WatermarkStrategy::processing_time())
+        .key_by(|v: &u64| v % 2)
+        .window(TumblingWindows::of(100))
+        .aggregate(Count, |_key: &u64, _w: &TimeWindow, count: u64| count)
+        .sink(sink.clone());
+    env.execute().unwrap();
+    let ended_at = source.ended_at.lock().unwrap().expect("source ended");
+    let arrivals = sink.0.lock().unwrap().clone();
+    assert_eq!(
+        arrivals.iter().map(|(_, c)| c).sum::<u64>(),
+        10,
+        "{arrivals:?}"
+    );
+    for (at, _) in &arrivals {
+        // The windows closed by the clock ~100 ms after the burst, long before
+        // the source ended at 700 ms.
+        assert!(
+            ended_at.duration_since(*at) >= Duration::from_millis(300),
+            "a window fired only at the end"
+        );
+    }
 }

@@ -91,7 +91,11 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             format!("is {}, expected at least 0", p.allowed_lateness_ms),
         ));
     }
-    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
+    let strategy = if file.event_time.processing_time {
+        WatermarkStrategy::processing_time()
+    } else {
+        WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms)
+    };
     let strategy = match file.event_time.idle_timeout {
         Some(t) => strategy.with_idleness(t),
         None => strategy,
@@ -105,7 +109,12 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
         } => {
             let source = FileSource::<GeneratedEvent>::new(paths, *format, *split_bytes)
                 .map_err(|e| file.invalid("source.paths", e.to_string()))?;
-            env.source(source, strategy.with_timestamps(|e: &GeneratedEvent| e.ts))
+            let strategy = if file.event_time.processing_time {
+                strategy
+            } else {
+                strategy.with_timestamps(|e: &GeneratedEvent| e.ts)
+            };
+            env.source(source, strategy)
         }
     };
     let keyed = events.key_by(|e: &GeneratedEvent| e.key);

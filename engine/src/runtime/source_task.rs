@@ -16,6 +16,7 @@ use crate::connectors::{SourcePoll, SourceReader};
 use crate::exchange::EdgeOutbox;
 use crate::metrics::ShardMetrics;
 use crate::push::{Control, Push};
+use crate::time::Clock;
 use crate::watermark::{PartitionWatermark, WatermarkCombiner, WatermarkStrategy};
 use crate::{EngineError, Rec};
 
@@ -38,6 +39,7 @@ pub(crate) struct SourceTask<T> {
     pub metrics: Arc<ShardMetrics>,
     pub batch_records: usize,
     pub errors: Arc<std::sync::Mutex<Vec<EngineError>>>,
+    pub clock: Rc<dyn Clock>,
 }
 
 async fn drain(outboxes: &[Rc<EdgeOutbox>]) {
@@ -55,6 +57,7 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
         metrics,
         batch_records,
         errors,
+        clock,
     } = task;
     let bound = strategy.out_of_orderness_ms;
     let mut partitions: Vec<Partition<T>> = readers
@@ -84,8 +87,17 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
             }
             let polled = partition.reader.poll(&mut batch, batch_records);
             let produced = batch.len();
+            let now_ms = if strategy.processing_time {
+                clock.now_ms()
+            } else {
+                0
+            };
             if produced > 0 {
-                if let Some(assign) = &strategy.timestamps {
+                if strategy.processing_time {
+                    for record in batch.iter_mut() {
+                        record.ts = now_ms;
+                    }
+                } else if let Some(assign) = &strategy.timestamps {
                     for record in batch.iter_mut() {
                         record.ts = assign(&record.value);
                     }
@@ -109,6 +121,7 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
                     partition.ended = true;
                     combiner.end(index)
                 }
+                Ok(_) if strategy.processing_time => combiner.update(index, now_ms - 1),
                 Ok(_) if bound.is_some() && produced > 0 => {
                     combiner.update(index, partition.watermark.current())
                 }
