@@ -20,8 +20,9 @@ use crate::exchange::{
     RoundRobinPartitioner,
 };
 use crate::operators::{
-    co_process, CoTick, Filter, FirstInput, FlatMap, KeyedCoProcess, KeyedHost, KeyedProcess,
-    KeyedProcessOperator, KeyedReduce, Map, SecondInput, SinkOperator, TickFor, Union, UnionInput,
+    co_process, CoTick, Filter, FirstInput, FlatMap, KeyedAggregate, KeyedCoProcess, KeyedHost,
+    KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SecondInput, SinkOperator, TickFor,
+    Union, UnionInput,
 };
 use crate::push::{Discard, Push};
 use crate::runtime::{self, reachable_outboxes, JobReport, RootBuilder, ShardBuilder};
@@ -350,12 +351,31 @@ where
     /// Rolling reduce: emits the key's reduced value after every record.
     pub fn reduce(&self, f: impl Fn(&T, &T) -> T + Clone + Send + Sync + 'static) -> Stream<T> {
         let key_of = self.key_of.clone();
-        let name = format!("reduce-{}", self.input.env.plan.borrow().next_node + 1);
-        self.input.derive(move |sb, _, next| {
-            let table = sb.state.table(&name);
+        self.input.derive(move |sb, node, next| {
+            let table = sb.state.table(&format!("reduce-{node}"));
             Box::new(KeyedReduce::new(
                 key_of.clone(),
                 f.clone(),
+                sb.key_groups,
+                table,
+                next,
+            ))
+        })
+    }
+
+    /// Rolling aggregate: adds each record to its key's accumulator and emits
+    /// `(key, current result)`.
+    pub fn aggregate<A>(&self, function: A) -> Stream<(K, A::Out)>
+    where
+        A: AggregateFunction<T>,
+        A::Out: Data,
+    {
+        let key_of = self.key_of.clone();
+        self.input.derive(move |sb, node, next| {
+            let table = sb.state.table(&format!("aggregate-{node}"));
+            Box::new(KeyedAggregate::new(
+                key_of.clone(),
+                function.clone(),
                 sb.key_groups,
                 table,
                 next,

@@ -557,3 +557,57 @@ fn processing_time_windows_fire_on_the_clock_without_new_records() {
         );
     }
 }
+
+#[test]
+fn rolling_reduce_and_aggregate_emit_running_values() {
+    let events = 5_000;
+    let source = generator(events);
+    let mut sums: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+    for i in 0..events {
+        let e = source.event(i);
+        *sums.entry(e.key).or_default() += e.value;
+        *counts.entry(e.key).or_default() += 1;
+    }
+    for shards in [1, 2] {
+        let env = StreamEnv::new(config(shards));
+        let (reduced_sink, reduced) = CollectSink::new();
+        let (counted_sink, counted) = CollectSink::new();
+        let keyed = env
+            .source(
+                source.clone(),
+                WatermarkStrategy::bounded_out_of_orderness(200),
+            )
+            .key_by(|e: &GeneratedEvent| e.key);
+        keyed
+            .reduce(|a: &GeneratedEvent, b: &GeneratedEvent| GeneratedEvent {
+                value: a.value + b.value,
+                ..*b
+            })
+            .map(|e: GeneratedEvent| (e.key, e.value))
+            .sink(reduced_sink);
+        keyed.aggregate(Count).sink(counted_sink);
+        env.execute().unwrap();
+        // One output per input; the largest running count per key is its total,
+        // and the last reduced value per key (in arrival order) is its sum.
+        let reduced = reduced.lock().unwrap().clone();
+        let counted = counted.lock().unwrap().clone();
+        assert_eq!(reduced.len() as u64, events);
+        assert_eq!(counted.len() as u64, events);
+        let mut max_count: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in &counted {
+            let m = max_count.entry(r.value.0).or_default();
+            *m = (*m).max(r.value.1);
+        }
+        assert_eq!(max_count, counts);
+        // Per key, the reduced values arrive in order, so the final one is the sum.
+        let mut last: BTreeMap<u64, i64> = BTreeMap::new();
+        let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in &reduced {
+            last.insert(r.value.0, r.value.1);
+            *seen.entry(r.value.0).or_default() += 1;
+        }
+        assert_eq!(seen, counts);
+        assert_eq!(last, sums);
+    }
+}
