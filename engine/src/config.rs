@@ -63,6 +63,35 @@ pub fn available_cpus() -> u32 {
         .unwrap_or(1)
 }
 
+/// The ids of the CPUs this process may run on (its affinity mask, from
+/// `Cpus_allowed_list` in `/proc/self/status`), in increasing order; shard `i`
+/// is pinned to the `i`-th. Falls back to `0..available_cpus()`.
+pub fn allowed_cpu_ids() -> Vec<usize> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let list = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+            parse_cpu_list(list.trim())
+        })
+        .unwrap_or_else(|| (0..available_cpus() as usize).collect())
+}
+
+/// Parses a kernel CPU list such as `0-3,8,10-11`.
+fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                cpus.extend(a.trim().parse::<usize>().ok()?..=b.trim().parse::<usize>().ok()?)
+            }
+            None => cpus.push(part.trim().parse().ok()?),
+        }
+    }
+    (!cpus.is_empty()).then_some(cpus)
+}
+
 impl JobConfig {
     /// Checks the invariants; the message names the setting and what is expected.
     pub fn validate(&self) -> Result<(), String> {
@@ -97,5 +126,21 @@ impl JobConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1"), Some(vec![0, 1]));
+        assert_eq!(
+            parse_cpu_list("0-2,8,10-11"),
+            Some(vec![0, 1, 2, 8, 10, 11])
+        );
+        assert_eq!(parse_cpu_list("x"), None);
+        assert_eq!(parse_cpu_list(""), None);
     }
 }

@@ -12,7 +12,7 @@ use sluice_network::ExchangeMessage;
 
 use super::builder::{Outboxes, RootBuilder, ShardBuilder};
 use super::channels::{self, ShardEndpoints};
-use crate::config::available_cpus;
+use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput};
 use crate::metrics::{totals, JobTotals, ShardMetrics};
 use crate::{EngineError, JobConfig};
@@ -50,7 +50,8 @@ pub fn execute(
     let errors: Arc<Mutex<Vec<EngineError>>> = Arc::default();
     let metrics: Vec<Arc<ShardMetrics>> = (0..shards).map(|_| Arc::default()).collect();
     let finished = Arc::new(AtomicU32::new(0));
-    let pinned = config.pin_cpus && available_cpus() >= shards;
+    let cpus = allowed_cpu_ids();
+    let pinned = config.pin_cpus && cpus.len() >= shards as usize;
     let started = Instant::now();
 
     let mut handles = Vec::with_capacity(shards as usize);
@@ -60,7 +61,7 @@ pub fn execute(
     {
         let shard = shard as u32;
         let placement = if pinned {
-            Placement::Fixed(shard as usize)
+            Placement::Fixed(cpus[shard as usize])
         } else {
             Placement::Unbound
         };
