@@ -2,6 +2,8 @@
 //! blackhole), and the serialization that is its only copy: records/s at
 //! several batch sizes, and bytes serialized per record that changed shard.
 
+use std::time::Duration;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rkyv::{Archive, Deserialize, Serialize};
 use sluice_bench::{exchange, measuring};
@@ -19,14 +21,27 @@ fn shards(c: &mut Criterion) {
     let events = if measuring() { 20_000_000 } else { 100_000 };
     let mut group = c.benchmark_group("exchange");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(events));
-    for (shards, batch_bytes) in [(1u32, 32 * 1024), (2, 32 * 1024), (2, 4 * 1024), (2, 256)] {
+    let spin = Some(Duration::from_micros(200));
+    for (shards, batch_bytes, spin, mode) in [
+        (1u32, 32 * 1024, None, "park"),
+        (2, 32 * 1024, None, "park"),
+        (2, 32 * 1024, spin, "spin"),
+        (2, 4 * 1024, spin, "spin"),
+        (2, 256, spin, "spin"),
+    ] {
+        // Tiny batches are slow by design: a tenth of the events keeps the run short.
+        let events = if batch_bytes < 1024 {
+            events / 10
+        } else {
+            events
+        };
+        group.throughput(Throughput::Elements(events));
         group.bench_with_input(
-            BenchmarkId::new(format!("{shards}-shards"), batch_bytes),
+            BenchmarkId::new(format!("{shards}-shards/{mode}"), batch_bytes),
             &batch_bytes,
             |b, &batch_bytes| {
                 b.iter(|| {
-                    exchange::sluice(shards, events, batch_bytes)
+                    exchange::sluice(shards, events, batch_bytes, spin)
                         .totals
                         .records_in
                 })
@@ -34,7 +49,7 @@ fn shards(c: &mut Criterion) {
         );
     }
     group.finish();
-    let t = exchange::sluice(2, events, 32 * 1024).totals;
+    let t = exchange::sluice(2, events, 32 * 1024, None).totals;
     eprintln!(
         "exchange, 2 shards, 32 KiB batches: {} of {} records changed shard, {:.1} bytes serialized per such record, {:.0} records per batch",
         t.records_exchanged,

@@ -1,7 +1,11 @@
 //! Keyed tumbling-window count over generated numeric events: Sluice on 1 and
 //! 2 shards against timely-dataflow on 1 and 2 workers, in the same run.
 //! Isolates the keyed exchange plus window state and timers; sources are
-//! in-process generators and results go to a blackhole.
+//! in-process generators and results go to a blackhole. Sluice runs with its
+//! defaults (shards park when idle) and with `spin_before_park` = 200 µs (the
+//! polling mode a dedicated machine would use; timely's workers spin too).
+
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_bench::{measuring, peers, window_count};
@@ -11,10 +15,16 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("window_count");
     group.sample_size(10);
     group.throughput(Throughput::Elements(events));
-    for shards in [1u32, 2] {
-        group.bench_function(format!("sluice/{shards}-shards"), |b| {
+    let spin = Some(Duration::from_micros(200));
+    for (shards, spin, mode) in [
+        (1u32, None, "park"),
+        (2, None, "park"),
+        (1, spin, "spin"),
+        (2, spin, "spin"),
+    ] {
+        group.bench_function(format!("sluice/{shards}-shards/{mode}"), |b| {
             b.iter(|| {
-                let report = window_count::sluice(shards, events);
+                let report = window_count::sluice(shards, events, spin);
                 assert_eq!(report.totals.records_in, events);
                 report.totals.records_out
             })
@@ -28,7 +38,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
     // Both computed the same number of (key, window) results.
     assert_eq!(
-        window_count::sluice(2, events).totals.records_out,
+        window_count::sluice(2, events, None).totals.records_out,
         peers::timely::window_count(2, events)
     );
 }

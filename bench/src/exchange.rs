@@ -7,9 +7,16 @@ use sluice_engine::connectors::{BlackholeSink, GeneratedEvent, GeneratorSource};
 use sluice_engine::runtime::JobReport;
 use sluice_engine::{JobConfig, StreamEnv, WatermarkStrategy};
 
-pub fn sluice(shards: u32, events: u64, batch_bytes: usize) -> JobReport {
+/// `spin_before_park`: busy-poll this long before an idle shard sleeps.
+pub fn sluice(
+    shards: u32,
+    events: u64,
+    batch_bytes: usize,
+    spin_before_park: Option<Duration>,
+) -> JobReport {
     let config = JobConfig {
         shards,
+        spin_before_park,
         batch_bytes_limit: batch_bytes,
         flush_timeout: Duration::from_millis(5),
         progress_interval: None,

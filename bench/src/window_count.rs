@@ -29,9 +29,11 @@ pub fn events(events: u64, partitions: u32) -> GeneratorSource {
 }
 
 /// Runs the count in Sluice on `shards` shards; returns the job report.
-pub fn sluice(shards: u32, events_total: u64) -> JobReport {
+/// `spin_before_park`: busy-poll this long before an idle shard sleeps.
+pub fn sluice(shards: u32, events_total: u64, spin_before_park: Option<Duration>) -> JobReport {
     let config = JobConfig {
         shards,
+        spin_before_park,
         flush_timeout: Duration::from_millis(5),
         progress_interval: None,
         ..Default::default()

@@ -176,10 +176,12 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
         }
         if progressed {
             pause = Duration::from_micros(100);
-            // Let this shard's receiving tasks run after every round of batches:
-            // waiting for the executor's preemption timer (100 ms) would leave
-            // other shards blocked on full channels for that long.
-            futures_lite::future::yield_now().await;
+            // Give the rest of the shard a turn after every round of batches:
+            // yielding the task queue (not just this task) makes the executor
+            // poll its channels, so batches other shards sent are received now
+            // instead of at the next preemption (100 ms), which would leave
+            // those shards blocked on full channels meanwhile.
+            glommio::executor().yield_task_queue_now().await;
         } else if !combiner.all_ended() {
             glommio::timer::sleep(pause).await;
             pause = (pause * 2).min(PENDING_PAUSE_MAX);
