@@ -131,6 +131,16 @@ impl<T: ExchangeData, P: Partitioner<T>> SenderState<T, P> {
         }
     }
 
+    /// Sends every open batch, then `message()` to every other shard.
+    fn send_to_others(&mut self, message: impl Fn() -> ExchangeMessage) {
+        self.send_all();
+        for destination in 0..self.builders.len() as u32 {
+            if destination != self.shard {
+                self.outbox.enqueue(destination, message());
+            }
+        }
+    }
+
     fn send_all(&mut self) {
         for destination in 0..self.builders.len() as u32 {
             if destination != self.shard {
@@ -189,30 +199,13 @@ impl<T: ExchangeData, P: Partitioner<T>> Push<T> for ExchangeSender<T, P> {
                 gate.borrow_mut().watermark(state.shard, wm);
             }
             Control::Status(status) => {
-                state.send_all();
-                for d in 0..state.builders.len() as u32 {
-                    if d != state.shard {
-                        state.outbox.enqueue(d, ExchangeMessage::Status(status));
-                    }
-                }
+                state.send_to_others(|| ExchangeMessage::Status(status));
                 let gate = state.local_gate.clone();
                 gate.borrow_mut().status(state.shard, status);
             }
-            Control::Barrier(barrier) => {
-                state.send_all();
-                for d in 0..state.builders.len() as u32 {
-                    if d != state.shard {
-                        state.outbox.enqueue(d, ExchangeMessage::Barrier(barrier));
-                    }
-                }
-            }
+            Control::Barrier(barrier) => state.send_to_others(|| ExchangeMessage::Barrier(barrier)),
             Control::End => {
-                state.send_all();
-                for d in 0..state.builders.len() as u32 {
-                    if d != state.shard {
-                        state.outbox.enqueue(d, ExchangeMessage::End);
-                    }
-                }
+                state.send_to_others(|| ExchangeMessage::End);
                 state.ended = true;
                 let gate = state.local_gate.clone();
                 gate.borrow_mut().end(state.shard);

@@ -169,15 +169,9 @@ where
     fn tick(&mut self) {
         let mut guard = self.0.borrow_mut();
         let s = &mut *guard;
-        if s.host.ended || !s.host.has_processing_timers() {
-            return;
-        }
-        let now = s.host.now_ms();
         let function = &mut s.function;
-        s.host.fire(TimeDomain::ProcessingTime, now, |time, ctx| {
-            function.on_timer(time, TimeDomain::ProcessingTime, ctx)
-        });
-        s.host.flush();
+        s.host
+            .tick(|time, ctx| function.on_timer(time, TimeDomain::ProcessingTime, ctx));
     }
     fn is_ended(&self) -> bool {
         self.0.borrow().host.ended

@@ -171,12 +171,16 @@ impl<K: StateKey + StableKey, O: Data> KeyedHost<K, O> {
         self.due = due;
     }
 
-    pub fn has_processing_timers(&self) -> bool {
-        !self.state.processing_timers.is_empty()
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        self.state.clock.now_ms()
+    /// Fires the processing-time timers due now (the shard's ticker calls this).
+    pub fn tick(&mut self, mut on_timer: impl FnMut(i64, &mut ProcessContext<'_, K, O>)) {
+        if self.ended || self.state.processing_timers.is_empty() {
+            return;
+        }
+        let now = self.state.clock.now_ms();
+        self.fire(TimeDomain::ProcessingTime, now, |time, ctx| {
+            on_timer(time, ctx)
+        });
+        self.flush();
     }
 
     /// Hands the output produced so far downstream.

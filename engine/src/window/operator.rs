@@ -170,49 +170,35 @@ where
             ctx.watermark = *watermark;
             ctx.event_timers.clear();
             let mut created = false;
-            contents.update(group, &key, window, &mut |slot| match slot {
-                Slot::Present(state) => {
-                    logic.add(&mut state.acc, &record.value);
-                    ctx.new_window = false;
-                    let result = spec.trigger.on_element(
-                        &record.value,
-                        record.ts,
-                        window,
-                        &mut state.trigger_state,
-                        ctx,
-                    );
-                    if result.fires() {
-                        logic.emit(&key, window, &state.acc, window.max_timestamp(), output);
+            let mut fresh = None;
+            contents.update(group, &key, window, &mut |slot| {
+                let (state, new_window) = match slot {
+                    Slot::Present(state) => (state, false),
+                    Slot::Absent => {
+                        created = true;
+                        fresh = Some(WindowSlot {
+                            acc: logic.create(),
+                            trigger_state: Default::default(),
+                        });
+                        (fresh.as_mut().expect("just created"), true)
                     }
-                    if result.purges() {
-                        SlotAction::Remove
-                    } else {
-                        SlotAction::Keep
-                    }
+                };
+                logic.add(&mut state.acc, &record.value);
+                ctx.new_window = new_window;
+                let result = spec.trigger.on_element(
+                    &record.value,
+                    record.ts,
+                    window,
+                    &mut state.trigger_state,
+                    ctx,
+                );
+                if result.fires() {
+                    logic.emit(&key, window, &state.acc, window.max_timestamp(), output);
                 }
-                Slot::Absent => {
-                    created = true;
-                    let mut state = WindowSlot {
-                        acc: logic.create(),
-                        trigger_state: Default::default(),
-                    };
-                    logic.add(&mut state.acc, &record.value);
-                    ctx.new_window = true;
-                    let result = spec.trigger.on_element(
-                        &record.value,
-                        record.ts,
-                        window,
-                        &mut state.trigger_state,
-                        ctx,
-                    );
-                    if result.fires() {
-                        logic.emit(&key, window, &state.acc, window.max_timestamp(), output);
-                    }
-                    if result.purges() {
-                        SlotAction::Keep
-                    } else {
-                        SlotAction::Put(state)
-                    }
+                match (result.purges(), fresh.take()) {
+                    (true, None) => SlotAction::Remove,
+                    (true, Some(_)) | (false, None) => SlotAction::Keep,
+                    (false, Some(state)) => SlotAction::Put(state),
                 }
             });
             for &time in &ctx.event_timers {
