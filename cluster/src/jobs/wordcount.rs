@@ -1,6 +1,7 @@
 //! `wordcount`: counts the words of text files.
 //!
-//! Lines are split on whitespace (and, with `lowercase`, lowercased); words are
+//! Lines are split into words at every character that is not a letter or a
+//! digit (and, with `lowercase`, lowercased); words are
 //! keyed by themselves; a keyed process function keeps each word's count in
 //! value state and emits it when event time ends (a timer at the end of time),
 //! so a bounded input gives exactly one final count per word.
@@ -81,7 +82,8 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
         .source(source, WatermarkStrategy::no_watermarks())
         .flat_map(move |line: String| {
             let words: Vec<String> = line
-                .split_whitespace()
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
                 .map(|w| {
                     if lowercase {
                         w.to_lowercase()
