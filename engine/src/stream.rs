@@ -133,8 +133,12 @@ impl StreamEnv {
                             Err(e) => return sb.fail(EngineError::Source(e)),
                         }
                     }
-                    let (metrics, errors, clock) =
-                        (sb.metrics.clone(), sb.errors(), sb.clock.clone());
+                    let (metrics, errors, clock, abort) = (
+                        sb.metrics.clone(),
+                        sb.errors(),
+                        sb.clock.clone(),
+                        sb.abort.clone(),
+                    );
                     let batch_records = sb.config.source_batch_records;
                     sb.spawn_later(Box::new(move |outboxes| {
                         let outboxes = reachable_outboxes(&*chain, outboxes);
@@ -147,6 +151,7 @@ impl StreamEnv {
                             batch_records,
                             errors,
                             clock,
+                            abort,
                         }))
                     }));
                 });

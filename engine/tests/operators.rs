@@ -611,3 +611,53 @@ fn rolling_reduce_and_aggregate_emit_running_values() {
         assert_eq!(last, sums);
     }
 }
+
+/// A sink that cannot be opened on shard 1.
+struct BrokenOnShardOne;
+
+impl Sink<u64> for BrokenOnShardOne {
+    fn open(&self, shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<u64>>, String> {
+        if shard == 1 {
+            Err("cannot open the output of shard 1".into())
+        } else {
+            Ok(Box::new(ArrivalWriter(Arc::default())))
+        }
+    }
+}
+
+#[test]
+fn a_shard_that_cannot_start_fails_the_job_without_hanging() {
+    let env = StreamEnv::new(config(3));
+    env.source(
+        generator(100_000),
+        WatermarkStrategy::bounded_out_of_orderness(200),
+    )
+    .key_by(|e: &GeneratedEvent| e.key)
+    .stream()
+    .map(|e: GeneratedEvent| e.seq)
+    .sink(BrokenOnShardOne);
+    let error = env.execute().unwrap_err().to_string();
+    assert!(
+        error.contains("cannot open the output of shard 1"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_panicking_operator_fails_the_job_without_hanging() {
+    let env = StreamEnv::new(config(2));
+    let (sink, _) = CollectSink::new();
+    env.source(
+        generator(100_000),
+        WatermarkStrategy::bounded_out_of_orderness(200),
+    )
+    .key_by(|e: &GeneratedEvent| e.key)
+    .stream()
+    .map(|e: GeneratedEvent| {
+        assert!(e.seq != 50_000, "a bug in user code");
+        e.seq
+    })
+    .sink(sink);
+    let error = env.execute().unwrap_err().to_string();
+    assert!(error.contains("stopped abnormally"), "{error}");
+}

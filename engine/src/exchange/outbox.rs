@@ -13,24 +13,28 @@ use std::rc::Rc;
 
 use glommio::channels::shared_channel::ConnectedSender;
 use glommio::sync::Semaphore;
+use glommio::{GlommioError, ResourceType};
 use sluice_network::ExchangeMessage;
 
 use crate::push::EdgeId;
+use crate::runtime::AbortSignal;
 
 pub(crate) struct EdgeOutbox {
     pub edge: EdgeId,
     queue: RefCell<VecDeque<(u32, ExchangeMessage)>>,
     senders: RefCell<Vec<Option<Rc<ConnectedSender<ExchangeMessage>>>>>,
     draining: Semaphore,
+    abort: AbortSignal,
 }
 
 impl EdgeOutbox {
-    pub fn new(edge: EdgeId, shards: u32) -> Self {
+    pub fn new(edge: EdgeId, shards: u32, abort: AbortSignal) -> Self {
         EdgeOutbox {
             edge,
             queue: RefCell::new(VecDeque::new()),
             senders: RefCell::new((0..shards).map(|_| None).collect()),
             draining: Semaphore::new(1),
+            abort,
         }
     }
 
@@ -49,8 +53,9 @@ impl EdgeOutbox {
     }
 
     /// Sends everything queued, waiting for channel room: the backpressure point.
-    /// A destination that has gone away (its shard failed) drops the message; the
-    /// job is failing anyway and reports that shard's error.
+    /// A destination that has gone away (its shard failed) drops the message, and
+    /// so does every send once the job aborts: the job is failing anyway and
+    /// reports that shard's error.
     pub async fn drain(&self) {
         if self.is_empty() {
             return;
@@ -72,7 +77,19 @@ impl EdgeOutbox {
                     self.edge
                 )
             };
-            let _ = sender.send(message).await;
+            match sender.try_send(message) {
+                Ok(()) => {}
+                Err(GlommioError::WouldBlock(ResourceType::Channel(message)))
+                    if !self.abort.is_set() =>
+                {
+                    // Full: wait for room (the backpressure), or for the job to abort.
+                    let _ = self.abort.unless_aborted(sender.send(message)).await;
+                }
+                // The job aborts: drop everything queued.
+                Err(GlommioError::WouldBlock(_)) => self.queue.borrow_mut().clear(),
+                // The receiving shard is gone (it failed): drop the message.
+                Err(_) => {}
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::exchange::{EdgeOutbox, Flush, GateInput};
 use crate::metrics::ShardMetrics;
 use crate::operators::{FanOut, SideOutputs};
 use crate::push::{EdgeId, Push};
+use crate::runtime::AbortSignal;
 use crate::time::{Clock, SystemClock};
 use crate::{Data, EngineError, JobConfig};
 
@@ -59,6 +60,7 @@ pub struct ShardBuilder {
     pub(crate) tasks: Vec<DeferredTask>,
     pub(crate) tickers: Vec<Rc<RefCell<dyn Tick>>>,
     pub(crate) failed: bool,
+    pub(crate) abort: AbortSignal,
 }
 
 impl ShardBuilder {
@@ -67,6 +69,7 @@ impl ShardBuilder {
         config: Arc<JobConfig>,
         metrics: Arc<ShardMetrics>,
         errors: Arc<Mutex<Vec<EngineError>>>,
+        abort: AbortSignal,
     ) -> Self {
         let key_groups = KeyGroups::new(config.max_parallelism, config.shards);
         ShardBuilder {
@@ -86,6 +89,7 @@ impl ShardBuilder {
             tasks: Vec::new(),
             tickers: Vec::new(),
             failed: false,
+            abort,
         }
     }
 
@@ -137,10 +141,10 @@ impl ShardBuilder {
     }
 
     pub(crate) fn outbox(&mut self, edge: EdgeId) -> Rc<EdgeOutbox> {
-        let shards = self.shards;
+        let (shards, abort) = (self.shards, self.abort.clone());
         self.outboxes
             .entry(edge)
-            .or_insert_with(|| Rc::new(EdgeOutbox::new(edge, shards)))
+            .or_insert_with(|| Rc::new(EdgeOutbox::new(edge, shards, abort)))
             .clone()
     }
 

@@ -1,17 +1,23 @@
 //! Starting the shards of a job and waiting for them.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_lite::FutureExt;
 use glommio::channels::shared_channel::ConnectedReceiver;
+use glommio::sync::Semaphore;
 use glommio::{LocalExecutorBuilder, Placement};
 use sluice_network::ExchangeMessage;
 
 use super::builder::{Outboxes, RootBuilder, ShardBuilder};
 use super::channels::{self, ShardEndpoints};
+use super::AbortSignal;
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput};
 use crate::metrics::{totals, JobTotals, ShardMetrics};
@@ -50,6 +56,7 @@ pub fn execute(
     let errors: Arc<Mutex<Vec<EngineError>>> = Arc::default();
     let metrics: Vec<Arc<ShardMetrics>> = (0..shards).map(|_| Arc::default()).collect();
     let finished = Arc::new(AtomicU32::new(0));
+    let abort = AbortSignal::default();
     let cpus = allowed_cpu_ids();
     let pinned = config.pin_cpus && cpus.len() >= shards as usize;
     let started = Instant::now();
@@ -70,17 +77,18 @@ pub fn execute(
         if let Some(spin) = config.spin_before_park {
             builder = builder.spin_before_park(spin);
         }
-        let (config, roots, errors, metrics, finished) = (
+        let (config, roots, errors, metrics, finished, abort) = (
             config.clone(),
             roots.clone(),
             errors.clone(),
             metrics[shard as usize].clone(),
             finished.clone(),
+            abort.clone(),
         );
         let handle = builder
             .spawn(move || async move {
                 let _finished = FinishedGuard(finished);
-                run_shard(shard, config, &roots, endpoints, metrics, errors).await;
+                run_shard(shard, config, &roots, endpoints, metrics, errors, abort).await;
             })
             .map_err(|e| EngineError::Startup {
                 shard,
@@ -189,8 +197,9 @@ async fn run_shard(
     endpoints: ShardEndpoints,
     metrics: Arc<ShardMetrics>,
     errors: Arc<Mutex<Vec<EngineError>>>,
+    abort: AbortSignal,
 ) {
-    let mut builder = ShardBuilder::new(shard, config.clone(), metrics, errors);
+    let mut builder = ShardBuilder::new(shard, config.clone(), metrics, errors, abort.clone());
     for root in roots {
         root(&mut builder);
     }
@@ -210,24 +219,48 @@ async fn run_shard(
         return;
     }
 
+    // Every task runs under a panic guard: a panic (a bug, in user code or
+    // ours) is reported, and the shard then stops as a whole, dropping its
+    // channel ends so that the other shards see it gone instead of waiting.
+    let failed = Rc::new(Semaphore::new(0));
+    let errors = builder.errors();
+    let spawn = |task: Pin<Box<dyn Future<Output = ()>>>| {
+        let (failed, errors, abort) = (failed.clone(), errors.clone(), abort.clone());
+        glommio::spawn_local(async move {
+            if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                errors
+                    .lock()
+                    .expect("errors lock")
+                    .push(EngineError::ShardPanicked { shard, reason });
+                abort.set();
+                failed.signal(1);
+            }
+        })
+    };
     let mut tasks = Vec::new();
     for (edge, source, receiver) in receivers {
         let gate = builder.gates.get(&edge).cloned();
-        tasks.push(glommio::spawn_local(receive(
+        tasks.push(spawn(Box::pin(receive(
             source,
             receiver,
             gate,
             outboxes.clone(),
-        )));
+            abort.clone(),
+        ))));
     }
     for deferred in std::mem::take(&mut builder.tasks) {
-        tasks.push(glommio::spawn_local(deferred(&outboxes)));
+        tasks.push(spawn(deferred(&outboxes)));
     }
     let flushables = std::mem::take(&mut builder.flushables);
     if !flushables.is_empty() {
         let period = (config.flush_timeout / 2).max(Duration::from_micros(50));
         let all: Vec<Rc<EdgeOutbox>> = outboxes.values().cloned().collect();
-        tasks.push(glommio::spawn_local(async move {
+        tasks.push(spawn(Box::pin(async move {
             loop {
                 glommio::timer::sleep(period).await;
                 let now = Instant::now();
@@ -244,12 +277,12 @@ async fn run_shard(
                     break;
                 }
             }
-        }));
+        })));
     }
     let tickers = std::mem::take(&mut builder.tickers);
     if !tickers.is_empty() {
         let all: Vec<Rc<EdgeOutbox>> = outboxes.values().cloned().collect();
-        tasks.push(glommio::spawn_local(async move {
+        tasks.push(spawn(Box::pin(async move {
             loop {
                 glommio::timer::sleep(PROCESSING_TIME_TICK).await;
                 let mut all_ended = true;
@@ -265,11 +298,18 @@ async fn run_shard(
                     break;
                 }
             }
-        }));
+        })));
     }
-    for task in tasks {
-        task.await;
-    }
+    let all_done = async move {
+        for task in tasks {
+            task.await;
+        }
+    };
+    let failure = async {
+        let _ = failed.acquire(1).await;
+    };
+    // On failure, returning drops (cancels) the remaining tasks.
+    futures_lite::future::or(all_done, failure).await;
 }
 
 /// Receives one channel into its gate until the sender ends.
@@ -278,6 +318,7 @@ async fn receive(
     receiver: ConnectedReceiver<ExchangeMessage>,
     gate: Option<Rc<RefCell<dyn GateInput>>>,
     outboxes: Outboxes,
+    abort: AbortSignal,
 ) {
     let Some(gate) = gate else {
         // An edge this shard did not build (its build failed): discard.
@@ -299,7 +340,8 @@ async fn receive(
             .collect::<Vec<_>>()
     };
     loop {
-        match receiver.recv().await {
+        // A job that aborts ends this input as if its sender had gone.
+        match abort.unless_aborted(receiver.recv()).await.flatten() {
             Some(message) => {
                 let end = matches!(message, ExchangeMessage::End);
                 gate.borrow_mut().receive(source, message);

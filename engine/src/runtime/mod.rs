@@ -7,11 +7,13 @@
 //! other module sees only [`ShardBuilder`] and plain Rust traits, so the executor
 //! can be replaced without touching operators.
 
+mod abort;
 mod builder;
 mod channels;
 mod execute;
 mod source_task;
 
+pub(crate) use abort::AbortSignal;
 pub use builder::ShardBuilder;
 pub(crate) use builder::{reachable_outboxes, RootBuilder, Tick};
 pub use execute::{execute, JobReport};

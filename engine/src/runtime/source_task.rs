@@ -16,6 +16,7 @@ use crate::connectors::{SourcePoll, SourceReader};
 use crate::exchange::EdgeOutbox;
 use crate::metrics::ShardMetrics;
 use crate::push::{Control, Push};
+use crate::runtime::AbortSignal;
 use crate::time::Clock;
 use crate::watermark::{PartitionWatermark, WatermarkCombiner, WatermarkStrategy};
 use crate::{EngineError, Rec};
@@ -40,6 +41,7 @@ pub(crate) struct SourceTask<T> {
     pub batch_records: usize,
     pub errors: Arc<std::sync::Mutex<Vec<EngineError>>>,
     pub clock: Rc<dyn Clock>,
+    pub abort: AbortSignal,
 }
 
 async fn drain(outboxes: &[Rc<EdgeOutbox>]) {
@@ -58,6 +60,7 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
         batch_records,
         errors,
         clock,
+        abort,
     } = task;
     let bound = strategy.out_of_orderness_ms;
     let mut partitions: Vec<Partition<T>> = readers
@@ -80,9 +83,11 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
     let mut failed = false;
 
     while !combiner.all_ended() {
+        // Another shard failed: stop reading and end the stream.
+        failed |= abort.is_set();
         let mut progressed = false;
         for (index, partition) in partitions.iter_mut().enumerate() {
-            if partition.ended {
+            if partition.ended || failed {
                 continue;
             }
             let polled = partition.reader.poll(&mut batch, batch_records);
