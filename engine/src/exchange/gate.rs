@@ -5,6 +5,8 @@
 //! batch and handed to the downstream chain; watermarks are combined over the
 //! inputs ([`WatermarkCombiner`]), so the chain sees the minimum over non-idle
 //! inputs, never moving back; the chain sees `End` once every input has ended.
+//! Checkpoint barriers travel in order with the data but are not aligned yet:
+//! each one received is passed on (nothing sends them until checkpoints exist).
 
 use sluice_network::{ExchangeData, ExchangeMessage, RecordBatch, WatermarkStatus};
 
@@ -40,7 +42,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
         }
     }
 
-    pub fn push_local(&mut self, _shard: u32, batch: &mut Vec<Rec<T>>) {
+    pub fn push_local(&mut self, batch: &mut Vec<Rec<T>>) {
         self.downstream.push(batch);
     }
 

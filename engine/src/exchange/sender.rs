@@ -125,9 +125,7 @@ impl<T: ExchangeData, P: Partitioner<T>> SenderState<T, P> {
 
     fn flush_local(&mut self) {
         if !self.local.is_empty() {
-            self.local_gate
-                .borrow_mut()
-                .push_local(self.shard, &mut self.local);
+            self.local_gate.borrow_mut().push_local(&mut self.local);
         }
     }
 
