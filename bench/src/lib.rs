@@ -6,6 +6,7 @@
 //! - [`exchange`]: records between shards through a key exchange.
 
 pub mod exchange;
+pub mod nexmark;
 pub mod peers;
 pub mod window_count;
 

@@ -1,0 +1,363 @@
+//! The Nexmark event generator.
+//!
+//! Event number `n` decides everything, as in the reference: `n % 50` picks the
+//! kind (persons : auctions : bids = 1 : 3 : 46 by default), the ids come from
+//! `n` (so a bid refers to persons and auctions that exist or are about to),
+//! event time is `base_time + n / first_event_rate`, and the random fields come
+//! from an [`EventRng`] seeded by `(seed, n)`. A fraction `prob_delayed_event`
+//! of the events is delayed by up to `occasional_delay_ms` (out of order).
+//!
+//! Deliberate differences from the reference: randomness is seeded per event
+//! (the reference uses an unseeded `java.util.Random`, so runs differ); the hot
+//! URLs and channel URLs are derived from the seed instead of process-random;
+//! and a bid's bidder gets `FIRST_PERSON_ID` added once (the reference adds it
+//! twice, so its hot bidders never match a person).
+
+use std::time::Instant;
+
+use sluice_engine::connectors::{Source, SourcePoll, SourceReader};
+use sluice_engine::{Rec, SourceError};
+
+use super::config::{FIRST_AUCTION_ID, FIRST_CATEGORY_ID, FIRST_PERSON_ID};
+use super::event_rng::EventRng;
+use super::{Auction, Bid, Event, NexmarkConfig, Person};
+
+/// Persons and auctions a bid may name beyond the last one generated.
+const ID_LEAD: u64 = 10;
+/// Hot sellers, bidders and auctions are the first of each batch of this many.
+const HOT_BATCH: i64 = 100;
+const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+const CHANNELS: u32 = 10_000;
+const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+const US_CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
+const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
+const MIN_STRING_LENGTH: u32 = 3;
+
+/// Generates Nexmark events by number; see the module docs.
+#[derive(Debug, Clone)]
+pub struct NexmarkGenerator {
+    config: NexmarkConfig,
+    hot_urls: [String; 4],
+    /// Channel names and URLs, filled on first use (deterministic contents).
+    channels: Vec<Option<(String, String)>>,
+}
+
+fn next_string(rng: &mut EventRng, max_length: u32, space: char) -> String {
+    let len = MIN_STRING_LENGTH + rng.next_int(max_length - MIN_STRING_LENGTH);
+    let mut s = String::with_capacity(len as usize);
+    for _ in 0..len {
+        if rng.next_int(13) == 0 {
+            s.push(space);
+        } else {
+            s.push((b'a' + rng.next_int(26) as u8) as char);
+        }
+    }
+    s.trim().to_owned()
+}
+
+fn next_exact_string(rng: &mut EventRng, length: usize) -> String {
+    (0..length)
+        .map(|_| (b'a' + rng.next_int(26) as u8) as char)
+        .collect()
+}
+
+/// Padding so that `current_size + padding` averages `average_size`.
+fn next_extra(rng: &mut EventRng, current_size: usize, average_size: usize) -> String {
+    if current_size > average_size {
+        return String::new();
+    }
+    let desired = average_size - current_size;
+    let delta = (desired as f64 * 0.2).round() as usize;
+    let size = desired - delta
+        + if delta == 0 {
+            0
+        } else {
+            rng.next_int(2 * delta as u32) as usize
+        };
+    next_exact_string(rng, size)
+}
+
+fn next_price(rng: &mut EventRng) -> i64 {
+    (10f64.powf(rng.next_double() * 6.0) * 100.0).round() as i64
+}
+
+fn base_url(rng: &mut EventRng) -> String {
+    format!(
+        "https://www.nexmark.com/{}/{}/{}/item.htm?query=1",
+        next_string(rng, 5, '_'),
+        next_string(rng, 5, '_'),
+        next_string(rng, 5, '_')
+    )
+}
+
+impl NexmarkGenerator {
+    pub fn new(config: NexmarkConfig) -> Self {
+        let hot_urls =
+            std::array::from_fn(|i| base_url(&mut EventRng::new(config.seed, u64::MAX - i as u64)));
+        NexmarkGenerator {
+            config,
+            hot_urls,
+            channels: vec![None; CHANNELS as usize],
+        }
+    }
+
+    pub fn config(&self) -> &NexmarkConfig {
+        &self.config
+    }
+
+    fn total(&self) -> u64 {
+        self.config.total_proportion()
+    }
+
+    /// The last person id (base 0) at event `n`; the current one if `n` is a person.
+    fn last_base0_person_id(&self, n: u64) -> i64 {
+        let (epoch, offset) = (n / self.total(), n % self.total());
+        let offset = offset.min(self.config.person_proportion - 1);
+        (epoch * self.config.person_proportion + offset) as i64
+    }
+
+    /// The last auction id (base 0) at event `n`; the current one if `n` is an auction.
+    fn last_base0_auction_id(&self, n: u64) -> i64 {
+        let c = &self.config;
+        let (mut epoch, mut offset) = ((n / self.total()) as i64, (n % self.total()) as i64);
+        let (persons, auctions) = (c.person_proportion as i64, c.auction_proportion as i64);
+        if offset < persons {
+            epoch -= 1;
+            offset = auctions - 1;
+        } else if offset >= persons + auctions {
+            offset = auctions - 1;
+        } else {
+            offset -= persons;
+        }
+        epoch * auctions + offset
+    }
+
+    /// A random active person, or one of the next few.
+    fn next_base0_person_id(&self, n: u64, rng: &mut EventRng) -> i64 {
+        let people = self.last_base0_person_id(n) as u64 + 1;
+        let active = people.min(self.config.num_active_people);
+        (people - active + rng.next_long(active + ID_LEAD)) as i64
+    }
+
+    /// A random auction likely still in flight, or one of the next few.
+    fn next_base0_auction_id(&self, n: u64, rng: &mut EventRng) -> i64 {
+        let last = self.last_base0_auction_id(n);
+        let min = (last - self.config.num_in_flight_auctions as i64).max(0);
+        min + rng.next_long((last - min + 1) as u64 + ID_LEAD) as i64
+    }
+
+    fn person(&self, n: u64, ts: i64, rng: &mut EventRng) -> Person {
+        let name = format!(
+            "{} {}",
+            FIRST_NAMES[rng.next_int(FIRST_NAMES.len() as u32) as usize],
+            LAST_NAMES[rng.next_int(LAST_NAMES.len() as u32) as usize]
+        );
+        let email_address = format!(
+            "{}@{}.com",
+            next_string(rng, 7, ' '),
+            next_string(rng, 5, ' ')
+        );
+        let credit_card = (0..4)
+            .map(|_| format!("{:04}", rng.next_int(10_000)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let city = US_CITIES[rng.next_int(US_CITIES.len() as u32) as usize].to_owned();
+        let state = US_STATES[rng.next_int(US_STATES.len() as u32) as usize].to_owned();
+        let size =
+            8 + name.len() + email_address.len() + credit_card.len() + city.len() + state.len();
+        let extra = next_extra(rng, size, self.config.avg_person_byte_size);
+        Person {
+            id: self.last_base0_person_id(n) + FIRST_PERSON_ID,
+            name,
+            email_address,
+            credit_card,
+            city,
+            state,
+            date_time: ts,
+            extra,
+        }
+    }
+
+    fn auction(&self, n: u64, ts: i64, rng: &mut EventRng) -> Auction {
+        let c = &self.config;
+        let seller = if rng.next_int(c.hot_sellers_ratio) > 0 {
+            (self.last_base0_person_id(n) / HOT_BATCH) * HOT_BATCH
+        } else {
+            self.next_base0_person_id(n, rng)
+        } + FIRST_PERSON_ID;
+        let category = FIRST_CATEGORY_ID + rng.next_int(c.num_categories) as i64;
+        let initial_bid = next_price(rng);
+        // Auctions last on average until `num_in_flight_auctions` more exist.
+        let events_for_auctions = c.num_in_flight_auctions * self.total() / c.auction_proportion;
+        let horizon_ms = c.timestamp_for_event(n + events_for_auctions) - ts;
+        let expires = ts + 1 + rng.next_long((horizon_ms * 2).max(1) as u64) as i64;
+        let item_name = next_string(rng, 20, ' ');
+        let description = next_string(rng, 100, ' ');
+        let reserve = initial_bid + next_price(rng);
+        let size = 8 + item_name.len() + description.len() + 8 * 5;
+        let extra = next_extra(rng, size, c.avg_auction_byte_size);
+        Auction {
+            id: self.last_base0_auction_id(n) + FIRST_AUCTION_ID,
+            item_name,
+            description,
+            initial_bid,
+            reserve,
+            date_time: ts,
+            expires,
+            seller,
+            category,
+            extra,
+        }
+    }
+
+    fn channel(&mut self, channel: u32) -> (String, String) {
+        let seed = self.config.seed;
+        self.channels[channel as usize]
+            .get_or_insert_with(|| {
+                let mut rng = EventRng::new(seed, u64::MAX - 4 - channel as u64);
+                let mut url = base_url(&mut rng);
+                if rng.next_int(10) > 0 {
+                    url.push_str(&format!(
+                        "&channel_id={}",
+                        (channel as i32).reverse_bits().unsigned_abs()
+                    ));
+                }
+                (format!("channel-{channel}"), url)
+            })
+            .clone()
+    }
+
+    fn bid(&mut self, n: u64, ts: i64, rng: &mut EventRng) -> Bid {
+        let c = &self.config;
+        let auction = if rng.next_int(c.hot_auction_ratio) > 0 {
+            (self.last_base0_auction_id(n) / HOT_BATCH) * HOT_BATCH
+        } else {
+            self.next_base0_auction_id(n, rng)
+        } + FIRST_AUCTION_ID;
+        let bidder = if rng.next_int(c.hot_bidders_ratio) > 0 {
+            (self.last_base0_person_id(n) / HOT_BATCH) * HOT_BATCH + 1
+        } else {
+            self.next_base0_person_id(n, rng)
+        } + FIRST_PERSON_ID;
+        let price = next_price(rng);
+        let (channel, url) = if rng.next_int(2) > 0 {
+            let i = rng.next_int(HOT_CHANNELS.len() as u32) as usize;
+            (HOT_CHANNELS[i].to_owned(), self.hot_urls[i].clone())
+        } else {
+            self.channel(rng.next_int(CHANNELS))
+        };
+        let extra = next_extra(rng, 32, self.config.avg_bid_byte_size);
+        Bid {
+            auction,
+            bidder,
+            price,
+            channel,
+            url,
+            date_time: ts,
+            extra,
+        }
+    }
+
+    /// Event number `n`: a pure function of the seed and `n`.
+    pub fn event(&mut self, n: u64) -> Event {
+        let mut rng = EventRng::new(self.config.seed, n);
+        let mut ts = self.config.timestamp_for_event(n);
+        if rng.next_double() < self.config.prob_delayed_event && self.config.occasional_delay_ms > 0
+        {
+            ts -= 1 + rng.next_long(self.config.occasional_delay_ms as u64) as i64;
+        }
+        let rem = n % self.total();
+        if rem < self.config.person_proportion {
+            Event::Person(self.person(n, ts, &mut rng))
+        } else if rem < self.config.person_proportion + self.config.auction_proportion {
+            Event::Auction(self.auction(n, ts, &mut rng))
+        } else {
+            Event::Bid(self.bid(n, ts, &mut rng))
+        }
+    }
+}
+
+/// The generator as a partitioned source: partition `p` of `P` produces the
+/// events `n ≡ p (mod P)` in increasing `n`.
+#[derive(Debug, Clone)]
+pub struct NexmarkSource {
+    pub config: NexmarkConfig,
+}
+
+struct NexmarkReader {
+    generator: NexmarkGenerator,
+    next: u64,
+    step: u64,
+    produced: u64,
+    started: Option<Instant>,
+}
+
+impl SourceReader<Event> for NexmarkReader {
+    fn poll(&mut self, out: &mut Vec<Rec<Event>>, max: usize) -> Result<SourcePoll, SourceError> {
+        let config = self.generator.config();
+        let (events, rate) = (config.events, config.rate);
+        let mut allowed = max as u64;
+        if let Some(rate) = rate {
+            let started = *self.started.get_or_insert_with(Instant::now);
+            let per_partition = rate as f64 / self.step as f64;
+            let due = (started.elapsed().as_secs_f64() * per_partition) as u64 + 1;
+            allowed = allowed.min(due.saturating_sub(self.produced));
+            if allowed == 0 {
+                return Ok(SourcePoll::Pending);
+            }
+        }
+        for _ in 0..allowed {
+            if events.is_some_and(|total| self.next >= total) {
+                return Ok(SourcePoll::End);
+            }
+            let event = self.generator.event(self.next);
+            out.push(Rec {
+                ts: event.date_time(),
+                value: event,
+            });
+            self.next += self.step;
+            self.produced += 1;
+        }
+        Ok(if events.is_some_and(|total| self.next >= total) {
+            SourcePoll::End
+        } else {
+            SourcePoll::Ready
+        })
+    }
+
+    fn position(&self) -> u64 {
+        self.produced
+    }
+}
+
+impl Source<Event> for NexmarkSource {
+    fn partitions(&self) -> u32 {
+        self.config.partitions
+    }
+
+    fn open(&self, partition: u32) -> Result<Box<dyn SourceReader<Event>>, SourceError> {
+        Ok(Box::new(NexmarkReader {
+            generator: NexmarkGenerator::new(self.config.clone()),
+            next: partition as u64,
+            step: self.config.partitions as u64,
+            produced: 0,
+            started: None,
+        }))
+    }
+}

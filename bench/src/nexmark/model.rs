@@ -1,0 +1,112 @@
+//! The Nexmark records, with the reference field names. Times are milliseconds
+//! since the Unix epoch.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    serde::Serialize,
+    serde::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+)]
+pub struct Person {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "emailAddress")]
+    pub email_address: String,
+    #[serde(rename = "creditCard")]
+    pub credit_card: String,
+    pub city: String,
+    pub state: String,
+    #[serde(rename = "dateTime")]
+    pub date_time: i64,
+    pub extra: String,
+}
+
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    serde::Serialize,
+    serde::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+)]
+pub struct Auction {
+    pub id: i64,
+    #[serde(rename = "itemName")]
+    pub item_name: String,
+    pub description: String,
+    #[serde(rename = "initialBid")]
+    pub initial_bid: i64,
+    pub reserve: i64,
+    #[serde(rename = "dateTime")]
+    pub date_time: i64,
+    pub expires: i64,
+    pub seller: i64,
+    pub category: i64,
+    pub extra: String,
+}
+
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    serde::Serialize,
+    serde::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+)]
+pub struct Bid {
+    pub auction: i64,
+    pub bidder: i64,
+    pub price: i64,
+    pub channel: String,
+    pub url: String,
+    #[serde(rename = "dateTime")]
+    pub date_time: i64,
+    pub extra: String,
+}
+
+/// One Nexmark event.
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    serde::Serialize,
+    serde::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Event {
+    Person(Person),
+    Auction(Auction),
+    Bid(Bid),
+}
+
+impl Event {
+    /// The event's time (its `dateTime`).
+    pub fn date_time(&self) -> i64 {
+        match self {
+            Event::Person(p) => p.date_time,
+            Event::Auction(a) => a.date_time,
+            Event::Bid(b) => b.date_time,
+        }
+    }
+}

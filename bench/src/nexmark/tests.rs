@@ -1,0 +1,202 @@
+//! The generator against the properties of the reference generator.
+
+use sluice_engine::connectors::{Source, SourcePoll};
+
+use super::config::{FIRST_AUCTION_ID, FIRST_PERSON_ID};
+use super::*;
+
+fn events(config: NexmarkConfig, n: u64) -> Vec<Event> {
+    let mut generator = NexmarkGenerator::new(config);
+    (0..n).map(|i| generator.event(i)).collect()
+}
+
+#[test]
+fn every_50_events_hold_1_person_3_auctions_46_bids() {
+    let all = events(NexmarkConfig::default(), 5_000);
+    for chunk in all.chunks(50) {
+        let persons = chunk
+            .iter()
+            .filter(|e| matches!(e, Event::Person(_)))
+            .count();
+        let auctions = chunk
+            .iter()
+            .filter(|e| matches!(e, Event::Auction(_)))
+            .count();
+        assert_eq!(
+            (persons, auctions, chunk.len() - persons - auctions),
+            (1, 3, 46)
+        );
+    }
+}
+
+#[test]
+fn ids_follow_the_event_number_and_bids_refer_to_known_ids() {
+    let all = events(NexmarkConfig::default(), 50_000);
+    let (mut persons, mut auctions) = (0i64, 0i64);
+    for e in &all {
+        match e {
+            Event::Person(p) => {
+                assert_eq!(p.id, FIRST_PERSON_ID + persons);
+                persons += 1;
+            }
+            Event::Auction(a) => {
+                assert_eq!(a.id, FIRST_AUCTION_ID + auctions);
+                assert!(
+                    a.seller >= FIRST_PERSON_ID && a.seller < FIRST_PERSON_ID + persons + 10,
+                    "{a:?}"
+                );
+                assert!((10..15).contains(&a.category));
+                assert!(a.reserve >= a.initial_bid && a.expires > a.date_time);
+                auctions += 1;
+            }
+            Event::Bid(b) => {
+                assert!(
+                    b.auction >= FIRST_AUCTION_ID && b.auction < FIRST_AUCTION_ID + auctions + 10,
+                    "{b:?}"
+                );
+                assert!(
+                    b.bidder >= FIRST_PERSON_ID && b.bidder < FIRST_PERSON_ID + persons + 10,
+                    "{b:?}"
+                );
+                assert!(b.price > 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn hot_ratios_sizes_and_delays_match_the_configuration() {
+    let config = NexmarkConfig::default();
+    let all = events(config.clone(), 200_000);
+    let bids: Vec<&Bid> = all
+        .iter()
+        .filter_map(|e| if let Event::Bid(b) = e { Some(b) } else { None })
+        .collect();
+    let hot_auctions = bids
+        .iter()
+        .filter(|b| (b.auction - FIRST_AUCTION_ID) % 100 == 0)
+        .count() as f64
+        / bids.len() as f64;
+    let hot_bidders = bids
+        .iter()
+        .filter(|b| (b.bidder - FIRST_PERSON_ID) % 100 == 1)
+        .count() as f64
+        / bids.len() as f64;
+    // Hot with probability 1 - 1/ratio (plus the few random picks that land on one).
+    assert!(
+        (0.48..0.56).contains(&hot_auctions),
+        "hot auctions {hot_auctions}"
+    );
+    assert!(
+        (0.73..0.79).contains(&hot_bidders),
+        "hot bidders {hot_bidders}"
+    );
+
+    let mean = |sizes: Vec<usize>| sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+    let person_sizes = all.iter().filter_map(|e| match e {
+        Event::Person(p) => Some(
+            8 + p.name.len()
+                + p.email_address.len()
+                + p.credit_card.len()
+                + p.city.len()
+                + p.state.len()
+                + p.extra.len(),
+        ),
+        _ => None,
+    });
+    let auction_sizes = all.iter().filter_map(|e| match e {
+        Event::Auction(a) => Some(8 + a.item_name.len() + a.description.len() + 40 + a.extra.len()),
+        _ => None,
+    });
+    let bid_sizes = bids.iter().map(|b| 32 + b.extra.len());
+    for (name, sizes, want) in [
+        ("person", person_sizes.collect::<Vec<_>>(), 200.0),
+        ("auction", auction_sizes.collect::<Vec<_>>(), 500.0),
+        ("bid", bid_sizes.collect::<Vec<_>>(), 100.0),
+    ] {
+        let got = mean(sizes);
+        assert!(
+            (got - want).abs() < want * 0.05,
+            "{name} average size {got}, expected about {want}"
+        );
+    }
+
+    let mut delayed = 0;
+    for (n, e) in all.iter().enumerate() {
+        let on_time = config.timestamp_for_event(n as u64);
+        let delay = on_time - e.date_time();
+        assert!(
+            (0..=config.occasional_delay_ms).contains(&delay),
+            "event {n} delayed {delay} ms"
+        );
+        delayed += (delay > 0) as usize;
+    }
+    let share = delayed as f64 / all.len() as f64;
+    assert!((0.09..0.11).contains(&share), "{share} of events delayed");
+    // 10M events/s of event time: 200,000 events span 20 ms.
+    assert_eq!(
+        config.timestamp_for_event(200_000) - config.base_time_ms,
+        20
+    );
+}
+
+#[test]
+fn events_are_a_function_of_seed_and_number() {
+    let a = events(
+        NexmarkConfig {
+            seed: 5,
+            ..Default::default()
+        },
+        2_000,
+    );
+    let b = events(
+        NexmarkConfig {
+            seed: 5,
+            ..Default::default()
+        },
+        2_000,
+    );
+    let c = events(
+        NexmarkConfig {
+            seed: 6,
+            ..Default::default()
+        },
+        2_000,
+    );
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    // Out of order and from a fresh generator: the same event.
+    let mut generator = NexmarkGenerator::new(NexmarkConfig {
+        seed: 5,
+        ..Default::default()
+    });
+    assert_eq!(generator.event(1_234), a[1_234]);
+    assert_eq!(generator.event(17), a[17]);
+}
+
+#[test]
+fn partitions_split_the_events_with_no_coordination() {
+    let config = NexmarkConfig {
+        events: Some(3_000),
+        partitions: 7,
+        ..Default::default()
+    };
+    let expected = events(config.clone(), 3_000);
+    let source = NexmarkSource { config };
+    let mut got: Vec<Option<Event>> = vec![None; 3_000];
+    for p in 0..7 {
+        let mut reader = source.open(p).unwrap();
+        let mut out = Vec::new();
+        while reader.poll(&mut out, 100).unwrap() != SourcePoll::End {}
+        for (k, rec) in out.into_iter().enumerate() {
+            let n = p as usize + k * 7;
+            assert_eq!(rec.ts, rec.value.date_time());
+            assert!(got[n].replace(rec.value).is_none());
+        }
+    }
+    let got: Vec<Event> = got
+        .into_iter()
+        .map(|e| e.expect("every event generated"))
+        .collect();
+    assert_eq!(got, expected);
+}
