@@ -2,11 +2,14 @@
 //! that criterion benches and tests share one definition of each workload.
 //!
 //! - [`window_count`]: a keyed tumbling-window count over generated numeric
-//!   events, in Sluice and (in [`peers::timely`]) in timely-dataflow;
-//! - [`exchange`]: records between shards through a key exchange.
+//!   events, in Sluice and (in `peers::timely`, feature `peers`) in
+//!   timely-dataflow;
+//! - [`exchange`]: records between shards through a key exchange;
+//! - [`nexmark`]: the Nexmark event model and generator.
 
 pub mod exchange;
 pub mod nexmark;
+#[cfg(feature = "peers")]
 pub mod peers;
 pub mod window_count;
 

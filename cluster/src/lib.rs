@@ -8,4 +8,5 @@
 
 pub mod job_file;
 pub mod jobs;
+pub mod nexmark_generate;
 pub mod run;

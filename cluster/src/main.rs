@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice_cluster::run;
+use sluice_cluster::{nexmark_generate, run};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,30 @@ enum Command {
     Check { job: PathBuf },
     /// Lists the registered jobs.
     Jobs,
+    /// The Nexmark benchmark.
+    Nexmark {
+        #[command(subcommand)]
+        command: NexmarkCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NexmarkCommand {
+    /// Writes the events the `nexmark` source produces, for checking results
+    /// with other tools.
+    Generate {
+        /// Number of events.
+        #[arg(long)]
+        events: u64,
+        /// Generator seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: nexmark_generate::GenerateFormat,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +80,27 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(e.exit_code() as u8)
+            }
+        },
+        Command::Nexmark {
+            command:
+                NexmarkCommand::Generate {
+                    events,
+                    seed,
+                    format,
+                    out,
+                },
+        } => match nexmark_generate::generate(events, seed, format, &out) {
+            Ok(()) => {
+                eprintln!(
+                    "wrote {events} Nexmark events (seed {seed}) to {}",
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
             }
         },
         Command::Jobs => {
