@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sluice_bench::nexmark::NexmarkConfig;
 use sluice_engine::config::{
     available_cpus, BATCH_BYTES_LIMIT_MAX, SHARDS_MAX, SOURCE_BATCH_RECORDS_MAX,
 };
@@ -104,6 +105,8 @@ struct RawSink {
 /// Where records come from.
 #[derive(Debug, Clone)]
 pub enum SourceSpec {
+    /// Nexmark events (persons, auctions, bids).
+    Nexmark(NexmarkConfig),
     File {
         paths: Vec<PathBuf>,
         format: RecordFormat,
@@ -366,15 +369,35 @@ impl JobFile {
                 }
                 SourceSpec::Generator(g)
             }
+            "nexmark" => {
+                only(
+                    &["seed", "events", "partitions", "events_per_second", "rate"],
+                    "nexmark",
+                )?;
+                let d = NexmarkConfig::default();
+                let n = NexmarkConfig {
+                    seed: s.seed.unwrap_or(d.seed),
+                    events: s.events.or(d.events),
+                    partitions: s.partitions.unwrap_or(config.shards.max(d.partitions)),
+                    first_event_rate: s.events_per_second.unwrap_or(d.first_event_rate),
+                    rate: s.rate,
+                    ..d
+                };
+                if let Err(message) = n.validate() {
+                    return Err(invalid("source", message));
+                }
+                SourceSpec::Nexmark(n)
+            }
             other => {
                 return Err(invalid(
                     "source.connector",
-                    format!("is \"{other}\", expected \"file\" or \"generator\""),
+                    format!("is \"{other}\", expected \"file\", \"generator\" or \"nexmark\""),
                 ))
             }
         };
         let default_bound = match &source {
             SourceSpec::Generator(g) => g.max_delay_ms,
+            SourceSpec::Nexmark(n) => n.occasional_delay_ms,
             SourceSpec::File { .. } => 0,
         };
         let out_of_orderness_ms = s.out_of_orderness_ms.unwrap_or(default_bound);

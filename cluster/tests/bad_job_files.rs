@@ -112,7 +112,7 @@ fn unknown_source_connector() {
         &[
             "field `source.connector`",
             "\"kafka\"",
-            "\"file\" or \"generator\"",
+            "\"file\", \"generator\" or \"nexmark\"",
         ],
     );
 }

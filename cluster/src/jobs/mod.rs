@@ -4,6 +4,7 @@
 //! and sink, and leaves execution to the caller. Adding a job: one file here
 //! and one line in [`REGISTRY`].
 
+pub mod nexmark;
 mod windowed_aggregation;
 mod wordcount;
 
@@ -27,6 +28,21 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         "windowed_aggregation",
         "count and sum of values per key in event-time windows (tumbling, sliding or session)",
         windowed_aggregation::build,
+    ),
+    (
+        "nexmark.q0",
+        "Nexmark q0: every bid, passed through",
+        nexmark::q0,
+    ),
+    (
+        "nexmark.q1",
+        "Nexmark q1: bids with prices converted to euros",
+        nexmark::q1,
+    ),
+    (
+        "nexmark.q2",
+        "Nexmark q2: bids of auctions whose id is a multiple of 123 (`modulus`)",
+        nexmark::q2,
     ),
 ];
 

@@ -116,6 +116,10 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             };
             env.source(source, strategy)
         }
+        SourceSpec::Nexmark(_) => return Err(file.invalid(
+            "source.connector",
+            "job `windowed_aggregation` reads generated events: expected \"generator\" or \"file\"",
+        )),
     };
     let keyed = events.key_by(|e: &GeneratedEvent| e.key);
     let lateness = p.allowed_lateness_ms;
