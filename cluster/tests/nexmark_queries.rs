@@ -158,3 +158,84 @@ fn q2_selects_auctions_by_modulus() {
         }
     }
 }
+
+/// q5 by brute force: counts per (window, auction), then per window the
+/// auctions that reach its maximum.
+fn hot_items(size: i64, slide: i64) -> Vec<Value> {
+    let mut counts: std::collections::BTreeMap<(i64, i64), u64> = Default::default();
+    for b in bids() {
+        let last_start = b.date_time - b.date_time.rem_euclid(slide);
+        let mut start = last_start;
+        while start > b.date_time - size {
+            *counts.entry((start, b.auction)).or_default() += 1;
+            start -= slide;
+        }
+    }
+    let mut max: std::collections::BTreeMap<i64, u64> = Default::default();
+    for (&(start, _), &n) in &counts {
+        let m = max.entry(start).or_default();
+        *m = (*m).max(n);
+    }
+    sorted(
+        counts
+            .iter()
+            .filter(|&(&(start, _), &n)| n == max[&start])
+            .map(|(&(_, auction), &n)| json!({"auction": auction, "num": n}))
+            .collect(),
+    )
+}
+
+#[test]
+fn q5_finds_the_hottest_auctions_per_sliding_window() {
+    for (size, slide, params) in [
+        (10_000, 2_000, ""),
+        (4, 1, "window_size_ms = 4\nwindow_slide_ms = 1"),
+    ] {
+        let want = hot_items(size, slide);
+        assert!(!want.is_empty());
+        for shards in [1, 3] {
+            assert_eq!(
+                run("q5", shards, params),
+                want,
+                "size {size}, slide {slide}, {shards} shards"
+            );
+        }
+    }
+}
+
+/// q11 by brute force: per bidder, timestamps within `gap` of each other form a session.
+fn sessions(gap: i64) -> Vec<Value> {
+    let mut by_bidder: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for b in bids() {
+        by_bidder.entry(b.bidder).or_default().push(b.date_time);
+    }
+    let mut out = Vec::new();
+    for (bidder, mut times) in by_bidder {
+        times.sort();
+        let (mut start, mut last, mut count) = (times[0], times[0], 0u64);
+        for &t in &times {
+            if t > last + gap {
+                out.push(json!({"bidder": bidder, "bid_count": count, "starttime": start, "endtime": last + gap}));
+                (start, count) = (t, 0);
+            }
+            last = t;
+            count += 1;
+        }
+        out.push(json!({"bidder": bidder, "bid_count": count, "starttime": start, "endtime": last + gap}));
+    }
+    sorted(out)
+}
+
+#[test]
+fn q11_counts_bids_per_bidder_session() {
+    for (gap, params) in [(10_000, ""), (1, "session_gap_ms = 1")] {
+        let want = sessions(gap);
+        for shards in [1, 3] {
+            assert_eq!(
+                run("q11", shards, params),
+                want,
+                "gap {gap}, {shards} shards"
+            );
+        }
+    }
+}

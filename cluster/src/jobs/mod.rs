@@ -44,6 +44,16 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         "Nexmark q2: bids of auctions whose id is a multiple of 123 (`modulus`)",
         nexmark::q2,
     ),
+    (
+        "nexmark.q5",
+        "Nexmark q5: hot items, the auctions with the most bids per sliding window",
+        nexmark::q5,
+    ),
+    (
+        "nexmark.q11",
+        "Nexmark q11: user sessions, bids per bidder per session window",
+        nexmark::q11,
+    ),
 ];
 
 /// Looks a job up by name.
