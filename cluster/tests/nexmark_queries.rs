@@ -239,3 +239,71 @@ fn q11_counts_bids_per_bidder_session() {
         }
     }
 }
+
+fn all_events() -> Vec<Event> {
+    let mut generator = NexmarkGenerator::new(NexmarkConfig {
+        seed: SEED,
+        ..Default::default()
+    });
+    (0..EVENTS).map(|n| generator.event(n)).collect()
+}
+
+#[test]
+fn q3_joins_local_sellers_to_their_auctions() {
+    let events = all_events();
+    let mut want = Vec::new();
+    for e in &events {
+        let Event::Auction(a) = e else { continue };
+        if a.category != 10 {
+            continue;
+        }
+        for p in events.iter().filter_map(|e| {
+            if let Event::Person(p) = e {
+                Some(p)
+            } else {
+                None
+            }
+        }) {
+            if p.id == a.seller && matches!(p.state.as_str(), "OR" | "ID" | "CA") {
+                want.push(json!({"name": p.name, "city": p.city, "state": p.state, "id": a.id}));
+            }
+        }
+    }
+    let want = sorted(want);
+    assert!(want.len() > 10, "{}", want.len());
+    for shards in [1, 3] {
+        assert_eq!(run("q3", shards, ""), want, "{shards} shards");
+    }
+}
+
+#[test]
+fn q8_finds_sellers_who_joined_in_the_same_window() {
+    let events = all_events();
+    for (size, params) in [(10_000i64, ""), (2, "window_size_ms = 2")] {
+        let start = |ts: i64| ts - ts.rem_euclid(size);
+        let mut want = Vec::new();
+        for e in &events {
+            let Event::Auction(a) = e else { continue };
+            for p in events.iter().filter_map(|e| {
+                if let Event::Person(p) = e {
+                    Some(p)
+                } else {
+                    None
+                }
+            }) {
+                if p.id == a.seller && start(p.date_time) == start(a.date_time) {
+                    want.push(json!({"id": p.id, "name": p.name, "starttime": start(p.date_time)}));
+                }
+            }
+        }
+        let want = sorted(want);
+        assert!(!want.is_empty());
+        for shards in [1, 3] {
+            assert_eq!(
+                run("q8", shards, params),
+                want,
+                "size {size}, {shards} shards"
+            );
+        }
+    }
+}

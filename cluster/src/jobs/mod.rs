@@ -45,9 +45,19 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         nexmark::q2,
     ),
     (
+        "nexmark.q3",
+        "Nexmark q3: local item suggestion, category-10 auctions of sellers in OR, ID, CA",
+        nexmark::q3,
+    ),
+    (
         "nexmark.q5",
         "Nexmark q5: hot items, the auctions with the most bids per sliding window",
         nexmark::q5,
+    ),
+    (
+        "nexmark.q8",
+        "Nexmark q8: new users who opened auctions in the window they joined",
+        nexmark::q8,
     ),
     (
         "nexmark.q11",
