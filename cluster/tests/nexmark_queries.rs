@@ -307,3 +307,55 @@ fn q8_finds_sellers_who_joined_in_the_same_window() {
         }
     }
 }
+
+#[test]
+fn q7_finds_the_highest_bids_per_window() {
+    let bids = bids();
+    for (size, params) in [(10_000i64, ""), (1, "window_size_ms = 1")] {
+        let mut max: std::collections::BTreeMap<i64, i64> = Default::default();
+        for b in &bids {
+            let end = b.date_time - b.date_time.rem_euclid(size) + size;
+            let m = max.entry(end).or_insert(i64::MIN);
+            *m = (*m).max(b.price);
+        }
+        let mut want = Vec::new();
+        for (&end, &m) in &max {
+            for b in bids
+                .iter()
+                .filter(|b| b.date_time >= end - size && b.date_time <= end && b.price == m)
+            {
+                want.push(json!({"auction": b.auction, "price": b.price, "bidder": b.bidder, "dateTime": b.date_time, "extra": b.extra}));
+            }
+        }
+        let want = sorted(want);
+        assert!(!want.is_empty());
+        for shards in [1, 3] {
+            assert_eq!(
+                run("q7", shards, params),
+                want,
+                "size {size}, {shards} shards"
+            );
+        }
+    }
+}
+
+#[test]
+fn q12_counts_every_bid_once_in_processing_time_windows() {
+    let mut want: std::collections::BTreeMap<i64, u64> = Default::default();
+    for b in bids() {
+        *want.entry(b.bidder).or_default() += 1;
+    }
+    for shards in [1, 3] {
+        let mut got: std::collections::BTreeMap<i64, u64> = Default::default();
+        for row in run("q12", shards, "window_size_ms = 50") {
+            let (start, end) = (
+                row["window_start"].as_i64().unwrap(),
+                row["window_end"].as_i64().unwrap(),
+            );
+            assert_eq!((end - start, start % 50), (50, 0), "{row}");
+            *got.entry(row["bidder"].as_i64().unwrap()).or_default() +=
+                row["bid_count"].as_u64().unwrap();
+        }
+        assert_eq!(got, want, "{shards} shards");
+    }
+}

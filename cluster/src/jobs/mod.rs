@@ -55,6 +55,11 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         nexmark::q5,
     ),
     (
+        "nexmark.q7",
+        "Nexmark q7: highest bid, the bids with the highest price of their tumbling window",
+        nexmark::q7,
+    ),
+    (
         "nexmark.q8",
         "Nexmark q8: new users who opened auctions in the window they joined",
         nexmark::q8,
@@ -63,6 +68,11 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         "nexmark.q11",
         "Nexmark q11: user sessions, bids per bidder per session window",
         nexmark::q11,
+    ),
+    (
+        "nexmark.q12",
+        "Nexmark q12: bids per bidder in processing-time tumbling windows",
+        nexmark::q12,
     ),
 ];
 

@@ -3,8 +3,9 @@
 //! source connector and writes to the job file's sink.
 //!
 //! So far: q0 (pass-through), q1 (currency conversion), q2 (selection), q3
-//! (local item suggestion, a stream join), q5 (hot items), q8 (monitor new
-//! users, a window join) and q11 (user sessions). The others follow in the
+//! (local item suggestion, a stream join), q5 (hot items), q7 (highest bid),
+//! q8 (monitor new users, a window join), q11 (user sessions) and q12
+//! (processing-time windows). The others follow in the
 //! Nexmark issue. Records are projected to the fields a query needs before they
 //! cross a key exchange.
 
@@ -16,13 +17,23 @@ use crate::job_file::{JobFile, JobFileError, SourceSpec};
 
 /// The bids of the job file's `nexmark` source.
 fn bids(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Bid>, JobFileError> {
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
+    bids_with(file, env, query, strategy)
+}
+
+/// The bids of the job file's `nexmark` source, with their time as `strategy` says.
+fn bids_with(
+    file: &JobFile,
+    env: &StreamEnv,
+    query: &str,
+    strategy: WatermarkStrategy<Event>,
+) -> Result<Stream<Bid>, JobFileError> {
     let SourceSpec::Nexmark(config) = &file.source else {
         return Err(file.invalid(
             "source.connector",
             format!("job `nexmark.{query}` reads Nexmark events: expected \"nexmark\""),
         ));
     };
-    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
     Ok(env
         .source(
             NexmarkSource {
@@ -450,5 +461,141 @@ pub fn q8(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             auctions: sluice_engine::keyed_state::MapState::new(state, "q8/auctions"),
         });
     super::attach_sink(file, &rows);
+    Ok(())
+}
+
+/// q7's output: a bid with the highest price of its window.
+#[derive(Debug, Clone, Serialize)]
+pub struct HighestBid {
+    pub auction: i64,
+    pub price: i64,
+    pub bidder: i64,
+    #[serde(rename = "dateTime")]
+    pub date_time: i64,
+    pub extra: String,
+}
+
+/// A bid projected for q7, with the end of the window it is compared in and
+/// whether it belongs to that window (or only touches its end).
+type WindowedBid = (i64, bool, i64, i64, i64, i64, String);
+
+/// Per window: the highest price of its bids, the bids at that price, and the
+/// bids exactly at its end (which SQL's `BETWEEN` also compares with it).
+struct HighestInWindow {
+    best: sluice_engine::keyed_state::ValueState<i64, (i64, Vec<HighestBid>)>,
+    at_end: sluice_engine::keyed_state::ListState<i64, HighestBid>,
+}
+
+impl sluice_engine::operators::KeyedProcess<i64, WindowedBid, HighestBid> for HighestInWindow {
+    fn process_element(&mut self, bid: WindowedBid, ctx: &mut Ctx<'_, HighestBid>) {
+        let (end, member, auction, price, bidder, date_time, extra) = bid;
+        let bid = HighestBid {
+            auction,
+            price,
+            bidder,
+            date_time,
+            extra,
+        };
+        // Fire once every bid up to and including `end` has arrived.
+        ctx.register_event_timer(end);
+        if !member {
+            self.at_end.add(ctx, bid);
+            return;
+        }
+        let (max, mut at_max) = self.best.value(ctx).unwrap_or((i64::MIN, Vec::new()));
+        if price > max {
+            self.best.update(ctx, (price, vec![bid]));
+        } else if price == max {
+            at_max.push(bid);
+            self.best.update(ctx, (max, at_max));
+        }
+    }
+
+    fn on_timer(
+        &mut self,
+        _time: i64,
+        _domain: sluice_engine::operators::TimeDomain,
+        ctx: &mut Ctx<'_, HighestBid>,
+    ) {
+        if let Some((max, at_max)) = self.best.value(ctx) {
+            let at_end = self.at_end.get(ctx).into_iter().filter(|b| b.price == max);
+            for bid in at_max.into_iter().chain(at_end) {
+                ctx.collect(bid);
+            }
+        }
+        self.best.clear(ctx);
+        self.at_end.clear(ctx);
+    }
+}
+
+/// Highest bid: the bids whose price is the highest of their 10 s tumbling
+/// window (`B.dateTime BETWEEN window_end - 10 s AND window_end`, both
+/// inclusive, as in the SQL definition).
+pub fn q7(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+    let p: WindowParams = file.params()?;
+    let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;
+    let windowed = bids(file, env, "q7")?.flat_map(move |b: Bid| {
+        let end = b.date_time - b.date_time.rem_euclid(size) + size;
+        let member = (
+            end,
+            true,
+            b.auction,
+            b.price,
+            b.bidder,
+            b.date_time,
+            b.extra.clone(),
+        );
+        // A bid at a window's start is also at the end of the window before.
+        let boundary = (b.date_time.rem_euclid(size) == 0).then(|| {
+            (
+                end - size,
+                false,
+                b.auction,
+                b.price,
+                b.bidder,
+                b.date_time,
+                b.extra,
+            )
+        });
+        std::iter::once(member).chain(boundary)
+    });
+    let highest =
+        windowed
+            .key_by(|b: &WindowedBid| b.0)
+            .process(|state: &mut sluice_state::StateBackend| HighestInWindow {
+                best: sluice_engine::keyed_state::ValueState::new(state, "q7/best"),
+                at_end: sluice_engine::keyed_state::ListState::new(state, "q7/at_end"),
+            });
+    super::attach_sink(file, &highest);
+    Ok(())
+}
+
+/// q12's output: a bidder's bids in a processing-time window.
+#[derive(Debug, Clone, Serialize)]
+pub struct BidderWindow {
+    pub bidder: i64,
+    pub bid_count: u64,
+    pub window_start: i64,
+    pub window_end: i64,
+}
+
+/// Bids per bidder in 10 s tumbling windows of processing time.
+pub fn q12(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+    use sluice_engine::window::{Count, TimeWindow, TumblingWindows};
+    let p: WindowParams = file.params()?;
+    let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;
+    let counts = bids_with(file, env, "q12", WatermarkStrategy::processing_time())?
+        .map(|b: Bid| b.bidder)
+        .key_by(|bidder: &i64| *bidder)
+        .window(TumblingWindows::of(size))
+        .aggregate(Count, |bidder: &i64, w: &TimeWindow, bid_count: u64| {
+            BidderWindow {
+                bidder: *bidder,
+                bid_count,
+                window_start: w.start,
+                window_end: w.end,
+            }
+        });
+    super::attach_sink(file, &counts);
     Ok(())
 }
