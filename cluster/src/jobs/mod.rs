@@ -50,6 +50,11 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         nexmark::q3,
     ),
     (
+        "nexmark.q4",
+        "Nexmark q4: average closing price per category, updated as auctions close",
+        nexmark::q4,
+    ),
+    (
         "nexmark.q5",
         "Nexmark q5: hot items, the auctions with the most bids per sliding window",
         nexmark::q5,

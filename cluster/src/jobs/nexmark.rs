@@ -3,7 +3,8 @@
 //! source connector and writes to the job file's sink.
 //!
 //! So far: q0 (pass-through), q1 (currency conversion), q2 (selection), q3
-//! (local item suggestion, a stream join), q5 (hot items), q7 (highest bid),
+//! (local item suggestion, a stream join), q4 (average price per category, an
+//! upsert stream), q5 (hot items), q7 (highest bid),
 //! q8 (monitor new users, a window join), q11 (user sessions) and q12
 //! (processing-time windows). The others follow in the
 //! Nexmark issue. Records are projected to the fields a query needs before they
@@ -21,6 +22,33 @@ fn bids(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Bid>, Job
     bids_with(file, env, query, strategy)
 }
 
+/// The events of the job file's `nexmark` source, with their time as `strategy` says.
+fn events_with(
+    file: &JobFile,
+    env: &StreamEnv,
+    query: &str,
+    strategy: WatermarkStrategy<Event>,
+) -> Result<Stream<Event>, JobFileError> {
+    let SourceSpec::Nexmark(config) = &file.source else {
+        return Err(file.invalid(
+            "source.connector",
+            format!("job `nexmark.{query}` reads Nexmark events: expected \"nexmark\""),
+        ));
+    };
+    Ok(env.source(
+        NexmarkSource {
+            config: config.clone(),
+        },
+        strategy,
+    ))
+}
+
+/// The events of the job file's `nexmark` source in event time.
+fn events(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Event>, JobFileError> {
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
+    events_with(file, env, query, strategy)
+}
+
 /// The bids of the job file's `nexmark` source, with their time as `strategy` says.
 fn bids_with(
     file: &JobFile,
@@ -28,23 +56,12 @@ fn bids_with(
     query: &str,
     strategy: WatermarkStrategy<Event>,
 ) -> Result<Stream<Bid>, JobFileError> {
-    let SourceSpec::Nexmark(config) = &file.source else {
-        return Err(file.invalid(
-            "source.connector",
-            format!("job `nexmark.{query}` reads Nexmark events: expected \"nexmark\""),
-        ));
-    };
-    Ok(env
-        .source(
-            NexmarkSource {
-                config: config.clone(),
-            },
-            strategy,
-        )
-        .flat_map(|event: Event| match event {
+    Ok(
+        events_with(file, env, query, strategy)?.flat_map(|event: Event| match event {
             Event::Bid(bid) => Some(bid),
             _ => None,
-        }))
+        }),
+    )
 }
 
 /// A bid without its channel and URL (q0 and q1).
@@ -278,19 +295,7 @@ fn persons_and_auctions(
     ),
     JobFileError,
 > {
-    let SourceSpec::Nexmark(config) = &file.source else {
-        return Err(file.invalid(
-            "source.connector",
-            format!("job `nexmark.{query}` reads Nexmark events: expected \"nexmark\""),
-        ));
-    };
-    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
-    let events = env.source(
-        NexmarkSource {
-            config: config.clone(),
-        },
-        strategy,
-    );
+    let events = events(file, env, query)?;
     let persons = events.flat_map(|e: Event| {
         if let Event::Person(p) = e {
             Some(p)
@@ -597,5 +602,150 @@ pub fn q12(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             }
         });
     super::attach_sink(file, &counts);
+    Ok(())
+}
+
+/// How long a bid waits for its auction before it is dropped.
+const EARLY_BID_HORIZON_MS: i64 = 60_000;
+
+/// An auction's closing price: its highest bid between its start and expiry.
+/// Keyed by auction id; bids that arrive before their auction wait for it.
+struct ClosingPrice {
+    /// (category, start, expires, highest valid price so far)
+    auction: sluice_engine::keyed_state::ValueState<i64, (i64, i64, i64, Option<i64>)>,
+    early_bids: sluice_engine::keyed_state::ListState<i64, (i64, i64)>,
+}
+
+impl
+    sluice_engine::operators::KeyedCoProcess<i64, (i64, i64, i64, i64), (i64, i64, i64), (i64, i64)>
+    for ClosingPrice
+{
+    fn process_first(
+        &mut self,
+        (_id, category, start, expires): (i64, i64, i64, i64),
+        ctx: &mut Ctx<'_, (i64, i64)>,
+    ) {
+        let mut best = None;
+        for (time, price) in self.early_bids.get(ctx) {
+            if time >= start && time <= expires {
+                best = best.max(Some(price));
+            }
+        }
+        self.early_bids.clear(ctx);
+        self.auction.update(ctx, (category, start, expires, best));
+        // The price is final once no bid inside the auction can arrive.
+        ctx.register_event_timer(expires);
+    }
+
+    fn process_second(
+        &mut self,
+        (_auction, price, time): (i64, i64, i64),
+        ctx: &mut Ctx<'_, (i64, i64)>,
+    ) {
+        match self.auction.value(ctx) {
+            Some((category, start, expires, best)) => {
+                if time >= start && time <= expires && best.is_none_or(|b| price > b) {
+                    self.auction
+                        .update(ctx, (category, start, expires, Some(price)));
+                }
+            }
+            None => {
+                self.early_bids.add(ctx, (time, price));
+                ctx.register_event_timer(time.saturating_add(EARLY_BID_HORIZON_MS));
+            }
+        }
+    }
+
+    fn on_timer(
+        &mut self,
+        time: i64,
+        _domain: sluice_engine::operators::TimeDomain,
+        ctx: &mut Ctx<'_, (i64, i64)>,
+    ) {
+        match self.auction.value(ctx) {
+            Some((category, _, expires, best)) if time == expires => {
+                if let Some(price) = best {
+                    ctx.collect((category, price));
+                }
+                self.auction.clear(ctx);
+            }
+            // The cleanup timer of early bids already folded into their auction.
+            Some(_) => {}
+            // Bids whose auction never came (ids run at most a few auctions
+            // ahead, so a minute of event time is far beyond any real wait).
+            None => self.early_bids.clear(ctx),
+        }
+    }
+}
+
+/// q4's output: a category's average closing price so far.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryAverage {
+    pub category: i64,
+    pub avg: i64,
+}
+
+/// Running average per category, emitted on every change (an upsert stream).
+struct AveragePerCategory {
+    totals: sluice_engine::keyed_state::ValueState<i64, (i64, i64)>,
+}
+
+impl sluice_engine::operators::KeyedProcess<i64, (i64, i64), CategoryAverage>
+    for AveragePerCategory
+{
+    fn process_element(
+        &mut self,
+        (category, price): (i64, i64),
+        ctx: &mut Ctx<'_, CategoryAverage>,
+    ) {
+        let (sum, count) = self.totals.value(ctx).unwrap_or((0, 0));
+        let (sum, count) = (sum + price, count + 1);
+        self.totals.update(ctx, (sum, count));
+        // AVG over BIGINT is a BIGINT in Flink SQL: the quotient, truncated.
+        ctx.collect(CategoryAverage {
+            category,
+            avg: sum / count,
+        });
+    }
+}
+
+/// Average price per category: the average of the closing prices of the
+/// auctions in each category, updated as auctions close.
+pub fn q4(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+    file.params::<NoParams>()?;
+    let events = events(file, env, "q4")?;
+    let auctions = events
+        .flat_map(|e: Event| {
+            if let Event::Auction(a) = e {
+                Some((a.id, a.category, a.date_time, a.expires))
+            } else {
+                None
+            }
+        })
+        .key_by(|a: &(i64, i64, i64, i64)| a.0);
+    let bids = events
+        .flat_map(|e: Event| {
+            if let Event::Bid(b) = e {
+                Some((b.auction, b.price, b.date_time))
+            } else {
+                None
+            }
+        })
+        .key_by(|b: &(i64, i64, i64)| b.0);
+    let closing = auctions
+        .connect(&bids)
+        .process(|state: &mut sluice_state::StateBackend| ClosingPrice {
+            auction: sluice_engine::keyed_state::ValueState::new(state, "q4/auction"),
+            early_bids: sluice_engine::keyed_state::ListState::new(state, "q4/early_bids"),
+        });
+    let averages =
+        closing
+            .key_by(|c: &(i64, i64)| c.0)
+            .process(
+                |state: &mut sluice_state::StateBackend| AveragePerCategory {
+                    totals: sluice_engine::keyed_state::ValueState::new(state, "q4/totals"),
+                },
+            );
+    super::attach_sink(file, &averages);
     Ok(())
 }
