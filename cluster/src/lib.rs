@@ -6,6 +6,7 @@
 //! starts, then the registered job it names ([`jobs`]) builds its pipeline on a
 //! [`StreamEnv`](sluice_engine::StreamEnv) and runs it.
 
+pub mod bench_nexmark;
 pub mod job_file;
 pub mod jobs;
 pub mod nexmark_generate;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice_cluster::{nexmark_generate, run};
+use sluice_cluster::{bench_nexmark, nexmark_generate, run};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +33,48 @@ enum Command {
         #[command(subcommand)]
         command: NexmarkCommand,
     },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Runs a Nexmark query as fast as possible into a blackhole and reports
+    /// throughput, CPU seconds and peak memory.
+    Nexmark {
+        /// The query, e.g. q5.
+        #[arg(long)]
+        query: String,
+        /// Number of events (accepts 10M, 500k).
+        #[arg(long, value_parser = parse_count, default_value = "10M")]
+        events: u64,
+        /// Shards (default: the available CPUs).
+        #[arg(long)]
+        shards: Option<u32>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Appends one JSON line per run to this file.
+        #[arg(long, default_value = "bench/results.jsonl")]
+        results: PathBuf,
+    },
+}
+
+/// `10M`, `500k`, `1000`.
+fn parse_count(text: &str) -> Result<u64, String> {
+    let (digits, factor) = match text.chars().last() {
+        Some('k' | 'K') => (&text[..text.len() - 1], 1_000),
+        Some('m' | 'M') => (&text[..text.len() - 1], 1_000_000),
+        Some('g' | 'G') => (&text[..text.len() - 1], 1_000_000_000),
+        _ => (text, 1),
+    };
+    digits
+        .replace('_', "")
+        .parse::<u64>()
+        .map(|n| n * factor)
+        .map_err(|_| format!("`{text}` is not a count (examples: 1000, 500k, 10M)"))
 }
 
 #[derive(Subcommand)]
@@ -101,6 +143,29 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(1)
+            }
+        },
+        Command::Bench {
+            command:
+                BenchCommand::Nexmark {
+                    query,
+                    events,
+                    shards,
+                    seed,
+                    results,
+                },
+        } => match bench_nexmark::run(&query, events, shards, seed) {
+            Ok(result) => {
+                print!("{}", bench_nexmark::table(&result));
+                if let Err(e) = bench_nexmark::append_json(&results, &result) {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
             }
         },
         Command::Jobs => {
