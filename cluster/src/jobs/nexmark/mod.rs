@@ -1,0 +1,139 @@
+//! The Nexmark queries, as registered jobs `nexmark.qN`, with the semantics of
+//! the Flink SQL definitions in the Nexmark repository. Each reads the `nexmark`
+//! source connector and writes to the job file's sink.
+//!
+//! So far: q0 (pass-through), q1 (currency conversion), q2 (selection), q3
+//! (local item suggestion, a stream join), q4 (average price per category, an
+//! upsert stream), q5 (hot items), q7 (highest bid),
+//! q8 (monitor new users, a window join), q11 (user sessions) and q12
+//! (processing-time windows). The others follow in the
+//! Nexmark issue. Records are projected to the fields a query needs before they
+//! cross a key exchange.
+
+mod q11;
+mod q12;
+mod q3;
+mod q4;
+mod q5;
+mod q7;
+mod q8;
+mod stateless;
+
+pub use q11::q11;
+pub use q12::q12;
+pub use q3::q3;
+pub use q4::q4;
+pub use q5::q5;
+pub use q7::q7;
+pub use q8::q8;
+pub use stateless::{dollars_to_euros, q0, q1, q2};
+
+use sluice_bench::nexmark::{Auction, Bid, Event, NexmarkSource, Person};
+use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
+
+use crate::job_file::{JobFile, JobFileError, SourceSpec};
+
+/// The context of the queries' keyed functions (all keyed by an `i64` id).
+type Ctx<'a, O> = sluice_engine::operators::ProcessContext<'a, i64, O>;
+
+/// The bids of the job file's `nexmark` source.
+fn bids(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Bid>, JobFileError> {
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
+    bids_with(file, env, query, strategy)
+}
+
+/// The events of the job file's `nexmark` source, with their time as `strategy` says.
+fn events_with(
+    file: &JobFile,
+    env: &StreamEnv,
+    query: &str,
+    strategy: WatermarkStrategy<Event>,
+) -> Result<Stream<Event>, JobFileError> {
+    let SourceSpec::Nexmark(config) = &file.source else {
+        return Err(file.invalid(
+            "source.connector",
+            format!("job `nexmark.{query}` reads Nexmark events: expected \"nexmark\""),
+        ));
+    };
+    Ok(env.source(
+        NexmarkSource {
+            config: config.clone(),
+        },
+        strategy,
+    ))
+}
+
+/// The events of the job file's `nexmark` source in event time.
+fn events(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Event>, JobFileError> {
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
+    events_with(file, env, query, strategy)
+}
+
+/// The bids of the job file's `nexmark` source, with their time as `strategy` says.
+fn bids_with(
+    file: &JobFile,
+    env: &StreamEnv,
+    query: &str,
+    strategy: WatermarkStrategy<Event>,
+) -> Result<Stream<Bid>, JobFileError> {
+    Ok(
+        events_with(file, env, query, strategy)?.flat_map(|event: Event| match event {
+            Event::Bid(bid) => Some(bid),
+            _ => None,
+        }),
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+/// Window sizes of the windowed queries, overridable in `[params]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowParams {
+    window_size_ms: Option<i64>,
+    window_slide_ms: Option<i64>,
+    session_gap_ms: Option<i64>,
+}
+
+impl WindowParams {
+    fn positive(
+        file: &JobFile,
+        field: &str,
+        value: Option<i64>,
+        default: i64,
+    ) -> Result<i64, JobFileError> {
+        match value.unwrap_or(default) {
+            v if v > 0 => Ok(v),
+            v => Err(file.invalid(
+                &format!("params.{field}"),
+                format!("is {v}, expected a positive number of ms"),
+            )),
+        }
+    }
+}
+
+/// The persons and auctions of the job file's `nexmark` source.
+fn persons_and_auctions(
+    file: &JobFile,
+    env: &StreamEnv,
+    query: &str,
+) -> Result<(Stream<Person>, Stream<Auction>), JobFileError> {
+    let events = events(file, env, query)?;
+    let persons = events.flat_map(|e: Event| {
+        if let Event::Person(p) = e {
+            Some(p)
+        } else {
+            None
+        }
+    });
+    let auctions = events.flat_map(|e: Event| {
+        if let Event::Auction(a) = e {
+            Some(a)
+        } else {
+            None
+        }
+    });
+    Ok((persons, auctions))
+}

@@ -1,0 +1,38 @@
+//! Nexmark q12: bids per bidder in processing-time tumbling windows.
+
+use serde::Serialize;
+use sluice_bench::nexmark::Bid;
+use sluice_engine::{StreamEnv, WatermarkStrategy};
+
+use super::{bids_with, WindowParams};
+use crate::job_file::{JobFile, JobFileError};
+
+/// q12's output: a bidder's bids in a processing-time window.
+#[derive(Debug, Clone, Serialize)]
+pub struct BidderWindow {
+    pub bidder: i64,
+    pub bid_count: u64,
+    pub window_start: i64,
+    pub window_end: i64,
+}
+
+/// Bids per bidder in 10 s tumbling windows of processing time.
+pub fn q12(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+    use sluice_engine::window::{Count, TimeWindow, TumblingWindows};
+    let p: WindowParams = file.params()?;
+    let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;
+    let counts = bids_with(file, env, "q12", WatermarkStrategy::processing_time())?
+        .map(|b: Bid| b.bidder)
+        .key_by(|bidder: &i64| *bidder)
+        .window(TumblingWindows::of(size))
+        .aggregate(Count, |bidder: &i64, w: &TimeWindow, bid_count: u64| {
+            BidderWindow {
+                bidder: *bidder,
+                bid_count,
+                window_start: w.start,
+                window_end: w.end,
+            }
+        });
+    crate::jobs::attach_sink(file, &counts);
+    Ok(())
+}

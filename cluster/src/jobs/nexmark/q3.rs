@@ -1,0 +1,81 @@
+//! Nexmark q3, local item suggestion: an unbounded stream join of auctions
+//! and their sellers.
+
+use serde::Serialize;
+use sluice_engine::StreamEnv;
+
+use super::{persons_and_auctions, Ctx, NoParams};
+use crate::job_file::{JobFile, JobFileError};
+
+/// q3's output.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalItem {
+    pub name: String,
+    pub city: String,
+    pub state: String,
+    pub id: i64,
+}
+
+/// Joins auctions to their sellers as both arrive (an unbounded inner join).
+struct SellerJoin {
+    person: sluice_engine::keyed_state::ValueState<i64, (String, String, String)>,
+    waiting: sluice_engine::keyed_state::ListState<i64, i64>,
+}
+
+impl
+    sluice_engine::operators::KeyedCoProcess<
+        i64,
+        (i64, i64),
+        (i64, String, String, String),
+        LocalItem,
+    > for SellerJoin
+{
+    fn process_first(&mut self, (_seller, auction): (i64, i64), ctx: &mut Ctx<'_, LocalItem>) {
+        match self.person.value(ctx) {
+            Some((name, city, state)) => ctx.collect(LocalItem {
+                name,
+                city,
+                state,
+                id: auction,
+            }),
+            None => self.waiting.add(ctx, auction),
+        }
+    }
+    fn process_second(
+        &mut self,
+        (_id, name, city, state): (i64, String, String, String),
+        ctx: &mut Ctx<'_, LocalItem>,
+    ) {
+        for auction in self.waiting.get(ctx) {
+            ctx.collect(LocalItem {
+                name: name.clone(),
+                city: city.clone(),
+                state: state.clone(),
+                id: auction,
+            });
+        }
+        self.waiting.clear(ctx);
+        self.person.update(ctx, (name, city, state));
+    }
+}
+
+/// Local item suggestion: auctions of category 10 by sellers in OR, ID or CA.
+pub fn q3(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+    file.params::<NoParams>()?;
+    let (persons, auctions) = persons_and_auctions(file, env, "q3")?;
+    let sellers = persons
+        .filter(|p: &sluice_bench::nexmark::Person| matches!(p.state.as_str(), "OR" | "ID" | "CA"))
+        .map(|p: sluice_bench::nexmark::Person| (p.id, p.name, p.city, p.state))
+        .key_by(|p: &(i64, String, String, String)| p.0);
+    let items = auctions
+        .filter(|a: &sluice_bench::nexmark::Auction| a.category == 10)
+        .map(|a: sluice_bench::nexmark::Auction| (a.seller, a.id))
+        .key_by(|a: &(i64, i64)| a.0)
+        .connect(&sellers)
+        .process(|state: &mut sluice_state::StateBackend| SellerJoin {
+            person: sluice_engine::keyed_state::ValueState::new(state, "q3/person"),
+            waiting: sluice_engine::keyed_state::ListState::new(state, "q3/waiting"),
+        });
+    crate::jobs::attach_sink(file, &items);
+    Ok(())
+}
