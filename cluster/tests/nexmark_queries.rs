@@ -29,6 +29,11 @@ fn bids() -> Vec<Bid> {
 
 /// Runs `query` on `shards` shards and returns its output lines as JSON values, sorted.
 fn run(query: &str, shards: u32, params: &str) -> Vec<Value> {
+    sorted(run_in_order(query, shards, params))
+}
+
+/// Runs `query` and returns its output lines in file order (per shard file).
+fn run_in_order(query: &str, shards: u32, params: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let job = dir.path().join("job.toml");
     std::fs::write(
@@ -49,7 +54,7 @@ fn run(query: &str, shards: u32, params: &str) -> Vec<Value> {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    sorted(read_lines(&dir.path().join("out")))
+    read_lines(&dir.path().join("out"))
 }
 
 fn read_lines(dir: &Path) -> Vec<Value> {
@@ -360,31 +365,6 @@ fn q12_counts_every_bid_once_in_processing_time_windows() {
     }
 }
 
-/// Runs `query` and returns its output lines in file order (per shard file).
-fn run_in_order(query: &str, shards: u32) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let job = dir.path().join("job.toml");
-    std::fs::write(
-        &job,
-        format!(
-            "job = \"nexmark.{query}\"\nshards = {shards}\n[source]\nconnector = \"nexmark\"\nevents = {EVENTS}\nseed = {SEED}\n\
-             [sink]\nconnector = \"file\"\npath = \"out\"\n"
-        ),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&job)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    read_lines(&dir.path().join("out"))
-}
-
 #[test]
 fn q4_averages_closing_prices_per_category() {
     let events = all_events();
@@ -412,7 +392,7 @@ fn q4_averages_closing_prices_per_category() {
     for shards in [1, 3] {
         // An upsert stream: the last row per category is its final average.
         let mut got: std::collections::BTreeMap<i64, i64> = Default::default();
-        for row in run_in_order("q4", shards) {
+        for row in run_in_order("q4", shards, "") {
             got.insert(
                 row["category"].as_i64().unwrap(),
                 row["avg"].as_i64().unwrap(),
