@@ -401,3 +401,40 @@ fn q4_averages_closing_prices_per_category() {
         assert_eq!(got, want, "{shards} shards");
     }
 }
+
+#[test]
+fn q9_finds_each_auctions_winning_bid() {
+    let events = all_events();
+    let bids: Vec<&Bid> = events
+        .iter()
+        .filter_map(|e| if let Event::Bid(b) = e { Some(b) } else { None })
+        .collect();
+    let mut want = Vec::new();
+    for e in &events {
+        let Event::Auction(a) = e else { continue };
+        let winner = bids
+            .iter()
+            .filter(|b| b.auction == a.id && b.date_time >= a.date_time && b.date_time <= a.expires)
+            .min_by(|x, y| {
+                (std::cmp::Reverse(x.price), x.date_time, x.bidder, &x.extra).cmp(&(
+                    std::cmp::Reverse(y.price),
+                    y.date_time,
+                    y.bidder,
+                    &y.extra,
+                ))
+            });
+        if let Some(b) = winner {
+            want.push(json!({
+                "id": a.id, "itemName": a.item_name, "description": a.description, "initialBid": a.initial_bid,
+                "reserve": a.reserve, "dateTime": a.date_time, "expires": a.expires, "seller": a.seller,
+                "category": a.category, "extra": a.extra, "auction": b.auction, "bidder": b.bidder,
+                "price": b.price, "bid_date_time": b.date_time, "bid_extra": b.extra,
+            }));
+        }
+    }
+    let want = sorted(want);
+    assert!(want.len() > 100, "{}", want.len());
+    for shards in [1, 3] {
+        assert_eq!(run("q9", shards, ""), want, "{shards} shards");
+    }
+}

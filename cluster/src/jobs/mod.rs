@@ -70,6 +70,11 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         nexmark::q8,
     ),
     (
+        "nexmark.q9",
+        "Nexmark q9: winning bids, every auction with its highest bid",
+        nexmark::q9,
+    ),
+    (
         "nexmark.q11",
         "Nexmark q11: user sessions, bids per bidder per session window",
         nexmark::q11,

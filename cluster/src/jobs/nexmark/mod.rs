@@ -5,7 +5,8 @@
 //! So far: q0 (pass-through), q1 (currency conversion), q2 (selection), q3
 //! (local item suggestion, a stream join), q4 (average price per category, an
 //! upsert stream), q5 (hot items), q7 (highest bid),
-//! q8 (monitor new users, a window join), q11 (user sessions) and q12
+//! q8 (monitor new users, a window join), q9 (winning bids), q11 (user
+//! sessions) and q12
 //! (processing-time windows). The others follow in the
 //! Nexmark issue. Records are projected to the fields a query needs before they
 //! cross a key exchange.
@@ -17,6 +18,7 @@ mod q4;
 mod q5;
 mod q7;
 mod q8;
+mod q9;
 mod stateless;
 
 pub use q11::q11;
@@ -26,6 +28,7 @@ pub use q4::q4;
 pub use q5::q5;
 pub use q7::q7;
 pub use q8::q8;
+pub use q9::q9;
 pub use stateless::{dollars_to_euros, q0, q1, q2};
 
 use sluice_bench::nexmark::{Auction, Bid, Event, NexmarkSource, Person};
