@@ -438,3 +438,47 @@ fn q9_finds_each_auctions_winning_bid() {
         assert_eq!(run("q9", shards, ""), want, "{shards} shards");
     }
 }
+
+#[test]
+fn q6_averages_each_sellers_last_ten_closing_prices() {
+    let events = all_events();
+    let bids: Vec<&Bid> = events
+        .iter()
+        .filter_map(|e| if let Event::Bid(b) = e { Some(b) } else { None })
+        .collect();
+    // Closings per seller: (closing time, auction, price of the winning bid).
+    let mut closings: std::collections::BTreeMap<i64, Vec<(i64, i64, i64)>> = Default::default();
+    for e in &events {
+        let Event::Auction(a) = e else { continue };
+        let price = bids
+            .iter()
+            .filter(|b| b.auction == a.id && b.date_time >= a.date_time && b.date_time <= a.expires)
+            .map(|b| b.price)
+            .max();
+        if let Some(price) = price {
+            closings
+                .entry(a.seller)
+                .or_default()
+                .push((a.expires, a.id, price));
+        }
+    }
+    let mut want = Vec::new();
+    for (seller, mut list) in closings {
+        list.sort();
+        let mut last: Vec<i64> = Vec::new();
+        for (_, _, price) in list {
+            if last.len() == 10 {
+                last.remove(0);
+            }
+            last.push(price);
+            want.push(
+                json!({"seller": seller, "avg": last.iter().sum::<i64>() / last.len() as i64}),
+            );
+        }
+    }
+    let want = sorted(want);
+    assert!(want.len() > 100);
+    for shards in [1, 3] {
+        assert_eq!(run("q6", shards, ""), want, "{shards} shards");
+    }
+}

@@ -60,6 +60,11 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         nexmark::q5,
     ),
     (
+        "nexmark.q6",
+        "Nexmark q6: average selling price by seller over their last 10 closed auctions",
+        nexmark::q6,
+    ),
+    (
         "nexmark.q7",
         "Nexmark q7: highest bid, the bids with the highest price of their tumbling window",
         nexmark::q7,

@@ -4,7 +4,8 @@
 //!
 //! So far: q0 (pass-through), q1 (currency conversion), q2 (selection), q3
 //! (local item suggestion, a stream join), q4 (average price per category, an
-//! upsert stream), q5 (hot items), q7 (highest bid),
+//! upsert stream), q5 (hot items), q6 (average selling price by seller), q7
+//! (highest bid),
 //! q8 (monitor new users, a window join), q9 (winning bids), q11 (user
 //! sessions) and q12
 //! (processing-time windows). The others follow in the
@@ -16,6 +17,7 @@ mod q12;
 mod q3;
 mod q4;
 mod q5;
+mod q6;
 mod q7;
 mod q8;
 mod q9;
@@ -26,6 +28,7 @@ pub use q12::q12;
 pub use q3::q3;
 pub use q4::q4;
 pub use q5::q5;
+pub use q6::q6;
 pub use q7::q7;
 pub use q8::q8;
 pub use q9::q9;

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use sluice_bench::nexmark::{Auction, Event};
-use sluice_engine::StreamEnv;
+use sluice_engine::{Stream, StreamEnv};
 
 use super::{events, Ctx, NoParams};
 use crate::job_file::{JobFile, JobFileError};
@@ -119,7 +119,19 @@ impl sluice_engine::operators::KeyedCoProcess<i64, Auction, WinnerBid, WinningBi
 /// Winning bids: every auction with its winning bid.
 pub fn q9(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     file.params::<NoParams>()?;
-    let events = events(file, env, "q9")?;
+    let winners = winning_bids(file, env, "q9")?;
+    crate::jobs::attach_sink(file, &winners);
+    Ok(())
+}
+
+/// The winning bids of the job file's `nexmark` source, each with the auction's
+/// expiry as its event time.
+pub(super) fn winning_bids(
+    file: &JobFile,
+    env: &StreamEnv,
+    query: &str,
+) -> Result<Stream<WinningBid>, JobFileError> {
+    let events = events(file, env, query)?;
     let auctions = events
         .flat_map(|e: Event| {
             if let Event::Auction(a) = e {
@@ -138,12 +150,10 @@ pub fn q9(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             }
         })
         .key_by(|b: &WinnerBid| b.0);
-    let winners = auctions
+    Ok(auctions
         .connect(&bids)
         .process(|state: &mut sluice_state::StateBackend| Winner {
             auction: sluice_engine::keyed_state::ValueState::new(state, "q9/auction"),
             early_bids: sluice_engine::keyed_state::ListState::new(state, "q9/early_bids"),
-        });
-    crate::jobs::attach_sink(file, &winners);
-    Ok(())
+        }))
 }
