@@ -1,6 +1,11 @@
 //! Nexmark q4, average price per category: closing prices of auctions
 //! (a keyed join of auctions and bids), averaged per category as an upsert
 //! stream.
+//!
+//! The join looks like q9's winning-bid join but carries only ids, times and
+//! prices: built on q9's full records instead, q4 measured 0.60 M events/s and
+//! 506 MiB peak against 1.01 M/s and 120 MiB (`sluice bench nexmark --query q4
+//! --events 5M`, 2 shards), so it keeps its own projected join.
 
 use serde::Serialize;
 use sluice_bench::nexmark::Event;
