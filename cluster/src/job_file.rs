@@ -507,6 +507,18 @@ impl JobFile {
         }
     }
 
+    /// `path` as given in this file: relative paths are relative to the file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.path
+                .parent()
+                .map(|dir| dir.join(path))
+                .unwrap_or_else(|| path.to_owned())
+        }
+    }
+
     /// The job's `[params]` as `T` (which should deny unknown fields).
     pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobFileError> {
         toml::Value::Table(self.params.clone())

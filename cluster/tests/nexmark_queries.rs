@@ -2,77 +2,12 @@
 //! independent plain implementation over the generator's events, for 1 and
 //! several shards (order-insensitive: these queries define no order).
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::{json, Value};
-use sluice_bench::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
+use sluice_bench::nexmark::{Bid, Event};
 
-const EVENTS: u64 = 100_000;
-const SEED: u64 = 21;
+mod support;
 
-fn bids() -> Vec<Bid> {
-    let mut generator = NexmarkGenerator::new(NexmarkConfig {
-        seed: SEED,
-        ..Default::default()
-    });
-    (0..EVENTS)
-        .filter_map(|n| {
-            if let Event::Bid(b) = generator.event(n) {
-                Some(b)
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
-/// Runs `query` on `shards` shards and returns its output lines as JSON values, sorted.
-fn run(query: &str, shards: u32, params: &str) -> Vec<Value> {
-    sorted(run_in_order(query, shards, params))
-}
-
-/// Runs `query` and returns its output lines in file order (per shard file).
-fn run_in_order(query: &str, shards: u32, params: &str) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let job = dir.path().join("job.toml");
-    std::fs::write(
-        &job,
-        format!(
-            "job = \"nexmark.{query}\"\nshards = {shards}\n[source]\nconnector = \"nexmark\"\nevents = {EVENTS}\nseed = {SEED}\n\
-             [sink]\nconnector = \"file\"\npath = \"out\"\n[params]\n{params}\n"
-        ),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&job)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    read_lines(&dir.path().join("out"))
-}
-
-fn read_lines(dir: &Path) -> Vec<Value> {
-    let mut values = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        values.extend(
-            text.lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
-        );
-    }
-    values
-}
-
-fn sorted(mut values: Vec<Value>) -> Vec<Value> {
-    values.sort_by_key(|v| v.to_string());
-    values
-}
+use support::{all_events, bids, run, run_in_order, sorted};
 
 #[test]
 fn q0_passes_every_bid_through() {
@@ -243,14 +178,6 @@ fn q11_counts_bids_per_bidder_session() {
             );
         }
     }
-}
-
-fn all_events() -> Vec<Event> {
-    let mut generator = NexmarkGenerator::new(NexmarkConfig {
-        seed: SEED,
-        ..Default::default()
-    });
-    (0..EVENTS).map(|n| generator.event(n)).collect()
 }
 
 #[test]

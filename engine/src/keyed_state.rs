@@ -39,6 +39,31 @@ impl<K: StateKey, V: StateValue + Clone> ValueState<K, V> {
         self.table
             .remove(ctx.current_group(), ctx.current_key(), &());
     }
+    /// Changes the key's value in place, starting from `V::default()` when it
+    /// has none, and returns what `f` returns (no copy of the value is made).
+    pub fn modify<R>(&mut self, ctx: &impl CurrentKey<K>, f: impl FnOnce(&mut V) -> R) -> R
+    where
+        V: Default,
+    {
+        let mut f = Some(f);
+        let mut result = None;
+        self.table
+            .update(ctx.current_group(), ctx.current_key(), &(), &mut |slot| {
+                let f = f.take().expect("one call");
+                match slot {
+                    Slot::Present(value) => {
+                        result = Some(f(value));
+                        SlotAction::Keep
+                    }
+                    Slot::Absent => {
+                        let mut value = V::default();
+                        result = Some(f(&mut value));
+                        SlotAction::Put(value)
+                    }
+                }
+            });
+        result.expect("the table calls back once")
+    }
 }
 
 /// A list of values per key.
@@ -115,6 +140,36 @@ impl<K: StateKey, MK: StateKey, V: StateValue + Clone> MapState<K, MK, V> {
                     }
                 }
             });
+    }
+    /// Changes the entry of `map_key` in place, starting from `V::default()`
+    /// when there is none, and returns what `f` returns.
+    pub fn modify<R>(
+        &mut self,
+        ctx: &impl CurrentKey<K>,
+        map_key: MK,
+        f: impl FnOnce(&mut V) -> R,
+    ) -> R
+    where
+        V: Default,
+    {
+        let mut entry = Some((map_key, f));
+        let mut result = None;
+        self.table
+            .update(ctx.current_group(), ctx.current_key(), &(), &mut |slot| {
+                let (mk, f) = entry.take().expect("one call");
+                match slot {
+                    Slot::Present(map) => {
+                        result = Some(f(map.entry(mk).or_default()));
+                        SlotAction::Keep
+                    }
+                    Slot::Absent => {
+                        let mut map = FastHashMap::default();
+                        result = Some(f(map.entry(mk).or_default()));
+                        SlotAction::Put(map)
+                    }
+                }
+            });
+        result.expect("the table calls back once")
     }
     pub fn remove(&mut self, ctx: &impl CurrentKey<K>, map_key: &MK) -> Option<V> {
         let mut removed = None;
@@ -227,5 +282,56 @@ impl<K: StateKey, T, A: AggregateFunction<T>> AggregatingState<K, T, A> {
     pub fn clear(&mut self, ctx: &impl CurrentKey<K>) {
         self.table
             .remove(ctx.current_group(), ctx.current_key(), &());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_state::{KeyGroup, KeyGroupRange, StateBackend, StateBackendKind};
+
+    use super::*;
+
+    struct At(u64);
+
+    impl CurrentKey<u64> for At {
+        fn current_key(&self) -> &u64 {
+            &self.0
+        }
+        fn current_group(&self) -> KeyGroup {
+            KeyGroup(0)
+        }
+    }
+
+    #[test]
+    fn modify_starts_from_the_default_and_changes_in_place() {
+        let mut backend =
+            StateBackend::new(StateBackendKind::Memory, KeyGroupRange { start: 0, end: 1 });
+        let mut state: ValueState<u64, Vec<u32>> = ValueState::new(&mut backend, "v");
+        let len = state.modify(&At(7), |v| {
+            v.push(1);
+            v.len()
+        });
+        assert_eq!(len, 1);
+        state.modify(&At(7), |v| v.push(2));
+        state.modify(&At(8), |v| v.push(3));
+        assert_eq!(state.value(&At(7)), Some(vec![1, 2]));
+        assert_eq!(state.value(&At(8)), Some(vec![3]));
+        state.clear(&At(7));
+        assert_eq!(state.value(&At(7)), None);
+    }
+
+    #[test]
+    fn map_modify_starts_from_the_default_per_map_key() {
+        let mut backend =
+            StateBackend::new(StateBackendKind::Memory, KeyGroupRange { start: 0, end: 1 });
+        let mut state: MapState<u64, u32, u8> = MapState::new(&mut backend, "m");
+        let before = state.modify(&At(1), 5, |mask| std::mem::replace(mask, *mask | 2));
+        assert_eq!(before, 0);
+        state.modify(&At(1), 5, |mask| *mask |= 4);
+        state.modify(&At(1), 6, |mask| *mask |= 1);
+        state.modify(&At(2), 5, |mask| *mask |= 8);
+        assert_eq!(state.get(&At(1), &5), Some(6));
+        assert_eq!(state.get(&At(1), &6), Some(1));
+        assert_eq!(state.get(&At(2), &5), Some(8));
     }
 }

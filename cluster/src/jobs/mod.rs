@@ -80,6 +80,11 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         nexmark::q9,
     ),
     (
+        "nexmark.q10",
+        "Nexmark q10: every bid logged to files partitioned by day and minute",
+        nexmark::q10,
+    ),
+    (
         "nexmark.q11",
         "Nexmark q11: user sessions, bids per bidder per session window",
         nexmark::q11,
@@ -88,6 +93,56 @@ pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
         "nexmark.q12",
         "Nexmark q12: bids per bidder in processing-time tumbling windows",
         nexmark::q12,
+    ),
+    (
+        "nexmark.q13",
+        "Nexmark q13: bids joined with a side table from a CSV file (`side_input`)",
+        nexmark::q13,
+    ),
+    (
+        "nexmark.q14",
+        "Nexmark q14: bids between 1M and 50M euros, with time of day and count_char",
+        nexmark::q14,
+    ),
+    (
+        "nexmark.q15",
+        "Nexmark q15: bids, bidders and auctions per day and price rank (upserts)",
+        nexmark::q15,
+    ),
+    (
+        "nexmark.q16",
+        "Nexmark q16: q15's statistics per channel and day (upserts)",
+        nexmark::q16,
+    ),
+    (
+        "nexmark.q17",
+        "Nexmark q17: bid counts and price statistics per auction and day (upserts)",
+        nexmark::q17,
+    ),
+    (
+        "nexmark.q18",
+        "Nexmark q18: each bidder's last bid on each auction (upserts)",
+        nexmark::q18,
+    ),
+    (
+        "nexmark.q19",
+        "Nexmark q19: the ten highest bids of each auction, ranked (upserts)",
+        nexmark::q19,
+    ),
+    (
+        "nexmark.q20",
+        "Nexmark q20: bids joined with their auction, for auctions of category 10",
+        nexmark::q20,
+    ),
+    (
+        "nexmark.q21",
+        "Nexmark q21: bids of known channels or with a channel_id, with that id",
+        nexmark::q21,
+    ),
+    (
+        "nexmark.q22",
+        "Nexmark q22: bids with the first three directories of their URL",
+        nexmark::q22,
     ),
 ];
 

@@ -9,12 +9,14 @@ mod collect;
 mod file_sink;
 mod file_source;
 mod generator;
+mod partitioned_file_sink;
 mod record_format;
 
 pub use collect::{CollectSink, Collected};
 pub use file_sink::{BlackholeSink, FileSink, StdoutSink};
 pub use file_source::{FileSource, FileSplit, SPLIT_BYTES_DEFAULT};
 pub use generator::{GeneratedEvent, GeneratorSource};
+pub use partitioned_file_sink::TimePartitionedFileSink;
 pub use record_format::{FormatError, RecordFormat};
 
 use crate::{Rec, SourceError};

@@ -1,0 +1,103 @@
+//! Helpers of the Nexmark query tests: the generator's events and running a
+//! query through the `sluice` binary.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use sluice_bench::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
+
+pub const EVENTS: u64 = 100_000;
+pub const SEED: u64 = 21;
+
+/// The bids of the query tests' source.
+pub fn bids() -> Vec<Bid> {
+    bids_of(&all_events())
+}
+
+/// Runs `query` on `shards` shards and returns its output lines as JSON values, sorted.
+pub fn run(query: &str, shards: u32, params: &str) -> Vec<Value> {
+    sorted(run_in_order(query, shards, params))
+}
+
+/// Runs `query` and returns its output lines in file order (per shard file).
+pub fn run_in_order(query: &str, shards: u32, params: &str) -> Vec<Value> {
+    read_lines(&run_job(query, shards, "", params).path().join("out"))
+}
+
+/// Runs `query` with `events_per_second` of event time; output lines in file order.
+pub fn run_at_rate(query: &str, shards: u32, events_per_second: u64, params: &str) -> Vec<Value> {
+    let source = format!("events_per_second = {events_per_second}");
+    read_lines(&run_job(query, shards, &source, params).path().join("out"))
+}
+
+/// Writes a job file for `query` (with `source` added to the source table) and
+/// runs it; returns the directory with the job file and its `out` directory.
+pub fn run_job(query: &str, shards: u32, source: &str, params: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "job = \"nexmark.{query}\"\nshards = {shards}\n[source]\nconnector = \"nexmark\"\nevents = {EVENTS}\nseed = {SEED}\n{source}\n\
+             [sink]\nconnector = \"file\"\npath = \"out\"\n[params]\n{params}\n"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dir
+}
+
+pub fn read_lines(dir: &Path) -> Vec<Value> {
+    let mut values = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        values.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+    }
+    values
+}
+
+pub fn sorted(mut values: Vec<Value>) -> Vec<Value> {
+    values.sort_by_key(|v| v.to_string());
+    values
+}
+
+/// The events of the query tests' source.
+pub fn all_events() -> Vec<Event> {
+    events_at_rate(NexmarkConfig::default().first_event_rate)
+}
+
+/// The events of the query tests' source with `events_per_second` of event time.
+pub fn events_at_rate(events_per_second: u64) -> Vec<Event> {
+    let mut generator = NexmarkGenerator::new(NexmarkConfig {
+        seed: SEED,
+        first_event_rate: events_per_second,
+        ..Default::default()
+    });
+    (0..EVENTS).map(|n| generator.event(n)).collect()
+}
+
+/// The bids among `events`.
+pub fn bids_of(events: &[Event]) -> Vec<Bid> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bid(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect()
+}
