@@ -1,45 +1,96 @@
-//! `sluice bench nexmark`: runs a Nexmark query as fast as possible on the
-//! in-process generator into a blackhole, and reports throughput (in total and
-//! per shard), CPU seconds and peak resident memory — as a table on stdout and
-//! as one JSON line appended to a results file.
+//! `sluice bench nexmark`: runs a Nexmark query on the in-process generator
+//! and reports what it measured — as a table on stdout and as one JSON line
+//! appended to a results file.
 //!
-//! Throughput mode only, so far; the latency mode (open-loop offered rate,
-//! percentiles), plots and the peers come with the rest of the Nexmark issue.
+//! - Throughput mode (no `--rate`): events as fast as possible into a
+//!   blackhole; events/s in total and per shard, CPU seconds, peak resident
+//!   memory.
+//! - Latency mode (`--rate R`): open loop. Event time runs at R events/s from a
+//!   moment just ahead of now, and each event is offered when the wall clock
+//!   reaches its event time (the generator's occasional delays are off, so
+//!   the watermark trails by nothing but the 1 ms tick). Every result's latency
+//!   is its emit time minus the moment what it depends on was offered (see
+//!   [`crate::latency_sink`]); percentiles come from an HDR histogram.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice_bench::nexmark::NexmarkConfig;
+use sluice_bench::nexmark::{unix_nanos, NexmarkConfig};
 use sluice_engine::StreamEnv;
 
 use crate::job_file::{EventTimeSpec, JobFile, SinkSpec, SourceSpec};
 use crate::jobs;
+use crate::latency_sink::{LatencyRecord, LatencySink};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchSpec {
+    pub query: String,
+    pub events: u64,
+    pub shards: Option<u32>,
+    pub seed: u64,
+    /// Offered events/s (latency mode); `None`: as fast as possible.
+    pub rate: Option<u64>,
+    /// The job's `[params]`.
+    pub params: toml::Table,
+}
+
+/// Latency percentiles of one run, in µs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LatencyFigures {
+    pub results: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p99_9_us: u64,
+    pub p99_99_us: u64,
+    pub max_us: u64,
+    /// Results stamped before what they depend on (should be 0).
+    pub early: u64,
+    /// Results fired by the end of the input, left out of the percentiles.
+    pub at_input_end: u64,
+    /// How long the offered schedule was (events / rate), against `elapsed_s`.
+    pub scheduled_s: f64,
+}
 
 /// What one run measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchResult {
     pub query: String,
+    pub mode: &'static str,
     pub events: u64,
     pub shards: u32,
     pub seed: u64,
+    pub rate: Option<u64>,
     pub elapsed_s: f64,
     pub events_per_s: f64,
     pub events_per_s_per_shard: f64,
     pub cpu_s: f64,
     pub peak_rss_mib: f64,
     pub records_out: u64,
+    pub latency: Option<LatencyFigures>,
     pub commit: String,
     pub machine: String,
+    /// Per second of a latency run: (results, p50 µs, p99 µs, max µs); for
+    /// plots, not written to the JSON line.
+    #[serde(skip)]
+    pub seconds: Vec<(u64, u64, u64, u64)>,
+}
+
+/// Whether a query's results are fired by the watermark (windows, expiry
+/// timers) rather than by the arrival of an event: they depend on the first
+/// event past their timestamp.
+fn fired_by_watermark(query: &str) -> bool {
+    matches!(
+        query,
+        "q4" | "q5" | "q6" | "q7" | "q8" | "q9" | "q11" | "q12"
+    )
 }
 
 /// Runs `nexmark.<query>` and returns what it measured.
-pub fn run(
-    query: &str,
-    events: u64,
-    shards: Option<u32>,
-    seed: u64,
-) -> Result<BenchResult, String> {
+pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
+    let query = spec.query.as_str();
     let name = format!("nexmark.{query}");
     let build = jobs::find(&name).ok_or_else(|| {
         let known: Vec<&str> = jobs::REGISTRY
@@ -55,59 +106,176 @@ pub fn run(
         progress_interval: Some(Duration::from_secs(1)),
         ..Default::default()
     };
-    if let Some(shards) = shards {
+    if let Some(shards) = spec.shards {
         config.shards = shards;
         config.max_parallelism = config.max_parallelism.max(shards);
     }
     config.validate()?;
-    let nexmark = NexmarkConfig {
-        seed,
-        events: Some(events),
+    let mut nexmark = NexmarkConfig {
+        seed: spec.seed,
+        events: Some(spec.events),
         partitions: config.shards.max(8),
         ..Default::default()
     };
+    let latency_sink = match spec.rate {
+        Some(0) => return Err("--rate is 0, expected at least 1 event/s".into()),
+        Some(rate) => {
+            nexmark.first_event_rate = rate;
+            nexmark.release_at_event_time = true;
+            nexmark.prob_delayed_event = 0.0;
+            // Start on the next whole second, a moment ahead, so every shard is
+            // running when the first tick is offered.
+            let now_ms = (unix_nanos() / 1_000_000) as i64;
+            nexmark.base_time_ms = (now_ms / 1000 + 1) * 1000 + 500;
+            let last_event_ms = nexmark.timestamp_for_event(spec.events.saturating_sub(1));
+            Some(LatencySink::new(
+                i64::from(fired_by_watermark(query)),
+                last_event_ms,
+            ))
+        }
+        None => None,
+    };
+    let mut params = spec.params.clone();
+    let side_input = side_input_for(query, &mut params)?;
     let file = JobFile {
         path: PathBuf::from(format!("<sluice bench nexmark --query {query}>")),
         job: name,
         event_time: EventTimeSpec {
             processing_time: false,
-            out_of_orderness_ms: nexmark.occasional_delay_ms,
+            out_of_orderness_ms: if spec.rate.is_some() {
+                0
+            } else {
+                nexmark.occasional_delay_ms
+            },
             idle_timeout: None,
         },
-        source: SourceSpec::Nexmark(nexmark),
-        sink: SinkSpec::Blackhole,
-        params: toml::Table::new(),
+        source: SourceSpec::Nexmark(nexmark.clone()),
+        sink: match &latency_sink {
+            Some(sink) => SinkSpec::Latency(sink.clone()),
+            None => SinkSpec::Blackhole,
+        },
+        params,
         config: config.clone(),
     };
     let env = StreamEnv::new(config);
     build(&file, &env).map_err(|e| e.to_string())?;
     let cpu_before = cpu_seconds();
     let report = env.execute().map_err(|e| e.to_string())?;
+    drop(side_input);
     let elapsed_s = report.elapsed.as_secs_f64();
-    let events_per_s = events as f64 / elapsed_s.max(1e-9);
+    let events_per_s = spec.events as f64 / elapsed_s.max(1e-9);
+    let (latency, seconds) = match (&latency_sink, spec.rate) {
+        (Some(sink), Some(rate)) => {
+            let record = sink.record();
+            let figures = latency_figures(&record, spec.events as f64 / rate as f64);
+            (Some(figures), per_second(&record))
+        }
+        _ => (None, Vec::new()),
+    };
     Ok(BenchResult {
         query: query.to_owned(),
-        events,
+        mode: if spec.rate.is_some() {
+            "latency"
+        } else {
+            "throughput"
+        },
+        events: spec.events,
         shards: report.shards,
-        seed,
+        seed: spec.seed,
+        rate: spec.rate,
         elapsed_s,
         events_per_s,
         events_per_s_per_shard: events_per_s / report.shards as f64,
         cpu_s: cpu_seconds() - cpu_before,
         peak_rss_mib: proc_status_kib("VmHWM") as f64 / 1024.0,
         records_out: report.totals.records_out,
+        latency,
         commit: git_commit(),
         machine: machine(),
+        seconds,
     })
+}
+
+/// q13 needs a side table: unless `side_input` is given, a standard one (keys
+/// 0..10,000) is written to a temporary file that lives as long as the result.
+fn side_input_for(
+    query: &str,
+    params: &mut toml::Table,
+) -> Result<Option<tempfile::NamedTempFile>, String> {
+    if query != "q13" || params.contains_key("side_input") {
+        return Ok(None);
+    }
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| format!("side input: {e}"))?;
+    let mut text = String::with_capacity(200_000);
+    for key in 0..10_000 {
+        text.push_str(&format!("{key},value-{key}\n"));
+    }
+    file.write_all(text.as_bytes())
+        .map_err(|e| format!("side input {}: {e}", file.path().display()))?;
+    params.insert(
+        "side_input".into(),
+        toml::Value::String(file.path().display().to_string()),
+    );
+    Ok(Some(file))
+}
+
+fn latency_figures(record: &LatencyRecord, scheduled_s: f64) -> LatencyFigures {
+    let h = &record.latency_us;
+    LatencyFigures {
+        results: h.len(),
+        p50_us: h.value_at_quantile(0.5),
+        p90_us: h.value_at_quantile(0.9),
+        p99_us: h.value_at_quantile(0.99),
+        p99_9_us: h.value_at_quantile(0.999),
+        p99_99_us: h.value_at_quantile(0.9999),
+        max_us: h.max(),
+        early: record.early,
+        at_input_end: record.at_input_end,
+        scheduled_s,
+    }
+}
+
+fn per_second(record: &LatencyRecord) -> Vec<(u64, u64, u64, u64)> {
+    record
+        .seconds
+        .iter()
+        .map(|s| {
+            let h = &s.latency_us;
+            (
+                s.results,
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.max(),
+            )
+        })
+        .collect()
 }
 
 /// The result as a table.
 pub fn table(r: &BenchResult) -> String {
-    format!(
+    let mut out = format!(
         "query   events      shards  seconds  events/s      per shard     CPU s   peak RSS MiB  results\n\
          {:<7} {:<11} {:<7} {:<8.3} {:<13.0} {:<13.0} {:<7.2} {:<13.1} {}\n",
         r.query, r.events, r.shards, r.elapsed_s, r.events_per_s, r.events_per_s_per_shard, r.cpu_s, r.peak_rss_mib, r.records_out
-    )
+    );
+    if let (Some(l), Some(rate)) = (&r.latency, r.rate) {
+        let ms = |us: u64| us as f64 / 1000.0;
+        out.push_str(&format!(
+            "latency at {rate} events/s offered ({:.1} s scheduled, {:.1} s taken), ms:\n\
+             p50      p90      p99      p99.9    p99.99   max      early\n\
+             {:<8.3} {:<8.3} {:<8.3} {:<8.3} {:<8.3} {:<8.3} {}\n",
+            l.scheduled_s,
+            r.elapsed_s,
+            ms(l.p50_us),
+            ms(l.p90_us),
+            ms(l.p99_us),
+            ms(l.p99_9_us),
+            ms(l.p99_99_us),
+            ms(l.max_us),
+            l.early
+        ));
+    }
+    out
 }
 
 /// Appends the result as one JSON line to `path`.

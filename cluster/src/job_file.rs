@@ -135,6 +135,9 @@ pub enum SinkSpec {
         format: RecordFormat,
     },
     Blackhole,
+    /// Measures each result's latency (`sluice bench nexmark --rate`; job
+    /// files cannot name it).
+    Latency(crate::latency_sink::LatencySink),
 }
 
 /// A parsed, validated job file.

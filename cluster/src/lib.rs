@@ -9,5 +9,6 @@
 pub mod bench_nexmark;
 pub mod job_file;
 pub mod jobs;
+pub mod latency_sink;
 pub mod nexmark_generate;
 pub mod run;

@@ -42,8 +42,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Runs a Nexmark query as fast as possible into a blackhole and reports
-    /// throughput, CPU seconds and peak memory.
+    /// Runs a Nexmark query and reports throughput, CPU seconds and peak
+    /// memory; with `--rate`, offers events on a wall-clock schedule and
+    /// reports latency percentiles.
     Nexmark {
         /// The query, e.g. q5.
         #[arg(long)]
@@ -56,10 +57,28 @@ enum BenchCommand {
         shards: Option<u32>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Latency mode: offer this many events per second (accepts 1M, 500k).
+        #[arg(long, value_parser = parse_count)]
+        rate: Option<u64>,
+        /// A job parameter, `name=value` (value in TOML: 5000, "text").
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, toml::Value)>,
         /// Appends one JSON line per run to this file.
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
     },
+}
+
+/// `name=value`, the value in TOML (a bare word is taken as a string).
+fn parse_param(text: &str) -> Result<(String, toml::Value), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected name=value, found {text:?}"))?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    Ok((name.trim().to_owned(), value))
 }
 
 /// `10M`, `500k`, `1000`.
@@ -152,9 +171,18 @@ fn main() -> ExitCode {
                     events,
                     shards,
                     seed,
+                    rate,
+                    params,
                     results,
                 },
-        } => match bench_nexmark::run(&query, events, shards, seed) {
+        } => match bench_nexmark::run(&bench_nexmark::BenchSpec {
+            query,
+            events,
+            shards,
+            seed,
+            rate,
+            params: params.into_iter().collect(),
+        }) {
             Ok(result) => {
                 print!("{}", bench_nexmark::table(&result));
                 if let Err(e) = bench_nexmark::append_json(&results, &result) {

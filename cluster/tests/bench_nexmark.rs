@@ -71,3 +71,68 @@ fn an_unknown_query_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn latency_mode_offers_events_on_a_schedule_and_reports_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    // q5: results fired by the watermark; q13: event-driven, with the bench's
+    // default side table.
+    // q5 in windows of 200 ms sliding by 100 ms, so many close within the run.
+    for (query, params) in [
+        (
+            "q5",
+            &[
+                "--param",
+                "window_size_ms=200",
+                "--param",
+                "window_slide_ms=100",
+            ][..],
+        ),
+        ("q13", &[][..]),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["bench", "nexmark", "--query", query, "--events", "200k"])
+            .args(params)
+            .args(["--shards", "2", "--rate", "100k", "--results"])
+            .arg(&results)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("p99.99") && stdout.contains("100000 events/s offered"),
+            "{stdout}"
+        );
+    }
+    let text = std::fs::read_to_string(&results).unwrap();
+    for line in text.lines() {
+        let run: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(run["mode"], "latency", "{run}");
+        let latency = &run["latency"];
+        let results = latency["results"].as_u64().unwrap();
+        let at_end = latency["at_input_end"].as_u64().unwrap();
+        assert!(results > 10, "{run}");
+        assert_eq!(
+            results + at_end,
+            run["records_out"].as_u64().unwrap(),
+            "{run}"
+        );
+        assert_eq!(
+            latency["early"], 0,
+            "nothing before what it depends on: {run}"
+        );
+        let p = |name: &str| latency[name].as_u64().unwrap();
+        assert!(
+            p("p50_us") <= p("p99_us") && p("p99_us") <= p("max_us"),
+            "{run}"
+        );
+        // 2 s of schedule: nothing can have waited longer than the run.
+        assert!(p("max_us") < 10_000_000, "{run}");
+        assert!(run["elapsed_s"].as_f64().unwrap() >= 2.0, "{run}");
+    }
+}

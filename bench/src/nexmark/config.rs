@@ -36,6 +36,12 @@ pub struct NexmarkConfig {
     /// Wall-clock release rate over all partitions (events/s); `None`: as fast
     /// as possible.
     pub rate: Option<u64>,
+    /// Release each event when the wall clock (Unix ms) reaches its event time
+    /// instead of as fast as possible or at `rate`: with `base_time_ms` set to
+    /// a moment just ahead and `first_event_rate` to the offered rate, events
+    /// are offered on a fixed wall-clock schedule in 1 ms ticks, and a result's
+    /// timestamp tells when what it depends on was offered (latency mode).
+    pub release_at_event_time: bool,
 }
 
 impl Default for NexmarkConfig {
@@ -61,6 +67,7 @@ impl Default for NexmarkConfig {
             occasional_delay_ms: 3_000,
             partitions: 8,
             rate: None,
+            release_at_event_time: false,
         }
     }
 }

@@ -13,7 +13,7 @@
 //! and a bid's bidder gets `FIRST_PERSON_ID` added once (the reference adds it
 //! twice, so its hot bidders never match a person).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sluice_engine::connectors::{Source, SourcePoll, SourceReader};
 use sluice_engine::{Rec, SourceError};
@@ -334,6 +334,15 @@ impl NexmarkGenerator {
     }
 }
 
+/// Nanoseconds since the Unix epoch by the system clock (the clock the
+/// engine's processing time and the latency sink read too).
+pub fn unix_nanos() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
 /// The generator as a partitioned source: partition `p` of `P` produces the
 /// events `n ≡ p (mod P)` in increasing `n`.
 #[derive(Debug, Clone)]
@@ -347,6 +356,8 @@ struct NexmarkReader {
     step: u64,
     produced: u64,
     started: Option<Instant>,
+    /// When a paced reader's next event is due.
+    ready_at: Option<Instant>,
 }
 
 impl SourceReader<Event> for NexmarkReader {
@@ -354,7 +365,26 @@ impl SourceReader<Event> for NexmarkReader {
         let config = self.generator.config();
         let (events, rate) = (config.events, config.rate);
         let mut allowed = max as u64;
-        if let Some(rate) = rate {
+        self.ready_at = None;
+        if config.release_at_event_time {
+            // Events whose time has come, in 1 ms ticks of the wall clock.
+            let now_ms = (unix_nanos() / 1_000_000) as i64;
+            let mut due = 0;
+            let mut n = self.next;
+            while due < allowed
+                && events.is_none_or(|total| n < total)
+                && config.timestamp_for_event(n) <= now_ms
+            {
+                due += 1;
+                n += self.step;
+            }
+            if due == 0 && events.is_none_or(|total| n < total) {
+                let wait_ns = config.timestamp_for_event(n) as i128 * 1_000_000 - unix_nanos();
+                self.ready_at = Some(Instant::now() + Duration::from_nanos(wait_ns.max(0) as u64));
+                return Ok(SourcePoll::Pending);
+            }
+            allowed = due;
+        } else if let Some(rate) = rate {
             let started = *self.started.get_or_insert_with(Instant::now);
             let per_partition = rate as f64 / self.step as f64;
             let due = (started.elapsed().as_secs_f64() * per_partition) as u64 + 1;
@@ -385,6 +415,10 @@ impl SourceReader<Event> for NexmarkReader {
     fn position(&self) -> u64 {
         self.produced
     }
+
+    fn ready_at(&self) -> Option<Instant> {
+        self.ready_at
+    }
 }
 
 impl Source<Event> for NexmarkSource {
@@ -399,6 +433,7 @@ impl Source<Event> for NexmarkSource {
             step: self.config.partitions as u64,
             produced: 0,
             started: None,
+            ready_at: None,
         }))
     }
 }

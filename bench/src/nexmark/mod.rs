@@ -11,7 +11,7 @@ mod generator;
 mod model;
 
 pub use config::NexmarkConfig;
-pub use generator::{NexmarkGenerator, NexmarkSource};
+pub use generator::{unix_nanos, NexmarkGenerator, NexmarkSource};
 pub use model::{Auction, Bid, Event, Person};
 
 #[cfg(test)]

@@ -200,3 +200,48 @@ fn partitions_split_the_events_with_no_coordination() {
         .collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn paced_events_are_released_when_the_clock_reaches_their_time() {
+    let now_ms = || (unix_nanos() / 1_000_000) as i64;
+    let config = NexmarkConfig {
+        events: Some(200),
+        partitions: 1,
+        first_event_rate: 10_000,
+        base_time_ms: now_ms() + 30,
+        prob_delayed_event: 0.0,
+        release_at_event_time: true,
+        ..Default::default()
+    };
+    let mut reader = NexmarkSource { config }.open(0).unwrap();
+    let mut out = Vec::new();
+    // Nothing is due before the base time; the reader says when it will be.
+    assert_eq!(reader.poll(&mut out, 1000).unwrap(), SourcePoll::Pending);
+    assert!(out.is_empty());
+    let wait = reader
+        .ready_at()
+        .expect("a paced reader knows when it is due")
+        .saturating_duration_since(std::time::Instant::now());
+    assert!(wait <= std::time::Duration::from_millis(31), "{wait:?}");
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        assert!(polls < 100_000, "the 20 ms schedule never ended");
+        let before = out.len();
+        let polled = reader.poll(&mut out, 1000).unwrap();
+        // Every released event's time has come.
+        let released_by = now_ms();
+        assert!(out[before..].iter().all(|r| r.ts <= released_by));
+        match polled {
+            SourcePoll::End => break,
+            SourcePoll::Pending => {
+                let at = reader.ready_at().unwrap();
+                std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+            }
+            SourcePoll::Ready => {}
+        }
+    }
+    assert_eq!(out.len(), 200);
+    // 10 events per ms of event time: released in ticks, not all at once.
+    assert!(polls > 5, "{polls} polls");
+}

@@ -163,5 +163,6 @@ pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &S
             format: *format,
         }),
         SinkSpec::Blackhole => stream.sink(BlackholeSink),
+        SinkSpec::Latency(sink) => stream.sink(sink.clone()),
     }
 }

@@ -38,6 +38,12 @@ pub trait SourceReader<T> {
     fn poll(&mut self, out: &mut Vec<Rec<T>>, max: usize) -> Result<SourcePoll, SourceError>;
     /// The position to resume from (records or bytes, as the source defines).
     fn position(&self) -> u64;
+    /// After `poll` said `Pending`: when the reader knows its next records are
+    /// due (a paced source), so the shard sleeps exactly until then instead of
+    /// backing off.
+    fn ready_at(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// A partitioned source of records of type `T`.

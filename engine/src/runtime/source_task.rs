@@ -188,8 +188,21 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
             // those shards blocked on full channels meanwhile.
             glommio::executor().yield_task_queue_now().await;
         } else if !combiner.all_ended() {
-            glommio::timer::sleep(pause).await;
-            pause = (pause * 2).min(PENDING_PAUSE_MAX);
+            // A paced reader says when its next records are due: wake then.
+            let now = Instant::now();
+            let due = partitions
+                .iter()
+                .filter(|p| !p.ended)
+                .filter_map(|p| p.reader.ready_at())
+                .min()
+                .map(|at| at.saturating_duration_since(now));
+            match due {
+                Some(wait) if wait <= pause => glommio::timer::sleep(wait).await,
+                _ => {
+                    glommio::timer::sleep(pause).await;
+                    pause = (pause * 2).min(PENDING_PAUSE_MAX);
+                }
+            }
         }
     }
     if combiner.current() != i64::MAX {

@@ -1,0 +1,201 @@
+//! The sink of `sluice bench nexmark --rate`: records, for every result, the
+//! time from when what it depends on was offered to when it reached the sink,
+//! in an HDR histogram per shard (and one per second of the run, for the
+//! latency-over-time series).
+//!
+//! In latency mode the source offers each event when the wall clock reaches
+//! its event time (1 ms ticks), so a result's timestamp names the tick that
+//! made it possible: an event-driven result depends on the event it carries the
+//! time of (offered at `ts`); a result fired by the watermark at `ts` (a window
+//! end minus one, an expiry timer) depends on the first event past `ts`, which
+//! is offered at `ts + 1`. That offset is the query's `dependency_offset_ms`.
+//! Emit times are read once per batch with the same system clock the source
+//! paces by. A source that falls behind its schedule still stamps the events
+//! with their scheduled times, so a stall shows up as latency (no coordinated
+//! omission).
+//!
+//! Results whose dependency lies past the last scheduled event (windows that
+//! only the end of a bounded input closes) measure the end of the input, not
+//! the engine: they are counted apart and left out of the percentiles.
+//!
+//! Writers run on their shard; they hand their histograms over when the
+//! stream ends.
+
+use std::sync::{Arc, Mutex};
+
+use hdrhistogram::Histogram;
+use sluice_bench::nexmark::unix_nanos;
+use sluice_engine::connectors::{Sink, SinkWriter};
+use sluice_engine::Rec;
+
+/// Latencies are recorded in µs, from 1 µs to an hour, to 3 significant digits.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+fn histogram(digits: u8) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, digits).expect("valid histogram bounds")
+}
+
+/// One second of the run: results and their latencies.
+#[derive(Debug, Clone)]
+pub struct SecondOfRun {
+    pub results: u64,
+    pub latency_us: Histogram<u64>,
+}
+
+/// What every shard recorded, merged.
+#[derive(Debug, Clone)]
+pub struct LatencyRecord {
+    pub latency_us: Histogram<u64>,
+    /// By second since the sink was created.
+    pub seconds: Vec<SecondOfRun>,
+    /// Results that arrived before the moment they depend on (a wrong offset
+    /// or clock); recorded as 1 µs and counted here so they cannot hide.
+    pub early: u64,
+    /// Results fired by the end of the input (not in the histograms).
+    pub at_input_end: u64,
+}
+
+impl LatencyRecord {
+    fn empty() -> Self {
+        LatencyRecord {
+            latency_us: histogram(3),
+            seconds: Vec::new(),
+            early: 0,
+            at_input_end: 0,
+        }
+    }
+
+    fn merge(&mut self, other: &LatencyRecord) {
+        self.latency_us
+            .add(&other.latency_us)
+            .expect("histograms of equal bounds");
+        for (i, second) in other.seconds.iter().enumerate() {
+            if self.seconds.len() <= i {
+                self.seconds.push(SecondOfRun {
+                    results: 0,
+                    latency_us: histogram(2),
+                });
+            }
+            self.seconds[i].results += second.results;
+            self.seconds[i]
+                .latency_us
+                .add(&second.latency_us)
+                .expect("histograms of equal bounds");
+        }
+        self.early += other.early;
+        self.at_input_end += other.at_input_end;
+    }
+}
+
+/// A sink that measures latency; clones share what they record.
+#[derive(Debug, Clone)]
+pub struct LatencySink {
+    dependency_offset_ms: i64,
+    last_event_ms: i64,
+    started_ns: i128,
+    merged: Arc<Mutex<LatencyRecord>>,
+}
+
+impl LatencySink {
+    /// `last_event_ms`: the time of the last scheduled event.
+    pub fn new(dependency_offset_ms: i64, last_event_ms: i64) -> Self {
+        LatencySink {
+            dependency_offset_ms,
+            last_event_ms,
+            started_ns: unix_nanos(),
+            merged: Arc::new(Mutex::new(LatencyRecord::empty())),
+        }
+    }
+
+    /// What the shards recorded (complete once the job has ended).
+    pub fn record(&self) -> LatencyRecord {
+        self.merged.lock().expect("latency record lock").clone()
+    }
+}
+
+struct LatencyWriter {
+    sink: LatencySink,
+    own: LatencyRecord,
+}
+
+impl<T> SinkWriter<T> for LatencyWriter {
+    fn write(&mut self, batch: &[Rec<T>]) -> Result<(), String> {
+        let now_ns = unix_nanos();
+        let second = ((now_ns - self.sink.started_ns).max(0) / 1_000_000_000) as usize;
+        while self.own.seconds.len() <= second {
+            self.own.seconds.push(SecondOfRun {
+                results: 0,
+                latency_us: histogram(2),
+            });
+        }
+        let this_second = &mut self.own.seconds[second];
+        this_second.results += batch.len() as u64;
+        for r in batch {
+            let depends_ms = r.ts.saturating_add(self.sink.dependency_offset_ms);
+            if depends_ms > self.sink.last_event_ms {
+                self.own.at_input_end += 1;
+                continue;
+            }
+            let depends_ns = i128::from(depends_ms) * 1_000_000;
+            let micros = (now_ns - depends_ns) / 1_000;
+            if micros < 0 {
+                self.own.early += 1;
+            }
+            let micros = micros.clamp(1, i128::from(MAX_MICROS)) as u64;
+            self.own.latency_us.saturating_record(micros);
+            this_second.latency_us.saturating_record(micros);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        self.sink
+            .merged
+            .lock()
+            .map_err(|_| "the latency record's lock is poisoned".to_owned())?
+            .merge(&self.own);
+        Ok(())
+    }
+}
+
+impl<T: 'static> Sink<T> for LatencySink {
+    fn open(&self, _shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
+        Ok(Box::new(LatencyWriter {
+            sink: self.clone(),
+            own: LatencyRecord::empty(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ts: i64) -> [Rec<()>; 1] {
+        [Rec { ts, value: () }]
+    }
+
+    #[test]
+    fn latency_is_emit_time_minus_the_dependency() {
+        let now_ms = (unix_nanos() / 1_000_000) as i64;
+        let sink = LatencySink::new(1, now_ms + 60_000);
+        let mut a: Box<dyn SinkWriter<()>> = sink.open(0, 2).unwrap();
+        let mut b: Box<dyn SinkWriter<()>> = sink.open(1, 2).unwrap();
+        // Depends on now_ms - 50 + 1: about 49 ms ago.
+        a.write(&at(now_ms - 50)).unwrap();
+        // In the future but within the schedule: early, recorded as 1 µs and
+        // counted.
+        b.write(&at(now_ms + 30_000)).unwrap();
+        // Past the schedule's end: fired by the end of the input.
+        b.write(&at(now_ms + 60_000)).unwrap();
+        a.finish().unwrap();
+        b.finish().unwrap();
+        let record = sink.record();
+        assert_eq!(record.latency_us.len(), 2);
+        assert_eq!((record.early, record.at_input_end), (1, 1));
+        assert_eq!(record.latency_us.min(), 1);
+        let max = record.latency_us.max();
+        assert!((48_000..1_000_000).contains(&max), "{max} µs");
+        assert_eq!(record.seconds.iter().map(|s| s.results).sum::<u64>(), 3);
+    }
+}
