@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sluice_cluster::{bench_nexmark, nexmark_generate, run};
 
+/// mimalloc instead of the system allocator: records that carry strings are
+/// allocated on one shard and freed on another, a pattern glibc's malloc
+/// serves slowly (see bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",

@@ -77,8 +77,10 @@ impl<K: StateKey, V: StateValue + Clone> ListState<K, V> {
             table: backend.table(name),
         }
     }
-    pub fn add(&mut self, ctx: &impl CurrentKey<K>, value: V) {
+    /// Appends `value` and returns the list's new length.
+    pub fn add(&mut self, ctx: &impl CurrentKey<K>, value: V) -> usize {
         let mut value = Some(value);
+        let mut len = 1;
         self.table.update(
             ctx.current_group(),
             ctx.current_key(),
@@ -86,11 +88,30 @@ impl<K: StateKey, V: StateValue + Clone> ListState<K, V> {
             &mut |slot| match slot {
                 Slot::Present(list) => {
                     list.push(value.take().expect("one call"));
+                    len = list.len();
                     SlotAction::Keep
                 }
                 Slot::Absent => SlotAction::Put(vec![value.take().expect("one call")]),
             },
         );
+        len
+    }
+    /// Removes the key's list and returns it (empty if none), without a copy.
+    pub fn take(&mut self, ctx: &impl CurrentKey<K>) -> Vec<V> {
+        let mut taken = Vec::new();
+        self.table.update(
+            ctx.current_group(),
+            ctx.current_key(),
+            &(),
+            &mut |slot| match slot {
+                Slot::Present(list) => {
+                    taken = std::mem::take(list);
+                    SlotAction::Remove
+                }
+                Slot::Absent => SlotAction::Keep,
+            },
+        );
+        taken
     }
     /// A copy of the key's list (empty if none).
     pub fn get(&self, ctx: &impl CurrentKey<K>) -> Vec<V> {
@@ -318,6 +339,19 @@ mod tests {
         assert_eq!(state.value(&At(8)), Some(vec![3]));
         state.clear(&At(7));
         assert_eq!(state.value(&At(7)), None);
+    }
+
+    #[test]
+    fn list_add_counts_and_take_empties() {
+        let mut backend =
+            StateBackend::new(StateBackendKind::Memory, KeyGroupRange { start: 0, end: 1 });
+        let mut state: ListState<u64, u32> = ListState::new(&mut backend, "l");
+        assert_eq!(state.add(&At(1), 10), 1);
+        assert_eq!(state.add(&At(1), 11), 2);
+        assert_eq!(state.add(&At(2), 20), 1);
+        assert_eq!(state.take(&At(1)), vec![10, 11]);
+        assert_eq!(state.take(&At(1)), Vec::<u32>::new());
+        assert_eq!(state.get(&At(2)), vec![20]);
     }
 
     #[test]

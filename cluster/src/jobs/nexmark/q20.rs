@@ -99,8 +99,7 @@ struct ExpandJoin {
 
 impl KeyedCoProcess<i64, Auction, Bid, ExpandedBid> for ExpandJoin {
     fn process_first(&mut self, auction: Auction, ctx: &mut Ctx<'_, ExpandedBid>) {
-        let early = self.early_bids.get(ctx);
-        self.early_bids.clear(ctx);
+        let early = self.early_bids.take(ctx);
         if auction.category == self.category {
             for bid in early {
                 ctx.collect(expand(bid, &auction));
@@ -125,22 +124,28 @@ impl KeyedCoProcess<i64, Auction, Bid, ExpandedBid> for ExpandJoin {
         if let Some(row) = joined {
             ctx.collect(row);
         } else if let Some(bid) = waiting {
-            ctx.register_event_timer(bid.date_time.saturating_add(self.horizon_ms));
-            self.early_bids.add(ctx, bid);
+            let deadline = bid.date_time.saturating_add(self.horizon_ms);
+            // One timer per waiting key: the first bid's deadline (later bids'
+            // deadlines are set when it fires).
+            if self.early_bids.add(ctx, bid) == 1 {
+                ctx.register_event_timer(deadline);
+            }
         }
     }
 
     fn on_timer(&mut self, time: i64, _domain: TimeDomain, ctx: &mut Ctx<'_, ExpandedBid>) {
-        // Drop the bids that waited their horizon; the others wait on.
-        let early = self.early_bids.get(ctx);
-        if early.is_empty() {
-            return;
-        }
-        self.early_bids.clear(ctx);
-        for bid in early {
-            if bid.date_time.saturating_add(self.horizon_ms) > time {
+        // Drop the bids that waited their horizon; the others wait on, with a
+        // timer for the earliest of their deadlines.
+        let mut next_deadline = None::<i64>;
+        for bid in self.early_bids.take(ctx) {
+            let deadline = bid.date_time.saturating_add(self.horizon_ms);
+            if deadline > time {
+                next_deadline = Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
                 self.early_bids.add(ctx, bid);
             }
+        }
+        if let Some(deadline) = next_deadline {
+            ctx.register_event_timer(deadline);
         }
     }
 }

@@ -38,7 +38,9 @@ impl
                 state,
                 id: auction,
             }),
-            None => self.waiting.add(ctx, auction),
+            None => {
+                self.waiting.add(ctx, auction);
+            }
         }
     }
     fn process_second(
@@ -46,7 +48,7 @@ impl
         (_id, name, city, state): (i64, String, String, String),
         ctx: &mut Ctx<'_, LocalItem>,
     ) {
-        for auction in self.waiting.get(ctx) {
+        for auction in self.waiting.take(ctx) {
             ctx.collect(LocalItem {
                 name: name.clone(),
                 city: city.clone(),
@@ -54,7 +56,6 @@ impl
                 id: auction,
             });
         }
-        self.waiting.clear(ctx);
         self.person.update(ctx, (name, city, state));
     }
 }

@@ -35,12 +35,11 @@ impl
         ctx: &mut Ctx<'_, (i64, i64)>,
     ) {
         let mut best = None;
-        for (time, price) in self.early_bids.get(ctx) {
+        for (time, price) in self.early_bids.take(ctx) {
             if time >= start && time <= expires {
                 best = best.max(Some(price));
             }
         }
-        self.early_bids.clear(ctx);
         self.auction.update(ctx, (category, start, expires, best));
         // The price is final once no bid inside the auction can arrive.
         ctx.register_event_timer(expires);

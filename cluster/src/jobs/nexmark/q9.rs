@@ -57,12 +57,11 @@ fn inside(auction: &Auction, bid: &WinnerBid) -> bool {
 impl sluice_engine::operators::KeyedCoProcess<i64, Auction, WinnerBid, WinningBid> for Winner {
     fn process_first(&mut self, auction: Auction, ctx: &mut Ctx<'_, WinningBid>) {
         let mut best: Option<WinnerBid> = None;
-        for bid in self.early_bids.get(ctx) {
+        for bid in self.early_bids.take(ctx) {
             if inside(&auction, &bid) && best.as_ref().is_none_or(|b| beats(&bid, b)) {
                 best = Some(bid);
             }
         }
-        self.early_bids.clear(ctx);
         ctx.register_event_timer(auction.expires);
         self.auction.update(ctx, (auction, best));
     }
