@@ -34,6 +34,9 @@ pub struct BenchSpec {
     pub rate: Option<u64>,
     /// The job's `[params]`.
     pub params: toml::Table,
+    /// How long a partly filled exchange batch may wait (the engine's default
+    /// when `None`); 0 sends every batch at once.
+    pub flush_timeout_ms: Option<u64>,
 }
 
 /// Latency percentiles of one run, in µs.
@@ -50,6 +53,8 @@ pub struct LatencyFigures {
     pub early: u64,
     /// Results fired by the end of the input, left out of the percentiles.
     pub at_input_end: u64,
+    /// Results of the first second, left out of the percentiles.
+    pub warmup: u64,
     /// How long the offered schedule was (events / rate), against `elapsed_s`.
     pub scheduled_s: f64,
 }
@@ -63,6 +68,7 @@ pub struct BenchResult {
     pub shards: u32,
     pub seed: u64,
     pub rate: Option<u64>,
+    pub flush_timeout_ms: u64,
     pub elapsed_s: f64,
     pub events_per_s: f64,
     pub events_per_s_per_shard: f64,
@@ -72,11 +78,16 @@ pub struct BenchResult {
     pub latency: Option<LatencyFigures>,
     pub commit: String,
     pub machine: String,
-    /// Per second of a latency run: (results, p50 µs, p99 µs, max µs); for
-    /// plots, not written to the JSON line.
-    #[serde(skip)]
+    /// Per second of a latency run: (results, p50 µs, p99 µs, max µs).
     pub seconds: Vec<(u64, u64, u64, u64)>,
+    /// The engine's progress samples (once a second); for plots.
+    #[serde(skip)]
+    pub progress: Vec<sluice_engine::runtime::ProgressSample>,
 }
+
+/// The first second of a latency run is warm-up (allocations, first
+/// tables, caches): its results stay out of the percentiles.
+const WARMUP_MS: i64 = 1_000;
 
 /// Whether a query's results are fired by the watermark (windows, expiry
 /// timers) rather than by the arrival of an event: they depend on the first
@@ -104,8 +115,12 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
     })?;
     let mut config = sluice_engine::JobConfig {
         progress_interval: Some(Duration::from_secs(1)),
+        expected_records_in: Some(spec.events),
         ..Default::default()
     };
+    if let Some(ms) = spec.flush_timeout_ms {
+        config.flush_timeout = Duration::from_millis(ms);
+    }
     if let Some(shards) = spec.shards {
         config.shards = shards;
         config.max_parallelism = config.max_parallelism.max(shards);
@@ -130,6 +145,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
             let last_event_ms = nexmark.timestamp_for_event(spec.events.saturating_sub(1));
             Some(LatencySink::new(
                 i64::from(fired_by_watermark(query)),
+                nexmark.base_time_ms + WARMUP_MS,
                 last_event_ms,
             ))
         }
@@ -157,6 +173,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         params,
         config: config.clone(),
     };
+    let config_flush_timeout_ms = config.flush_timeout.as_millis() as u64;
     let env = StreamEnv::new(config);
     build(&file, &env).map_err(|e| e.to_string())?;
     let cpu_before = cpu_seconds();
@@ -183,6 +200,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         shards: report.shards,
         seed: spec.seed,
         rate: spec.rate,
+        flush_timeout_ms: config_flush_timeout_ms,
         elapsed_s,
         events_per_s,
         events_per_s_per_shard: events_per_s / report.shards as f64,
@@ -193,6 +211,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         commit: git_commit(),
         machine: machine(),
         seconds,
+        progress: report.progress,
     })
 }
 
@@ -231,6 +250,7 @@ fn latency_figures(record: &LatencyRecord, scheduled_s: f64) -> LatencyFigures {
         max_us: h.max(),
         early: record.early,
         at_input_end: record.at_input_end,
+        warmup: record.warmup,
         scheduled_s,
     }
 }

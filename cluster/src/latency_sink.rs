@@ -14,6 +14,8 @@
 //! with their scheduled times, so a stall shows up as latency (no coordinated
 //! omission).
 //!
+//! Results that depend on the first second of the schedule are warm-up: they
+//! appear in the per-second series but not in the run's percentiles.
 //! Results whose dependency lies past the last scheduled event (windows that
 //! only the end of a bounded input closes) measure the end of the input, not
 //! the engine: they are counted apart and left out of the percentiles.
@@ -53,6 +55,8 @@ pub struct LatencyRecord {
     pub early: u64,
     /// Results fired by the end of the input (not in the histograms).
     pub at_input_end: u64,
+    /// Results of the warm-up (in the per-second series only).
+    pub warmup: u64,
 }
 
 impl LatencyRecord {
@@ -62,6 +66,7 @@ impl LatencyRecord {
             seconds: Vec::new(),
             early: 0,
             at_input_end: 0,
+            warmup: 0,
         }
     }
 
@@ -84,6 +89,7 @@ impl LatencyRecord {
         }
         self.early += other.early;
         self.at_input_end += other.at_input_end;
+        self.warmup += other.warmup;
     }
 }
 
@@ -91,16 +97,19 @@ impl LatencyRecord {
 #[derive(Debug, Clone)]
 pub struct LatencySink {
     dependency_offset_ms: i64,
+    counted_from_ms: i64,
     last_event_ms: i64,
     started_ns: i128,
     merged: Arc<Mutex<LatencyRecord>>,
 }
 
 impl LatencySink {
-    /// `last_event_ms`: the time of the last scheduled event.
-    pub fn new(dependency_offset_ms: i64, last_event_ms: i64) -> Self {
+    /// Results depending on times in `[counted_from_ms, last_event_ms]` (the
+    /// schedule after its warm-up) make the percentiles.
+    pub fn new(dependency_offset_ms: i64, counted_from_ms: i64, last_event_ms: i64) -> Self {
         LatencySink {
             dependency_offset_ms,
+            counted_from_ms,
             last_event_ms,
             started_ns: unix_nanos(),
             merged: Arc::new(Mutex::new(LatencyRecord::empty())),
@@ -142,8 +151,12 @@ impl<T> SinkWriter<T> for LatencyWriter {
                 self.own.early += 1;
             }
             let micros = micros.clamp(1, i128::from(MAX_MICROS)) as u64;
-            self.own.latency_us.saturating_record(micros);
             this_second.latency_us.saturating_record(micros);
+            if depends_ms < self.sink.counted_from_ms {
+                self.own.warmup += 1;
+            } else {
+                self.own.latency_us.saturating_record(micros);
+            }
         }
         Ok(())
     }
@@ -178,7 +191,7 @@ mod tests {
     #[test]
     fn latency_is_emit_time_minus_the_dependency() {
         let now_ms = (unix_nanos() / 1_000_000) as i64;
-        let sink = LatencySink::new(1, now_ms + 60_000);
+        let sink = LatencySink::new(1, now_ms - 100, now_ms + 60_000);
         let mut a: Box<dyn SinkWriter<()>> = sink.open(0, 2).unwrap();
         let mut b: Box<dyn SinkWriter<()>> = sink.open(1, 2).unwrap();
         // Depends on now_ms - 50 + 1: about 49 ms ago.
@@ -186,16 +199,21 @@ mod tests {
         // In the future but within the schedule: early, recorded as 1 µs and
         // counted.
         b.write(&at(now_ms + 30_000)).unwrap();
+        // Warm-up: in the series, not in the percentiles.
+        a.write(&at(now_ms - 200)).unwrap();
         // Past the schedule's end: fired by the end of the input.
         b.write(&at(now_ms + 60_000)).unwrap();
         a.finish().unwrap();
         b.finish().unwrap();
         let record = sink.record();
         assert_eq!(record.latency_us.len(), 2);
-        assert_eq!((record.early, record.at_input_end), (1, 1));
+        assert_eq!(
+            (record.early, record.at_input_end, record.warmup),
+            (1, 1, 1)
+        );
         assert_eq!(record.latency_us.min(), 1);
         let max = record.latency_us.max();
         assert!((48_000..1_000_000).contains(&max), "{max} µs");
-        assert_eq!(record.seconds.iter().map(|s| s.results).sum::<u64>(), 3);
+        assert_eq!(record.seconds.iter().map(|s| s.results).sum::<u64>(), 4);
     }
 }

@@ -7,6 +7,8 @@
 //! [`StreamEnv`](sluice_engine::StreamEnv) and runs it.
 
 pub mod bench_nexmark;
+pub mod bench_plot;
+pub mod bench_suite;
 pub mod job_file;
 pub mod jobs;
 pub mod latency_sink;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice_cluster::{bench_nexmark, nexmark_generate, run};
+use sluice_cluster::{bench_nexmark, bench_plot, bench_suite, nexmark_generate, run};
 
 /// mimalloc instead of the system allocator: records that carry strings are
 /// allocated on one shard and freed on another, a pattern glibc's malloc
@@ -53,8 +53,24 @@ enum BenchCommand {
     /// reports latency percentiles.
     Nexmark {
         /// The query, e.g. q5.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        query: Option<String>,
+        /// Runs every query, in throughput and in latency mode (at half the
+        /// throughput reached), and rewrites the suite section of `--report`.
+        #[arg(long, conflicts_with_all = ["rate", "params", "plot"])]
+        all: bool,
+        /// With --all: seconds of each latency run.
+        #[arg(long, default_value_t = 10, requires = "all")]
+        latency_seconds: u64,
+        /// With --all: the report whose suite section is rewritten.
+        #[arg(long, default_value = "bench/RESULTS.md", requires = "all")]
+        report: PathBuf,
+        /// With --all: where the plots go.
+        #[arg(long, default_value = "bench/plots", requires = "all")]
+        plots: PathBuf,
+        /// Writes a plot of throughput (and latency) over the run (SVG).
         #[arg(long)]
-        query: String,
+        plot: Option<PathBuf>,
         /// Number of events (accepts 10M, 500k).
         #[arg(long, value_parser = parse_count, default_value = "10M")]
         events: u64,
@@ -69,6 +85,9 @@ enum BenchCommand {
         /// A job parameter, `name=value` (value in TOML: 5000, "text").
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, toml::Value)>,
+        /// How long a partly filled exchange batch may wait, in ms.
+        #[arg(long)]
+        flush_timeout_ms: Option<u64>,
         /// Appends one JSON line per run to this file.
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
@@ -174,34 +193,64 @@ fn main() -> ExitCode {
             command:
                 BenchCommand::Nexmark {
                     query,
+                    all,
+                    latency_seconds,
+                    report,
+                    plots,
+                    plot,
                     events,
                     shards,
                     seed,
                     rate,
                     params,
+                    flush_timeout_ms,
                     results,
                 },
-        } => match bench_nexmark::run(&bench_nexmark::BenchSpec {
-            query,
-            events,
-            shards,
-            seed,
-            rate,
-            params: params.into_iter().collect(),
-        }) {
-            Ok(result) => {
-                print!("{}", bench_nexmark::table(&result));
-                if let Err(e) = bench_nexmark::append_json(&results, &result) {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
+        } => {
+            if all {
+                return match bench_suite::run(&bench_suite::SuiteSpec {
+                    events,
+                    shards,
+                    latency_seconds,
+                    flush_timeout_ms,
+                    results,
+                    report,
+                    plots,
+                }) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
+            let spec = bench_nexmark::BenchSpec {
+                query: query.unwrap_or_default(),
+                events,
+                shards,
+                seed,
+                rate,
+                params: params.into_iter().collect(),
+                flush_timeout_ms,
+            };
+            match bench_nexmark::run(&spec) {
+                Ok(result) => {
+                    print!("{}", bench_nexmark::table(&result));
+                    let written = bench_nexmark::append_json(&results, &result).and_then(|()| {
+                        plot.map_or(Ok(()), |path| bench_plot::write_svg(&path, &result))
+                    });
+                    if let Err(e) = written {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Jobs => {
             for (name, about, _) in sluice_cluster::jobs::REGISTRY {
                 println!("{name:24} {about}");

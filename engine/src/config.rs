@@ -37,6 +37,9 @@ pub struct JobConfig {
     pub state_backend: StateBackendKind,
     /// Print progress to stderr every this often (None: quiet).
     pub progress_interval: Option<Duration>,
+    /// How many records the sources will read, when known: progress is then
+    /// drawn as a bar on a terminal.
+    pub expected_records_in: Option<u64>,
 }
 
 impl Default for JobConfig {
@@ -52,6 +55,7 @@ impl Default for JobConfig {
             spin_before_park: None,
             state_backend: StateBackendKind::Memory,
             progress_interval: None,
+            expected_records_in: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use sluice_network::ExchangeMessage;
 
 use super::builder::{Outboxes, RootBuilder, ShardBuilder};
 use super::channels::{self, ShardEndpoints};
+use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput};
@@ -33,6 +34,8 @@ pub struct JobReport {
     pub pinned: bool,
     pub elapsed: Duration,
     pub totals: JobTotals,
+    /// The totals at every progress interval (empty without one).
+    pub progress: Vec<ProgressSample>,
 }
 
 /// Counts finished shards, also when a shard's thread unwinds.
@@ -97,24 +100,16 @@ pub fn execute(
         handles.push(handle);
     }
 
-    let mut last_progress = Instant::now();
+    let mut progress = config
+        .progress_interval
+        .map(|interval| ProgressReporter::new(interval, config.expected_records_in));
     while finished.load(Ordering::Acquire) < shards {
         std::thread::sleep(Duration::from_millis(20));
-        if let Some(interval) = config.progress_interval {
-            if last_progress.elapsed() >= interval {
-                last_progress = Instant::now();
-                let t = totals(&metrics);
-                eprintln!(
-                    "progress: {:.1}s records in {} out {} exchanged {} MiB watermark {}",
-                    started.elapsed().as_secs_f64(),
-                    t.records_in,
-                    t.records_out,
-                    t.bytes_exchanged >> 20,
-                    format_watermark(t.watermark)
-                );
-            }
+        if let Some(progress) = &mut progress {
+            progress.tick(started.elapsed(), || totals(&metrics));
         }
     }
+    let progress = progress.map(ProgressReporter::finish).unwrap_or_default();
     let mut panicked = Vec::new();
     for (shard, handle) in handles.into_iter().enumerate() {
         if let Err(e) = handle.join() {
@@ -135,6 +130,7 @@ pub fn execute(
         pinned,
         elapsed,
         totals: totals(&metrics),
+        progress,
     })
 }
 

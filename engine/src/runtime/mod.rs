@@ -11,10 +11,12 @@ mod abort;
 mod builder;
 mod channels;
 mod execute;
+mod progress;
 mod source_task;
 
 pub(crate) use abort::AbortSignal;
 pub use builder::ShardBuilder;
 pub(crate) use builder::{reachable_outboxes, RootBuilder, Tick};
 pub use execute::{execute, JobReport};
+pub use progress::ProgressSample;
 pub(crate) use source_task::{run_source, SourceTask};

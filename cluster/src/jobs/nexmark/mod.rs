@@ -10,7 +10,7 @@
 //! aggregations and rankings, as upsert streams: q4, q6, q15, q16, q17, q18,
 //! q19.
 
-mod calendar;
+pub(crate) mod calendar;
 mod price_ranks;
 mod q10;
 mod q11;
