@@ -1,9 +1,9 @@
 //! Benchmarks of Sluice and the peers it is compared with, as library code so
 //! that criterion benches and tests share one definition of each workload.
 //!
-//! - [`window_count`]: a keyed tumbling-window count over generated numeric
-//!   events, in Sluice and (in `peers::timely`, feature `peers`) in
-//!   timely-dataflow;
+//! - [`window_count`]: a keyed tumbling-window count over numeric Nexmark
+//!   bids, in Sluice and (in `peers::timely`, feature `peers`, source in
+//!   `bench/peers/timely/`) in timely-dataflow;
 //! - [`exchange`]: records between shards through a key exchange;
 //! - [`nexmark`]: the Nexmark event model and generator.
 

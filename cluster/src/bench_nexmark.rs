@@ -278,7 +278,13 @@ pub fn table(r: &BenchResult) -> String {
          {:<7} {:<11} {:<7} {:<8.3} {:<13.0} {:<13.0} {:<7.2} {:<13.1} {}\n",
         r.query, r.events, r.shards, r.elapsed_s, r.events_per_s, r.events_per_s_per_shard, r.cpu_s, r.peak_rss_mib, r.records_out
     );
-    if let (Some(l), Some(rate)) = (&r.latency, r.rate) {
+    if let Some(l) = r.latency.as_ref().filter(|l| l.results == 0) {
+        out.push_str(&format!(
+            "latency: no result within the schedule after the warm-up ({} at the input's end, {} in the warm-up)\n",
+            l.at_input_end, l.warmup
+        ));
+    }
+    if let (Some(l), Some(rate)) = (r.latency.as_ref().filter(|l| l.results > 0), r.rate) {
         let ms = |us: u64| us as f64 / 1000.0;
         out.push_str(&format!(
             "latency at {rate} events/s offered ({:.1} s scheduled, {:.1} s taken), ms:\n\

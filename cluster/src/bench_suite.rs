@@ -170,10 +170,13 @@ fn section(spec: &SuiteSpec, runs: &[QueryRuns]) -> String {
         spec.plots.display(),
         spec.latency_seconds,
     );
-    let ms = |v: &serde_json::Value, name: &str| {
-        v["latency"][name]
+    // A latency run whose results all came at the end of the input (or in
+    // the warm-up) has no percentiles to show.
+    let ms = |v: &serde_json::Value, name: &str| match v["latency"]["results"].as_u64() {
+        Some(n) if n > 0 => v["latency"][name]
             .as_u64()
-            .map_or("—".to_owned(), |us| format!("{:.3}", us as f64 / 1000.0))
+            .map_or("—".to_owned(), |us| format!("{:.3}", us as f64 / 1000.0)),
+        _ => "—".to_owned(),
     };
     for r in runs {
         let t = &r.throughput;

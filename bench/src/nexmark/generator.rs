@@ -20,7 +20,7 @@ use sluice_engine::{Rec, SourceError};
 
 use super::config::{FIRST_AUCTION_ID, FIRST_CATEGORY_ID, FIRST_PERSON_ID};
 use super::event_rng::EventRng;
-use super::{Auction, Bid, Event, NexmarkConfig, Person};
+use super::{Auction, Bid, Event, NexmarkConfig, NumericBid, Person};
 
 /// Persons and auctions a bid may name beyond the last one generated.
 const ID_LEAD: u64 = 10;
@@ -285,17 +285,7 @@ impl NexmarkGenerator {
     }
 
     fn bid(&mut self, n: u64, ts: i64, rng: &mut EventRng) -> Bid {
-        let c = &self.config;
-        let auction = if rng.next_int(c.hot_auction_ratio) > 0 {
-            (self.last_base0_auction_id(n) / HOT_BATCH) * HOT_BATCH
-        } else {
-            self.next_base0_auction_id(n, rng)
-        } + FIRST_AUCTION_ID;
-        let bidder = if rng.next_int(c.hot_bidders_ratio) > 0 {
-            (self.last_base0_person_id(n) / HOT_BATCH) * HOT_BATCH + 1
-        } else {
-            self.next_base0_person_id(n, rng)
-        } + FIRST_PERSON_ID;
+        let (auction, bidder) = self.bid_ids(n, rng);
         let price = next_price(rng);
         let (channel, url) = if rng.next_int(2) > 0 {
             let i = rng.next_int(HOT_CHANNELS.len() as u32) as usize;
@@ -316,6 +306,44 @@ impl NexmarkGenerator {
     }
 
     /// Event number `n`: a pure function of the seed and `n`.
+    /// The numeric fields of event `n` if it is a bid: the same values as
+    /// [`Self::event`] gives (they are drawn before the strings), without
+    /// making the strings.
+    pub fn numeric_bid(&self, n: u64) -> Option<NumericBid> {
+        let mut rng = EventRng::new(self.config.seed, n);
+        let mut ts = self.config.timestamp_for_event(n);
+        if rng.next_double() < self.config.prob_delayed_event && self.config.occasional_delay_ms > 0
+        {
+            ts -= 1 + rng.next_long(self.config.occasional_delay_ms as u64) as i64;
+        }
+        if n % self.total() < self.config.person_proportion + self.config.auction_proportion {
+            return None;
+        }
+        let (auction, bidder) = self.bid_ids(n, &mut rng);
+        Some(NumericBid {
+            auction,
+            bidder,
+            price: next_price(&mut rng),
+            date_time: ts,
+        })
+    }
+
+    /// A bid's auction and bidder ids: the first draws of a bid.
+    fn bid_ids(&self, n: u64, rng: &mut EventRng) -> (i64, i64) {
+        let c = &self.config;
+        let auction = if rng.next_int(c.hot_auction_ratio) > 0 {
+            (self.last_base0_auction_id(n) / HOT_BATCH) * HOT_BATCH
+        } else {
+            self.next_base0_auction_id(n, rng)
+        } + FIRST_AUCTION_ID;
+        let bidder = if rng.next_int(c.hot_bidders_ratio) > 0 {
+            (self.last_base0_person_id(n) / HOT_BATCH) * HOT_BATCH + 1
+        } else {
+            self.next_base0_person_id(n, rng)
+        } + FIRST_PERSON_ID;
+        (auction, bidder)
+    }
+
     pub fn event(&mut self, n: u64) -> Event {
         let mut rng = EventRng::new(self.config.seed, n);
         let mut ts = self.config.timestamp_for_event(n);
@@ -434,6 +462,66 @@ impl Source<Event> for NexmarkSource {
             produced: 0,
             started: None,
             ready_at: None,
+        }))
+    }
+}
+
+/// The numeric bids of the generator as a partitioned source: partition `p`
+/// of `P` looks at the events `n ≡ p (mod P)` and produces those that are bids.
+#[derive(Debug, Clone)]
+pub struct NumericBidSource {
+    pub config: NexmarkConfig,
+}
+
+struct NumericBidReader {
+    generator: NexmarkGenerator,
+    next: u64,
+    step: u64,
+}
+
+impl SourceReader<NumericBid> for NumericBidReader {
+    fn poll(
+        &mut self,
+        out: &mut Vec<Rec<NumericBid>>,
+        max: usize,
+    ) -> Result<SourcePoll, SourceError> {
+        let end = self.generator.config().events;
+        let mut looked = 0;
+        while looked < max {
+            if end.is_some_and(|total| self.next >= total) {
+                return Ok(SourcePoll::End);
+            }
+            if let Some(bid) = self.generator.numeric_bid(self.next) {
+                out.push(Rec {
+                    ts: bid.date_time,
+                    value: bid,
+                });
+            }
+            self.next += self.step;
+            looked += 1;
+        }
+        Ok(if end.is_some_and(|total| self.next >= total) {
+            SourcePoll::End
+        } else {
+            SourcePoll::Ready
+        })
+    }
+
+    fn position(&self) -> u64 {
+        self.next
+    }
+}
+
+impl Source<NumericBid> for NumericBidSource {
+    fn partitions(&self) -> u32 {
+        self.config.partitions
+    }
+
+    fn open(&self, partition: u32) -> Result<Box<dyn SourceReader<NumericBid>>, SourceError> {
+        Ok(Box::new(NumericBidReader {
+            generator: NexmarkGenerator::new(self.config.clone()),
+            next: partition as u64,
+            step: self.config.partitions as u64,
         }))
     }
 }

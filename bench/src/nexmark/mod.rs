@@ -11,8 +11,8 @@ mod generator;
 mod model;
 
 pub use config::NexmarkConfig;
-pub use generator::{unix_nanos, NexmarkGenerator, NexmarkSource};
-pub use model::{Auction, Bid, Event, Person};
+pub use generator::{unix_nanos, NexmarkGenerator, NexmarkSource, NumericBidSource};
+pub use model::{Auction, Bid, Event, NumericBid, Person};
 
 #[cfg(test)]
 mod tests;

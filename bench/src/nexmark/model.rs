@@ -110,3 +110,25 @@ impl Event {
         }
     }
 }
+
+/// A bid's numeric fields only (no channel, URL or extra): the input of the
+/// keyed window count every peer runs.
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    serde::Serialize,
+    serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+)]
+pub struct NumericBid {
+    pub auction: i64,
+    pub bidder: i64,
+    pub price: i64,
+    pub date_time: i64,
+}

@@ -245,3 +245,45 @@ fn paced_events_are_released_when_the_clock_reaches_their_time() {
     // 10 events per ms of event time: released in ticks, not all at once.
     assert!(polls > 5, "{polls} polls");
 }
+
+#[test]
+fn numeric_bids_are_the_numbers_of_the_full_bids() {
+    let config = NexmarkConfig {
+        seed: 9,
+        ..Default::default()
+    };
+    let mut full = NexmarkGenerator::new(config.clone());
+    let numeric = NexmarkGenerator::new(config.clone());
+    let mut bids = 0;
+    for n in 0..20_000 {
+        let expected = match full.event(n) {
+            Event::Bid(b) => Some(NumericBid {
+                auction: b.auction,
+                bidder: b.bidder,
+                price: b.price,
+                date_time: b.date_time,
+            }),
+            _ => None,
+        };
+        bids += usize::from(expected.is_some());
+        assert_eq!(numeric.numeric_bid(n), expected, "event {n}");
+    }
+    assert_eq!(bids, 20_000 / 50 * 46);
+    // The source: every bid once, split over partitions.
+    let source = NumericBidSource {
+        config: NexmarkConfig {
+            events: Some(20_000),
+            partitions: 3,
+            ..config
+        },
+    };
+    let mut got = 0;
+    for p in 0..3 {
+        let mut reader = source.open(p).unwrap();
+        let mut out = Vec::new();
+        while reader.poll(&mut out, 100).unwrap() != SourcePoll::End {}
+        assert!(out.iter().all(|r| r.ts == r.value.date_time));
+        got += out.len();
+    }
+    assert_eq!(got, bids);
+}

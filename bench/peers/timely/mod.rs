@@ -1,22 +1,23 @@
-//! The keyed tumbling-window count in timely-dataflow: the in-process Rust
-//! ceiling for this workload.
+//! The keyed tumbling-window count over numeric Nexmark bids in
+//! timely-dataflow: the in-process Rust ceiling for this workload. Compiled
+//! into `sluice-bench` with the `peers` feature (see `bench/src/peers/mod.rs`).
 //!
-//! Each worker generates its partition of the same events as Sluice's
-//! generator (event `i` on worker `i % workers`), with the window start as the
-//! timely timestamp; events are exchanged by key to a counting operator that
-//! emits a window's counts once the frontier has passed it.
+//! Each worker generates its partition of the same bids as Sluice's source
+//! (event `i` on worker `i % workers`), with the window start as the timely
+//! timestamp; bids are exchanged by auction to a counting operator that emits
+//! a window's counts once the frontier has passed it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use sluice_engine::connectors::GeneratedEvent;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{Input, Operator, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
-use crate::window_count::{events, WINDOW_MS};
+use crate::nexmark::{NexmarkGenerator, NumericBid};
+use crate::window_count::{generator_config, WINDOW_MS};
 
 /// Runs the count on `workers` threads; returns the number of (key, window) results.
 pub fn window_count(workers: usize, events_total: u64) -> u64 {
@@ -25,8 +26,8 @@ pub fn window_count(workers: usize, events_total: u64) -> u64 {
     timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index() as u64;
         let peers = worker.peers() as u64;
-        let generator = events(events_total, peers as u32);
-        let mut input: InputHandle<i64, CapacityContainerBuilder<Vec<GeneratedEvent>>> =
+        let generator = NexmarkGenerator::new(generator_config(events_total, peers as u32));
+        let mut input: InputHandle<i64, CapacityContainerBuilder<Vec<NumericBid>>> =
             InputHandle::new();
         let probe = ProbeHandle::new();
         let results = results.clone();
@@ -34,14 +35,14 @@ pub fn window_count(workers: usize, events_total: u64) -> u64 {
             scope
                 .input_from(&mut input)
                 .unary_frontier(
-                    Exchange::new(|e: &GeneratedEvent| e.key),
+                    Exchange::new(|b: &NumericBid| b.auction as u64),
                     "WindowCount",
                     |_capability, _info| {
                         let mut windows: HashMap<
                             i64,
                             (
                                 timely::dataflow::operators::Capability<i64>,
-                                HashMap<u64, u64>,
+                                HashMap<i64, u64>,
                             ),
                         > = HashMap::new();
                         move |(input, frontier), output| {
@@ -59,7 +60,7 @@ pub fn window_count(workers: usize, events_total: u64) -> u64 {
                                 });
                                 for batch in data {
                                     for event in batch.drain(..) {
-                                        *entry.1.entry(event.key).or_insert(0) += 1;
+                                        *entry.1.entry(event.auction).or_insert(0) += 1;
                                     }
                                 }
                             });
@@ -79,18 +80,21 @@ pub fn window_count(workers: usize, events_total: u64) -> u64 {
                         }
                     },
                 )
-                .container::<Vec<(u64, i64, u64)>>()
+                .container::<Vec<(i64, i64, u64)>>()
                 .probe_with(&probe);
         });
         let mut i = index;
         let mut sent = 0u64;
         while i < events_total {
-            let event = generator.event(i);
-            let start = event.ts - event.ts.rem_euclid(WINDOW_MS);
+            let Some(bid) = generator.numeric_bid(i) else {
+                i += peers;
+                continue;
+            };
+            let start = bid.date_time - bid.date_time.rem_euclid(WINDOW_MS);
             if start > *input.time() {
                 input.advance_to(start);
             }
-            input.send(event);
+            input.send(bid);
             sent += 1;
             i += peers;
             if sent.is_multiple_of(1024) {

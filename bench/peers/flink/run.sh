@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Flink as a peer of `sluice bench nexmark`: installs Apache Flink from PyPI
+# into a venv (once; kept in $SLUICE_FLINK_VENV), runs Nexmark-shaped Flink
+# SQL jobs at parallelism 1 (datagen -> blackhole, net runtime from the
+# JobExecutionResult), runs Sluice's same queries on one shard in the same
+# session, and prints the Sluice/Flink ratio per query.
+#
+#   bench/peers/flink/run.sh            # 20M rows per Flink job
+#   ROWS=50000000 bench/peers/flink/run.sh
+#
+# Sluice counts every Nexmark event (92 % are bids) and Flink's datagen makes
+# only bids, so the ratios compare bids per second: Sluice's events/s x 0.92.
+# Results are appended to bench/results.jsonl (Flink's lines have
+# "peer": "flink").
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+venv=${SLUICE_FLINK_VENV:-/var/cache/sluice-flink-venv}
+rows=${ROWS:-20000000}
+results=${RESULTS:-$repo/bench/results.jsonl}
+export JVM_ARGS=${JVM_ARGS:--Xms2g -Xmx2g}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/sluice-target}
+
+if ! "$venv/bin/python" -c 'import pyflink' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade pip
+    "$venv/bin/pip" install --quiet apache-flink
+fi
+flink_version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-flink"))')
+echo "Flink $flink_version (PyFlink), $(java -version 2>&1 | head -1)" >&2
+
+cargo build --release -j2 -p sluice-cluster >&2
+sluice="$CARGO_TARGET_DIR/release/sluice"
+
+flink_lines=$(mktemp)
+trap 'rm -f "$flink_lines"' EXIT
+"$venv/bin/python" "$here/nexmark_flink.py" --rows "$rows" | tee "$flink_lines" | tee -a "$results" >&2
+
+# Flink query -> the Sluice query and parameters that do the same work (or more).
+declare -A sluice_query=(
+    [q0]="q0" [q1]="q1" [q2]="q2" [q22]="q22"
+    [q5-tumbling-count]="q5 --param window_size_ms=10000 --param window_slide_ms=10000"
+)
+
+printf '%-18s %-8s %14s %14s %8s\n' query table flink_bids/s sluice_bids/s ratio
+for query in q0 q1 q2 q5-tumbling-count q22; do
+    # shellcheck disable=SC2086
+    sluice_eps=$("$sluice" bench nexmark --query ${sluice_query[$query]} --events "$rows" \
+        --shards 1 --results "$results" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    sluice_bids=$(awk -v e="$sluice_eps" 'BEGIN { printf "%.0f", e * 0.92 }')
+    grep "\"query\": \"$query\"" "$flink_lines" | while read -r line; do
+        table=$(echo "$line" | sed 's/.*"table": "\([a-z]*\)".*/\1/')
+        flink=$(echo "$line" | sed 's/.*"events_per_s": \([0-9.]*\).*/\1/')
+        awk -v q="$query" -v t="$table" -v f="$flink" -v s="$sluice_bids" \
+            'BEGIN { printf "%-18s %-8s %14.0f %14.0f %8.2f\n", q, t, f, s, s / f }'
+    done
+done
