@@ -4,6 +4,8 @@
 //! - [`window_count`]: a keyed tumbling-window count over numeric Nexmark
 //!   bids, in Sluice and (in `peers::timely`, feature `peers`, source in
 //!   `bench/peers/timely/`) in timely-dataflow;
+//! - [`window_operators`]: each kind of window and window function on one
+//!   shard, over the same bids;
 //! - [`exchange`]: records between shards through a key exchange;
 //! - [`nexmark`]: the Nexmark event model and generator.
 
@@ -12,6 +14,7 @@ pub mod nexmark;
 #[cfg(feature = "peers")]
 pub mod peers;
 pub mod window_count;
+pub mod window_operators;
 
 /// True when a criterion bench binary runs as a benchmark (`cargo bench`), false
 /// in test mode (`cargo test --benches`), where inputs are kept tiny.

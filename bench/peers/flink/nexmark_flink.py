@@ -15,14 +15,15 @@ import time
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
-# Bid columns as in the Nexmark DDL; lengths give the generator's average
+# Bid columns as in the Nexmark DDL (`dateTime` quoted: a reserved word in
+# Flink SQL 2.x); lengths give the generator's average
 # sizes (channel ~8, url ~50, extra padding to ~100 bytes per bid).
 BID_COLUMNS = {
     "strings": """
         auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
-        dateTime TIMESTAMP(3), extra STRING""",
+        `dateTime` TIMESTAMP(3), extra STRING""",
     "numeric": """
-        auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3)""",
+        auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3)""",
 }
 
 BID_OPTIONS = {
@@ -37,31 +38,41 @@ BID_OPTIONS = {
     "fields.extra.length": "20",
 }
 
-# Query name -> (sink columns, SELECT over `bid`); the ones that need strings
-# are skipped for the numeric table.
+# Query name -> table -> (sink columns, SELECT over `bid`). A query without a
+# numeric form needs the strings.
+Q0_STRINGS = ("auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3), extra STRING",
+              "SELECT auction, bidder, price, `dateTime`, extra FROM bid")
+Q0_NUMERIC = ("auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3)",
+              "SELECT auction, bidder, price, `dateTime` FROM bid")
+Q1_STRINGS = ("auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), `dateTime` TIMESTAMP(3),"
+              " extra STRING",
+              "SELECT auction, bidder, 0.908 * price, `dateTime`, extra FROM bid")
+Q1_NUMERIC = ("auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), `dateTime` TIMESTAMP(3)",
+              "SELECT auction, bidder, 0.908 * price, `dateTime` FROM bid")
+Q2 = ("auction BIGINT, price BIGINT",
+      "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0")
+TUMBLING_COUNT = (
+    "auction BIGINT, num BIGINT, window_end TIMESTAMP(3)",
+    """SELECT auction, COUNT(*), window_end FROM TABLE(
+           TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))
+       GROUP BY auction, window_start, window_end""")
+Q22 = ("auction BIGINT, bidder BIGINT, price BIGINT, channel STRING,"
+       " dir1 STRING, dir2 STRING, dir3 STRING",
+       """SELECT auction, bidder, price, channel, SPLIT_INDEX(url, '/', 3),
+                 SPLIT_INDEX(url, '/', 4), SPLIT_INDEX(url, '/', 5) FROM bid""")
 QUERIES = {
-    "q0": ("auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3)",
-           "SELECT auction, bidder, price, dateTime FROM bid", False),
-    "q1": ("auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), dateTime TIMESTAMP(3)",
-           "SELECT auction, bidder, 0.908 * price, dateTime FROM bid", False),
-    "q2": ("auction BIGINT, price BIGINT",
-           "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0", False),
-    "q5-tumbling-count": (
-        "auction BIGINT, num BIGINT, window_end TIMESTAMP(3)",
-        """SELECT auction, COUNT(*), window_end FROM TABLE(
-               TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
-           GROUP BY auction, window_start, window_end""", False),
-    "q22": ("auction BIGINT, bidder BIGINT, price BIGINT, channel STRING,"
-            " dir1 STRING, dir2 STRING, dir3 STRING",
-            """SELECT auction, bidder, price, channel, SPLIT_INDEX(url, '/', 3),
-                      SPLIT_INDEX(url, '/', 4), SPLIT_INDEX(url, '/', 5) FROM bid""", True),
+    "q0": {"strings": Q0_STRINGS, "numeric": Q0_NUMERIC},
+    "q1": {"strings": Q1_STRINGS, "numeric": Q1_NUMERIC},
+    "q2": {"strings": Q2, "numeric": Q2},
+    "q5-tumbling-count": {"strings": TUMBLING_COUNT, "numeric": TUMBLING_COUNT},
+    "q22": {"strings": Q22},
 }
 
 
 def run(query, table, rows, parallelism):
-    sink_columns, select, needs_strings = QUERIES[query]
-    if needs_strings and table == "numeric":
+    if table not in QUERIES[query]:
         return None
+    sink_columns, select = QUERIES[query][table]
     settings = EnvironmentSettings.in_streaming_mode()
     t_env = TableEnvironment.create(settings)
     t_env.get_config().set("parallelism.default", str(parallelism))
@@ -72,7 +83,7 @@ def run(query, table, rows, parallelism):
     with_clause = ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
     t_env.execute_sql(f"""
         CREATE TABLE bid ({BID_COLUMNS[table]},
-            WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND)
+            WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND)
         WITH ({with_clause})""")
     t_env.execute_sql(f"CREATE TABLE sink ({sink_columns}) WITH ('connector' = 'blackhole')")
     started = time.time()

@@ -30,7 +30,7 @@ fi
 flink_version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-flink"))')
 echo "Flink $flink_version (PyFlink), $(java -version 2>&1 | head -1)" >&2
 
-cargo build --release -j2 -p sluice-cluster >&2
+cargo build --manifest-path "$repo/Cargo.toml" --release -j2 -p sluice-cluster >&2
 sluice="$CARGO_TARGET_DIR/release/sluice"
 
 flink_lines=$(mktemp)
