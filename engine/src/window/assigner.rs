@@ -66,6 +66,17 @@ pub trait WindowAssigner: Clone + Send + Sync + 'static {
     fn is_merging(&self) -> bool {
         false
     }
+    /// For overlapping windows that can share state: the pane (a slice of
+    /// event time that lies wholly inside every window it touches) of an
+    /// element with timestamp `timestamp`. `None`: windows keep their own state.
+    fn pane_of(&self, timestamp: i64) -> Option<Self::W> {
+        let _ = timestamp;
+        None
+    }
+    /// The panes that make up `window` (when [`Self::pane_of`] gives panes).
+    fn panes_of_window(&self, window: &Self::W, out: &mut Vec<Self::W>) {
+        let _ = (window, out);
+    }
     /// For merging assigners: merges the windows of `windows` that intersect.
     fn merge(&self, a: &Self::W, b: &Self::W) -> Option<Self::W> {
         let _ = (a, b);
@@ -137,6 +148,15 @@ impl SlidingWindows {
     }
 }
 
+impl SlidingWindows {
+    /// Windows share panes of the slide's length when they are whole multiples
+    /// of it (each window is `size / slide` panes; each pane lies in as many
+    /// windows).
+    fn slices(&self) -> bool {
+        self.size_ms > self.slide_ms && self.size_ms % self.slide_ms == 0
+    }
+}
+
 impl WindowAssigner for SlidingWindows {
     type W = TimeWindow;
     type DefaultTrigger = EventTimeTrigger;
@@ -145,6 +165,19 @@ impl WindowAssigner for SlidingWindows {
         while start > timestamp - self.size_ms {
             out.push(TimeWindow::new(start, start + self.size_ms));
             start -= self.slide_ms;
+        }
+    }
+    fn pane_of(&self, timestamp: i64) -> Option<TimeWindow> {
+        self.slices().then(|| {
+            let start = window_start(timestamp, self.offset_ms, self.slide_ms);
+            TimeWindow::new(start, start + self.slide_ms)
+        })
+    }
+    fn panes_of_window(&self, window: &TimeWindow, out: &mut Vec<TimeWindow>) {
+        let mut start = window.start;
+        while start < window.end {
+            out.push(TimeWindow::new(start, start + self.slide_ms));
+            start += self.slide_ms;
         }
     }
 }

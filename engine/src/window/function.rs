@@ -39,7 +39,8 @@ impl<T> AggregateFunction<T> for Count {
 
 /// How the window operator keeps and emits one window's contents.
 pub trait WindowLogic<K, T, W>: 'static {
-    type Acc: 'static;
+    /// Cloned when panes shared by overlapping windows are combined.
+    type Acc: Clone + 'static;
     type Out: Data;
     fn create(&self) -> Self::Acc;
     fn add(&self, acc: &mut Self::Acc, value: &T);

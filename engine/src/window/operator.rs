@@ -7,6 +7,12 @@
 //! element bridges windows. Invariants: a window's state exists only between its
 //! first element and its cleanup time (`max_timestamp + allowed_lateness`);
 //! results are emitted before the watermark that caused them is forwarded.
+//!
+//! Sliding windows with the event-time trigger are kept as panes: each
+//! element updates the one pane (a slide-long slice) it falls in, not the
+//! `size / slide` windows that hold it; a window's result combines its panes
+//! when it fires. A pane lives until the last window holding it is cleaned up.
+//! Results are the same as window by window.
 
 use std::sync::Arc;
 
@@ -53,6 +59,11 @@ pub struct WindowOperator<
     contents: Contents<K, A::W, L::Acc, Tr::State>,
     sessions: Option<Sessions<K, A::W>>,
     timers: crate::timer::TimerService<K, A::W>,
+    /// Kept as panes (see the module docs): `contents` holds panes, `timers`
+    /// fire windows and `pane_cleanups` drop panes.
+    sliced: bool,
+    pane_cleanups: crate::timer::TimerService<K, A::W>,
+    panes: Vec<A::W>,
     watermark: i64,
     windows: Vec<A::W>,
     merged_from: Vec<A::W>,
@@ -105,9 +116,12 @@ where
                 backend.namespaced_table(&format!("{name}/contents"))
             },
             sessions,
+            sliced: spec.assigner.pane_of(0).is_some() && spec.trigger.fires_at_window_end(),
             spec,
             logic,
             timers: crate::timer::TimerService::new(),
+            pane_cleanups: crate::timer::TimerService::new(),
+            panes: Vec::new(),
             watermark: i64::MIN,
             windows: Vec::new(),
             merged_from: Vec::new(),
@@ -141,7 +155,111 @@ where
         }
     }
 
+    /// Emits `window` of `key` from its panes (nothing if it has none).
+    fn fire_from_panes(&mut self, group: sluice_state::KeyGroup, key: &K, window: &A::W) {
+        self.panes.clear();
+        self.spec.assigner.panes_of_window(window, &mut self.panes);
+        let mut acc: Option<L::Acc> = None;
+        let logic = &self.logic;
+        for pane in &self.panes {
+            self.contents.read(group, key, pane, &mut |slot| {
+                if let Some(state) = slot {
+                    acc = Some(match acc.take() {
+                        None => state.acc.clone(),
+                        Some(a) => logic.merge(a, state.acc.clone()),
+                    });
+                }
+            });
+        }
+        if let Some(acc) = acc {
+            self.logic
+                .emit(key, window, &acc, window.max_timestamp(), &mut self.output);
+        }
+    }
+
+    fn process_sliced(&mut self, record: Rec<T>) {
+        let key = (self.key_of)(&record.value);
+        let group = self.groups.key_group_of_hash(key.stable_hash());
+        let pane = self
+            .spec
+            .assigner
+            .pane_of(record.ts)
+            .expect("a sliced operator's assigner gives panes");
+        self.windows.clear();
+        self.spec.assigner.assign(record.ts, &mut self.windows);
+        let lateness = self.spec.allowed_lateness_ms;
+        let pane_cleanup = self
+            .windows
+            .iter()
+            .map(|w| Self::cleanup_time(lateness, w))
+            .max()
+            .unwrap_or(i64::MIN);
+        if pane_cleanup <= self.watermark {
+            return self.late_element(record);
+        }
+        let mut created = false;
+        let logic = &self.logic;
+        self.contents
+            .update(group, &key, &pane, &mut |slot| match slot {
+                Slot::Present(state) => {
+                    logic.add(&mut state.acc, &record.value);
+                    SlotAction::Keep
+                }
+                Slot::Absent => {
+                    created = true;
+                    let mut acc = logic.create();
+                    logic.add(&mut acc, &record.value);
+                    SlotAction::Put(WindowSlot {
+                        acc,
+                        trigger_state: Default::default(),
+                    })
+                }
+            });
+        if created {
+            for window in &self.windows {
+                if window.max_timestamp() > self.watermark {
+                    self.timers
+                        .register(window.max_timestamp(), key.clone(), *window);
+                }
+            }
+            if pane_cleanup != i64::MAX {
+                self.pane_cleanups.register(pane_cleanup, key.clone(), pane);
+            }
+        }
+        // Windows that already fired but are within their allowed lateness
+        // fire again with the late element, as the event-time trigger does.
+        let windows = std::mem::take(&mut self.windows);
+        for window in &windows {
+            if window.max_timestamp() <= self.watermark
+                && Self::cleanup_time(lateness, window) > self.watermark
+            {
+                self.fire_from_panes(group, &key, window);
+            }
+        }
+        self.windows = windows;
+    }
+
+    fn advance_sliced(&mut self, watermark: i64) {
+        self.watermark = watermark;
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.pop_due(watermark, &mut due);
+        for (_, key, window) in due.drain(..) {
+            let group = self.groups.key_group_of_hash(key.stable_hash());
+            self.fire_from_panes(group, &key, &window);
+        }
+        // After the fires: a pane's cleanup is the last cleanup of its windows.
+        self.pane_cleanups.pop_due(watermark, &mut due);
+        for (_, key, pane) in due.drain(..) {
+            let group = self.groups.key_group_of_hash(key.stable_hash());
+            self.contents.remove(group, &key, &pane);
+        }
+        self.due = due;
+    }
+
     fn process_element(&mut self, record: Rec<T>) {
+        if self.sliced {
+            return self.process_sliced(record);
+        }
         if self.sessions.is_some() {
             return self.process_merging(record);
         }
@@ -310,6 +428,9 @@ where
     }
 
     fn advance_watermark(&mut self, watermark: i64) {
+        if self.sliced {
+            return self.advance_sliced(watermark);
+        }
         self.watermark = watermark;
         let mut due = std::mem::take(&mut self.due);
         self.timers.pop_due(watermark, &mut due);

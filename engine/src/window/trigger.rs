@@ -65,6 +65,14 @@ pub trait Trigger<T, W>: Clone + Send + Sync + 'static {
         let _ = b;
         a
     }
+    /// True only for a trigger that acts exactly as [`EventTimeTrigger`]: it
+    /// fires when the watermark passes a window's `max_timestamp` and for every
+    /// element that arrives after that within the allowed lateness, keeps no
+    /// state and never purges. The operator may then keep overlapping windows
+    /// as shared panes.
+    fn fires_at_window_end(&self) -> bool {
+        false
+    }
 }
 
 /// Fires once the watermark passes the window's end, and again for every late
@@ -74,6 +82,9 @@ pub struct EventTimeTrigger;
 
 impl<T, W: Window> Trigger<T, W> for EventTimeTrigger {
     type State = ();
+    fn fires_at_window_end(&self) -> bool {
+        true
+    }
     #[inline]
     fn on_element(
         &self,
