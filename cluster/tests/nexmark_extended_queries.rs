@@ -132,58 +132,76 @@ fn q13_names_the_malformed_line_of_its_side_input() {
 
 #[test]
 fn q14_classifies_bids_in_the_price_band() {
-    let mut types = BTreeSet::new();
-    let want = support::sorted(
-        bids_of(&events_at_rate(1))
-            .into_iter()
-            .filter(|b| {
-                let euros = 0.908 * b.price as f64;
-                euros > 1_000_000.0 && euros < 50_000_000.0
-            })
-            .map(|b| {
-                let hour = utc_day_minute(b.date_time).1 / 60;
-                let kind = if (8..=18).contains(&hour) {
-                    "dayTime"
-                } else if hour <= 6 || hour >= 20 {
-                    "nightTime"
-                } else {
-                    "otherTime"
-                };
-                types.insert(kind);
-                json!({"auction": b.auction, "bidder": b.bidder, "thousandths": b.price * 908,
-                       "bidTimeType": kind, "dateTime": b.date_time,
-                       "c_counts": b.extra.chars().filter(|&c| c == 'c').count(), "extra": b.extra})
-            })
-            .collect(),
-    );
-    assert_eq!(types.len(), 3);
-    assert!(want.len() > 10_000, "{}", want.len());
-    for shards in [1, 3] {
-        let got = support::sorted(
-            run_at_rate("q14", shards, 1, "")
-                .into_iter()
-                .map(|mut row| {
-                    // The price is 0.908 × an integer: exact in thousandths.
-                    let price = row["price"].as_f64().unwrap();
-                    let row = row.as_object_mut().unwrap();
-                    row.remove("price");
-                    row.insert("thousandths".into(), json!((price * 1000.0).round() as i64));
-                    Value::Object(row.clone())
+    let bids = bids_of(&events_at_rate(1));
+    // The reference band and character, and others from [params].
+    for (min, max, c, params) in [
+        (1_000_000.0, 50_000_000.0, 'c', ""),
+        (
+            100.0,
+            20_000.0,
+            'a',
+            "min_euros = 100\nmax_euros = 20000\ncount_char = \"a\"",
+        ),
+    ] {
+        let mut types = BTreeSet::new();
+        let want = support::sorted(
+            bids.iter()
+                .filter(|b| {
+                    let euros = 0.908 * b.price as f64;
+                    euros > min && euros < max
+                })
+                .map(|b| {
+                    let hour = utc_day_minute(b.date_time).1 / 60;
+                    let kind = if (8..=18).contains(&hour) {
+                        "dayTime"
+                    } else if hour <= 6 || hour >= 20 {
+                        "nightTime"
+                    } else {
+                        "otherTime"
+                    };
+                    types.insert(kind);
+                    json!({"auction": b.auction, "bidder": b.bidder, "thousandths": b.price * 908,
+                           "bidTimeType": kind, "dateTime": b.date_time,
+                           "c_counts": b.extra.chars().filter(|&x| x == c).count(), "extra": b.extra})
                 })
                 .collect(),
         );
-        assert_eq!(got, want, "{shards} shards");
+        assert_eq!(types.len(), 3);
+        assert!(want.len() > 5_000, "{}", want.len());
+        for shards in [1, 3] {
+            let got = support::sorted(
+                run_at_rate("q14", shards, 1, params)
+                    .into_iter()
+                    .map(|mut row| {
+                        // The price is 0.908 × an integer: exact in thousandths.
+                        let price = row["price"].as_f64().unwrap();
+                        let row = row.as_object_mut().unwrap();
+                        row.remove("price");
+                        row.insert("thousandths".into(), json!((price * 1000.0).round() as i64));
+                        Value::Object(row.clone())
+                    })
+                    .collect(),
+            );
+            assert_eq!(got, want, "{params}, {shards} shards");
+        }
     }
 }
 
-fn rank(price: i64) -> usize {
-    if price < 10_000 {
+/// The reference price ranks.
+const RANKS: (i64, i64) = (10_000, 1_000_000);
+
+fn rank_in(price: i64, (rank2_from, rank3_from): (i64, i64)) -> usize {
+    if price < rank2_from {
         1
-    } else if price < 1_000_000 {
+    } else if price < rank3_from {
         2
     } else {
         3
     }
+}
+
+fn rank(price: i64) -> usize {
+    rank_in(price, RANKS)
 }
 
 /// q15's and q16's counts by brute force.
@@ -197,7 +215,11 @@ struct Statistics {
 
 impl Statistics {
     fn add(&mut self, b: &Bid) {
-        for r in [0, rank(b.price)] {
+        self.add_ranked(b, RANKS);
+    }
+
+    fn add_ranked(&mut self, b: &Bid, ranks: (i64, i64)) {
+        for r in [0, rank_in(b.price, ranks)] {
             self.bids[r] += 1;
             self.bidders[r].insert(b.bidder);
             self.auctions[r].insert(b.auction);
@@ -218,30 +240,73 @@ impl Statistics {
 #[test]
 fn q15_reports_bids_bidders_and_auctions_per_day_and_rank() {
     let bids = bids_of(&events_at_rate(1));
-    let mut days: BTreeMap<String, Statistics> = BTreeMap::new();
-    for b in &bids {
-        days.entry(utc_day_minute(b.date_time).0)
-            .or_default()
-            .add(b);
+    for (ranks, params) in [
+        (RANKS, ""),
+        ((500, 50_000), "rank2_from = 500\nrank3_from = 50000"),
+    ] {
+        let mut days: BTreeMap<String, Statistics> = BTreeMap::new();
+        for b in &bids {
+            days.entry(utc_day_minute(b.date_time).0)
+                .or_default()
+                .add_ranked(b, ranks);
+        }
+        assert_eq!(days.len(), 3);
+        let want: BTreeMap<String, Value> = days
+            .iter()
+            .map(|(day, s)| {
+                let mut row = serde_json::Map::new();
+                row.insert("day".into(), json!(day));
+                s.columns(&mut row);
+                (json!(day).to_string(), Value::Object(row))
+            })
+            .collect();
+        for shards in [1, 3] {
+            let rows = run_at_rate("q15", shards, 1, params);
+            assert_eq!(rows.len(), bids.len(), "one update per bid");
+            assert_eq!(
+                last_rows(rows, |r| field(r, "day")),
+                want,
+                "{params}, {shards} shards"
+            );
+        }
     }
-    assert_eq!(days.len(), 3);
-    let want: BTreeMap<String, Value> = days
-        .iter()
-        .map(|(day, s)| {
-            let mut row = serde_json::Map::new();
-            row.insert("day".into(), json!(day));
-            s.columns(&mut row);
-            (json!(day).to_string(), Value::Object(row))
-        })
-        .collect();
-    for shards in [1, 3] {
-        let rows = run_at_rate("q15", shards, 1, "");
-        assert_eq!(rows.len(), bids.len(), "one update per bid");
-        assert_eq!(
-            last_rows(rows, |r| field(r, "day")),
-            want,
-            "{shards} shards"
+}
+
+#[test]
+fn bad_params_are_named() {
+    for (query, params, expected) in [
+        ("q14", "min_euros = 5\nmax_euros = 5", "params.min_euros"),
+        (
+            "q15",
+            "rank2_from = 10\nrank3_from = 1",
+            "params.rank2_from",
+        ),
+        ("q19", "top = 0", "params.top"),
+        ("q6", "last_auctions = -1", "params.last_auctions"),
+        ("q3", "states = \"CA\"", "params"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job.toml");
+        std::fs::write(
+            &job,
+            format!(
+                "job = \"nexmark.{query}\"\n[source]\nconnector = \"nexmark\"\nevents = 1000\n\
+                 [sink]\nconnector = \"file\"\npath = \"out\"\n[params]\n{params}\n"
+            ),
+        )
+        .unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("run")
+            .arg(&job)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{query}: {stderr}");
+        assert!(
+            stderr.contains("job.toml") && stderr.contains(expected),
+            "{query}: expected {expected:?} in {stderr}"
         );
+        assert!(!dir.path().join("out").exists());
     }
 }
 
@@ -348,8 +413,7 @@ fn q19_ranks_the_ten_highest_bids_of_each_auction() {
     for b in bids() {
         per_auction.entry(b.auction).or_default().push(b);
     }
-    let mut want = BTreeMap::new();
-    for (auction, mut list) in per_auction {
+    for list in per_auction.values_mut() {
         list.sort_by(|x, y| {
             (
                 std::cmp::Reverse(x.price),
@@ -368,18 +432,22 @@ fn q19_ranks_the_ten_highest_bids_of_each_auction() {
                     &y.extra,
                 ))
         });
-        for (i, b) in list.iter().take(10).enumerate() {
-            let mut row = bid_json(b);
-            row["rank_number"] = json!(i + 1);
-            want.insert(format!("{auction}/{}", i + 1), row);
-        }
     }
-    assert!(want.len() > 1_000);
-    for shards in [1, 3] {
-        let got = last_rows(run_in_order("q19", shards), |r| {
-            format!("{}/{}", r["auction"], r["rank_number"])
-        });
-        assert_eq!(got, want, "{shards} shards");
+    for (top, params) in [(10, ""), (3, "top = 3")] {
+        let mut want = BTreeMap::new();
+        for (auction, list) in &per_auction {
+            for (i, b) in list.iter().take(top).enumerate() {
+                let mut row = bid_json(b);
+                row["rank_number"] = json!(i + 1);
+                want.insert(format!("{auction}/{}", i + 1), row);
+            }
+        }
+        assert!(want.len() > 1_000);
+        for shards in [1, 3] {
+            let rows = support::run_in_order("q19", shards, params);
+            let got = last_rows(rows, |r| format!("{}/{}", r["auction"], r["rank_number"]));
+            assert_eq!(got, want, "{params}, {shards} shards");
+        }
     }
 }
 

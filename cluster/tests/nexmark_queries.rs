@@ -183,28 +183,44 @@ fn q11_counts_bids_per_bidder_session() {
 #[test]
 fn q3_joins_local_sellers_to_their_auctions() {
     let events = all_events();
-    let mut want = Vec::new();
-    for e in &events {
-        let Event::Auction(a) = e else { continue };
-        if a.category != 10 {
-            continue;
-        }
-        for p in events.iter().filter_map(|e| {
+    let persons: Vec<&sluice_bench::nexmark::Person> = events
+        .iter()
+        .filter_map(|e| {
             if let Event::Person(p) = e {
                 Some(p)
             } else {
                 None
             }
-        }) {
-            if p.id == a.seller && matches!(p.state.as_str(), "OR" | "ID" | "CA") {
-                want.push(json!({"name": p.name, "city": p.city, "state": p.state, "id": a.id}));
+        })
+        .collect();
+    // The reference constants, and others from [params].
+    for (category, states, params) in [
+        (10, &["OR", "ID", "CA"][..], ""),
+        (
+            12,
+            &["WA", "AZ"][..],
+            "category = 12\nstates = [\"WA\", \"AZ\"]",
+        ),
+    ] {
+        let mut want = Vec::new();
+        for e in &events {
+            let Event::Auction(a) = e else { continue };
+            if a.category != category {
+                continue;
+            }
+            for p in &persons {
+                if p.id == a.seller && states.contains(&p.state.as_str()) {
+                    want.push(
+                        json!({"name": p.name, "city": p.city, "state": p.state, "id": a.id}),
+                    );
+                }
             }
         }
-    }
-    let want = sorted(want);
-    assert!(want.len() > 10, "{}", want.len());
-    for shards in [1, 3] {
-        assert_eq!(run("q3", shards, ""), want, "{shards} shards");
+        let want = sorted(want);
+        assert!(want.len() > 10, "{}", want.len());
+        for shards in [1, 3] {
+            assert_eq!(run("q3", shards, params), want, "{params}, {shards} shards");
+        }
     }
 }
 
@@ -389,23 +405,26 @@ fn q6_averages_each_sellers_last_ten_closing_prices() {
                 .push((a.expires, a.id, price));
         }
     }
-    let mut want = Vec::new();
-    for (seller, mut list) in closings {
-        list.sort();
-        let mut last: Vec<i64> = Vec::new();
-        for (_, _, price) in list {
-            if last.len() == 10 {
-                last.remove(0);
+    for (n, params) in [(10, ""), (3, "last_auctions = 3")] {
+        let mut want = Vec::new();
+        for (seller, list) in &closings {
+            let mut list = list.clone();
+            list.sort();
+            let mut last: Vec<i64> = Vec::new();
+            for (_, _, price) in list {
+                if last.len() == n {
+                    last.remove(0);
+                }
+                last.push(price);
+                want.push(
+                    json!({"seller": seller, "avg": last.iter().sum::<i64>() / last.len() as i64}),
+                );
             }
-            last.push(price);
-            want.push(
-                json!({"seller": seller, "avg": last.iter().sum::<i64>() / last.len() as i64}),
-            );
         }
-    }
-    let want = sorted(want);
-    assert!(want.len() > 100);
-    for shards in [1, 3] {
-        assert_eq!(run("q6", shards, ""), want, "{shards} shards");
+        let want = sorted(want);
+        assert!(want.len() > 100);
+        for shards in [1, 3] {
+            assert_eq!(run("q6", shards, params), want, "{params}, {shards} shards");
+        }
     }
 }

@@ -142,6 +142,19 @@ impl WindowParams {
     }
 }
 
+/// A count parameter that must be at least one.
+fn at_least_one(file: &JobFile, field: &str, value: i64) -> Result<usize, JobFileError> {
+    usize::try_from(value)
+        .ok()
+        .filter(|&v| v >= 1)
+        .ok_or_else(|| {
+            file.invalid(
+                &format!("params.{field}"),
+                format!("is {value}, expected at least 1"),
+            )
+        })
+}
+
 /// The persons and auctions of the job file's `nexmark` source.
 fn persons_and_auctions(
     file: &JobFile,

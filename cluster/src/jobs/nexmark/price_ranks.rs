@@ -11,12 +11,53 @@ use serde::ser::SerializeStruct;
 use sluice_engine::keyed_state::{CurrentKey, MapState, ValueState};
 use sluice_state::{StateBackend, StateKey};
 
-/// The rank of a price: 1, 2 or 3 (index 0 is the total).
-pub fn price_rank(price: i64) -> usize {
-    match price {
-        ..10_000 => 1,
-        10_000..1_000_000 => 2,
-        _ => 3,
+use crate::job_file::{JobFile, JobFileError};
+
+/// Where the price ranks start: rank 1 below `rank2_from`, rank 2 below
+/// `rank3_from`, rank 3 from there (10,000 and 1,000,000 in the reference;
+/// `[params]` of q15, q16 and q17 may change them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRanks {
+    #[serde(default = "ten_thousand")]
+    pub rank2_from: i64,
+    #[serde(default = "one_million")]
+    pub rank3_from: i64,
+}
+
+fn ten_thousand() -> i64 {
+    10_000
+}
+
+fn one_million() -> i64 {
+    1_000_000
+}
+
+impl PriceRanks {
+    /// The job file's ranks, checked to be in order.
+    pub fn from_params(file: &JobFile) -> Result<Self, JobFileError> {
+        let ranks: PriceRanks = file.params()?;
+        if ranks.rank2_from >= ranks.rank3_from {
+            return Err(file.invalid(
+                "params.rank2_from",
+                format!(
+                    "is {}, expected less than rank3_from ({})",
+                    ranks.rank2_from, ranks.rank3_from
+                ),
+            ));
+        }
+        Ok(ranks)
+    }
+
+    /// The rank of a price: 1, 2 or 3 (index 0 of the counts is the total).
+    pub fn rank(&self, price: i64) -> usize {
+        if price < self.rank2_from {
+            1
+        } else if price < self.rank3_from {
+            2
+        } else {
+            3
+        }
     }
 }
 
@@ -64,14 +105,16 @@ impl PriceRankCounts {
 
 /// The keyed state behind [`PriceRankCounts`] for groups of type `K`.
 pub struct PriceRankState<K> {
+    ranks: PriceRanks,
     counts: ValueState<K, PriceRankCounts>,
     bidders: MapState<K, i64, u8>,
     auctions: MapState<K, i64, u8>,
 }
 
 impl<K: StateKey> PriceRankState<K> {
-    pub fn new(state: &mut StateBackend, name: &str) -> Self {
+    pub fn new(state: &mut StateBackend, name: &str, ranks: PriceRanks) -> Self {
         PriceRankState {
+            ranks,
             counts: ValueState::new(state, &format!("{name}/counts")),
             bidders: MapState::new(state, &format!("{name}/bidders")),
             auctions: MapState::new(state, &format!("{name}/auctions")),
@@ -86,7 +129,7 @@ impl<K: StateKey> PriceRankState<K> {
         auction: i64,
         price: i64,
     ) -> PriceRankCounts {
-        let rank = price_rank(price);
+        let rank = self.ranks.rank(price);
         // Bit 0: seen at all; bit r: seen in rank r.
         let seen = |mask: &mut u8| {
             let before = *mask;
@@ -113,8 +156,12 @@ mod tests {
 
     #[test]
     fn ranks_split_at_ten_thousand_and_a_million() {
+        let reference = PriceRanks {
+            rank2_from: 10_000,
+            rank3_from: 1_000_000,
+        };
         assert_eq!(
-            [-1, 9_999, 10_000, 999_999, 1_000_000].map(price_rank),
+            [-1, 9_999, 10_000, 999_999, 1_000_000].map(|p| reference.rank(p)),
             [1, 1, 2, 2, 3]
         );
     }

@@ -7,7 +7,7 @@ use sluice_bench::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::calendar::hour;
-use super::{bids, dollars_to_euros, NoParams};
+use super::{bids, dollars_to_euros};
 use crate::job_file::{JobFile, JobFileError};
 
 /// q14's output.
@@ -22,6 +22,31 @@ pub struct ClassifiedBid {
     pub date_time: i64,
     pub extra: String,
     pub c_counts: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Q14Params {
+    /// Bids strictly between these prices in euros are kept.
+    #[serde(default = "one_million")]
+    min_euros: i64,
+    #[serde(default = "fifty_million")]
+    max_euros: i64,
+    /// The character `count_char` counts.
+    #[serde(default = "letter_c")]
+    count_char: char,
+}
+
+fn one_million() -> i64 {
+    1_000_000
+}
+
+fn fifty_million() -> i64 {
+    50_000_000
+}
+
+fn letter_c() -> char {
+    'c'
 }
 
 /// The user-defined function of q14: how often `c` occurs in `s`.
@@ -44,17 +69,31 @@ pub fn bid_time_type(date_time: i64) -> &'static str {
 /// extra, count_char(extra, 'c') AS c_counts FROM bid WHERE 0.908 * price >
 /// 1000000 AND 0.908 * price < 50000000`
 pub fn q14(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
-    file.params::<NoParams>()?;
-    let rows = bids(file, env, "q14")?.flat_map(|b: Bid| {
+    let params: Q14Params = file.params()?;
+    if params.min_euros >= params.max_euros {
+        return Err(file.invalid(
+            "params.min_euros",
+            format!(
+                "is {}, expected less than max_euros ({})",
+                params.min_euros, params.max_euros
+            ),
+        ));
+    }
+    let (min, max) = (
+        i128::from(params.min_euros) * 1000,
+        i128::from(params.max_euros) * 1000,
+    );
+    let c = params.count_char;
+    let rows = bids(file, env, "q14")?.flat_map(move |b: Bid| {
         // 0.908 * price compared exactly, in thousandths.
         let thousandths = i128::from(b.price) * 908;
-        (thousandths > 1_000_000_000 && thousandths < 50_000_000_000).then(|| ClassifiedBid {
+        (thousandths > min && thousandths < max).then(|| ClassifiedBid {
             auction: b.auction,
             bidder: b.bidder,
             price: dollars_to_euros(b.price),
             bid_time_type: bid_time_type(b.date_time),
             date_time: b.date_time,
-            c_counts: count_char(&b.extra, 'c'),
+            c_counts: count_char(&b.extra, c),
             extra: b.extra,
         })
     });

@@ -11,8 +11,8 @@ use sluice_bench::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::calendar::{day_number, format_day};
-use super::price_ranks::{PriceRankCounts, PriceRankState};
-use super::{bids, Ctx, NoParams};
+use super::price_ranks::{PriceRankCounts, PriceRankState, PriceRanks};
+use super::{bids, Ctx};
 use crate::job_file::{JobFile, JobFileError};
 
 /// q15's output: a day's statistics so far.
@@ -55,12 +55,12 @@ impl sluice_engine::operators::KeyedProcess<i64, (i64, i64, i64, i64), DayStatis
 /// count(*) FILTER (WHERE price < 10000) AS rank1_bids, …, count(DISTINCT
 /// bidder) …, count(DISTINCT auction) … FROM bid GROUP BY day`
 pub fn q15(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
-    file.params::<NoParams>()?;
+    let ranks = PriceRanks::from_params(file)?;
     let rows = bids(file, env, "q15")?
         .map(|b: Bid| (day_number(b.date_time), b.bidder, b.auction, b.price))
         .key_by(|r: &(i64, i64, i64, i64)| r.0)
-        .process(|state: &mut sluice_state::StateBackend| DayReport {
-            state: PriceRankState::new(state, "q15"),
+        .process(move |state: &mut sluice_state::StateBackend| DayReport {
+            state: PriceRankState::new(state, "q15", ranks),
         });
     crate::jobs::attach_sink(file, &rows);
     Ok(())

@@ -8,9 +8,9 @@ use sluice_engine::keyed_state::ValueState;
 use sluice_engine::operators::ProcessContext;
 use sluice_engine::StreamEnv;
 
+use super::bids;
 use super::calendar::{day_number, format_day, format_minute, minute_of_day};
-use super::price_ranks::{PriceRankCounts, PriceRankState};
-use super::{bids, NoParams};
+use super::price_ranks::{PriceRankCounts, PriceRankState, PriceRanks};
 use crate::job_file::{JobFile, JobFileError};
 
 /// q16's output: a channel's statistics of a day so far.
@@ -71,7 +71,7 @@ impl sluice_engine::operators::KeyedProcess<ChannelDay, (ChannelDay, BidFacts), 
 /// max(DATE_FORMAT(dateTime, 'HH:mm')) AS minute, <q15's counts> FROM bid
 /// GROUP BY channel, day`
 pub fn q16(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
-    file.params::<NoParams>()?;
+    let ranks = PriceRanks::from_params(file)?;
     let rows = bids(file, env, "q16")?
         .map(|b: Bid| {
             (
@@ -80,10 +80,12 @@ pub fn q16(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             )
         })
         .key_by(|r: &(ChannelDay, BidFacts)| r.0.clone())
-        .process(|state: &mut sluice_state::StateBackend| ChannelReport {
-            state: PriceRankState::new(state, "q16"),
-            latest_minute: ValueState::new(state, "q16/latest_minute"),
-        });
+        .process(
+            move |state: &mut sluice_state::StateBackend| ChannelReport {
+                state: PriceRankState::new(state, "q16", ranks),
+                latest_minute: ValueState::new(state, "q16/latest_minute"),
+            },
+        );
     crate::jobs::attach_sink(file, &rows);
     Ok(())
 }

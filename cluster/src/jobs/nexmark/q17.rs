@@ -8,9 +8,9 @@ use sluice_engine::keyed_state::ValueState;
 use sluice_engine::operators::ProcessContext;
 use sluice_engine::StreamEnv;
 
+use super::bids;
 use super::calendar::{day_number, format_day};
-use super::price_ranks::price_rank;
-use super::{bids, NoParams};
+use super::price_ranks::PriceRanks;
 use crate::job_file::{JobFile, JobFileError};
 
 /// q17's output: an auction's statistics of a day so far.
@@ -50,6 +50,7 @@ impl Default for Totals {
 }
 
 struct AuctionReport {
+    ranks: PriceRanks,
     totals: ValueState<AuctionDay, Totals>,
 }
 
@@ -61,9 +62,10 @@ impl sluice_engine::operators::KeyedProcess<AuctionDay, (AuctionDay, i64), Aucti
         (_, price): (AuctionDay, i64),
         ctx: &mut ProcessContext<'_, AuctionDay, AuctionDayStatistics>,
     ) {
+        let rank = self.ranks.rank(price);
         let t = self.totals.modify(ctx, |t| {
             t.bids[0] += 1;
-            t.bids[price_rank(price)] += 1;
+            t.bids[rank] += 1;
             t.min = t.min.min(price);
             t.max = t.max.max(price);
             t.sum = t.sum.wrapping_add(price);
@@ -90,13 +92,16 @@ impl sluice_engine::operators::KeyedProcess<AuctionDay, (AuctionDay, i64), Aucti
 /// total_bids, count(*) FILTER (…) AS rank1_bids, …, min(price), max(price),
 /// avg(price), sum(price) FROM bid GROUP BY auction, day`
 pub fn q17(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
-    file.params::<NoParams>()?;
+    let ranks = PriceRanks::from_params(file)?;
     let rows = bids(file, env, "q17")?
         .map(|b: Bid| ((b.auction, day_number(b.date_time)), b.price))
         .key_by(|r: &(AuctionDay, i64)| r.0)
-        .process(|state: &mut sluice_state::StateBackend| AuctionReport {
-            totals: ValueState::new(state, "q17/totals"),
-        });
+        .process(
+            move |state: &mut sluice_state::StateBackend| AuctionReport {
+                ranks,
+                totals: ValueState::new(state, "q17/totals"),
+            },
+        );
     crate::jobs::attach_sink(file, &rows);
     Ok(())
 }

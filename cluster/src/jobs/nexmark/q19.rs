@@ -1,5 +1,5 @@
-//! Nexmark q19, auction top-10 price: the ten highest bids of each auction,
-//! numbered (`ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) <=
+//! Nexmark q19, auction top-10 price: the ten (`top`) highest bids of each
+//! auction, numbered (`ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) <=
 //! 10`). An upsert stream keyed by (auction, rank_number): when a bid enters
 //! the top ten, the rows of its rank and every rank below it are emitted again.
 //!
@@ -13,10 +13,20 @@ use sluice_bench::nexmark::Bid;
 use sluice_engine::keyed_state::ValueState;
 use sluice_engine::StreamEnv;
 
-use super::{bids, Ctx, NoParams};
+use super::{at_least_one, bids, Ctx};
 use crate::job_file::{JobFile, JobFileError};
 
-const TOP: usize = 10;
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Q19Params {
+    /// How many of the highest bids each auction keeps.
+    #[serde(default = "ten")]
+    top: i64,
+}
+
+fn ten() -> i64 {
+    10
+}
 
 /// q19's output: a bid at its rank in its auction.
 #[derive(Debug, Clone, Serialize)]
@@ -45,19 +55,21 @@ pub fn rank_order(b: &Bid) -> (std::cmp::Reverse<i64>, i64, i64, &str, &str, &st
 }
 
 struct TopBids {
+    n: usize,
     top: ValueState<i64, Vec<Bid>>,
 }
 
 impl sluice_engine::operators::KeyedProcess<i64, Bid, RankedBid> for TopBids {
     fn process_element(&mut self, bid: Bid, ctx: &mut Ctx<'_, RankedBid>) {
         let mut changed = Vec::new();
+        let n = self.n;
         self.top.modify(ctx, |top| {
             let at = top.partition_point(|b| rank_order(b) <= rank_order(&bid));
-            if at >= TOP {
+            if at >= n {
                 return;
             }
             top.insert(at, bid);
-            top.truncate(TOP);
+            top.truncate(n);
             changed.extend(
                 top[at..]
                     .iter()
@@ -84,9 +96,11 @@ impl sluice_engine::operators::KeyedProcess<i64, Bid, RankedBid> for TopBids {
 /// `SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY
 /// price DESC) AS rank_number FROM bid) WHERE rank_number <= 10`
 pub fn q19(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
-    file.params::<NoParams>()?;
+    let params: Q19Params = file.params()?;
+    let n = at_least_one(file, "top", params.top)?;
     let rows = bids(file, env, "q19")?.key_by(|b: &Bid| b.auction).process(
-        |state: &mut sluice_state::StateBackend| TopBids {
+        move |state: &mut sluice_state::StateBackend| TopBids {
+            n,
             top: ValueState::new(state, "q19/top"),
         },
     );

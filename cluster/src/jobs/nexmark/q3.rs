@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sluice_engine::StreamEnv;
 
-use super::{persons_and_auctions, Ctx, NoParams};
+use super::{persons_and_auctions, Ctx};
 use crate::job_file::{JobFile, JobFileError};
 
 /// q3's output.
@@ -60,16 +60,34 @@ impl
     }
 }
 
-/// Local item suggestion: auctions of category 10 by sellers in OR, ID or CA.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Q3Params {
+    #[serde(default = "ten")]
+    category: i64,
+    #[serde(default = "western_states")]
+    states: Vec<String>,
+}
+
+fn ten() -> i64 {
+    10
+}
+
+fn western_states() -> Vec<String> {
+    ["OR", "ID", "CA"].map(String::from).to_vec()
+}
+
+/// Local item suggestion: auctions of category 10 (`category`) by sellers in
+/// OR, ID or CA (`states`).
 pub fn q3(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
-    file.params::<NoParams>()?;
+    let Q3Params { category, states } = file.params()?;
     let (persons, auctions) = persons_and_auctions(file, env, "q3")?;
     let sellers = persons
-        .filter(|p: &sluice_bench::nexmark::Person| matches!(p.state.as_str(), "OR" | "ID" | "CA"))
+        .filter(move |p: &sluice_bench::nexmark::Person| states.contains(&p.state))
         .map(|p: sluice_bench::nexmark::Person| (p.id, p.name, p.city, p.state))
         .key_by(|p: &(i64, String, String, String)| p.0);
     let items = auctions
-        .filter(|a: &sluice_bench::nexmark::Auction| a.category == 10)
+        .filter(move |a: &sluice_bench::nexmark::Auction| a.category == category)
         .map(|a: sluice_bench::nexmark::Auction| (a.seller, a.id))
         .key_by(|a: &(i64, i64)| a.0)
         .connect(&sellers)

@@ -11,11 +11,20 @@ use serde::Serialize;
 use sluice_engine::StreamEnv;
 
 use super::q9::{winning_bids, WinningBid};
-use super::{Ctx, NoParams};
+use super::{at_least_one, Ctx};
 use crate::job_file::{JobFile, JobFileError};
 
-/// Closed auctions averaged per seller.
-const LAST_AUCTIONS: usize = 10;
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Q6Params {
+    /// Closed auctions averaged per seller.
+    #[serde(default = "ten")]
+    last_auctions: i64,
+}
+
+fn ten() -> i64 {
+    10
+}
 
 /// q6's output.
 #[derive(Debug, Clone, Serialize)]
@@ -25,9 +34,10 @@ pub struct SellerAverage {
 }
 
 struct AverageSellingPrice {
+    last_auctions: usize,
     /// Closings not yet applied: (closing time, auction, price).
     pending: sluice_engine::keyed_state::ListState<i64, (i64, i64, i64)>,
-    /// The latest closing prices, oldest first (at most `LAST_AUCTIONS`).
+    /// The latest closing prices, oldest first (at most `last_auctions`).
     last: sluice_engine::keyed_state::ValueState<i64, Vec<i64>>,
 }
 
@@ -59,7 +69,7 @@ impl sluice_engine::operators::KeyedProcess<i64, (i64, i64, i64, i64), SellerAve
         let mut last = self.last.value(ctx).unwrap_or_default();
         let seller = *ctx.key();
         for (_, _, price) in due {
-            if last.len() == LAST_AUCTIONS {
+            if last.len() == self.last_auctions {
                 last.remove(0);
             }
             last.push(price);
@@ -72,18 +82,22 @@ impl sluice_engine::operators::KeyedProcess<i64, (i64, i64, i64, i64), SellerAve
     }
 }
 
-/// Average selling price by seller over their last 10 closed auctions.
+/// Average selling price by seller over their last 10 (`last_auctions`)
+/// closed auctions.
 pub fn q6(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
-    file.params::<NoParams>()?;
+    let params: Q6Params = file.params()?;
+    let last_auctions = at_least_one(file, "last_auctions", params.last_auctions)?;
     let closings = winning_bids(file, env, "q6")?
         .map(|w: WinningBid| (w.seller, w.expires, w.id, w.price))
         .key_by(|c: &(i64, i64, i64, i64)| c.0);
-    let averages = closings.process(
-        |state: &mut sluice_state::StateBackend| AverageSellingPrice {
-            pending: sluice_engine::keyed_state::ListState::new(state, "q6/pending"),
-            last: sluice_engine::keyed_state::ValueState::new(state, "q6/last"),
-        },
-    );
+    let averages =
+        closings.process(
+            move |state: &mut sluice_state::StateBackend| AverageSellingPrice {
+                last_auctions,
+                pending: sluice_engine::keyed_state::ListState::new(state, "q6/pending"),
+                last: sluice_engine::keyed_state::ValueState::new(state, "q6/last"),
+            },
+        );
     crate::jobs::attach_sink(file, &averages);
     Ok(())
 }
