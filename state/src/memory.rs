@@ -1,13 +1,15 @@
 //! The memory state backend: one hash map per key group, values as Rust objects.
 //!
 //! Lives on its shard's core. Lookups take the key and namespace by reference
-//! (no clone, no allocation); only inserting a new entry clones them. Invariant:
-//! `maps[i]` holds exactly the entries of key group `groups.start + i`.
+//! (no clone, no allocation); only inserting a new entry clones them. Maps
+//! grow staggered by key group ([`grow_staggered`]). Invariant: `maps[i]`
+//! holds exactly the entries of key group `groups.start + i`.
 
 use std::hash::{Hash, Hasher};
 
 use hashbrown::Equivalent;
 
+use crate::fast_hash::grow_staggered;
 use crate::{
     FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue,
 };
@@ -114,6 +116,7 @@ impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V> for MemoryTabl
                 SlotAction::Keep | SlotAction::Remove => 0,
                 SlotAction::Put(new) => {
                     map.insert((key.clone(), namespace.clone()), new);
+                    grow_staggered(map, group.0 as usize);
                     1
                 }
             },
@@ -135,6 +138,7 @@ impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V> for MemoryTabl
             *slot = value;
         } else {
             map.insert((key.clone(), namespace.clone()), value);
+            grow_staggered(map, group.0 as usize);
             self.len += 1;
         }
     }

@@ -11,6 +11,7 @@
 //!
 //! [`MemoryTable`]: crate::MemoryTable
 
+use crate::fast_hash::grow_staggered;
 use crate::{
     FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue,
 };
@@ -90,6 +91,7 @@ impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V>
                 None => {
                     if let SlotAction::Put(new) = f(Slot::Absent) {
                         inner.insert(key.clone(), new);
+                        grow_staggered(inner, group.0 as usize);
                         self.len += 1;
                     }
                 }
@@ -125,6 +127,7 @@ impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V>
             None => outer.entry(namespace.clone()).or_default(),
         };
         if inner.insert(key.clone(), value).is_none() {
+            grow_staggered(inner, group.0 as usize);
             self.len += 1;
         }
     }
