@@ -29,3 +29,7 @@ pub use process_context::{ProcessContext, TimeDomain};
 pub use side_output::SideOutputs;
 pub use sink::SinkOperator;
 pub use union::{Union, UnionInput};
+
+/// How many results an operator that fires many timers at once (a window's
+/// end) gathers before it hands them on.
+pub(crate) const EMIT_BATCH_RECORDS: usize = 1024;

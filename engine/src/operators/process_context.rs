@@ -167,6 +167,11 @@ impl<K: StateKey + StableKey, O: Data> KeyedHost<K, O> {
         }
         for (time, key, ()) in due.drain(..) {
             self.with_key(&key, time, |ctx| on_timer(time, ctx));
+            // Many timers due at once (a window's end): hand results on as
+            // they come instead of all at the end.
+            if self.state.output.len() >= crate::operators::EMIT_BATCH_RECORDS {
+                self.next.push(&mut self.state.output);
+            }
         }
         self.due = due;
     }

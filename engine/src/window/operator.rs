@@ -246,6 +246,7 @@ where
         for (_, key, window) in due.drain(..) {
             let group = self.groups.key_group_of_hash(key.stable_hash());
             self.fire_from_panes(group, &key, &window);
+            self.emit_if_full();
         }
         // After the fires: a pane's cleanup is the last cleanup of its windows.
         self.pane_cleanups.pop_due(watermark, &mut due);
@@ -470,6 +471,7 @@ where
                     self.timers.register(t, key.clone(), window);
                 }
             }
+            self.emit_if_full();
             if cleanup {
                 if let Some(sessions) = self.sessions.as_mut() {
                     sessions.update(group, &key, &(), &mut |slot| match slot {
@@ -487,6 +489,15 @@ where
             }
         }
         self.due = due;
+    }
+
+    /// Many windows firing at once: hands results on as they come instead of
+    /// all at the end (the first result waits less, memory stays bounded).
+    #[inline]
+    fn emit_if_full(&mut self) {
+        if self.output.len() >= crate::operators::EMIT_BATCH_RECORDS {
+            self.next.push(&mut self.output);
+        }
     }
 
     fn flush_outputs(&mut self) {
