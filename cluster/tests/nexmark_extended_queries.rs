@@ -106,15 +106,16 @@ fn q13_joins_bids_with_the_side_input_file() {
     }
 }
 
-#[test]
-fn q13_names_the_malformed_line_of_its_side_input() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("side.csv"), "1,one\n2,two\nthree,3\n").unwrap();
-    let job = dir.path().join("job.toml");
+/// Runs `query` with `params` on a small input in `dir`, expects exit code 2
+/// and no output, and returns the error message.
+fn run_rejected(dir: &std::path::Path, query: &str, params: &str) -> String {
+    let job = dir.join("job.toml");
     std::fs::write(
         &job,
-        "job = \"nexmark.q13\"\n[source]\nconnector = \"nexmark\"\nevents = 1000\n\
-         [sink]\nconnector = \"file\"\npath = \"out\"\n[params]\nside_input = \"side.csv\"\n",
+        format!(
+            "job = \"nexmark.{query}\"\n[source]\nconnector = \"nexmark\"\nevents = 1000\n\
+             [sink]\nconnector = \"file\"\npath = \"out\"\n[params]\n{params}\n"
+        ),
     )
     .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -122,12 +123,20 @@ fn q13_names_the_malformed_line_of_its_side_input() {
         .arg(&job)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{query}: {stderr}");
+    assert!(!dir.join("out").exists(), "{query} wrote output");
+    stderr
+}
+
+#[test]
+fn q13_names_the_malformed_line_of_its_side_input() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("side.csv"), "1,one\n2,two\nthree,3\n").unwrap();
+    let stderr = run_rejected(dir.path(), "q13", "side_input = \"side.csv\"");
     for part in ["job.toml", "params.side_input", "side.csv:3", "\"three\""] {
         assert!(stderr.contains(part), "expected {part:?} in: {stderr}");
     }
-    assert!(!dir.path().join("out").exists());
 }
 
 #[test]
@@ -286,27 +295,11 @@ fn bad_params_are_named() {
         ("q3", "states = \"CA\"", "params"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let job = dir.path().join("job.toml");
-        std::fs::write(
-            &job,
-            format!(
-                "job = \"nexmark.{query}\"\n[source]\nconnector = \"nexmark\"\nevents = 1000\n\
-                 [sink]\nconnector = \"file\"\npath = \"out\"\n[params]\n{params}\n"
-            ),
-        )
-        .unwrap();
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("run")
-            .arg(&job)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{query}: {stderr}");
+        let stderr = run_rejected(dir.path(), query, params);
         assert!(
             stderr.contains("job.toml") && stderr.contains(expected),
             "{query}: expected {expected:?} in {stderr}"
         );
-        assert!(!dir.path().join("out").exists());
     }
 }
 
