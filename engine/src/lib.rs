@@ -12,6 +12,7 @@
 //! executor), [`exchange`] (batches between shards), [`operators`] (the fused
 //! chain), [`window`], [`connectors`], and the API in [`stream`].
 
+pub mod checkpoint;
 pub mod config;
 pub mod connectors;
 pub mod error;
