@@ -8,12 +8,16 @@
 //!   stored, snapshotted and moved between shards,
 //! - the **backend contract** ([`KeyedTable`], [`StateBackend`]) and the
 //!   in-memory backend ([`MemoryTable`]). The RocksDB backend implements the same
-//!   contract.
+//!   contract,
+//! - **checkpoint storage** ([`checkpoint_store`]): object stores and the
+//!   catalog of a job's checkpoints (manifests, shared files, retention).
 //!
-//! Everything here is single-threaded by design: a backend instance belongs to one
-//! shard and lives on that shard's core.
+//! Backends are single-threaded by design: a backend instance belongs to one
+//! shard and lives on that shard's core. Checkpoint storage blocks on I/O and
+//! runs on an I/O thread.
 
 mod backend;
+pub mod checkpoint_store;
 mod fast_hash;
 mod key_group;
 mod memory;
