@@ -11,6 +11,7 @@ mod file_source;
 mod generator;
 mod partitioned_file_sink;
 mod record_format;
+mod transactional_file_sink;
 
 pub use collect::{CollectSink, Collected};
 pub use file_sink::{BlackholeSink, FileSink, StdoutSink};
@@ -18,6 +19,7 @@ pub use file_source::{FileSource, FileSplit, SPLIT_BYTES_DEFAULT};
 pub use generator::{GeneratedEvent, GeneratorSource};
 pub use partitioned_file_sink::TimePartitionedFileSink;
 pub use record_format::{FormatError, RecordFormat};
+pub use transactional_file_sink::TransactionalFileWriter;
 
 use crate::{Rec, SourceError};
 

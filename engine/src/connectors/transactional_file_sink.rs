@@ -1,0 +1,297 @@
+//! The exactly-once file sink's files and their life, per shard:
+//!
+//! 1. records go to an in-progress part file, `.part-<shard>-<seq>.inprogress`;
+//! 2. at checkpoint *n*'s barrier ([`TransactionalFileWriter::pre_commit`]) the
+//!    part is synced and renamed `.part-<shard>-<seq>.pending-<n>`, and a new
+//!    part begins;
+//! 3. when checkpoint *n* completes ([`TransactionalFileWriter::commit`]) every
+//!    pending part of a checkpoint up to *n* is renamed into place as
+//!    `part-<shard>-<seq>.<ext>` (a checkpoint that failed leaves its parts
+//!    pending; the next completed one commits them);
+//! 4. after a crash ([`TransactionalFileWriter::recover`]) parts pending for
+//!    checkpoints up to the one restored are committed, later ones and
+//!    in-progress parts deleted: their records are read again from the
+//!    restored source positions.
+//!
+//! Readers see only final parts, each once. Hidden names (leading `.`) keep
+//! pending data out of globs. Runs on its shard; every rename is followed by
+//! a sync of the directory, so a committed part survives a power cut.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::RecordFormat;
+use crate::Rec;
+
+/// One shard's part files (see the module docs).
+pub struct TransactionalFileWriter {
+    directory: PathBuf,
+    format: RecordFormat,
+    shard: u32,
+    seq: u64,
+    current: Option<(PathBuf, BufWriter<File>)>,
+    buffer: Vec<u8>,
+}
+
+/// A part file of this sink, as its name tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PartState {
+    InProgress,
+    Pending(u64),
+}
+
+fn parse_hidden(name: &str, shard: u32) -> Option<(u64, PartState)> {
+    let rest = name.strip_prefix(&format!(".part-{shard:05}-"))?;
+    let (seq, state) = rest.split_once('.')?;
+    let seq = seq.parse().ok()?;
+    let state = match state {
+        "inprogress" => PartState::InProgress,
+        other => PartState::Pending(other.strip_prefix("pending-")?.parse().ok()?),
+    };
+    Some((seq, state))
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> String {
+    format!("{what} {}: {e}", path.display())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), String> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing", dir, e))
+}
+
+impl TransactionalFileWriter {
+    /// Opens shard `shard`'s writer after recovering its files: parts pending
+    /// for checkpoints up to `restored` (the checkpoint the job resumes from;
+    /// `None` for a fresh start) are committed, the rest deleted.
+    pub fn recover(
+        directory: &Path,
+        format: RecordFormat,
+        shard: u32,
+        restored: Option<u64>,
+    ) -> Result<Self, String> {
+        std::fs::create_dir_all(directory).map_err(|e| io("creating", directory, e))?;
+        let mut writer = TransactionalFileWriter {
+            directory: directory.to_owned(),
+            format,
+            shard,
+            seq: 0,
+            current: None,
+            buffer: Vec::new(),
+        };
+        let mut parts = Vec::new();
+        for entry in std::fs::read_dir(directory).map_err(|e| io("listing", directory, e))? {
+            let entry = entry.map_err(|e| io("listing", directory, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some((seq, state)) = parse_hidden(&name, shard) {
+                parts.push((seq, state, entry.path()));
+            } else if let Some(seq) = name
+                .strip_prefix(&format!("part-{shard:05}-"))
+                .and_then(|rest| rest.split_once('.'))
+                .and_then(|(seq, _)| seq.parse::<u64>().ok())
+            {
+                writer.seq = writer.seq.max(seq + 1);
+            }
+        }
+        for (seq, state, path) in parts {
+            writer.seq = writer.seq.max(seq + 1);
+            match state {
+                PartState::Pending(n) if restored.is_some_and(|r| n <= r) => {
+                    writer.publish(seq, &path)?;
+                }
+                _ => std::fs::remove_file(&path).map_err(|e| io("deleting", &path, e))?,
+            }
+        }
+        sync_dir(directory)?;
+        Ok(writer)
+    }
+
+    fn final_path(&self, seq: u64) -> PathBuf {
+        self.directory.join(format!(
+            "part-{:05}-{seq}.{}",
+            self.shard,
+            self.format.extension()
+        ))
+    }
+
+    fn publish(&self, seq: u64, pending: &Path) -> Result<(), String> {
+        let target = self.final_path(seq);
+        std::fs::rename(pending, &target).map_err(|e| io("committing", &target, e))
+    }
+
+    /// Appends records to the in-progress part.
+    pub fn write<T: Serialize>(&mut self, batch: &[Rec<T>]) -> Result<(), String> {
+        self.buffer.clear();
+        for r in batch {
+            self.format
+                .write(&r.value, &mut self.buffer)
+                .map_err(|e| format!("encoding a record as {:?}: {e}", self.format))?;
+        }
+        if self.current.is_none() {
+            let path = self
+                .directory
+                .join(format!(".part-{:05}-{}.inprogress", self.shard, self.seq));
+            let file = File::create(&path).map_err(|e| io("creating", &path, e))?;
+            self.current = Some((path, BufWriter::with_capacity(1 << 20, file)));
+        }
+        let (path, file) = self.current.as_mut().expect("opened above");
+        file.write_all(&self.buffer)
+            .map_err(|e| io("writing", path, e))
+    }
+
+    /// Checkpoint `checkpoint`'s barrier: the in-progress part becomes
+    /// pending for it (synced first); the next records start a new part.
+    pub fn pre_commit(&mut self, checkpoint: u64) -> Result<(), String> {
+        let Some((path, file)) = self.current.take() else {
+            return Ok(());
+        };
+        let file = file
+            .into_inner()
+            .map_err(|e| io("writing", &path, e.into_error()))?;
+        file.sync_all().map_err(|e| io("syncing", &path, e))?;
+        let pending = self.directory.join(format!(
+            ".part-{:05}-{}.pending-{checkpoint}",
+            self.shard, self.seq
+        ));
+        std::fs::rename(&path, &pending).map_err(|e| io("renaming", &pending, e))?;
+        self.seq += 1;
+        sync_dir(&self.directory)
+    }
+
+    /// Checkpoint `checkpoint` completed: commits every part pending for it
+    /// or an earlier one.
+    pub fn commit(&mut self, checkpoint: u64) -> Result<(), String> {
+        let dir = self.directory.clone();
+        let mut committed = false;
+        for entry in std::fs::read_dir(&dir).map_err(|e| io("listing", &dir, e))? {
+            let entry = entry.map_err(|e| io("listing", &dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some((seq, PartState::Pending(n))) = parse_hidden(&name, self.shard) {
+                if n <= checkpoint {
+                    self.publish(seq, &entry.path())?;
+                    committed = true;
+                }
+            }
+        }
+        if committed {
+            sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The input ended and the job succeeded: everything written is final.
+    pub fn finish(&mut self) -> Result<(), String> {
+        self.pre_commit(u64::MAX)?;
+        self.commit(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recs(values: &[u32]) -> Vec<Rec<u32>> {
+        values.iter().map(|&v| Rec { ts: 0, value: v }).collect()
+    }
+
+    /// Final part files and their lines, by name; hidden ones by name only.
+    fn listing(dir: &Path) -> (Vec<(String, String)>, Vec<String>) {
+        let mut visible = Vec::new();
+        let mut hidden = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                hidden.push(name);
+            } else {
+                visible.push((name, std::fs::read_to_string(entry.path()).unwrap()));
+            }
+        }
+        visible.sort();
+        hidden.sort();
+        (visible, hidden)
+    }
+
+    #[test]
+    fn parts_become_visible_when_their_checkpoint_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w =
+            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, None).unwrap();
+        w.write(&recs(&[1, 2])).unwrap();
+        w.pre_commit(1).unwrap();
+        w.write(&recs(&[3])).unwrap();
+        w.pre_commit(2).unwrap();
+        w.write(&recs(&[4])).unwrap();
+        assert!(
+            listing(dir.path()).0.is_empty(),
+            "nothing visible before a commit"
+        );
+        w.commit(1).unwrap();
+        let (visible, hidden) = listing(dir.path());
+        assert_eq!(
+            visible,
+            [("part-00000-0.jsonl".to_owned(), "1\n2\n".to_owned())]
+        );
+        assert_eq!(
+            hidden,
+            [".part-00000-1.pending-2", ".part-00000-2.inprogress"]
+        );
+        // Checkpoint 3 completes without 2 having done so: 2's part goes too.
+        w.pre_commit(3).unwrap();
+        w.commit(3).unwrap();
+        let (visible, hidden) = listing(dir.path());
+        assert_eq!(visible.len(), 3);
+        assert!(hidden.is_empty());
+        w.write(&recs(&[5])).unwrap();
+        w.finish().unwrap();
+        let all: String = listing(dir.path())
+            .0
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect();
+        assert_eq!(all, "1\n2\n3\n4\n5\n");
+    }
+
+    #[test]
+    fn recovery_commits_what_the_restored_checkpoint_covers_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w =
+            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, None).unwrap();
+        let mut other =
+            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 1, None).unwrap();
+        w.write(&recs(&[1])).unwrap();
+        w.pre_commit(1).unwrap();
+        w.write(&recs(&[2])).unwrap();
+        w.pre_commit(2).unwrap();
+        w.write(&recs(&[3])).unwrap();
+        other.write(&recs(&[9])).unwrap();
+        other.pre_commit(2).unwrap();
+        // Crash: nothing committed. The job restores checkpoint 1.
+        drop(w);
+        let mut w =
+            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, Some(1))
+                .unwrap();
+        let (visible, hidden) = listing(dir.path());
+        assert_eq!(
+            visible,
+            [("part-00000-0.jsonl".to_owned(), "1\n".to_owned())]
+        );
+        // Shard 1's files are its own business.
+        assert_eq!(hidden, [".part-00001-0.pending-2"]);
+        // New parts do not reuse a name.
+        w.write(&recs(&[2])).unwrap();
+        w.finish().unwrap();
+        let (visible, _) = listing(dir.path());
+        assert_eq!(
+            visible,
+            [
+                ("part-00000-0.jsonl".to_owned(), "1\n".to_owned()),
+                ("part-00000-3.jsonl".to_owned(), "2\n".to_owned())
+            ]
+        );
+    }
+}
