@@ -64,6 +64,8 @@ pub struct WindowOperator<
     sliced: bool,
     pane_cleanups: crate::timer::TimerService<K, A::W>,
     panes: Vec<A::W>,
+    /// The pane whose windows `windows` holds, and its cleanup time.
+    pane_windows: Option<(A::W, i64)>,
     watermark: i64,
     windows: Vec<A::W>,
     merged_from: Vec<A::W>,
@@ -122,6 +124,7 @@ where
             timers: crate::timer::TimerService::new(),
             pane_cleanups: crate::timer::TimerService::new(),
             panes: Vec::new(),
+            pane_windows: None,
             watermark: i64::MIN,
             windows: Vec::new(),
             merged_from: Vec::new(),
@@ -185,15 +188,24 @@ where
             .assigner
             .pane_of(record.ts)
             .expect("a sliced operator's assigner gives panes");
-        self.windows.clear();
-        self.spec.assigner.assign(record.ts, &mut self.windows);
         let lateness = self.spec.allowed_lateness_ms;
-        let pane_cleanup = self
-            .windows
-            .iter()
-            .map(|w| Self::cleanup_time(lateness, w))
-            .max()
-            .unwrap_or(i64::MIN);
+        // The windows holding the element are those holding its pane: worked
+        // out once per pane, not per element (elements come mostly in order).
+        let pane_cleanup = match self.pane_windows {
+            Some((cached, cleanup)) if cached == pane => cleanup,
+            _ => {
+                self.windows.clear();
+                self.spec.assigner.assign(record.ts, &mut self.windows);
+                let cleanup = self
+                    .windows
+                    .iter()
+                    .map(|w| Self::cleanup_time(lateness, w))
+                    .max()
+                    .unwrap_or(i64::MIN);
+                self.pane_windows = Some((pane, cleanup));
+                cleanup
+            }
+        };
         if pane_cleanup <= self.watermark {
             return self.late_element(record);
         }
