@@ -124,6 +124,23 @@ pub struct EventTimeSpec {
     pub idle_timeout: Option<Duration>,
 }
 
+impl EventTimeSpec {
+    /// The watermark strategy the job file asks for: processing time, or event
+    /// time trailing by `out_of_orderness_ms`; idle partitions after
+    /// `idle_timeout` if given.
+    pub fn strategy<T>(&self) -> sluice_engine::WatermarkStrategy<T> {
+        let strategy = if self.processing_time {
+            sluice_engine::WatermarkStrategy::processing_time()
+        } else {
+            sluice_engine::WatermarkStrategy::bounded_out_of_orderness(self.out_of_orderness_ms)
+        };
+        match self.idle_timeout {
+            Some(t) => strategy.with_idleness(t),
+            None => strategy,
+        }
+    }
+}
+
 /// Where records go.
 #[derive(Debug, Clone)]
 pub enum SinkSpec {

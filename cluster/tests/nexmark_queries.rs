@@ -428,3 +428,24 @@ fn q6_averages_each_sellers_last_ten_closing_prices() {
         }
     }
 }
+
+#[test]
+fn source_time_processing_times_nexmark_queries_by_the_clock() {
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let before = now_ms();
+    let dir = support::run_job("q11", 2, "time = \"processing\"", "");
+    let after = now_ms();
+    let rows = support::read_lines(&dir.path().join("out"));
+    // Sessions in processing time: now, not in the generator's 2023.
+    for row in &rows {
+        let start = row["starttime"].as_i64().unwrap();
+        assert!((before..=after).contains(&start), "{row}");
+    }
+    let counted: u64 = rows.iter().map(|r| r["bid_count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, bids().len() as u64, "every bid once");
+}

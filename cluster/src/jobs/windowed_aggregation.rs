@@ -10,7 +10,7 @@ use sluice_engine::connectors::{FileSource, GeneratedEvent};
 use sluice_engine::window::{
     AggregateFunction, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows,
 };
-use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
+use sluice_engine::{Stream, StreamEnv};
 
 use crate::job_file::{JobFile, JobFileError, SourceSpec};
 
@@ -91,15 +91,7 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             format!("is {}, expected at least 0", p.allowed_lateness_ms),
         ));
     }
-    let strategy = if file.event_time.processing_time {
-        WatermarkStrategy::processing_time()
-    } else {
-        WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms)
-    };
-    let strategy = match file.event_time.idle_timeout {
-        Some(t) => strategy.with_idleness(t),
-        None => strategy,
-    };
+    let strategy = file.event_time.strategy();
     let events: Stream<GeneratedEvent> = match &file.source {
         SourceSpec::Generator(g) => env.source(g.clone(), strategy),
         SourceSpec::File {

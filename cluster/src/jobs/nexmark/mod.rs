@@ -64,10 +64,9 @@ use crate::job_file::{JobFile, JobFileError, SourceSpec};
 /// The context of the queries' keyed functions (all keyed by an `i64` id).
 type Ctx<'a, O> = sluice_engine::operators::ProcessContext<'a, i64, O>;
 
-/// The bids of the job file's `nexmark` source.
+/// The bids of the job file's `nexmark` source, timed as the job file says.
 fn bids(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Bid>, JobFileError> {
-    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
-    bids_with(file, env, query, strategy)
+    bids_with(file, env, query, file.event_time.strategy())
 }
 
 /// The events of the job file's `nexmark` source, with their time as `strategy` says.
@@ -91,10 +90,9 @@ fn events_with(
     ))
 }
 
-/// The events of the job file's `nexmark` source in event time.
+/// The events of the job file's `nexmark` source, timed as the job file says.
 fn events(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Event>, JobFileError> {
-    let strategy = WatermarkStrategy::bounded_out_of_orderness(file.event_time.out_of_orderness_ms);
-    events_with(file, env, query, strategy)
+    events_with(file, env, query, file.event_time.strategy())
 }
 
 /// The bids of the job file's `nexmark` source, with their time as `strategy` says.
