@@ -6,7 +6,8 @@
 //! touch another key's state. Lives on its shard's core.
 
 use sluice_state::{
-    FastHashMap, KeyGroup, KeyedTable, Slot, SlotAction, StateBackend, StateKey, StateValue,
+    FastHashMap, KeyGroup, KeyedTable, Slot, SlotAction, StateBackend, StateKey, StateMap,
+    StateValue, StateVec,
 };
 
 use crate::window::AggregateFunction;
@@ -68,7 +69,7 @@ impl<K: StateKey, V: StateValue + Clone> ValueState<K, V> {
 
 /// A list of values per key.
 pub struct ListState<K, V> {
-    table: Box<dyn KeyedTable<K, (), Vec<V>>>,
+    table: Box<dyn KeyedTable<K, (), StateVec<V>>>,
 }
 
 impl<K: StateKey, V: StateValue + Clone> ListState<K, V> {
@@ -86,12 +87,12 @@ impl<K: StateKey, V: StateValue + Clone> ListState<K, V> {
             ctx.current_key(),
             &(),
             &mut |slot| match slot {
-                Slot::Present(list) => {
+                Slot::Present(StateVec(list)) => {
                     list.push(value.take().expect("one call"));
                     len = list.len();
                     SlotAction::Keep
                 }
-                Slot::Absent => SlotAction::Put(vec![value.take().expect("one call")]),
+                Slot::Absent => SlotAction::Put(StateVec(vec![value.take().expect("one call")])),
             },
         );
         len
@@ -104,7 +105,7 @@ impl<K: StateKey, V: StateValue + Clone> ListState<K, V> {
             ctx.current_key(),
             &(),
             &mut |slot| match slot {
-                Slot::Present(list) => {
+                Slot::Present(StateVec(list)) => {
                     taken = std::mem::take(list);
                     SlotAction::Remove
                 }
@@ -118,6 +119,7 @@ impl<K: StateKey, V: StateValue + Clone> ListState<K, V> {
         self.table
             .get(ctx.current_group(), ctx.current_key(), &())
             .unwrap_or_default()
+            .0
     }
     pub fn clear(&mut self, ctx: &impl CurrentKey<K>) {
         self.table
@@ -127,7 +129,7 @@ impl<K: StateKey, V: StateValue + Clone> ListState<K, V> {
 
 /// A map per key.
 pub struct MapState<K, MK, V> {
-    table: Box<dyn KeyedTable<K, (), FastHashMap<MK, V>>>,
+    table: Box<dyn KeyedTable<K, (), StateMap<MK, V>>>,
 }
 
 impl<K: StateKey, MK: StateKey, V: StateValue + Clone> MapState<K, MK, V> {
@@ -140,7 +142,7 @@ impl<K: StateKey, MK: StateKey, V: StateValue + Clone> MapState<K, MK, V> {
         let mut found = None;
         self.table
             .read(ctx.current_group(), ctx.current_key(), &(), &mut |map| {
-                found = map.and_then(|m| m.get(map_key).cloned());
+                found = map.and_then(|m| m.0.get(map_key).cloned());
             });
         found
     }
@@ -150,14 +152,14 @@ impl<K: StateKey, MK: StateKey, V: StateValue + Clone> MapState<K, MK, V> {
             .update(ctx.current_group(), ctx.current_key(), &(), &mut |slot| {
                 let (mk, v) = entry.take().expect("one call");
                 match slot {
-                    Slot::Present(map) => {
+                    Slot::Present(StateMap(map)) => {
                         map.insert(mk, v);
                         SlotAction::Keep
                     }
                     Slot::Absent => {
                         let mut map = FastHashMap::default();
                         map.insert(mk, v);
-                        SlotAction::Put(map)
+                        SlotAction::Put(StateMap(map))
                     }
                 }
             });
@@ -179,14 +181,14 @@ impl<K: StateKey, MK: StateKey, V: StateValue + Clone> MapState<K, MK, V> {
             .update(ctx.current_group(), ctx.current_key(), &(), &mut |slot| {
                 let (mk, f) = entry.take().expect("one call");
                 match slot {
-                    Slot::Present(map) => {
+                    Slot::Present(StateMap(map)) => {
                         result = Some(f(map.entry(mk).or_default()));
                         SlotAction::Keep
                     }
                     Slot::Absent => {
                         let mut map = FastHashMap::default();
                         result = Some(f(map.entry(mk).or_default()));
-                        SlotAction::Put(map)
+                        SlotAction::Put(StateMap(map))
                     }
                 }
             });
@@ -199,7 +201,7 @@ impl<K: StateKey, MK: StateKey, V: StateValue + Clone> MapState<K, MK, V> {
             ctx.current_key(),
             &(),
             &mut |slot| match slot {
-                Slot::Present(map) => {
+                Slot::Present(StateMap(map)) => {
                     removed = map.remove(map_key);
                     if map.is_empty() {
                         SlotAction::Remove
@@ -216,7 +218,7 @@ impl<K: StateKey, MK: StateKey, V: StateValue + Clone> MapState<K, MK, V> {
     pub fn entries(&self, ctx: &impl CurrentKey<K>) -> Vec<(MK, V)> {
         self.table
             .get(ctx.current_group(), ctx.current_key(), &())
-            .map(|m| m.into_iter().collect())
+            .map(|m| m.0.into_iter().collect())
             .unwrap_or_default()
     }
     pub fn clear(&mut self, ctx: &impl CurrentKey<K>) {

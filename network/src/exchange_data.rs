@@ -13,12 +13,16 @@ use rkyv::util::AlignedVec;
 use rkyv::validation::archive::ArchiveValidator;
 use rkyv::validation::Validator;
 use rkyv::{Archive, Deserialize, Serialize};
+use sluice_state::StateCodec;
 
 type Ser<'a, 'b> = LowSerializer<&'a mut AlignedVec, ArenaHandle<'b>, rancor::Error>;
 type Check<'a> = rancor::Strategy<Validator<ArchiveValidator<'a>, ()>, rancor::Error>;
 
 /// A record that can be serialized into a batch and read back from it.
-pub trait ExchangeData: Clone + Send + 'static {
+///
+/// Every record type is also [`StateCodec`] (the same rkyv derive), so
+/// operators can keep records in checkpointed state.
+pub trait ExchangeData: Clone + Send + StateCodec {
     /// Appends the archived record to `buffer`; returns the end offset of its
     /// root (the record is read back from `buffer[..end]`).
     fn append_archived(

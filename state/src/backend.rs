@@ -12,16 +12,18 @@
 
 use std::hash::Hash;
 
-use crate::{KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable};
+use crate::{KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable, StateCodec};
 
 /// What a state key must offer: hashing and equality within a shard, and cloning
 /// when a new entry is created.
-pub trait StateKey: Hash + Eq + Clone + 'static {}
-impl<T: Hash + Eq + Clone + 'static> StateKey for T {}
+/// Encodable ([`StateCodec`]) so checkpoints can write it.
+pub trait StateKey: Hash + Eq + Clone + StateCodec {}
+impl<T: Hash + Eq + Clone + StateCodec> StateKey for T {}
 
-/// What a state value must offer.
-pub trait StateValue: 'static {}
-impl<T: 'static> StateValue for T {}
+/// What a state value must offer: encodable ([`StateCodec`]) so checkpoints can
+/// write it.
+pub trait StateValue: StateCodec {}
+impl<T: StateCodec> StateValue for T {}
 
 /// The slot of one `(key, namespace)` in a table, handed to an update closure.
 pub enum Slot<'a, V> {

@@ -18,6 +18,7 @@
 
 mod backend;
 pub mod checkpoint_store;
+mod codec;
 mod fast_hash;
 mod key_group;
 mod memory;
@@ -27,6 +28,7 @@ mod stable_hash;
 pub use backend::{
     KeyedTable, Slot, SlotAction, StateBackend, StateBackendKind, StateKey, StateValue,
 };
+pub use codec::{CodecError, PartReader, PartWriter, StateCodec, StateMap, StateOption, StateVec};
 pub use fast_hash::{FastHashMap, FastHashSet, FastHasher};
 pub use key_group::{
     KeyGroup, KeyGroupRange, KeyGroups, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT,

@@ -2,6 +2,7 @@
 
 use std::fmt::Debug;
 
+use rkyv::{Archive, Deserialize, Serialize};
 use sluice_state::StateKey;
 
 use super::{EventTimeTrigger, NeverTrigger};
@@ -13,7 +14,9 @@ pub trait Window: StateKey + Copy + Debug + Send + Sync {
 }
 
 /// The half-open interval `[start, end)` of event time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Archive, Serialize, Deserialize,
+)]
 pub struct TimeWindow {
     pub start: i64,
     pub end: i64,
@@ -45,7 +48,9 @@ impl Window for TimeWindow {
 }
 
 /// The one window of all time (for count windows and custom triggers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Archive, Serialize, Deserialize,
+)]
 pub struct GlobalWindow;
 
 impl Window for GlobalWindow {

@@ -3,11 +3,14 @@
 
 use std::marker::PhantomData;
 
-use crate::{Data, Rec};
+use sluice_state::{StateOption, StateValue, StateVec};
+
+use crate::{Data, ExchangeData, Rec};
 
 /// Incremental aggregation with an accumulator (Flink's `AggregateFunction`).
 pub trait AggregateFunction<T>: Clone + Send + Sync + 'static {
-    type Acc: Clone + 'static;
+    /// Kept in state, so checkpoints encode it.
+    type Acc: Clone + StateValue;
     type Out;
     fn create_accumulator(&self) -> Self::Acc;
     fn add(&self, value: &T, acc: &mut Self::Acc);
@@ -40,7 +43,8 @@ impl<T> AggregateFunction<T> for Count {
 /// How the window operator keeps and emits one window's contents.
 pub trait WindowLogic<K, T, W>: 'static {
     /// Cloned when panes shared by overlapping windows are combined.
-    type Acc: Clone + 'static;
+    /// Kept in state, so checkpoints encode it.
+    type Acc: Clone + StateValue;
     type Out: Data;
     fn create(&self) -> Self::Acc;
     fn add(&self, acc: &mut Self::Acc, value: &T);
@@ -90,31 +94,31 @@ pub struct ReduceLogic<T, R, E> {
 
 impl<K, T, W, R, E, O> WindowLogic<K, T, W> for ReduceLogic<T, R, E>
 where
-    T: Data,
+    T: ExchangeData,
     R: Fn(&T, &T) -> T + 'static,
     E: Fn(&K, &W, &T) -> O + 'static,
     O: Data,
 {
-    type Acc = Option<T>;
+    type Acc = StateOption<T>;
     type Out = O;
-    fn create(&self) -> Option<T> {
-        None
+    fn create(&self) -> StateOption<T> {
+        StateOption(None)
     }
     #[inline]
-    fn add(&self, acc: &mut Option<T>, value: &T) {
-        *acc = Some(match acc.take() {
+    fn add(&self, acc: &mut StateOption<T>, value: &T) {
+        acc.0 = Some(match acc.0.take() {
             Some(current) => (self.reduce)(&current, value),
             None => value.clone(),
         });
     }
-    fn merge(&self, a: Option<T>, b: Option<T>) -> Option<T> {
-        match (a, b) {
+    fn merge(&self, a: StateOption<T>, b: StateOption<T>) -> StateOption<T> {
+        StateOption(match (a.0, b.0) {
             (Some(a), Some(b)) => Some((self.reduce)(&a, &b)),
             (a, b) => a.or(b),
-        }
+        })
     }
-    fn emit(&self, key: &K, window: &W, acc: &Option<T>, ts: i64, out: &mut Vec<Rec<O>>) {
-        if let Some(value) = acc {
+    fn emit(&self, key: &K, window: &W, acc: &StateOption<T>, ts: i64, out: &mut Vec<Rec<O>>) {
+        if let Some(value) = &acc.0 {
             out.push(Rec {
                 ts,
                 value: (self.finish)(key, window, value),
@@ -131,26 +135,26 @@ pub struct ProcessLogic<T, F, O> {
 
 impl<K, T, W, F, O> WindowLogic<K, T, W> for ProcessLogic<T, F, O>
 where
-    T: Data,
+    T: ExchangeData,
     F: Fn(&K, &W, &[T], &mut Vec<O>) + 'static,
     O: Data,
 {
-    type Acc = Vec<T>;
+    type Acc = StateVec<T>;
     type Out = O;
-    fn create(&self) -> Vec<T> {
-        Vec::new()
+    fn create(&self) -> StateVec<T> {
+        StateVec(Vec::new())
     }
     #[inline]
-    fn add(&self, acc: &mut Vec<T>, value: &T) {
-        acc.push(value.clone());
+    fn add(&self, acc: &mut StateVec<T>, value: &T) {
+        acc.0.push(value.clone());
     }
-    fn merge(&self, mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
-        a.extend(b);
+    fn merge(&self, mut a: StateVec<T>, b: StateVec<T>) -> StateVec<T> {
+        a.0.extend(b.0);
         a
     }
-    fn emit(&self, key: &K, window: &W, acc: &Vec<T>, ts: i64, out: &mut Vec<Rec<O>>) {
+    fn emit(&self, key: &K, window: &W, acc: &StateVec<T>, ts: i64, out: &mut Vec<Rec<O>>) {
         let mut values = Vec::new();
-        (self.function)(key, window, acc, &mut values);
+        (self.function)(key, window, &acc.0, &mut values);
         out.extend(values.into_iter().map(|value| Rec { ts, value }));
     }
 }

@@ -16,7 +16,10 @@
 
 use std::sync::Arc;
 
-use sluice_state::{KeyGroups, KeyedTable, Slot, SlotAction, StableKey, StateBackend, StateKey};
+use sluice_state::{
+    CodecError, KeyGroups, KeyedTable, PartReader, PartWriter, Slot, SlotAction, StableKey,
+    StateBackend, StateCodec, StateKey, StateValue, StateVec,
+};
 
 use super::{Trigger, TriggerContext, TriggerResult, Window, WindowAssigner, WindowLogic};
 use crate::metrics::ShardMetrics;
@@ -39,10 +42,27 @@ pub struct WindowSlot<Acc, S> {
     trigger_state: S,
 }
 
+impl<Acc: StateValue, S: StateValue> StateCodec for WindowSlot<Acc, S> {
+    fn encode_state(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let mut parts = PartWriter::new(out);
+        parts.part(&self.acc)?;
+        parts.part(&self.trigger_state)
+    }
+    fn decode_state(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut parts = PartReader::new(bytes);
+        let slot = WindowSlot {
+            acc: parts.part()?,
+            trigger_state: parts.part()?,
+        };
+        parts.finish()?;
+        Ok(slot)
+    }
+}
+
 /// Window contents by key and window.
 type Contents<K, W, Acc, S> = Box<dyn KeyedTable<K, W, WindowSlot<Acc, S>>>;
 /// The live windows of each key (merging assigners only).
-type Sessions<K, W> = Box<dyn KeyedTable<K, (), Vec<W>>>;
+type Sessions<K, W> = Box<dyn KeyedTable<K, (), StateVec<W>>>;
 
 pub struct WindowOperator<
     K,
@@ -362,7 +382,7 @@ where
             .sessions
             .as_mut()
             .expect("merging operator has sessions");
-        let mut sessions = sessions_table.remove(group, &key, &()).unwrap_or_default();
+        let StateVec(mut sessions) = sessions_table.remove(group, &key, &()).unwrap_or_default();
         let mut merged = self.windows[0];
         self.merged_from.clear();
         for live in &sessions {
@@ -373,14 +393,14 @@ where
         }
         if Self::cleanup_time(lateness, &merged) <= self.watermark {
             if !sessions.is_empty() {
-                sessions_table.put(group, &key, &(), sessions);
+                sessions_table.put(group, &key, &(), StateVec(sessions));
             }
             return self.late_element(record);
         }
         let existed = self.merged_from.contains(&merged);
         sessions.retain(|w| !self.merged_from.contains(w));
         sessions.push(merged);
-        sessions_table.put(group, &key, &(), sessions);
+        sessions_table.put(group, &key, &(), StateVec(sessions));
 
         let mut state: Option<WindowSlot<L::Acc, Tr::State>> = None;
         for old in &self.merged_from {
@@ -487,7 +507,7 @@ where
             if cleanup {
                 if let Some(sessions) = self.sessions.as_mut() {
                     sessions.update(group, &key, &(), &mut |slot| match slot {
-                        Slot::Present(list) => {
+                        Slot::Present(StateVec(list)) => {
                             list.retain(|w| *w != window);
                             if list.is_empty() {
                                 SlotAction::Remove

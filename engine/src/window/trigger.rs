@@ -5,6 +5,8 @@
 //! they cost no memory; a count for count triggers). Timers a trigger asks for
 //! are registered by the operator for the current key and window.
 
+use sluice_state::StateValue;
+
 use super::Window;
 
 /// What a trigger decides.
@@ -44,7 +46,8 @@ impl TriggerContext {
 /// Decides when windows fire. One value is shared by all keys of a shard.
 pub trait Trigger<T, W>: Clone + Send + Sync + 'static {
     /// Per (key, window) state.
-    type State: Default + Clone + 'static;
+    /// Kept in state, so checkpoints encode it.
+    type State: Default + Clone + StateValue;
     fn on_element(
         &self,
         value: &T,

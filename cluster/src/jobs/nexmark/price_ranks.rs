@@ -62,7 +62,9 @@ impl PriceRanks {
 }
 
 /// Counts of a group: index 0 is the total, 1..=3 the price ranks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct PriceRankCounts {
     pub bids: [u64; 4],
     pub bidders: [u64; 4],

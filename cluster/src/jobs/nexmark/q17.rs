@@ -30,7 +30,7 @@ pub struct AuctionDayStatistics {
 
 type AuctionDay = (i64, i64);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct Totals {
     bids: [u64; 4],
     min: i64,

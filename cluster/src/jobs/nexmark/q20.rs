@@ -65,7 +65,7 @@ fn expand(bid: Bid, a: &Auction) -> ExpandedBid {
 }
 
 /// What is known of an auction id.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 enum AuctionSeen {
     #[default]
     NotYet,

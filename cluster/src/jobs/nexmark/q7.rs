@@ -8,7 +8,7 @@ use super::{bids, Ctx, WindowParams};
 use crate::job_file::{JobFile, JobFileError};
 
 /// q7's output: a bid with the highest price of its window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct HighestBid {
     pub auction: i64,
     pub price: i64,
