@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice_bench::nexmark::NexmarkConfig;
+use sluice_engine::checkpoint::{CheckpointConfig, CheckpointTiming};
 use sluice_engine::config::{
     available_cpus, BATCH_BYTES_LIMIT_MAX, SHARDS_MAX, SOURCE_BATCH_RECORDS_MAX,
 };
@@ -47,6 +48,7 @@ struct RawJobFile {
     exchange: RawExchange,
     #[serde(default)]
     state: RawState,
+    checkpoint: Option<RawCheckpoint>,
     source: RawSource,
     sink: RawSink,
     #[serde(default)]
@@ -67,6 +69,17 @@ struct RawExchange {
 #[serde(deny_unknown_fields)]
 struct RawState {
     backend: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckpoint {
+    interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    min_pause_ms: Option<u64>,
+    retain: Option<usize>,
+    storage: Option<String>,
+    mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +271,9 @@ impl JobFile {
                 ))
             }
         };
+        if let Some(c) = &raw.checkpoint {
+            config.checkpoint = Some(checkpoint_config(c, &base, &raw.job, &invalid)?);
+        }
         if raw.progress.unwrap_or(true) {
             config.progress_interval = Some(Duration::from_secs(1));
         }
@@ -549,6 +565,98 @@ impl JobFile {
                 message: e.message().trim_end().to_owned(),
             })
     }
+}
+
+/// Checkpoint defaults: every 10 s, 10 min timeout, no pause, keep 3.
+const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 10_000;
+const CHECKPOINT_TIMEOUT_MS_DEFAULT: u64 = 600_000;
+const CHECKPOINT_RETAIN_DEFAULT: usize = 3;
+
+/// The `[checkpoint]` section, validated.
+fn checkpoint_config(
+    c: &RawCheckpoint,
+    base: &Path,
+    job: &str,
+    invalid: impl Fn(&str, String) -> JobFileError,
+) -> Result<CheckpointConfig, JobFileError> {
+    let interval_ms = c.interval_ms.unwrap_or(CHECKPOINT_INTERVAL_MS_DEFAULT);
+    if interval_ms == 0 {
+        return Err(invalid(
+            "checkpoint.interval_ms",
+            "is 0, expected at least 1".into(),
+        ));
+    }
+    let timeout_ms = c.timeout_ms.unwrap_or(CHECKPOINT_TIMEOUT_MS_DEFAULT);
+    if timeout_ms == 0 {
+        return Err(invalid(
+            "checkpoint.timeout_ms",
+            "is 0, expected at least 1".into(),
+        ));
+    }
+    let retain = c.retain.unwrap_or(CHECKPOINT_RETAIN_DEFAULT);
+    if retain == 0 {
+        return Err(invalid(
+            "checkpoint.retain",
+            "is 0, expected at least 1 (the newest complete checkpoint is always kept)".into(),
+        ));
+    }
+    match c.mode.as_deref() {
+        None | Some("aligned") => {}
+        Some("unaligned") => {
+            return Err(invalid(
+                "checkpoint.mode",
+                "\"unaligned\" is not available yet; use \"aligned\"".into(),
+            ))
+        }
+        Some(other) => {
+            return Err(invalid(
+                "checkpoint.mode",
+                format!("is \"{other}\", expected \"aligned\""),
+            ))
+        }
+    }
+    let directory = match c.storage.as_deref() {
+        None => base.join("checkpoints"),
+        Some(url) => match url.strip_prefix("file://") {
+            Some(path) if !path.is_empty() => {
+                let path = PathBuf::from(path);
+                if path.is_absolute() {
+                    path
+                } else {
+                    base.join(path)
+                }
+            }
+            _ if url.starts_with("s3://") => {
+                return Err(invalid(
+                    "checkpoint.storage",
+                    format!("is \"{url}\": S3 storage is not available yet; use file:///path"),
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    "checkpoint.storage",
+                    format!("is \"{url}\", expected file:///path (or file://relative/path)"),
+                ))
+            }
+        },
+    };
+    if directory.is_file() {
+        return Err(invalid(
+            "checkpoint.storage",
+            format!("`{}` is a file, expected a directory", directory.display()),
+        ));
+    }
+    Ok(CheckpointConfig {
+        directory,
+        timing: CheckpointTiming {
+            interval_ms,
+            timeout_ms,
+            min_pause_ms: c.min_pause_ms.unwrap_or(0),
+        },
+        retain,
+        restore: None,
+        job_name: job.to_owned(),
+    })
 }
 
 /// Replaces Rust type names in serde's messages with words a user knows.

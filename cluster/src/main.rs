@@ -29,6 +29,10 @@ enum Command {
     Run {
         /// The job file (TOML).
         job: PathBuf,
+        /// Resume from a checkpoint: `latest`, a checkpoint id, or a
+        /// checkpoint's directory.
+        #[arg(long)]
+        restore: Option<String>,
     },
     /// Checks a job file without running it.
     Check { job: PathBuf },
@@ -143,7 +147,7 @@ enum NexmarkCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { job } => match run::run(&job) {
+        Command::Run { job, restore } => match run::run(&job, restore.as_deref()) {
             Ok((file, report)) => {
                 eprintln!("{}", run::summary(&file, &report));
                 ExitCode::SUCCESS

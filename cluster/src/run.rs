@@ -1,6 +1,8 @@
 //! `sluice run`: load a job file, build its job, run it, report.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use sluice_engine::checkpoint::RestoreFrom;
 
 use sluice_engine::runtime::JobReport;
 use sluice_engine::{EngineError, StreamEnv};
@@ -28,9 +30,66 @@ impl RunError {
     }
 }
 
+/// What `--restore` names: `latest`, a checkpoint id, or a checkpoint's
+/// directory (`<storage>/checkpoints/<id>`) or its `MANIFEST`.
+pub fn parse_restore(
+    file: &JobFile,
+    given: &str,
+) -> Result<(RestoreFrom, Option<PathBuf>), JobFileError> {
+    if given == "latest" {
+        return Ok((RestoreFrom::Latest, None));
+    }
+    if let Ok(id) = given.parse::<u64>() {
+        return Ok((RestoreFrom::Checkpoint(id), None));
+    }
+    let path = Path::new(given);
+    let dir = if path.file_name().is_some_and(|n| n == "MANIFEST") {
+        path.parent().unwrap_or(path)
+    } else {
+        path
+    };
+    let id = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse::<u64>().ok());
+    let storage = dir
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"));
+    match (id, storage.and_then(Path::parent)) {
+        (Some(id), Some(root)) => Ok((RestoreFrom::Checkpoint(id), Some(root.to_owned()))),
+        _ => Err(file.invalid(
+            "--restore",
+            format!("`{given}` is not `latest`, a checkpoint id, or a path like <storage>/checkpoints/<id>"),
+        )),
+    }
+}
+
 /// Validates `path` completely and builds its pipeline, without running it.
 pub fn prepare(path: &Path) -> Result<(JobFile, StreamEnv), RunError> {
-    let file = JobFile::load(path)?;
+    prepare_restoring(path, None)
+}
+
+/// Like [`prepare`], resuming from the checkpoint `restore` names.
+pub fn prepare_restoring(
+    path: &Path,
+    restore: Option<&str>,
+) -> Result<(JobFile, StreamEnv), RunError> {
+    let mut file = JobFile::load(path)?;
+    if let Some(given) = restore {
+        let (from, root) = parse_restore(&file, given)?;
+        let Some(checkpoint) = file.config.checkpoint.as_mut() else {
+            return Err(file
+                .invalid(
+                    "checkpoint",
+                    "is missing: `--restore` needs the job's [checkpoint] section",
+                )
+                .into());
+        };
+        checkpoint.restore = Some(from);
+        if let Some(root) = root {
+            checkpoint.directory = root;
+        }
+    }
     let build = jobs::find(&file.job).ok_or_else(|| {
         let names: Vec<&str> = jobs::REGISTRY.iter().map(|(n, _, _)| *n).collect();
         file.invalid(
@@ -47,9 +106,9 @@ pub fn prepare(path: &Path) -> Result<(JobFile, StreamEnv), RunError> {
     Ok((file, env))
 }
 
-/// Runs the job file at `path` to completion.
-pub fn run(path: &Path) -> Result<(JobFile, JobReport), RunError> {
-    let (file, env) = prepare(path)?;
+/// Runs the job file at `path` to completion (resuming from `restore`, if given).
+pub fn run(path: &Path, restore: Option<&str>) -> Result<(JobFile, JobReport), RunError> {
+    let (file, env) = prepare_restoring(path, restore)?;
     let report = env.execute()?;
     Ok((file, report))
 }

@@ -40,6 +40,8 @@ pub struct JobConfig {
     /// How many records the sources will read, when known: progress is then
     /// drawn as a bar on a terminal.
     pub expected_records_in: Option<u64>,
+    /// Checkpoints, if the job takes them.
+    pub checkpoint: Option<crate::checkpoint::CheckpointConfig>,
 }
 
 impl Default for JobConfig {
@@ -56,6 +58,7 @@ impl Default for JobConfig {
             state_backend: StateBackendKind::Memory,
             progress_interval: None,
             expected_records_in: None,
+            checkpoint: None,
         }
     }
 }

@@ -31,4 +31,8 @@ pub enum EngineError {
     ShardPanicked { shard: u32, reason: String },
     #[error("invalid job configuration: {0}")]
     Config(String),
+    #[error("cannot restore: {0}")]
+    Restore(String),
+    #[error("checkpoint failed: {0}")]
+    Checkpoint(String),
 }

@@ -327,8 +327,11 @@ mod tests {
 
     #[test]
     fn modify_starts_from_the_default_and_changes_in_place() {
-        let mut backend =
-            StateBackend::new(StateBackendKind::Memory, KeyGroupRange { start: 0, end: 1 });
+        let mut backend = StateBackend::new(
+            StateBackendKind::Memory,
+            KeyGroupRange { start: 0, end: 1 },
+            Default::default(),
+        );
         let mut state: ValueState<u64, Vec<u32>> = ValueState::new(&mut backend, "v");
         let len = state.modify(&At(7), |v| {
             v.push(1);
@@ -345,8 +348,11 @@ mod tests {
 
     #[test]
     fn list_add_counts_and_take_empties() {
-        let mut backend =
-            StateBackend::new(StateBackendKind::Memory, KeyGroupRange { start: 0, end: 1 });
+        let mut backend = StateBackend::new(
+            StateBackendKind::Memory,
+            KeyGroupRange { start: 0, end: 1 },
+            Default::default(),
+        );
         let mut state: ListState<u64, u32> = ListState::new(&mut backend, "l");
         assert_eq!(state.add(&At(1), 10), 1);
         assert_eq!(state.add(&At(1), 11), 2);
@@ -358,8 +364,11 @@ mod tests {
 
     #[test]
     fn map_modify_starts_from_the_default_per_map_key() {
-        let mut backend =
-            StateBackend::new(StateBackendKind::Memory, KeyGroupRange { start: 0, end: 1 });
+        let mut backend = StateBackend::new(
+            StateBackendKind::Memory,
+            KeyGroupRange { start: 0, end: 1 },
+            Default::default(),
+        );
         let mut state: MapState<u64, u32, u8> = MapState::new(&mut backend, "m");
         let before = state.modify(&At(1), 5, |mask| std::mem::replace(mask, *mask | 2));
         assert_eq!(before, 0);

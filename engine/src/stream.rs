@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use sluice_state::{StableKey, StateBackend, StateKey};
 
-use crate::connectors::{Sink, Source};
+use crate::checkpoint::{position_key, ParticipantKind};
+use crate::connectors::{Sink, SinkContext, Source};
 use crate::exchange::{
     BroadcastPartitioner, ExchangeGate, ExchangeSender, KeyPartitioner, Partitioner,
     RoundRobinPartitioner,
@@ -127,12 +128,29 @@ impl StreamEnv {
                 let strategy = strategy.clone();
                 sb.attach_shared(node, consumer, move |sb, chain| {
                     let mut readers = Vec::new();
+                    let mut keys = Vec::new();
                     for partition in (sb.shard..source.partitions()).step_by(sb.shards as usize) {
-                        match source.open(partition) {
+                        let key = position_key(node, partition);
+                        let opened = source.open(partition).and_then(|mut reader| {
+                            if let Some(&position) = sb.restored.positions.get(&key) {
+                                reader.seek(position)?;
+                            }
+                            Ok(reader)
+                        });
+                        match opened {
                             Ok(reader) => readers.push(reader),
                             Err(e) => return sb.fail(EngineError::Source(e)),
                         }
+                        keys.push(key);
                     }
+                    let checkpointing =
+                        sb.checkpoints
+                            .clone()
+                            .map(|checkpoints| runtime::SourceCheckpointing {
+                                participant: checkpoints.participate(ParticipantKind::Source),
+                                checkpoints,
+                                keys,
+                            });
                     let (metrics, errors, clock, abort) = (
                         sb.metrics.clone(),
                         sb.errors(),
@@ -152,6 +170,7 @@ impl StreamEnv {
                             errors,
                             clock,
                             abort,
+                            checkpointing,
                         }))
                     }));
                 });
@@ -223,6 +242,12 @@ impl<T: Data> Stream<T> {
         let attach: Attach<T> =
             Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
                 sb.attach_shared(node, consumer, |sb, fan| {
+                    if sb.checkpoints.is_some() && inputs.len() > 1 {
+                        // Several inputs need their barriers aligned across all.
+                        return sb.fail(EngineError::Config(
+                            "checkpoints do not yet support union".into(),
+                        ));
+                    }
                     let union = Union::new(inputs.len(), fan);
                     for (input, attach) in inputs.iter().enumerate() {
                         attach(
@@ -246,16 +271,27 @@ impl<T: Data> Stream<T> {
     pub fn sink(&self, sink: impl Sink<T>) {
         let sink = Arc::new(sink);
         let attach = self.attach.clone();
-        let root: RootBuilder =
-            Arc::new(
-                move |sb: &mut ShardBuilder| match sink.open(sb.shard, sb.shards) {
-                    Ok(writer) => {
-                        let op = SinkOperator::new(writer, sb.metrics.clone(), sb.errors());
-                        attach(sb, Box::new(op));
-                    }
-                    Err(e) => sb.fail(EngineError::Sink(e)),
-                },
-            );
+        let root: RootBuilder = Arc::new(move |sb: &mut ShardBuilder| {
+            let context = SinkContext {
+                shard: sb.shard,
+                shards: sb.shards,
+                checkpointing: sb.checkpoints.is_some(),
+                restored: sb.restored.sink_checkpoint(),
+                committers: sb.committers.clone(),
+            };
+            match sink.open_in(&context) {
+                Ok(writer) => {
+                    let checkpoints = sb.checkpoints.clone().map(|checkpoints| {
+                        let participant = checkpoints.participate(ParticipantKind::Sink);
+                        (checkpoints, participant)
+                    });
+                    let op =
+                        SinkOperator::new(writer, sb.metrics.clone(), sb.errors(), checkpoints);
+                    attach(sb, Box::new(op));
+                }
+                Err(e) => sb.fail(EngineError::Sink(e)),
+            }
+        });
         self.env.plan.borrow_mut().roots.push(root);
     }
 
@@ -288,7 +324,9 @@ impl<T: ExchangeData> Stream<T> {
     ) -> Stream<T> {
         let edge = self.env.next_edge();
         self.derive(move |sb, _, downstream| {
-            let gate = Rc::new(RefCell::new(ExchangeGate::new(downstream, sb.shards)));
+            let gate = Rc::new(RefCell::new(ExchangeGate::new(
+                downstream, sb.shard, sb.shards,
+            )));
             sb.register_gate(edge, gate.clone());
             let outbox = sb.outbox(edge);
             let (sender, state) = ExchangeSender::new(
@@ -357,14 +395,16 @@ where
     pub fn reduce(&self, f: impl Fn(&T, &T) -> T + Clone + Send + Sync + 'static) -> Stream<T> {
         let key_of = self.key_of.clone();
         self.input.derive(move |sb, node, next| {
+            sb.state.set_owner(node);
             let table = sb.state.table(&format!("reduce-{node}"));
-            Box::new(KeyedReduce::new(
+            let op = Box::new(KeyedReduce::new(
                 key_of.clone(),
                 f.clone(),
                 sb.key_groups,
                 table,
                 next,
-            ))
+            ));
+            sb.snapshot_at_barrier(node, op)
         })
     }
 
@@ -377,14 +417,16 @@ where
     {
         let key_of = self.key_of.clone();
         self.input.derive(move |sb, node, next| {
+            sb.state.set_owner(node);
             let table = sb.state.table(&format!("aggregate-{node}"));
-            Box::new(KeyedAggregate::new(
+            let op = Box::new(KeyedAggregate::new(
                 key_of.clone(),
                 function.clone(),
                 sb.key_groups,
                 table,
                 next,
-            ))
+            ));
+            sb.snapshot_at_barrier(node, op)
         })
     }
 
@@ -400,14 +442,23 @@ where
     {
         let key_of = self.key_of.clone();
         self.input.derive(move |sb, node, next| {
+            sb.state.set_owner(node);
             let function = factory(&mut sb.state);
-            let host = KeyedHost::new(sb.key_groups, sb.clock.clone(), sb.side_outputs(node), next);
+            let side = sb.side_outputs(node);
+            let host = KeyedHost::new(
+                sb.key_groups,
+                sb.clock.clone(),
+                side,
+                next,
+                &mut sb.state,
+                node,
+            );
             let (op, state) = KeyedProcessOperator::new(key_of.clone(), function, host);
             sb.register_ticker(Rc::new(RefCell::new(TickFor::<T, _, _, _, _>(
                 state,
                 PhantomData,
             ))));
-            Box::new(op)
+            sb.snapshot_at_barrier(node, Box::new(op))
         })
     }
 
@@ -496,9 +547,23 @@ where
         let attach: Attach<O> =
             Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<O>>| {
                 sb.attach_shared(node, consumer, |sb, fan| {
+                    if sb.checkpoints.is_some() {
+                        // Two inputs need their barriers aligned across both.
+                        return sb.fail(EngineError::Config(
+                            "checkpoints do not yet support two-input operators (connect)".into(),
+                        ));
+                    }
+                    sb.state.set_owner(node);
                     let function = factory(&mut sb.state);
-                    let host =
-                        KeyedHost::new(sb.key_groups, sb.clock.clone(), sb.side_outputs(node), fan);
+                    let side = sb.side_outputs(node);
+                    let host = KeyedHost::new(
+                        sb.key_groups,
+                        sb.clock.clone(),
+                        side,
+                        fan,
+                        &mut sb.state,
+                        node,
+                    );
                     let state =
                         co_process(key_of_first.clone(), key_of_second.clone(), function, host);
                     sb.register_ticker(Rc::new(RefCell::new(CoTick::<K, A, B, _, _, _, _>(
@@ -585,6 +650,7 @@ where
                 let logic = logic();
                 sb.attach_shared(node, consumer, move |sb, fan| {
                     let late = late.map(|tag| sb.side_output::<T>(node, &tag));
+                    sb.state.set_owner(node);
                     let op = WindowOperator::new(
                         &name,
                         key_of,
@@ -596,7 +662,8 @@ where
                         late,
                         sb.metrics.clone(),
                     );
-                    parent(sb, Box::new(op));
+                    let op = sb.snapshot_at_barrier(node, Box::new(op));
+                    parent(sb, op);
                 });
             },
         );

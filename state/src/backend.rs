@@ -10,9 +10,14 @@
 //! of the key groups its shard owns; every call names the key's group, which the
 //! caller computed with the job's [`KeyGroups`](crate::KeyGroups).
 
+use std::cell::RefCell;
 use std::hash::Hash;
+use std::rc::Rc;
 
-use crate::{KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable, StateCodec};
+use crate::{
+    KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable, RestoreSet, SharedTable,
+    SnapshotState, StateCodec, StateRegistry,
+};
 
 /// What a state key must offer: hashing and equality within a shard, and cloning
 /// when a new entry is created.
@@ -86,15 +91,25 @@ pub enum StateBackendKind {
     Memory,
 }
 
-/// The state backend of one shard: creates the tables its operators ask for.
+/// The state backend of one shard: creates the tables its operators ask for,
+/// and registers each with the shard's [`StateRegistry`] (under the plan node
+/// being built) so checkpoints can write it and a restore can fill it.
 pub struct StateBackend {
     kind: StateBackendKind,
     groups: KeyGroupRange,
+    registry: Rc<RefCell<StateRegistry>>,
+    owner: u64,
 }
 
 impl StateBackend {
-    pub fn new(kind: StateBackendKind, groups: KeyGroupRange) -> Self {
-        StateBackend { kind, groups }
+    /// A backend for `groups`, filled from `restore` as states are created.
+    pub fn new(kind: StateBackendKind, groups: KeyGroupRange, restore: RestoreSet) -> Self {
+        StateBackend {
+            kind,
+            groups,
+            registry: Rc::new(RefCell::new(StateRegistry::new(groups, restore))),
+            owner: 0,
+        }
     }
 
     pub fn kind(&self) -> StateBackendKind {
@@ -105,6 +120,35 @@ impl StateBackend {
         self.groups
     }
 
+    /// States created from now on belong to plan node `owner`.
+    pub fn set_owner(&mut self, owner: u64) {
+        self.owner = owner;
+    }
+
+    /// The shard's registry of states (shared with the checkpoint hooks).
+    pub fn registry(&self) -> Rc<RefCell<StateRegistry>> {
+        self.registry.clone()
+    }
+
+    /// Registers a state that is not a table (timers), restoring it if the
+    /// restore set holds `name`.
+    pub fn register(&mut self, name: &str, state: Rc<RefCell<dyn SnapshotState>>) {
+        self.registry.borrow_mut().register(name, self.owner, state);
+    }
+
+    fn shared<K: StateKey, N: StateKey, V: StateValue, T>(
+        &mut self,
+        name: &str,
+        table: T,
+    ) -> Box<dyn KeyedTable<K, N, V>>
+    where
+        T: KeyedTable<K, N, V> + SnapshotState + 'static,
+    {
+        let table = Rc::new(RefCell::new(table));
+        self.register(name, table.clone());
+        Box::new(SharedTable(table))
+    }
+
     /// Creates the table `name` (names are unique per job; the RocksDB backend
     /// maps each to a column family).
     pub fn table<K: StateKey, N: StateKey, V: StateValue>(
@@ -112,7 +156,10 @@ impl StateBackend {
         name: &str,
     ) -> Box<dyn KeyedTable<K, N, V>> {
         match self.kind {
-            StateBackendKind::Memory => Box::new(MemoryTable::new(name, self.groups)),
+            StateBackendKind::Memory => {
+                let table = MemoryTable::new(name, self.groups);
+                self.shared(name, table)
+            }
         }
     }
 
@@ -124,7 +171,10 @@ impl StateBackend {
         name: &str,
     ) -> Box<dyn KeyedTable<K, N, V>> {
         match self.kind {
-            StateBackendKind::Memory => Box::new(NamespacedMemoryTable::new(name, self.groups)),
+            StateBackendKind::Memory => {
+                let table = NamespacedMemoryTable::new(name, self.groups);
+                self.shared(name, table)
+            }
         }
     }
 }

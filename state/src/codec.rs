@@ -98,6 +98,15 @@ impl<'a> PartWriter<'a> {
         self.out.extend_from_slice(&n.to_le_bytes());
     }
 
+    /// Appends raw bytes, prefixed by their length.
+    pub fn bytes(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| CodecError::new("a state value over 4 GiB"))?;
+        self.out.extend_from_slice(&len.to_le_bytes());
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
     /// Appends one encoded value, prefixed by its length.
     pub fn part(&mut self, value: &impl StateCodec) -> Result<(), CodecError> {
         let at = self.out.len();

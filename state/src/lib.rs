@@ -23,6 +23,7 @@ mod fast_hash;
 mod key_group;
 mod memory;
 mod namespaced_memory;
+mod snapshot;
 mod stable_hash;
 
 pub use backend::{
@@ -35,4 +36,7 @@ pub use key_group::{
 };
 pub use memory::MemoryTable;
 pub use namespaced_memory::NamespacedMemoryTable;
+pub use snapshot::{
+    EntryWriter, GroupBytes, RestoreSet, SharedTable, SnapshotState, StateFileWriter, StateRegistry,
+};
 pub use stable_hash::StableKey;

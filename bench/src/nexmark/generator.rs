@@ -383,7 +383,9 @@ struct NexmarkReader {
     next: u64,
     step: u64,
     produced: u64,
-    started: Option<Instant>,
+    /// When pacing began, and the events produced by then (a restored
+    /// reader paces from its restored position).
+    started: Option<(Instant, u64)>,
     /// When a paced reader's next event is due.
     ready_at: Option<Instant>,
 }
@@ -413,10 +415,13 @@ impl SourceReader<Event> for NexmarkReader {
             }
             allowed = due;
         } else if let Some(rate) = rate {
-            let started = *self.started.get_or_insert_with(Instant::now);
+            let produced = self.produced;
+            let (started, base) = *self
+                .started
+                .get_or_insert_with(|| (Instant::now(), produced));
             let per_partition = rate as f64 / self.step as f64;
             let due = (started.elapsed().as_secs_f64() * per_partition) as u64 + 1;
-            allowed = allowed.min(due.saturating_sub(self.produced));
+            allowed = allowed.min(due.saturating_sub(self.produced - base));
             if allowed == 0 {
                 return Ok(SourcePoll::Pending);
             }
@@ -442,6 +447,14 @@ impl SourceReader<Event> for NexmarkReader {
 
     fn position(&self) -> u64 {
         self.produced
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), SourceError> {
+        // `next` starts at the partition's first event; each produced event
+        // moves it one step.
+        self.next += position.saturating_sub(self.produced) * self.step;
+        self.produced = position;
+        Ok(())
     }
 
     fn ready_at(&self) -> Option<Instant> {
@@ -509,6 +522,19 @@ impl SourceReader<NumericBid> for NumericBidReader {
 
     fn position(&self) -> u64 {
         self.next
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), SourceError> {
+        if position % self.step != self.next % self.step {
+            return Err(SourceError::BadRecord {
+                location: format!("numeric bids, partition {}", self.next % self.step),
+                reason: format!(
+                    "restored position {position} is not one of this partition's events"
+                ),
+            });
+        }
+        self.next = position;
+        Ok(())
     }
 }
 

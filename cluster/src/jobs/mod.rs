@@ -9,7 +9,7 @@ mod windowed_aggregation;
 mod wordcount;
 
 use serde::Serialize;
-use sluice_engine::connectors::{BlackholeSink, FileSink, StdoutSink};
+use sluice_engine::connectors::{BlackholeSink, ExactlyOnceFileSink, FileSink, StdoutSink};
 use sluice_engine::{Data, Stream, StreamEnv};
 
 use crate::job_file::{JobFile, JobFileError, SinkSpec};
@@ -158,6 +158,14 @@ pub fn find(name: &str) -> Option<BuildJob> {
 pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &Stream<T>) {
     match &file.sink {
         SinkSpec::Stdout { format } => stream.sink(StdoutSink { format: *format }),
+        // With checkpoints, files are exactly-once: parts become visible when
+        // the checkpoint covering them completes.
+        SinkSpec::File { directory, format } if file.config.checkpoint.is_some() => {
+            stream.sink(ExactlyOnceFileSink {
+                directory: directory.clone(),
+                format: *format,
+            })
+        }
         SinkSpec::File { directory, format } => stream.sink(FileSink {
             directory: directory.clone(),
             format: *format,

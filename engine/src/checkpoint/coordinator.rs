@@ -151,6 +151,11 @@ impl<A: Clone> CheckpointCoordinator<A> {
     }
 
     /// The checkpoint in flight, if any.
+    /// The id the next checkpoint will get.
+    pub fn next_id(&self) -> CheckpointId {
+        self.next_id
+    }
+
     pub fn in_flight(&self) -> Option<CheckpointId> {
         self.in_flight.as_ref().map(|c| c.id)
     }

@@ -1,13 +1,51 @@
 //! Checkpoints: the coordinator's protocol (a state machine driven by inputs
-//! and a clock). Barriers travel in the exchange messages; snapshotting,
-//! storage and recovery follow in the fault-tolerance issue.
+//! and a clock), each shard's part of a checkpoint, the link that writes an
+//! operator's state at a barrier, and the driver that runs it all for an
+//! embedded job (storage, commits, restore).
 
 mod coordinator;
+mod driver;
+mod shard;
+mod snapshot_at_barrier;
+
+use std::path::PathBuf;
 
 pub use coordinator::{
     CheckpointAction, CheckpointCoordinator, CheckpointId, CheckpointInput, CheckpointStats,
     CheckpointTiming, TaskId,
 };
+pub use driver::{restore, CheckpointDriver, Committers, Restored, ShardAck, FINAL_CHECKPOINT};
+pub use shard::{position_key, ParticipantKind, ShardCheckpoints, ShardReport, SourcePositions};
+pub use snapshot_at_barrier::SnapshotAtBarrier;
+
+/// Which checkpoint a job resumes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreFrom {
+    /// The newest usable one (or a fresh start when there is none).
+    Latest,
+    /// This one.
+    Checkpoint(CheckpointId),
+}
+
+/// How a job checkpoints (`[checkpoint]` in the job file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// Where checkpoints are stored (a directory).
+    pub directory: PathBuf,
+    pub timing: CheckpointTiming,
+    /// How many completed checkpoints to keep (at least 1).
+    pub retain: usize,
+    pub restore: Option<RestoreFrom>,
+    /// The job's name, written into manifests.
+    pub job_name: String,
+}
+
+/// Commits what an exactly-once sink pre-committed for a checkpoint, once the
+/// checkpoint is complete. Called from the driver's thread.
+pub trait Committer: Send {
+    /// Commits everything pre-committed for checkpoints up to `checkpoint`.
+    fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), String>;
+}
 
 #[cfg(test)]
 mod tests;

@@ -150,6 +150,25 @@ impl<T: 'static> SourceReader<T> for FileSplitReader<T> {
     fn position(&self) -> u64 {
         self.offset
     }
+
+    fn seek(&mut self, position: u64) -> Result<(), SourceError> {
+        if position < self.split.start || position > self.split.end.max(self.split.start) {
+            return Err(SourceError::BadRecord {
+                location: self.where_(position),
+                reason: format!(
+                    "a restored position outside this split (bytes {}..{})",
+                    self.split.start, self.split.end
+                ),
+            });
+        }
+        self.reader
+            .seek(SeekFrom::Start(position))
+            .map_err(|e| self.io(e))?;
+        self.offset = position;
+        // Line numbers are known only when reading from the start.
+        self.line = (position == 0).then_some(1);
+        Ok(())
+    }
 }
 
 impl<T: 'static> Source<T> for FileSource<T> {

@@ -140,7 +140,9 @@ struct GeneratorReader {
     partitions: u64,
     /// Events this partition has produced.
     produced: u64,
-    started: Option<Instant>,
+    /// When pacing began, and the events produced by then (a restored
+    /// reader paces from its restored position).
+    started: Option<(Instant, u64)>,
 }
 
 impl SourceReader<GeneratedEvent> for GeneratorReader {
@@ -151,10 +153,13 @@ impl SourceReader<GeneratedEvent> for GeneratorReader {
     ) -> Result<SourcePoll, SourceError> {
         let mut allowed = max as u64;
         if let Some(rate) = self.source.rate {
-            let started = *self.started.get_or_insert_with(Instant::now);
+            let produced = self.produced;
+            let (started, base) = *self
+                .started
+                .get_or_insert_with(|| (Instant::now(), produced));
             let per_partition = (rate as f64 / self.partitions as f64).max(f64::MIN_POSITIVE);
             let due = (started.elapsed().as_secs_f64() * per_partition) as u64 + 1;
-            allowed = allowed.min(due.saturating_sub(self.produced));
+            allowed = allowed.min(due.saturating_sub(self.produced - base));
             if allowed == 0 {
                 return Ok(SourcePoll::Pending);
             }
@@ -181,6 +186,11 @@ impl SourceReader<GeneratedEvent> for GeneratorReader {
 
     fn position(&self) -> u64 {
         self.produced
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), SourceError> {
+        self.produced = position;
+        Ok(())
     }
 }
 

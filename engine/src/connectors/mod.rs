@@ -6,6 +6,7 @@
 //! record and restore it). A [`Sink`] opens one [`SinkWriter`] per shard.
 
 mod collect;
+mod exactly_once_file_sink;
 mod file_sink;
 mod file_source;
 mod generator;
@@ -14,6 +15,7 @@ mod record_format;
 mod transactional_file_sink;
 
 pub use collect::{CollectSink, Collected};
+pub use exactly_once_file_sink::ExactlyOnceFileSink;
 pub use file_sink::{BlackholeSink, FileSink, StdoutSink};
 pub use file_source::{FileSource, FileSplit, SPLIT_BYTES_DEFAULT};
 pub use generator::{GeneratedEvent, GeneratorSource};
@@ -40,6 +42,16 @@ pub trait SourceReader<T> {
     fn poll(&mut self, out: &mut Vec<Rec<T>>, max: usize) -> Result<SourcePoll, SourceError>;
     /// The position to resume from (records or bytes, as the source defines).
     fn position(&self) -> u64;
+    /// Moves a freshly opened reader to `position` (one that `position`
+    /// returned), so a restored job reads on from there. Sources that cannot
+    /// resume say so, and checkpointed jobs do not start with them.
+    fn seek(&mut self, position: u64) -> Result<(), SourceError> {
+        let _ = position;
+        Err(SourceError::BadRecord {
+            location: "source".into(),
+            reason: "this source cannot resume from a checkpointed position".into(),
+        })
+    }
     /// After `poll` said `Pending`: when the reader knows its next records are
     /// due (a paced source), so the shard sleeps exactly until then instead of
     /// backing off.
@@ -57,6 +69,12 @@ pub trait Source<T>: Send + Sync + 'static {
 /// Writes one shard's output. Lives on that shard.
 pub trait SinkWriter<T> {
     fn write(&mut self, batch: &[Rec<T>]) -> Result<(), String>;
+    /// Checkpoint `checkpoint`'s barrier has reached the sink: make what was
+    /// written before it durable and ready to commit when the checkpoint
+    /// completes. Sinks that do not take part in checkpoints need not act.
+    fn pre_commit(&mut self, _checkpoint: u64) -> Result<(), String> {
+        Ok(())
+    }
     /// Event time has advanced at this sink.
     fn watermark(&mut self, _watermark: i64) {}
     /// The stream ended: flush and close.
@@ -66,4 +84,24 @@ pub trait SinkWriter<T> {
 /// A sink: opens a writer per shard.
 pub trait Sink<T>: Send + Sync + 'static {
     fn open(&self, shard: u32, shards: u32) -> Result<Box<dyn SinkWriter<T>>, String>;
+
+    /// Opens the writer of a job that may take checkpoints or be restored;
+    /// an exactly-once sink recovers its pending output here and registers
+    /// its committer.
+    fn open_in(&self, context: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, String> {
+        self.open(context.shard, context.shards)
+    }
+}
+
+/// What a sink is told about the job when it opens on a shard.
+pub struct SinkContext {
+    pub shard: u32,
+    pub shards: u32,
+    /// The job takes checkpoints: commit only what they complete.
+    pub checkpointing: bool,
+    /// The checkpoint the job was restored from, as sinks recover to it
+    /// ([`FINAL_CHECKPOINT`](crate::checkpoint::FINAL_CHECKPOINT) when the
+    /// job had finished in it).
+    pub restored: Option<u64>,
+    pub committers: crate::checkpoint::Committers,
 }

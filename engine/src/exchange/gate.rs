@@ -5,10 +5,22 @@
 //! batch and handed to the downstream chain; watermarks are combined over the
 //! inputs ([`WatermarkCombiner`]), so the chain sees the minimum over non-idle
 //! inputs, never moving back; the chain sees `End` once every input has ended.
-//! Checkpoint barriers travel in order with the data but are not aligned yet:
-//! each one received is passed on (nothing sends them until checkpoints exist).
+//!
+//! Checkpoint barriers are aligned: once barrier *n* has come from an input,
+//! that input is blocked — a channel input's task stops reading (so its
+//! sender feels backpressure), the local input's events are held in order —
+//! until barrier *n* has come from every input that has not ended. Then the
+//! chain gets barrier *n* once, and the held events follow it. A barrier newer
+//! than the one being aligned (the older checkpoint was aborted) abandons the
+//! older alignment; an older one is ignored.
 
-use sluice_network::{ExchangeData, ExchangeMessage, RecordBatch, WatermarkStatus};
+use std::cell::Cell;
+use std::rc::Rc;
+
+use glommio::sync::Semaphore;
+use sluice_network::{
+    CheckpointBarrier, ExchangeData, ExchangeMessage, RecordBatch, WatermarkStatus,
+};
 
 use crate::push::{Control, EdgeId, Push};
 use crate::watermark::WatermarkCombiner;
@@ -21,6 +33,53 @@ pub(crate) trait GateInput {
     /// The input from `source` went away without `End` (its shard failed).
     fn disconnected(&mut self, source: u32);
     fn reachable_edges(&self, out: &mut Vec<EdgeId>);
+    /// While the input from `source` is blocked for barrier alignment: what
+    /// to wait on before reading it again.
+    fn blocked(&self, source: u32) -> Option<Rc<AlignmentWake>>;
+}
+
+/// Wakes the channel tasks that wait for an alignment to finish.
+pub(crate) struct AlignmentWake {
+    waiting: Cell<u64>,
+    semaphore: Semaphore,
+}
+
+impl AlignmentWake {
+    fn new() -> Self {
+        AlignmentWake {
+            waiting: Cell::new(0),
+            semaphore: Semaphore::new(0),
+        }
+    }
+
+    /// Waits until the next wake-up (callers check again whether they are
+    /// still blocked).
+    pub async fn wait(&self) {
+        self.waiting.set(self.waiting.get() + 1);
+        let _ = self.semaphore.acquire(1).await;
+    }
+
+    fn wake_all(&self) {
+        let waiting = self.waiting.replace(0);
+        if waiting > 0 {
+            self.semaphore.signal(waiting);
+        }
+    }
+}
+
+/// An event of the local input held during an alignment.
+enum Held<T> {
+    Records(Vec<Rec<T>>),
+    Watermark(i64),
+    Status(WatermarkStatus),
+    Barrier(CheckpointBarrier),
+    End,
+}
+
+/// The barrier being aligned and the inputs it has come from.
+struct Alignment {
+    barrier: CheckpointBarrier,
+    arrived: Vec<bool>,
 }
 
 pub(crate) struct ExchangeGate<T> {
@@ -29,21 +88,110 @@ pub(crate) struct ExchangeGate<T> {
     downstream: Box<dyn Push<T>>,
     decoded: Vec<Rec<T>>,
     ended: bool,
+    /// This shard: the input that arrives through `push_local`.
+    local: u32,
+    inputs_ended: Vec<bool>,
+    alignment: Option<Alignment>,
+    held: Vec<Held<T>>,
+    wake: Rc<AlignmentWake>,
 }
 
 impl<T: ExchangeData> ExchangeGate<T> {
-    pub fn new(downstream: Box<dyn Push<T>>, shards: u32) -> Self {
+    pub fn new(downstream: Box<dyn Push<T>>, shard: u32, shards: u32) -> Self {
         ExchangeGate {
             combiner: WatermarkCombiner::new(shards as usize),
             status: WatermarkStatus::Active,
             downstream,
             decoded: Vec::new(),
             ended: false,
+            local: shard,
+            inputs_ended: vec![false; shards as usize],
+            alignment: None,
+            held: Vec::new(),
+            wake: Rc::new(AlignmentWake::new()),
+        }
+    }
+
+    #[inline]
+    fn is_blocked(&self, source: u32) -> bool {
+        self.alignment
+            .as_ref()
+            .is_some_and(|a| a.arrived[source as usize])
+    }
+
+    /// True (and `event` kept) if the local input is blocked.
+    fn hold_local(&mut self, source: u32, event: impl FnOnce() -> Held<T>) -> bool {
+        if source == self.local && self.is_blocked(source) {
+            self.held.push(event());
+            true
+        } else {
+            false
         }
     }
 
     pub fn push_local(&mut self, batch: &mut Vec<Rec<T>>) {
+        if self.is_blocked(self.local) {
+            self.held.push(Held::Records(std::mem::take(batch)));
+            return;
+        }
         self.downstream.push(batch);
+    }
+
+    /// Barrier `barrier` came from input `source`; see the module docs.
+    pub fn barrier(&mut self, source: u32, barrier: CheckpointBarrier) {
+        if self.hold_local(source, || Held::Barrier(barrier)) {
+            return;
+        }
+        match &self.alignment {
+            Some(a) if a.barrier.id > barrier.id => return,
+            Some(a) if a.barrier.id < barrier.id => {
+                self.alignment = None;
+                self.release();
+            }
+            _ => {}
+        }
+        let inputs = self.inputs_ended.len();
+        let alignment = self.alignment.get_or_insert_with(|| Alignment {
+            barrier,
+            arrived: vec![false; inputs],
+        });
+        alignment.arrived[source as usize] = true;
+        self.complete_alignment();
+    }
+
+    /// Passes the barrier on once every open input has delivered it.
+    fn complete_alignment(&mut self) {
+        let Some(alignment) = &self.alignment else {
+            return;
+        };
+        let aligned = (alignment.arrived.iter().zip(&self.inputs_ended)).all(|(a, e)| *a || *e);
+        if aligned {
+            let barrier = alignment.barrier;
+            self.alignment = None;
+            self.downstream.control(Control::Barrier(barrier));
+            self.release();
+        }
+    }
+
+    /// Replays the local input's held events (until one blocks it again) and
+    /// wakes the blocked channel tasks.
+    fn release(&mut self) {
+        let mut held = std::mem::take(&mut self.held).into_iter();
+        while !self.is_blocked(self.local) {
+            let Some(event) = held.next() else { break };
+            let local = self.local;
+            match event {
+                Held::Records(mut batch) => self.downstream.push(&mut batch),
+                Held::Watermark(wm) => self.watermark(local, wm),
+                Held::Status(status) => self.status(local, status),
+                Held::Barrier(barrier) => self.barrier(local, barrier),
+                Held::End => self.end(local),
+            }
+        }
+        let mut rest: Vec<Held<T>> = held.collect();
+        rest.append(&mut self.held);
+        self.held = rest;
+        self.wake.wake_all();
     }
 
     fn receive_batch(&mut self, source: u32, batch: RecordBatch) {
@@ -68,6 +216,9 @@ impl<T: ExchangeData> ExchangeGate<T> {
     }
 
     pub fn watermark(&mut self, source: u32, wm: i64) {
+        if self.hold_local(source, || Held::Watermark(wm)) {
+            return;
+        }
         if let Some(combined) = self.combiner.update(source as usize, wm) {
             self.downstream.control(Control::Watermark(combined));
         }
@@ -75,6 +226,9 @@ impl<T: ExchangeData> ExchangeGate<T> {
     }
 
     pub fn status(&mut self, source: u32, status: WatermarkStatus) {
+        if self.hold_local(source, || Held::Status(status)) {
+            return;
+        }
         let advanced = self
             .combiner
             .set_idle(source as usize, status == WatermarkStatus::Idle);
@@ -93,6 +247,10 @@ impl<T: ExchangeData> ExchangeGate<T> {
     }
 
     pub fn end(&mut self, source: u32) {
+        if self.hold_local(source, || Held::End) {
+            return;
+        }
+        self.inputs_ended[source as usize] = true;
         if let Some(combined) = self.combiner.end(source as usize) {
             self.downstream.control(Control::Watermark(combined));
         }
@@ -102,6 +260,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
         } else {
             self.refresh_status();
         }
+        self.complete_alignment();
     }
 
     pub fn reachable_edges(&self, out: &mut Vec<EdgeId>) {
@@ -114,7 +273,7 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
         match message {
             ExchangeMessage::Batch(batch) => self.receive_batch(source, batch),
             ExchangeMessage::Status(status) => self.status(source, status),
-            ExchangeMessage::Barrier(barrier) => self.downstream.control(Control::Barrier(barrier)),
+            ExchangeMessage::Barrier(barrier) => self.barrier(source, barrier),
             ExchangeMessage::End => self.end(source),
         }
     }
@@ -125,5 +284,9 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
 
     fn reachable_edges(&self, out: &mut Vec<EdgeId>) {
         ExchangeGate::reachable_edges(self, out)
+    }
+
+    fn blocked(&self, source: u32) -> Option<Rc<AlignmentWake>> {
+        self.is_blocked(source).then(|| self.wake.clone())
     }
 }

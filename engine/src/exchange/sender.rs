@@ -201,7 +201,11 @@ impl<T: ExchangeData, P: Partitioner<T>> Push<T> for ExchangeSender<T, P> {
                 let gate = state.local_gate.clone();
                 gate.borrow_mut().status(state.shard, status);
             }
-            Control::Barrier(barrier) => state.send_to_others(|| ExchangeMessage::Barrier(barrier)),
+            Control::Barrier(barrier) => {
+                state.send_to_others(|| ExchangeMessage::Barrier(barrier));
+                let gate = state.local_gate.clone();
+                gate.borrow_mut().barrier(state.shard, barrier);
+            }
             Control::End => {
                 state.send_to_others(|| ExchangeMessage::End);
                 state.ended = true;

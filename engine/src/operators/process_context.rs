@@ -7,7 +7,7 @@
 
 use std::rc::Rc;
 
-use sluice_state::{KeyGroup, KeyGroups, StableKey, StateKey};
+use sluice_state::{KeyGroup, KeyGroups, StableKey, StateBackend, StateKey};
 
 use super::SideOutputs;
 use crate::push::{Control, EdgeId, Push};
@@ -118,13 +118,23 @@ impl<K: StateKey + StableKey, O: Data> KeyedHost<K, O> {
         clock: Rc<dyn Clock>,
         side: SideOutputs,
         next: Box<dyn Push<O>>,
+        backend: &mut StateBackend,
+        node: u64,
     ) -> Self {
         KeyedHost {
             state: KeyedHostState {
                 groups,
                 watermark: i64::MIN,
-                event_timers: TimerService::new(),
-                processing_timers: TimerService::new(),
+                event_timers: TimerService::registered(
+                    backend,
+                    &format!("process-{node}/event-timers"),
+                    groups,
+                ),
+                processing_timers: TimerService::registered(
+                    backend,
+                    &format!("process-{node}/processing-timers"),
+                    groups,
+                ),
                 clock,
                 output: Vec::new(),
                 side,

@@ -1,8 +1,12 @@
-//! The end of a chain: hands batches to a sink writer and counts them.
+//! The end of a chain: hands batches to a sink writer and counts them. At a
+//! checkpoint barrier the writer pre-commits, then the sink counts as done
+//! for that checkpoint on its shard.
 
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use crate::checkpoint::{ShardCheckpoints, SourcePositions};
 use crate::connectors::SinkWriter;
 use crate::metrics::ShardMetrics;
 use crate::push::{Control, EdgeId, Push};
@@ -13,6 +17,7 @@ pub struct SinkOperator<T> {
     metrics: Arc<ShardMetrics>,
     errors: Arc<Mutex<Vec<EngineError>>>,
     failed: bool,
+    checkpoints: Option<(Rc<ShardCheckpoints>, usize)>,
 }
 
 impl<T> SinkOperator<T> {
@@ -20,12 +25,14 @@ impl<T> SinkOperator<T> {
         writer: Box<dyn SinkWriter<T>>,
         metrics: Arc<ShardMetrics>,
         errors: Arc<Mutex<Vec<EngineError>>>,
+        checkpoints: Option<(Rc<ShardCheckpoints>, usize)>,
     ) -> Self {
         SinkOperator {
             writer,
             metrics,
             errors,
             failed: false,
+            checkpoints,
         }
     }
 
@@ -61,8 +68,22 @@ impl<T> Push<T> for SinkOperator<T> {
                 if let Err(e) = self.writer.finish() {
                     self.fail(e);
                 }
+                if let Some((checkpoints, participant)) = &self.checkpoints {
+                    checkpoints.ended(*participant, SourcePositions::new());
+                }
             }
-            Control::Status(_) | Control::Barrier(_) => {}
+            Control::Barrier(barrier) => {
+                if let Err(e) = self.writer.pre_commit(barrier.id) {
+                    // The sink fails the job: no checkpoint may count output
+                    // that was not made durable.
+                    self.fail(format!("pre-committing checkpoint {}: {e}", barrier.id));
+                    return;
+                }
+                if let Some((checkpoints, participant)) = &self.checkpoints {
+                    checkpoints.at_barrier(*participant, barrier.id, SourcePositions::new());
+                }
+            }
+            Control::Status(_) => {}
         }
     }
 

@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use sluice_state::{KeyGroups, StateBackend};
 
+use super::execute::ShardContext;
+use crate::checkpoint::{
+    Committers, ParticipantKind, Restored, ShardCheckpoints, SnapshotAtBarrier,
+};
 use crate::exchange::{EdgeOutbox, Flush, GateInput};
 use crate::metrics::ShardMetrics;
 use crate::operators::{FanOut, SideOutputs};
@@ -61,6 +65,10 @@ pub struct ShardBuilder {
     pub(crate) tickers: Vec<Rc<RefCell<dyn Tick>>>,
     pub(crate) failed: bool,
     pub(crate) abort: AbortSignal,
+    /// This shard's part of checkpoints, when the job takes them.
+    pub(crate) checkpoints: Option<Rc<ShardCheckpoints>>,
+    pub(crate) restored: Arc<Restored>,
+    pub(crate) committers: Committers,
 }
 
 impl ShardBuilder {
@@ -70,13 +78,29 @@ impl ShardBuilder {
         metrics: Arc<ShardMetrics>,
         errors: Arc<Mutex<Vec<EngineError>>>,
         abort: AbortSignal,
+        context: ShardContext,
     ) -> Self {
         let key_groups = KeyGroups::new(config.max_parallelism, config.shards);
+        let state = StateBackend::new(
+            config.state_backend,
+            key_groups.range_of(shard),
+            context.restored.take_state(shard),
+        );
+        let resumed_from = context.restored.checkpoint.map_or(0, |(id, _)| id);
+        let checkpoints = context.checkpointing.map(|(reports, triggered)| {
+            Rc::new(ShardCheckpoints::new(
+                shard,
+                state.registry(),
+                reports,
+                triggered,
+                resumed_from,
+            ))
+        });
         ShardBuilder {
             shard,
             shards: config.shards,
             key_groups,
-            state: StateBackend::new(config.state_backend, key_groups.range_of(shard)),
+            state,
             config,
             metrics,
             errors,
@@ -90,6 +114,30 @@ impl ShardBuilder {
             tickers: Vec::new(),
             failed: false,
             abort,
+            checkpoints,
+            restored: context.restored,
+            committers: context.committers,
+        }
+    }
+
+    /// Puts the link that snapshots node `node`'s state at barriers in front of
+    /// `operator` (when the job checkpoints and the node owns state).
+    pub(crate) fn snapshot_at_barrier<T: 'static>(
+        &mut self,
+        node: u64,
+        operator: Box<dyn Push<T>>,
+    ) -> Box<dyn Push<T>> {
+        let owns_state = self.state.registry().borrow().owners().contains(&node);
+        match &self.checkpoints {
+            Some(checkpoints) if owns_state => {
+                let participant = checkpoints.participate(ParticipantKind::StateOwner(node));
+                Box::new(SnapshotAtBarrier::new(
+                    checkpoints.clone(),
+                    participant,
+                    operator,
+                ))
+            }
+            _ => operator,
         }
     }
 

@@ -5,7 +5,8 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,10 +20,22 @@ use super::builder::{Outboxes, RootBuilder, ShardBuilder};
 use super::channels::{self, ShardEndpoints};
 use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
+use crate::checkpoint::{self, CheckpointDriver, Committers, Restored, ShardReport};
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput};
 use crate::metrics::{totals, JobTotals, ShardMetrics};
 use crate::{EngineError, JobConfig};
+
+/// How often the waiting thread drives checkpoints and progress.
+const DRIVER_TICK: Duration = Duration::from_millis(5);
+
+/// What a shard gets from the job beyond the plan.
+pub(crate) struct ShardContext {
+    pub restored: Arc<Restored>,
+    pub committers: Committers,
+    /// Where to report checkpoints and which one is triggered (if any).
+    pub checkpointing: Option<(Sender<ShardReport>, Arc<AtomicU64>)>,
+}
 
 /// How often processing-time timers are checked.
 const PROCESSING_TIME_TICK: Duration = Duration::from_millis(1);
@@ -60,6 +73,33 @@ pub fn execute(
     let metrics: Vec<Arc<ShardMetrics>> = (0..shards).map(|_| Arc::default()).collect();
     let finished = Arc::new(AtomicU32::new(0));
     let abort = AbortSignal::default();
+    let layout = sluice_state::KeyGroups::new(config.max_parallelism, shards);
+    let restored = match &config.checkpoint {
+        Some(checkpoint) => {
+            checkpoint::restore(checkpoint, layout, shards).map_err(EngineError::Restore)?
+        }
+        None => Restored::default(),
+    };
+    for skipped in &restored.skipped {
+        eprintln!("sluice: {skipped}");
+    }
+    if let Some((id, _)) = restored.checkpoint {
+        eprintln!("sluice: restoring from checkpoint {id}");
+    }
+    let restored = Arc::new(restored);
+    let committers = Committers::default();
+    let triggered = Arc::new(AtomicU64::new(0));
+    let (reports, reports_in) = std::sync::mpsc::channel();
+    let mut driver = config.checkpoint.clone().map(|checkpoint| {
+        CheckpointDriver::new(
+            checkpoint,
+            shards,
+            &restored,
+            reports_in,
+            triggered.clone(),
+            committers.clone(),
+        )
+    });
     let cpus = allowed_cpu_ids();
     let pinned = config.pin_cpus && cpus.len() >= shards as usize;
     let started = Instant::now();
@@ -88,10 +128,20 @@ pub fn execute(
             finished.clone(),
             abort.clone(),
         );
+        let context = ShardContext {
+            restored: restored.clone(),
+            committers: committers.clone(),
+            checkpointing: driver
+                .is_some()
+                .then(|| (reports.clone(), triggered.clone())),
+        };
         let handle = builder
             .spawn(move || async move {
                 let _finished = FinishedGuard(finished);
-                run_shard(shard, config, &roots, endpoints, metrics, errors, abort).await;
+                run_shard(
+                    shard, config, &roots, endpoints, metrics, errors, abort, context,
+                )
+                .await;
             })
             .map_err(|e| EngineError::Startup {
                 shard,
@@ -104,7 +154,10 @@ pub fn execute(
         .progress_interval
         .map(|interval| ProgressReporter::new(interval, config.expected_records_in));
     while finished.load(Ordering::Acquire) < shards {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(DRIVER_TICK);
+        if let Some(driver) = &mut driver {
+            driver.poll();
+        }
         if let Some(progress) = &mut progress {
             progress.tick(started.elapsed(), || totals(&metrics));
         }
@@ -122,6 +175,14 @@ pub fn execute(
     let elapsed = started.elapsed();
     let mut errors = std::mem::take(&mut *errors.lock().expect("errors lock"));
     errors.extend(panicked);
+    if let Some(driver) = &mut driver {
+        // Only a job that ran to its end without errors commits its final output.
+        if errors.is_empty() {
+            if let Err(e) = driver.finish() {
+                errors.push(EngineError::Checkpoint(e));
+            }
+        }
+    }
     if let Some(first) = errors.into_iter().next() {
         return Err(first);
     }
@@ -186,6 +247,7 @@ async fn connect(
     (all_outboxes, receivers)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_shard(
     shard: u32,
     config: Arc<JobConfig>,
@@ -194,10 +256,22 @@ async fn run_shard(
     metrics: Arc<ShardMetrics>,
     errors: Arc<Mutex<Vec<EngineError>>>,
     abort: AbortSignal,
+    context: ShardContext,
 ) {
-    let mut builder = ShardBuilder::new(shard, config.clone(), metrics, errors, abort.clone());
+    let mut builder = ShardBuilder::new(
+        shard,
+        config.clone(),
+        metrics,
+        errors,
+        abort.clone(),
+        context,
+    );
     for root in roots {
         root(&mut builder);
+    }
+    let problems = builder.state.registry().borrow().restore_problems();
+    if let Some(problem) = problems.into_iter().next() {
+        builder.fail(EngineError::Restore(format!("shard {shard}: {problem}")));
     }
     let (outboxes, receivers) = connect(shard, endpoints, &mut builder).await;
 
@@ -346,6 +420,18 @@ async fn receive(
                 }
                 if end {
                     break;
+                }
+                // A barrier blocked this input: read on once it is aligned.
+                loop {
+                    let blocked = gate.borrow().blocked(source);
+                    match blocked {
+                        Some(wake) => {
+                            if abort.unless_aborted(wake.wait()).await.is_none() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    }
                 }
                 // One message at a time, so that the source and the other
                 // channels of this shard take turns (see `source_task`).

@@ -19,4 +19,4 @@ pub use builder::ShardBuilder;
 pub(crate) use builder::{reachable_outboxes, RootBuilder, Tick};
 pub use execute::{execute, JobReport};
 pub use progress::ProgressSample;
-pub(crate) use source_task::{run_source, SourceTask};
+pub(crate) use source_task::{run_source, SourceCheckpointing, SourceTask};

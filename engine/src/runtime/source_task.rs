@@ -4,13 +4,17 @@
 //! timestamps; keeps a watermark per partition (bounded out-of-orderness) and
 //! emits the minimum over non-idle partitions into the chain; after each batch
 //! waits for the outboxes the chain reaches (backpressure). When every partition
-//! has ended it emits the final watermark and `End`.
+//! has ended it emits the final watermark and `End`. When the job takes
+//! checkpoints, it checks before each round whether a new one was triggered;
+//! if so it records every partition's position and emits the barrier.
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_network::WatermarkStatus;
+use sluice_network::{CheckpointBarrier, WatermarkStatus};
+
+use crate::checkpoint::{ShardCheckpoints, SourcePositions};
 
 use crate::connectors::{SourcePoll, SourceReader};
 use crate::exchange::EdgeOutbox;
@@ -42,6 +46,23 @@ pub(crate) struct SourceTask<T> {
     pub errors: Arc<std::sync::Mutex<Vec<EngineError>>>,
     pub clock: Rc<dyn Clock>,
     pub abort: AbortSignal,
+    pub checkpointing: Option<SourceCheckpointing>,
+}
+
+/// A source's part in checkpoints.
+pub(crate) struct SourceCheckpointing {
+    pub checkpoints: Rc<ShardCheckpoints>,
+    pub participant: usize,
+    /// The position key of each reader, in reader order.
+    pub keys: Vec<String>,
+}
+
+impl SourceCheckpointing {
+    fn positions<T>(&self, partitions: &[Partition<T>]) -> SourcePositions {
+        (self.keys.iter().cloned())
+            .zip(partitions.iter().map(|p| p.reader.position()))
+            .collect()
+    }
 }
 
 async fn drain(outboxes: &[Rc<EdgeOutbox>]) {
@@ -61,7 +82,13 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
         errors,
         clock,
         abort,
+        checkpointing,
     } = task;
+    // Checkpoints may have been triggered before this task started: it owes
+    // a barrier for the newest one above the checkpoint the job resumed from.
+    let mut last_barrier = checkpointing
+        .as_ref()
+        .map_or(0, |c| c.checkpoints.resumed_from());
     let bound = strategy.out_of_orderness_ms;
     let mut partitions: Vec<Partition<T>> = readers
         .into_iter()
@@ -85,6 +112,19 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
     while !combiner.all_ended() {
         // Another shard failed: stop reading and end the stream.
         failed |= abort.is_set();
+        if let Some(c) = &checkpointing {
+            let triggered = c.checkpoints.triggered();
+            if triggered > last_barrier && !failed {
+                last_barrier = triggered;
+                c.checkpoints
+                    .at_barrier(c.participant, triggered, c.positions(&partitions));
+                chain.control(Control::Barrier(CheckpointBarrier {
+                    id: triggered,
+                    timestamp_ms: clock.now_ms(),
+                }));
+                drain(&outboxes).await;
+            }
+        }
         let mut progressed = false;
         for (index, partition) in partitions.iter_mut().enumerate() {
             if partition.ended || failed {
@@ -210,4 +250,7 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
     }
     chain.control(Control::End);
     drain(&outboxes).await;
+    if let Some(c) = &checkpointing {
+        c.checkpoints.ended(c.participant, c.positions(&partitions));
+    }
 }

@@ -141,8 +141,16 @@ where
             sliced: spec.assigner.pane_of(0).is_some() && spec.trigger.fires_at_window_end(),
             spec,
             logic,
-            timers: crate::timer::TimerService::new(),
-            pane_cleanups: crate::timer::TimerService::new(),
+            timers: crate::timer::TimerService::registered(
+                backend,
+                &format!("{name}/timers"),
+                groups,
+            ),
+            pane_cleanups: crate::timer::TimerService::registered(
+                backend,
+                &format!("{name}/pane-cleanups"),
+                groups,
+            ),
             panes: Vec::new(),
             pane_windows: None,
             watermark: i64::MIN,

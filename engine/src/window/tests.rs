@@ -76,7 +76,11 @@ where
     let late = FanOut::<Element>::new();
     late.add(Box::new(Collect(late_records.clone())));
     let groups = KeyGroups::new(16, 1);
-    let mut backend = StateBackend::new(StateBackendKind::Memory, groups.range_of(0));
+    let mut backend = StateBackend::new(
+        StateBackendKind::Memory,
+        groups.range_of(0),
+        Default::default(),
+    );
     let spec = WindowSpec {
         assigner,
         trigger: EventTimeTrigger,
@@ -289,7 +293,7 @@ proptest! {
     fn count_windows_match_model(elements in proptest::collection::vec((0u8..3, -5i64..5), 1..200), n in 1u64..6) {
         let fired = Rc::new(RefCell::new(Vec::new()));
         let groups = KeyGroups::new(16, 1);
-        let mut backend = StateBackend::new(StateBackendKind::Memory, groups.range_of(0));
+        let mut backend = StateBackend::new(StateBackendKind::Memory, groups.range_of(0), Default::default());
         let spec = WindowSpec { assigner: GlobalWindows, trigger: PurgingTrigger(CountTrigger::of(n)), allowed_lateness_ms: 0 };
         let logic = AggregateLogic { function: CountSum, finish: |k: &u8, _: &GlobalWindow, r: (u64, i64)| (*k, r) };
         let mut op = WindowOperator::new("c", |e: &Element| e.0, groups, spec, logic, &mut backend,
@@ -376,7 +380,11 @@ impl Trigger<Element, TimeWindow> for FireOnNegative {
 fn custom_trigger_fires_early() {
     let fired = Rc::new(RefCell::new(Vec::new()));
     let groups = KeyGroups::new(16, 1);
-    let mut backend = StateBackend::new(StateBackendKind::Memory, groups.range_of(0));
+    let mut backend = StateBackend::new(
+        StateBackendKind::Memory,
+        groups.range_of(0),
+        Default::default(),
+    );
     let spec = WindowSpec {
         assigner: TumblingWindows::of(100),
         trigger: FireOnNegative,

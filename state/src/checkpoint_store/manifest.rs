@@ -34,6 +34,9 @@ pub struct Manifest {
     pub files: BTreeMap<String, FileInfo>,
     /// Per task, what it recorded (opaque to the catalog).
     pub tasks: BTreeMap<u32, serde_json::Value>,
+    /// The job had finished: every sink's remaining output commits with it.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 const HEADER: &str = "sluice-manifest v1 xxh3=";
@@ -76,6 +79,7 @@ mod tests {
             created_unix_ms: 1_700_000_000_000,
             files: [("a.sst".to_owned(), FileInfo::of(b"abc"))].into(),
             tasks: [(0, serde_json::json!({"offsets": [1, 2]}))].into(),
+            finished: true,
         }
     }
 

@@ -171,7 +171,18 @@ impl ObjectStore for FileStore {
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
         match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Drop directories the delete left empty (a checkpoint's own
+                // directory), up to the root; one still in use stays.
+                let mut dir = path.parent();
+                while let Some(d) = dir.filter(|d| *d != self.root) {
+                    if std::fs::remove_dir(d).is_err() {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StoreError::Io {
                 what: "deleting",

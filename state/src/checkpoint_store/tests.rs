@@ -38,6 +38,7 @@ fn manifest(checkpoint: u64, files: &BTreeMap<String, FileInfo>) -> Manifest {
         created_unix_ms: checkpoint,
         files: files.clone(),
         tasks: BTreeMap::new(),
+        finished: false,
     }
 }
 

@@ -1,0 +1,436 @@
+//! Runs a job's checkpoints in the embedded runtime: the coordinator's state
+//! machine, the storage, and the shards' reports, on the thread that waits for
+//! the job (never on a shard's core).
+//!
+//! Every few milliseconds [`CheckpointDriver::poll`] writes the state files
+//! the shards reported, passes acknowledgements and the clock to the
+//! [`CheckpointCoordinator`], and carries out its actions: a trigger is
+//! published to the sources through an atomic; a manifest is written with the
+//! catalog; a completed checkpoint is committed by the sinks' committers and
+//! old checkpoints are dropped beyond `retain`; an aborted one's files are
+//! discarded. When every shard has finished, [`CheckpointDriver::finish`]
+//! writes a final checkpoint marked finished and commits everything.
+//!
+//! Restoring ([`restore`]) reads a checkpoint's manifest and state files
+//! before the shards start: each shard gets the key groups it owns, whatever
+//! the shard count was, and sources get their partitions' positions.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, FileStore, Manifest};
+use sluice_state::{KeyGroups, RestoreSet};
+
+use super::shard::{ShardReport, SourcePositions};
+use super::{
+    CheckpointAction, CheckpointConfig, CheckpointCoordinator, CheckpointId, CheckpointInput,
+    Committer, RestoreFrom,
+};
+
+/// The checkpoint id of the parts a sink keeps at the end of its input; they
+/// commit with the job's final checkpoint.
+pub const FINAL_CHECKPOINT: CheckpointId = CheckpointId::MAX;
+
+/// What a shard acknowledged: its state file and its source positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardAck {
+    state_file: String,
+    info: FileInfo,
+    sources: SourcePositions,
+}
+
+/// The committers of a job's exactly-once sinks (shared with the shards that
+/// register them while building).
+pub type Committers = Arc<Mutex<Vec<Arc<Mutex<dyn Committer>>>>>;
+
+/// What a job resumes from.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The checkpoint restored, and whether the job had finished in it.
+    pub checkpoint: Option<(CheckpointId, bool)>,
+    /// Source positions by `source-<node>/<partition>`.
+    pub positions: SourcePositions,
+    /// Each shard's key groups of state.
+    pub shard_states: Vec<Mutex<Option<RestoreSet>>>,
+    /// Newer checkpoints that could not be used, with the reason.
+    pub skipped: Vec<String>,
+}
+
+impl Restored {
+    /// The checkpoint id sinks recover to (`FINAL_CHECKPOINT` for a finished job).
+    pub fn sink_checkpoint(&self) -> Option<CheckpointId> {
+        self.checkpoint
+            .map(|(id, finished)| if finished { FINAL_CHECKPOINT } else { id })
+    }
+
+    /// Shard `shard`'s state to restore (taken once).
+    pub fn take_state(&self, shard: u32) -> RestoreSet {
+        self.shard_states
+            .get(shard as usize)
+            .and_then(|s| s.lock().expect("restore lock").take())
+            .unwrap_or_default()
+    }
+}
+
+fn catalog(config: &CheckpointConfig) -> CheckpointCatalog<FileStore> {
+    CheckpointCatalog::new(FileStore::new(&config.directory))
+}
+
+/// Reads what a job restores from, for a job of `shards` shards.
+pub fn restore(
+    config: &CheckpointConfig,
+    layout: KeyGroups,
+    shards: u32,
+) -> Result<Restored, String> {
+    let mut restored = Restored {
+        shard_states: (0..shards)
+            .map(|_| Mutex::new(Some(RestoreSet::default())))
+            .collect(),
+        ..Restored::default()
+    };
+    let Some(from) = config.restore else {
+        return Ok(restored);
+    };
+    let catalog = catalog(config);
+    let where_ = config.directory.display();
+    let manifest = match from {
+        RestoreFrom::Latest => {
+            let (manifest, skipped) = catalog
+                .latest()
+                .map_err(|e| format!("listing checkpoints in {where_}: {e}"))?;
+            restored.skipped = skipped
+                .into_iter()
+                .map(|u| format!("checkpoint {} skipped: {}", u.checkpoint, u.reason))
+                .collect();
+            match manifest {
+                Some(m) => m,
+                // Nothing to restore yet (the job never completed one): start fresh.
+                None => return Ok(restored),
+            }
+        }
+        RestoreFrom::Checkpoint(id) => catalog
+            .load(id)
+            .map_err(|e| format!("restoring checkpoint {id} from {where_}: {e}"))?,
+    };
+    let finished = manifest.finished;
+    for (task, value) in &manifest.tasks {
+        let (state_file, sources) = parse_task(value).ok_or_else(|| {
+            format!(
+                "checkpoint {}: task {task}: malformed entry {value}",
+                manifest.checkpoint
+            )
+        })?;
+        let info = manifest.files.get(&state_file).ok_or_else(|| {
+            format!(
+                "checkpoint {}: task {task} refers to {state_file}, which the manifest does not list",
+                manifest.checkpoint
+            )
+        })?;
+        let bytes = catalog.get_shared(&state_file, info)?;
+        for (shard, set) in restored.shard_states.iter().enumerate() {
+            let mut set = set.lock().expect("restore lock");
+            let set = set.as_mut().expect("not taken yet");
+            set.add_file(&state_file, &bytes, layout.range_of(shard as u32))
+                .map_err(|e| format!("checkpoint {}: {e}", manifest.checkpoint))?;
+        }
+        restored.positions.extend(sources);
+    }
+    restored.checkpoint = Some((manifest.checkpoint, finished));
+    Ok(restored)
+}
+
+fn task_entry(ack: &ShardAck) -> serde_json::Value {
+    serde_json::json!({ "state": ack.state_file, "sources": ack.sources })
+}
+
+fn parse_task(value: &serde_json::Value) -> Option<(String, SourcePositions)> {
+    let state = value.get("state")?.as_str()?.to_owned();
+    let sources = serde_json::from_value(value.get("sources")?.clone()).ok()?;
+    Some((state, sources))
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A line for the operator; checkpoints are rare, so every one is logged.
+fn log(message: &str) {
+    eprintln!("sluice: {message}");
+}
+
+/// See the module docs.
+pub struct CheckpointDriver {
+    config: CheckpointConfig,
+    catalog: CheckpointCatalog<FileStore>,
+    coordinator: CheckpointCoordinator<ShardAck>,
+    reports: Receiver<ShardReport>,
+    triggered: Arc<AtomicU64>,
+    committers: Committers,
+    shards: u32,
+    /// Final parts of the shards that have finished.
+    finished: BTreeMap<u32, ShardAck>,
+    /// Files written for checkpoints not yet completed, to discard on abort.
+    written: BTreeMap<CheckpointId, Vec<String>>,
+    started_ms: u64,
+    /// A failure that must fail the job (a shard could not write its final part).
+    pub fatal: Option<String>,
+}
+
+impl CheckpointDriver {
+    pub fn new(
+        config: CheckpointConfig,
+        shards: u32,
+        restored: &Restored,
+        reports: Receiver<ShardReport>,
+        triggered: Arc<AtomicU64>,
+        committers: Committers,
+    ) -> Self {
+        let first = restored.checkpoint.map_or(1, |(id, _)| id + 1);
+        // Sources emit a barrier for any id above the last they saw: start there.
+        triggered.store(first - 1, Ordering::Release);
+        CheckpointDriver {
+            catalog: catalog(&config),
+            coordinator: CheckpointCoordinator::new(config.timing, shards, first),
+            config,
+            reports,
+            triggered,
+            committers,
+            shards,
+            finished: BTreeMap::new(),
+            written: BTreeMap::new(),
+            started_ms: now_unix_ms(),
+            fatal: None,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_unix_ms().saturating_sub(self.started_ms)
+    }
+
+    /// Handles what the shards reported and what the clock says.
+    pub fn poll(&mut self) {
+        while let Ok(report) = self.reports.try_recv() {
+            self.report(report);
+        }
+        self.input(CheckpointInput::Tick {
+            now_ms: self.now_ms(),
+        });
+    }
+
+    fn report(&mut self, report: ShardReport) {
+        match report {
+            ShardReport::Snapshot {
+                shard,
+                checkpoint,
+                state,
+                sources,
+            } => {
+                let name = format!("{checkpoint:020}-{shard:05}.state");
+                let input = match self.write(checkpoint, &name, &state) {
+                    Ok(info) => CheckpointInput::Acknowledged {
+                        checkpoint,
+                        task: shard,
+                        ack: ShardAck {
+                            state_file: name,
+                            info,
+                            sources,
+                        },
+                    },
+                    Err(reason) => CheckpointInput::Declined {
+                        checkpoint,
+                        task: shard,
+                        reason,
+                    },
+                };
+                self.input(input);
+            }
+            ShardReport::Declined {
+                shard,
+                checkpoint,
+                reason,
+            } => {
+                if checkpoint == FINAL_CHECKPOINT {
+                    self.fatal = Some(format!(
+                        "shard {shard} could not write its final state: {reason}"
+                    ));
+                } else {
+                    self.input(CheckpointInput::Declined {
+                        checkpoint,
+                        task: shard,
+                        reason,
+                    });
+                }
+            }
+            ShardReport::Finished {
+                shard,
+                state,
+                sources,
+            } => {
+                let at = self.triggered.load(Ordering::Acquire);
+                let name = format!("{at:020}-{shard:05}.final.state");
+                match self.catalog.put_shared(&name, &state) {
+                    Ok(info) => {
+                        let ack = ShardAck {
+                            state_file: name,
+                            info,
+                            sources,
+                        };
+                        self.finished.insert(shard, ack.clone());
+                        // It will not answer the checkpoint in flight itself.
+                        if let Some(checkpoint) = self.coordinator.in_flight() {
+                            self.input(CheckpointInput::Acknowledged {
+                                checkpoint,
+                                task: shard,
+                                ack,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        self.fatal = Some(format!("writing shard {shard}'s final state: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn write(
+        &mut self,
+        checkpoint: CheckpointId,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<FileInfo, String> {
+        let info = self
+            .catalog
+            .put_shared(name, bytes)
+            .map_err(|e| e.to_string())?;
+        self.written
+            .entry(checkpoint)
+            .or_default()
+            .push(name.to_owned());
+        Ok(info)
+    }
+
+    fn input(&mut self, input: CheckpointInput<ShardAck>) {
+        let mut queue = std::collections::VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            for action in self.coordinator.handle(input) {
+                if let Some(next) = self.act(action) {
+                    queue.push_back(CheckpointInput::Tick {
+                        now_ms: self.now_ms(),
+                    });
+                    queue.push_back(next);
+                }
+            }
+        }
+    }
+
+    /// Carries out one action; returns the input it leads to, if any.
+    fn act(&mut self, action: CheckpointAction<ShardAck>) -> Option<CheckpointInput<ShardAck>> {
+        match action {
+            CheckpointAction::Trigger { checkpoint } => {
+                self.triggered.store(checkpoint, Ordering::Release);
+                // Finished shards answer with their final part at once.
+                let finished: Vec<(u32, ShardAck)> =
+                    self.finished.iter().map(|(s, a)| (*s, a.clone())).collect();
+                for (task, ack) in finished {
+                    self.input(CheckpointInput::Acknowledged {
+                        checkpoint,
+                        task,
+                        ack,
+                    });
+                }
+                None
+            }
+            CheckpointAction::WriteManifest { checkpoint, acks } => {
+                let manifest = self.manifest(checkpoint, &acks, false);
+                Some(match self.catalog.commit(&manifest) {
+                    Ok(()) => CheckpointInput::ManifestWritten { checkpoint },
+                    Err(e) => CheckpointInput::ManifestFailed {
+                        checkpoint,
+                        reason: e.to_string(),
+                    },
+                })
+            }
+            CheckpointAction::Completed { checkpoint } => {
+                self.written.retain(|id, _| *id > checkpoint);
+                self.commit(checkpoint);
+                self.retain();
+                None
+            }
+            CheckpointAction::Aborted { checkpoint, reason } => {
+                log(&format!("checkpoint {checkpoint} aborted: {reason}"));
+                if let Some(files) = self.written.remove(&checkpoint) {
+                    if let Err(e) = self.catalog.discard(&files) {
+                        log(&format!("discarding checkpoint {checkpoint}'s files: {e}"));
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn manifest(
+        &self,
+        checkpoint: CheckpointId,
+        acks: &BTreeMap<u32, ShardAck>,
+        finished: bool,
+    ) -> Manifest {
+        Manifest {
+            checkpoint,
+            job: self.config.job_name.clone(),
+            created_unix_ms: now_unix_ms(),
+            files: acks
+                .values()
+                .map(|a| (a.state_file.clone(), a.info.clone()))
+                .collect(),
+            tasks: acks.iter().map(|(t, a)| (*t, task_entry(a))).collect(),
+            finished,
+        }
+    }
+
+    fn commit(&self, checkpoint: CheckpointId) {
+        for committer in self.committers.lock().expect("committers lock").iter() {
+            if let Err(e) = committer.lock().expect("committer lock").commit(checkpoint) {
+                // The parts stay pending; the next completed checkpoint (or a
+                // recovery) commits them.
+                log(&format!("committing checkpoint {checkpoint}: {e}"));
+            }
+        }
+    }
+
+    fn retain(&self) {
+        if let Err(e) = self.catalog.retain(self.config.retain) {
+            log(&format!("dropping old checkpoints: {e}"));
+        }
+    }
+
+    /// All shards have finished: writes the final checkpoint (marked finished)
+    /// and commits every sink's remaining parts.
+    pub fn finish(&mut self) -> Result<(), String> {
+        while let Ok(report) = self.reports.try_recv() {
+            self.report(report);
+        }
+        if let Some(fatal) = self.fatal.take() {
+            return Err(fatal);
+        }
+        if self.finished.len() != self.shards as usize {
+            // A shard failed: no final checkpoint; recovery resumes from the
+            // last complete one.
+            return Ok(());
+        }
+        let checkpoint = self.coordinator.next_id();
+        let manifest = self.manifest(checkpoint, &self.finished, true);
+        self.catalog
+            .commit(&manifest)
+            .map_err(|e| format!("writing the final checkpoint {checkpoint}: {e}"))?;
+        self.commit(FINAL_CHECKPOINT);
+        self.retain();
+        Ok(())
+    }
+}

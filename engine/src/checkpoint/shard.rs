@@ -1,0 +1,288 @@
+//! One shard's part of each checkpoint.
+//!
+//! Lives on its shard's core. The pipeline's participants register while the
+//! shard is built: every source (it records its partitions' positions), every
+//! plan node that owns keyed state (it writes its states when the barrier
+//! reaches it) and every sink (it pre-commits). When barrier *n* has reached
+//! all of them, the shard's state file and positions go to the job's
+//! checkpoint driver ([`ShardReport::Snapshot`]). A participant that has seen
+//! the end of its input counts as done for every later checkpoint (its state
+//! no longer changes); when all have ended the shard sends its final part
+//! once ([`ShardReport::Finished`]) and stops.
+//!
+//! Invariants: a shard works on at most one checkpoint; a barrier for a newer
+//! one drops the older (the driver aborted it), a barrier for an older one is
+//! ignored; each participant counts once per checkpoint.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use sluice_state::{StateFileWriter, StateRegistry};
+
+use super::CheckpointId;
+
+/// Source positions by `<source node>/<partition>`.
+pub type SourcePositions = BTreeMap<String, u64>;
+
+/// The key of one source partition's position.
+pub fn position_key(source_node: u64, partition: u32) -> String {
+    format!("source-{source_node}/{partition}")
+}
+
+/// What a shard tells the checkpoint driver.
+#[derive(Debug)]
+pub enum ShardReport {
+    /// The shard's part of `checkpoint`.
+    Snapshot {
+        shard: u32,
+        checkpoint: CheckpointId,
+        state: Vec<u8>,
+        sources: SourcePositions,
+    },
+    /// The shard could not take its part of `checkpoint`.
+    Declined {
+        shard: u32,
+        checkpoint: CheckpointId,
+        reason: String,
+    },
+    /// Every participant has ended: this part holds for every later checkpoint.
+    Finished {
+        shard: u32,
+        state: Vec<u8>,
+        sources: SourcePositions,
+    },
+}
+
+/// What kind of participant, for what it contributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantKind {
+    Source,
+    StateOwner(u64),
+    Sink,
+}
+
+struct Participant {
+    kind: ParticipantKind,
+    ended: bool,
+    /// A source's last positions (kept from its last barrier or its end).
+    positions: SourcePositions,
+}
+
+struct InProgress {
+    checkpoint: CheckpointId,
+    file: StateFileWriter,
+    sources: SourcePositions,
+    done: Vec<bool>,
+}
+
+/// See the module docs.
+pub struct ShardCheckpoints {
+    shard: u32,
+    registry: Rc<RefCell<StateRegistry>>,
+    reports: Sender<ShardReport>,
+    /// The newest checkpoint the driver triggered (sources poll it).
+    triggered: Arc<AtomicU64>,
+    /// The checkpoint the job resumed from (0 for none): sources emit a
+    /// barrier for every triggered checkpoint above it.
+    resumed_from: CheckpointId,
+    participants: RefCell<Vec<Participant>>,
+    current: RefCell<Option<InProgress>>,
+    finished_sent: RefCell<bool>,
+}
+
+impl ShardCheckpoints {
+    pub fn new(
+        shard: u32,
+        registry: Rc<RefCell<StateRegistry>>,
+        reports: Sender<ShardReport>,
+        triggered: Arc<AtomicU64>,
+        resumed_from: CheckpointId,
+    ) -> Self {
+        ShardCheckpoints {
+            shard,
+            registry,
+            reports,
+            triggered,
+            resumed_from,
+            participants: RefCell::new(Vec::new()),
+            current: RefCell::new(None),
+            finished_sent: RefCell::new(false),
+        }
+    }
+
+    /// The newest checkpoint triggered (0 before the first).
+    pub fn triggered(&self) -> CheckpointId {
+        self.triggered.load(Ordering::Acquire)
+    }
+
+    /// The checkpoint the job resumed from (0 for none).
+    pub fn resumed_from(&self) -> CheckpointId {
+        self.resumed_from
+    }
+
+    /// Adds a participant (while building); returns its index.
+    pub fn participate(&self, kind: ParticipantKind) -> usize {
+        let mut participants = self.participants.borrow_mut();
+        participants.push(Participant {
+            kind,
+            ended: false,
+            positions: SourcePositions::new(),
+        });
+        participants.len() - 1
+    }
+
+    /// Participant `index` has passed barrier `checkpoint` (a source with the
+    /// positions it recorded; empty for others).
+    pub fn at_barrier(&self, index: usize, checkpoint: CheckpointId, positions: SourcePositions) {
+        if !self.begin(checkpoint) {
+            return;
+        }
+        if !positions.is_empty() {
+            self.participants.borrow_mut()[index].positions = positions;
+        }
+        self.contribute(index);
+        self.send_if_complete();
+    }
+
+    /// Participant `index` has seen the end of its input (a source with its
+    /// final positions).
+    pub fn ended(&self, index: usize, positions: SourcePositions) {
+        {
+            let mut participants = self.participants.borrow_mut();
+            let participant = &mut participants[index];
+            participant.ended = true;
+            if !positions.is_empty() {
+                participant.positions = positions;
+            }
+        }
+        let in_progress = self.current.borrow().is_some();
+        if in_progress {
+            self.contribute(index);
+            self.send_if_complete();
+        }
+        let all_ended = self.participants.borrow().iter().all(|p| p.ended);
+        if all_ended && !self.finished_sent.replace(true) {
+            *self.current.borrow_mut() = None;
+            match self.final_part() {
+                Ok((state, sources)) => {
+                    let _ = self.reports.send(ShardReport::Finished {
+                        shard: self.shard,
+                        state,
+                        sources,
+                    });
+                }
+                Err(reason) => {
+                    // The driver cannot take a final checkpoint without this
+                    // shard's part; it reports the job failed.
+                    let _ = self.reports.send(ShardReport::Declined {
+                        shard: self.shard,
+                        checkpoint: CheckpointId::MAX,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Makes `checkpoint` the one in progress; false if it is stale.
+    fn begin(&self, checkpoint: CheckpointId) -> bool {
+        let current = self.current.borrow().as_ref().map(|c| c.checkpoint);
+        match current {
+            Some(c) if c == checkpoint => return true,
+            Some(c) if c > checkpoint => return false,
+            _ => {}
+        }
+        let count = self.participants.borrow().len();
+        *self.current.borrow_mut() = Some(InProgress {
+            checkpoint,
+            file: StateFileWriter::new(),
+            sources: SourcePositions::new(),
+            done: vec![false; count],
+        });
+        // Participants that have ended take part as they are now.
+        let ended: Vec<usize> = (self.participants.borrow().iter().enumerate())
+            .filter(|(_, p)| p.ended)
+            .map(|(i, _)| i)
+            .collect();
+        for index in ended {
+            self.contribute(index);
+        }
+        true
+    }
+
+    /// Adds participant `index`'s part to the checkpoint in progress.
+    fn contribute(&self, index: usize) {
+        let mut current = self.current.borrow_mut();
+        let Some(progress) = current.as_mut() else {
+            return;
+        };
+        if progress.done[index] {
+            return;
+        }
+        progress.done[index] = true;
+        let participants = self.participants.borrow();
+        let participant = &participants[index];
+        match participant.kind {
+            ParticipantKind::Source => progress
+                .sources
+                .extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v))),
+            ParticipantKind::StateOwner(node) => {
+                if let Err(e) = self
+                    .registry
+                    .borrow()
+                    .snapshot_owner(node, &mut progress.file)
+                {
+                    let checkpoint = progress.checkpoint;
+                    *current = None;
+                    let _ = self.reports.send(ShardReport::Declined {
+                        shard: self.shard,
+                        checkpoint,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            ParticipantKind::Sink => {}
+        }
+    }
+
+    fn send_if_complete(&self) {
+        let complete = self
+            .current
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.done.iter().all(|d| *d));
+        if !complete {
+            return;
+        }
+        let progress = self.current.borrow_mut().take().expect("checked above");
+        let _ = self.reports.send(ShardReport::Snapshot {
+            shard: self.shard,
+            checkpoint: progress.checkpoint,
+            state: progress.file.finish(),
+            sources: progress.sources,
+        });
+    }
+
+    /// The shard's state and positions once everything has ended.
+    fn final_part(&self) -> Result<(Vec<u8>, SourcePositions), String> {
+        let mut file = StateFileWriter::new();
+        let mut sources = SourcePositions::new();
+        let registry = self.registry.borrow();
+        for participant in self.participants.borrow().iter() {
+            match participant.kind {
+                ParticipantKind::Source => {
+                    sources.extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v)))
+                }
+                ParticipantKind::StateOwner(node) => registry
+                    .snapshot_owner(node, &mut file)
+                    .map_err(|e| e.to_string())?,
+                ParticipantKind::Sink => {}
+            }
+        }
+        Ok((file.finish(), sources))
+    }
+}
