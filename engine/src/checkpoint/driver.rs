@@ -57,6 +57,9 @@ pub struct Restored {
     pub shard_states: Vec<Mutex<Option<RestoreSet>>>,
     /// Newer checkpoints that could not be used, with the reason.
     pub skipped: Vec<String>,
+    /// The highest checkpoint id in the storage: new ones are numbered above
+    /// it, so nothing of an earlier run is overwritten.
+    pub highest_stored: CheckpointId,
 }
 
 impl Restored {
@@ -79,7 +82,9 @@ fn catalog(config: &CheckpointConfig) -> CheckpointCatalog<FileStore> {
     CheckpointCatalog::new(FileStore::new(&config.directory))
 }
 
-/// Reads what a job restores from, for a job of `shards` shards.
+/// Reads what a job restores from, for a job of `shards` shards. `latest`
+/// falls back past checkpoints that cannot be read (a corrupt or missing
+/// manifest or state file), naming each in `skipped`.
 pub fn restore(
     config: &CheckpointConfig,
     layout: KeyGroups,
@@ -91,55 +96,74 @@ pub fn restore(
             .collect(),
         ..Restored::default()
     };
+    let catalog = catalog(config);
+    let where_ = config.directory.display();
+    let ids = catalog
+        .checkpoints()
+        .map_err(|e| format!("listing checkpoints in {where_}: {e}"))?;
+    let highest = ids.last().copied().unwrap_or(0);
+    restored.highest_stored = highest;
     let Some(from) = config.restore else {
         return Ok(restored);
     };
-    let catalog = catalog(config);
-    let where_ = config.directory.display();
-    let manifest = match from {
+    match from {
         RestoreFrom::Latest => {
-            let (manifest, skipped) = catalog
-                .latest()
-                .map_err(|e| format!("listing checkpoints in {where_}: {e}"))?;
-            restored.skipped = skipped
-                .into_iter()
-                .map(|u| format!("checkpoint {} skipped: {}", u.checkpoint, u.reason))
-                .collect();
-            match manifest {
-                Some(m) => m,
-                // Nothing to restore yet (the job never completed one): start fresh.
-                None => return Ok(restored),
+            for id in ids.into_iter().rev() {
+                match read_checkpoint(&catalog, id, layout, shards) {
+                    Ok(found) => return Ok(found.with_skipped(restored.skipped, highest)),
+                    Err(reason) => restored
+                        .skipped
+                        .push(format!("checkpoint {id} skipped: {reason}")),
+                }
             }
+            // Nothing usable (the job never completed one): start fresh.
+            Ok(restored)
         }
-        RestoreFrom::Checkpoint(id) => catalog
-            .load(id)
-            .map_err(|e| format!("restoring checkpoint {id} from {where_}: {e}"))?,
-    };
-    let finished = manifest.finished;
+        RestoreFrom::Checkpoint(id) => read_checkpoint(&catalog, id, layout, shards)
+            .map(|found| found.with_skipped(Vec::new(), highest))
+            .map_err(|e| format!("checkpoint {id} in {where_}: {e}")),
+    }
+}
+
+impl Restored {
+    fn with_skipped(mut self, skipped: Vec<String>, highest_stored: CheckpointId) -> Self {
+        self.skipped = skipped;
+        self.highest_stored = highest_stored;
+        self
+    }
+}
+
+/// Reads checkpoint `id` completely (manifest, every state file, every
+/// section), so that a damaged one is rejected before anything starts.
+fn read_checkpoint(
+    catalog: &CheckpointCatalog<FileStore>,
+    id: CheckpointId,
+    layout: KeyGroups,
+    shards: u32,
+) -> Result<Restored, String> {
+    let manifest = catalog.load(id)?;
+    let mut sets: Vec<RestoreSet> = (0..shards).map(|_| RestoreSet::default()).collect();
+    let mut positions = SourcePositions::new();
     for (task, value) in &manifest.tasks {
-        let (state_file, sources) = parse_task(value).ok_or_else(|| {
-            format!(
-                "checkpoint {}: task {task}: malformed entry {value}",
-                manifest.checkpoint
-            )
-        })?;
+        let (state_file, sources) =
+            parse_task(value).ok_or_else(|| format!("task {task}: malformed entry {value}"))?;
         let info = manifest.files.get(&state_file).ok_or_else(|| {
-            format!(
-                "checkpoint {}: task {task} refers to {state_file}, which the manifest does not list",
-                manifest.checkpoint
-            )
+            format!("task {task} refers to {state_file}, which the manifest does not list")
         })?;
         let bytes = catalog.get_shared(&state_file, info)?;
-        for (shard, set) in restored.shard_states.iter().enumerate() {
-            let mut set = set.lock().expect("restore lock");
-            let set = set.as_mut().expect("not taken yet");
+        for (shard, set) in sets.iter_mut().enumerate() {
             set.add_file(&state_file, &bytes, layout.range_of(shard as u32))
-                .map_err(|e| format!("checkpoint {}: {e}", manifest.checkpoint))?;
+                .map_err(|e| e.to_string())?;
         }
-        restored.positions.extend(sources);
+        positions.extend(sources);
     }
-    restored.checkpoint = Some((manifest.checkpoint, finished));
-    Ok(restored)
+    Ok(Restored {
+        checkpoint: Some((manifest.checkpoint, manifest.finished)),
+        positions,
+        shard_states: sets.into_iter().map(|s| Mutex::new(Some(s))).collect(),
+        skipped: Vec::new(),
+        highest_stored: 0,
+    })
 }
 
 fn task_entry(ack: &ShardAck) -> serde_json::Value {
@@ -191,9 +215,11 @@ impl CheckpointDriver {
         triggered: Arc<AtomicU64>,
         committers: Committers,
     ) -> Self {
-        let first = restored.checkpoint.map_or(1, |(id, _)| id + 1);
-        // Sources emit a barrier for any id above the last they saw: start there.
-        triggered.store(first - 1, Ordering::Release);
+        let resumed_from = restored.checkpoint.map_or(0, |(id, _)| id);
+        let first = restored.highest_stored.max(resumed_from) + 1;
+        // Sources emit a barrier for the newest id above the one they resumed
+        // from; nothing is triggered yet.
+        triggered.store(resumed_from, Ordering::Release);
         CheckpointDriver {
             catalog: catalog(&config),
             coordinator: CheckpointCoordinator::new(config.timing, shards, first),
@@ -272,7 +298,8 @@ impl CheckpointDriver {
                 state,
                 sources,
             } => {
-                let at = self.triggered.load(Ordering::Acquire);
+                // Above every stored id: unique across runs in this storage.
+                let at = self.coordinator.next_id();
                 let name = format!("{at:020}-{shard:05}.final.state");
                 match self.catalog.put_shared(&name, &state) {
                     Ok(info) => {

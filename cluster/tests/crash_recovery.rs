@@ -1,0 +1,234 @@
+//! Exactly-once recovery: a checkpointed job writing exactly-once files is
+//! killed with SIGKILL at seeded random moments and restarted with
+//! `--restore latest` each time; what it finally commits equals a
+//! failure-free run's output exactly (nothing lost, nothing twice). Also: a
+//! damaged newest checkpoint is skipped with a message naming it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A small deterministic generator for the kill moments (splitmix64).
+struct Moments(u64);
+
+impl Moments {
+    fn next_ms(&mut self, min: u64, max: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        min + (z ^ (z >> 31)) % (max - min)
+    }
+}
+
+fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// The committed output lines under `dir` (visible part files only), sorted.
+fn committed_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    lines.sort();
+    lines
+}
+
+fn write_job(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// Runs `job` to completion (restoring the latest checkpoint); returns stderr.
+fn run_to_end(job: &Path) -> String {
+    let output = sluice()
+        .args(["run", "--restore", "latest"])
+        .arg(job)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+/// Kills the checkpointed `job` `kills` times at seeded moments, then lets it
+/// finish; returns how many runs restored a checkpoint.
+fn kill_and_recover(job: &Path, kills: usize, seed: u64, window_ms: (u64, u64)) -> usize {
+    let mut moments = Moments(seed);
+    let mut restored = 0;
+    let mut killed = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while killed < kills {
+        assert!(Instant::now() < deadline, "the kill loop took too long");
+        let mut child = sluice()
+            .args(["run", "--restore", "latest"])
+            .arg(job)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(
+            moments.next_ms(window_ms.0, window_ms.1),
+        ));
+        let finished_already = child.try_wait().unwrap().is_some();
+        if !finished_already {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        restored += stderr.contains("restoring from checkpoint") as usize;
+        if finished_already {
+            assert!(output.status.success(), "{stderr}");
+            panic!("the job finished after {killed} kills; give it more work");
+        }
+    }
+    restored + run_to_end(job).contains("restoring from checkpoint") as usize
+}
+
+const CHECKPOINT: &str = "[checkpoint]\ninterval_ms = 100\nretain = 2\n";
+
+fn windowed_aggregation(sink: &str, checkpoint: &str, rate: &str) -> String {
+    format!(
+        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
+         [source]\nconnector = \"generator\"\nevents = 1_500_000\nkeys = 2_000\nseed = 11\n{rate}\n\
+         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n{checkpoint}\
+         [params]\nwindow = \"sliding\"\nsize_ms = 2_000\nslide_ms = 500\n"
+    )
+}
+
+#[test]
+fn windowed_aggregation_killed_ten_times_commits_exactly_the_clean_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = write_job(
+        dir.path(),
+        "reference.toml",
+        &windowed_aggregation("reference", "", ""),
+    );
+    run_to_end_plain(&reference);
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        &windowed_aggregation("out", CHECKPOINT, "rate = 250_000"),
+    );
+    let restored = kill_and_recover(&job, 10, 0x5eed_0001, (250, 650));
+    assert!(restored >= 5, "only {restored} runs restored a checkpoint");
+    let expected = committed_lines(&dir.path().join("reference"));
+    assert!(expected.len() > 100_000, "{} lines", expected.len());
+    let got = committed_lines(&dir.path().join("out"));
+    assert_eq!(got.len(), expected.len(), "lines committed vs clean run");
+    assert!(
+        got == expected,
+        "committed output differs from the clean run"
+    );
+}
+
+fn nexmark_q5(sink: &str, checkpoint: &str, rate: &str) -> String {
+    format!(
+        "job = \"nexmark.q5\"\nshards = 2\nprogress = false\n\
+         [source]\nconnector = \"nexmark\"\nevents = 600_000\nseed = 5\nevents_per_second = 10_000\n{rate}\n\
+         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n{checkpoint}\
+         [params]\nwindow_size_ms = 2_000\nwindow_slide_ms = 200\n"
+    )
+}
+
+#[test]
+fn nexmark_q5_killed_ten_times_commits_exactly_the_clean_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = write_job(
+        dir.path(),
+        "reference.toml",
+        &nexmark_q5("reference", "", ""),
+    );
+    run_to_end_plain(&reference);
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        &nexmark_q5("out", CHECKPOINT, "rate = 100_000"),
+    );
+    let restored = kill_and_recover(&job, 10, 0x5eed_0005, (250, 650));
+    assert!(restored >= 5, "only {restored} runs restored a checkpoint");
+    let expected = committed_lines(&dir.path().join("reference"));
+    assert!(expected.len() > 200, "{} lines", expected.len());
+    assert!(
+        committed_lines(&dir.path().join("out")) == expected,
+        "q5 output differs"
+    );
+}
+
+fn run_to_end_plain(job: &Path) {
+    let output = sluice().arg("run").arg(job).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn damaged_newest_checkpoint_is_skipped_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        &windowed_aggregation("out", CHECKPOINT, "rate = 500_000"),
+    );
+    // Run about a second, then kill: several checkpoints exist.
+    let mut child = sluice()
+        .arg("run")
+        .arg(&job)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let checkpoints = dir.path().join("checkpoints/checkpoints");
+    let mut ids: Vec<String> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    assert!(ids.len() >= 2, "checkpoints: {ids:?}");
+    let newest = ids.last().unwrap().clone();
+    let manifest = checkpoints.join(&newest).join("MANIFEST");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    std::fs::write(&manifest, bytes).unwrap();
+
+    let stderr = run_to_end(&job);
+    let newest_id: u64 = newest.parse().unwrap();
+    assert!(
+        stderr.contains(&format!("checkpoint {newest_id} skipped")) && stderr.contains("MANIFEST"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
+    // Its parts were committed already, so falling back replays them (as in
+    // Flink); nothing is lost.
+    let reference = write_job(
+        dir.path(),
+        "reference.toml",
+        &windowed_aggregation("reference", "", ""),
+    );
+    run_to_end_plain(&reference);
+    let got: std::collections::BTreeSet<String> = committed_lines(&dir.path().join("out"))
+        .into_iter()
+        .collect();
+    let missing = committed_lines(&dir.path().join("reference"))
+        .into_iter()
+        .filter(|line| !got.contains(line))
+        .count();
+    assert_eq!(
+        missing, 0,
+        "lines of the clean run missing after the fallback"
+    );
+}
