@@ -373,3 +373,124 @@ impl StateRegistry {
         owners
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{KeyGroups, StableKey};
+
+    type Model = BTreeMap<(u16, u8), i64>;
+
+    /// Writes `model` as `shards` shards would: one state file per shard.
+    fn files_of(model: &Model, layout_of: impl Fn(u32) -> KeyGroups, shards: u32) -> Vec<Vec<u8>> {
+        let layout = layout_of(shards);
+        (0..shards)
+            .map(|shard| {
+                let range = layout.range_of(shard);
+                let mut registry = StateRegistry::new(range, RestoreSet::default());
+                let key_major = Rc::new(RefCell::new(MemoryTable::<u16, u8, i64>::new("a", range)));
+                let namespaced = Rc::new(RefCell::new(NamespacedMemoryTable::<u16, u8, i64>::new(
+                    "b", range,
+                )));
+                registry.register("a", 1, key_major.clone());
+                registry.register("b", 2, namespaced.clone());
+                for (&(k, n), &v) in model {
+                    let group = layout.key_group_of_hash(k.stable_hash());
+                    if range.contains(group) {
+                        key_major.borrow_mut().put(group, &k, &n, v);
+                        namespaced.borrow_mut().put(group, &k, &n, v + 1);
+                    }
+                }
+                let mut file = StateFileWriter::new();
+                registry.snapshot_owner(1, &mut file).unwrap();
+                registry.snapshot_owner(2, &mut file).unwrap();
+                file.finish()
+            })
+            .collect()
+    }
+
+    proptest! {
+        // State written by `from` shards and read back by `to` shards is the
+        // same state, whatever the two shard counts.
+        #[test]
+        fn restore_redistributes_key_groups(
+            entries in proptest::collection::btree_map((0u16..500, 0u8..3), any::<i64>(), 0..300),
+            from in 1u32..4,
+            to in 1u32..5,
+        ) {
+            let layout_of = |shards| KeyGroups::new(16, shards);
+            let files = files_of(&entries, layout_of, from);
+            let layout = layout_of(to);
+            let (mut a, mut b) = (Model::new(), Model::new());
+            for shard in 0..to {
+                let range = layout.range_of(shard);
+                let mut restore = RestoreSet::default();
+                for (i, file) in files.iter().enumerate() {
+                    restore.add_file(&format!("file {i}"), file, range).unwrap();
+                }
+                let mut registry = StateRegistry::new(range, restore);
+                let key_major = Rc::new(RefCell::new(MemoryTable::<u16, u8, i64>::new("a", range)));
+                let namespaced =
+                    Rc::new(RefCell::new(NamespacedMemoryTable::<u16, u8, i64>::new("b", range)));
+                registry.register("a", 1, key_major.clone());
+                registry.register("b", 2, namespaced.clone());
+                prop_assert!(registry.restore_problems().is_empty(), "{:?}", registry.restore_problems());
+                for group in range.iter() {
+                    key_major.borrow().for_each_in_group(group, &mut |k, n, v| { a.insert((*k, *n), *v); });
+                    namespaced.borrow().for_each_in_group(group, &mut |k, n, v| { b.insert((*k, *n), *v - 1); });
+                }
+            }
+            prop_assert_eq!(&a, &entries);
+            prop_assert_eq!(&b, &entries);
+        }
+
+        // A damaged state file is an error (or, where the damage hits only
+        // values, different values) — never a panic.
+        #[test]
+        fn damaged_state_files_never_panic(
+            entries in proptest::collection::btree_map((0u16..50, 0u8..3), any::<i64>(), 1..40),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+            cut in any::<bool>(),
+        ) {
+            let mut file = files_of(&entries, |s| KeyGroups::new(16, s), 1).remove(0);
+            let i = at.index(file.len());
+            if cut { file.truncate(i); } else { file[i] ^= flip; }
+            let range = KeyGroups::new(16, 1).range_of(0);
+            let mut restore = RestoreSet::default();
+            if restore.add_file("damaged", &file, range).is_ok() {
+                let mut registry = StateRegistry::new(range, restore);
+                registry.register("a", 1, Rc::new(RefCell::new(MemoryTable::<u16, u8, i64>::new("a", range))));
+                registry.register("b", 2, Rc::new(RefCell::new(NamespacedMemoryTable::<u16, u8, i64>::new("b", range))));
+                let _ = registry.restore_problems();
+            }
+        }
+    }
+
+    #[test]
+    fn unclaimed_state_and_bad_header_are_named() {
+        let range = KeyGroups::new(16, 1).range_of(0);
+        let mut model = Model::new();
+        model.insert((1, 0), 5);
+        let file = files_of(&model, |s| KeyGroups::new(16, s), 1).remove(0);
+        let mut restore = RestoreSet::default();
+        restore.add_file("f", &file, range).unwrap();
+        let mut registry = StateRegistry::new(range, restore);
+        registry.register(
+            "a",
+            1,
+            Rc::new(RefCell::new(MemoryTable::<u16, u8, i64>::new("a", range))),
+        );
+        let problems = registry.restore_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("state b"), "{problems:?}");
+        let err = RestoreSet::default()
+            .add_file("x.state", b"not a state file", range)
+            .unwrap_err();
+        assert!(err.to_string().contains("x.state"), "{err}");
+    }
+}

@@ -290,3 +290,187 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
         self.is_blocked(source).then(|| self.wake.clone())
     }
 }
+
+#[cfg(test)]
+mod alignment_tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use proptest::prelude::*;
+    use sluice_network::BatchBuilder;
+
+    use super::*;
+
+    /// What the chain after the gate saw.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Seen {
+        Record(u64),
+        Barrier(u64),
+    }
+
+    struct Recorder(Rc<RefCell<Vec<Seen>>>);
+
+    impl Push<u64> for Recorder {
+        fn push(&mut self, batch: &mut Vec<Rec<u64>>) {
+            let mut seen = self.0.borrow_mut();
+            seen.extend(batch.drain(..).map(|r| Seen::Record(r.value)));
+        }
+        fn control(&mut self, event: Control) {
+            if let Control::Barrier(b) = event {
+                self.0.borrow_mut().push(Seen::Barrier(b.id));
+            }
+        }
+        fn reachable_edges(&self, _out: &mut Vec<EdgeId>) {}
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Event {
+        Record(u64),
+        Barrier(u64),
+        End,
+    }
+
+    fn barrier(id: u64) -> CheckpointBarrier {
+        CheckpointBarrier {
+            id,
+            timestamp_ms: 0,
+        }
+    }
+
+    /// Delivers `event` from input `source` as its task or the local chain would.
+    fn deliver(gate: &mut ExchangeGate<u64>, source: u32, event: Event) {
+        let local = source == gate.local;
+        match (event, local) {
+            (Event::Record(v), true) => gate.push_local(&mut vec![Rec::new(0, v)]),
+            (Event::Record(v), false) => {
+                let mut builder = BatchBuilder::<u64>::new(1 << 16);
+                builder.push(0, &v).unwrap();
+                gate.receive(source, ExchangeMessage::Batch(builder.take()));
+            }
+            (Event::Barrier(id), true) => gate.barrier(source, barrier(id)),
+            (Event::Barrier(id), false) => {
+                gate.receive(source, ExchangeMessage::Barrier(barrier(id)))
+            }
+            (Event::End, true) => gate.end(source),
+            (Event::End, false) => gate.receive(source, ExchangeMessage::End),
+        }
+    }
+
+    /// Per input: records, with barriers 1..=checkpoints between them, then
+    /// (maybe) End. Record values encode (input, index) so order can be checked.
+    fn inputs(shards: u32, checkpoints: u64) -> impl Strategy<Value = Vec<Vec<Event>>> {
+        let input = |i: u32| {
+            (
+                proptest::collection::vec(0usize..4, checkpoints as usize + 1),
+                any::<bool>(),
+            )
+                .prop_map(move |(runs, end)| {
+                    let mut events = Vec::new();
+                    let mut n = 0u64;
+                    for (segment, run) in runs.iter().enumerate() {
+                        if segment > 0 {
+                            events.push(Event::Barrier(segment as u64));
+                        }
+                        for _ in 0..*run {
+                            events.push(Event::Record(i as u64 * 1_000 + n));
+                            n += 1;
+                        }
+                    }
+                    if end {
+                        events.push(Event::End);
+                    }
+                    events
+                })
+        };
+        (0..shards).map(input).collect::<Vec<_>>()
+    }
+
+    proptest! {
+        // Whatever the interleaving: every record arrives once and in its
+        // input's order; each barrier is passed on once, in order; and the
+        // records of every input that came before barrier n are ahead of it
+        // downstream, the ones after it behind it.
+        #[test]
+        fn aligned_barriers_cut_every_input_at_the_same_point(
+            (events, order) in (1u32..4, 1u64..3).prop_flat_map(|(shards, checkpoints)| {
+                (inputs(shards, checkpoints), proptest::collection::vec(any::<u32>(), 200))
+            }),
+        ) {
+            let shards = events.len() as u32;
+            let seen = Rc::new(RefCell::new(Vec::new()));
+            let mut gate = ExchangeGate::new(Box::new(Recorder(seen.clone())), 0, shards);
+            let mut next = vec![0usize; shards as usize];
+            let mut picks = order.into_iter().cycle();
+            // Deliver until no input can: remote inputs wait while blocked.
+            for _ in 0..10_000 {
+                let ready: Vec<u32> = (0..shards)
+                    .filter(|&s| next[s as usize] < events[s as usize].len())
+                    .filter(|&s| s == 0 || gate.blocked(s).is_none())
+                    .collect();
+                let Some(pick) = picks.next() else { break };
+                if ready.is_empty() {
+                    break;
+                }
+                let source = ready[pick as usize % ready.len()];
+                let event = events[source as usize][next[source as usize]];
+                next[source as usize] += 1;
+                deliver(&mut gate, source, event);
+            }
+            // Every input delivered everything: nobody stays blocked forever.
+            for s in 0..shards {
+                prop_assert_eq!(next[s as usize], events[s as usize].len(), "input {} stuck", s);
+            }
+            let seen = seen.borrow();
+            let position = |wanted: &Seen| seen.iter().position(|s| s == wanted);
+            let mut last_barrier = 0;
+            for s in seen.iter() {
+                if let Seen::Barrier(id) = s {
+                    prop_assert!(*id > last_barrier, "barriers out of order: {:?}", seen);
+                    last_barrier = *id;
+                }
+            }
+            for (input, events) in events.iter().enumerate() {
+                let mut segment = 0u64;
+                let mut previous = None;
+                for event in events {
+                    match event {
+                        Event::Barrier(id) => segment = *id,
+                        Event::End => {}
+                        Event::Record(v) => {
+                            let at = position(&Seen::Record(*v));
+                            prop_assert!(at.is_some(), "record {} of input {} lost", v, input);
+                            prop_assert!(at > previous, "input {} reordered", input);
+                            previous = at;
+                            if let Some(b) = position(&Seen::Barrier(segment)).filter(|_| segment > 0) {
+                                prop_assert!(at > Some(b), "record {} overtook barrier {}", v, segment);
+                            }
+                            if let Some(b) = position(&Seen::Barrier(segment + 1)) {
+                                prop_assert!(at < Some(b), "record {} fell behind barrier {}", v, segment + 1);
+                            }
+                        }
+                    }
+                }
+            }
+            let records = seen.iter().filter(|s| matches!(s, Seen::Record(_))).count();
+            let sent = events.iter().flatten().filter(|e| matches!(e, Event::Record(_))).count();
+            prop_assert_eq!(records, sent);
+        }
+    }
+
+    #[test]
+    fn a_newer_barrier_abandons_the_older_alignment() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut gate = ExchangeGate::new(Box::new(Recorder(seen.clone())), 0, 2);
+        deliver(&mut gate, 1, Event::Barrier(1));
+        assert!(gate.blocked(1).is_some());
+        // Checkpoint 1 was aborted: the local input brings barrier 2.
+        deliver(&mut gate, 0, Event::Barrier(2));
+        assert!(
+            gate.blocked(1).is_none(),
+            "input 1 released from the old alignment"
+        );
+        deliver(&mut gate, 1, Event::Record(7));
+        deliver(&mut gate, 1, Event::Barrier(2));
+        assert_eq!(*seen.borrow(), vec![Seen::Record(7), Seen::Barrier(2)]);
+    }
+}
