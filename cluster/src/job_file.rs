@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice_bench::nexmark::NexmarkConfig;
-use sluice_engine::checkpoint::{CheckpointConfig, CheckpointTiming};
+use sluice_engine::checkpoint::{CheckpointConfig, CheckpointTiming, RestartStrategy};
 use sluice_engine::config::{
     available_cpus, BATCH_BYTES_LIMIT_MAX, SHARDS_MAX, SOURCE_BATCH_RECORDS_MAX,
 };
@@ -49,6 +49,7 @@ struct RawJobFile {
     #[serde(default)]
     state: RawState,
     checkpoint: Option<RawCheckpoint>,
+    restart: Option<RawRestart>,
     source: RawSource,
     sink: RawSink,
     #[serde(default)]
@@ -80,6 +81,16 @@ struct RawCheckpoint {
     retain: Option<usize>,
     storage: Option<String>,
     mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    strategy: String,
+    attempts: Option<u32>,
+    delay_ms: Option<u64>,
+    initial_delay_ms: Option<u64>,
+    max_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -273,6 +284,15 @@ impl JobFile {
         };
         if let Some(c) = &raw.checkpoint {
             config.checkpoint = Some(checkpoint_config(c, &base, &raw.job, &invalid)?);
+        }
+        if let Some(r) = &raw.restart {
+            config.restart = restart_strategy(r, &invalid)?;
+            if config.restart != RestartStrategy::None && config.checkpoint.is_none() {
+                return Err(invalid(
+                    "restart",
+                    "restarts resume from checkpoints: add a [checkpoint] section".into(),
+                ));
+            }
         }
         if raw.progress.unwrap_or(true) {
             config.progress_interval = Some(Duration::from_secs(1));
@@ -656,6 +676,65 @@ fn checkpoint_config(
         retain,
         restore: None,
         job_name: job.to_owned(),
+    })
+}
+
+/// The `[restart]` section, validated.
+fn restart_strategy(
+    r: &RawRestart,
+    invalid: impl Fn(&str, String) -> JobFileError,
+) -> Result<RestartStrategy, JobFileError> {
+    let not_for = |field: &str, present: bool| {
+        if present {
+            Err(invalid(
+                &format!("restart.{field}"),
+                format!("does not apply to strategy \"{}\"", r.strategy),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let attempts = r.attempts.unwrap_or(3);
+    Ok(match r.strategy.as_str() {
+        "none" => {
+            not_for("attempts", r.attempts.is_some())?;
+            not_for("delay_ms", r.delay_ms.is_some())?;
+            not_for("initial_delay_ms", r.initial_delay_ms.is_some())?;
+            not_for("max_delay_ms", r.max_delay_ms.is_some())?;
+            RestartStrategy::None
+        }
+        "fixed-delay" => {
+            not_for("initial_delay_ms", r.initial_delay_ms.is_some())?;
+            not_for("max_delay_ms", r.max_delay_ms.is_some())?;
+            RestartStrategy::FixedDelay {
+                attempts,
+                delay: Duration::from_millis(r.delay_ms.unwrap_or(1_000)),
+            }
+        }
+        "exponential-backoff" => {
+            not_for("delay_ms", r.delay_ms.is_some())?;
+            let initial = r.initial_delay_ms.unwrap_or(1_000);
+            let max = r.max_delay_ms.unwrap_or(60_000);
+            if max < initial {
+                return Err(invalid(
+                    "restart.max_delay_ms",
+                    format!("is {max}, expected at least initial_delay_ms ({initial})"),
+                ));
+            }
+            RestartStrategy::ExponentialBackoff {
+                attempts,
+                initial: Duration::from_millis(initial),
+                max: Duration::from_millis(max),
+            }
+        }
+        other => {
+            return Err(invalid(
+                "restart.strategy",
+                format!(
+                    "is \"{other}\", expected \"none\", \"fixed-delay\" or \"exponential-backoff\""
+                ),
+            ))
+        }
     })
 }
 

@@ -42,6 +42,8 @@ pub struct JobConfig {
     pub expected_records_in: Option<u64>,
     /// Checkpoints, if the job takes them.
     pub checkpoint: Option<crate::checkpoint::CheckpointConfig>,
+    /// What happens when a checkpointed job fails while running.
+    pub restart: crate::checkpoint::RestartStrategy,
 }
 
 impl Default for JobConfig {
@@ -59,6 +61,7 @@ impl Default for JobConfig {
             progress_interval: None,
             expected_records_in: None,
             checkpoint: None,
+            restart: Default::default(),
         }
     }
 }

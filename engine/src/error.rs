@@ -36,3 +36,18 @@ pub enum EngineError {
     #[error("checkpoint failed: {0}")]
     Checkpoint(String),
 }
+
+impl EngineError {
+    /// A failure of a running job (as opposed to one that could not start):
+    /// what a restart strategy restarts.
+    pub fn is_failure_while_running(&self) -> bool {
+        match self {
+            EngineError::Source(_)
+            | EngineError::Sink(_)
+            | EngineError::Serialize(_)
+            | EngineError::ShardPanicked { .. }
+            | EngineError::Checkpoint(_) => true,
+            EngineError::Startup { .. } | EngineError::Config(_) | EngineError::Restore(_) => false,
+        }
+    }
+}

@@ -239,6 +239,11 @@ impl CheckpointDriver {
         now_unix_ms().saturating_sub(self.started_ms)
     }
 
+    /// The last checkpoint this run completed.
+    pub fn last_completed(&self) -> Option<CheckpointId> {
+        self.coordinator.stats().last_completed
+    }
+
     /// Handles what the shards reported and what the clock says.
     pub fn poll(&mut self) {
         while let Ok(report) = self.reports.try_recv() {

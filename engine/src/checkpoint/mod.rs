@@ -5,6 +5,7 @@
 
 mod coordinator;
 mod driver;
+mod restart;
 mod shard;
 mod snapshot_at_barrier;
 
@@ -15,6 +16,7 @@ pub use coordinator::{
     CheckpointTiming, TaskId,
 };
 pub use driver::{restore, CheckpointDriver, Committers, Restored, ShardAck, FINAL_CHECKPOINT};
+pub use restart::RestartStrategy;
 pub use shard::{position_key, ParticipantKind, ShardCheckpoints, ShardReport, SourcePositions};
 pub use snapshot_at_barrier::SnapshotAtBarrier;
 

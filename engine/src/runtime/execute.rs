@@ -20,7 +20,9 @@ use super::builder::{Outboxes, RootBuilder, ShardBuilder};
 use super::channels::{self, ShardEndpoints};
 use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
-use crate::checkpoint::{self, CheckpointDriver, Committers, Restored, ShardReport};
+use crate::checkpoint::{
+    self, CheckpointDriver, CheckpointId, Committers, RestoreFrom, Restored, ShardReport,
+};
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput};
 use crate::metrics::{totals, JobTotals, ShardMetrics};
@@ -49,6 +51,8 @@ pub struct JobReport {
     pub totals: JobTotals,
     /// The totals at every progress interval (empty without one).
     pub progress: Vec<ProgressSample>,
+    /// How often the job was restarted after a failure.
+    pub restarts: u32,
 }
 
 /// Counts finished shards, also when a shard's thread unwinds.
@@ -59,11 +63,59 @@ impl Drop for FinishedGuard {
     }
 }
 
-/// Runs a job: one executor per shard, until every shard has finished.
+/// Runs a job: one executor per shard, until every shard has finished. A job
+/// that takes checkpoints and fails while running is restarted from its last
+/// completed checkpoint as its restart strategy allows.
 pub fn execute(
+    mut config: JobConfig,
+    roots: Vec<RootBuilder>,
+    edges: u32,
+) -> Result<JobReport, EngineError> {
+    let mut failures = 0;
+    loop {
+        let mut last_completed = None;
+        let error = match execute_once(config.clone(), roots.clone(), edges, &mut last_completed) {
+            Ok(mut report) => {
+                report.restarts = failures;
+                return Ok(report);
+            }
+            Err(e) => e,
+        };
+        let Some(checkpoint) = config.checkpoint.as_mut() else {
+            return Err(error);
+        };
+        if !error.is_failure_while_running() {
+            return Err(error);
+        }
+        failures += 1;
+        let Some(delay) = config.restart.delay_before(failures) else {
+            return Err(error);
+        };
+        // Resume from this attempt's last completed checkpoint, or from
+        // where this attempt itself started.
+        if let Some(id) = last_completed {
+            checkpoint.restore = Some(RestoreFrom::Checkpoint(id));
+        }
+        eprintln!(
+            "sluice: the job failed ({error}); restart {failures} in {} ms from {}",
+            delay.as_millis(),
+            match checkpoint.restore {
+                Some(RestoreFrom::Checkpoint(id)) => format!("checkpoint {id}"),
+                Some(RestoreFrom::Latest) => "the latest checkpoint".into(),
+                None => "the beginning".into(),
+            }
+        );
+        std::thread::sleep(delay);
+    }
+}
+
+/// One attempt at running the job; `last_completed` is set to the last
+/// checkpoint it completed.
+fn execute_once(
     config: JobConfig,
     roots: Vec<RootBuilder>,
     edges: u32,
+    last_completed: &mut Option<CheckpointId>,
 ) -> Result<JobReport, EngineError> {
     config.validate().map_err(EngineError::Config)?;
     let shards = config.shards;
@@ -175,6 +227,7 @@ pub fn execute(
     let elapsed = started.elapsed();
     let mut errors = std::mem::take(&mut *errors.lock().expect("errors lock"));
     errors.extend(panicked);
+    *last_completed = driver.as_ref().and_then(|d| d.last_completed());
     if let Some(driver) = &mut driver {
         // Only a job that ran to its end without errors commits its final output.
         if errors.is_empty() {
@@ -192,6 +245,7 @@ pub fn execute(
         elapsed,
         totals: totals(&metrics),
         progress,
+        restarts: 0,
     })
 }
 
