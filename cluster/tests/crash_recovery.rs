@@ -232,3 +232,54 @@ fn damaged_newest_checkpoint_is_skipped_by_name() {
         "lines of the clean run missing after the fallback"
     );
 }
+
+fn rescaled_job(shards: u32, sink: &str, checkpoint: &str, rate: &str) -> String {
+    windowed_aggregation(sink, checkpoint, &format!("partitions = 4\n{rate}"))
+        .replace("shards = 2", &format!("shards = {shards}"))
+}
+
+/// Runs `job` for `ms` (restoring the latest checkpoint), then kills it.
+fn run_then_kill(job: &Path, ms: u64) -> String {
+    let child = sluice()
+        .args(["run", "--restore", "latest"])
+        .arg(job)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    let mut child = child;
+    assert!(child.try_wait().unwrap().is_none(), "the job ended early");
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_checkpoint_restores_on_more_and_fewer_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = write_job(
+        dir.path(),
+        "reference.toml",
+        &rescaled_job(2, "reference", "", ""),
+    );
+    run_to_end_plain(&reference);
+    let rate = "rate = 400_000";
+    let job = dir.path().join("job.toml");
+    // 1 shard, then 4, then 2: key groups and sink parts move between shards.
+    std::fs::write(&job, rescaled_job(1, "out", CHECKPOINT, rate)).unwrap();
+    run_then_kill(&job, 1_200);
+    std::fs::write(&job, rescaled_job(4, "out", CHECKPOINT, rate)).unwrap();
+    let stderr = run_then_kill(&job, 1_200);
+    assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
+    std::fs::write(&job, rescaled_job(2, "out", CHECKPOINT, rate)).unwrap();
+    let stderr = run_to_end(&job);
+    assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
+    let expected = committed_lines(&dir.path().join("reference"));
+    let got = committed_lines(&dir.path().join("out"));
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got == expected,
+        "rescaled output differs from the clean run"
+    );
+}

@@ -59,8 +59,9 @@ impl<T: Serialize + 'static> SinkWriter<T> for ExactlyOnceWriter {
 }
 
 impl<T: Serialize + 'static> Sink<T> for ExactlyOnceFileSink {
-    fn open(&self, shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
-        let parts = TransactionalFileWriter::recover(&self.directory, self.format, shard, None)?;
+    fn open(&self, shard: u32, shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
+        let parts =
+            TransactionalFileWriter::recover(&self.directory, self.format, shard, shards, None)?;
         Ok(Box::new(ExactlyOnceWriter {
             parts: Arc::new(Mutex::new(parts)),
             checkpointing: false,
@@ -72,6 +73,7 @@ impl<T: Serialize + 'static> Sink<T> for ExactlyOnceFileSink {
             &self.directory,
             self.format,
             context.shard,
+            context.shards,
             context.restored,
         )?;
         let parts = Arc::new(Mutex::new(parts));

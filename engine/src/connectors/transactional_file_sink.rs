@@ -43,15 +43,18 @@ enum PartState {
     Pending(u64),
 }
 
-fn parse_hidden(name: &str, shard: u32) -> Option<(u64, PartState)> {
-    let rest = name.strip_prefix(&format!(".part-{shard:05}-"))?;
+/// `(shard, seq, state)` of a hidden part file of any shard.
+fn parse_hidden(name: &str) -> Option<(u32, u64, PartState)> {
+    let rest = name.strip_prefix(".part-")?;
+    let (shard, rest) = rest.split_once('-')?;
+    let shard = shard.parse().ok()?;
     let (seq, state) = rest.split_once('.')?;
     let seq = seq.parse().ok()?;
     let state = match state {
         "inprogress" => PartState::InProgress,
         other => PartState::Pending(other.strip_prefix("pending-")?.parse().ok()?),
     };
-    Some((seq, state))
+    Some((shard, seq, state))
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> String {
@@ -65,13 +68,16 @@ fn sync_dir(dir: &Path) -> Result<(), String> {
 }
 
 impl TransactionalFileWriter {
-    /// Opens shard `shard`'s writer after recovering its files: parts pending
-    /// for checkpoints up to `restored` (the checkpoint the job resumes from;
-    /// `None` for a fresh start) are committed, the rest deleted.
+    /// Opens shard `shard`'s writer (of `shards`) after recovering its files:
+    /// parts pending for checkpoints up to `restored` (the checkpoint the job
+    /// resumes from; `None` for a fresh start) are committed, the rest
+    /// deleted. Files of earlier shards that no longer exist (the job was
+    /// restored with fewer shards) are recovered by shard `id % shards`.
     pub fn recover(
         directory: &Path,
         format: RecordFormat,
         shard: u32,
+        shards: u32,
         restored: Option<u64>,
     ) -> Result<Self, String> {
         std::fs::create_dir_all(directory).map_err(|e| io("creating", directory, e))?;
@@ -87,8 +93,10 @@ impl TransactionalFileWriter {
         for entry in std::fs::read_dir(directory).map_err(|e| io("listing", directory, e))? {
             let entry = entry.map_err(|e| io("listing", directory, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some((seq, state)) = parse_hidden(&name, shard) {
-                parts.push((seq, state, entry.path()));
+            if let Some((owner, seq, state)) = parse_hidden(&name) {
+                if owner % shards.max(1) == shard {
+                    parts.push((owner, seq, state, entry.path()));
+                }
             } else if let Some(seq) = name
                 .strip_prefix(&format!("part-{shard:05}-"))
                 .and_then(|rest| rest.split_once('.'))
@@ -97,11 +105,13 @@ impl TransactionalFileWriter {
                 writer.seq = writer.seq.max(seq + 1);
             }
         }
-        for (seq, state, path) in parts {
-            writer.seq = writer.seq.max(seq + 1);
+        for (owner, seq, state, path) in parts {
+            if owner == shard {
+                writer.seq = writer.seq.max(seq + 1);
+            }
             match state {
                 PartState::Pending(n) if restored.is_some_and(|r| n <= r) => {
-                    writer.publish(seq, &path)?;
+                    writer.publish(owner, seq, &path)?;
                 }
                 _ => std::fs::remove_file(&path).map_err(|e| io("deleting", &path, e))?,
             }
@@ -110,16 +120,13 @@ impl TransactionalFileWriter {
         Ok(writer)
     }
 
-    fn final_path(&self, seq: u64) -> PathBuf {
-        self.directory.join(format!(
-            "part-{:05}-{seq}.{}",
-            self.shard,
-            self.format.extension()
-        ))
+    fn final_path(&self, shard: u32, seq: u64) -> PathBuf {
+        self.directory
+            .join(format!("part-{shard:05}-{seq}.{}", self.format.extension()))
     }
 
-    fn publish(&self, seq: u64, pending: &Path) -> Result<(), String> {
-        let target = self.final_path(seq);
+    fn publish(&self, shard: u32, seq: u64, pending: &Path) -> Result<(), String> {
+        let target = self.final_path(shard, seq);
         std::fs::rename(pending, &target).map_err(|e| io("committing", &target, e))
     }
 
@@ -170,11 +177,14 @@ impl TransactionalFileWriter {
         for entry in std::fs::read_dir(&dir).map_err(|e| io("listing", &dir, e))? {
             let entry = entry.map_err(|e| io("listing", &dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some((seq, PartState::Pending(n))) = parse_hidden(&name, self.shard) {
-                if n <= checkpoint {
-                    self.publish(seq, &entry.path())?;
+            match parse_hidden(&name) {
+                Some((shard, seq, PartState::Pending(n)))
+                    if shard == self.shard && n <= checkpoint =>
+                {
+                    self.publish(shard, seq, &entry.path())?;
                     committed = true;
                 }
+                _ => {}
             }
         }
         if committed {
@@ -220,7 +230,8 @@ mod tests {
     fn parts_become_visible_when_their_checkpoint_completes() {
         let dir = tempfile::tempdir().unwrap();
         let mut w =
-            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, None).unwrap();
+            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, 2, None)
+                .unwrap();
         w.write(&recs(&[1, 2])).unwrap();
         w.pre_commit(1).unwrap();
         w.write(&recs(&[3])).unwrap();
@@ -260,9 +271,11 @@ mod tests {
     fn recovery_commits_what_the_restored_checkpoint_covers_and_drops_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let mut w =
-            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, None).unwrap();
+            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, 2, None)
+                .unwrap();
         let mut other =
-            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 1, None).unwrap();
+            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 1, 2, None)
+                .unwrap();
         w.write(&recs(&[1])).unwrap();
         w.pre_commit(1).unwrap();
         w.write(&recs(&[2])).unwrap();
@@ -273,7 +286,7 @@ mod tests {
         // Crash: nothing committed. The job restores checkpoint 1.
         drop(w);
         let mut w =
-            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, Some(1))
+            TransactionalFileWriter::recover(dir.path(), RecordFormat::JsonLines, 0, 2, Some(1))
                 .unwrap();
         let (visible, hidden) = listing(dir.path());
         assert_eq!(
