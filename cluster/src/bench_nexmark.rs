@@ -12,6 +12,7 @@
 //!   is its emit time minus the moment what it depends on was offered (see
 //!   [`crate::latency_sink`]); percentiles come from an HDR histogram.
 
+use sluice_engine::checkpoint::{CheckpointConfig, CheckpointTiming};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,6 +38,20 @@ pub struct BenchSpec {
     /// How long a partly filled exchange batch may wait (the engine's default
     /// when `None`); 0 sends every batch at once.
     pub flush_timeout_ms: Option<u64>,
+    /// Take checkpoints this often (into a temporary directory).
+    pub checkpoint_interval_ms: Option<u64>,
+}
+
+/// The checkpoints of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckpointFigures {
+    pub interval_ms: u64,
+    pub completed: usize,
+    pub duration_p50_ms: f64,
+    pub duration_max_ms: f64,
+    pub bytes_max: u64,
+    /// The longest any shard spent writing state on its core.
+    pub sync_max_ms: f64,
 }
 
 /// Latency percentiles of one run, in µs.
@@ -76,6 +91,7 @@ pub struct BenchResult {
     pub peak_rss_mib: f64,
     pub records_out: u64,
     pub latency: Option<LatencyFigures>,
+    pub checkpoints: Option<CheckpointFigures>,
     pub commit: String,
     pub machine: String,
     /// Per second of a latency run: (results, p50 µs, p99 µs, max µs).
@@ -125,6 +141,25 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         config.shards = shards;
         config.max_parallelism = config.max_parallelism.max(shards);
     }
+    let checkpoint_dir = match spec.checkpoint_interval_ms {
+        Some(0) => return Err("--checkpoint-interval-ms is 0, expected at least 1".into()),
+        Some(interval_ms) => {
+            let dir = tempfile::tempdir().map_err(|e| format!("checkpoint directory: {e}"))?;
+            config.checkpoint = Some(CheckpointConfig {
+                directory: dir.path().to_owned(),
+                timing: CheckpointTiming {
+                    interval_ms,
+                    timeout_ms: 600_000,
+                    min_pause_ms: 0,
+                },
+                retain: 1,
+                restore: None,
+                job_name: format!("nexmark.{query}"),
+            });
+            Some(dir)
+        }
+        None => None,
+    };
     config.validate()?;
     let mut nexmark = NexmarkConfig {
         seed: spec.seed,
@@ -179,6 +214,28 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
     let cpu_before = cpu_seconds();
     let report = env.execute().map_err(|e| e.to_string())?;
     drop(side_input);
+    drop(checkpoint_dir);
+    let checkpoints = spec.checkpoint_interval_ms.map(|interval_ms| {
+        let mut durations: Vec<f64> = report.checkpoints.iter().map(|c| c.duration_ms).collect();
+        durations.sort_by(f64::total_cmp);
+        CheckpointFigures {
+            interval_ms,
+            completed: report.checkpoints.len(),
+            duration_p50_ms: durations.get(durations.len() / 2).copied().unwrap_or(0.0),
+            duration_max_ms: durations.last().copied().unwrap_or(0.0),
+            bytes_max: report
+                .checkpoints
+                .iter()
+                .map(|c| c.bytes)
+                .max()
+                .unwrap_or(0),
+            sync_max_ms: report
+                .checkpoints
+                .iter()
+                .map(|c| c.sync_max_ms)
+                .fold(0.0, f64::max),
+        }
+    });
     let elapsed_s = report.elapsed.as_secs_f64();
     let events_per_s = spec.events as f64 / elapsed_s.max(1e-9);
     let (latency, seconds) = match (&latency_sink, spec.rate) {
@@ -208,6 +265,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         peak_rss_mib: proc_status_kib("VmHWM") as f64 / 1024.0,
         records_out: report.totals.records_out,
         latency,
+        checkpoints,
         commit: git_commit(),
         machine: machine(),
         seconds,
@@ -299,6 +357,12 @@ pub fn table(r: &BenchResult) -> String {
             ms(l.p99_99_us),
             ms(l.max_us),
             l.early
+        ));
+    }
+    if let Some(c) = &r.checkpoints {
+        out.push_str(&format!(
+            "checkpoints every {} ms: {} completed, duration p50 {:.1} ms, max {:.1} ms; state up to {} bytes; longest synchronous part {:.2} ms\n",
+            c.interval_ms, c.completed, c.duration_p50_ms, c.duration_max_ms, c.bytes_max, c.sync_max_ms
         ));
     }
     out

@@ -92,6 +92,10 @@ enum BenchCommand {
         /// How long a partly filled exchange batch may wait, in ms.
         #[arg(long)]
         flush_timeout_ms: Option<u64>,
+        /// Take checkpoints every this many ms (into a temporary directory)
+        /// and report their duration and size.
+        #[arg(long)]
+        checkpoint_interval_ms: Option<u64>,
         /// Appends one JSON line per run to this file.
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
@@ -208,6 +212,7 @@ fn main() -> ExitCode {
                     rate,
                     params,
                     flush_timeout_ms,
+                    checkpoint_interval_ms,
                     results,
                 },
         } => {
@@ -236,6 +241,7 @@ fn main() -> ExitCode {
                 rate,
                 params: params.into_iter().collect(),
                 flush_timeout_ms,
+                checkpoint_interval_ms,
             };
             match bench_nexmark::run(&spec) {
                 Ok(result) => {

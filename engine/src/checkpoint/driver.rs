@@ -42,6 +42,18 @@ pub struct ShardAck {
     sources: SourcePositions,
 }
 
+/// What a completed checkpoint cost.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CompletedCheckpoint {
+    pub id: CheckpointId,
+    /// From the trigger to the manifest written.
+    pub duration_ms: f64,
+    /// Bytes of state files written for it.
+    pub bytes: u64,
+    /// The longest a shard spent writing its state on its core.
+    pub sync_max_ms: f64,
+}
+
 /// The committers of a job's exactly-once sinks (shared with the shards that
 /// register them while building).
 pub type Committers = Arc<Mutex<Vec<Arc<Mutex<dyn Committer>>>>>;
@@ -202,6 +214,10 @@ pub struct CheckpointDriver {
     /// Files written for checkpoints not yet completed, to discard on abort.
     written: BTreeMap<CheckpointId, Vec<String>>,
     started_ms: u64,
+    /// Per checkpoint in flight: when triggered, bytes written, longest sync part.
+    costs: BTreeMap<CheckpointId, (std::time::Instant, u64, u64)>,
+    /// Every checkpoint this run completed.
+    pub completed: Vec<CompletedCheckpoint>,
     /// A failure that must fail the job (a shard could not write its final part).
     pub fatal: Option<String>,
 }
@@ -231,6 +247,8 @@ impl CheckpointDriver {
             finished: BTreeMap::new(),
             written: BTreeMap::new(),
             started_ms: now_unix_ms(),
+            costs: BTreeMap::new(),
+            completed: Vec::new(),
             fatal: None,
         }
     }
@@ -261,7 +279,12 @@ impl CheckpointDriver {
                 checkpoint,
                 state,
                 sources,
+                sync_micros,
             } => {
+                if let Some(cost) = self.costs.get_mut(&checkpoint) {
+                    cost.1 += state.len() as u64;
+                    cost.2 = cost.2.max(sync_micros);
+                }
                 let name = format!("{checkpoint:020}-{shard:05}.state");
                 let input = match self.write(checkpoint, &name, &state) {
                     Ok(info) => CheckpointInput::Acknowledged {
@@ -366,6 +389,8 @@ impl CheckpointDriver {
     fn act(&mut self, action: CheckpointAction<ShardAck>) -> Option<CheckpointInput<ShardAck>> {
         match action {
             CheckpointAction::Trigger { checkpoint } => {
+                self.costs
+                    .insert(checkpoint, (std::time::Instant::now(), 0, 0));
                 self.triggered.store(checkpoint, Ordering::Release);
                 // Finished shards answer with their final part at once.
                 let finished: Vec<(u32, ShardAck)> =
@@ -391,11 +416,20 @@ impl CheckpointDriver {
             }
             CheckpointAction::Completed { checkpoint } => {
                 self.written.retain(|id, _| *id > checkpoint);
+                if let Some((started, bytes, sync_micros)) = self.costs.remove(&checkpoint) {
+                    self.completed.push(CompletedCheckpoint {
+                        id: checkpoint,
+                        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+                        bytes,
+                        sync_max_ms: sync_micros as f64 / 1e3,
+                    });
+                }
                 self.commit(checkpoint);
                 self.retain();
                 None
             }
             CheckpointAction::Aborted { checkpoint, reason } => {
+                self.costs.remove(&checkpoint);
                 log(&format!("checkpoint {checkpoint} aborted: {reason}"));
                 if let Some(files) = self.written.remove(&checkpoint) {
                     if let Err(e) = self.catalog.discard(&files) {

@@ -15,7 +15,10 @@ pub use coordinator::{
     CheckpointAction, CheckpointCoordinator, CheckpointId, CheckpointInput, CheckpointStats,
     CheckpointTiming, TaskId,
 };
-pub use driver::{restore, CheckpointDriver, Committers, Restored, ShardAck, FINAL_CHECKPOINT};
+pub use driver::{
+    restore, CheckpointDriver, Committers, CompletedCheckpoint, Restored, ShardAck,
+    FINAL_CHECKPOINT,
+};
 pub use restart::RestartStrategy;
 pub use shard::{position_key, ParticipantKind, ShardCheckpoints, ShardReport, SourcePositions};
 pub use snapshot_at_barrier::SnapshotAtBarrier;

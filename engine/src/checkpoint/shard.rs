@@ -42,6 +42,8 @@ pub enum ShardReport {
         checkpoint: CheckpointId,
         state: Vec<u8>,
         sources: SourcePositions,
+        /// Time spent writing state on the shard's core (the synchronous part).
+        sync_micros: u64,
     },
     /// The shard could not take its part of `checkpoint`.
     Declined {
@@ -74,6 +76,7 @@ struct Participant {
 
 struct InProgress {
     checkpoint: CheckpointId,
+    sync_micros: u64,
     file: StateFileWriter,
     sources: SourcePositions,
     done: Vec<bool>,
@@ -199,6 +202,7 @@ impl ShardCheckpoints {
         let count = self.participants.borrow().len();
         *self.current.borrow_mut() = Some(InProgress {
             checkpoint,
+            sync_micros: 0,
             file: StateFileWriter::new(),
             sources: SourcePositions::new(),
             done: vec![false; count],
@@ -231,11 +235,13 @@ impl ShardCheckpoints {
                 .sources
                 .extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v))),
             ParticipantKind::StateOwner(node) => {
-                if let Err(e) = self
+                let started = std::time::Instant::now();
+                let written = self
                     .registry
                     .borrow()
-                    .snapshot_owner(node, &mut progress.file)
-                {
+                    .snapshot_owner(node, &mut progress.file);
+                progress.sync_micros += started.elapsed().as_micros() as u64;
+                if let Err(e) = written {
                     let checkpoint = progress.checkpoint;
                     *current = None;
                     let _ = self.reports.send(ShardReport::Declined {
@@ -264,6 +270,7 @@ impl ShardCheckpoints {
             checkpoint: progress.checkpoint,
             state: progress.file.finish(),
             sources: progress.sources,
+            sync_micros: progress.sync_micros,
         });
     }
 

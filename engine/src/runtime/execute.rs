@@ -21,7 +21,8 @@ use super::channels::{self, ShardEndpoints};
 use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
 use crate::checkpoint::{
-    self, CheckpointDriver, CheckpointId, Committers, RestoreFrom, Restored, ShardReport,
+    self, CheckpointDriver, CheckpointId, Committers, CompletedCheckpoint, RestoreFrom, Restored,
+    ShardReport,
 };
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput};
@@ -53,6 +54,10 @@ pub struct JobReport {
     pub progress: Vec<ProgressSample>,
     /// How often the job was restarted after a failure.
     pub restarts: u32,
+    /// The checkpoints the (last) run completed.
+    pub checkpoints: Vec<CompletedCheckpoint>,
+    /// How long reading the restored checkpoint took, if one was restored.
+    pub restore_ms: Option<f64>,
 }
 
 /// Counts finished shards, also when a shard's thread unwinds.
@@ -126,6 +131,7 @@ fn execute_once(
     let finished = Arc::new(AtomicU32::new(0));
     let abort = AbortSignal::default();
     let layout = sluice_state::KeyGroups::new(config.max_parallelism, shards);
+    let restore_started = Instant::now();
     let restored = match &config.checkpoint {
         Some(checkpoint) => {
             checkpoint::restore(checkpoint, layout, shards).map_err(EngineError::Restore)?
@@ -135,8 +141,14 @@ fn execute_once(
     for skipped in &restored.skipped {
         eprintln!("sluice: {skipped}");
     }
+    let restore_ms = restored
+        .checkpoint
+        .map(|_| restore_started.elapsed().as_secs_f64() * 1e3);
     if let Some((id, _)) = restored.checkpoint {
-        eprintln!("sluice: restoring from checkpoint {id}");
+        eprintln!(
+            "sluice: restoring from checkpoint {id} (read in {:.1} ms)",
+            restore_ms.unwrap_or(0.0)
+        );
     }
     let restored = Arc::new(restored);
     let committers = Committers::default();
@@ -246,6 +258,8 @@ fn execute_once(
         totals: totals(&metrics),
         progress,
         restarts: 0,
+        checkpoints: driver.map(|d| d.completed).unwrap_or_default(),
+        restore_ms,
     })
 }
 
