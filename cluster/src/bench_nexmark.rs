@@ -40,6 +40,8 @@ pub struct BenchSpec {
     pub flush_timeout_ms: Option<u64>,
     /// Take checkpoints this often (into a temporary directory).
     pub checkpoint_interval_ms: Option<u64>,
+    /// Incremental checkpoints, full at least every N (`None`: always full).
+    pub checkpoint_full_every: Option<u32>,
 }
 
 /// The checkpoints of a run.
@@ -155,6 +157,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
                 retain: 1,
                 restore: None,
                 job_name: format!("nexmark.{query}"),
+                full_every: spec.checkpoint_full_every,
             });
             Some(dir)
         }

@@ -81,6 +81,8 @@ struct RawCheckpoint {
     retain: Option<usize>,
     storage: Option<String>,
     mode: Option<String>,
+    incremental: Option<bool>,
+    full_every: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -591,6 +593,8 @@ impl JobFile {
 const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 10_000;
 const CHECKPOINT_TIMEOUT_MS_DEFAULT: u64 = 600_000;
 const CHECKPOINT_RETAIN_DEFAULT: usize = 3;
+/// Incremental checkpoints write everything at least this often.
+const CHECKPOINT_FULL_EVERY_DEFAULT: u32 = 10;
 
 /// The `[checkpoint]` section, validated.
 fn checkpoint_config(
@@ -635,6 +639,22 @@ fn checkpoint_config(
             ))
         }
     }
+    let full_every = match (c.incremental.unwrap_or(true), c.full_every) {
+        (false, Some(_)) => {
+            return Err(invalid(
+                "checkpoint.full_every",
+                "applies only to incremental checkpoints (incremental = true)".into(),
+            ))
+        }
+        (false, None) => None,
+        (true, Some(0)) => {
+            return Err(invalid(
+                "checkpoint.full_every",
+                "is 0, expected at least 1".into(),
+            ))
+        }
+        (true, n) => Some(n.unwrap_or(CHECKPOINT_FULL_EVERY_DEFAULT)),
+    };
     let directory = match c.storage.as_deref() {
         None => base.join("checkpoints"),
         Some(url) => match url.strip_prefix("file://") {
@@ -676,6 +696,7 @@ fn checkpoint_config(
         retain,
         restore: None,
         job_name: job.to_owned(),
+        full_every,
     })
 }
 

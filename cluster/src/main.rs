@@ -96,6 +96,10 @@ enum BenchCommand {
         /// and report their duration and size.
         #[arg(long)]
         checkpoint_interval_ms: Option<u64>,
+        /// Incremental checkpoints with a full one at least every N (0:
+        /// every checkpoint full).
+        #[arg(long, default_value_t = 10)]
+        checkpoint_full_every: u32,
         /// Appends one JSON line per run to this file.
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
@@ -213,6 +217,7 @@ fn main() -> ExitCode {
                     params,
                     flush_timeout_ms,
                     checkpoint_interval_ms,
+                    checkpoint_full_every,
                     results,
                 },
         } => {
@@ -242,6 +247,7 @@ fn main() -> ExitCode {
                 params: params.into_iter().collect(),
                 flush_timeout_ms,
                 checkpoint_interval_ms,
+                checkpoint_full_every: (checkpoint_full_every > 0).then_some(checkpoint_full_every),
             };
             match bench_nexmark::run(&spec) {
                 Ok(result) => {

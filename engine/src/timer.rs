@@ -10,8 +10,32 @@ use std::rc::Rc;
 
 use sluice_state::{
     CodecError, EntryWriter, FastHashSet, GroupBytes, KeyGroup, KeyGroupRange, KeyGroups,
-    PartReader, SnapshotState, StableKey, StateBackend, StateKey,
+    PartReader, SnapshotKind, SnapshotState, StableKey, StateBackend, StateKey,
 };
+
+/// Tags of timer changes.
+const PUT: u64 = 0;
+const DELETE: u64 = 1;
+
+/// Timers added and removed since the last snapshot (incremental checkpoints).
+struct TimerChanges<K, N> {
+    added: FastHashSet<(i64, K, N)>,
+    removed: FastHashSet<(i64, K, N)>,
+}
+
+impl<K: StateKey, N: StateKey> TimerChanges<K, N> {
+    fn added(&mut self, timer: (i64, K, N)) {
+        // A timer removed and added again since the snapshot is unchanged.
+        if !self.removed.remove(&timer) {
+            self.added.insert(timer);
+        }
+    }
+    fn removed(&mut self, timer: (i64, K, N)) {
+        if !self.added.remove(&timer) {
+            self.removed.insert(timer);
+        }
+    }
+}
 
 /// The timers themselves; shared with the state registry when registered.
 struct Timers<K, N> {
@@ -19,6 +43,7 @@ struct Timers<K, N> {
     len: usize,
     /// Set when registered: checkpoints write timers by the key's group.
     layout: Option<KeyGroups>,
+    changes: Option<TimerChanges<K, N>>,
 }
 
 pub struct TimerService<K, N> {
@@ -36,25 +61,67 @@ impl<K: StateKey + StableKey, N: StateKey> TimerService<K, N> {
     /// owner) and a restore fills.
     pub fn registered(backend: &mut StateBackend, name: &str, layout: KeyGroups) -> Self {
         let service = Self::new();
-        service.timers.borrow_mut().layout = Some(layout);
+        {
+            let mut timers = service.timers.borrow_mut();
+            timers.layout = Some(layout);
+            if backend.tracks_changes() {
+                timers.changes = Some(TimerChanges {
+                    added: FastHashSet::default(),
+                    removed: FastHashSet::default(),
+                });
+            }
+        }
         backend.register(name, service.timers.clone());
         service
     }
 }
 
 impl<K: StateKey + StableKey, N: StateKey> SnapshotState for Timers<K, N> {
-    fn snapshot(&self, groups: KeyGroupRange) -> Result<Vec<GroupBytes>, CodecError> {
+    fn snapshot(
+        &mut self,
+        groups: KeyGroupRange,
+        kind: SnapshotKind,
+    ) -> Result<Vec<GroupBytes>, CodecError> {
         let layout = self.layout.expect("bug: snapshot of unregistered timers");
         let mut by_group: Vec<EntryWriter> = groups.iter().map(|_| EntryWriter::new()).collect();
-        for (time, set) in &self.by_time {
-            for (key, namespace) in set {
-                let group = layout.key_group_of_hash(key.stable_hash());
-                by_group[groups.offset(group)].entry(&[
-                    &|w| w.part(time),
-                    &|w| w.part(key),
-                    &|w| w.part(namespace),
-                ])?;
+        let group_of = |key: &K| groups.offset(layout.key_group_of_hash(key.stable_hash()));
+        match (kind, &self.changes) {
+            (SnapshotKind::Full, _) => {
+                for (time, set) in &self.by_time {
+                    for (key, namespace) in set {
+                        by_group[group_of(key)].entry(&[
+                            &|w| w.part(time),
+                            &|w| w.part(key),
+                            &|w| w.part(namespace),
+                        ])?;
+                    }
+                }
             }
+            (SnapshotKind::Changes, Some(changes)) => {
+                let tagged = [(PUT, &changes.added), (DELETE, &changes.removed)];
+                for (tag, timers) in tagged {
+                    for (time, key, namespace) in timers {
+                        by_group[group_of(key)].entry(&[
+                            &|w| {
+                                w.count(tag);
+                                Ok(())
+                            },
+                            &|w| w.part(time),
+                            &|w| w.part(key),
+                            &|w| w.part(namespace),
+                        ])?;
+                    }
+                }
+            }
+            (SnapshotKind::Changes, None) => {
+                return Err(CodecError::new(
+                    "bug: changes asked of timers that do not track them",
+                ))
+            }
+        }
+        if let Some(changes) = &mut self.changes {
+            changes.added.clear();
+            changes.removed.clear();
         }
         Ok(groups
             .iter()
@@ -76,6 +143,30 @@ impl<K: StateKey + StableKey, N: StateKey> SnapshotState for Timers<K, N> {
         }
         r.finish()
     }
+
+    fn apply_changes(&mut self, _group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
+        let mut r = PartReader::new(bytes);
+        for _ in 0..r.count()? {
+            let tag = r.count()?;
+            let (time, key, namespace): (i64, K, N) = (r.part()?, r.part()?, r.part()?);
+            match tag {
+                PUT => {
+                    let set = self.by_time.entry(time).or_default();
+                    self.len += set.insert((key, namespace)) as usize;
+                }
+                DELETE => {
+                    if let Some(set) = self.by_time.get_mut(&time) {
+                        self.len -= set.remove(&(key, namespace)) as usize;
+                        if set.is_empty() {
+                            self.by_time.remove(&time);
+                        }
+                    }
+                }
+                other => return Err(CodecError::new(format!("a timer change tagged {other}"))),
+            }
+        }
+        r.finish()
+    }
 }
 
 impl<K: StateKey, N: StateKey> TimerService<K, N> {
@@ -86,6 +177,7 @@ impl<K: StateKey, N: StateKey> TimerService<K, N> {
                 by_time: BTreeMap::new(),
                 len: 0,
                 layout: None,
+                changes: None,
             })),
         }
     }
@@ -93,11 +185,17 @@ impl<K: StateKey, N: StateKey> TimerService<K, N> {
     /// Registers a timer; returns false if it already existed.
     pub fn register(&mut self, time: i64, key: K, namespace: N) -> bool {
         let timers = &mut *self.timers.borrow_mut();
-        let inserted = timers
-            .by_time
-            .entry(time)
-            .or_default()
-            .insert((key, namespace));
+        let set = timers.by_time.entry(time).or_default();
+        let inserted = match &mut timers.changes {
+            Some(changes) => {
+                let inserted = set.insert((key.clone(), namespace.clone()));
+                if inserted {
+                    changes.added((time, key, namespace));
+                }
+                inserted
+            }
+            None => set.insert((key, namespace)),
+        };
         timers.len += inserted as usize;
         inserted
     }
@@ -115,6 +213,9 @@ impl<K: StateKey, N: StateKey> TimerService<K, N> {
             timers.by_time.remove(&time);
         }
         timers.len -= removed as usize;
+        if let (true, Some(changes)) = (removed, &mut timers.changes) {
+            changes.removed((time, key.clone(), namespace.clone()));
+        }
         removed
     }
 
@@ -128,7 +229,13 @@ impl<K: StateKey, N: StateKey> TimerService<K, N> {
             let time = *entry.key();
             let set = entry.remove();
             timers.len -= set.len();
+            let first = out.len();
             out.extend(set.into_iter().map(|(k, n)| (time, k, n)));
+            if let Some(changes) = &mut timers.changes {
+                for timer in &out[first..] {
+                    changes.removed(timer.clone());
+                }
+            }
         }
     }
 
@@ -164,5 +271,75 @@ mod tests {
         t.pop_due(25, &mut due);
         assert_eq!(due, vec![(10, 2, ()), (20, 1, ())]);
         assert!(t.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use sluice_state::{KeyGroups, RestoreSet, StateBackendKind, StateFileWriter};
+
+    use super::*;
+
+    fn backend(layout: KeyGroups, restore: RestoreSet) -> StateBackend {
+        let mut backend = StateBackend::new(StateBackendKind::Memory, layout.range_of(0), restore);
+        backend.track_changes(true);
+        backend.set_owner(1);
+        backend
+    }
+
+    fn write(backend: &StateBackend, kind: SnapshotKind) -> Vec<u8> {
+        let mut file = StateFileWriter::new(kind);
+        backend
+            .registry()
+            .borrow()
+            .snapshot_owner(1, &mut file)
+            .unwrap();
+        file.finish()
+    }
+
+    fn all(timers: &mut TimerService<u32, ()>) -> Vec<(i64, u32, ())> {
+        let mut due = Vec::new();
+        timers.pop_due(i64::MAX, &mut due);
+        due.sort();
+        due
+    }
+
+    #[test]
+    fn a_full_snapshot_and_changes_restore_the_timers() {
+        let layout = KeyGroups::new(8, 1);
+        let mut state = backend(layout, RestoreSet::default());
+        let mut timers: TimerService<u32, ()> = TimerService::registered(&mut state, "t", layout);
+        for key in 0..20 {
+            timers.register(100 + key as i64, key, ());
+        }
+        let full = write(&state, SnapshotKind::Full);
+        // Changes: some fire, one is deleted, new ones come, one is re-added.
+        let mut due = Vec::new();
+        timers.pop_due(104, &mut due);
+        assert_eq!(due.len(), 5);
+        assert!(timers.delete(110, &10, &()));
+        timers.register(500, 77, ());
+        timers.register(101, 1, ());
+        let changes = write(&state, SnapshotKind::Changes);
+        assert!(
+            changes.len() < full.len(),
+            "changes are smaller than everything"
+        );
+
+        let mut restore = RestoreSet::default();
+        restore.add_file("full", &full, layout.range_of(0)).unwrap();
+        restore
+            .add_file("changes", &changes, layout.range_of(0))
+            .unwrap();
+        let mut restored_state = backend(layout, restore);
+        let mut restored: TimerService<u32, ()> =
+            TimerService::registered(&mut restored_state, "t", layout);
+        assert!(restored_state
+            .registry()
+            .borrow()
+            .restore_problems()
+            .is_empty());
+        assert_eq!(restored.len(), timers.len());
+        assert_eq!(all(&mut restored), all(&mut timers));
     }
 }

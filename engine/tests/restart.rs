@@ -98,6 +98,7 @@ fn run(dir: &Path, source: Counting, restart: RestartStrategy) -> Result<u32, En
             retain: 2,
             restore: None,
             job_name: "restart-test".into(),
+            full_every: Some(3),
         }),
         restart,
         ..Default::default()

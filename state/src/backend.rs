@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use crate::{
     KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable, RestoreSet, SharedTable,
-    SnapshotState, StateCodec, StateRegistry,
+    SnapshotState, StateCodec, StateRegistry, TrackedTable,
 };
 
 /// What a state key must offer: hashing and equality within a shard, and cloning
@@ -99,6 +99,7 @@ pub struct StateBackend {
     groups: KeyGroupRange,
     registry: Rc<RefCell<StateRegistry>>,
     owner: u64,
+    track_changes: bool,
 }
 
 impl StateBackend {
@@ -109,7 +110,19 @@ impl StateBackend {
             groups,
             registry: Rc::new(RefCell::new(StateRegistry::new(groups, restore))),
             owner: 0,
+            track_changes: false,
         }
+    }
+
+    /// States created from now on remember what changed between snapshots
+    /// (for incremental checkpoints; costs a set insert per write).
+    pub fn track_changes(&mut self, track: bool) {
+        self.track_changes = track;
+    }
+
+    /// Whether states track their changes.
+    pub fn tracks_changes(&self) -> bool {
+        self.track_changes
     }
 
     pub fn kind(&self) -> StateBackendKind {
@@ -142,9 +155,13 @@ impl StateBackend {
         table: T,
     ) -> Box<dyn KeyedTable<K, N, V>>
     where
-        T: KeyedTable<K, N, V> + SnapshotState + 'static,
+        T: KeyedTable<K, N, V> + 'static,
     {
-        let table = Rc::new(RefCell::new(table));
+        let table = Rc::new(RefCell::new(TrackedTable::new(
+            table,
+            self.groups,
+            self.track_changes,
+        )));
         self.register(name, table.clone());
         Box::new(SharedTable(table))
     }

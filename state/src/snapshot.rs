@@ -8,10 +8,17 @@
 //! of any number of files ([`RestoreSet`]) and hands each state the key groups
 //! its shard now owns, so a checkpoint can be restored with another shard count.
 //!
+//! A state file is *full* (every entry) or holds the *changes* since the
+//! shard's previous file (puts and deletes, for incremental checkpoints):
+//! states created with change tracking ([`TrackedTable`], registered timers)
+//! remember which entries changed since their last snapshot. Restoring
+//! applies a shard's chain in order: its last full file, then the changes.
+//!
 //! Lives on its shard's core (the registry and states are `Rc<RefCell<_>>`).
 //! Invariants: names are unique within a shard (a repeated name gets `#2`,
 //! `#3`… in build order, the same on every run of the same plan); a section
-//! holds only non-empty key groups.
+//! holds only non-empty key groups; every snapshot, full or not, starts the
+//! tracking of changes afresh.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -19,23 +26,44 @@ use std::rc::Rc;
 
 use crate::codec::{PartReader, PartWriter};
 use crate::{
-    CodecError, KeyGroup, KeyGroupRange, KeyedTable, MemoryTable, NamespacedMemoryTable, Slot,
-    SlotAction, StateKey, StateValue,
+    CodecError, FastHashSet, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey,
+    StateValue,
 };
 
-/// First bytes of every state file.
-const STATE_FILE_MAGIC: &[u8] = b"sluice-state v1\n";
+/// First bytes of a full state file and of a file of changes.
+const FULL_FILE_MAGIC: &[u8] = b"sluice-state v1\n";
+const CHANGES_FILE_MAGIC: &[u8] = b"sluice-changes v1\n";
+
+/// What a snapshot writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotKind {
+    /// Every entry.
+    Full,
+    /// The entries changed since the state's previous snapshot.
+    Changes,
+}
+
+/// The tag of a change entry.
+const PUT: u64 = 0;
+const DELETE: u64 = 1;
 
 /// The encoded entries of one key group.
 pub type GroupBytes = (KeyGroup, Vec<u8>);
 
 /// Keyed state that a checkpoint can write and restore by key group.
 pub trait SnapshotState {
-    /// The entries of every non-empty key group of `groups`, encoded, in group
-    /// order.
-    fn snapshot(&self, groups: KeyGroupRange) -> Result<Vec<GroupBytes>, CodecError>;
-    /// Adds the entries that `snapshot` wrote for `group`.
+    /// The entries (`Full`) or the changes since the previous snapshot
+    /// (`Changes`) of every non-empty key group of `groups`, encoded, in group
+    /// order. Either way, tracking of changes starts afresh.
+    fn snapshot(
+        &mut self,
+        groups: KeyGroupRange,
+        kind: SnapshotKind,
+    ) -> Result<Vec<GroupBytes>, CodecError>;
+    /// Adds the entries that a `Full` snapshot wrote for `group`.
     fn restore_group(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError>;
+    /// Applies the changes that a `Changes` snapshot wrote for `group`.
+    fn apply_changes(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError>;
 }
 
 /// Encodes entries as a count followed by parts; for [`SnapshotState`] impls.
@@ -102,6 +130,26 @@ fn snapshot_entries<K: StateKey, N: StateKey, V: StateValue>(
     Ok(out)
 }
 
+fn apply_entry_changes<K: StateKey, N: StateKey, V: StateValue>(
+    table: &mut dyn KeyedTable<K, N, V>,
+    group: KeyGroup,
+    bytes: &[u8],
+) -> Result<(), CodecError> {
+    let mut r = PartReader::new(bytes);
+    for _ in 0..r.count()? {
+        let tag = r.count()?;
+        let (k, n): (K, N) = (r.part()?, r.part()?);
+        match tag {
+            PUT => table.put(group, &k, &n, r.part()?),
+            DELETE => {
+                table.remove(group, &k, &n);
+            }
+            other => return Err(CodecError::new(format!("a change tagged {other}"))),
+        }
+    }
+    r.finish()
+}
+
 fn restore_entries<K: StateKey, N: StateKey, V: StateValue>(
     table: &mut dyn KeyedTable<K, N, V>,
     group: KeyGroup,
@@ -115,21 +163,142 @@ fn restore_entries<K: StateKey, N: StateKey, V: StateValue>(
     r.finish()
 }
 
-impl<K: StateKey, N: StateKey, V: StateValue> SnapshotState for MemoryTable<K, N, V> {
-    fn snapshot(&self, groups: KeyGroupRange) -> Result<Vec<GroupBytes>, CodecError> {
-        snapshot_entries(self, groups)
+/// A table that remembers, per key group, which entries changed since its
+/// last snapshot, so a checkpoint can write only those (one hash-set insert
+/// per write; reads cost nothing extra).
+pub struct TrackedTable<K, N, V, T> {
+    table: T,
+    _value: std::marker::PhantomData<fn() -> V>,
+    groups: KeyGroupRange,
+    /// Per key group (by offset): the entries written or removed since the
+    /// last snapshot. `None`: not tracking (every snapshot is full).
+    changed: Option<Vec<FastHashSet<(K, N)>>>,
+}
+
+impl<K: StateKey, N: StateKey, V, T> TrackedTable<K, N, V, T> {
+    pub fn new(table: T, groups: KeyGroupRange, track_changes: bool) -> Self {
+        TrackedTable {
+            table,
+            _value: std::marker::PhantomData,
+            groups,
+            changed: track_changes.then(|| groups.iter().map(|_| FastHashSet::default()).collect()),
+        }
     }
-    fn restore_group(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
-        restore_entries(self, group, bytes)
+
+    #[inline]
+    fn mark(&mut self, group: KeyGroup, key: &K, namespace: &N) {
+        if let Some(changed) = &mut self.changed {
+            if self.groups.contains(group) {
+                let set = &mut changed[self.groups.offset(group)];
+                if !set.contains(&(key.clone(), namespace.clone())) {
+                    set.insert((key.clone(), namespace.clone()));
+                }
+            }
+        }
     }
 }
 
-impl<K: StateKey, N: StateKey, V: StateValue> SnapshotState for NamespacedMemoryTable<K, N, V> {
-    fn snapshot(&self, groups: KeyGroupRange) -> Result<Vec<GroupBytes>, CodecError> {
-        snapshot_entries(self, groups)
+impl<K: StateKey, N: StateKey, V, T: KeyedTable<K, N, V>> KeyedTable<K, N, V>
+    for TrackedTable<K, N, V, T>
+{
+    #[inline]
+    fn get(&self, group: KeyGroup, key: &K, namespace: &N) -> Option<V>
+    where
+        V: Clone,
+    {
+        self.table.get(group, key, namespace)
+    }
+    #[inline]
+    fn read(&self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Option<&V>)) {
+        self.table.read(group, key, namespace, f)
+    }
+    #[inline]
+    fn update(
+        &mut self,
+        group: KeyGroup,
+        key: &K,
+        namespace: &N,
+        f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>,
+    ) {
+        self.mark(group, key, namespace);
+        self.table.update(group, key, namespace, f)
+    }
+    #[inline]
+    fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V> {
+        let removed = self.table.remove(group, key, namespace);
+        if removed.is_some() {
+            self.mark(group, key, namespace);
+        }
+        removed
+    }
+    #[inline]
+    fn put(&mut self, group: KeyGroup, key: &K, namespace: &N, value: V) {
+        self.mark(group, key, namespace);
+        self.table.put(group, key, namespace, value)
+    }
+    fn for_each_in_group(&self, group: KeyGroup, f: &mut dyn FnMut(&K, &N, &V)) {
+        self.table.for_each_in_group(group, f)
+    }
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotState
+    for TrackedTable<K, N, V, T>
+{
+    fn snapshot(
+        &mut self,
+        groups: KeyGroupRange,
+        kind: SnapshotKind,
+    ) -> Result<Vec<GroupBytes>, CodecError> {
+        let written = match (kind, &self.changed) {
+            (SnapshotKind::Changes, Some(changed)) => {
+                let mut out = Vec::new();
+                for group in groups.iter() {
+                    let mut entries = EntryWriter::new();
+                    for (k, n) in &changed[self.groups.offset(group)] {
+                        let mut value = Ok(());
+                        self.table.read(group, k, n, &mut |v| {
+                            value = match v {
+                                Some(v) => entries.entry(&[
+                                    &|w| Ok(w.count(PUT)),
+                                    &|w| w.part(k),
+                                    &|w| w.part(n),
+                                    &|w| w.part(v),
+                                ]),
+                                None => entries.entry(&[
+                                    &|w| Ok(w.count(DELETE)),
+                                    &|w| w.part(k),
+                                    &|w| w.part(n),
+                                ]),
+                            }
+                        });
+                        value?;
+                    }
+                    if !entries.is_empty() {
+                        out.push((group, entries.finish()));
+                    }
+                }
+                out
+            }
+            (SnapshotKind::Changes, None) => {
+                return Err(CodecError::new(
+                    "bug: changes asked of a table that does not track them",
+                ))
+            }
+            (SnapshotKind::Full, _) => snapshot_entries(&self.table, groups)?,
+        };
+        if let Some(changed) = &mut self.changed {
+            changed.iter_mut().for_each(FastHashSet::clear);
+        }
+        Ok(written)
     }
     fn restore_group(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
-        restore_entries(self, group, bytes)
+        restore_entries(&mut self.table, group, bytes)
+    }
+    fn apply_changes(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
+        apply_entry_changes(&mut self.table, group, bytes)
     }
 }
 
@@ -175,24 +344,35 @@ impl<K, N, V, T: KeyedTable<K, N, V>> KeyedTable<K, N, V> for SharedTable<T> {
     }
 }
 
-/// The bytes of each state's key groups, read from one or more state files.
+/// The bytes of each state's key groups, read from one or more state files:
+/// per group, a full snapshot and the changes after it, in order.
 #[derive(Default, Debug)]
 pub struct RestoreSet {
-    states: HashMap<String, BTreeMap<KeyGroup, Vec<u8>>>,
+    states: HashMap<String, BTreeMap<KeyGroup, Vec<(SnapshotKind, Vec<u8>)>>>,
 }
 
 impl RestoreSet {
     /// Adds every section of the state file `bytes` (named `file` in errors),
-    /// keeping only the key groups in `wanted`.
+    /// keeping only the key groups in `wanted`. A shard's files must come in
+    /// the order they were written (its full file first).
     pub fn add_file(
         &mut self,
         file: &str,
         bytes: &[u8],
         wanted: KeyGroupRange,
     ) -> Result<(), CodecError> {
-        let body = bytes.strip_prefix(STATE_FILE_MAGIC).ok_or_else(|| {
-            CodecError::new(format!("{file}: not a Sluice state file (bad header)"))
-        })?;
+        let (kind, body) = match (
+            bytes.strip_prefix(FULL_FILE_MAGIC),
+            bytes.strip_prefix(CHANGES_FILE_MAGIC),
+        ) {
+            (Some(body), _) => (SnapshotKind::Full, body),
+            (_, Some(body)) => (SnapshotKind::Changes, body),
+            _ => {
+                return Err(CodecError::new(format!(
+                    "{file}: not a Sluice state file (bad header)"
+                )))
+            }
+        };
         let mut r = PartReader::new(body);
         let context = |e: CodecError| CodecError::new(format!("{file}: {e}"));
         let sections = r.count().map_err(context)?;
@@ -210,16 +390,18 @@ impl RestoreSet {
                 })?;
                 let data = r.raw().map_err(context)?;
                 if wanted.contains(group) {
-                    let previous = self
+                    let chain = self
                         .states
                         .entry(name.clone())
                         .or_default()
-                        .insert(group, data.to_vec());
-                    if previous.is_some() {
+                        .entry(group)
+                        .or_default();
+                    if kind == SnapshotKind::Full && !chain.is_empty() {
                         return Err(CodecError::new(format!(
-                            "{file}: state {name}: {group} appears twice"
+                            "{file}: state {name}: {group} appears in two full snapshots"
                         )));
                     }
+                    chain.push((kind, data.to_vec()));
                 }
             }
         }
@@ -231,39 +413,39 @@ impl RestoreSet {
         self.states.keys().map(String::as_str)
     }
 
-    fn take(&mut self, name: &str) -> Option<BTreeMap<KeyGroup, Vec<u8>>> {
+    fn take(&mut self, name: &str) -> Option<BTreeMap<KeyGroup, Vec<(SnapshotKind, Vec<u8>)>>> {
         self.states.remove(name)
     }
 }
 
 /// Builds one shard's state file for one checkpoint, section by section.
 pub struct StateFileWriter {
+    kind: SnapshotKind,
     sections: u64,
     body: Vec<u8>,
 }
 
-impl Default for StateFileWriter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl StateFileWriter {
-    pub fn new() -> Self {
+    pub fn new(kind: SnapshotKind) -> Self {
         StateFileWriter {
+            kind,
             sections: 0,
             body: Vec::new(),
         }
+    }
+
+    pub fn kind(&self) -> SnapshotKind {
+        self.kind
     }
 
     /// Writes state `name`: its non-empty key groups in `groups`.
     pub fn section(
         &mut self,
         name: &str,
-        state: &dyn SnapshotState,
+        state: &mut dyn SnapshotState,
         groups: KeyGroupRange,
     ) -> Result<(), CodecError> {
-        let groups = state.snapshot(groups)?;
+        let groups = state.snapshot(groups, self.kind)?;
         let mut w = PartWriter::new(&mut self.body);
         w.bytes(name.as_bytes())?;
         w.count(groups.len() as u64);
@@ -281,8 +463,12 @@ impl StateFileWriter {
 
     /// The file's bytes.
     pub fn finish(self) -> Vec<u8> {
-        let mut file = Vec::with_capacity(STATE_FILE_MAGIC.len() + 8 + self.body.len());
-        file.extend_from_slice(STATE_FILE_MAGIC);
+        let magic = match self.kind {
+            SnapshotKind::Full => FULL_FILE_MAGIC,
+            SnapshotKind::Changes => CHANGES_FILE_MAGIC,
+        };
+        let mut file = Vec::with_capacity(magic.len() + 8 + self.body.len());
+        file.extend_from_slice(magic);
         PartWriter::new(&mut file).count(self.sections);
         file.extend_from_slice(&self.body);
         file
@@ -329,10 +515,16 @@ impl StateRegistry {
         }
         if let Some(groups) = self.restore.take(&unique) {
             let mut target = state.borrow_mut();
-            for (group, bytes) in groups {
-                if let Err(e) = target.restore_group(group, &bytes) {
-                    self.errors
-                        .push(format!("restoring state {unique}, {group}: {e}"));
+            for (group, chain) in groups {
+                for (kind, bytes) in chain {
+                    let applied = match kind {
+                        SnapshotKind::Full => target.restore_group(group, &bytes),
+                        SnapshotKind::Changes => target.apply_changes(group, &bytes),
+                    };
+                    if let Err(e) = applied {
+                        self.errors
+                            .push(format!("restoring state {unique}, {group}: {e}"));
+                    }
                 }
             }
         }
@@ -359,8 +551,12 @@ impl StateRegistry {
     /// Writes the states of plan node `owner` into `file`.
     pub fn snapshot_owner(&self, owner: u64, file: &mut StateFileWriter) -> Result<(), CodecError> {
         for registered in self.states.iter().filter(|s| s.owner == owner) {
-            file.section(&registered.name, &*registered.state.borrow(), self.groups)
-                .map_err(|e| CodecError::new(format!("state {}: {e}", registered.name)))?;
+            file.section(
+                &registered.name,
+                &mut *registered.state.borrow_mut(),
+                self.groups,
+            )
+            .map_err(|e| CodecError::new(format!("state {}: {e}", registered.name)))?;
         }
         Ok(())
     }
@@ -381,7 +577,11 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{KeyGroups, StableKey};
+    use crate::{KeyGroups, MemoryTable, NamespacedMemoryTable, StableKey};
+
+    fn tracked<T>(table: T, range: KeyGroupRange) -> Rc<RefCell<TrackedTable<u16, u8, i64, T>>> {
+        Rc::new(RefCell::new(TrackedTable::new(table, range, true)))
+    }
 
     type Model = BTreeMap<(u16, u8), i64>;
 
@@ -392,10 +592,11 @@ mod tests {
             .map(|shard| {
                 let range = layout.range_of(shard);
                 let mut registry = StateRegistry::new(range, RestoreSet::default());
-                let key_major = Rc::new(RefCell::new(MemoryTable::<u16, u8, i64>::new("a", range)));
-                let namespaced = Rc::new(RefCell::new(NamespacedMemoryTable::<u16, u8, i64>::new(
-                    "b", range,
-                )));
+                let key_major = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+                let namespaced = tracked(
+                    NamespacedMemoryTable::<u16, u8, i64>::new("b", range),
+                    range,
+                );
                 registry.register("a", 1, key_major.clone());
                 registry.register("b", 2, namespaced.clone());
                 for (&(k, n), &v) in model {
@@ -405,7 +606,7 @@ mod tests {
                         namespaced.borrow_mut().put(group, &k, &n, v + 1);
                     }
                 }
-                let mut file = StateFileWriter::new();
+                let mut file = StateFileWriter::new(SnapshotKind::Full);
                 registry.snapshot_owner(1, &mut file).unwrap();
                 registry.snapshot_owner(2, &mut file).unwrap();
                 file.finish()
@@ -433,9 +634,9 @@ mod tests {
                     restore.add_file(&format!("file {i}"), file, range).unwrap();
                 }
                 let mut registry = StateRegistry::new(range, restore);
-                let key_major = Rc::new(RefCell::new(MemoryTable::<u16, u8, i64>::new("a", range)));
+                let key_major = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
                 let namespaced =
-                    Rc::new(RefCell::new(NamespacedMemoryTable::<u16, u8, i64>::new("b", range)));
+                    tracked(NamespacedMemoryTable::<u16, u8, i64>::new("b", range), range);
                 registry.register("a", 1, key_major.clone());
                 registry.register("b", 2, namespaced.clone());
                 prop_assert!(registry.restore_problems().is_empty(), "{:?}", registry.restore_problems());
@@ -464,10 +665,97 @@ mod tests {
             let mut restore = RestoreSet::default();
             if restore.add_file("damaged", &file, range).is_ok() {
                 let mut registry = StateRegistry::new(range, restore);
-                registry.register("a", 1, Rc::new(RefCell::new(MemoryTable::<u16, u8, i64>::new("a", range))));
-                registry.register("b", 2, Rc::new(RefCell::new(NamespacedMemoryTable::<u16, u8, i64>::new("b", range))));
+                registry.register("a", 1, tracked(MemoryTable::<u16, u8, i64>::new("a", range), range));
+                registry.register("b", 2, tracked(NamespacedMemoryTable::<u16, u8, i64>::new("b", range), range));
                 let _ = registry.restore_problems();
             }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u16, u8, i64),
+        Remove(u16, u8),
+        Add(u16, u8, i64),
+        /// Take a checkpoint: everything when true, else the changes.
+        Snapshot(bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u16..200, 0u8..3, any::<i64>()).prop_map(|(k, n, v)| Op::Put(k, n, v)),
+            2 => (0u16..200, 0u8..3).prop_map(|(k, n)| Op::Remove(k, n)),
+            3 => (0u16..200, 0u8..3, -3i64..3).prop_map(|(k, n, d)| Op::Add(k, n, d)),
+            1 => any::<bool>().prop_map(Op::Snapshot),
+        ]
+    }
+
+    proptest! {
+        // A chain of a full snapshot and the changes after it restores exactly
+        // the state at the last snapshot, on any shard count.
+        #[test]
+        fn full_then_changes_restores_the_last_snapshot(
+            ops in proptest::collection::vec(op(), 1..400),
+            to in 1u32..4,
+        ) {
+            let layout = KeyGroups::new(16, 1);
+            let range = layout.range_of(0);
+            let table = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+            let mut registry = StateRegistry::new(range, RestoreSet::default());
+            registry.register("a", 1, table.clone());
+            let mut model = Model::new();
+            let mut chain: Vec<Vec<u8>> = Vec::new();
+            let mut at_last_snapshot = None;
+            for op in ops {
+                let group = |k: u16| layout.key_group_of_hash(k.stable_hash());
+                match op {
+                    Op::Put(k, n, v) => {
+                        table.borrow_mut().put(group(k), &k, &n, v);
+                        model.insert((k, n), v);
+                    }
+                    Op::Remove(k, n) => {
+                        table.borrow_mut().remove(group(k), &k, &n);
+                        model.remove(&(k, n));
+                    }
+                    Op::Add(k, n, d) => {
+                        table.borrow_mut().update(group(k), &k, &n, &mut |slot| match slot {
+                            Slot::Present(v) if *v + d == 0 => SlotAction::Remove,
+                            Slot::Present(v) => { *v += d; SlotAction::Keep }
+                            Slot::Absent => SlotAction::Keep,
+                        });
+                        if let Some(v) = model.get_mut(&(k, n)) {
+                            *v += d;
+                            if *v == 0 { model.remove(&(k, n)); }
+                        }
+                    }
+                    Op::Snapshot(full) => {
+                        let kind = if full || chain.is_empty() { SnapshotKind::Full } else { SnapshotKind::Changes };
+                        let mut file = StateFileWriter::new(kind);
+                        registry.snapshot_owner(1, &mut file).unwrap();
+                        if kind == SnapshotKind::Full { chain.clear(); }
+                        chain.push(file.finish());
+                        at_last_snapshot = Some(model.clone());
+                    }
+                }
+            }
+            let Some(expected) = at_last_snapshot else { return Ok(()) };
+            let layout = KeyGroups::new(16, to);
+            let mut restored = Model::new();
+            for shard in 0..to {
+                let range = layout.range_of(shard);
+                let mut set = RestoreSet::default();
+                for (i, file) in chain.iter().enumerate() {
+                    set.add_file(&format!("file {i}"), file, range).unwrap();
+                }
+                let mut registry = StateRegistry::new(range, set);
+                let table = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+                registry.register("a", 1, table.clone());
+                prop_assert!(registry.restore_problems().is_empty(), "{:?}", registry.restore_problems());
+                for g in range.iter() {
+                    table.borrow().for_each_in_group(g, &mut |k, n, v| { restored.insert((*k, *n), *v); });
+                }
+            }
+            prop_assert_eq!(restored, expected);
         }
     }
 
@@ -483,7 +771,7 @@ mod tests {
         registry.register(
             "a",
             1,
-            Rc::new(RefCell::new(MemoryTable::<u16, u8, i64>::new("a", range))),
+            tracked(MemoryTable::<u16, u8, i64>::new("a", range), range),
         );
         let problems = registry.restore_problems();
         assert_eq!(problems.len(), 1, "{problems:?}");

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, FileStore, Manifest};
-use sluice_state::{KeyGroups, RestoreSet};
+use sluice_state::{KeyGroups, RestoreSet, SnapshotKind};
 
 use super::shard::{ShardReport, SourcePositions};
 use super::{
@@ -37,8 +37,9 @@ pub const FINAL_CHECKPOINT: CheckpointId = CheckpointId::MAX;
 /// What a shard acknowledged: its state file and its source positions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardAck {
-    state_file: String,
-    info: FileInfo,
+    /// The shard's state files, in the order a restore applies them: a full
+    /// one, then the changes after it.
+    files: Vec<(String, FileInfo)>,
     sources: SourcePositions,
 }
 
@@ -157,15 +158,17 @@ fn read_checkpoint(
     let mut sets: Vec<RestoreSet> = (0..shards).map(|_| RestoreSet::default()).collect();
     let mut positions = SourcePositions::new();
     for (task, value) in &manifest.tasks {
-        let (state_file, sources) =
+        let (state_files, sources) =
             parse_task(value).ok_or_else(|| format!("task {task}: malformed entry {value}"))?;
-        let info = manifest.files.get(&state_file).ok_or_else(|| {
-            format!("task {task} refers to {state_file}, which the manifest does not list")
-        })?;
-        let bytes = catalog.get_shared(&state_file, info)?;
-        for (shard, set) in sets.iter_mut().enumerate() {
-            set.add_file(&state_file, &bytes, layout.range_of(shard as u32))
-                .map_err(|e| e.to_string())?;
+        for state_file in state_files {
+            let info = manifest.files.get(&state_file).ok_or_else(|| {
+                format!("task {task} refers to {state_file}, which the manifest does not list")
+            })?;
+            let bytes = catalog.get_shared(&state_file, info)?;
+            for (shard, set) in sets.iter_mut().enumerate() {
+                set.add_file(&state_file, &bytes, layout.range_of(shard as u32))
+                    .map_err(|e| e.to_string())?;
+            }
         }
         positions.extend(sources);
     }
@@ -179,11 +182,12 @@ fn read_checkpoint(
 }
 
 fn task_entry(ack: &ShardAck) -> serde_json::Value {
-    serde_json::json!({ "state": ack.state_file, "sources": ack.sources })
+    let state: Vec<&str> = ack.files.iter().map(|(name, _)| name.as_str()).collect();
+    serde_json::json!({ "state": state, "sources": ack.sources })
 }
 
-fn parse_task(value: &serde_json::Value) -> Option<(String, SourcePositions)> {
-    let state = value.get("state")?.as_str()?.to_owned();
+fn parse_task(value: &serde_json::Value) -> Option<(Vec<String>, SourcePositions)> {
+    let state = serde_json::from_value(value.get("state")?.clone()).ok()?;
     let sources = serde_json::from_value(value.get("sources")?.clone()).ok()?;
     Some((state, sources))
 }
@@ -218,6 +222,12 @@ pub struct CheckpointDriver {
     costs: BTreeMap<CheckpointId, (std::time::Instant, u64, u64)>,
     /// Every checkpoint this run completed.
     pub completed: Vec<CompletedCheckpoint>,
+    /// The newest completed checkpoint, for the shards (incremental parts).
+    completed_id: Arc<AtomicU64>,
+    /// Per shard, the state files of the last completed checkpoint.
+    chains: BTreeMap<u32, Vec<(String, FileInfo)>>,
+    /// The same, for the checkpoint whose manifest is being written.
+    manifest_chains: BTreeMap<u32, Vec<(String, FileInfo)>>,
     /// A failure that must fail the job (a shard could not write its final part).
     pub fatal: Option<String>,
 }
@@ -229,6 +239,7 @@ impl CheckpointDriver {
         restored: &Restored,
         reports: Receiver<ShardReport>,
         triggered: Arc<AtomicU64>,
+        completed: Arc<AtomicU64>,
         committers: Committers,
     ) -> Self {
         let resumed_from = restored.checkpoint.map_or(0, |(id, _)| id);
@@ -249,6 +260,9 @@ impl CheckpointDriver {
             started_ms: now_unix_ms(),
             costs: BTreeMap::new(),
             completed: Vec::new(),
+            completed_id: completed,
+            chains: BTreeMap::new(),
+            manifest_chains: BTreeMap::new(),
             fatal: None,
         }
     }
@@ -280,22 +294,31 @@ impl CheckpointDriver {
                 state,
                 sources,
                 sync_micros,
+                kind,
             } => {
                 if let Some(cost) = self.costs.get_mut(&checkpoint) {
                     cost.1 += state.len() as u64;
                     cost.2 = cost.2.max(sync_micros);
                 }
-                let name = format!("{checkpoint:020}-{shard:05}.state");
+                let name = match kind {
+                    SnapshotKind::Full => format!("{checkpoint:020}-{shard:05}.state"),
+                    SnapshotKind::Changes => format!("{checkpoint:020}-{shard:05}.changes"),
+                };
+                // Changes extend the shard's chain as of the last completed
+                // checkpoint (the shard writes changes only on top of that).
+                let mut files = match kind {
+                    SnapshotKind::Full => Vec::new(),
+                    SnapshotKind::Changes => self.chains.get(&shard).cloned().unwrap_or_default(),
+                };
                 let input = match self.write(checkpoint, &name, &state) {
-                    Ok(info) => CheckpointInput::Acknowledged {
-                        checkpoint,
-                        task: shard,
-                        ack: ShardAck {
-                            state_file: name,
-                            info,
-                            sources,
-                        },
-                    },
+                    Ok(info) => {
+                        files.push((name, info));
+                        CheckpointInput::Acknowledged {
+                            checkpoint,
+                            task: shard,
+                            ack: ShardAck { files, sources },
+                        }
+                    }
                     Err(reason) => CheckpointInput::Declined {
                         checkpoint,
                         task: shard,
@@ -332,8 +355,7 @@ impl CheckpointDriver {
                 match self.catalog.put_shared(&name, &state) {
                     Ok(info) => {
                         let ack = ShardAck {
-                            state_file: name,
-                            info,
+                            files: vec![(name, info)],
                             sources,
                         };
                         self.finished.insert(shard, ack.clone());
@@ -406,6 +428,7 @@ impl CheckpointDriver {
             }
             CheckpointAction::WriteManifest { checkpoint, acks } => {
                 let manifest = self.manifest(checkpoint, &acks, false);
+                self.manifest_chains = acks.iter().map(|(s, a)| (*s, a.files.clone())).collect();
                 Some(match self.catalog.commit(&manifest) {
                     Ok(()) => CheckpointInput::ManifestWritten { checkpoint },
                     Err(e) => CheckpointInput::ManifestFailed {
@@ -416,6 +439,8 @@ impl CheckpointDriver {
             }
             CheckpointAction::Completed { checkpoint } => {
                 self.written.retain(|id, _| *id > checkpoint);
+                self.chains = std::mem::take(&mut self.manifest_chains);
+                self.completed_id.store(checkpoint, Ordering::Release);
                 if let Some((started, bytes, sync_micros)) = self.costs.remove(&checkpoint) {
                     self.completed.push(CompletedCheckpoint {
                         id: checkpoint,
@@ -453,7 +478,7 @@ impl CheckpointDriver {
             created_unix_ms: now_unix_ms(),
             files: acks
                 .values()
-                .map(|a| (a.state_file.clone(), a.info.clone()))
+                .flat_map(|a| a.files.iter().cloned())
                 .collect(),
             tasks: acks.iter().map(|(t, a)| (*t, task_entry(a))).collect(),
             finished,

@@ -20,7 +20,10 @@ pub use driver::{
     FINAL_CHECKPOINT,
 };
 pub use restart::RestartStrategy;
-pub use shard::{position_key, ParticipantKind, ShardCheckpoints, ShardReport, SourcePositions};
+pub use shard::{
+    position_key, ParticipantKind, ShardCheckpointing, ShardCheckpoints, ShardReport,
+    SourcePositions,
+};
 pub use snapshot_at_barrier::SnapshotAtBarrier;
 
 /// Which checkpoint a job resumes from.
@@ -43,6 +46,10 @@ pub struct CheckpointConfig {
     pub restore: Option<RestoreFrom>,
     /// The job's name, written into manifests.
     pub job_name: String,
+    /// Incremental checkpoints: each shard writes only what changed since its
+    /// previous part, and everything at least every `full_every` checkpoints
+    /// (`None`: everything every time).
+    pub full_every: Option<u32>,
 }
 
 /// Commits what an exactly-once sink pre-committed for a checkpoint, once the

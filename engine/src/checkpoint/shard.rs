@@ -10,6 +10,12 @@
 //! no longer changes); when all have ended the shard sends its final part
 //! once ([`ShardReport::Finished`]) and stops.
 //!
+//! With incremental checkpoints a shard writes only the changes since its
+//! previous part when that part belongs to the last completed checkpoint
+//! (and fewer than `full_every` changes files follow its last full one);
+//! otherwise — first checkpoint, after a restore, after one was dropped or
+//! aborted — it writes everything.
+//!
 //! Invariants: a shard works on at most one checkpoint; a barrier for a newer
 //! one drops the older (the driver aborted it), a barrier for an older one is
 //! ignored; each participant counts once per checkpoint.
@@ -21,7 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use sluice_state::{StateFileWriter, StateRegistry};
+use std::cell::Cell;
+
+use sluice_state::{SnapshotKind, StateFileWriter, StateRegistry};
 
 use super::CheckpointId;
 
@@ -44,6 +52,9 @@ pub enum ShardReport {
         sources: SourcePositions,
         /// Time spent writing state on the shard's core (the synchronous part).
         sync_micros: u64,
+        /// Whether `state` holds everything or the changes since the shard's
+        /// previous part.
+        kind: SnapshotKind,
     },
     /// The shard could not take its part of `checkpoint`.
     Declined {
@@ -95,25 +106,59 @@ pub struct ShardCheckpoints {
     participants: RefCell<Vec<Participant>>,
     current: RefCell<Option<InProgress>>,
     finished_sent: RefCell<bool>,
+    /// Incremental: at most this many changes files after a full one.
+    full_every: Option<u32>,
+    /// The newest checkpoint the driver completed.
+    completed: Arc<AtomicU64>,
+    /// The checkpoint of this shard's last part sent, and how many changes
+    /// files it ends since the last full one.
+    last_sent: Cell<Option<(CheckpointId, u32)>>,
+    /// A checkpoint was dropped halfway: some states forgot their changes.
+    needs_full: Cell<bool>,
+}
+
+/// How a shard takes part in checkpoints.
+pub struct ShardCheckpointing {
+    pub reports: Sender<ShardReport>,
+    pub triggered: Arc<AtomicU64>,
+    pub completed: Arc<AtomicU64>,
+    /// Incremental checkpoints: a full snapshot at least every this many.
+    pub full_every: Option<u32>,
 }
 
 impl ShardCheckpoints {
     pub fn new(
         shard: u32,
         registry: Rc<RefCell<StateRegistry>>,
-        reports: Sender<ShardReport>,
-        triggered: Arc<AtomicU64>,
+        checkpointing: ShardCheckpointing,
         resumed_from: CheckpointId,
     ) -> Self {
         ShardCheckpoints {
             shard,
             registry,
-            reports,
-            triggered,
+            reports: checkpointing.reports,
+            triggered: checkpointing.triggered,
             resumed_from,
             participants: RefCell::new(Vec::new()),
             current: RefCell::new(None),
             finished_sent: RefCell::new(false),
+            full_every: checkpointing.full_every,
+            completed: checkpointing.completed,
+            last_sent: Cell::new(None),
+            needs_full: Cell::new(true),
+        }
+    }
+
+    /// What the next part holds (see the module docs).
+    fn next_kind(&self) -> SnapshotKind {
+        let completed = self.completed.load(Ordering::Acquire);
+        match (self.full_every, self.last_sent.get()) {
+            (Some(full_every), Some((sent, changes)))
+                if sent == completed && changes < full_every && !self.needs_full.get() =>
+            {
+                SnapshotKind::Changes
+            }
+            _ => SnapshotKind::Full,
         }
     }
 
@@ -199,11 +244,16 @@ impl ShardCheckpoints {
             Some(c) if c > checkpoint => return false,
             _ => {}
         }
+        if current.is_some() {
+            // An older checkpoint is dropped halfway: states it reached have
+            // forgotten their changes.
+            self.needs_full.set(true);
+        }
         let count = self.participants.borrow().len();
         *self.current.borrow_mut() = Some(InProgress {
             checkpoint,
             sync_micros: 0,
-            file: StateFileWriter::new(),
+            file: StateFileWriter::new(self.next_kind()),
             sources: SourcePositions::new(),
             done: vec![false; count],
         });
@@ -244,6 +294,7 @@ impl ShardCheckpoints {
                 if let Err(e) = written {
                     let checkpoint = progress.checkpoint;
                     *current = None;
+                    self.needs_full.set(true);
                     let _ = self.reports.send(ShardReport::Declined {
                         shard: self.shard,
                         checkpoint,
@@ -265,18 +316,26 @@ impl ShardCheckpoints {
             return;
         }
         let progress = self.current.borrow_mut().take().expect("checked above");
+        let kind = progress.file.kind();
+        let changes = match (kind, self.last_sent.get()) {
+            (SnapshotKind::Changes, Some((_, changes))) => changes + 1,
+            _ => 0,
+        };
+        self.last_sent.set(Some((progress.checkpoint, changes)));
+        self.needs_full.set(false);
         let _ = self.reports.send(ShardReport::Snapshot {
             shard: self.shard,
             checkpoint: progress.checkpoint,
             state: progress.file.finish(),
             sources: progress.sources,
             sync_micros: progress.sync_micros,
+            kind,
         });
     }
 
     /// The shard's state and positions once everything has ended.
     fn final_part(&self) -> Result<(Vec<u8>, SourcePositions), String> {
-        let mut file = StateFileWriter::new();
+        let mut file = StateFileWriter::new(SnapshotKind::Full);
         let mut sources = SourcePositions::new();
         let registry = self.registry.borrow();
         for participant in self.participants.borrow().iter() {

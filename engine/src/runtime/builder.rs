@@ -81,18 +81,18 @@ impl ShardBuilder {
         context: ShardContext,
     ) -> Self {
         let key_groups = KeyGroups::new(config.max_parallelism, config.shards);
-        let state = StateBackend::new(
+        let mut state = StateBackend::new(
             config.state_backend,
             key_groups.range_of(shard),
             context.restored.take_state(shard),
         );
         let resumed_from = context.restored.checkpoint.map_or(0, |(id, _)| id);
-        let checkpoints = context.checkpointing.map(|(reports, triggered)| {
+        let checkpoints = context.checkpointing.map(|checkpointing| {
+            state.track_changes(checkpointing.full_every.is_some());
             Rc::new(ShardCheckpoints::new(
                 shard,
                 state.registry(),
-                reports,
-                triggered,
+                checkpointing,
                 resumed_from,
             ))
         });

@@ -6,7 +6,6 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
 use crate::checkpoint::{
     self, CheckpointDriver, CheckpointId, Committers, CompletedCheckpoint, RestoreFrom, Restored,
-    ShardReport,
+    ShardCheckpointing,
 };
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput};
@@ -36,8 +35,8 @@ const DRIVER_TICK: Duration = Duration::from_millis(5);
 pub(crate) struct ShardContext {
     pub restored: Arc<Restored>,
     pub committers: Committers,
-    /// Where to report checkpoints and which one is triggered (if any).
-    pub checkpointing: Option<(Sender<ShardReport>, Arc<AtomicU64>)>,
+    /// How the shard takes part in checkpoints (if the job takes them).
+    pub checkpointing: Option<ShardCheckpointing>,
 }
 
 /// How often processing-time timers are checked.
@@ -153,6 +152,7 @@ fn execute_once(
     let restored = Arc::new(restored);
     let committers = Committers::default();
     let triggered = Arc::new(AtomicU64::new(0));
+    let completed = Arc::new(AtomicU64::new(0));
     let (reports, reports_in) = std::sync::mpsc::channel();
     let mut driver = config.checkpoint.clone().map(|checkpoint| {
         CheckpointDriver::new(
@@ -161,6 +161,7 @@ fn execute_once(
             &restored,
             reports_in,
             triggered.clone(),
+            completed.clone(),
             committers.clone(),
         )
     });
@@ -195,9 +196,12 @@ fn execute_once(
         let context = ShardContext {
             restored: restored.clone(),
             committers: committers.clone(),
-            checkpointing: driver
-                .is_some()
-                .then(|| (reports.clone(), triggered.clone())),
+            checkpointing: config.checkpoint.as_ref().map(|c| ShardCheckpointing {
+                reports: reports.clone(),
+                triggered: triggered.clone(),
+                completed: completed.clone(),
+                full_every: c.full_every,
+            }),
         };
         let handle = builder
             .spawn(move || async move {
