@@ -156,6 +156,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
                 },
                 retain: 1,
                 restore: None,
+                restore_directory: None,
                 job_name: format!("nexmark.{query}"),
                 full_every: spec.checkpoint_full_every,
             });

@@ -695,6 +695,7 @@ fn checkpoint_config(
         },
         retain,
         restore: None,
+        restore_directory: None,
         job_name: job.to_owned(),
         full_every,
     })

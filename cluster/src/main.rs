@@ -36,6 +36,21 @@ enum Command {
     },
     /// Checks a job file without running it.
     Check { job: PathBuf },
+    /// Takes a savepoint of the job running with this job file (through its
+    /// checkpoint storage) and prints its path.
+    Savepoint {
+        /// The running job's file (TOML).
+        job: PathBuf,
+        /// Stop the job once the savepoint is taken.
+        #[arg(long)]
+        stop: bool,
+        /// Where the savepoint goes (default: `<checkpoint storage>/savepoints`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// How long to wait for the job to answer.
+        #[arg(long, default_value_t = 120)]
+        timeout_s: u64,
+    },
     /// Lists the registered jobs.
     Jobs,
     /// The Nexmark benchmark.
@@ -158,6 +173,21 @@ fn main() -> ExitCode {
         Command::Run { job, restore } => match run::run(&job, restore.as_deref()) {
             Ok((file, report)) => {
                 eprintln!("{}", run::summary(&file, &report));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code() as u8)
+            }
+        },
+        Command::Savepoint {
+            job,
+            stop,
+            dir,
+            timeout_s,
+        } => match run::savepoint(&job, stop, dir, std::time::Duration::from_secs(timeout_s)) {
+            Ok(path) => {
+                println!("{}", path.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {

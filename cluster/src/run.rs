@@ -30,8 +30,10 @@ impl RunError {
     }
 }
 
-/// What `--restore` names: `latest`, a checkpoint id, or a checkpoint's
-/// directory (`<storage>/checkpoints/<id>`) or its `MANIFEST`.
+/// What `--restore` names: `latest`, a checkpoint id, a checkpoint's
+/// directory (`<storage>/checkpoints/<id>`) or its `MANIFEST`, or a savepoint
+/// (`…/savepoint-<id>`); with the directory to read it from, if not the
+/// job's own storage.
 pub fn parse_restore(
     file: &JobFile,
     given: &str,
@@ -43,6 +45,10 @@ pub fn parse_restore(
         return Ok((RestoreFrom::Checkpoint(id), None));
     }
     let path = Path::new(given);
+    if path.join("checkpoints").is_dir() {
+        // A savepoint (or another job's storage): its newest checkpoint.
+        return Ok((RestoreFrom::Latest, Some(path.to_owned())));
+    }
     let dir = if path.file_name().is_some_and(|n| n == "MANIFEST") {
         path.parent().unwrap_or(path)
     } else {
@@ -86,9 +92,7 @@ pub fn prepare_restoring(
                 .into());
         };
         checkpoint.restore = Some(from);
-        if let Some(root) = root {
-            checkpoint.directory = root;
-        }
+        checkpoint.restore_directory = root;
     }
     let build = jobs::find(&file.job).ok_or_else(|| {
         let names: Vec<&str> = jobs::REGISTRY.iter().map(|(n, _, _)| *n).collect();
@@ -106,6 +110,34 @@ pub fn prepare_restoring(
     Ok((file, env))
 }
 
+/// `sluice savepoint`: asks the job running with the job file at `path` for
+/// a savepoint (and to stop, with `stop`); returns the savepoint's path.
+pub fn savepoint(
+    path: &Path,
+    stop: bool,
+    directory: Option<PathBuf>,
+    timeout: std::time::Duration,
+) -> Result<PathBuf, RunError> {
+    let file = JobFile::load(path)?;
+    let Some(checkpoint) = &file.config.checkpoint else {
+        return Err(file
+            .invalid(
+                "checkpoint",
+                "is missing: savepoints are taken through the job's checkpoint storage",
+            )
+            .into());
+    };
+    let directory = directory.unwrap_or_else(|| checkpoint.directory.join("savepoints"));
+    let directory = std::path::absolute(&directory).unwrap_or(directory);
+    sluice_engine::checkpoint::savepoint::request_savepoint(
+        &checkpoint.directory,
+        &directory,
+        stop,
+        timeout,
+    )
+    .map_err(|e| RunError::Engine(EngineError::Checkpoint(e)))
+}
+
 /// Runs the job file at `path` to completion (resuming from `restore`, if given).
 pub fn run(path: &Path, restore: Option<&str>) -> Result<(JobFile, JobReport), RunError> {
     let (file, env) = prepare_restoring(path, restore)?;
@@ -117,8 +149,17 @@ pub fn run(path: &Path, restore: Option<&str>) -> Result<(JobFile, JobReport), R
 pub fn summary(file: &JobFile, report: &JobReport) -> String {
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     let t = &report.totals;
+    let stopped = report
+        .stopped_with
+        .as_ref()
+        .map(|path| format!(" (stopped with savepoint {})", path.display()))
+        .unwrap_or_default();
+    let restarts = match report.restarts {
+        0 => String::new(),
+        n => format!(" after {n} restart(s)"),
+    };
     format!(
-        "job `{}` finished in {:.3} s on {} shard(s){}: {} records in ({:.0}/s, {:.0}/s per shard), {} records out, {} MiB exchanged in {} batches, {} late records dropped",
+        "job `{}`{stopped} finished{restarts} in {:.3} s on {} shard(s){}: {} records in ({:.0}/s, {:.0}/s per shard), {} records out, {} MiB exchanged in {} batches, {} late records dropped",
         file.job,
         secs,
         report.shards,

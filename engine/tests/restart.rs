@@ -97,6 +97,7 @@ fn run(dir: &Path, source: Counting, restart: RestartStrategy) -> Result<u32, En
             },
             retain: 2,
             restore: None,
+            restore_directory: None,
             job_name: "restart-test".into(),
             full_every: Some(3),
         }),

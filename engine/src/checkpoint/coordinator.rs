@@ -122,6 +122,8 @@ pub struct CheckpointCoordinator<A> {
     last_end_ms: Option<u64>,
     now_ms: u64,
     stats: CheckpointStats,
+    /// A checkpoint was asked for now (see `request_now`).
+    requested: bool,
 }
 
 impl<A: Clone> CheckpointCoordinator<A> {
@@ -143,6 +145,7 @@ impl<A: Clone> CheckpointCoordinator<A> {
             last_end_ms: None,
             now_ms: 0,
             stats: CheckpointStats::default(),
+            requested: false,
         }
     }
 
@@ -151,6 +154,13 @@ impl<A: Clone> CheckpointCoordinator<A> {
     }
 
     /// The checkpoint in flight, if any.
+    /// Asks for a checkpoint as soon as none is in flight, whatever the
+    /// interval and pause (a savepoint); returns the id it will get unless one
+    /// is triggered first by the clock.
+    pub fn request_now(&mut self) {
+        self.requested = true;
+    }
+
     /// The id the next checkpoint will get.
     pub fn next_id(&self) -> CheckpointId {
         self.next_id
@@ -225,13 +235,15 @@ impl<A: Clone> CheckpointCoordinator<A> {
                 return;
             }
         }
-        let interval_passed = self
-            .last_trigger_ms
-            .is_none_or(|t| now.saturating_sub(t) >= self.timing.interval_ms);
+        let interval_passed = self.requested
+            || self
+                .last_trigger_ms
+                .is_none_or(|t| now.saturating_sub(t) >= self.timing.interval_ms);
         let paused = self
             .last_end_ms
             .is_none_or(|t| now.saturating_sub(t) >= self.timing.min_pause_ms);
-        if self.in_flight.is_none() && interval_passed && paused {
+        if self.in_flight.is_none() && interval_passed && (paused || self.requested) {
+            self.requested = false;
             let id = self.next_id;
             self.next_id += 1;
             self.last_trigger_ms = Some(now);

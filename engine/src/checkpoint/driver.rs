@@ -16,6 +16,7 @@
 //! the shard count was, and sources get their partitions' positions.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
@@ -24,11 +25,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, FileStore, Manifest};
 use sluice_state::{KeyGroups, RestoreSet, SnapshotKind};
 
+use super::savepoint::{self, SavepointRequest};
 use super::shard::{ShardReport, SourcePositions};
 use super::{
     CheckpointAction, CheckpointConfig, CheckpointCoordinator, CheckpointId, CheckpointInput,
     Committer, RestoreFrom,
 };
+
+/// How often (in driver ticks) the storage is checked for a savepoint request.
+const SAVEPOINT_POLL_TICKS: u64 = 20;
 
 /// The checkpoint id of the parts a sink keeps at the end of its input; they
 /// commit with the job's final checkpoint.
@@ -109,16 +114,26 @@ pub fn restore(
             .collect(),
         ..Restored::default()
     };
-    let catalog = catalog(config);
-    let where_ = config.directory.display();
-    let ids = catalog
+    let storage = catalog(config);
+    let highest = storage
         .checkpoints()
-        .map_err(|e| format!("listing checkpoints in {where_}: {e}"))?;
-    let highest = ids.last().copied().unwrap_or(0);
+        .map_err(|e| format!("listing checkpoints in {}: {e}", config.directory.display()))?
+        .last()
+        .copied()
+        .unwrap_or(0);
     restored.highest_stored = highest;
     let Some(from) = config.restore else {
         return Ok(restored);
     };
+    let source = config
+        .restore_directory
+        .as_ref()
+        .unwrap_or(&config.directory);
+    let catalog = CheckpointCatalog::new(FileStore::new(source));
+    let where_ = source.display();
+    let ids = catalog
+        .checkpoints()
+        .map_err(|e| format!("listing checkpoints in {where_}: {e}"))?;
     match from {
         RestoreFrom::Latest => {
             for id in ids.into_iter().rev() {
@@ -228,6 +243,16 @@ pub struct CheckpointDriver {
     chains: BTreeMap<u32, Vec<(String, FileInfo)>>,
     /// The same, for the checkpoint whose manifest is being written.
     manifest_chains: BTreeMap<u32, Vec<(String, FileInfo)>>,
+    /// The checkpoint storage, where savepoint requests arrive.
+    requests: FileStore,
+    ticks: u64,
+    /// A savepoint asked for, and the checkpoint that takes it once triggered.
+    savepoint: Option<(SavepointRequest, Option<CheckpointId>)>,
+    /// The checkpoint every shard must write in full (a savepoint).
+    full_requested: Arc<AtomicU64>,
+    /// A stop-with-savepoint completed: the job must stop, committing nothing
+    /// more; this is the savepoint.
+    pub stopped_with: Option<PathBuf>,
     /// A failure that must fail the job (a shard could not write its final part).
     pub fatal: Option<String>,
 }
@@ -240,6 +265,7 @@ impl CheckpointDriver {
         reports: Receiver<ShardReport>,
         triggered: Arc<AtomicU64>,
         completed: Arc<AtomicU64>,
+        full_requested: Arc<AtomicU64>,
         committers: Committers,
     ) -> Self {
         let resumed_from = restored.checkpoint.map_or(0, |(id, _)| id);
@@ -250,6 +276,7 @@ impl CheckpointDriver {
         CheckpointDriver {
             catalog: catalog(&config),
             coordinator: CheckpointCoordinator::new(config.timing, shards, first),
+            requests: FileStore::new(&config.directory),
             config,
             reports,
             triggered,
@@ -263,6 +290,10 @@ impl CheckpointDriver {
             completed_id: completed,
             chains: BTreeMap::new(),
             manifest_chains: BTreeMap::new(),
+            ticks: 0,
+            savepoint: None,
+            full_requested,
+            stopped_with: None,
             fatal: None,
         }
     }
@@ -280,6 +311,22 @@ impl CheckpointDriver {
     pub fn poll(&mut self) {
         while let Ok(report) = self.reports.try_recv() {
             self.report(report);
+        }
+        self.ticks += 1;
+        if self.ticks % SAVEPOINT_POLL_TICKS == 0 && self.savepoint.is_none() {
+            match savepoint::take_request(&self.requests) {
+                Some(Ok(request)) => {
+                    log(&format!(
+                        "savepoint requested into {}{}",
+                        request.directory.display(),
+                        if request.stop { ", then stop" } else { "" }
+                    ));
+                    self.savepoint = Some((request, None));
+                    self.coordinator.request_now();
+                }
+                Some(Err(e)) => log(&e),
+                None => {}
+            }
         }
         self.input(CheckpointInput::Tick {
             now_ms: self.now_ms(),
@@ -411,6 +458,11 @@ impl CheckpointDriver {
     fn act(&mut self, action: CheckpointAction<ShardAck>) -> Option<CheckpointInput<ShardAck>> {
         match action {
             CheckpointAction::Trigger { checkpoint } => {
+                if let Some((_, id @ None)) = &mut self.savepoint {
+                    *id = Some(checkpoint);
+                    // Before the trigger is published: the shards read it then.
+                    self.full_requested.store(checkpoint, Ordering::Release);
+                }
                 self.costs
                     .insert(checkpoint, (std::time::Instant::now(), 0, 0));
                 self.triggered.store(checkpoint, Ordering::Release);
@@ -450,11 +502,43 @@ impl CheckpointDriver {
                     });
                 }
                 self.commit(checkpoint);
+                if let Some((_, Some(id))) = &self.savepoint {
+                    if *id == checkpoint {
+                        let (request, _) = self.savepoint.take().expect("checked");
+                        let result = savepoint::copy_checkpoint(
+                            &self.catalog,
+                            checkpoint,
+                            &request.directory,
+                        );
+                        match &result {
+                            Ok(path) => {
+                                log(&format!("savepoint {} written", path.display()));
+                                if request.stop {
+                                    self.stopped_with = Some(path.clone());
+                                }
+                            }
+                            Err(e) => {
+                                log(&format!("savepoint of checkpoint {checkpoint} failed: {e}"))
+                            }
+                        }
+                        savepoint::respond(&self.requests, &request.request, result);
+                    }
+                }
                 self.retain();
                 None
             }
             CheckpointAction::Aborted { checkpoint, reason } => {
                 self.costs.remove(&checkpoint);
+                if matches!(&self.savepoint, Some((_, Some(id))) if *id == checkpoint) {
+                    let (request, _) = self.savepoint.take().expect("checked");
+                    savepoint::respond(
+                        &self.requests,
+                        &request.request,
+                        Err(format!(
+                            "the savepoint's checkpoint {checkpoint} was aborted: {reason}"
+                        )),
+                    );
+                }
                 log(&format!("checkpoint {checkpoint} aborted: {reason}"));
                 if let Some(files) = self.written.remove(&checkpoint) {
                     if let Err(e) = self.catalog.discard(&files) {
@@ -506,6 +590,13 @@ impl CheckpointDriver {
     pub fn finish(&mut self) -> Result<(), String> {
         while let Ok(report) = self.reports.try_recv() {
             self.report(report);
+        }
+        if let Some((request, _)) = self.savepoint.take() {
+            savepoint::respond(
+                &self.requests,
+                &request.request,
+                Err("the job ended before the savepoint was taken".into()),
+            );
         }
         if let Some(fatal) = self.fatal.take() {
             return Err(fatal);

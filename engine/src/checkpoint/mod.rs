@@ -6,6 +6,7 @@
 mod coordinator;
 mod driver;
 mod restart;
+pub mod savepoint;
 mod shard;
 mod snapshot_at_barrier;
 
@@ -44,6 +45,9 @@ pub struct CheckpointConfig {
     /// How many completed checkpoints to keep (at least 1).
     pub retain: usize,
     pub restore: Option<RestoreFrom>,
+    /// Where the checkpoint to restore is read from, when not `directory`
+    /// (a savepoint, or another job's storage).
+    pub restore_directory: Option<PathBuf>,
     /// The job's name, written into manifests.
     pub job_name: String,
     /// Incremental checkpoints: each shard writes only what changed since its

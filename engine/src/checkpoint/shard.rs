@@ -115,6 +115,7 @@ pub struct ShardCheckpoints {
     last_sent: Cell<Option<(CheckpointId, u32)>>,
     /// A checkpoint was dropped halfway: some states forgot their changes.
     needs_full: Cell<bool>,
+    full_requested: Arc<AtomicU64>,
 }
 
 /// How a shard takes part in checkpoints.
@@ -122,6 +123,8 @@ pub struct ShardCheckpointing {
     pub reports: Sender<ShardReport>,
     pub triggered: Arc<AtomicU64>,
     pub completed: Arc<AtomicU64>,
+    /// The checkpoint every shard writes in full (a savepoint).
+    pub full_requested: Arc<AtomicU64>,
     /// Incremental checkpoints: a full snapshot at least every this many.
     pub full_every: Option<u32>,
 }
@@ -146,11 +149,15 @@ impl ShardCheckpoints {
             completed: checkpointing.completed,
             last_sent: Cell::new(None),
             needs_full: Cell::new(true),
+            full_requested: checkpointing.full_requested,
         }
     }
 
     /// What the next part holds (see the module docs).
-    fn next_kind(&self) -> SnapshotKind {
+    fn next_kind(&self, checkpoint: CheckpointId) -> SnapshotKind {
+        if self.full_requested.load(Ordering::Acquire) == checkpoint {
+            return SnapshotKind::Full;
+        }
         let completed = self.completed.load(Ordering::Acquire);
         match (self.full_every, self.last_sent.get()) {
             (Some(full_every), Some((sent, changes)))
@@ -253,7 +260,7 @@ impl ShardCheckpoints {
         *self.current.borrow_mut() = Some(InProgress {
             checkpoint,
             sync_micros: 0,
-            file: StateFileWriter::new(self.next_kind()),
+            file: StateFileWriter::new(self.next_kind(checkpoint)),
             sources: SourcePositions::new(),
             done: vec![false; count],
         });

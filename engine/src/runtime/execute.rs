@@ -57,6 +57,8 @@ pub struct JobReport {
     pub checkpoints: Vec<CompletedCheckpoint>,
     /// How long reading the restored checkpoint took, if one was restored.
     pub restore_ms: Option<f64>,
+    /// The job stopped with this savepoint (instead of running to its end).
+    pub stopped_with: Option<std::path::PathBuf>,
 }
 
 /// Counts finished shards, also when a shard's thread unwinds.
@@ -153,6 +155,7 @@ fn execute_once(
     let committers = Committers::default();
     let triggered = Arc::new(AtomicU64::new(0));
     let completed = Arc::new(AtomicU64::new(0));
+    let full_requested = Arc::new(AtomicU64::new(0));
     let (reports, reports_in) = std::sync::mpsc::channel();
     let mut driver = config.checkpoint.clone().map(|checkpoint| {
         CheckpointDriver::new(
@@ -162,6 +165,7 @@ fn execute_once(
             reports_in,
             triggered.clone(),
             completed.clone(),
+            full_requested.clone(),
             committers.clone(),
         )
     });
@@ -200,6 +204,7 @@ fn execute_once(
                 reports: reports.clone(),
                 triggered: triggered.clone(),
                 completed: completed.clone(),
+                full_requested: full_requested.clone(),
                 full_every: c.full_every,
             }),
         };
@@ -225,6 +230,11 @@ fn execute_once(
         std::thread::sleep(DRIVER_TICK);
         if let Some(driver) = &mut driver {
             driver.poll();
+            if driver.stopped_with.is_some() && !abort.is_set() {
+                // Stop with savepoint: end the streams now; nothing after
+                // the savepoint is committed.
+                abort.set();
+            }
         }
         if let Some(progress) = &mut progress {
             progress.tick(started.elapsed(), || totals(&metrics));
@@ -244,9 +254,10 @@ fn execute_once(
     let mut errors = std::mem::take(&mut *errors.lock().expect("errors lock"));
     errors.extend(panicked);
     *last_completed = driver.as_ref().and_then(|d| d.last_completed());
+    let stopped_with = driver.as_ref().and_then(|d| d.stopped_with.clone());
     if let Some(driver) = &mut driver {
         // Only a job that ran to its end without errors commits its final output.
-        if errors.is_empty() {
+        if errors.is_empty() && stopped_with.is_none() {
             if let Err(e) = driver.finish() {
                 errors.push(EngineError::Checkpoint(e));
             }
@@ -264,6 +275,7 @@ fn execute_once(
         restarts: 0,
         checkpoints: driver.map(|d| d.completed).unwrap_or_default(),
         restore_ms,
+        stopped_with,
     })
 }
 

@@ -1,0 +1,150 @@
+//! Savepoints: `sluice savepoint` against a running job, stop-with-savepoint,
+//! and restoring a self-contained savepoint on 1 → 2 → 4 shards; the
+//! committed output equals a failure-free run's.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+fn job(shards: u32, sink: &str, checkpoint: &str, rate: &str) -> String {
+    format!(
+        "job = \"windowed_aggregation\"\nshards = {shards}\nprogress = false\n\
+         [source]\nconnector = \"generator\"\nevents = 1_500_000\nkeys = 2_000\nseed = 3\npartitions = 4\n{rate}\n\
+         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n{checkpoint}\
+         [params]\nwindow = \"tumbling\"\nsize_ms = 1_000\n"
+    )
+}
+
+const CHECKPOINT: &str = "[checkpoint]\ninterval_ms = 200\n";
+const RATE: &str = "rate = 300_000";
+
+fn committed_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            let text = std::fs::read_to_string(&path).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+fn start(job: &Path, restore: Option<&Path>) -> Child {
+    let mut command = sluice();
+    command.arg("run").arg(job);
+    if let Some(path) = restore {
+        command.arg("--restore").arg(path);
+    }
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Asks the running job for a savepoint into `dir`; returns its path.
+fn savepoint(job: &Path, dir: &Path, stop: bool) -> PathBuf {
+    let mut command = sluice();
+    command.arg("savepoint").arg(job).arg("--dir").arg(dir);
+    if stop {
+        command.arg("--stop");
+    }
+    let output = command.arg("--timeout-s").arg("30").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "sluice savepoint: {stderr}");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn finish(child: Child) -> String {
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn stop_with_savepoint_and_resume_on_one_two_four_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(&reference, job(2, "reference", "", "")).unwrap();
+    let output = sluice().arg("run").arg(&reference).output().unwrap();
+    assert!(output.status.success());
+
+    let job_file = dir.path().join("job.toml");
+    let savepoints = dir.path().join("savepoints");
+    let mut restore: Option<PathBuf> = None;
+    for shards in [1, 2] {
+        std::fs::write(&job_file, job(shards, "out", CHECKPOINT, RATE)).unwrap();
+        let child = start(&job_file, restore.as_deref());
+        std::thread::sleep(Duration::from_millis(1_200));
+        let path = savepoint(&job_file, &savepoints, true);
+        let stderr = finish(child);
+        assert!(stderr.contains("stopped with savepoint"), "{stderr}");
+        assert!(path.join("checkpoints").is_dir(), "{}", path.display());
+        // Self-contained: the job's own checkpoints may go.
+        std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+        restore = Some(path);
+    }
+    std::fs::write(&job_file, job(4, "out", CHECKPOINT, RATE)).unwrap();
+    let stderr = finish(start(&job_file, restore.as_deref()));
+    assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
+    let expected = committed_lines(&dir.path().join("reference"));
+    let got = committed_lines(&dir.path().join("out"));
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got == expected,
+        "output after savepoints differs from the clean run"
+    );
+}
+
+#[test]
+fn a_savepoint_leaves_the_job_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_file = dir.path().join("job.toml");
+    std::fs::write(&job_file, job(2, "out", CHECKPOINT, "rate = 600_000")).unwrap();
+    let child = start(&job_file, None);
+    std::thread::sleep(Duration::from_millis(700));
+    let path = savepoint(&job_file, &dir.path().join("sp"), false);
+    assert!(
+        path.starts_with(dir.path().join("sp")),
+        "{}",
+        path.display()
+    );
+    let stderr = finish(child);
+    assert!(!stderr.contains("stopped with savepoint"), "{stderr}");
+    // The job ran to its end: every key of every window is there.
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(&reference, job(2, "reference", "", "")).unwrap();
+    assert!(sluice()
+        .arg("run")
+        .arg(&reference)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    assert!(
+        committed_lines(&dir.path().join("out")) == committed_lines(&dir.path().join("reference"))
+    );
+}
+
+#[test]
+fn savepoint_without_a_running_job_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_file = dir.path().join("job.toml");
+    std::fs::write(&job_file, job(2, "out", CHECKPOINT, "")).unwrap();
+    let output = sluice()
+        .arg("savepoint")
+        .arg(&job_file)
+        .args(["--timeout-s", "1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no running job answered"), "{stderr}");
+}
