@@ -285,10 +285,10 @@ impl JobFile {
             }
         };
         if let Some(c) = &raw.checkpoint {
-            config.checkpoint = Some(checkpoint_config(c, &base, &raw.job, &invalid)?);
+            config.checkpoint = Some(checkpoint_config(c, &base, &raw.job, invalid)?);
         }
         if let Some(r) = &raw.restart {
-            config.restart = restart_strategy(r, &invalid)?;
+            config.restart = restart_strategy(r, invalid)?;
             if config.restart != RestartStrategy::None && config.checkpoint.is_none() {
                 return Err(invalid(
                     "restart",

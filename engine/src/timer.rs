@@ -102,10 +102,7 @@ impl<K: StateKey + StableKey, N: StateKey> SnapshotState for Timers<K, N> {
                 for (tag, timers) in tagged {
                     for (time, key, namespace) in timers {
                         by_group[group_of(key)].entry(&[
-                            &|w| {
-                                w.count(tag);
-                                Ok(())
-                            },
+                            &|w| w.tag(tag),
                             &|w| w.part(time),
                             &|w| w.part(key),
                             &|w| w.part(namespace),

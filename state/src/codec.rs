@@ -98,6 +98,12 @@ impl<'a> PartWriter<'a> {
         self.out.extend_from_slice(&n.to_le_bytes());
     }
 
+    /// Appends a tag (a `u64`); for entries whose kind comes first.
+    pub fn tag(&mut self, tag: u64) -> Result<(), CodecError> {
+        self.count(tag);
+        Ok(())
+    }
+
     /// Appends raw bytes, prefixed by their length.
     pub fn bytes(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
         let len =

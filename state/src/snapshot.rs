@@ -66,6 +66,9 @@ pub trait SnapshotState {
     fn apply_changes(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError>;
 }
 
+/// Writes one part of an entry.
+pub type EntryPart<'f> = &'f dyn Fn(&mut PartWriter<'_>) -> Result<(), CodecError>;
+
 /// Encodes entries as a count followed by parts; for [`SnapshotState`] impls.
 pub struct EntryWriter {
     bytes: Vec<u8>,
@@ -87,10 +90,7 @@ impl EntryWriter {
     }
 
     /// Appends one entry made of `parts` (encoded in order).
-    pub fn entry(
-        &mut self,
-        parts: &[&dyn Fn(&mut PartWriter<'_>) -> Result<(), CodecError>],
-    ) -> Result<(), CodecError> {
+    pub fn entry(&mut self, parts: &[EntryPart<'_>]) -> Result<(), CodecError> {
         let mut w = PartWriter::new(&mut self.bytes);
         for part in parts {
             part(&mut w)?;
@@ -262,16 +262,16 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotSt
                         self.table.read(group, k, n, &mut |v| {
                             value = match v {
                                 Some(v) => entries.entry(&[
-                                    &|w| Ok(w.count(PUT)),
+                                    &|w| w.tag(PUT),
                                     &|w| w.part(k),
                                     &|w| w.part(n),
                                     &|w| w.part(v),
                                 ]),
-                                None => entries.entry(&[
-                                    &|w| Ok(w.count(DELETE)),
-                                    &|w| w.part(k),
-                                    &|w| w.part(n),
-                                ]),
+                                None => {
+                                    entries.entry(&[&|w| w.tag(DELETE), &|w| w.part(k), &|w| {
+                                        w.part(n)
+                                    }])
+                                }
                             }
                         });
                         value?;
@@ -344,11 +344,14 @@ impl<K, N, V, T: KeyedTable<K, N, V>> KeyedTable<K, N, V> for SharedTable<T> {
     }
 }
 
+/// Per key group, the bytes of a full snapshot and of the changes after it.
+type GroupChains = BTreeMap<KeyGroup, Vec<(SnapshotKind, Vec<u8>)>>;
+
 /// The bytes of each state's key groups, read from one or more state files:
 /// per group, a full snapshot and the changes after it, in order.
 #[derive(Default, Debug)]
 pub struct RestoreSet {
-    states: HashMap<String, BTreeMap<KeyGroup, Vec<(SnapshotKind, Vec<u8>)>>>,
+    states: HashMap<String, GroupChains>,
 }
 
 impl RestoreSet {
@@ -413,7 +416,7 @@ impl RestoreSet {
         self.states.keys().map(String::as_str)
     }
 
-    fn take(&mut self, name: &str) -> Option<BTreeMap<KeyGroup, Vec<(SnapshotKind, Vec<u8>)>>> {
+    fn take(&mut self, name: &str) -> Option<GroupChains> {
         self.states.remove(name)
     }
 }

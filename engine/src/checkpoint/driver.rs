@@ -26,7 +26,7 @@ use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, FileStore, Man
 use sluice_state::{KeyGroups, RestoreSet, SnapshotKind};
 
 use super::savepoint::{self, SavepointRequest};
-use super::shard::{ShardReport, SourcePositions};
+use super::shard::{CheckpointSignals, ShardReport, SourcePositions};
 use super::{
     CheckpointAction, CheckpointConfig, CheckpointCoordinator, CheckpointId, CheckpointInput,
     Committer, RestoreFrom,
@@ -263,11 +263,14 @@ impl CheckpointDriver {
         shards: u32,
         restored: &Restored,
         reports: Receiver<ShardReport>,
-        triggered: Arc<AtomicU64>,
-        completed: Arc<AtomicU64>,
-        full_requested: Arc<AtomicU64>,
+        signals: CheckpointSignals,
         committers: Committers,
     ) -> Self {
+        let CheckpointSignals {
+            triggered,
+            completed,
+            full_requested,
+        } = signals;
         let resumed_from = restored.checkpoint.map_or(0, |(id, _)| id);
         let first = restored.highest_stored.max(resumed_from) + 1;
         // Sources emit a barrier for the newest id above the one they resumed
@@ -313,7 +316,7 @@ impl CheckpointDriver {
             self.report(report);
         }
         self.ticks += 1;
-        if self.ticks % SAVEPOINT_POLL_TICKS == 0 && self.savepoint.is_none() {
+        if self.ticks.is_multiple_of(SAVEPOINT_POLL_TICKS) && self.savepoint.is_none() {
             match savepoint::take_request(&self.requests) {
                 Some(Ok(request)) => {
                     log(&format!(

@@ -22,8 +22,8 @@ pub use driver::{
 };
 pub use restart::RestartStrategy;
 pub use shard::{
-    position_key, ParticipantKind, ShardCheckpointing, ShardCheckpoints, ShardReport,
-    SourcePositions,
+    position_key, CheckpointSignals, ParticipantKind, ShardCheckpointing, ShardCheckpoints,
+    ShardReport, SourcePositions,
 };
 pub use snapshot_at_barrier::SnapshotAtBarrier;
 

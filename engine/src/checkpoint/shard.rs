@@ -118,13 +118,21 @@ pub struct ShardCheckpoints {
     full_requested: Arc<AtomicU64>,
 }
 
-/// How a shard takes part in checkpoints.
-pub struct ShardCheckpointing {
-    pub reports: Sender<ShardReport>,
+/// What the driver publishes to every shard (written by the driver only).
+#[derive(Clone, Default)]
+pub struct CheckpointSignals {
+    /// The newest checkpoint triggered (sources poll it).
     pub triggered: Arc<AtomicU64>,
+    /// The newest checkpoint completed.
     pub completed: Arc<AtomicU64>,
     /// The checkpoint every shard writes in full (a savepoint).
     pub full_requested: Arc<AtomicU64>,
+}
+
+/// How a shard takes part in checkpoints.
+pub struct ShardCheckpointing {
+    pub reports: Sender<ShardReport>,
+    pub signals: CheckpointSignals,
     /// Incremental checkpoints: a full snapshot at least every this many.
     pub full_every: Option<u32>,
 }
@@ -140,16 +148,16 @@ impl ShardCheckpoints {
             shard,
             registry,
             reports: checkpointing.reports,
-            triggered: checkpointing.triggered,
+            triggered: checkpointing.signals.triggered,
             resumed_from,
             participants: RefCell::new(Vec::new()),
             current: RefCell::new(None),
             finished_sent: RefCell::new(false),
             full_every: checkpointing.full_every,
-            completed: checkpointing.completed,
+            completed: checkpointing.signals.completed,
             last_sent: Cell::new(None),
             needs_full: Cell::new(true),
-            full_requested: checkpointing.full_requested,
+            full_requested: checkpointing.signals.full_requested,
         }
     }
 

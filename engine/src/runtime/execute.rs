@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ use super::channels::{self, ShardEndpoints};
 use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
 use crate::checkpoint::{
-    self, CheckpointDriver, CheckpointId, Committers, CompletedCheckpoint, RestoreFrom, Restored,
-    ShardCheckpointing,
+    self, CheckpointDriver, CheckpointId, CheckpointSignals, Committers, CompletedCheckpoint,
+    RestoreFrom, Restored, ShardCheckpointing,
 };
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput};
@@ -153,9 +153,7 @@ fn execute_once(
     }
     let restored = Arc::new(restored);
     let committers = Committers::default();
-    let triggered = Arc::new(AtomicU64::new(0));
-    let completed = Arc::new(AtomicU64::new(0));
-    let full_requested = Arc::new(AtomicU64::new(0));
+    let signals = CheckpointSignals::default();
     let (reports, reports_in) = std::sync::mpsc::channel();
     let mut driver = config.checkpoint.clone().map(|checkpoint| {
         CheckpointDriver::new(
@@ -163,9 +161,7 @@ fn execute_once(
             shards,
             &restored,
             reports_in,
-            triggered.clone(),
-            completed.clone(),
-            full_requested.clone(),
+            signals.clone(),
             committers.clone(),
         )
     });
@@ -202,9 +198,7 @@ fn execute_once(
             committers: committers.clone(),
             checkpointing: config.checkpoint.as_ref().map(|c| ShardCheckpointing {
                 reports: reports.clone(),
-                triggered: triggered.clone(),
-                completed: completed.clone(),
-                full_requested: full_requested.clone(),
+                signals: signals.clone(),
                 full_every: c.full_every,
             }),
         };
