@@ -164,6 +164,38 @@ fn nexmark_q5_killed_ten_times_commits_exactly_the_clean_output() {
     );
 }
 
+fn nexmark_q8(sink: &str, checkpoint: &str, rate: &str) -> String {
+    nexmark_q5(sink, checkpoint, rate)
+        .replace("nexmark.q5", "nexmark.q8")
+        .replace("window_slide_ms = 200\n", "")
+}
+
+/// A two-input operator (the join of persons and auctions): barriers are
+/// aligned across both inputs and the join's state is written once.
+#[test]
+fn nexmark_q8_join_killed_ten_times_commits_exactly_the_clean_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = write_job(
+        dir.path(),
+        "reference.toml",
+        &nexmark_q8("reference", "", ""),
+    );
+    run_to_end_plain(&reference);
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        &nexmark_q8("out", CHECKPOINT, "rate = 100_000"),
+    );
+    let restored = kill_and_recover(&job, 10, 0x5eed_0008, (250, 650));
+    assert!(restored >= 5, "only {restored} runs restored a checkpoint");
+    let expected = committed_lines(&dir.path().join("reference"));
+    assert!(expected.len() > 200, "{} lines", expected.len());
+    assert!(
+        committed_lines(&dir.path().join("out")) == expected,
+        "q8 output differs"
+    );
+}
+
 fn run_to_end_plain(job: &Path) {
     let output = sluice().arg("run").arg(job).output().unwrap();
     assert!(

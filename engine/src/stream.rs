@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use sluice_state::{StableKey, StateBackend, StateKey};
 
-use crate::checkpoint::{position_key, ParticipantKind};
+use crate::checkpoint::{position_key, AlignedInput, InputAligner, ParticipantKind};
 use crate::connectors::{Sink, SinkContext, Source};
 use crate::exchange::{
     BroadcastPartitioner, ExchangeGate, ExchangeSender, KeyPartitioner, Partitioner,
@@ -242,21 +242,17 @@ impl<T: Data> Stream<T> {
         let attach: Attach<T> =
             Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
                 sb.attach_shared(node, consumer, |sb, fan| {
-                    if sb.checkpoints.is_some() && inputs.len() > 1 {
-                        // Several inputs need their barriers aligned across all.
-                        return sb.fail(EngineError::Config(
-                            "checkpoints do not yet support union".into(),
-                        ));
-                    }
                     let union = Union::new(inputs.len(), fan);
+                    // Checkpoint barriers are aligned across the inputs.
+                    let aligner = (sb.checkpoints.is_some() && inputs.len() > 1)
+                        .then(|| InputAligner::new(inputs.len(), None));
                     for (input, attach) in inputs.iter().enumerate() {
-                        attach(
-                            sb,
-                            Box::new(UnionInput {
-                                union: union.clone(),
-                                input,
-                            }),
-                        );
+                        let consumer: Box<dyn Push<T>> = Box::new(UnionInput {
+                            union: union.clone(),
+                            input,
+                        });
+                        let consumer = aligned(&aligner, input, consumer);
+                        attach(sb, consumer);
                     }
                 });
             });
@@ -547,12 +543,6 @@ where
         let attach: Attach<O> =
             Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<O>>| {
                 sb.attach_shared(node, consumer, |sb, fan| {
-                    if sb.checkpoints.is_some() {
-                        // Two inputs need their barriers aligned across both.
-                        return sb.fail(EngineError::Config(
-                            "checkpoints do not yet support two-input operators (connect)".into(),
-                        ));
-                    }
                     sb.state.set_owner(node);
                     let function = factory(&mut sb.state);
                     let side = sb.side_outputs(node);
@@ -570,20 +560,31 @@ where
                         state.clone(),
                         PhantomData,
                     ))));
-                    first(
-                        sb,
+                    // Checkpoint barriers are aligned across both inputs; the
+                    // shared state is written once both have delivered one.
+                    let aligner = sb.checkpoints.clone().map(|checkpoints| {
+                        let owns_state = sb.state.registry().borrow().owners().contains(&node);
+                        let snapshot = owns_state.then(|| {
+                            let participant =
+                                checkpoints.participate(ParticipantKind::StateOwner(node));
+                            (checkpoints, participant)
+                        });
+                        InputAligner::new(2, snapshot)
+                    });
+                    let first_input: Box<dyn Push<A>> =
                         Box::new(FirstInput::<K, B, O, FA, FB, P> {
                             state: state.clone(),
                             _second: PhantomData,
-                        }),
-                    );
-                    second(
-                        sb,
+                        });
+                    let second_input: Box<dyn Push<B>> =
                         Box::new(SecondInput::<K, A, O, FA, FB, P> {
                             state,
                             _first: PhantomData,
-                        }),
-                    );
+                        });
+                    let first_input = aligned(&aligner, 0, first_input);
+                    let second_input = aligned(&aligner, 1, second_input);
+                    first(sb, first_input);
+                    second(sb, second_input);
                 });
             });
         Stream { env, node, attach }
@@ -708,5 +709,18 @@ where
             function: function.clone(),
             _types: PhantomData,
         })
+    }
+}
+
+/// Input `index` of a multi-input operator, behind the barrier aligner when
+/// the job takes checkpoints.
+fn aligned<T: 'static>(
+    aligner: &Option<Rc<RefCell<InputAligner>>>,
+    index: usize,
+    input: Box<dyn Push<T>>,
+) -> Box<dyn Push<T>> {
+    match aligner {
+        Some(aligner) => Box::new(AlignedInput::new(aligner.clone(), index, input)),
+        None => input,
     }
 }

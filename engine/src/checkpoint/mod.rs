@@ -5,6 +5,7 @@
 
 mod coordinator;
 mod driver;
+mod input_aligner;
 mod restart;
 pub mod savepoint;
 mod shard;
@@ -20,6 +21,7 @@ pub use driver::{
     restore, CheckpointDriver, Committers, CompletedCheckpoint, Restored, ShardAck,
     FINAL_CHECKPOINT,
 };
+pub use input_aligner::{AlignedInput, InputAligner};
 pub use restart::RestartStrategy;
 pub use shard::{
     position_key, CheckpointSignals, ParticipantKind, ShardCheckpointing, ShardCheckpoints,
