@@ -42,6 +42,7 @@ pub struct BenchSpec {
     pub checkpoint_interval_ms: Option<u64>,
     /// Incremental checkpoints, full at least every N (`None`: always full).
     pub checkpoint_full_every: Option<u32>,
+    pub checkpoint_alignment: sluice_engine::checkpoint::BarrierAlignment,
 }
 
 /// The checkpoints of a run.
@@ -159,6 +160,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
                 restore_directory: None,
                 job_name: format!("nexmark.{query}"),
                 full_every: spec.checkpoint_full_every,
+                alignment: spec.checkpoint_alignment,
             });
             Some(dir)
         }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice_bench::nexmark::NexmarkConfig;
-use sluice_engine::checkpoint::{CheckpointConfig, CheckpointTiming, RestartStrategy};
+use sluice_engine::checkpoint::{
+    BarrierAlignment, CheckpointConfig, CheckpointTiming, RestartStrategy,
+};
 use sluice_engine::config::{
     available_cpus, BATCH_BYTES_LIMIT_MAX, SHARDS_MAX, SOURCE_BATCH_RECORDS_MAX,
 };
@@ -81,6 +83,7 @@ struct RawCheckpoint {
     retain: Option<usize>,
     storage: Option<String>,
     mode: Option<String>,
+    alignment_timeout_ms: Option<u64>,
     incremental: Option<bool>,
     full_every: Option<u32>,
 }
@@ -624,21 +627,25 @@ fn checkpoint_config(
             "is 0, expected at least 1 (the newest complete checkpoint is always kept)".into(),
         ));
     }
-    match c.mode.as_deref() {
-        None | Some("aligned") => {}
-        Some("unaligned") => {
+    let alignment = match (c.mode.as_deref(), c.alignment_timeout_ms) {
+        (None | Some("aligned"), None) => BarrierAlignment::Aligned,
+        (None | Some("aligned"), Some(ms)) => {
+            BarrierAlignment::AlignedWithTimeout(Duration::from_millis(ms))
+        }
+        (Some("unaligned"), None) => BarrierAlignment::Unaligned,
+        (Some("unaligned"), Some(_)) => {
             return Err(invalid(
-                "checkpoint.mode",
-                "\"unaligned\" is not available yet; use \"aligned\"".into(),
+                "checkpoint.alignment_timeout_ms",
+                "applies to mode \"aligned\" (it switches to unaligned after the timeout)".into(),
             ))
         }
-        Some(other) => {
+        (Some(other), _) => {
             return Err(invalid(
                 "checkpoint.mode",
-                format!("is \"{other}\", expected \"aligned\""),
+                format!("is \"{other}\", expected \"aligned\" or \"unaligned\""),
             ))
         }
-    }
+    };
     let full_every = match (c.incremental.unwrap_or(true), c.full_every) {
         (false, Some(_)) => {
             return Err(invalid(
@@ -698,6 +705,7 @@ fn checkpoint_config(
         restore_directory: None,
         job_name: job.to_owned(),
         full_every,
+        alignment,
     })
 }
 

@@ -115,6 +115,9 @@ enum BenchCommand {
         /// every checkpoint full).
         #[arg(long, default_value_t = 10)]
         checkpoint_full_every: u32,
+        /// Unaligned checkpoints.
+        #[arg(long)]
+        checkpoint_unaligned: bool,
         /// Appends one JSON line per run to this file.
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
@@ -248,6 +251,7 @@ fn main() -> ExitCode {
                     flush_timeout_ms,
                     checkpoint_interval_ms,
                     checkpoint_full_every,
+                    checkpoint_unaligned,
                     results,
                 },
         } => {
@@ -278,6 +282,11 @@ fn main() -> ExitCode {
                 flush_timeout_ms,
                 checkpoint_interval_ms,
                 checkpoint_full_every: (checkpoint_full_every > 0).then_some(checkpoint_full_every),
+                checkpoint_alignment: if checkpoint_unaligned {
+                    sluice_engine::checkpoint::BarrierAlignment::Unaligned
+                } else {
+                    sluice_engine::checkpoint::BarrierAlignment::Aligned
+                },
             };
             match bench_nexmark::run(&spec) {
                 Ok(result) => {

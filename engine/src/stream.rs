@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use sluice_state::{StableKey, StateBackend, StateKey};
 
-use crate::checkpoint::{position_key, AlignedInput, InputAligner, ParticipantKind};
+use crate::checkpoint::{
+    position_key, AlignedInput, BarrierAlignment, InputAligner, ParticipantKind,
+};
 use crate::connectors::{Sink, SinkContext, Source};
 use crate::exchange::{
-    BroadcastPartitioner, ExchangeGate, ExchangeSender, KeyPartitioner, Partitioner,
-    RoundRobinPartitioner,
+    BroadcastPartitioner, ChannelCheckpoints, ExchangeGate, ExchangeSender, KeyPartitioner,
+    Partitioner, RoundRobinPartitioner,
 };
 use crate::operators::{
     co_process, CoTick, Filter, FirstInput, FlatMap, KeyedAggregate, KeyedCoProcess, KeyedHost,
@@ -320,9 +322,30 @@ impl<T: ExchangeData> Stream<T> {
     ) -> Stream<T> {
         let edge = self.env.next_edge();
         self.derive(move |sb, _, downstream| {
-            let gate = Rc::new(RefCell::new(ExchangeGate::new(
-                downstream, sb.shard, sb.shards,
-            )));
+            let mut gate = ExchangeGate::new(downstream, sb.shard, sb.shards);
+            let name = format!("channel-{edge}");
+            let alignment = sb.config.checkpoint.as_ref().map(|c| c.alignment);
+            if let (Some(checkpoints), Some(alignment)) = (&sb.checkpoints, alignment) {
+                if alignment != BarrierAlignment::Aligned {
+                    gate = gate.with_channel_checkpoints(ChannelCheckpoints {
+                        participant: checkpoints.participate(ParticipantKind::Channel),
+                        checkpoints: checkpoints.clone(),
+                        name: name.clone(),
+                        alignment,
+                    });
+                }
+            }
+            // Records that were in flight into this gate at the restored
+            // (unaligned) checkpoint come before any new input.
+            if let Some(records) = sb.restored.take_channel(sb.shard, &name) {
+                if let Err(e) = gate.replay(&records) {
+                    sb.fail(EngineError::Restore(format!(
+                        "shard {}: {name}: {e}",
+                        sb.shard
+                    )));
+                }
+            }
+            let gate = Rc::new(RefCell::new(gate));
             sb.register_gate(edge, gate.clone());
             let outbox = sb.outbox(edge);
             let (sender, state) = ExchangeSender::new(

@@ -100,6 +100,7 @@ fn run(dir: &Path, source: Counting, restart: RestartStrategy) -> Result<u32, En
             restore_directory: None,
             job_name: "restart-test".into(),
             full_every: Some(3),
+            alignment: Default::default(),
         }),
         restart,
         ..Default::default()

@@ -23,10 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, FileStore, Manifest};
-use sluice_state::{KeyGroups, RestoreSet, SnapshotKind};
+use sluice_state::{KeyGroups, PartReader, PartWriter, RestoreSet, SnapshotKind};
 
 use super::savepoint::{self, SavepointRequest};
-use super::shard::{CheckpointSignals, ShardReport, SourcePositions};
+use super::shard::{ChannelStates, CheckpointSignals, ShardReport, SourcePositions};
 use super::{
     CheckpointAction, CheckpointConfig, CheckpointCoordinator, CheckpointId, CheckpointInput,
     Committer, RestoreFrom,
@@ -46,6 +46,33 @@ pub struct ShardAck {
     /// one, then the changes after it.
     files: Vec<(String, FileInfo)>,
     sources: SourcePositions,
+    /// Records in flight at unaligned barriers, if any.
+    channels: Option<(String, FileInfo)>,
+}
+
+/// Encodes a shard's channel states into one file.
+fn encode_channels(channels: &ChannelStates) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut w = PartWriter::new(&mut bytes);
+    w.count(channels.len() as u64);
+    for (name, records) in channels {
+        let _ = w.bytes(name.as_bytes());
+        let _ = w.bytes(records);
+    }
+    bytes
+}
+
+fn decode_channels(file: &str, bytes: &[u8]) -> Result<ChannelStates, String> {
+    let context = |e: sluice_state::CodecError| format!("{file}: {e}");
+    let mut r = PartReader::new(bytes);
+    let mut channels = ChannelStates::new();
+    for _ in 0..r.count().map_err(context)? {
+        let name = String::from_utf8(r.raw().map_err(context)?.to_vec())
+            .map_err(|_| format!("{file}: a channel name is not UTF-8"))?;
+        channels.insert(name, r.raw().map_err(context)?.to_vec());
+    }
+    r.finish().map_err(context)?;
+    Ok(channels)
 }
 
 /// What a completed checkpoint cost.
@@ -75,6 +102,8 @@ pub struct Restored {
     pub shard_states: Vec<Mutex<Option<RestoreSet>>>,
     /// Newer checkpoints that could not be used, with the reason.
     pub skipped: Vec<String>,
+    /// Each shard's channel state (unaligned checkpoints; same shard count).
+    pub channels: Vec<Mutex<ChannelStates>>,
     /// The highest checkpoint id in the storage: new ones are numbered above
     /// it, so nothing of an earlier run is overwritten.
     pub highest_stored: CheckpointId,
@@ -85,6 +114,13 @@ impl Restored {
     pub fn sink_checkpoint(&self) -> Option<CheckpointId> {
         self.checkpoint
             .map(|(id, finished)| if finished { FINAL_CHECKPOINT } else { id })
+    }
+
+    /// Shard `shard`'s records of channel `name` to replay (taken once).
+    pub fn take_channel(&self, shard: u32, name: &str) -> Option<Vec<u8>> {
+        self.channels
+            .get(shard as usize)
+            .and_then(|c| c.lock().expect("restore lock").remove(name))
     }
 
     /// Shard `shard`'s state to restore (taken once).
@@ -172,9 +208,26 @@ fn read_checkpoint(
     let manifest = catalog.load(id)?;
     let mut sets: Vec<RestoreSet> = (0..shards).map(|_| RestoreSet::default()).collect();
     let mut positions = SourcePositions::new();
+    let mut channels: Vec<ChannelStates> = (0..shards).map(|_| ChannelStates::new()).collect();
     for (task, value) in &manifest.tasks {
         let (state_files, sources) =
             parse_task(value).ok_or_else(|| format!("task {task}: malformed entry {value}"))?;
+        if let Some(name) = value.get("channels").and_then(|c| c.as_str()) {
+            let info = manifest.files.get(name).ok_or_else(|| {
+                format!("task {task} refers to {name}, which the manifest does not list")
+            })?;
+            let states = decode_channels(name, &catalog.get_shared(name, info)?)?;
+            if !states.is_empty() && manifest.tasks.len() != shards as usize {
+                return Err(format!(
+                    "it holds records in flight (an unaligned checkpoint of {} shards) and restores only on {} shards; rescale from a savepoint",
+                    manifest.tasks.len(),
+                    manifest.tasks.len()
+                ));
+            }
+            if let Some(shard_channels) = channels.get_mut(*task as usize) {
+                shard_channels.extend(states);
+            }
+        }
         for state_file in state_files {
             let info = manifest.files.get(&state_file).ok_or_else(|| {
                 format!("task {task} refers to {state_file}, which the manifest does not list")
@@ -192,13 +245,15 @@ fn read_checkpoint(
         positions,
         shard_states: sets.into_iter().map(|s| Mutex::new(Some(s))).collect(),
         skipped: Vec::new(),
+        channels: channels.into_iter().map(Mutex::new).collect(),
         highest_stored: 0,
     })
 }
 
 fn task_entry(ack: &ShardAck) -> serde_json::Value {
     let state: Vec<&str> = ack.files.iter().map(|(name, _)| name.as_str()).collect();
-    serde_json::json!({ "state": state, "sources": ack.sources })
+    let channels = ack.channels.as_ref().map(|(name, _)| name.as_str());
+    serde_json::json!({ "state": state, "sources": ack.sources, "channels": channels })
 }
 
 fn parse_task(value: &serde_json::Value) -> Option<(Vec<String>, SourcePositions)> {
@@ -345,6 +400,7 @@ impl CheckpointDriver {
                 sources,
                 sync_micros,
                 kind,
+                channels,
             } => {
                 if let Some(cost) = self.costs.get_mut(&checkpoint) {
                     cost.1 += state.len() as u64;
@@ -360,13 +416,30 @@ impl CheckpointDriver {
                     SnapshotKind::Full => Vec::new(),
                     SnapshotKind::Changes => self.chains.get(&shard).cloned().unwrap_or_default(),
                 };
-                let input = match self.write(checkpoint, &name, &state) {
-                    Ok(info) => {
+                let channels = match channels.is_empty() {
+                    true => Ok(None),
+                    false => {
+                        let name = format!("{checkpoint:020}-{shard:05}.channels");
+                        let bytes = encode_channels(&channels);
+                        self.write(checkpoint, &name, &bytes)
+                            .map(|info| Some((name, info)))
+                    }
+                };
+                let written = channels.and_then(|channels| {
+                    self.write(checkpoint, &name, &state)
+                        .map(|info| (info, channels))
+                });
+                let input = match written {
+                    Ok((info, channels)) => {
                         files.push((name, info));
                         CheckpointInput::Acknowledged {
                             checkpoint,
                             task: shard,
-                            ack: ShardAck { files, sources },
+                            ack: ShardAck {
+                                files,
+                                sources,
+                                channels,
+                            },
                         }
                     }
                     Err(reason) => CheckpointInput::Declined {
@@ -407,6 +480,7 @@ impl CheckpointDriver {
                         let ack = ShardAck {
                             files: vec![(name, info)],
                             sources,
+                            channels: None,
                         };
                         self.finished.insert(shard, ack.clone());
                         // It will not answer the checkpoint in flight itself.
@@ -565,7 +639,7 @@ impl CheckpointDriver {
             created_unix_ms: now_unix_ms(),
             files: acks
                 .values()
-                .flat_map(|a| a.files.iter().cloned())
+                .flat_map(|a| a.files.iter().chain(&a.channels).cloned())
                 .collect(),
             tasks: acks.iter().map(|(t, a)| (*t, task_entry(a))).collect(),
             finished,

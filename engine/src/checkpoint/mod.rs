@@ -24,10 +24,23 @@ pub use driver::{
 pub use input_aligner::{AlignedInput, InputAligner};
 pub use restart::RestartStrategy;
 pub use shard::{
-    position_key, CheckpointSignals, ParticipantKind, ShardCheckpointing, ShardCheckpoints,
-    ShardReport, SourcePositions,
+    position_key, ChannelStates, CheckpointSignals, ParticipantKind, ShardCheckpointing,
+    ShardCheckpoints, ShardReport, SourcePositions,
 };
 pub use snapshot_at_barrier::SnapshotAtBarrier;
+
+/// How input gates treat checkpoint barriers (`checkpoint.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BarrierAlignment {
+    /// Inputs that delivered the barrier wait for the others.
+    #[default]
+    Aligned,
+    /// The first barrier goes on at once; records still arriving on other
+    /// inputs before their barrier are kept as channel state.
+    Unaligned,
+    /// Aligned, switching to unaligned when alignment takes longer than this.
+    AlignedWithTimeout(std::time::Duration),
+}
 
 /// Which checkpoint a job resumes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +69,7 @@ pub struct CheckpointConfig {
     /// previous part, and everything at least every `full_every` checkpoints
     /// (`None`: everything every time).
     pub full_every: Option<u32>,
+    pub alignment: BarrierAlignment,
 }
 
 /// Commits what an exactly-once sink pre-committed for a checkpoint, once the

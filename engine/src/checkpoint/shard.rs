@@ -55,6 +55,8 @@ pub enum ShardReport {
         /// Whether `state` holds everything or the changes since the shard's
         /// previous part.
         kind: SnapshotKind,
+        /// Records in flight at unaligned barriers, by channel.
+        channels: ChannelStates,
     },
     /// The shard could not take its part of `checkpoint`.
     Declined {
@@ -76,7 +78,13 @@ pub enum ParticipantKind {
     Source,
     StateOwner(u64),
     Sink,
+    /// An input gate of unaligned checkpoints: it adds the records that were
+    /// in flight when the barrier overtook them (channel state).
+    Channel,
 }
+
+/// Channel state by name (`channel-<edge>`): encoded records.
+pub type ChannelStates = BTreeMap<String, Vec<u8>>;
 
 struct Participant {
     kind: ParticipantKind,
@@ -90,6 +98,7 @@ struct InProgress {
     sync_micros: u64,
     file: StateFileWriter,
     sources: SourcePositions,
+    channels: ChannelStates,
     done: Vec<bool>,
 }
 
@@ -211,6 +220,47 @@ impl ShardCheckpoints {
         self.send_if_complete();
     }
 
+    /// Gate participant `index` has all of checkpoint `checkpoint`'s barriers:
+    /// `records` were in flight when the first one overtook them.
+    pub fn channel_state(
+        &self,
+        index: usize,
+        checkpoint: CheckpointId,
+        name: String,
+        records: Vec<u8>,
+    ) {
+        if !self.begin(checkpoint) {
+            return;
+        }
+        if let Some(progress) = self.current.borrow_mut().as_mut() {
+            if !records.is_empty() {
+                progress.channels.insert(name, records);
+            }
+        }
+        self.contribute(index);
+        self.send_if_complete();
+    }
+
+    /// This shard cannot take its part of `checkpoint`: the driver aborts it.
+    pub fn decline(&self, checkpoint: CheckpointId, reason: &str) {
+        let mut current = self.current.borrow_mut();
+        if current.as_ref().is_some_and(|c| c.checkpoint == checkpoint) {
+            *current = None;
+            self.needs_full.set(true);
+        }
+        let _ = self.reports.send(ShardReport::Declined {
+            shard: self.shard,
+            checkpoint,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Whether `checkpoint` is a savepoint (every barrier of it is aligned, so
+    /// it restores on any shard count).
+    pub fn is_savepoint(&self, checkpoint: CheckpointId) -> bool {
+        self.full_requested.load(Ordering::Acquire) == checkpoint
+    }
+
     /// Participant `index` has seen the end of its input (a source with its
     /// final positions).
     pub fn ended(&self, index: usize, positions: SourcePositions) {
@@ -270,6 +320,7 @@ impl ShardCheckpoints {
             sync_micros: 0,
             file: StateFileWriter::new(self.next_kind(checkpoint)),
             sources: SourcePositions::new(),
+            channels: ChannelStates::new(),
             done: vec![false; count],
         });
         // Participants that have ended take part as they are now.
@@ -317,7 +368,7 @@ impl ShardCheckpoints {
                     });
                 }
             }
-            ParticipantKind::Sink => {}
+            ParticipantKind::Sink | ParticipantKind::Channel => {}
         }
     }
 
@@ -345,6 +396,7 @@ impl ShardCheckpoints {
             sources: progress.sources,
             sync_micros: progress.sync_micros,
             kind,
+            channels: progress.channels,
         });
     }
 
@@ -361,7 +413,7 @@ impl ShardCheckpoints {
                 ParticipantKind::StateOwner(node) => registry
                     .snapshot_owner(node, &mut file)
                     .map_err(|e| e.to_string())?,
-                ParticipantKind::Sink => {}
+                ParticipantKind::Sink | ParticipantKind::Channel => {}
             }
         }
         Ok((file.finish(), sources))

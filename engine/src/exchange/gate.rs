@@ -13,15 +13,25 @@
 //! chain gets barrier *n* once, and the held events follow it. A barrier newer
 //! than the one being aligned (the older checkpoint was aborted) abandons the
 //! older alignment; an older one is ignored.
+//!
+//! Unaligned (or aligned past its timeout), the barrier goes on at once and
+//! nothing is blocked; the records that still arrive on an input before that
+//! input's barrier were in flight at the checkpoint: they are processed as
+//! usual and also kept, encoded, as the gate's channel state, which a restore
+//! replays before any new input. Savepoints are always aligned.
 
 use std::cell::Cell;
 use std::rc::Rc;
+
+use std::time::Instant;
 
 use glommio::sync::Semaphore;
 use sluice_network::{
     CheckpointBarrier, ExchangeData, ExchangeMessage, RecordBatch, WatermarkStatus,
 };
+use sluice_state::{CodecError, EntryWriter, PartReader};
 
+use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
 use crate::push::{Control, EdgeId, Push};
 use crate::watermark::WatermarkCombiner;
 use crate::Rec;
@@ -80,6 +90,18 @@ enum Held<T> {
 struct Alignment {
     barrier: CheckpointBarrier,
     arrived: Vec<bool>,
+    started: Instant,
+    /// The barrier has gone on; records of inputs yet to deliver it are kept.
+    unaligned: bool,
+    in_flight: EntryWriter,
+}
+
+/// The gate's part in unaligned checkpoints.
+pub(crate) struct ChannelCheckpoints {
+    pub checkpoints: Rc<ShardCheckpoints>,
+    pub participant: usize,
+    pub name: String,
+    pub alignment: BarrierAlignment,
 }
 
 pub(crate) struct ExchangeGate<T> {
@@ -94,6 +116,7 @@ pub(crate) struct ExchangeGate<T> {
     alignment: Option<Alignment>,
     held: Vec<Held<T>>,
     wake: Rc<AlignmentWake>,
+    channel: Option<ChannelCheckpoints>,
 }
 
 impl<T: ExchangeData> ExchangeGate<T> {
@@ -109,14 +132,93 @@ impl<T: ExchangeData> ExchangeGate<T> {
             alignment: None,
             held: Vec::new(),
             wake: Rc::new(AlignmentWake::new()),
+            channel: None,
         }
+    }
+
+    /// Takes part in unaligned checkpoints (see the module docs).
+    pub fn with_channel_checkpoints(mut self, channel: ChannelCheckpoints) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
+    /// Replays restored channel state: records that were in flight into this
+    /// gate at the checkpoint. Called before any input arrives.
+    pub fn replay(&mut self, records: &[u8]) -> Result<(), String> {
+        let mut r = PartReader::new(records);
+        let mut batch = Vec::new();
+        let context = |e: CodecError| format!("channel state: {e}");
+        for _ in 0..r.count().map_err(context)? {
+            let ts: i64 = r.part().map_err(context)?;
+            let value: T = r.part().map_err(context)?;
+            batch.push(Rec { ts, value });
+        }
+        r.finish().map_err(context)?;
+        self.downstream.push(&mut batch);
+        Ok(())
     }
 
     #[inline]
     fn is_blocked(&self, source: u32) -> bool {
         self.alignment
             .as_ref()
-            .is_some_and(|a| a.arrived[source as usize])
+            .is_some_and(|a| !a.unaligned && a.arrived[source as usize])
+    }
+
+    /// Whether records from `source` are in flight for an unaligned barrier.
+    #[inline]
+    fn is_recording(&self, source: u32) -> bool {
+        self.alignment
+            .as_ref()
+            .is_some_and(|a| a.unaligned && !a.arrived[source as usize])
+    }
+
+    fn record_in_flight(&mut self, source: u32, records: &[Rec<T>]) {
+        if !self.is_recording(source) {
+            return;
+        }
+        let alignment = self.alignment.as_mut().expect("recording");
+        for record in records {
+            let written = alignment
+                .in_flight
+                .entry(&[&|w| w.part(&record.ts), &|w| w.part(&record.value)]);
+            if let Err(e) = written {
+                // The checkpoint cannot hold this record: it is declined.
+                if let Some(channel) = &self.channel {
+                    channel.checkpoints.decline(
+                        alignment.barrier.id,
+                        &format!(
+                            "{}: a record in flight could not be encoded: {e}",
+                            channel.name
+                        ),
+                    );
+                }
+                return;
+            }
+        }
+    }
+
+    /// Switches to unaligned when the policy says so.
+    fn check_policy(&mut self) {
+        let Some(channel) = &self.channel else { return };
+        let Some(alignment) = &self.alignment else {
+            return;
+        };
+        if alignment.unaligned || channel.checkpoints.is_savepoint(alignment.barrier.id) {
+            return;
+        }
+        let go = match channel.alignment {
+            BarrierAlignment::Aligned => false,
+            BarrierAlignment::Unaligned => true,
+            BarrierAlignment::AlignedWithTimeout(timeout) => alignment.started.elapsed() >= timeout,
+        };
+        if go {
+            let alignment = self.alignment.as_mut().expect("checked");
+            alignment.unaligned = true;
+            let barrier = alignment.barrier;
+            self.downstream.control(Control::Barrier(barrier));
+            self.release();
+        }
     }
 
     /// True (and `event` kept) if the local input is blocked.
@@ -130,9 +232,13 @@ impl<T: ExchangeData> ExchangeGate<T> {
     }
 
     pub fn push_local(&mut self, batch: &mut Vec<Rec<T>>) {
-        if self.is_blocked(self.local) {
-            self.held.push(Held::Records(std::mem::take(batch)));
-            return;
+        if self.alignment.is_some() {
+            self.check_policy();
+            if self.is_blocked(self.local) {
+                self.held.push(Held::Records(std::mem::take(batch)));
+                return;
+            }
+            self.record_in_flight(self.local, batch);
         }
         self.downstream.push(batch);
     }
@@ -154,8 +260,12 @@ impl<T: ExchangeData> ExchangeGate<T> {
         let alignment = self.alignment.get_or_insert_with(|| Alignment {
             barrier,
             arrived: vec![false; inputs],
+            started: Instant::now(),
+            unaligned: false,
+            in_flight: EntryWriter::new(),
         });
         alignment.arrived[source as usize] = true;
+        self.check_policy();
         self.complete_alignment();
     }
 
@@ -166,9 +276,28 @@ impl<T: ExchangeData> ExchangeGate<T> {
         };
         let aligned = (alignment.arrived.iter().zip(&self.inputs_ended)).all(|(a, e)| *a || *e);
         if aligned {
-            let barrier = alignment.barrier;
-            self.alignment = None;
-            self.downstream.control(Control::Barrier(barrier));
+            let Alignment {
+                barrier,
+                unaligned,
+                in_flight,
+                ..
+            } = self.alignment.take().expect("checked");
+            if !unaligned {
+                self.downstream.control(Control::Barrier(barrier));
+            }
+            if let Some(channel) = &self.channel {
+                let records = if in_flight.is_empty() {
+                    Vec::new()
+                } else {
+                    in_flight.finish()
+                };
+                channel.checkpoints.channel_state(
+                    channel.participant,
+                    barrier.id,
+                    channel.name.clone(),
+                    records,
+                );
+            }
             self.release();
         }
     }
@@ -195,6 +324,9 @@ impl<T: ExchangeData> ExchangeGate<T> {
     }
 
     fn receive_batch(&mut self, source: u32, batch: RecordBatch) {
+        if self.alignment.is_some() {
+            self.check_policy();
+        }
         debug_assert_eq!(batch.check_invariants(), Ok(()));
         if !batch.is_empty() {
             let timestamps = batch.timestamps();
@@ -207,6 +339,11 @@ impl<T: ExchangeData> ExchangeGate<T> {
                 // arrive through the network layer and use `read_checked`.
                 let value = unsafe { batch.read_trusted::<T>(i) };
                 self.decoded.push(Rec { ts, value });
+            }
+            if self.alignment.is_some() {
+                let decoded = std::mem::take(&mut self.decoded);
+                self.record_in_flight(source, &decoded);
+                self.decoded = decoded;
             }
             self.downstream.push(&mut self.decoded);
         }
@@ -254,13 +391,18 @@ impl<T: ExchangeData> ExchangeGate<T> {
         if let Some(combined) = self.combiner.end(source as usize) {
             self.downstream.control(Control::Watermark(combined));
         }
+        self.complete_alignment();
         if self.combiner.all_ended() && !self.ended {
             self.ended = true;
             self.downstream.control(Control::End);
+            if let Some(channel) = &self.channel {
+                channel
+                    .checkpoints
+                    .ended(channel.participant, SourcePositions::new());
+            }
         } else {
             self.refresh_status();
         }
-        self.complete_alignment();
     }
 
     pub fn reachable_edges(&self, out: &mut Vec<EdgeId>) {

@@ -16,7 +16,7 @@ mod outbox;
 mod partitioner;
 mod sender;
 
-pub(crate) use gate::{ExchangeGate, GateInput};
+pub(crate) use gate::{ChannelCheckpoints, ExchangeGate, GateInput};
 pub(crate) use outbox::EdgeOutbox;
 pub use partitioner::{
     BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner, Route,
