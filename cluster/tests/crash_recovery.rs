@@ -153,7 +153,10 @@ fn unaligned_checkpoints_killed_ten_times_commit_exactly_the_clean_output() {
     let expected = committed_lines(&dir.path().join("reference"));
     let got = committed_lines(&dir.path().join("out"));
     assert_eq!(got.len(), expected.len(), "lines committed vs clean run");
-    assert!(got == expected, "committed output differs from the clean run");
+    assert!(
+        got == expected,
+        "committed output differs from the clean run"
+    );
 }
 
 fn nexmark_q5(sink: &str, checkpoint: &str, rate: &str) -> String {

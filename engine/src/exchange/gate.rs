@@ -46,6 +46,14 @@ pub(crate) trait GateInput {
     /// While the input from `source` is blocked for barrier alignment: what
     /// to wait on before reading it again.
     fn blocked(&self, source: u32) -> Option<Rc<AlignmentWake>>;
+    /// An unaligned barrier is waiting for `source`'s: its task should read
+    /// ahead up to that barrier (see [`GateInput::stash`]) so the barrier
+    /// overtakes the data queued before it.
+    fn should_drain(&self, source: u32) -> bool;
+    /// Takes note of `message`, read ahead from `source` and processed later:
+    /// records become channel state, the barrier counts now. Returns whether
+    /// the message must still be processed (a barrier need not).
+    fn stash(&mut self, source: u32, message: &ExchangeMessage) -> bool;
 }
 
 /// Wakes the channel tasks that wait for an alignment to finish.
@@ -430,6 +438,42 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
 
     fn blocked(&self, source: u32) -> Option<Rc<AlignmentWake>> {
         self.is_blocked(source).then(|| self.wake.clone())
+    }
+
+    fn should_drain(&self, source: u32) -> bool {
+        source != self.local && self.is_recording(source) && !self.inputs_ended[source as usize]
+    }
+
+    fn stash(&mut self, source: u32, message: &ExchangeMessage) -> bool {
+        match message {
+            ExchangeMessage::Batch(batch) => {
+                if self.is_recording(source) && !batch.is_empty() {
+                    let records: Vec<Rec<T>> = (batch.timestamps().iter().enumerate())
+                        .map(|(i, &ts)| Rec {
+                            ts,
+                            // SAFETY: as in `receive_batch`: a batch of this
+                            // edge from a shard of this job.
+                            value: unsafe { batch.read_trusted::<T>(i) },
+                        })
+                        .collect();
+                    self.record_in_flight(source, &records);
+                }
+                true
+            }
+            ExchangeMessage::Barrier(barrier) => {
+                self.barrier(source, *barrier);
+                false
+            }
+            ExchangeMessage::End => {
+                // Nothing more comes from this input: its part is complete.
+                if let Some(alignment) = self.alignment.as_mut() {
+                    alignment.arrived[source as usize] = true;
+                }
+                self.complete_alignment();
+                true
+            }
+            ExchangeMessage::Status(_) => true,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Starting the shards of a job and waiting for them.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -487,9 +488,28 @@ async fn receive(
             .filter_map(|e| outboxes.get(e).cloned())
             .collect::<Vec<_>>()
     };
+    // Messages read ahead for an unaligned barrier, processed before new ones.
+    let mut stashed: VecDeque<ExchangeMessage> = VecDeque::new();
     loop {
-        // A job that aborts ends this input as if its sender had gone.
-        match abort.unless_aborted(receiver.recv()).await.flatten() {
+        // An unaligned barrier waits for this input's: read up to it now,
+        // without processing, so the checkpoint need not wait for the
+        // backlog (the records read ahead become channel state).
+        while gate.borrow().should_drain(source) {
+            match abort.unless_aborted(receiver.recv()).await.flatten() {
+                Some(message) => {
+                    if gate.borrow_mut().stash(source, &message) {
+                        stashed.push_back(message);
+                    }
+                }
+                None => break,
+            }
+        }
+        let next = match stashed.pop_front() {
+            Some(message) => Some(message),
+            // A job that aborts ends this input as if its sender had gone.
+            None => abort.unless_aborted(receiver.recv()).await.flatten(),
+        };
+        match next {
             Some(message) => {
                 let end = matches!(message, ExchangeMessage::End);
                 gate.borrow_mut().receive(source, message);
