@@ -37,7 +37,7 @@ pub use key_group::{
 pub use memory::MemoryTable;
 pub use namespaced_memory::NamespacedMemoryTable;
 pub use snapshot::{
-    EntryPart, EntryWriter, GroupBytes, RestoreSet, SharedTable, SnapshotKind, SnapshotState,
-    StateFileWriter, StateRegistry, TrackedTable,
+    EntryPart, EntryWriter, GroupBytes, OwnerSnapshot, RestoreSet, SharedTable, SnapshotKind,
+    SnapshotState, StateFileWriter, StateRegistry, TrackedTable,
 };
 pub use stable_hash::StableKey;

@@ -64,6 +64,41 @@ pub trait SnapshotState {
     fn restore_group(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError>;
     /// Applies the changes that a `Changes` snapshot wrote for `group`.
     fn apply_changes(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError>;
+
+    /// Starts a snapshot that may be written later, a key group at a time
+    /// ([`snapshot_step`](Self::snapshot_step)) while the state keeps
+    /// changing: it must capture the state as it is now. Returns the result
+    /// at once when the state writes it synchronously (the default).
+    fn begin_snapshot(
+        &mut self,
+        groups: KeyGroupRange,
+        kind: SnapshotKind,
+    ) -> Result<Option<Vec<GroupBytes>>, CodecError> {
+        self.snapshot(groups, kind).map(Some)
+    }
+
+    /// Writes one more key group of the snapshot begun; returns the whole
+    /// snapshot once every group is written.
+    fn snapshot_step(&mut self) -> Result<Option<Vec<GroupBytes>>, CodecError> {
+        Ok(Some(Vec::new()))
+    }
+
+    /// Drops a snapshot begun and not finished (its checkpoint was dropped).
+    fn abandon_snapshot(&mut self) {}
+}
+
+/// A snapshot of a [`TrackedTable`] being written a key group at a time:
+/// each group is written either by a step or, first, just before the first
+/// write to it (copy on write), so every group is captured as it was at the
+/// barrier.
+struct PendingSnapshot {
+    kind: SnapshotKind,
+    /// Per key group (by offset): not written yet.
+    pending: Vec<bool>,
+    /// The next group a step writes (every one before it is written).
+    cursor: usize,
+    written: Vec<GroupBytes>,
+    failed: Option<CodecError>,
 }
 
 /// Writes one part of an entry.
@@ -169,6 +204,7 @@ fn restore_entries<K: StateKey, N: StateKey, V: StateValue>(
 pub struct TrackedTable<K, N, V, T> {
     table: T,
     _value: std::marker::PhantomData<fn() -> V>,
+    snapshot: Option<PendingSnapshot>,
     groups: KeyGroupRange,
     /// Per key group (by offset): the entries written or removed since the
     /// last snapshot. `None`: not tracking (every snapshot is full).
@@ -180,6 +216,7 @@ impl<K: StateKey, N: StateKey, V, T> TrackedTable<K, N, V, T> {
         TrackedTable {
             table,
             _value: std::marker::PhantomData,
+            snapshot: None,
             groups,
             changed: track_changes.then(|| groups.iter().map(|_| FastHashSet::default()).collect()),
         }
@@ -198,7 +235,88 @@ impl<K: StateKey, N: StateKey, V, T> TrackedTable<K, N, V, T> {
     }
 }
 
-impl<K: StateKey, N: StateKey, V, T: KeyedTable<K, N, V>> KeyedTable<K, N, V>
+impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTable<K, N, V, T> {
+    /// Encodes group `offset` of the pending snapshot (its entries, or its
+    /// changes since the last snapshot, after which tracking starts afresh).
+    fn write_group(&mut self, offset: usize) {
+        let group = KeyGroup(self.groups.start + offset as u16);
+        let Some(snapshot) = self.snapshot.as_mut() else {
+            return;
+        };
+        if !snapshot.pending[offset] {
+            return;
+        }
+        snapshot.pending[offset] = false;
+        let kind = snapshot.kind;
+        let encoded = match (kind, &self.changed) {
+            (SnapshotKind::Changes, Some(changed)) => {
+                encode_changes(&self.table, group, &changed[offset])
+            }
+            (SnapshotKind::Changes, None) => Err(CodecError::new(
+                "bug: changes asked of a table that does not track them",
+            )),
+            (SnapshotKind::Full, _) => snapshot_entries(
+                &self.table,
+                KeyGroupRange {
+                    start: group.0,
+                    end: group.0 + 1,
+                },
+            )
+            .map(|mut groups| groups.pop().map(|(_, bytes)| bytes).unwrap_or_default()),
+        };
+        if let Some(changed) = &mut self.changed {
+            changed[offset].clear();
+        }
+        let snapshot = self.snapshot.as_mut().expect("checked");
+        match encoded {
+            Ok(bytes) if !bytes.is_empty() => snapshot.written.push((group, bytes)),
+            Ok(_) => {}
+            Err(e) => {
+                snapshot.failed.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Copy on write: a group still pending is written before it changes.
+    #[inline]
+    fn before_write(&mut self, group: KeyGroup) {
+        if let Some(snapshot) = &self.snapshot {
+            if self.groups.contains(group) && snapshot.pending[self.groups.offset(group)] {
+                self.write_group(self.groups.offset(group));
+            }
+        }
+    }
+}
+
+/// The changes of one key group, as puts and deletes (empty if none).
+fn encode_changes<K: StateKey, N: StateKey, V: StateValue>(
+    table: &dyn KeyedTable<K, N, V>,
+    group: KeyGroup,
+    changed: &FastHashSet<(K, N)>,
+) -> Result<Vec<u8>, CodecError> {
+    let mut entries = EntryWriter::new();
+    for (k, n) in changed {
+        let mut value = Ok(());
+        table.read(group, k, n, &mut |v| {
+            value = match v {
+                Some(v) => {
+                    entries.entry(&[&|w| w.tag(PUT), &|w| w.part(k), &|w| w.part(n), &|w| {
+                        w.part(v)
+                    }])
+                }
+                None => entries.entry(&[&|w| w.tag(DELETE), &|w| w.part(k), &|w| w.part(n)]),
+            }
+        });
+        value?;
+    }
+    Ok(if entries.is_empty() {
+        Vec::new()
+    } else {
+        entries.finish()
+    })
+}
+
+impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> KeyedTable<K, N, V>
     for TrackedTable<K, N, V, T>
 {
     #[inline]
@@ -220,11 +338,13 @@ impl<K: StateKey, N: StateKey, V, T: KeyedTable<K, N, V>> KeyedTable<K, N, V>
         namespace: &N,
         f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>,
     ) {
+        self.before_write(group);
         self.mark(group, key, namespace);
         self.table.update(group, key, namespace, f)
     }
     #[inline]
     fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V> {
+        self.before_write(group);
         let removed = self.table.remove(group, key, namespace);
         if removed.is_some() {
             self.mark(group, key, namespace);
@@ -233,6 +353,7 @@ impl<K: StateKey, N: StateKey, V, T: KeyedTable<K, N, V>> KeyedTable<K, N, V>
     }
     #[inline]
     fn put(&mut self, group: KeyGroup, key: &K, namespace: &N, value: V) {
+        self.before_write(group);
         self.mark(group, key, namespace);
         self.table.put(group, key, namespace, value)
     }
@@ -252,6 +373,8 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotSt
         groups: KeyGroupRange,
         kind: SnapshotKind,
     ) -> Result<Vec<GroupBytes>, CodecError> {
+        // A snapshot written now supersedes one still being written.
+        self.snapshot = None;
         let written = match (kind, &self.changed) {
             (SnapshotKind::Changes, Some(changed)) => {
                 let mut out = Vec::new();
@@ -299,6 +422,49 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotSt
     }
     fn apply_changes(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
         apply_entry_changes(&mut self.table, group, bytes)
+    }
+
+    fn begin_snapshot(
+        &mut self,
+        groups: KeyGroupRange,
+        kind: SnapshotKind,
+    ) -> Result<Option<Vec<GroupBytes>>, CodecError> {
+        if groups != self.groups || (kind == SnapshotKind::Changes && self.changed.is_none()) {
+            return self.snapshot(groups, kind).map(Some);
+        }
+        self.snapshot = Some(PendingSnapshot {
+            kind,
+            pending: vec![true; groups.len()],
+            cursor: 0,
+            written: Vec::new(),
+            failed: None,
+        });
+        Ok(None)
+    }
+
+    fn snapshot_step(&mut self) -> Result<Option<Vec<GroupBytes>>, CodecError> {
+        let Some(snapshot) = self.snapshot.as_mut() else {
+            return Ok(Some(Vec::new()));
+        };
+        // Skip groups a write already captured.
+        while snapshot.cursor < snapshot.pending.len() && !snapshot.pending[snapshot.cursor] {
+            snapshot.cursor += 1;
+        }
+        if snapshot.cursor < snapshot.pending.len() {
+            let offset = snapshot.cursor;
+            self.write_group(offset);
+            return Ok(None);
+        }
+        let mut done = self.snapshot.take().expect("checked");
+        if let Some(e) = done.failed {
+            return Err(e);
+        }
+        done.written.sort_by_key(|(group, _)| *group);
+        Ok(Some(done.written))
+    }
+
+    fn abandon_snapshot(&mut self) {
+        self.snapshot = None;
     }
 }
 
@@ -449,10 +615,15 @@ impl StateFileWriter {
         groups: KeyGroupRange,
     ) -> Result<(), CodecError> {
         let groups = state.snapshot(groups, self.kind)?;
+        self.section_of(name, &groups)
+    }
+
+    /// Writes state `name` from its encoded key groups.
+    pub fn section_of(&mut self, name: &str, groups: &[GroupBytes]) -> Result<(), CodecError> {
         let mut w = PartWriter::new(&mut self.body);
         w.bytes(name.as_bytes())?;
         w.count(groups.len() as u64);
-        for (group, bytes) in &groups {
+        for (group, bytes) in groups {
             w.count(group.0 as u64);
             w.bytes(bytes)?;
         }
@@ -475,6 +646,19 @@ impl StateFileWriter {
         PartWriter::new(&mut file).count(self.sections);
         file.extend_from_slice(&self.body);
         file
+    }
+}
+
+/// A snapshot of one plan node's states in progress (see
+/// [`StateRegistry::begin_owner`]).
+pub struct OwnerSnapshot {
+    /// Per state (index in the registry): its groups once written.
+    states: Vec<(usize, Option<Vec<GroupBytes>>)>,
+}
+
+impl OwnerSnapshot {
+    pub fn is_complete(&self) -> bool {
+        self.states.iter().all(|(_, r)| r.is_some())
     }
 }
 
@@ -562,6 +746,64 @@ impl StateRegistry {
             .map_err(|e| CodecError::new(format!("state {}: {e}", registered.name)))?;
         }
         Ok(())
+    }
+
+    /// Starts a snapshot of the states of plan node `owner` that captures
+    /// them as they are now; tables write theirs a key group at a time
+    /// ([`step_owner`](Self::step_owner)), copying a group on its first
+    /// write, so the shard is not stopped while they are encoded.
+    pub fn begin_owner(&self, owner: u64, kind: SnapshotKind) -> Result<OwnerSnapshot, CodecError> {
+        let mut states = Vec::new();
+        for (index, registered) in self
+            .states
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.owner == owner)
+        {
+            let begun = registered
+                .state
+                .borrow_mut()
+                .begin_snapshot(self.groups, kind)
+                .map_err(|e| CodecError::new(format!("state {}: {e}", registered.name)))?;
+            states.push((index, begun));
+        }
+        Ok(OwnerSnapshot { states })
+    }
+
+    /// Writes one more key group of `snapshot`; true once it is complete.
+    pub fn step_owner(&self, snapshot: &mut OwnerSnapshot) -> Result<bool, CodecError> {
+        let Some((index, result)) = snapshot.states.iter_mut().find(|(_, r)| r.is_none()) else {
+            return Ok(true);
+        };
+        let registered = &self.states[*index];
+        *result = registered
+            .state
+            .borrow_mut()
+            .snapshot_step()
+            .map_err(|e| CodecError::new(format!("state {}: {e}", registered.name)))?;
+        Ok(snapshot.states.iter().all(|(_, r)| r.is_some()))
+    }
+
+    /// Writes a complete `snapshot` into `file`.
+    pub fn write_owner(
+        &self,
+        snapshot: OwnerSnapshot,
+        file: &mut StateFileWriter,
+    ) -> Result<(), CodecError> {
+        for (index, result) in snapshot.states {
+            let groups = result.expect("bug: writing an incomplete snapshot");
+            file.section_of(&self.states[index].name, &groups)?;
+        }
+        Ok(())
+    }
+
+    /// Drops a snapshot that will not be finished.
+    pub fn abandon_owner(&self, snapshot: OwnerSnapshot) {
+        for (index, result) in snapshot.states {
+            if result.is_none() {
+                self.states[index].state.borrow_mut().abandon_snapshot();
+            }
+        }
     }
 
     /// The plan nodes that own state, each once.
@@ -759,6 +1001,73 @@ mod tests {
                 }
             }
             prop_assert_eq!(restored, expected);
+        }
+    }
+
+    type Table = TrackedTable<u16, u8, i64, MemoryTable<u16, u8, i64>>;
+
+    fn apply(table: &RefCell<Table>, model: &mut Model, op: &Op) {
+        let layout = KeyGroups::new(16, 1);
+        let group = |k: u16| layout.key_group_of_hash(k.stable_hash());
+        match *op {
+            Op::Put(k, n, v) => {
+                table.borrow_mut().put(group(k), &k, &n, v);
+                model.insert((k, n), v);
+            }
+            Op::Remove(k, n) | Op::Add(k, n, _) => {
+                table.borrow_mut().remove(group(k), &k, &n);
+                model.remove(&(k, n));
+            }
+            Op::Snapshot(_) => {}
+        }
+    }
+
+    proptest! {
+        // A snapshot begun at a barrier and written a group at a time while
+        // writes go on holds exactly the state at the barrier.
+        #[test]
+        fn a_snapshot_written_later_holds_the_state_at_its_start(
+            before in proptest::collection::vec(op(), 0..200),
+            after in proptest::collection::vec(op(), 0..200),
+            changes in any::<bool>(),
+        ) {
+            let layout = KeyGroups::new(16, 1);
+            let range = layout.range_of(0);
+            let table = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+            let mut registry = StateRegistry::new(range, RestoreSet::default());
+            registry.register("a", 1, table.clone());
+            let mut model = Model::new();
+            // A full snapshot first, so a snapshot of changes has a base.
+            let mut base = StateFileWriter::new(SnapshotKind::Full);
+            registry.snapshot_owner(1, &mut base).unwrap();
+            let base = base.finish();
+            for op in &before {
+                apply(&table, &mut model, op);
+            }
+            let at_barrier = model.clone();
+            let kind = if changes { SnapshotKind::Changes } else { SnapshotKind::Full };
+            let mut snapshot = registry.begin_owner(1, kind).unwrap();
+            let mut after = after.iter();
+            while !registry.step_owner(&mut snapshot).unwrap() {
+                if let Some(op) = after.next() {
+                    apply(&table, &mut model, op);
+                }
+            }
+            let mut file = StateFileWriter::new(kind);
+            registry.write_owner(snapshot, &mut file).unwrap();
+            let mut set = RestoreSet::default();
+            if changes {
+                set.add_file("base", &base, range).unwrap();
+            }
+            set.add_file("snapshot", &file.finish(), range).unwrap();
+            let mut restored_registry = StateRegistry::new(range, set);
+            let restored = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+            restored_registry.register("a", 1, restored.clone());
+            let mut got = Model::new();
+            for g in range.iter() {
+                restored.borrow().for_each_in_group(g, &mut |k, n, v| { got.insert((*k, *n), *v); });
+            }
+            prop_assert_eq!(got, at_barrier);
         }
     }
 

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use std::cell::Cell;
 
-use sluice_state::{SnapshotKind, StateFileWriter, StateRegistry};
+use sluice_state::{OwnerSnapshot, SnapshotKind, StateFileWriter, StateRegistry};
 
 use super::CheckpointId;
 
@@ -100,6 +100,8 @@ struct InProgress {
     sources: SourcePositions,
     channels: ChannelStates,
     done: Vec<bool>,
+    /// Owners whose states are still being written (participant, snapshot).
+    pending: Vec<(usize, OwnerSnapshot)>,
 }
 
 /// See the module docs.
@@ -245,7 +247,8 @@ impl ShardCheckpoints {
     pub fn decline(&self, checkpoint: CheckpointId, reason: &str) {
         let mut current = self.current.borrow_mut();
         if current.as_ref().is_some_and(|c| c.checkpoint == checkpoint) {
-            *current = None;
+            let dropped = current.take().expect("checked");
+            self.abandon(&self.registry.borrow(), dropped);
             self.needs_full.set(true);
         }
         let _ = self.reports.send(ShardReport::Declined {
@@ -279,7 +282,10 @@ impl ShardCheckpoints {
         }
         let all_ended = self.participants.borrow().iter().all(|p| p.ended);
         if all_ended && !self.finished_sent.replace(true) {
-            *self.current.borrow_mut() = None;
+            let dropped = self.current.borrow_mut().take();
+            if let Some(dropped) = dropped {
+                self.abandon(&self.registry.borrow(), dropped);
+            }
             match self.final_part() {
                 Ok((state, sources)) => {
                     let _ = self.reports.send(ShardReport::Finished {
@@ -309,10 +315,12 @@ impl ShardCheckpoints {
             Some(c) if c > checkpoint => return false,
             _ => {}
         }
-        if current.is_some() {
+        let dropped = self.current.borrow_mut().take();
+        if let Some(dropped) = dropped {
             // An older checkpoint is dropped halfway: states it reached have
             // forgotten their changes.
             self.needs_full.set(true);
+            self.abandon(&self.registry.borrow(), dropped);
         }
         let count = self.participants.borrow().len();
         *self.current.borrow_mut() = Some(InProgress {
@@ -322,6 +330,7 @@ impl ShardCheckpoints {
             sources: SourcePositions::new(),
             channels: ChannelStates::new(),
             done: vec![false; count],
+            pending: Vec::new(),
         });
         // Participants that have ended take part as they are now.
         let ended: Vec<usize> = (self.participants.borrow().iter().enumerate())
@@ -351,15 +360,28 @@ impl ShardCheckpoints {
                 .sources
                 .extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v))),
             ParticipantKind::StateOwner(node) => {
+                // The synchronous part: the states capture themselves as they
+                // are; tables are encoded later, a key group at a time.
                 let started = std::time::Instant::now();
-                let written = self
-                    .registry
-                    .borrow()
-                    .snapshot_owner(node, &mut progress.file);
+                let registry = self.registry.borrow();
+                let written =
+                    registry
+                        .begin_owner(node, progress.file.kind())
+                        .and_then(|snapshot| {
+                            if snapshot.is_complete() {
+                                registry.write_owner(snapshot, &mut progress.file)
+                            } else {
+                                progress.done[index] = false;
+                                progress.pending.push((index, snapshot));
+                                Ok(())
+                            }
+                        });
                 progress.sync_micros += started.elapsed().as_micros() as u64;
                 if let Err(e) = written {
                     let checkpoint = progress.checkpoint;
-                    *current = None;
+                    let dropped = current.take().expect("in progress");
+                    self.abandon(&registry, dropped);
+                    drop(registry);
                     self.needs_full.set(true);
                     let _ = self.reports.send(ShardReport::Declined {
                         shard: self.shard,
@@ -370,6 +392,63 @@ impl ShardCheckpoints {
             }
             ParticipantKind::Sink | ParticipantKind::Channel => {}
         }
+    }
+
+    /// Drops a checkpoint in progress, with the snapshots it was writing.
+    fn abandon(&self, registry: &StateRegistry, progress: InProgress) {
+        for (_, snapshot) in progress.pending {
+            registry.abandon_owner(snapshot);
+        }
+    }
+
+    /// Whether states are still being written for the checkpoint in progress.
+    pub fn has_pending(&self) -> bool {
+        self.current
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| !c.pending.is_empty())
+    }
+
+    /// Every participant has ended: nothing more to do.
+    pub fn is_finished(&self) -> bool {
+        *self.finished_sent.borrow()
+    }
+
+    /// Writes one more key group of the checkpoint in progress (called by
+    /// the shard's snapshot task between other work).
+    pub fn step(&self) {
+        let mut current = self.current.borrow_mut();
+        let Some(progress) = current.as_mut() else {
+            return;
+        };
+        let Some((index, mut snapshot)) = progress.pending.pop() else {
+            return;
+        };
+        let registry = self.registry.borrow();
+        let stepped = registry.step_owner(&mut snapshot).and_then(|complete| {
+            if complete {
+                registry.write_owner(snapshot, &mut progress.file)?;
+                progress.done[index] = true;
+            } else {
+                progress.pending.push((index, snapshot));
+            }
+            Ok(())
+        });
+        if let Err(e) = stepped {
+            let checkpoint = progress.checkpoint;
+            let dropped = current.take().expect("in progress");
+            self.abandon(&registry, dropped);
+            self.needs_full.set(true);
+            let _ = self.reports.send(ShardReport::Declined {
+                shard: self.shard,
+                checkpoint,
+                reason: e.to_string(),
+            });
+            return;
+        }
+        drop(registry);
+        drop(current);
+        self.send_if_complete();
     }
 
     fn send_if_complete(&self) {

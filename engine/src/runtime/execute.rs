@@ -40,6 +40,10 @@ pub(crate) struct ShardContext {
     pub checkpointing: Option<ShardCheckpointing>,
 }
 
+/// How often a shard looks for states to write while no checkpoint is
+/// being written.
+const SNAPSHOT_POLL: Duration = Duration::from_millis(1);
+
 /// How often processing-time timers are checked.
 const PROCESSING_TIME_TICK: Duration = Duration::from_millis(1);
 
@@ -424,6 +428,23 @@ async fn run_shard(
                 }
                 if all_ended {
                     break;
+                }
+            }
+        })));
+    }
+    if let Some(checkpoints) = builder.checkpoints.clone() {
+        // Writes the states of a checkpoint a key group at a time, between
+        // the shard's other work (the barrier only captured them).
+        let abort = abort.clone();
+        tasks.push(spawn(Box::pin(async move {
+            loop {
+                if checkpoints.has_pending() {
+                    checkpoints.step();
+                    futures_lite::future::yield_now().await;
+                } else if checkpoints.is_finished() || abort.is_set() {
+                    break;
+                } else {
+                    glommio::timer::sleep(SNAPSHOT_POLL).await;
                 }
             }
         })));
