@@ -87,16 +87,23 @@ pub trait SnapshotState {
     fn abandon_snapshot(&mut self) {}
 }
 
-/// A snapshot of a [`TrackedTable`] being written a key group at a time:
-/// each group is written either by a step or, first, just before the first
-/// write to it (copy on write), so every group is captured as it was at the
-/// barrier.
-struct PendingSnapshot {
+/// A snapshot of a [`TrackedTable`] being written a key group at a time by
+/// steps, while writes go on: the first write to an entry of a group not yet
+/// written first encodes that entry as it was at the barrier (copy on write,
+/// per entry), and the step that writes the group skips the entries so
+/// captured. Every group is thus written as it was at the barrier.
+struct PendingSnapshot<K, N> {
     kind: SnapshotKind,
     /// Per key group (by offset): not written yet.
     pending: Vec<bool>,
     /// The next group a step writes (every one before it is written).
     cursor: usize,
+    /// Per group: the entries changed before the barrier (`Changes` only;
+    /// changes after it are tracked afresh in the table).
+    frozen: Vec<FastHashSet<(K, N)>>,
+    /// Per group: the entries already encoded by copy on write, and them.
+    captured: Vec<FastHashSet<(K, N)>>,
+    entries: Vec<EntryWriter>,
     written: Vec<GroupBytes>,
     failed: Option<CodecError>,
 }
@@ -204,7 +211,7 @@ fn restore_entries<K: StateKey, N: StateKey, V: StateValue>(
 pub struct TrackedTable<K, N, V, T> {
     table: T,
     _value: std::marker::PhantomData<fn() -> V>,
-    snapshot: Option<PendingSnapshot>,
+    snapshot: Option<PendingSnapshot<K, N>>,
     groups: KeyGroupRange,
     /// Per key group (by offset): the entries written or removed since the
     /// last snapshot. `None`: not tracking (every snapshot is full).
@@ -236,8 +243,9 @@ impl<K: StateKey, N: StateKey, V, T> TrackedTable<K, N, V, T> {
 }
 
 impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTable<K, N, V, T> {
-    /// Encodes group `offset` of the pending snapshot (its entries, or its
-    /// changes since the last snapshot, after which tracking starts afresh).
+    /// Writes group `offset` of the pending snapshot: the entries (or the
+    /// changes) not captured by a write since the barrier, after those that
+    /// were.
     fn write_group(&mut self, offset: usize) {
         let group = KeyGroup(self.groups.start + offset as u16);
         let Some(snapshot) = self.snapshot.as_mut() else {
@@ -247,73 +255,96 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTab
             return;
         }
         snapshot.pending[offset] = false;
-        let kind = snapshot.kind;
-        let encoded = match (kind, &self.changed) {
-            (SnapshotKind::Changes, Some(changed)) => {
-                encode_changes(&self.table, group, &changed[offset])
+        let captured = std::mem::take(&mut snapshot.captured[offset]);
+        let mut entries = std::mem::take(&mut snapshot.entries[offset]);
+        let mut result = Ok(());
+        match snapshot.kind {
+            SnapshotKind::Full => self.table.for_each_in_group(group, &mut |k, n, v| {
+                if result.is_ok() && !captured.contains(&(k.clone(), n.clone())) {
+                    result = entries.entry(&[&|w| w.part(k), &|w| w.part(n), &|w| w.part(v)]);
+                }
+            }),
+            SnapshotKind::Changes => {
+                for (k, n) in std::mem::take(&mut snapshot.frozen[offset]) {
+                    if result.is_err() || captured.contains(&(k.clone(), n.clone())) {
+                        continue;
+                    }
+                    // Not written since the barrier: the table holds its
+                    // value at the barrier.
+                    self.table.read(group, &k, &n, &mut |v| {
+                        result = encode_change(&mut entries, &k, &n, v);
+                    });
+                }
             }
-            (SnapshotKind::Changes, None) => Err(CodecError::new(
-                "bug: changes asked of a table that does not track them",
-            )),
-            (SnapshotKind::Full, _) => snapshot_entries(
-                &self.table,
-                KeyGroupRange {
-                    start: group.0,
-                    end: group.0 + 1,
-                },
-            )
-            .map(|mut groups| groups.pop().map(|(_, bytes)| bytes).unwrap_or_default()),
-        };
-        if let Some(changed) = &mut self.changed {
-            changed[offset].clear();
         }
         let snapshot = self.snapshot.as_mut().expect("checked");
-        match encoded {
-            Ok(bytes) if !bytes.is_empty() => snapshot.written.push((group, bytes)),
-            Ok(_) => {}
+        match result {
+            Ok(()) if !entries.is_empty() => snapshot.written.push((group, entries.finish())),
+            Ok(()) => {}
             Err(e) => {
                 snapshot.failed.get_or_insert(e);
             }
         }
     }
 
-    /// Copy on write: a group still pending is written before it changes.
+    /// Copy on write: before an entry of a group not yet written changes,
+    /// its value at the barrier is encoded.
     #[inline]
-    fn before_write(&mut self, group: KeyGroup) {
-        if let Some(snapshot) = &self.snapshot {
-            if self.groups.contains(group) && snapshot.pending[self.groups.offset(group)] {
-                self.write_group(self.groups.offset(group));
-            }
+    fn before_write(&mut self, group: KeyGroup, key: &K, namespace: &N) {
+        let Some(snapshot) = self.snapshot.as_mut() else {
+            return;
+        };
+        if !self.groups.contains(group) {
+            return;
+        }
+        let offset = self.groups.offset(group);
+        if !snapshot.pending[offset] {
+            return;
+        }
+        let entry = (key.clone(), namespace.clone());
+        if snapshot.captured[offset].contains(&entry) {
+            return;
+        }
+        let wanted = match snapshot.kind {
+            SnapshotKind::Full => true,
+            SnapshotKind::Changes => snapshot.frozen[offset].contains(&entry),
+        };
+        snapshot.captured[offset].insert(entry);
+        if !wanted {
+            return;
+        }
+        let entries = &mut snapshot.entries[offset];
+        let kind = snapshot.kind;
+        let mut result = Ok(());
+        self.table.read(group, key, namespace, &mut |v| {
+            result = match (kind, v) {
+                (SnapshotKind::Full, Some(v)) => {
+                    entries.entry(&[&|w| w.part(key), &|w| w.part(namespace), &|w| w.part(v)])
+                }
+                // Absent at the barrier: nothing to write.
+                (SnapshotKind::Full, None) => Ok(()),
+                (SnapshotKind::Changes, v) => encode_change(entries, key, namespace, v),
+            };
+        });
+        if let Err(e) = result {
+            snapshot.failed.get_or_insert(e);
         }
     }
 }
 
-/// The changes of one key group, as puts and deletes (empty if none).
-fn encode_changes<K: StateKey, N: StateKey, V: StateValue>(
-    table: &dyn KeyedTable<K, N, V>,
-    group: KeyGroup,
-    changed: &FastHashSet<(K, N)>,
-) -> Result<Vec<u8>, CodecError> {
-    let mut entries = EntryWriter::new();
-    for (k, n) in changed {
-        let mut value = Ok(());
-        table.read(group, k, n, &mut |v| {
-            value = match v {
-                Some(v) => {
-                    entries.entry(&[&|w| w.tag(PUT), &|w| w.part(k), &|w| w.part(n), &|w| {
-                        w.part(v)
-                    }])
-                }
-                None => entries.entry(&[&|w| w.tag(DELETE), &|w| w.part(k), &|w| w.part(n)]),
-            }
-        });
-        value?;
+/// One change: the entry's value (a put) or its absence (a delete).
+fn encode_change<K: StateKey, N: StateKey, V: StateValue>(
+    entries: &mut EntryWriter,
+    k: &K,
+    n: &N,
+    v: Option<&V>,
+) -> Result<(), CodecError> {
+    match v {
+        Some(v) => entries.entry(&[&|w| w.tag(PUT), &|w| w.part(k), &|w| w.part(n), &|w| {
+            w.part(v)
+        }]),
+        None => entries.entry(&[&|w| w.tag(DELETE), &|w| w.part(k), &|w| w.part(n)]),
     }
-    Ok(if entries.is_empty() {
-        Vec::new()
-    } else {
-        entries.finish()
-    })
 }
 
 impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> KeyedTable<K, N, V>
@@ -338,13 +369,13 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> KeyedTable
         namespace: &N,
         f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>,
     ) {
-        self.before_write(group);
+        self.before_write(group, key, namespace);
         self.mark(group, key, namespace);
         self.table.update(group, key, namespace, f)
     }
     #[inline]
     fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V> {
-        self.before_write(group);
+        self.before_write(group, key, namespace);
         let removed = self.table.remove(group, key, namespace);
         if removed.is_some() {
             self.mark(group, key, namespace);
@@ -353,7 +384,7 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> KeyedTable
     }
     #[inline]
     fn put(&mut self, group: KeyGroup, key: &K, namespace: &N, value: V) {
-        self.before_write(group);
+        self.before_write(group, key, namespace);
         self.mark(group, key, namespace);
         self.table.put(group, key, namespace, value)
     }
@@ -381,23 +412,11 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotSt
                 for group in groups.iter() {
                     let mut entries = EntryWriter::new();
                     for (k, n) in &changed[self.groups.offset(group)] {
-                        let mut value = Ok(());
+                        let mut result = Ok(());
                         self.table.read(group, k, n, &mut |v| {
-                            value = match v {
-                                Some(v) => entries.entry(&[
-                                    &|w| w.tag(PUT),
-                                    &|w| w.part(k),
-                                    &|w| w.part(n),
-                                    &|w| w.part(v),
-                                ]),
-                                None => {
-                                    entries.entry(&[&|w| w.tag(DELETE), &|w| w.part(k), &|w| {
-                                        w.part(n)
-                                    }])
-                                }
-                            }
+                            result = encode_change(&mut entries, k, n, v);
                         });
-                        value?;
+                        result?;
                     }
                     if !entries.is_empty() {
                         out.push((group, entries.finish()));
@@ -432,10 +451,28 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotSt
         if groups != self.groups || (kind == SnapshotKind::Changes && self.changed.is_none()) {
             return self.snapshot(groups, kind).map(Some);
         }
+        // Changes from now on belong to the next snapshot.
+        let fresh = || {
+            groups
+                .iter()
+                .map(|_| FastHashSet::default())
+                .collect::<Vec<_>>()
+        };
+        let frozen = match (&mut self.changed, kind) {
+            (Some(changed), SnapshotKind::Changes) => std::mem::replace(changed, fresh()),
+            (Some(changed), SnapshotKind::Full) => {
+                changed.iter_mut().for_each(FastHashSet::clear);
+                Vec::new()
+            }
+            (None, _) => Vec::new(),
+        };
         self.snapshot = Some(PendingSnapshot {
             kind,
             pending: vec![true; groups.len()],
             cursor: 0,
+            frozen,
+            captured: fresh(),
+            entries: groups.iter().map(|_| EntryWriter::new()).collect(),
             written: Vec::new(),
             failed: None,
         });
