@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::committed_lines;
+
 /// A small deterministic generator for the kill moments (splitmix64).
 struct Moments(u64);
 
@@ -25,20 +28,15 @@ fn sluice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
 }
 
-/// The committed output lines under `dir` (visible part files only), sorted.
-fn committed_lines(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        lines.extend(text.lines().map(str::to_owned));
-    }
-    lines.sort();
-    lines
+/// Starts `sluice run --restore latest job`, stderr captured.
+fn spawn_restoring(job: &Path) -> std::process::Child {
+    sluice()
+        .args(["run", "--restore", "latest"])
+        .arg(job)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn write_job(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -68,13 +66,7 @@ fn kill_and_recover(job: &Path, kills: usize, seed: u64, window_ms: (u64, u64)) 
     let deadline = Instant::now() + Duration::from_secs(120);
     while killed < kills {
         assert!(Instant::now() < deadline, "the kill loop took too long");
-        let mut child = sluice()
-            .args(["run", "--restore", "latest"])
-            .arg(job)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_restoring(job);
         std::thread::sleep(Duration::from_millis(
             moments.next_ms(window_ms.0, window_ms.1),
         ));
@@ -96,6 +88,36 @@ fn kill_and_recover(job: &Path, kills: usize, seed: u64, window_ms: (u64, u64)) 
 
 const CHECKPOINT: &str = "[checkpoint]\ninterval_ms = 100\nretain = 2\n";
 
+/// A job file's text for a sink directory, a `[checkpoint]` section and a
+/// source rate line.
+type JobText = fn(&str, &str, &str) -> String;
+
+/// Runs `job` once cleanly (no checkpoints, no pacing) as the reference,
+/// then checkpointed and paced at `rate`, killed ten times at moments from
+/// `seed`; asserts the committed output equals the reference exactly.
+fn assert_exactly_once_under_kills(
+    job: JobText,
+    checkpoint: &str,
+    rate: &str,
+    seed: u64,
+    min_lines: usize,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = write_job(dir.path(), "reference.toml", &job("reference", "", ""));
+    run_to_end_plain(&reference);
+    let killed = write_job(dir.path(), "job.toml", &job("out", checkpoint, rate));
+    let restored = kill_and_recover(&killed, 10, seed, (250, 650));
+    assert!(restored >= 5, "only {restored} runs restored a checkpoint");
+    let expected = committed_lines(&dir.path().join("reference"));
+    assert!(expected.len() > min_lines, "{} lines", expected.len());
+    let got = committed_lines(&dir.path().join("out"));
+    assert_eq!(got.len(), expected.len(), "lines committed vs clean run");
+    assert!(
+        got == expected,
+        "committed output differs from the clean run"
+    );
+}
+
 fn windowed_aggregation(sink: &str, checkpoint: &str, rate: &str) -> String {
     format!(
         "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
@@ -107,27 +129,12 @@ fn windowed_aggregation(sink: &str, checkpoint: &str, rate: &str) -> String {
 
 #[test]
 fn windowed_aggregation_killed_ten_times_commits_exactly_the_clean_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let reference = write_job(
-        dir.path(),
-        "reference.toml",
-        &windowed_aggregation("reference", "", ""),
-    );
-    run_to_end_plain(&reference);
-    let job = write_job(
-        dir.path(),
-        "job.toml",
-        &windowed_aggregation("out", CHECKPOINT, "rate = 250_000"),
-    );
-    let restored = kill_and_recover(&job, 10, 0x5eed_0001, (250, 650));
-    assert!(restored >= 5, "only {restored} runs restored a checkpoint");
-    let expected = committed_lines(&dir.path().join("reference"));
-    assert!(expected.len() > 100_000, "{} lines", expected.len());
-    let got = committed_lines(&dir.path().join("out"));
-    assert_eq!(got.len(), expected.len(), "lines committed vs clean run");
-    assert!(
-        got == expected,
-        "committed output differs from the clean run"
+    assert_exactly_once_under_kills(
+        windowed_aggregation,
+        CHECKPOINT,
+        "rate = 250_000",
+        0x5eed_0001,
+        100_000,
     );
 }
 
@@ -135,27 +142,13 @@ fn windowed_aggregation_killed_ten_times_commits_exactly_the_clean_output() {
 /// state and replayed on restore.
 #[test]
 fn unaligned_checkpoints_killed_ten_times_commit_exactly_the_clean_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let reference = write_job(
-        dir.path(),
-        "reference.toml",
-        &windowed_aggregation("reference", "", ""),
-    );
-    run_to_end_plain(&reference);
     let unaligned = format!("{CHECKPOINT}mode = \"unaligned\"\n");
-    let job = write_job(
-        dir.path(),
-        "job.toml",
-        &windowed_aggregation("out", &unaligned, "rate = 250_000"),
-    );
-    let restored = kill_and_recover(&job, 10, 0x5eed_00a1, (250, 650));
-    assert!(restored >= 5, "only {restored} runs restored a checkpoint");
-    let expected = committed_lines(&dir.path().join("reference"));
-    let got = committed_lines(&dir.path().join("out"));
-    assert_eq!(got.len(), expected.len(), "lines committed vs clean run");
-    assert!(
-        got == expected,
-        "committed output differs from the clean run"
+    assert_exactly_once_under_kills(
+        windowed_aggregation,
+        &unaligned,
+        "rate = 250_000",
+        0x5eed_00a1,
+        100_000,
     );
 }
 
@@ -170,26 +163,7 @@ fn nexmark_q5(sink: &str, checkpoint: &str, rate: &str) -> String {
 
 #[test]
 fn nexmark_q5_killed_ten_times_commits_exactly_the_clean_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let reference = write_job(
-        dir.path(),
-        "reference.toml",
-        &nexmark_q5("reference", "", ""),
-    );
-    run_to_end_plain(&reference);
-    let job = write_job(
-        dir.path(),
-        "job.toml",
-        &nexmark_q5("out", CHECKPOINT, "rate = 100_000"),
-    );
-    let restored = kill_and_recover(&job, 10, 0x5eed_0005, (250, 650));
-    assert!(restored >= 5, "only {restored} runs restored a checkpoint");
-    let expected = committed_lines(&dir.path().join("reference"));
-    assert!(expected.len() > 200, "{} lines", expected.len());
-    assert!(
-        committed_lines(&dir.path().join("out")) == expected,
-        "q5 output differs"
-    );
+    assert_exactly_once_under_kills(nexmark_q5, CHECKPOINT, "rate = 100_000", 0x5eed_0005, 200);
 }
 
 fn nexmark_q8(sink: &str, checkpoint: &str, rate: &str) -> String {
@@ -202,26 +176,7 @@ fn nexmark_q8(sink: &str, checkpoint: &str, rate: &str) -> String {
 /// aligned across both inputs and the join's state is written once.
 #[test]
 fn nexmark_q8_join_killed_ten_times_commits_exactly_the_clean_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let reference = write_job(
-        dir.path(),
-        "reference.toml",
-        &nexmark_q8("reference", "", ""),
-    );
-    run_to_end_plain(&reference);
-    let job = write_job(
-        dir.path(),
-        "job.toml",
-        &nexmark_q8("out", CHECKPOINT, "rate = 100_000"),
-    );
-    let restored = kill_and_recover(&job, 10, 0x5eed_0008, (250, 650));
-    assert!(restored >= 5, "only {restored} runs restored a checkpoint");
-    let expected = committed_lines(&dir.path().join("reference"));
-    assert!(expected.len() > 200, "{} lines", expected.len());
-    assert!(
-        committed_lines(&dir.path().join("out")) == expected,
-        "q8 output differs"
-    );
+    assert_exactly_once_under_kills(nexmark_q8, CHECKPOINT, "rate = 100_000", 0x5eed_0008, 200);
 }
 
 fn run_to_end_plain(job: &Path) {
@@ -300,15 +255,8 @@ fn rescaled_job(shards: u32, sink: &str, checkpoint: &str, rate: &str) -> String
 
 /// Runs `job` for `ms` (restoring the latest checkpoint), then kills it.
 fn run_then_kill(job: &Path, ms: u64) -> String {
-    let child = sluice()
-        .args(["run", "--restore", "latest"])
-        .arg(job)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_restoring(job);
     std::thread::sleep(Duration::from_millis(ms));
-    let mut child = child;
     assert!(child.try_wait().unwrap().is_none(), "the job ended early");
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod support;
+use support::committed_lines;
+
 fn sluice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
 }
@@ -21,19 +24,6 @@ fn job(shards: u32, sink: &str, checkpoint: &str, rate: &str) -> String {
 
 const CHECKPOINT: &str = "[checkpoint]\ninterval_ms = 200\n";
 const RATE: &str = "rate = 300_000";
-
-fn committed_lines(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-            let text = std::fs::read_to_string(&path).unwrap();
-            lines.extend(text.lines().map(str::to_owned));
-        }
-    }
-    lines.sort();
-    lines
-}
 
 fn start(job: &Path, restore: Option<&Path>) -> Child {
     let mut command = sluice();

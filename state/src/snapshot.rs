@@ -867,6 +867,15 @@ mod tests {
 
     type Model = BTreeMap<(u16, u8), i64>;
 
+    /// What a shard owning `range` reads from `files`, in order.
+    fn restore_set(files: &[Vec<u8>], range: KeyGroupRange) -> RestoreSet {
+        let mut set = RestoreSet::default();
+        for (i, file) in files.iter().enumerate() {
+            set.add_file(&format!("file {i}"), file, range).unwrap();
+        }
+        set
+    }
+
     /// Writes `model` as `shards` shards would: one state file per shard.
     fn files_of(model: &Model, layout_of: impl Fn(u32) -> KeyGroups, shards: u32) -> Vec<Vec<u8>> {
         let layout = layout_of(shards);
@@ -911,11 +920,7 @@ mod tests {
             let (mut a, mut b) = (Model::new(), Model::new());
             for shard in 0..to {
                 let range = layout.range_of(shard);
-                let mut restore = RestoreSet::default();
-                for (i, file) in files.iter().enumerate() {
-                    restore.add_file(&format!("file {i}"), file, range).unwrap();
-                }
-                let mut registry = StateRegistry::new(range, restore);
+                let mut registry = StateRegistry::new(range, restore_set(&files, range));
                 let key_major = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
                 let namespaced =
                     tracked(NamespacedMemoryTable::<u16, u8, i64>::new("b", range), range);
@@ -1025,11 +1030,7 @@ mod tests {
             let mut restored = Model::new();
             for shard in 0..to {
                 let range = layout.range_of(shard);
-                let mut set = RestoreSet::default();
-                for (i, file) in chain.iter().enumerate() {
-                    set.add_file(&format!("file {i}"), file, range).unwrap();
-                }
-                let mut registry = StateRegistry::new(range, set);
+                let mut registry = StateRegistry::new(range, restore_set(&chain, range));
                 let table = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
                 registry.register("a", 1, table.clone());
                 prop_assert!(registry.restore_problems().is_empty(), "{:?}", registry.restore_problems());

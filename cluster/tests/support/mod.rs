@@ -101,3 +101,19 @@ pub fn bids_of(events: &[Event]) -> Vec<Bid> {
         })
         .collect()
 }
+
+/// The committed output lines of an exactly-once file sink's directory
+/// (visible part files only; hidden pending and in-progress parts are not
+/// output), sorted.
+pub fn committed_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            let text = std::fs::read_to_string(&path).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+    }
+    lines.sort();
+    lines
+}
