@@ -71,6 +71,69 @@ async fn drain(outboxes: &[Rc<EdgeOutbox>]) {
     }
 }
 
+/// How often a source blocked by backpressure looks for a checkpoint trigger.
+const TRIGGER_CHECK: Duration = Duration::from_millis(1);
+
+/// Records the partitions' positions and emits the barrier of a newly
+/// triggered checkpoint, if there is one.
+fn emit_barrier_if_triggered<T>(
+    c: &SourceCheckpointing,
+    chain: &mut Box<dyn Push<T>>,
+    last_barrier: &mut u64,
+    partitions: &[Partition<T>],
+    clock: &Rc<dyn Clock>,
+) -> bool {
+    let triggered = c.checkpoints.triggered();
+    if triggered <= *last_barrier {
+        return false;
+    }
+    *last_barrier = triggered;
+    c.checkpoints
+        .at_barrier(c.participant, triggered, c.positions(partitions));
+    chain.control(Control::Barrier(CheckpointBarrier {
+        id: triggered,
+        timestamp_ms: clock.now_ms(),
+    }));
+    true
+}
+
+/// Waits for the outboxes to drain (backpressure); a checkpoint triggered
+/// meanwhile gets its barrier at once — queued behind what this source
+/// already sent — so a blocked source does not hold checkpoints back.
+async fn drain_watching_triggers<T>(
+    outboxes: &[Rc<EdgeOutbox>],
+    chain: &mut Box<dyn Push<T>>,
+    checkpointing: &Option<SourceCheckpointing>,
+    last_barrier: &mut u64,
+    partitions: &[Partition<T>],
+    clock: &Rc<dyn Clock>,
+) {
+    let Some(c) = checkpointing else {
+        return drain(outboxes).await;
+    };
+    if outboxes.iter().all(|o| o.is_empty()) {
+        return;
+    }
+    let mut pending = Box::pin(drain(outboxes));
+    loop {
+        let drained = futures_lite::future::or(
+            async {
+                (&mut pending).await;
+                true
+            },
+            async {
+                glommio::timer::sleep(TRIGGER_CHECK).await;
+                false
+            },
+        )
+        .await;
+        if drained {
+            return;
+        }
+        emit_barrier_if_triggered(c, chain, last_barrier, partitions, clock);
+    }
+}
+
 pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
     let SourceTask {
         readers,
@@ -112,21 +175,14 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
     while !combiner.all_ended() {
         // Another shard failed: stop reading and end the stream.
         failed |= abort.is_set();
-        if let Some(c) = &checkpointing {
-            let triggered = c.checkpoints.triggered();
-            if triggered > last_barrier && !failed {
-                last_barrier = triggered;
-                c.checkpoints
-                    .at_barrier(c.participant, triggered, c.positions(&partitions));
-                chain.control(Control::Barrier(CheckpointBarrier {
-                    id: triggered,
-                    timestamp_ms: clock.now_ms(),
-                }));
+        if let Some(c) = checkpointing.as_ref().filter(|_| !failed) {
+            if emit_barrier_if_triggered(c, &mut chain, &mut last_barrier, &partitions, &clock) {
                 drain(&outboxes).await;
             }
         }
         let mut progressed = false;
-        for (index, partition) in partitions.iter_mut().enumerate() {
+        for index in 0..partitions.len() {
+            let partition = &mut partitions[index];
             if partition.ended || failed {
                 continue;
             }
@@ -200,7 +256,15 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
             if failed {
                 break;
             }
-            drain(&outboxes).await;
+            drain_watching_triggers(
+                &outboxes,
+                &mut chain,
+                &checkpointing,
+                &mut last_barrier,
+                &partitions,
+                &clock,
+            )
+            .await;
         }
         if failed {
             for (index, partition) in partitions.iter_mut().enumerate() {
