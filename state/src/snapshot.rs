@@ -233,10 +233,7 @@ impl<K: StateKey, N: StateKey, V, T> TrackedTable<K, N, V, T> {
     fn mark(&mut self, group: KeyGroup, key: &K, namespace: &N) {
         if let Some(changed) = &mut self.changed {
             if self.groups.contains(group) {
-                let set = &mut changed[self.groups.offset(group)];
-                if !set.contains(&(key.clone(), namespace.clone())) {
-                    set.insert((key.clone(), namespace.clone()));
-                }
+                changed[self.groups.offset(group)].insert((key.clone(), namespace.clone()));
             }
         }
     }
