@@ -151,27 +151,6 @@ impl EntryWriter {
     }
 }
 
-fn snapshot_entries<K: StateKey, N: StateKey, V: StateValue>(
-    table: &dyn KeyedTable<K, N, V>,
-    groups: KeyGroupRange,
-) -> Result<Vec<GroupBytes>, CodecError> {
-    let mut out = Vec::new();
-    for group in groups.iter() {
-        let mut entries = EntryWriter::new();
-        let mut failed = Ok(());
-        table.for_each_in_group(group, &mut |k, n, v| {
-            if failed.is_ok() {
-                failed = entries.entry(&[&|w| w.part(k), &|w| w.part(n), &|w| w.part(v)]);
-            }
-        });
-        failed?;
-        if !entries.is_empty() {
-            out.push((group, entries.finish()));
-        }
-    }
-    Ok(out)
-}
-
 fn apply_entry_changes<K: StateKey, N: StateKey, V: StateValue>(
     table: &mut dyn KeyedTable<K, N, V>,
     group: KeyGroup,
@@ -401,37 +380,16 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotSt
         groups: KeyGroupRange,
         kind: SnapshotKind,
     ) -> Result<Vec<GroupBytes>, CodecError> {
-        // A snapshot written now supersedes one still being written.
-        self.snapshot = None;
-        let written = match (kind, &self.changed) {
-            (SnapshotKind::Changes, Some(changed)) => {
-                let mut out = Vec::new();
-                for group in groups.iter() {
-                    let mut entries = EntryWriter::new();
-                    for (k, n) in &changed[self.groups.offset(group)] {
-                        let mut result = Ok(());
-                        self.table.read(group, k, n, &mut |v| {
-                            result = encode_change(&mut entries, k, n, v);
-                        });
-                        result?;
-                    }
-                    if !entries.is_empty() {
-                        out.push((group, entries.finish()));
-                    }
-                }
-                out
-            }
-            (SnapshotKind::Changes, None) => {
-                return Err(CodecError::new(
-                    "bug: changes asked of a table that does not track them",
-                ))
-            }
-            (SnapshotKind::Full, _) => snapshot_entries(&self.table, groups)?,
-        };
-        if let Some(changed) = &mut self.changed {
-            changed.iter_mut().for_each(FastHashSet::clear);
+        // Written at once: the snapshot begun, then every group in turn (a
+        // snapshot still being written is superseded).
+        if let Some(written) = self.begin_snapshot(groups, kind)? {
+            return Ok(written);
         }
-        Ok(written)
+        loop {
+            if let Some(written) = self.snapshot_step()? {
+                return Ok(written);
+            }
+        }
     }
     fn restore_group(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
         restore_entries(&mut self.table, group, bytes)
@@ -445,8 +403,16 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotSt
         groups: KeyGroupRange,
         kind: SnapshotKind,
     ) -> Result<Option<Vec<GroupBytes>>, CodecError> {
-        if groups != self.groups || (kind == SnapshotKind::Changes && self.changed.is_none()) {
-            return self.snapshot(groups, kind).map(Some);
+        if groups != self.groups {
+            return Err(CodecError::new(format!(
+                "bug: a snapshot of {groups:?} asked of a table of {:?}",
+                self.groups
+            )));
+        }
+        if kind == SnapshotKind::Changes && self.changed.is_none() {
+            return Err(CodecError::new(
+                "bug: changes asked of a table that does not track them",
+            ));
         }
         // Changes from now on belong to the next snapshot.
         let fresh = || {
