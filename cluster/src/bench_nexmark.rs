@@ -43,6 +43,7 @@ pub struct BenchSpec {
     /// Incremental checkpoints, full at least every N (`None`: always full).
     pub checkpoint_full_every: Option<u32>,
     pub checkpoint_alignment: sluice_engine::checkpoint::BarrierAlignment,
+    pub state_backend: sluice_engine::StateBackendKind,
 }
 
 /// The checkpoints of a run.
@@ -87,6 +88,7 @@ pub struct BenchResult {
     pub seed: u64,
     pub rate: Option<u64>,
     pub flush_timeout_ms: u64,
+    pub state_backend: &'static str,
     pub elapsed_s: f64,
     pub events_per_s: f64,
     pub events_per_s_per_shard: f64,
@@ -140,6 +142,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
     if let Some(ms) = spec.flush_timeout_ms {
         config.flush_timeout = Duration::from_millis(ms);
     }
+    config.state_backend = spec.state_backend;
     if let Some(shards) = spec.shards {
         config.shards = shards;
         config.max_parallelism = config.max_parallelism.max(shards);
@@ -264,6 +267,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         seed: spec.seed,
         rate: spec.rate,
         flush_timeout_ms: config_flush_timeout_ms,
+        state_backend: spec.state_backend.name(),
         elapsed_s,
         events_per_s,
         events_per_s_per_shard: events_per_s / report.shards as f64,

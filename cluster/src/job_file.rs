@@ -72,6 +72,7 @@ struct RawExchange {
 #[serde(deny_unknown_fields)]
 struct RawState {
     backend: Option<String>,
+    directory: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -280,13 +281,23 @@ impl JobFile {
         }
         config.state_backend = match raw.state.backend.as_deref() {
             None | Some("memory") => StateBackendKind::Memory,
+            Some("rocksdb") => StateBackendKind::RocksDb,
             Some(other) => {
                 return Err(invalid(
                     "state.backend",
-                    format!("is \"{other}\", expected \"memory\" (RocksDB comes with checkpoints)"),
+                    format!("is \"{other}\", expected \"memory\" or \"rocksdb\""),
                 ))
             }
         };
+        if let Some(directory) = &raw.state.directory {
+            if directory.is_empty() {
+                return Err(invalid(
+                    "state.directory",
+                    "is empty, expected a local directory".into(),
+                ));
+            }
+            config.state_directory = Some(base.join(directory));
+        }
         if let Some(c) = &raw.checkpoint {
             config.checkpoint = Some(checkpoint_config(c, &base, &raw.job, invalid)?);
         }

@@ -118,6 +118,9 @@ enum BenchCommand {
         /// Unaligned checkpoints.
         #[arg(long)]
         checkpoint_unaligned: bool,
+        /// Where keyed state lives: memory or rocksdb.
+        #[arg(long, default_value = "memory", value_parser = parse_backend)]
+        state_backend: sluice_engine::StateBackendKind,
         /// Appends one JSON line per run to this file.
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
@@ -125,6 +128,14 @@ enum BenchCommand {
 }
 
 /// `name=value`, the value in TOML (a bare word is taken as a string).
+fn parse_backend(text: &str) -> Result<sluice_engine::StateBackendKind, String> {
+    match text {
+        "memory" => Ok(sluice_engine::StateBackendKind::Memory),
+        "rocksdb" => Ok(sluice_engine::StateBackendKind::RocksDb),
+        other => Err(format!("{other:?}: expected memory or rocksdb")),
+    }
+}
+
 fn parse_param(text: &str) -> Result<(String, toml::Value), String> {
     let (name, value) = text
         .split_once('=')
@@ -252,6 +263,7 @@ fn main() -> ExitCode {
                     checkpoint_interval_ms,
                     checkpoint_full_every,
                     checkpoint_unaligned,
+                    state_backend,
                     results,
                 },
         } => {
@@ -287,6 +299,7 @@ fn main() -> ExitCode {
                 } else {
                     sluice_engine::checkpoint::BarrierAlignment::Aligned
                 },
+                state_backend,
             };
             match bench_nexmark::run(&spec) {
                 Ok(result) => {

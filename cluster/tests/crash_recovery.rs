@@ -138,6 +138,20 @@ fn windowed_aggregation_killed_ten_times_commits_exactly_the_clean_output() {
     );
 }
 
+/// State in RocksDB: native checkpoints (SST files uploaded once, shared by
+/// later checkpoints), restored by linking the files back into place.
+#[test]
+fn rocksdb_windowed_aggregation_killed_ten_times_commits_exactly_the_clean_output() {
+    let rocksdb = format!("[state]\nbackend = \"rocksdb\"\n{CHECKPOINT}");
+    assert_exactly_once_under_kills(
+        windowed_aggregation,
+        &rocksdb,
+        "rate = 250_000",
+        0x5eed_0db1,
+        100_000,
+    );
+}
+
 /// Unaligned: the records in flight at each checkpoint are kept as channel
 /// state and replayed on restore.
 #[test]
@@ -265,6 +279,17 @@ fn run_then_kill(job: &Path, ms: u64) -> String {
 
 #[test]
 fn a_checkpoint_restores_on_more_and_fewer_shards() {
+    restores_on_more_and_fewer_shards(CHECKPOINT);
+}
+
+/// RocksDB's native checkpoints: on a new shard count each shard copies the
+/// key groups it now owns out of the stored instances.
+#[test]
+fn a_rocksdb_checkpoint_restores_on_more_and_fewer_shards() {
+    restores_on_more_and_fewer_shards(&format!("[state]\nbackend = \"rocksdb\"\n{CHECKPOINT}"));
+}
+
+fn restores_on_more_and_fewer_shards(checkpoint: &str) {
     let dir = tempfile::tempdir().unwrap();
     let reference = write_job(
         dir.path(),
@@ -275,12 +300,12 @@ fn a_checkpoint_restores_on_more_and_fewer_shards() {
     let rate = "rate = 400_000";
     let job = dir.path().join("job.toml");
     // 1 shard, then 4, then 2: key groups and sink parts move between shards.
-    std::fs::write(&job, rescaled_job(1, "out", CHECKPOINT, rate)).unwrap();
+    std::fs::write(&job, rescaled_job(1, "out", checkpoint, rate)).unwrap();
     run_then_kill(&job, 1_200);
-    std::fs::write(&job, rescaled_job(4, "out", CHECKPOINT, rate)).unwrap();
+    std::fs::write(&job, rescaled_job(4, "out", checkpoint, rate)).unwrap();
     let stderr = run_then_kill(&job, 1_200);
     assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
-    std::fs::write(&job, rescaled_job(2, "out", CHECKPOINT, rate)).unwrap();
+    std::fs::write(&job, rescaled_job(2, "out", checkpoint, rate)).unwrap();
     let stderr = run_to_end(&job);
     assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
     let expected = committed_lines(&dir.path().join("reference"));

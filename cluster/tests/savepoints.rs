@@ -58,8 +58,27 @@ fn finish(child: Child) -> String {
     stderr
 }
 
+/// The checkpoint settings with state in `backend`.
+fn on(backend: &str) -> String {
+    format!("[state]\nbackend = \"{backend}\"\n{CHECKPOINT}")
+}
+
 #[test]
 fn stop_with_savepoint_and_resume_on_one_two_four_shards() {
+    stop_and_resume_on_one_two_four_shards(["memory", "memory", "memory"]);
+}
+
+/// Savepoints are the same on every backend: memory → RocksDB → memory and
+/// back, while the shard count changes.
+#[test]
+fn savepoints_move_between_memory_and_rocksdb() {
+    stop_and_resume_on_one_two_four_shards(["memory", "rocksdb", "memory"]);
+    stop_and_resume_on_one_two_four_shards(["rocksdb", "memory", "rocksdb"]);
+}
+
+/// Runs on 1 shard, stops with a savepoint, resumes on 2, again, and runs to
+/// the end on 4, with state in `backends[i]` in run `i`.
+fn stop_and_resume_on_one_two_four_shards(backends: [&str; 3]) {
     let dir = tempfile::tempdir().unwrap();
     let reference = dir.path().join("reference.toml");
     std::fs::write(&reference, job(2, "reference", "", "")).unwrap();
@@ -69,8 +88,8 @@ fn stop_with_savepoint_and_resume_on_one_two_four_shards() {
     let job_file = dir.path().join("job.toml");
     let savepoints = dir.path().join("savepoints");
     let mut restore: Option<PathBuf> = None;
-    for shards in [1, 2] {
-        std::fs::write(&job_file, job(shards, "out", CHECKPOINT, RATE)).unwrap();
+    for (shards, backend) in [(1, backends[0]), (2, backends[1])] {
+        std::fs::write(&job_file, job(shards, "out", &on(backend), RATE)).unwrap();
         let child = start(&job_file, restore.as_deref());
         std::thread::sleep(Duration::from_millis(1_200));
         let path = savepoint(&job_file, &savepoints, true);
@@ -81,7 +100,7 @@ fn stop_with_savepoint_and_resume_on_one_two_four_shards() {
         std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
         restore = Some(path);
     }
-    std::fs::write(&job_file, job(4, "out", CHECKPOINT, RATE)).unwrap();
+    std::fs::write(&job_file, job(4, "out", &on(backends[2]), RATE)).unwrap();
     let stderr = finish(start(&job_file, restore.as_deref()));
     assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
     let expected = committed_lines(&dir.path().join("reference"));

@@ -35,6 +35,10 @@ pub struct JobConfig {
     /// a core). Off by default.
     pub spin_before_park: Option<Duration>,
     pub state_backend: StateBackendKind,
+    /// Where shards keep state on local disk (RocksDB) and a restore stages
+    /// downloaded files: a directory of its own per run is made under it and
+    /// removed at the end. Default: the system's temporary directory.
+    pub state_directory: Option<std::path::PathBuf>,
     /// Print progress to stderr every this often (None: quiet).
     pub progress_interval: Option<Duration>,
     /// How many records the sources will read, when known: progress is then
@@ -58,6 +62,7 @@ impl Default for JobConfig {
             pin_cpus: true,
             spin_before_park: None,
             state_backend: StateBackendKind::Memory,
+            state_directory: None,
             progress_interval: None,
             expected_records_in: None,
             checkpoint: None,

@@ -12,7 +12,10 @@
 
 use std::cell::RefCell;
 use std::hash::Hash;
+use std::path::PathBuf;
 use std::rc::Rc;
+
+use crate::rocks_backend::{RocksInstance, RocksResources, RocksTable};
 
 use crate::{
     KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable, RestoreSet, SharedTable,
@@ -87,8 +90,21 @@ pub trait KeyedTable<K, N, V> {
 /// Which backend a job uses (`state.backend` in the job file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StateBackendKind {
+    /// Hash tables on the shard's heap.
     #[default]
     Memory,
+    /// RocksDB on the shard's local disk (see [`rocks_backend`](crate::rocks_backend)).
+    RocksDb,
+}
+
+impl StateBackendKind {
+    /// Its name in job files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateBackendKind::Memory => "memory",
+            StateBackendKind::RocksDb => "rocksdb",
+        }
+    }
 }
 
 /// The state backend of one shard: creates the tables its operators ask for,
@@ -100,6 +116,8 @@ pub struct StateBackend {
     registry: Rc<RefCell<StateRegistry>>,
     owner: u64,
     track_changes: bool,
+    /// RocksDB: the shard's directory and shared cache (set before the first table).
+    rocks: Option<RocksResources>,
 }
 
 impl StateBackend {
@@ -111,7 +129,14 @@ impl StateBackend {
             registry: Rc::new(RefCell::new(StateRegistry::new(groups, restore))),
             owner: 0,
             track_changes: false,
+            rocks: None,
         }
+    }
+
+    /// Where shard `shard` keeps RocksDB instances (required before a table
+    /// of the RocksDB backend is created).
+    pub fn set_local_directory(&mut self, directory: PathBuf, shard: u32) {
+        self.rocks = Some(RocksResources::new(directory, shard));
     }
 
     /// States created from now on remember what changed between snapshots
@@ -177,6 +202,57 @@ impl StateBackend {
                 let table = MemoryTable::new(name, self.groups);
                 self.shared(name, table)
             }
+            StateBackendKind::RocksDb => self.rocks_table(name),
+        }
+    }
+
+    /// The current owner's RocksDB instance, opened (and restored) on first use.
+    fn instance(&mut self) -> Result<Rc<RocksInstance>, String> {
+        let mut registry = self.registry.borrow_mut();
+        if let Some(instance) = registry.instance(self.owner) {
+            return Ok(instance);
+        }
+        let resources = self
+            .rocks
+            .as_ref()
+            .ok_or_else(|| "bug: the RocksDB backend was given no local directory".to_owned())?;
+        let restore = registry.take_natives(self.owner);
+        let instance = Rc::new(RocksInstance::open(
+            resources,
+            self.owner,
+            self.groups,
+            restore,
+        )?);
+        registry.add_instance(self.owner, instance.clone());
+        Ok(instance)
+    }
+
+    fn rocks_table<K: StateKey, N: StateKey, V: StateValue>(
+        &mut self,
+        name: &str,
+    ) -> Box<dyn KeyedTable<K, N, V>> {
+        let unique = self.registry.borrow().unique_name(name);
+        let table = self
+            .instance()
+            .and_then(|instance| RocksTable::new(instance, &unique));
+        match table {
+            Ok(table) => {
+                // Checkpointed natively; tracking would only cost.
+                let table = Rc::new(RefCell::new(TrackedTable::new(table, self.groups, false)));
+                self.registry
+                    .borrow_mut()
+                    .register_native(&unique, self.owner, table.clone());
+                Box::new(SharedTable(table))
+            }
+            Err(e) => {
+                // The job does not start (the builder checks the registry's
+                // problems); a memory table lets the build finish first.
+                self.registry
+                    .borrow_mut()
+                    .add_problem(format!("RocksDB state {unique}: {e}"));
+                let table = MemoryTable::new(name, self.groups);
+                self.shared(name, table)
+            }
         }
     }
 
@@ -192,6 +268,7 @@ impl StateBackend {
                 let table = NamespacedMemoryTable::new(name, self.groups);
                 self.shared(name, table)
             }
+            StateBackendKind::RocksDb => self.rocks_table(name),
         }
     }
 }

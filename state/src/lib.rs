@@ -9,6 +9,8 @@
 //! - the **backend contract** ([`KeyedTable`], [`StateBackend`]) and the
 //!   in-memory backend ([`MemoryTable`]). The RocksDB backend implements the same
 //!   contract,
+//! - the **RocksDB backend** ([`rocks_backend`]): state on local disk with
+//!   native incremental checkpoints,
 //! - **checkpoint storage** ([`checkpoint_store`]): object stores and the
 //!   catalog of a job's checkpoints (manifests, shared files, retention).
 //!
@@ -17,12 +19,15 @@
 //! runs on an I/O thread.
 
 mod backend;
+#[cfg(test)]
+mod backend_suite;
 pub mod checkpoint_store;
 mod codec;
 mod fast_hash;
 mod key_group;
 mod memory;
 mod namespaced_memory;
+pub mod rocks_backend;
 mod snapshot;
 mod stable_hash;
 

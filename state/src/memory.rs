@@ -156,77 +156,8 @@ impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V> for MemoryTabl
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use proptest::prelude::*;
-
     use super::*;
-    use crate::{KeyGroups, StableKey};
-
-    #[derive(Debug, Clone)]
-    enum Op {
-        Put(u16, u8, i64),
-        Add(u16, u8, i64),
-        Remove(u16, u8),
-        Get(u16, u8),
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0u16..50, 0u8..4, any::<i64>()).prop_map(|(k, n, v)| Op::Put(k, n, v)),
-            (0u16..50, 0u8..4, -5i64..5).prop_map(|(k, n, v)| Op::Add(k, n, v)),
-            (0u16..50, 0u8..4).prop_map(|(k, n)| Op::Remove(k, n)),
-            (0u16..50, 0u8..4).prop_map(|(k, n)| Op::Get(k, n)),
-        ]
-    }
-
-    proptest! {
-        // The memory table behaves like a BTreeMap over (key, namespace).
-        #[test]
-        fn matches_btreemap_model(ops in proptest::collection::vec(op(), 1..400)) {
-            let layout = KeyGroups::new(16, 1);
-            let mut key_major: MemoryTable<u16, u8, i64> = MemoryTable::new("t", layout.range_of(0));
-            let mut namespace_major: crate::NamespacedMemoryTable<u16, u8, i64> = crate::NamespacedMemoryTable::new("t", layout.range_of(0));
-            let tables: [&mut dyn KeyedTable<u16, u8, i64>; 2] = [&mut key_major, &mut namespace_major];
-            for table in tables {
-            let mut model: BTreeMap<(u16, u8), i64> = BTreeMap::new();
-            for op in ops.clone() {
-                match op {
-                    Op::Put(k, n, v) => {
-                        table.put(layout.key_group_of_hash(k.stable_hash()), &k, &n, v);
-                        model.insert((k, n), v);
-                    }
-                    Op::Add(k, n, d) => {
-                        // Add d; remove the entry when it reaches zero.
-                        table.update(layout.key_group_of_hash(k.stable_hash()), &k, &n, &mut |slot| match slot {
-                            Slot::Present(v) if *v + d == 0 => SlotAction::Remove,
-                            Slot::Present(v) => { *v += d; SlotAction::Keep }
-                            Slot::Absent if d == 0 => SlotAction::Keep,
-                            Slot::Absent => SlotAction::Put(d),
-                        });
-                        let entry = model.entry((k, n)).or_insert(0);
-                        *entry += d;
-                        if *entry == 0 { model.remove(&(k, n)); }
-                    }
-                    Op::Remove(k, n) => {
-                        let got = table.remove(layout.key_group_of_hash(k.stable_hash()), &k, &n);
-                        prop_assert_eq!(got, model.remove(&(k, n)));
-                    }
-                    Op::Get(k, n) => {
-                        let got = table.get(layout.key_group_of_hash(k.stable_hash()), &k, &n);
-                        prop_assert_eq!(got, model.get(&(k, n)).copied());
-                    }
-                }
-                prop_assert_eq!(table.len(), model.len());
-            }
-            let mut all = BTreeMap::new();
-            for g in layout.range_of(0).iter() {
-                table.for_each_in_group(g, &mut |k, n, v| { all.insert((*k, *n), *v); });
-            }
-            prop_assert_eq!(all, model);
-            }
-        }
-    }
+    use crate::KeyGroups;
 
     #[test]
     #[should_panic(expected = "is not owned")]

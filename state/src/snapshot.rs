@@ -14,6 +14,11 @@
 //! remember which entries changed since their last snapshot. Restoring
 //! applies a shard's chain in order: its last full file, then the changes.
 //!
+//! States stored in RocksDB are marked native: regular checkpoints take
+//! them with their instance's own checkpoint (see
+//! [`rocks_backend`](crate::rocks_backend)); savepoints and final parts write
+//! them into sections like any other state, so those restore on any backend.
+//!
 //! Lives on its shard's core (the registry and states are `Rc<RefCell<_>>`).
 //! Invariants: names are unique within a shard (a repeated name gets `#2`,
 //! `#3`… in build order, the same on every run of the same plan); a section
@@ -25,6 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::codec::{PartReader, PartWriter};
+use crate::rocks_backend::{NativePart, NativeRestore, RocksInstance};
 use crate::{
     CodecError, FastHashSet, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey,
     StateValue,
@@ -518,6 +524,8 @@ type GroupChains = BTreeMap<KeyGroup, Vec<(SnapshotKind, Vec<u8>)>>;
 #[derive(Default, Debug)]
 pub struct RestoreSet {
     states: HashMap<String, GroupChains>,
+    /// RocksDB parts that hold some of the wanted key groups.
+    natives: Vec<NativeRestore>,
 }
 
 impl RestoreSet {
@@ -577,6 +585,13 @@ impl RestoreSet {
         r.finish().map_err(context)
     }
 
+    /// Adds a RocksDB part if it holds any of the groups in `wanted`.
+    pub fn add_native(&mut self, native: NativeRestore, wanted: KeyGroupRange) {
+        if native.groups.start < wanted.end && wanted.start < native.groups.end {
+            self.natives.push(native);
+        }
+    }
+
     /// Names of the states that hold data.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.states.keys().map(String::as_str)
@@ -584,6 +599,15 @@ impl RestoreSet {
 
     fn take(&mut self, name: &str) -> Option<GroupChains> {
         self.states.remove(name)
+    }
+
+    /// The RocksDB parts of plan node `node` (taken once).
+    pub fn take_natives(&mut self, node: u64) -> Vec<NativeRestore> {
+        let (taken, kept) = std::mem::take(&mut self.natives)
+            .into_iter()
+            .partition(|n| n.node == node);
+        self.natives = kept;
+        taken
     }
 }
 
@@ -666,6 +690,9 @@ struct Registered {
     name: String,
     owner: u64,
     state: Rc<RefCell<dyn SnapshotState>>,
+    /// Stored in the owner's RocksDB instance, which checkpoints it natively
+    /// (written here only for savepoints and final parts).
+    native: bool,
 }
 
 /// Every state of one shard, by name and owning plan node; see the module docs.
@@ -674,6 +701,8 @@ pub struct StateRegistry {
     states: Vec<Registered>,
     restore: RestoreSet,
     errors: Vec<String>,
+    /// The RocksDB instance of each plan node that has one.
+    instances: BTreeMap<u64, Rc<RocksInstance>>,
 }
 
 impl StateRegistry {
@@ -683,7 +712,52 @@ impl StateRegistry {
             states: Vec::new(),
             restore,
             errors: Vec::new(),
+            instances: BTreeMap::new(),
         }
+    }
+
+    /// The name a state registered as `name` gets: `name`, or `name#2`, … when
+    /// taken.
+    pub fn unique_name(&self, name: &str) -> String {
+        let mut unique = name.to_owned();
+        let mut n = 1;
+        while self.states.iter().any(|s| s.name == unique) {
+            n += 1;
+            unique = format!("{name}#{n}");
+        }
+        unique
+    }
+
+    /// A problem that must keep the job from starting.
+    pub fn add_problem(&mut self, problem: String) {
+        self.errors.push(problem);
+    }
+
+    /// The RocksDB parts to restore plan node `node` from.
+    pub fn take_natives(&mut self, node: u64) -> Vec<NativeRestore> {
+        self.restore.take_natives(node)
+    }
+
+    /// Plan node `owner`'s RocksDB instance, once opened.
+    pub fn instance(&self, owner: u64) -> Option<Rc<RocksInstance>> {
+        self.instances.get(&owner).cloned()
+    }
+
+    pub fn add_instance(&mut self, owner: u64, instance: Rc<RocksInstance>) {
+        self.instances.insert(owner, instance);
+    }
+
+    /// The synchronous part of plan node `owner`'s native checkpoint, if its
+    /// states live in RocksDB.
+    pub fn native_checkpoint(
+        &self,
+        owner: u64,
+        checkpoint: u64,
+    ) -> Result<Option<NativePart>, String> {
+        self.instances
+            .get(&owner)
+            .map(|instance| instance.checkpoint(checkpoint))
+            .transpose()
     }
 
     /// Registers `state` under `name` for plan node `owner`, and fills it from
@@ -694,12 +768,28 @@ impl StateRegistry {
         owner: u64,
         state: Rc<RefCell<dyn SnapshotState>>,
     ) -> String {
-        let mut unique = name.to_owned();
-        let mut n = 1;
-        while self.states.iter().any(|s| s.name == unique) {
-            n += 1;
-            unique = format!("{name}#{n}");
-        }
+        self.register_with(name, owner, state, false)
+    }
+
+    /// Like [`register`](Self::register), for a state stored in `owner`'s
+    /// RocksDB instance under exactly `name` (from [`unique_name`](Self::unique_name)).
+    pub fn register_native(
+        &mut self,
+        name: &str,
+        owner: u64,
+        state: Rc<RefCell<dyn SnapshotState>>,
+    ) -> String {
+        self.register_with(name, owner, state, true)
+    }
+
+    fn register_with(
+        &mut self,
+        name: &str,
+        owner: u64,
+        state: Rc<RefCell<dyn SnapshotState>>,
+        native: bool,
+    ) -> String {
+        let unique = self.unique_name(name);
         if let Some(groups) = self.restore.take(&unique) {
             let mut target = state.borrow_mut();
             for (group, chain) in groups {
@@ -719,6 +809,7 @@ impl StateRegistry {
             name: unique.clone(),
             owner,
             state,
+            native,
         });
         unique
     }
@@ -731,6 +822,12 @@ impl StateRegistry {
         unclaimed.sort_unstable();
         problems.extend(unclaimed.into_iter().map(|name| {
             format!("the checkpoint holds state {name}, which no operator of this job has")
+        }));
+        problems.extend(self.restore.natives.iter().map(|native| {
+            format!(
+                "the checkpoint holds RocksDB state of plan node {}, which this job does not have with state.backend = \"rocksdb\" (restore a savepoint to change backends)",
+                native.node
+            )
         }));
         problems
     }
@@ -752,13 +849,20 @@ impl StateRegistry {
     /// them as they are now; tables write theirs a key group at a time
     /// ([`step_owner`](Self::step_owner)), copying a group on its first
     /// write, so the shard is not stopped while they are encoded.
-    pub fn begin_owner(&self, owner: u64, kind: SnapshotKind) -> Result<OwnerSnapshot, CodecError> {
+    /// With `skip_native`, states in RocksDB are left out (their native
+    /// checkpoint holds them).
+    pub fn begin_owner(
+        &self,
+        owner: u64,
+        kind: SnapshotKind,
+        skip_native: bool,
+    ) -> Result<OwnerSnapshot, CodecError> {
         let mut states = Vec::new();
         for (index, registered) in self
             .states
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.owner == owner)
+            .filter(|(_, s)| s.owner == owner && !(skip_native && s.native))
         {
             let begun = registered
                 .state
@@ -1047,7 +1151,7 @@ mod tests {
             }
             let at_barrier = model.clone();
             let kind = if changes { SnapshotKind::Changes } else { SnapshotKind::Full };
-            let mut snapshot = registry.begin_owner(1, kind).unwrap();
+            let mut snapshot = registry.begin_owner(1, kind, false).unwrap();
             let mut after = after.iter();
             while !registry.step_owner(&mut snapshot).unwrap() {
                 if let Some(op) = after.next() {

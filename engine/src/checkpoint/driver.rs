@@ -23,6 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, FileStore, Manifest};
+use sluice_state::rocks_backend::{
+    native::is_sst, NativeHandle, NativePart, NativeRestore, SharedFile,
+};
 use sluice_state::{KeyGroups, PartReader, PartWriter, RestoreSet, SnapshotKind};
 
 use super::savepoint::{self, SavepointRequest};
@@ -48,6 +51,9 @@ pub struct ShardAck {
     sources: SourcePositions,
     /// Records in flight at unaligned barriers, if any.
     channels: Option<(String, FileInfo)>,
+    /// The shard's RocksDB instances, and the shared files they consist of.
+    native: Vec<NativeHandle>,
+    native_files: Vec<(String, FileInfo)>,
 }
 
 /// Encodes a shard's channel states into one file.
@@ -139,10 +145,12 @@ fn catalog(config: &CheckpointConfig) -> CheckpointCatalog<FileStore> {
 /// Reads what a job restores from, for a job of `shards` shards. `latest`
 /// falls back past checkpoints that cannot be read (a corrupt or missing
 /// manifest or state file), naming each in `skipped`.
+/// RocksDB parts are downloaded (and checked) into `staging`.
 pub fn restore(
     config: &CheckpointConfig,
     layout: KeyGroups,
     shards: u32,
+    staging: &std::path::Path,
 ) -> Result<Restored, String> {
     let mut restored = Restored {
         shard_states: (0..shards)
@@ -167,13 +175,22 @@ pub fn restore(
         .unwrap_or(&config.directory);
     let catalog = CheckpointCatalog::new(FileStore::new(source));
     let where_ = source.display();
+    // Files of our own storage can be referred to by later checkpoints.
+    let own_storage = source == &config.directory;
+    let reader = CheckpointReader {
+        catalog: &catalog,
+        layout,
+        shards,
+        staging,
+        own_storage,
+    };
     let ids = catalog
         .checkpoints()
         .map_err(|e| format!("listing checkpoints in {where_}: {e}"))?;
     match from {
         RestoreFrom::Latest => {
             for id in ids.into_iter().rev() {
-                match read_checkpoint(&catalog, id, layout, shards) {
+                match reader.read(id) {
                     Ok(found) => return Ok(found.with_skipped(restored.skipped, highest)),
                     Err(reason) => restored
                         .skipped
@@ -183,7 +200,8 @@ pub fn restore(
             // Nothing usable (the job never completed one): start fresh.
             Ok(restored)
         }
-        RestoreFrom::Checkpoint(id) => read_checkpoint(&catalog, id, layout, shards)
+        RestoreFrom::Checkpoint(id) => reader
+            .read(id)
             .map(|found| found.with_skipped(Vec::new(), highest))
             .map_err(|e| format!("checkpoint {id} in {where_}: {e}")),
     }
@@ -197,15 +215,97 @@ impl Restored {
     }
 }
 
-/// Reads checkpoint `id` completely (manifest, every state file, every
-/// section), so that a damaged one is rejected before anything starts.
+/// What reading a checkpoint needs.
+struct CheckpointReader<'a> {
+    catalog: &'a CheckpointCatalog<FileStore>,
+    layout: KeyGroups,
+    shards: u32,
+    staging: &'a std::path::Path,
+    own_storage: bool,
+}
+
+impl CheckpointReader<'_> {
+    /// Reads checkpoint `id` completely (manifest, every state file, every
+    /// section, every RocksDB file), so that a damaged one is rejected
+    /// before anything starts.
+    fn read(&self, id: CheckpointId) -> Result<Restored, String> {
+        let manifest = self.catalog.load(id)?;
+        let restored = read_checkpoint(self.catalog, &manifest, self.layout, self.shards)?;
+        for (task, value) in &manifest.tasks {
+            let Some(handles) = value.get("rocksdb") else {
+                continue;
+            };
+            let handles: Vec<NativeHandle> = serde_json::from_value(handles.clone())
+                .map_err(|e| format!("task {task}: malformed rocksdb entry: {e}"))?;
+            for handle in handles {
+                let native = self.download(&manifest, &handle)?;
+                for (shard, set) in restored.shard_states.iter().enumerate() {
+                    let mut set = set.lock().expect("restore lock");
+                    let set = set.as_mut().expect("not taken yet");
+                    set.add_native(native.clone(), self.layout.range_of(shard as u32));
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Downloads one RocksDB part into the staging directory, checking each
+    /// file against the manifest.
+    fn download(
+        &self,
+        manifest: &Manifest,
+        handle: &NativeHandle,
+    ) -> Result<NativeRestore, String> {
+        let directory = self
+            .staging
+            .join(format!("{:020}", manifest.checkpoint))
+            .join(&handle.instance);
+        std::fs::create_dir_all(&directory)
+            .map_err(|e| format!("creating {}: {e}", directory.display()))?;
+        let mut inherited = BTreeMap::new();
+        for (local, shared) in &handle.files {
+            if local.contains('/') || local.starts_with('.') {
+                return Err(format!(
+                    "instance {}: a file named {local:?} is not a RocksDB file name",
+                    handle.instance
+                ));
+            }
+            let info = manifest.files.get(shared).ok_or_else(|| {
+                format!(
+                    "instance {} refers to {shared}, which the manifest does not list",
+                    handle.instance
+                )
+            })?;
+            let bytes = self.catalog.get_shared(shared, info)?;
+            let path = directory.join(local);
+            std::fs::write(&path, &bytes)
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            if self.own_storage {
+                inherited.insert(
+                    local.clone(),
+                    SharedFile {
+                        name: shared.clone(),
+                        info: info.clone(),
+                    },
+                );
+            }
+        }
+        Ok(NativeRestore {
+            node: handle.node,
+            groups: handle.groups(),
+            directory,
+            inherited,
+        })
+    }
+}
+
+/// Reads checkpoint `id`'s manifest, state files and channel states.
 fn read_checkpoint(
     catalog: &CheckpointCatalog<FileStore>,
-    id: CheckpointId,
+    manifest: &Manifest,
     layout: KeyGroups,
     shards: u32,
 ) -> Result<Restored, String> {
-    let manifest = catalog.load(id)?;
     let mut sets: Vec<RestoreSet> = (0..shards).map(|_| RestoreSet::default()).collect();
     let mut positions = SourcePositions::new();
     let mut channels: Vec<ChannelStates> = (0..shards).map(|_| ChannelStates::new()).collect();
@@ -253,7 +353,12 @@ fn read_checkpoint(
 fn task_entry(ack: &ShardAck) -> serde_json::Value {
     let state: Vec<&str> = ack.files.iter().map(|(name, _)| name.as_str()).collect();
     let channels = ack.channels.as_ref().map(|(name, _)| name.as_str());
-    serde_json::json!({ "state": state, "sources": ack.sources, "channels": channels })
+    let mut entry =
+        serde_json::json!({ "state": state, "sources": ack.sources, "channels": channels });
+    if !ack.native.is_empty() {
+        entry["rocksdb"] = serde_json::to_value(&ack.native).expect("serializes");
+    }
+    entry
 }
 
 fn parse_task(value: &serde_json::Value) -> Option<(Vec<String>, SourcePositions)> {
@@ -294,6 +399,9 @@ pub struct CheckpointDriver {
     pub completed: Vec<CompletedCheckpoint>,
     /// The newest completed checkpoint, for the shards (incremental parts).
     completed_id: Arc<AtomicU64>,
+    /// RocksDB files uploaded (shared name → what the manifest records):
+    /// each is uploaded once and referred to until retention deletes it.
+    uploaded: BTreeMap<String, FileInfo>,
     /// Per shard, the state files of the last completed checkpoint.
     chains: BTreeMap<u32, Vec<(String, FileInfo)>>,
     /// The same, for the checkpoint whose manifest is being written.
@@ -346,6 +454,7 @@ impl CheckpointDriver {
             costs: BTreeMap::new(),
             completed: Vec::new(),
             completed_id: completed,
+            uploaded: BTreeMap::new(),
             chains: BTreeMap::new(),
             manifest_chains: BTreeMap::new(),
             ticks: 0,
@@ -401,11 +510,13 @@ impl CheckpointDriver {
                 sync_micros,
                 kind,
                 channels,
+                native,
             } => {
                 if let Some(cost) = self.costs.get_mut(&checkpoint) {
                     cost.1 += state.len() as u64;
                     cost.2 = cost.2.max(sync_micros);
                 }
+                let native = self.upload_native(checkpoint, native);
                 let name = match kind {
                     SnapshotKind::Full => format!("{checkpoint:020}-{shard:05}.state"),
                     SnapshotKind::Changes => format!("{checkpoint:020}-{shard:05}.changes"),
@@ -425,12 +536,14 @@ impl CheckpointDriver {
                             .map(|info| Some((name, info)))
                     }
                 };
-                let written = channels.and_then(|channels| {
-                    self.write(checkpoint, &name, &state)
-                        .map(|info| (info, channels))
+                let written = native.and_then(|native| {
+                    channels.and_then(|channels| {
+                        self.write(checkpoint, &name, &state)
+                            .map(|info| (info, channels, native))
+                    })
                 });
                 let input = match written {
-                    Ok((info, channels)) => {
+                    Ok((info, channels, (native, native_files))) => {
                         files.push((name, info));
                         CheckpointInput::Acknowledged {
                             checkpoint,
@@ -439,6 +552,8 @@ impl CheckpointDriver {
                                 files,
                                 sources,
                                 channels,
+                                native,
+                                native_files,
                             },
                         }
                     }
@@ -481,6 +596,8 @@ impl CheckpointDriver {
                             files: vec![(name, info)],
                             sources,
                             channels: None,
+                            native: Vec::new(),
+                            native_files: Vec::new(),
                         };
                         self.finished.insert(shard, ack.clone());
                         // It will not answer the checkpoint in flight itself.
@@ -498,6 +615,76 @@ impl CheckpointDriver {
                 }
             }
         }
+    }
+
+    /// Uploads the files of RocksDB parts that the storage does not hold
+    /// yet, then removes the parts' local directories.
+    #[allow(clippy::type_complexity)]
+    fn upload_native(
+        &mut self,
+        checkpoint: CheckpointId,
+        parts: Vec<NativePart>,
+    ) -> Result<(Vec<NativeHandle>, Vec<(String, FileInfo)>), String> {
+        let mut handles = Vec::new();
+        let mut files = Vec::new();
+        let mut result = Ok(());
+        for part in &parts {
+            if result.is_err() {
+                break;
+            }
+            let mut handle = NativeHandle {
+                node: part.node,
+                instance: part.instance.clone(),
+                groups: [part.groups.start, part.groups.end],
+                files: BTreeMap::new(),
+            };
+            for file in &part.files {
+                let shared = match &file.inherited {
+                    Some(inherited) => Ok((inherited.name.clone(), inherited.info.clone())),
+                    None => {
+                        let shared = part.shared_name(checkpoint, &file.name);
+                        match self.uploaded.get(&shared) {
+                            Some(info) => Ok((shared, info.clone())),
+                            None => self.upload_file(checkpoint, part, &file.name, shared),
+                        }
+                    }
+                };
+                match shared {
+                    Ok((shared, info)) => {
+                        handle.files.insert(file.name.clone(), shared.clone());
+                        files.push((shared, info));
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            handles.push(handle);
+        }
+        for part in &parts {
+            let _ = std::fs::remove_dir_all(&part.directory);
+        }
+        result.map(|()| (handles, files))
+    }
+
+    fn upload_file(
+        &mut self,
+        checkpoint: CheckpointId,
+        part: &NativePart,
+        name: &str,
+        shared: String,
+    ) -> Result<(String, FileInfo), String> {
+        let path = part.directory.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        if let Some(cost) = self.costs.get_mut(&checkpoint) {
+            cost.1 += bytes.len() as u64;
+        }
+        let info = self.write(checkpoint, &shared, &bytes)?;
+        if is_sst(name) {
+            self.uploaded.insert(shared.clone(), info.clone());
+        }
+        Ok((shared, info))
     }
 
     fn write(
@@ -618,6 +805,9 @@ impl CheckpointDriver {
                 }
                 log(&format!("checkpoint {checkpoint} aborted: {reason}"));
                 if let Some(files) = self.written.remove(&checkpoint) {
+                    for name in &files {
+                        self.uploaded.remove(name);
+                    }
                     if let Err(e) = self.catalog.discard(&files) {
                         log(&format!("discarding checkpoint {checkpoint}'s files: {e}"));
                     }
@@ -639,7 +829,8 @@ impl CheckpointDriver {
             created_unix_ms: now_unix_ms(),
             files: acks
                 .values()
-                .flat_map(|a| a.files.iter().chain(&a.channels).cloned())
+                .flat_map(|a| a.files.iter().chain(&a.channels).chain(&a.native_files))
+                .cloned()
                 .collect(),
             tasks: acks.iter().map(|(t, a)| (*t, task_entry(a))).collect(),
             finished,
@@ -656,9 +847,14 @@ impl CheckpointDriver {
         }
     }
 
-    fn retain(&self) {
-        if let Err(e) = self.catalog.retain(self.config.retain) {
-            log(&format!("dropping old checkpoints: {e}"));
+    fn retain(&mut self) {
+        match self.catalog.retain(self.config.retain) {
+            Ok(retained) => {
+                for name in &retained.deleted_files {
+                    self.uploaded.remove(name);
+                }
+            }
+            Err(e) => log(&format!("dropping old checkpoints: {e}")),
         }
     }
 

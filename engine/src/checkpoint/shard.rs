@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use std::cell::Cell;
 
+use sluice_state::rocks_backend::NativePart;
 use sluice_state::{OwnerSnapshot, SnapshotKind, StateFileWriter, StateRegistry};
 
 use super::CheckpointId;
@@ -57,6 +58,9 @@ pub enum ShardReport {
         kind: SnapshotKind,
         /// Records in flight at unaligned barriers, by channel.
         channels: ChannelStates,
+        /// RocksDB checkpoints of the plan nodes whose states live there
+        /// (local directories the driver uploads from).
+        native: Vec<NativePart>,
     },
     /// The shard could not take its part of `checkpoint`.
     Declined {
@@ -99,6 +103,7 @@ struct InProgress {
     file: StateFileWriter,
     sources: SourcePositions,
     channels: ChannelStates,
+    native: Vec<NativePart>,
     done: Vec<bool>,
     /// Owners whose states are still being written (participant, snapshot).
     pending: Vec<(usize, OwnerSnapshot)>,
@@ -329,6 +334,7 @@ impl ShardCheckpoints {
             file: StateFileWriter::new(self.next_kind(checkpoint)),
             sources: SourcePositions::new(),
             channels: ChannelStates::new(),
+            native: Vec::new(),
             done: vec![false; count],
             pending: Vec::new(),
         });
@@ -361,21 +367,33 @@ impl ShardCheckpoints {
                 .extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v))),
             ParticipantKind::StateOwner(node) => {
                 // The synchronous part: the states capture themselves as they
-                // are; tables are encoded later, a key group at a time.
+                // are; tables are encoded later, a key group at a time. States
+                // in RocksDB take a native checkpoint instead (savepoints
+                // write them like the others, to restore on any backend).
                 let started = std::time::Instant::now();
                 let registry = self.registry.borrow();
-                let written =
+                let native = !self.is_savepoint(progress.checkpoint);
+                let written = match native {
+                    true => registry.native_checkpoint(node, progress.checkpoint),
+                    false => Ok(None),
+                }
+                .map(|part| progress.native.extend(part))
+                .and_then(|()| {
                     registry
-                        .begin_owner(node, progress.file.kind())
-                        .and_then(|snapshot| {
-                            if snapshot.is_complete() {
-                                registry.write_owner(snapshot, &mut progress.file)
-                            } else {
-                                progress.done[index] = false;
-                                progress.pending.push((index, snapshot));
-                                Ok(())
-                            }
-                        });
+                        .begin_owner(node, progress.file.kind(), native)
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|snapshot| {
+                    if snapshot.is_complete() {
+                        registry
+                            .write_owner(snapshot, &mut progress.file)
+                            .map_err(|e| e.to_string())
+                    } else {
+                        progress.done[index] = false;
+                        progress.pending.push((index, snapshot));
+                        Ok(())
+                    }
+                });
                 progress.sync_micros += started.elapsed().as_micros() as u64;
                 if let Err(e) = written {
                     let checkpoint = progress.checkpoint;
@@ -386,7 +404,7 @@ impl ShardCheckpoints {
                     let _ = self.reports.send(ShardReport::Declined {
                         shard: self.shard,
                         checkpoint,
-                        reason: e.to_string(),
+                        reason: e,
                     });
                 }
             }
@@ -398,6 +416,9 @@ impl ShardCheckpoints {
     fn abandon(&self, registry: &StateRegistry, progress: InProgress) {
         for (_, snapshot) in progress.pending {
             registry.abandon_owner(snapshot);
+        }
+        for part in progress.native {
+            let _ = std::fs::remove_dir_all(&part.directory);
         }
     }
 
@@ -476,6 +497,7 @@ impl ShardCheckpoints {
             sync_micros: progress.sync_micros,
             kind,
             channels: progress.channels,
+            native: progress.native,
         });
     }
 

@@ -86,6 +86,7 @@ impl ShardBuilder {
             key_groups.range_of(shard),
             context.restored.take_state(shard),
         );
+        state.set_local_directory(context.local_directory, shard);
         let resumed_from = context.restored.checkpoint.map_or(0, |(id, _)| id);
         let checkpoints = context.checkpointing.map(|checkpointing| {
             state.track_changes(checkpointing.full_every.is_some());

@@ -18,6 +18,7 @@ use sluice_network::ExchangeMessage;
 
 use super::builder::{Outboxes, RootBuilder, ShardBuilder};
 use super::channels::{self, ShardEndpoints};
+use super::local_directory::LocalDirectory;
 use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
 use crate::checkpoint::{
@@ -38,6 +39,8 @@ pub(crate) struct ShardContext {
     pub committers: Committers,
     /// How the shard takes part in checkpoints (if the job takes them).
     pub checkpointing: Option<ShardCheckpointing>,
+    /// Where the shard keeps state on local disk.
+    pub local_directory: std::path::PathBuf,
 }
 
 /// How often a shard looks for states to write while no checkpoint is
@@ -137,11 +140,12 @@ fn execute_once(
     let finished = Arc::new(AtomicU32::new(0));
     let abort = AbortSignal::default();
     let layout = sluice_state::KeyGroups::new(config.max_parallelism, shards);
+    let local =
+        LocalDirectory::create(config.state_directory.as_deref()).map_err(EngineError::Config)?;
     let restore_started = Instant::now();
     let restored = match &config.checkpoint {
-        Some(checkpoint) => {
-            checkpoint::restore(checkpoint, layout, shards).map_err(EngineError::Restore)?
-        }
+        Some(checkpoint) => checkpoint::restore(checkpoint, layout, shards, &local.restore())
+            .map_err(EngineError::Restore)?,
         None => Restored::default(),
     };
     for skipped in &restored.skipped {
@@ -206,6 +210,7 @@ fn execute_once(
                 signals: signals.clone(),
                 full_every: c.full_every,
             }),
+            local_directory: local.shard(shard),
         };
         let handle = builder
             .spawn(move || async move {

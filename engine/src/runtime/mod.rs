@@ -11,6 +11,7 @@ mod abort;
 mod builder;
 mod channels;
 mod execute;
+mod local_directory;
 mod progress;
 mod source_task;
 
