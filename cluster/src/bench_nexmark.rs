@@ -54,6 +54,8 @@ pub struct CheckpointFigures {
     pub duration_p50_ms: f64,
     pub duration_max_ms: f64,
     pub bytes_max: u64,
+    /// The largest checkpoint, counting files shared with earlier ones.
+    pub total_bytes_max: u64,
     /// The longest any shard spent writing state on its core.
     pub sync_max_ms: f64,
 }
@@ -152,7 +154,9 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         Some(interval_ms) => {
             let dir = tempfile::tempdir().map_err(|e| format!("checkpoint directory: {e}"))?;
             config.checkpoint = Some(CheckpointConfig {
-                directory: dir.path().to_owned(),
+                storage: sluice_engine::checkpoint::StorageLocation::Directory(
+                    dir.path().to_owned(),
+                ),
                 timing: CheckpointTiming {
                     interval_ms,
                     timeout_ms: 600_000,
@@ -160,7 +164,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
                 },
                 retain: 1,
                 restore: None,
-                restore_directory: None,
+                restore_storage: None,
                 job_name: format!("nexmark.{query}"),
                 full_every: spec.checkpoint_full_every,
                 alignment: spec.checkpoint_alignment,
@@ -236,6 +240,12 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
                 .checkpoints
                 .iter()
                 .map(|c| c.bytes)
+                .max()
+                .unwrap_or(0),
+            total_bytes_max: report
+                .checkpoints
+                .iter()
+                .map(|c| c.total_bytes)
                 .max()
                 .unwrap_or(0),
             sync_max_ms: report
@@ -371,8 +381,8 @@ pub fn table(r: &BenchResult) -> String {
     }
     if let Some(c) = &r.checkpoints {
         out.push_str(&format!(
-            "checkpoints every {} ms: {} completed, duration p50 {:.1} ms, max {:.1} ms; state up to {} bytes; longest synchronous part {:.2} ms\n",
-            c.interval_ms, c.completed, c.duration_p50_ms, c.duration_max_ms, c.bytes_max, c.sync_max_ms
+            "checkpoints every {} ms: {} completed, duration p50 {:.1} ms, max {:.1} ms; uploaded up to {} bytes, checkpoints up to {} bytes in all; longest synchronous part {:.2} ms\n",
+            c.interval_ms, c.completed, c.duration_p50_ms, c.duration_max_ms, c.bytes_max, c.total_bytes_max, c.sync_max_ms
         ));
     }
     out

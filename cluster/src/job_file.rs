@@ -18,6 +18,7 @@ use sluice_engine::config::{
 };
 use sluice_engine::connectors::{GeneratorSource, RecordFormat, SPLIT_BYTES_DEFAULT};
 use sluice_engine::JobConfig;
+use sluice_state::checkpoint_store::{S3Settings, StorageLocation};
 use sluice_state::{StateBackendKind, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
 
 /// A job file that cannot be used; the message names file, field and expectation.
@@ -87,6 +88,31 @@ struct RawCheckpoint {
     alignment_timeout_ms: Option<u64>,
     incremental: Option<bool>,
     full_every: Option<u32>,
+    s3: Option<RawS3>,
+}
+
+/// `[checkpoint.s3]`: how to reach S3 storage (each unset field comes from
+/// the standard AWS environment).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    path_style: Option<bool>,
+}
+
+impl std::fmt::Debug for RawS3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("RawS3")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -673,39 +699,67 @@ fn checkpoint_config(
         }
         (true, n) => Some(n.unwrap_or(CHECKPOINT_FULL_EVERY_DEFAULT)),
     };
-    let directory = match c.storage.as_deref() {
-        None => base.join("checkpoints"),
+    let storage = match c.storage.as_deref() {
+        None => StorageLocation::Directory(base.join("checkpoints")),
+        Some(url) if url.starts_with("s3://") => {
+            let mut settings = S3Settings::from_url(url)
+                .map_err(|e| invalid("checkpoint.storage", e))?;
+            let s3 = c.s3.clone().unwrap_or_default();
+            if let Some(endpoint) = &s3.endpoint {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    return Err(invalid(
+                        "checkpoint.s3.endpoint",
+                        format!("is \"{endpoint}\", expected http://host:port or https://host"),
+                    ));
+                }
+            }
+            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+                return Err(invalid(
+                    "checkpoint.s3",
+                    "gives one of access_key_id and secret_access_key: give both, or neither to use the AWS environment's".into(),
+                ));
+            }
+            settings.endpoint = s3.endpoint;
+            settings.region = s3.region;
+            settings.access_key_id = s3.access_key_id;
+            settings.secret_access_key = s3.secret_access_key;
+            // S3-compatible servers usually need the bucket in the path.
+            settings.path_style = s3.path_style.unwrap_or(settings.endpoint.is_some());
+            StorageLocation::S3(settings)
+        }
         Some(url) => match url.strip_prefix("file://") {
             Some(path) if !path.is_empty() => {
                 let path = PathBuf::from(path);
-                if path.is_absolute() {
+                StorageLocation::Directory(if path.is_absolute() {
                     path
                 } else {
                     base.join(path)
-                }
-            }
-            _ if url.starts_with("s3://") => {
-                return Err(invalid(
-                    "checkpoint.storage",
-                    format!("is \"{url}\": S3 storage is not available yet; use file:///path"),
-                ))
+                })
             }
             _ => {
                 return Err(invalid(
                     "checkpoint.storage",
-                    format!("is \"{url}\", expected file:///path (or file://relative/path)"),
+                    format!("is \"{url}\", expected file:///path (or file://relative/path) or s3://bucket/prefix"),
                 ))
             }
         },
     };
-    if directory.is_file() {
+    if c.s3.is_some() && !matches!(storage, StorageLocation::S3(_)) {
         return Err(invalid(
-            "checkpoint.storage",
-            format!("`{}` is a file, expected a directory", directory.display()),
+            "checkpoint.s3",
+            "applies to s3:// storage only".into(),
         ));
     }
+    if let StorageLocation::Directory(directory) = &storage {
+        if directory.is_file() {
+            return Err(invalid(
+                "checkpoint.storage",
+                format!("`{}` is a file, expected a directory", directory.display()),
+            ));
+        }
+    }
     Ok(CheckpointConfig {
-        directory,
+        storage,
         timing: CheckpointTiming {
             interval_ms,
             timeout_ms,
@@ -713,7 +767,7 @@ fn checkpoint_config(
         },
         retain,
         restore: None,
-        restore_directory: None,
+        restore_storage: None,
         job_name: job.to_owned(),
         full_every,
         alignment,

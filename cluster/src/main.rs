@@ -46,7 +46,7 @@ enum Command {
         stop: bool,
         /// Where the savepoint goes (default: `<checkpoint storage>/savepoints`).
         #[arg(long)]
-        dir: Option<PathBuf>,
+        dir: Option<String>,
         /// How long to wait for the job to answer.
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
@@ -199,9 +199,14 @@ fn main() -> ExitCode {
             stop,
             dir,
             timeout_s,
-        } => match run::savepoint(&job, stop, dir, std::time::Duration::from_secs(timeout_s)) {
-            Ok(path) => {
-                println!("{}", path.display());
+        } => match run::savepoint(
+            &job,
+            stop,
+            dir.as_deref(),
+            std::time::Duration::from_secs(timeout_s),
+        ) {
+            Ok(location) => {
+                println!("{location}");
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sluice_engine::checkpoint::RestoreFrom;
+use sluice_engine::checkpoint::{RestoreFrom, StorageLocation};
 
 use sluice_engine::runtime::JobReport;
 use sluice_engine::{EngineError, StreamEnv};
@@ -31,42 +31,41 @@ impl RunError {
 }
 
 /// What `--restore` names: `latest`, a checkpoint id, a checkpoint's
-/// directory (`<storage>/checkpoints/<id>`) or its `MANIFEST`, or a savepoint
-/// (`…/savepoint-<id>`); with the directory to read it from, if not the
-/// job's own storage.
+/// location (`<storage>/checkpoints/<id>`, a path or an `s3://` URL) or its
+/// `MANIFEST`, or a savepoint (`…/savepoint-<id>`); with the storage to read
+/// it from, if not the job's own.
 pub fn parse_restore(
     file: &JobFile,
     given: &str,
-) -> Result<(RestoreFrom, Option<PathBuf>), JobFileError> {
+) -> Result<(RestoreFrom, Option<StorageLocation>), JobFileError> {
     if given == "latest" {
         return Ok((RestoreFrom::Latest, None));
     }
     if let Ok(id) = given.parse::<u64>() {
         return Ok((RestoreFrom::Checkpoint(id), None));
     }
-    let path = Path::new(given);
-    if path.join("checkpoints").is_dir() {
-        // A savepoint (or another job's storage): its newest checkpoint.
-        return Ok((RestoreFrom::Latest, Some(path.to_owned())));
+    let like = (file.config.checkpoint.as_ref())
+        .map(|c| c.storage.clone())
+        .unwrap_or(StorageLocation::Directory(PathBuf::new()));
+    let bad = |why: String| file.invalid("--restore", why);
+    let trimmed = given.trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/MANIFEST").unwrap_or(trimmed);
+    // `<storage>/checkpoints/<id>`: that checkpoint of that storage.
+    let parts: Vec<&str> = trimmed.rsplitn(3, '/').collect();
+    if let [id, "checkpoints", ..] = parts[..] {
+        let root = parts.get(2).copied().unwrap_or(".");
+        if let Ok(id) = id.parse::<u64>() {
+            let root = StorageLocation::resolve(root, &like).map_err(bad)?;
+            return Ok((RestoreFrom::Checkpoint(id), Some(root)));
+        }
     }
-    let dir = if path.file_name().is_some_and(|n| n == "MANIFEST") {
-        path.parent().unwrap_or(path)
-    } else {
-        path
-    };
-    let id = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse::<u64>().ok());
-    let storage = dir
-        .parent()
-        .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"));
-    match (id, storage.and_then(Path::parent)) {
-        (Some(id), Some(root)) => Ok((RestoreFrom::Checkpoint(id), Some(root.to_owned()))),
-        _ => Err(file.invalid(
-            "--restore",
-            format!("`{given}` is not `latest`, a checkpoint id, or a path like <storage>/checkpoints/<id>"),
-        )),
+    let location = StorageLocation::resolve(trimmed, &like).map_err(bad)?;
+    match &location {
+        StorageLocation::Directory(path) if !path.join("checkpoints").is_dir() => Err(bad(format!(
+            "`{given}` is not `latest`, a checkpoint id, a savepoint, or a location like <storage>/checkpoints/<id>"
+        ))),
+        // A savepoint (or another job's storage): its newest checkpoint.
+        _ => Ok((RestoreFrom::Latest, Some(location))),
     }
 }
 
@@ -92,7 +91,7 @@ pub fn prepare_restoring(
                 .into());
         };
         checkpoint.restore = Some(from);
-        checkpoint.restore_directory = root;
+        checkpoint.restore_storage = root;
     }
     let build = jobs::find(&file.job).ok_or_else(|| {
         let names: Vec<&str> = jobs::REGISTRY.iter().map(|(n, _, _)| *n).collect();
@@ -111,13 +110,15 @@ pub fn prepare_restoring(
 }
 
 /// `sluice savepoint`: asks the job running with the job file at `path` for
-/// a savepoint (and to stop, with `stop`); returns the savepoint's path.
+/// a savepoint in `target` (a path or an `s3://` URL; default: the
+/// checkpoint storage's `savepoints`), and to stop, with `stop`; returns
+/// where the savepoint is.
 pub fn savepoint(
     path: &Path,
     stop: bool,
-    directory: Option<PathBuf>,
+    target: Option<&str>,
     timeout: std::time::Duration,
-) -> Result<PathBuf, RunError> {
+) -> Result<String, RunError> {
     let file = JobFile::load(path)?;
     let Some(checkpoint) = &file.config.checkpoint else {
         return Err(file
@@ -127,11 +128,19 @@ pub fn savepoint(
             )
             .into());
     };
-    let directory = directory.unwrap_or_else(|| checkpoint.directory.join("savepoints"));
-    let directory = std::path::absolute(&directory).unwrap_or(directory);
+    let target = match target {
+        None => checkpoint.storage.join("savepoints"),
+        Some(text) => match StorageLocation::resolve(text, &checkpoint.storage) {
+            Ok(StorageLocation::Directory(dir)) => {
+                StorageLocation::Directory(std::path::absolute(&dir).unwrap_or(dir))
+            }
+            Ok(location) => location,
+            Err(e) => return Err(file.invalid("--dir", e).into()),
+        },
+    };
     sluice_engine::checkpoint::savepoint::request_savepoint(
-        &checkpoint.directory,
-        &directory,
+        &checkpoint.storage,
+        &target,
         stop,
         timeout,
     )
@@ -152,7 +161,7 @@ pub fn summary(file: &JobFile, report: &JobReport) -> String {
     let stopped = report
         .stopped_with
         .as_ref()
-        .map(|path| format!(" (stopped with savepoint {})", path.display()))
+        .map(|location| format!(" (stopped with savepoint {location})"))
         .unwrap_or_default();
     let restarts = match report.restarts {
         0 => String::new(),

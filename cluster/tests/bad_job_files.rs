@@ -243,3 +243,35 @@ fn missing_job_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bad_state_and_checkpoint_storage_settings_are_named() {
+    let with = |extra: &str| {
+        windowed("", GOOD_SOURCE, GOOD_SINK, "")
+            .replace("\n[params]", &format!("\n{extra}\n[params]"))
+    };
+    assert_bad(
+        &with("[state]\nbackend = \"leveldb\""),
+        &["state.backend", "\"leveldb\"", "\"rocksdb\""],
+    );
+    assert_bad(
+        &with("[checkpoint]\nstorage = \"s3://Bad_Bucket/x\""),
+        &["checkpoint.storage", "not a valid S3 bucket name"],
+    );
+    assert_bad(
+        &with("[checkpoint]\nstorage = \"s3://bucket/x\"\n[checkpoint.s3]\naccess_key_id = \"a\""),
+        &["checkpoint.s3", "give both"],
+    );
+    assert_bad(
+        &with("[checkpoint]\nstorage = \"s3://bucket/x\"\n[checkpoint.s3]\nendpoint = \"localhost:9000\""),
+        &["checkpoint.s3.endpoint", "http://host:port"],
+    );
+    assert_bad(
+        &with("[checkpoint]\n[checkpoint.s3]\nregion = \"eu-west-1\""),
+        &["checkpoint.s3", "s3:// storage only"],
+    );
+    assert_bad(
+        &with("[checkpoint]\nstorage = \"ftp://host/x\""),
+        &["checkpoint.storage", "s3://bucket/prefix"],
+    );
+}

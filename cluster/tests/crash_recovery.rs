@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
+use sluice_state::checkpoint_store::s3_test_server::S3TestServer;
 use support::committed_lines;
 
 /// A small deterministic generator for the kill moments (splitmix64).
@@ -149,6 +150,78 @@ fn rocksdb_windowed_aggregation_killed_ten_times_commits_exactly_the_clean_outpu
         "rate = 250_000",
         0x5eed_0db1,
         100_000,
+    );
+}
+
+/// Checkpoints in S3 (a real S3-compatible server on 127.0.0.1): every
+/// restore reads the newest complete checkpoint back from the bucket.
+#[test]
+fn checkpoints_in_s3_killed_ten_times_commit_exactly_the_clean_output() {
+    let server = S3TestServer::start().unwrap();
+    server.create_bucket("checkpoints").unwrap();
+    let s3 = format!(
+        "{CHECKPOINT}{}",
+        server.job_file_lines("checkpoints", "windowed")
+    );
+    assert_exactly_once_under_kills(
+        windowed_aggregation,
+        &s3,
+        "rate = 250_000",
+        0x5eed_0053,
+        100_000,
+    );
+}
+
+/// The S3 server goes away for a while: checkpoints in that time fail and
+/// are aborted, the job keeps running, a later checkpoint completes, and the
+/// committed output is still exactly the clean run's. State in RocksDB, so
+/// SST files go to S3 too.
+#[test]
+fn checkpoints_fail_while_s3_is_down_and_complete_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = write_job(
+        dir.path(),
+        "reference.toml",
+        &windowed_aggregation("reference", "", ""),
+    );
+    run_to_end_plain(&reference);
+    let mut server = S3TestServer::start().unwrap();
+    server.create_bucket("checkpoints").unwrap();
+    let checkpoint = format!(
+        "[state]\nbackend = \"rocksdb\"\n[checkpoint]\ninterval_ms = 200\n{}",
+        server.job_file_lines("checkpoints", "outage")
+    );
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        &windowed_aggregation("out", &checkpoint, "rate = 150_000"),
+    );
+    let child = sluice()
+        .arg("run")
+        .arg(&job)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2_000));
+    server.stop();
+    std::thread::sleep(Duration::from_millis(2_500));
+    server.resume().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("aborted"), "no checkpoint failed: {stderr}");
+    assert!(
+        stderr.contains("completed, after"),
+        "no checkpoint completed after the outage: {stderr}"
+    );
+    assert!(!stderr.contains("restart"), "{stderr}");
+    let expected = committed_lines(&dir.path().join("reference"));
+    let got = committed_lines(&dir.path().join("out"));
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got == expected,
+        "committed output differs from the clean run"
     );
 }
 

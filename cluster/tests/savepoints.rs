@@ -157,3 +157,42 @@ fn savepoint_without_a_running_job_says_so() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no running job answered"), "{stderr}");
 }
+
+/// Checkpoints and the savepoint in S3 (a real S3-compatible server on
+/// 127.0.0.1): `--restore s3://…/savepoint-<id>` on another shard count.
+#[test]
+fn a_savepoint_in_s3_restores_on_another_shard_count() {
+    use sluice_state::checkpoint_store::s3_test_server::S3TestServer;
+    let server = S3TestServer::start().unwrap();
+    server.create_bucket("jobs").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(&reference, job(2, "reference", "", "")).unwrap();
+    assert!(sluice()
+        .arg("run")
+        .arg(&reference)
+        .output()
+        .unwrap()
+        .status
+        .success());
+
+    let s3 = format!("{CHECKPOINT}{}", server.job_file_lines("jobs", "windowed"));
+    let job_file = dir.path().join("job.toml");
+    std::fs::write(&job_file, job(1, "out", &s3, RATE)).unwrap();
+    let child = start(&job_file, None);
+    std::thread::sleep(Duration::from_millis(1_200));
+    let location = savepoint(&job_file, Path::new("s3://jobs/savepoints"), true);
+    finish(child);
+    let location = location.to_string_lossy().into_owned();
+    assert!(
+        location.starts_with("s3://jobs/savepoints/savepoint-"),
+        "{location}"
+    );
+    std::fs::write(&job_file, job(2, "out", &s3, RATE)).unwrap();
+    let stderr = finish(start(&job_file, Some(Path::new(&location))));
+    assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
+    let expected = committed_lines(&dir.path().join("reference"));
+    let got = committed_lines(&dir.path().join("out"));
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "output after an S3 savepoint differs");
+}

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_engine::checkpoint::{CheckpointConfig, CheckpointTiming, RestartStrategy};
+use sluice_engine::checkpoint::{
+    CheckpointConfig, CheckpointTiming, RestartStrategy, StorageLocation,
+};
 use sluice_engine::connectors::{
     ExactlyOnceFileSink, RecordFormat, Source, SourcePoll, SourceReader,
 };
@@ -89,7 +91,7 @@ fn run(dir: &Path, source: Counting, restart: RestartStrategy) -> Result<u32, En
         shards: 2,
         flush_timeout: Duration::from_millis(1),
         checkpoint: Some(CheckpointConfig {
-            directory: dir.join("checkpoints"),
+            storage: StorageLocation::Directory(dir.join("checkpoints")),
             timing: CheckpointTiming {
                 interval_ms: 20,
                 timeout_ms: 10_000,
@@ -97,7 +99,7 @@ fn run(dir: &Path, source: Counting, restart: RestartStrategy) -> Result<u32, En
             },
             retain: 2,
             restore: None,
-            restore_directory: None,
+            restore_storage: None,
             job_name: "restart-test".into(),
             full_every: Some(3),
             alignment: Default::default(),

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use sluice_engine::checkpoint::{BarrierAlignment, CheckpointConfig, CheckpointTiming};
+use sluice_engine::checkpoint::{
+    BarrierAlignment, CheckpointConfig, CheckpointTiming, StorageLocation,
+};
 use sluice_engine::connectors::{GeneratedEvent, GeneratorSource, Sink, SinkWriter};
 use sluice_engine::{JobConfig, Rec, StreamEnv, WatermarkStrategy};
 
@@ -45,7 +47,7 @@ fn checkpoint_ms(alignment: BarrierAlignment, channel_batches: usize) -> (f64, f
         batch_bytes_limit: 2_048,
         flush_timeout: Duration::from_millis(1),
         checkpoint: Some(CheckpointConfig {
-            directory: dir.path().to_owned(),
+            storage: StorageLocation::Directory(dir.path().to_owned()),
             timing: CheckpointTiming {
                 interval_ms: 100,
                 timeout_ms: 60_000,
@@ -53,7 +55,7 @@ fn checkpoint_ms(alignment: BarrierAlignment, channel_batches: usize) -> (f64, f
             },
             retain: 1,
             restore: None,
-            restore_directory: None,
+            restore_storage: None,
             job_name: "backpressure".into(),
             full_every: Some(10),
             alignment,

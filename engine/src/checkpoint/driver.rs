@@ -16,13 +16,14 @@
 //! the shard count was, and sources get their partitions' positions.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, FileStore, Manifest};
+use sluice_state::checkpoint_store::{
+    CheckpointCatalog, FileInfo, Manifest, ObjectStore, StorageLocation,
+};
 use sluice_state::rocks_backend::{
     native::is_sst, NativeHandle, NativePart, NativeRestore, SharedFile,
 };
@@ -87,10 +88,34 @@ pub struct CompletedCheckpoint {
     pub id: CheckpointId,
     /// From the trigger to the manifest written.
     pub duration_ms: f64,
-    /// Bytes of state files written for it.
+    /// Bytes written for it (uploaded).
     pub bytes: u64,
+    /// Bytes of every file it consists of (shared with earlier ones or not).
+    pub total_bytes: u64,
     /// The longest a shard spent writing its state on its core.
     pub sync_max_ms: f64,
+}
+
+/// What a checkpoint in flight has cost so far.
+struct CheckpointCost {
+    started: std::time::Instant,
+    /// Bytes uploaded.
+    bytes: u64,
+    /// The longest synchronous part of a shard.
+    sync_micros: u64,
+    /// Bytes of all the files its manifest lists.
+    total_bytes: u64,
+}
+
+impl Default for CheckpointCost {
+    fn default() -> Self {
+        CheckpointCost {
+            started: std::time::Instant::now(),
+            bytes: 0,
+            sync_micros: 0,
+            total_bytes: 0,
+        }
+    }
 }
 
 /// The committers of a job's exactly-once sinks (shared with the shards that
@@ -138,8 +163,14 @@ impl Restored {
     }
 }
 
-fn catalog(config: &CheckpointConfig) -> CheckpointCatalog<FileStore> {
-    CheckpointCatalog::new(FileStore::new(&config.directory))
+/// A checkpoint storage, opened.
+pub type Store = Arc<dyn ObjectStore>;
+
+fn open_catalog(location: &StorageLocation) -> Result<CheckpointCatalog<Store>, String> {
+    location
+        .open()
+        .map(CheckpointCatalog::new)
+        .map_err(|e| format!("opening checkpoint storage {location}: {e}"))
 }
 
 /// Reads what a job restores from, for a job of `shards` shards. `latest`
@@ -158,10 +189,10 @@ pub fn restore(
             .collect(),
         ..Restored::default()
     };
-    let storage = catalog(config);
+    let storage = open_catalog(&config.storage)?;
     let highest = storage
         .checkpoints()
-        .map_err(|e| format!("listing checkpoints in {}: {e}", config.directory.display()))?
+        .map_err(|e| format!("listing checkpoints in {}: {e}", config.storage))?
         .last()
         .copied()
         .unwrap_or(0);
@@ -169,14 +200,14 @@ pub fn restore(
     let Some(from) = config.restore else {
         return Ok(restored);
     };
-    let source = config
-        .restore_directory
-        .as_ref()
-        .unwrap_or(&config.directory);
-    let catalog = CheckpointCatalog::new(FileStore::new(source));
-    let where_ = source.display();
+    let source = config.restore_storage.as_ref().unwrap_or(&config.storage);
+    let catalog = match source == &config.storage {
+        true => storage,
+        false => open_catalog(source)?,
+    };
+    let where_ = source.describe();
     // Files of our own storage can be referred to by later checkpoints.
-    let own_storage = source == &config.directory;
+    let own_storage = source == &config.storage;
     let reader = CheckpointReader {
         catalog: &catalog,
         layout,
@@ -217,7 +248,7 @@ impl Restored {
 
 /// What reading a checkpoint needs.
 struct CheckpointReader<'a> {
-    catalog: &'a CheckpointCatalog<FileStore>,
+    catalog: &'a CheckpointCatalog<Store>,
     layout: KeyGroups,
     shards: u32,
     staging: &'a std::path::Path,
@@ -301,7 +332,7 @@ impl CheckpointReader<'_> {
 
 /// Reads checkpoint `id`'s manifest, state files and channel states.
 fn read_checkpoint(
-    catalog: &CheckpointCatalog<FileStore>,
+    catalog: &CheckpointCatalog<Store>,
     manifest: &Manifest,
     layout: KeyGroups,
     shards: u32,
@@ -382,7 +413,7 @@ fn log(message: &str) {
 /// See the module docs.
 pub struct CheckpointDriver {
     config: CheckpointConfig,
-    catalog: CheckpointCatalog<FileStore>,
+    catalog: CheckpointCatalog<Store>,
     coordinator: CheckpointCoordinator<ShardAck>,
     reports: Receiver<ShardReport>,
     triggered: Arc<AtomicU64>,
@@ -394,7 +425,7 @@ pub struct CheckpointDriver {
     written: BTreeMap<CheckpointId, Vec<String>>,
     started_ms: u64,
     /// Per checkpoint in flight: when triggered, bytes written, longest sync part.
-    costs: BTreeMap<CheckpointId, (std::time::Instant, u64, u64)>,
+    costs: BTreeMap<CheckpointId, CheckpointCost>,
     /// Every checkpoint this run completed.
     pub completed: Vec<CompletedCheckpoint>,
     /// The newest completed checkpoint, for the shards (incremental parts).
@@ -407,7 +438,7 @@ pub struct CheckpointDriver {
     /// The same, for the checkpoint whose manifest is being written.
     manifest_chains: BTreeMap<u32, Vec<(String, FileInfo)>>,
     /// The checkpoint storage, where savepoint requests arrive.
-    requests: FileStore,
+    requests: Store,
     ticks: u64,
     /// A savepoint asked for, and the checkpoint that takes it once triggered.
     savepoint: Option<(SavepointRequest, Option<CheckpointId>)>,
@@ -415,9 +446,14 @@ pub struct CheckpointDriver {
     full_requested: Arc<AtomicU64>,
     /// A stop-with-savepoint completed: the job must stop, committing nothing
     /// more; this is the savepoint.
-    pub stopped_with: Option<PathBuf>,
+    pub stopped_with: Option<StorageLocation>,
     /// A failure that must fail the job (a shard could not write its final part).
     pub fatal: Option<String>,
+    /// Checkpoints aborted since the last one completed.
+    aborted_in_a_row: u32,
+    /// Files of aborted checkpoints that could not be deleted yet (the
+    /// storage was unreachable): retried after the next completed one.
+    undiscarded: Vec<String>,
 }
 
 impl CheckpointDriver {
@@ -428,7 +464,9 @@ impl CheckpointDriver {
         reports: Receiver<ShardReport>,
         signals: CheckpointSignals,
         committers: Committers,
-    ) -> Self {
+    ) -> Result<Self, String> {
+        let catalog = open_catalog(&config.storage)?;
+        let requests = catalog.store().clone();
         let CheckpointSignals {
             triggered,
             completed,
@@ -439,10 +477,10 @@ impl CheckpointDriver {
         // Sources emit a barrier for the newest id above the one they resumed
         // from; nothing is triggered yet.
         triggered.store(resumed_from, Ordering::Release);
-        CheckpointDriver {
-            catalog: catalog(&config),
+        Ok(CheckpointDriver {
+            catalog,
             coordinator: CheckpointCoordinator::new(config.timing, shards, first),
-            requests: FileStore::new(&config.directory),
+            requests,
             config,
             reports,
             triggered,
@@ -462,7 +500,9 @@ impl CheckpointDriver {
             full_requested,
             stopped_with: None,
             fatal: None,
-        }
+            aborted_in_a_row: 0,
+            undiscarded: Vec::new(),
+        })
     }
 
     fn now_ms(&self) -> u64 {
@@ -485,7 +525,7 @@ impl CheckpointDriver {
                 Some(Ok(request)) => {
                     log(&format!(
                         "savepoint requested into {}{}",
-                        request.directory.display(),
+                        request.target,
                         if request.stop { ", then stop" } else { "" }
                     ));
                     self.savepoint = Some((request, None));
@@ -513,8 +553,8 @@ impl CheckpointDriver {
                 native,
             } => {
                 if let Some(cost) = self.costs.get_mut(&checkpoint) {
-                    cost.1 += state.len() as u64;
-                    cost.2 = cost.2.max(sync_micros);
+                    cost.bytes += state.len() as u64;
+                    cost.sync_micros = cost.sync_micros.max(sync_micros);
                 }
                 let native = self.upload_native(checkpoint, native);
                 let name = match kind {
@@ -678,7 +718,7 @@ impl CheckpointDriver {
         let path = part.directory.join(name);
         let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         if let Some(cost) = self.costs.get_mut(&checkpoint) {
-            cost.1 += bytes.len() as u64;
+            cost.bytes += bytes.len() as u64;
         }
         let info = self.write(checkpoint, &shared, &bytes)?;
         if is_sst(name) {
@@ -727,8 +767,13 @@ impl CheckpointDriver {
                     // Before the trigger is published: the shards read it then.
                     self.full_requested.store(checkpoint, Ordering::Release);
                 }
-                self.costs
-                    .insert(checkpoint, (std::time::Instant::now(), 0, 0));
+                self.costs.insert(
+                    checkpoint,
+                    CheckpointCost {
+                        started: std::time::Instant::now(),
+                        ..CheckpointCost::default()
+                    },
+                );
                 self.triggered.store(checkpoint, Ordering::Release);
                 // Finished shards answer with their final part at once.
                 let finished: Vec<(u32, ShardAck)> =
@@ -744,6 +789,9 @@ impl CheckpointDriver {
             }
             CheckpointAction::WriteManifest { checkpoint, acks } => {
                 let manifest = self.manifest(checkpoint, &acks, false);
+                if let Some(cost) = self.costs.get_mut(&checkpoint) {
+                    cost.total_bytes = manifest.files.values().map(|f| f.size).sum();
+                }
                 self.manifest_chains = acks.iter().map(|(s, a)| (*s, a.files.clone())).collect();
                 Some(match self.catalog.commit(&manifest) {
                     Ok(()) => CheckpointInput::ManifestWritten { checkpoint },
@@ -754,31 +802,38 @@ impl CheckpointDriver {
                 })
             }
             CheckpointAction::Completed { checkpoint } => {
+                if self.aborted_in_a_row > 0 {
+                    log(&format!(
+                        "checkpoint {checkpoint} completed, after {} aborted",
+                        std::mem::take(&mut self.aborted_in_a_row)
+                    ));
+                }
                 self.written.retain(|id, _| *id > checkpoint);
                 self.chains = std::mem::take(&mut self.manifest_chains);
                 self.completed_id.store(checkpoint, Ordering::Release);
-                if let Some((started, bytes, sync_micros)) = self.costs.remove(&checkpoint) {
+                if let Some(cost) = self.costs.remove(&checkpoint) {
                     self.completed.push(CompletedCheckpoint {
                         id: checkpoint,
-                        duration_ms: started.elapsed().as_secs_f64() * 1e3,
-                        bytes,
-                        sync_max_ms: sync_micros as f64 / 1e3,
+                        duration_ms: cost.started.elapsed().as_secs_f64() * 1e3,
+                        bytes: cost.bytes,
+                        total_bytes: cost.total_bytes,
+                        sync_max_ms: cost.sync_micros as f64 / 1e3,
                     });
                 }
                 self.commit(checkpoint);
                 if let Some((_, Some(id))) = &self.savepoint {
                     if *id == checkpoint {
                         let (request, _) = self.savepoint.take().expect("checked");
-                        let result = savepoint::copy_checkpoint(
-                            &self.catalog,
-                            checkpoint,
-                            &request.directory,
-                        );
+                        let result =
+                            StorageLocation::resolve(&request.target, &self.config.storage)
+                                .and_then(|target| {
+                                    savepoint::copy_checkpoint(&self.catalog, checkpoint, &target)
+                                });
                         match &result {
-                            Ok(path) => {
-                                log(&format!("savepoint {} written", path.display()));
+                            Ok(location) => {
+                                log(&format!("savepoint {location} written"));
                                 if request.stop {
-                                    self.stopped_with = Some(path.clone());
+                                    self.stopped_with = Some(location.clone());
                                 }
                             }
                             Err(e) => {
@@ -792,6 +847,7 @@ impl CheckpointDriver {
                 None
             }
             CheckpointAction::Aborted { checkpoint, reason } => {
+                self.aborted_in_a_row += 1;
                 self.costs.remove(&checkpoint);
                 if matches!(&self.savepoint, Some((_, Some(id))) if *id == checkpoint) {
                     let (request, _) = self.savepoint.take().expect("checked");
@@ -809,7 +865,10 @@ impl CheckpointDriver {
                         self.uploaded.remove(name);
                     }
                     if let Err(e) = self.catalog.discard(&files) {
-                        log(&format!("discarding checkpoint {checkpoint}'s files: {e}"));
+                        log(&format!(
+                            "discarding checkpoint {checkpoint}'s files (retried later): {e}"
+                        ));
+                        self.undiscarded.extend(files);
                     }
                 }
                 None
@@ -848,6 +907,13 @@ impl CheckpointDriver {
     }
 
     fn retain(&mut self) {
+        if !self.undiscarded.is_empty() {
+            let files = std::mem::take(&mut self.undiscarded);
+            if let Err(e) = self.catalog.discard(&files) {
+                log(&format!("discarding files of aborted checkpoints: {e}"));
+                self.undiscarded = files;
+            }
+        }
         match self.catalog.retain(self.config.retain) {
             Ok(retained) => {
                 for name in &retained.deleted_files {

@@ -11,7 +11,7 @@ pub mod savepoint;
 mod shard;
 mod snapshot_at_barrier;
 
-use std::path::PathBuf;
+pub use sluice_state::checkpoint_store::StorageLocation;
 
 pub use coordinator::{
     CheckpointAction, CheckpointCoordinator, CheckpointId, CheckpointInput, CheckpointStats,
@@ -54,15 +54,15 @@ pub enum RestoreFrom {
 /// How a job checkpoints (`[checkpoint]` in the job file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointConfig {
-    /// Where checkpoints are stored (a directory).
-    pub directory: PathBuf,
+    /// Where checkpoints are stored (a directory or S3).
+    pub storage: StorageLocation,
     pub timing: CheckpointTiming,
     /// How many completed checkpoints to keep (at least 1).
     pub retain: usize,
     pub restore: Option<RestoreFrom>,
-    /// Where the checkpoint to restore is read from, when not `directory`
+    /// Where the checkpoint to restore is read from, when not `storage`
     /// (a savepoint, or another job's storage).
-    pub restore_directory: Option<PathBuf>,
+    pub restore_storage: Option<StorageLocation>,
     /// The job's name, written into manifests.
     pub job_name: String,
     /// Incremental checkpoints: each shard writes only what changed since its

@@ -1,6 +1,7 @@
 //! Savepoints of a running embedded job: a checkpoint taken on request, with
-//! every shard writing everything, copied into a directory of its own
-//! (`<dir>/savepoint-<id>`, laid out like checkpoint storage) so that it
+//! every shard writing everything, copied into a location of its own
+//! (`<dir>/savepoint-<id>`, a directory or S3 prefix laid out like checkpoint
+//! storage) so that it
 //! needs nothing else to restore — on any shard count — and outlives the
 //! job's retention.
 //!
@@ -10,10 +11,9 @@
 //! checkpoint, copies it when it completes and answers; with `stop` the job
 //! then stops without committing anything past the savepoint.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sluice_state::checkpoint_store::{CheckpointCatalog, FileStore, ObjectStore};
+use sluice_state::checkpoint_store::{CheckpointCatalog, ObjectStore, StorageLocation};
 
 use super::CheckpointId;
 
@@ -25,17 +25,18 @@ pub const REQUEST_KEY: &str = "savepoint-request.json";
 pub struct SavepointRequest {
     /// Names the response.
     pub request: String,
-    /// Where the savepoint goes (`<directory>/savepoint-<id>`).
-    pub directory: PathBuf,
+    /// Where the savepoint goes (`<target>/savepoint-<id>`): a path or an
+    /// `s3://` URL.
+    pub target: String,
     /// Stop the job once the savepoint is taken.
     pub stop: bool,
 }
 
-/// The driver's answer: the savepoint's path, or why there is none.
+/// The driver's answer: where the savepoint is, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavepointResponse {
     pub request: String,
-    pub path: Option<PathBuf>,
+    pub path: Option<String>,
     pub error: Option<String>,
 }
 
@@ -43,15 +44,15 @@ fn response_key(request: &str) -> String {
     format!("savepoint-response-{request}.json")
 }
 
-/// Asks the job checkpointing into `storage` for a savepoint in `directory`
-/// and waits up to `timeout` for it; returns its path.
+/// Asks the job checkpointing into `storage` for a savepoint in `target`
+/// and waits up to `timeout` for it; returns where it is.
 pub fn request_savepoint(
-    storage: &Path,
-    directory: &Path,
+    storage: &StorageLocation,
+    target: &StorageLocation,
     stop: bool,
     timeout: Duration,
-) -> Result<PathBuf, String> {
-    let store = FileStore::new(storage);
+) -> Result<String, String> {
+    let store = storage.open()?;
     let request = format!(
         "{}-{}",
         std::process::id(),
@@ -62,7 +63,7 @@ pub fn request_savepoint(
     );
     let body = serde_json::to_vec(&SavepointRequest {
         request: request.clone(),
-        directory: directory.to_owned(),
+        target: target.to_string(),
         stop,
     })
     .expect("a request serializes");
@@ -74,7 +75,7 @@ pub fn request_savepoint(
         let Ok(bytes) = store.get(&key) else { continue };
         let _ = store.delete(&key);
         let response: SavepointResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: malformed response: {e}", storage.join(&key).display()))?;
+            .map_err(|e| format!("{storage}/{key}: malformed response: {e}"))?;
         return match (response.path, response.error) {
             (Some(path), _) => Ok(path),
             (None, error) => Err(error.unwrap_or_else(|| "the job gave no reason".into())),
@@ -85,12 +86,12 @@ pub fn request_savepoint(
     Err(format!(
         "no running job answered within {} s (is one running with this job file's checkpoint storage, {}?)",
         timeout.as_secs(),
-        storage.display()
+        storage
     ))
 }
 
 /// Takes a pending request out of `storage`, if there is one.
-pub fn take_request(storage: &FileStore) -> Option<Result<SavepointRequest, String>> {
+pub fn take_request(storage: &dyn ObjectStore) -> Option<Result<SavepointRequest, String>> {
     let bytes = storage.get(REQUEST_KEY).ok()?;
     let _ = storage.delete(REQUEST_KEY);
     Some(
@@ -100,9 +101,9 @@ pub fn take_request(storage: &FileStore) -> Option<Result<SavepointRequest, Stri
 }
 
 /// Answers `request` in `storage`.
-pub fn respond(storage: &FileStore, request: &str, result: Result<PathBuf, String>) {
+pub fn respond(storage: &dyn ObjectStore, request: &str, result: Result<StorageLocation, String>) {
     let (path, error) = match result {
-        Ok(path) => (Some(path), None),
+        Ok(location) => (Some(location.to_string()), None),
         Err(e) => (None, Some(e)),
     };
     let body = serde_json::to_vec(&SavepointResponse {
@@ -117,15 +118,15 @@ pub fn respond(storage: &FileStore, request: &str, result: Result<PathBuf, Strin
 }
 
 /// Copies checkpoint `id` of `catalog` (its manifest and every file it
-/// refers to, checked on the way) to `<directory>/savepoint-<id>`.
-pub fn copy_checkpoint(
-    catalog: &CheckpointCatalog<FileStore>,
+/// refers to, checked on the way) to `<target>/savepoint-<id>`.
+pub fn copy_checkpoint<S: ObjectStore>(
+    catalog: &CheckpointCatalog<S>,
     id: CheckpointId,
-    directory: &Path,
-) -> Result<PathBuf, String> {
+    target: &StorageLocation,
+) -> Result<StorageLocation, String> {
     let manifest = catalog.load(id)?;
-    let root = directory.join(format!("savepoint-{id}"));
-    let target = CheckpointCatalog::new(FileStore::new(&root));
+    let root = target.join(&format!("savepoint-{id}"));
+    let target = CheckpointCatalog::new(root.open()?);
     for (name, info) in &manifest.files {
         let bytes = catalog.get_shared(name, info)?;
         target

@@ -66,7 +66,7 @@ pub struct JobReport {
     /// How long reading the restored checkpoint took, if one was restored.
     pub restore_ms: Option<f64>,
     /// The job stopped with this savepoint (instead of running to its end).
-    pub stopped_with: Option<std::path::PathBuf>,
+    pub stopped_with: Option<crate::checkpoint::StorageLocation>,
 }
 
 /// Counts finished shards, also when a shard's thread unwinds.
@@ -164,16 +164,19 @@ fn execute_once(
     let committers = Committers::default();
     let signals = CheckpointSignals::default();
     let (reports, reports_in) = std::sync::mpsc::channel();
-    let mut driver = config.checkpoint.clone().map(|checkpoint| {
-        CheckpointDriver::new(
-            checkpoint,
-            shards,
-            &restored,
-            reports_in,
-            signals.clone(),
-            committers.clone(),
-        )
-    });
+    let mut driver = (config.checkpoint.clone())
+        .map(|checkpoint| {
+            CheckpointDriver::new(
+                checkpoint,
+                shards,
+                &restored,
+                reports_in,
+                signals.clone(),
+                committers.clone(),
+            )
+        })
+        .transpose()
+        .map_err(EngineError::Checkpoint)?;
     let cpus = allowed_cpu_ids();
     let pinned = config.pin_cpus && cpus.len() >= shards as usize;
     let started = Instant::now();

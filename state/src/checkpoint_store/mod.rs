@@ -1,16 +1,22 @@
-//! Checkpoint storage: an object store (file system now, S3 later) and the
+//! Checkpoint storage: an object store (a directory or S3) and the
 //! catalog of a job's checkpoints in it — shared files, manifests as commit
 //! points, restore from the newest usable checkpoint, retention that never
 //! deletes a file a kept checkpoint needs. Blocking I/O: used from an I/O
 //! thread, off every shard's record path.
 
 mod catalog;
+mod location;
 mod manifest;
 mod object_store;
+mod s3_store;
+#[doc(hidden)]
+pub mod s3_test_server;
 
 pub use catalog::{CheckpointCatalog, Retained, Unusable};
+pub use location::StorageLocation;
 pub use manifest::{FileInfo, Manifest};
 pub use object_store::{check_key, FileStore, ObjectStore, StoreError};
+pub use s3_store::{S3Settings, S3Store, MULTIPART_PART_BYTES};
 
 #[cfg(test)]
 mod tests;

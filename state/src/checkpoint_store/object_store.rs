@@ -16,6 +16,12 @@ pub enum StoreError {
     NotFound { store: String, key: String },
     #[error("{key}: not a valid object key ({why})")]
     BadKey { key: String, why: &'static str },
+    #[error("{what} {location}: {message}")]
+    Remote {
+        what: &'static str,
+        location: String,
+        message: String,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -34,6 +40,24 @@ pub trait ObjectStore: Send + Sync {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Names the store in messages (`file:///…`, `s3://…`).
     fn describe(&self) -> String;
+}
+
+impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        (**self).put(key, bytes)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        (**self).get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
 }
 
 /// Checks that `key` is relative, `/`-separated and stays inside the store.

@@ -42,6 +42,85 @@ fn manifest(checkpoint: u64, files: &BTreeMap<String, FileInfo>) -> Manifest {
     }
 }
 
+/// Applies `ops` to `catalog` and checks it against the model after each.
+fn check_retention<S: ObjectStore>(
+    catalog: CheckpointCatalog<S>,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    // Model: committed checkpoints (id -> files), in order.
+    let mut model: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    let mut next = 1u64;
+    for op in ops {
+        match op {
+            Op::Commit(files) => {
+                let mut infos = BTreeMap::new();
+                for f in files {
+                    let bytes = format!("contents of {f}").into_bytes();
+                    infos.insert(name(f), catalog.put_shared(&name(f), &bytes).unwrap());
+                }
+                catalog.commit(&manifest(next, &infos)).unwrap();
+                model.insert(next, infos.into_keys().collect());
+                next += 1;
+            }
+            Op::Retain(keep) => {
+                let report = catalog.retain(keep).unwrap();
+                let drop = model.len().saturating_sub(keep.max(1));
+                let dropped: Vec<u64> = model.keys().take(drop).copied().collect();
+                prop_assert_eq!(&report.dropped_checkpoints, &dropped);
+                for id in dropped {
+                    model.remove(&id);
+                }
+            }
+            Op::Abort(files) => {
+                let names: Vec<String> = files.iter().map(|&f| name(f)).collect();
+                for n in &names {
+                    catalog.put_shared(n, b"partial").unwrap();
+                }
+                catalog.discard(&names).unwrap();
+                // A discarded upload that overwrote a committed file would
+                // be caught by the size check below.
+                for n in &names {
+                    if model.values().any(|fs| fs.contains(n)) {
+                        let original = format!("contents of {}", &n[1..n.len() - 4]).into_bytes();
+                        catalog.put_shared(n, &original).unwrap();
+                    }
+                }
+            }
+        }
+        // Every kept checkpoint loads with all its files.
+        prop_assert_eq!(
+            catalog.checkpoints().unwrap(),
+            model.keys().copied().collect::<Vec<_>>()
+        );
+        for (&id, files) in &model {
+            let m = catalog.load(id).unwrap();
+            prop_assert_eq!(&m.files.keys().cloned().collect::<BTreeSet<_>>(), files);
+            for (n, info) in &m.files {
+                prop_assert!(catalog.get_shared(n, info).is_ok());
+            }
+        }
+        // No shared file outlives every checkpoint that needed it.
+        let needed: BTreeSet<String> = model
+            .values()
+            .flatten()
+            .map(|n| format!("shared/{n}"))
+            .collect();
+        let present: BTreeSet<String> = catalog
+            .store()
+            .list("shared/")
+            .unwrap()
+            .into_iter()
+            .collect();
+        prop_assert!(
+            present.is_subset(&needed),
+            "left over: {:?}",
+            present.difference(&needed).collect::<Vec<_>>()
+        );
+        prop_assert_eq!(present, needed);
+    }
+    Ok(())
+}
+
 proptest! {
     // Each case writes and syncs files: fewer cases than the default.
     #![proptest_config(ProptestConfig::with_cases(48))]
@@ -49,63 +128,26 @@ proptest! {
     #[test]
     fn retention_keeps_exactly_what_kept_checkpoints_need(ops in proptest::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = CheckpointCatalog::new(FileStore::new(dir.path()));
-        // Model: committed checkpoints (id -> files), in order.
-        let mut model: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
-        let mut next = 1u64;
-        for op in ops {
-            match op {
-                Op::Commit(files) => {
-                    let mut infos = BTreeMap::new();
-                    for f in files {
-                        let bytes = format!("contents of {f}").into_bytes();
-                        infos.insert(name(f), catalog.put_shared(&name(f), &bytes).unwrap());
-                    }
-                    catalog.commit(&manifest(next, &infos)).unwrap();
-                    model.insert(next, infos.into_keys().collect());
-                    next += 1;
-                }
-                Op::Retain(keep) => {
-                    let report = catalog.retain(keep).unwrap();
-                    let drop = model.len().saturating_sub(keep.max(1));
-                    let dropped: Vec<u64> = model.keys().take(drop).copied().collect();
-                    prop_assert_eq!(&report.dropped_checkpoints, &dropped);
-                    for id in dropped {
-                        model.remove(&id);
-                    }
-                }
-                Op::Abort(files) => {
-                    let names: Vec<String> = files.iter().map(|&f| name(f)).collect();
-                    for n in &names {
-                        catalog.put_shared(n, b"partial").unwrap();
-                    }
-                    catalog.discard(&names).unwrap();
-                    // A discarded upload that overwrote a committed file would
-                    // be caught by the size check below.
-                    for n in &names {
-                        if model.values().any(|fs| fs.contains(n)) {
-                            let original = format!("contents of {}", &n[1..n.len() - 4]).into_bytes();
-                            catalog.put_shared(n, &original).unwrap();
-                        }
-                    }
-                }
-            }
-            // Every kept checkpoint loads with all its files.
-            prop_assert_eq!(catalog.checkpoints().unwrap(), model.keys().copied().collect::<Vec<_>>());
-            for (&id, files) in &model {
-                let m = catalog.load(id).unwrap();
-                prop_assert_eq!(&m.files.keys().cloned().collect::<BTreeSet<_>>(), files);
-                for (n, info) in &m.files {
-                    prop_assert!(catalog.get_shared(n, info).is_ok());
-                }
-            }
-            // No shared file outlives every checkpoint that needed it.
-            let needed: BTreeSet<String> = model.values().flatten().map(|n| format!("shared/{n}")).collect();
-            let present: BTreeSet<String> = catalog.store().list("shared/").unwrap().into_iter().collect();
-            prop_assert!(present.is_subset(&needed), "left over: {:?}", present.difference(&needed).collect::<Vec<_>>());
-            prop_assert_eq!(present, needed);
-        }
+        check_retention(CheckpointCatalog::new(FileStore::new(dir.path())), ops)?;
     }
+}
+
+/// The same against a real S3-compatible server (a prefix per case):
+/// requests are slower, so fewer cases.
+#[test]
+fn retention_in_s3_keeps_exactly_what_kept_checkpoints_need() {
+    let server = s3_test_server::S3TestServer::start().unwrap();
+    server.create_bucket("catalog").unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(4));
+    let case = std::cell::Cell::new(0);
+    runner
+        .run(&proptest::collection::vec(op(), 1..20), |ops| {
+            case.set(case.get() + 1);
+            let prefix = format!("case-{}", case.get());
+            let store = S3Store::new(server.settings("catalog", &prefix)).unwrap();
+            check_retention(CheckpointCatalog::new(store), ops)
+        })
+        .unwrap();
 }
 
 #[test]
