@@ -54,7 +54,11 @@ pub struct CheckpointFigures {
     pub duration_p50_ms: f64,
     pub duration_max_ms: f64,
     pub bytes_max: u64,
-    /// The largest checkpoint, counting files shared with earlier ones.
+    /// The median checkpoint: bytes uploaded, and all its files (counting
+    /// files shared with earlier ones).
+    pub bytes_p50: u64,
+    pub total_bytes_p50: u64,
+    /// The largest checkpoint, all its files.
     pub total_bytes_max: u64,
     /// The longest any shard spent writing state on its core.
     pub sync_max_ms: f64,
@@ -242,6 +246,8 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
                 .map(|c| c.bytes)
                 .max()
                 .unwrap_or(0),
+            bytes_p50: median(report.checkpoints.iter().map(|c| c.bytes)),
+            total_bytes_p50: median(report.checkpoints.iter().map(|c| c.total_bytes)),
             total_bytes_max: report
                 .checkpoints
                 .iter()
@@ -381,11 +387,17 @@ pub fn table(r: &BenchResult) -> String {
     }
     if let Some(c) = &r.checkpoints {
         out.push_str(&format!(
-            "checkpoints every {} ms: {} completed, duration p50 {:.1} ms, max {:.1} ms; uploaded up to {} bytes, checkpoints up to {} bytes in all; longest synchronous part {:.2} ms\n",
-            c.interval_ms, c.completed, c.duration_p50_ms, c.duration_max_ms, c.bytes_max, c.total_bytes_max, c.sync_max_ms
+            "checkpoints every {} ms: {} completed, duration p50 {:.1} ms, max {:.1} ms; uploaded p50 {} / max {} bytes, in all p50 {} / max {} bytes; longest synchronous part {:.2} ms\n",
+            c.interval_ms, c.completed, c.duration_p50_ms, c.duration_max_ms, c.bytes_p50, c.bytes_max, c.total_bytes_p50, c.total_bytes_max, c.sync_max_ms
         ));
     }
     out
+}
+
+fn median(values: impl Iterator<Item = u64>) -> u64 {
+    let mut values: Vec<u64> = values.collect();
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
 }
 
 /// Appends the result as one JSON line to `path`.
