@@ -51,6 +51,14 @@ fn savepoint(job: &Path, dir: &Path, stop: bool) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
 }
 
+/// Runs the job without checkpoints into `<dir>/reference`.
+fn run_reference(dir: &Path) {
+    let reference = dir.join("reference.toml");
+    std::fs::write(&reference, job(2, "reference", "", "")).unwrap();
+    let output = sluice().arg("run").arg(&reference).output().unwrap();
+    assert!(output.status.success());
+}
+
 fn finish(child: Child) -> String {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -80,10 +88,7 @@ fn savepoints_move_between_memory_and_rocksdb() {
 /// the end on 4, with state in `backends[i]` in run `i`.
 fn stop_and_resume_on_one_two_four_shards(backends: [&str; 3]) {
     let dir = tempfile::tempdir().unwrap();
-    let reference = dir.path().join("reference.toml");
-    std::fs::write(&reference, job(2, "reference", "", "")).unwrap();
-    let output = sluice().arg("run").arg(&reference).output().unwrap();
-    assert!(output.status.success());
+    run_reference(dir.path());
 
     let job_file = dir.path().join("job.toml");
     let savepoints = dir.path().join("savepoints");
@@ -128,15 +133,7 @@ fn a_savepoint_leaves_the_job_running() {
     let stderr = finish(child);
     assert!(!stderr.contains("stopped with savepoint"), "{stderr}");
     // The job ran to its end: every key of every window is there.
-    let reference = dir.path().join("reference.toml");
-    std::fs::write(&reference, job(2, "reference", "", "")).unwrap();
-    assert!(sluice()
-        .arg("run")
-        .arg(&reference)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    run_reference(dir.path());
     assert!(
         committed_lines(&dir.path().join("out")) == committed_lines(&dir.path().join("reference"))
     );
@@ -166,15 +163,7 @@ fn a_savepoint_in_s3_restores_on_another_shard_count() {
     let server = S3TestServer::start().unwrap();
     server.create_bucket("jobs").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let reference = dir.path().join("reference.toml");
-    std::fs::write(&reference, job(2, "reference", "", "")).unwrap();
-    assert!(sluice()
-        .arg("run")
-        .arg(&reference)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    run_reference(dir.path());
 
     let s3 = format!("{CHECKPOINT}{}", server.job_file_lines("jobs", "windowed"));
     let job_file = dir.path().join("job.toml");

@@ -143,34 +143,41 @@ fn registered(
     restore: RestoreSet,
 ) -> (StateRegistry, Box<dyn KeyedTable<String, u8, i64>>) {
     let mut registry = StateRegistry::new(range, restore);
-    let table: Box<dyn KeyedTable<String, u8, i64>> = match backend {
-        Backend::Memory => {
-            let t = Rc::new(RefCell::new(TrackedTable::new(
-                MemoryTable::new("counts", range),
-                range,
-                false,
-            )));
-            registry.register("counts", 7, t.clone());
-            Box::new(SharedTable(t))
-        }
-        Backend::NamespacedMemory => {
-            let t = Rc::new(RefCell::new(TrackedTable::new(
-                NamespacedMemoryTable::new("counts", range),
-                range,
-                false,
-            )));
-            registry.register("counts", 7, t.clone());
-            Box::new(SharedTable(t))
-        }
+    let table = match backend {
+        Backend::Memory => in_registry(
+            &mut registry,
+            MemoryTable::new("counts", range),
+            range,
+            false,
+        ),
+        Backend::NamespacedMemory => in_registry(
+            &mut registry,
+            NamespacedMemoryTable::new("counts", range),
+            range,
+            false,
+        ),
         Backend::RocksDb => {
             let shard = range.start as u32;
             let (_, table) = rocks_table(&resources(dir, shard), range, Vec::new());
-            let t = Rc::new(RefCell::new(TrackedTable::new(table, range, false)));
-            registry.register_native("counts", 7, t.clone());
-            Box::new(SharedTable(t))
+            in_registry(&mut registry, table, range, true)
         }
     };
     (registry, table)
+}
+
+/// Registers `table` (as RocksDB's are, when `native`) and hands it out.
+fn in_registry<T: KeyedTable<String, u8, i64> + 'static>(
+    registry: &mut StateRegistry,
+    table: T,
+    range: KeyGroupRange,
+    native: bool,
+) -> Box<dyn KeyedTable<String, u8, i64>> {
+    let tracked = Rc::new(RefCell::new(TrackedTable::new(table, range, false)));
+    match native {
+        true => registry.register_native("counts", 7, tracked.clone()),
+        false => registry.register("counts", 7, tracked.clone()),
+    };
+    Box::new(SharedTable(tracked))
 }
 
 proptest! {

@@ -516,6 +516,12 @@ impl CheckpointDriver {
 
     /// Handles what the shards reported and what the clock says.
     pub fn poll(&mut self) {
+        if self.stopped_with.is_some() {
+            // Stopped with a savepoint: the job is ending, and nothing after
+            // the savepoint may be triggered or committed.
+            while self.reports.try_recv().is_ok() {}
+            return;
+        }
         while let Ok(report) = self.reports.try_recv() {
             self.report(report);
         }
@@ -762,6 +768,10 @@ impl CheckpointDriver {
     fn act(&mut self, action: CheckpointAction<ShardAck>) -> Option<CheckpointInput<ShardAck>> {
         match action {
             CheckpointAction::Trigger { checkpoint } => {
+                if self.stopped_with.is_some() {
+                    // The savepoint that stops the job has just completed.
+                    return None;
+                }
                 if let Some((_, id @ None)) = &mut self.savepoint {
                     *id = Some(checkpoint);
                     // Before the trigger is published: the shards read it then.
