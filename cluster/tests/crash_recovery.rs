@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 use sluice_state::checkpoint_store::s3_test_server::S3TestServer;
-use support::committed_lines;
+use support::{assert_committed_as_reference, committed_lines};
 
 /// A small deterministic generator for the kill moments (splitmix64).
 struct Moments(u64);
@@ -109,14 +109,7 @@ fn assert_exactly_once_under_kills(
     let killed = write_job(dir.path(), "job.toml", &job("out", checkpoint, rate));
     let restored = kill_and_recover(&killed, 10, seed, (250, 650));
     assert!(restored >= 5, "only {restored} runs restored a checkpoint");
-    let expected = committed_lines(&dir.path().join("reference"));
-    assert!(expected.len() > min_lines, "{} lines", expected.len());
-    let got = committed_lines(&dir.path().join("out"));
-    assert_eq!(got.len(), expected.len(), "lines committed vs clean run");
-    assert!(
-        got == expected,
-        "committed output differs from the clean run"
-    );
+    assert_committed_as_reference(dir.path(), min_lines, "the job killed ten times");
 }
 
 fn windowed_aggregation(sink: &str, checkpoint: &str, rate: &str) -> String {
@@ -216,13 +209,7 @@ fn checkpoints_fail_while_s3_is_down_and_complete_once_it_is_back() {
         "no checkpoint completed after the outage: {stderr}"
     );
     assert!(!stderr.contains("restart"), "{stderr}");
-    let expected = committed_lines(&dir.path().join("reference"));
-    let got = committed_lines(&dir.path().join("out"));
-    assert_eq!(got.len(), expected.len());
-    assert!(
-        got == expected,
-        "committed output differs from the clean run"
-    );
+    assert_committed_as_reference(dir.path(), 0, "the job through the outage");
 }
 
 /// Unaligned: the records in flight at each checkpoint are kept as channel
@@ -381,11 +368,5 @@ fn restores_on_more_and_fewer_shards(checkpoint: &str) {
     std::fs::write(&job, rescaled_job(2, "out", checkpoint, rate)).unwrap();
     let stderr = run_to_end(&job);
     assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
-    let expected = committed_lines(&dir.path().join("reference"));
-    let got = committed_lines(&dir.path().join("out"));
-    assert_eq!(got.len(), expected.len());
-    assert!(
-        got == expected,
-        "rescaled output differs from the clean run"
-    );
+    assert_committed_as_reference(dir.path(), 0, "the rescaled job");
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::committed_lines;
+use support::{assert_committed_as_reference, committed_lines};
 
 fn sluice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -108,13 +108,7 @@ fn stop_and_resume_on_one_two_four_shards(backends: [&str; 3]) {
     std::fs::write(&job_file, job(4, "out", &on(backends[2]), RATE)).unwrap();
     let stderr = finish(start(&job_file, restore.as_deref()));
     assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
-    let expected = committed_lines(&dir.path().join("reference"));
-    let got = committed_lines(&dir.path().join("out"));
-    assert_eq!(got.len(), expected.len());
-    assert!(
-        got == expected,
-        "output after savepoints differs from the clean run"
-    );
+    assert_committed_as_reference(dir.path(), 0, "the job resumed from savepoints");
 }
 
 #[test]
@@ -180,8 +174,5 @@ fn a_savepoint_in_s3_restores_on_another_shard_count() {
     std::fs::write(&job_file, job(2, "out", &s3, RATE)).unwrap();
     let stderr = finish(start(&job_file, Some(Path::new(&location))));
     assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
-    let expected = committed_lines(&dir.path().join("reference"));
-    let got = committed_lines(&dir.path().join("out"));
-    assert_eq!(got.len(), expected.len());
-    assert!(got == expected, "output after an S3 savepoint differs");
+    assert_committed_as_reference(dir.path(), 0, "the job resumed from an S3 savepoint");
 }

@@ -117,3 +117,21 @@ pub fn committed_lines(dir: &Path) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// Asserts that `<dir>/out` committed exactly the lines of the clean run in
+/// `<dir>/reference` (at least `min_lines` of them): nothing lost, nothing
+/// twice. `what` names the run in the message.
+pub fn assert_committed_as_reference(dir: &Path, min_lines: usize, what: &str) {
+    let expected = committed_lines(&dir.join("reference"));
+    assert!(expected.len() > min_lines, "{} lines", expected.len());
+    let got = committed_lines(&dir.join("out"));
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "lines committed by {what} vs clean run"
+    );
+    assert!(
+        got == expected,
+        "{what} committed output that differs from the clean run"
+    );
+}

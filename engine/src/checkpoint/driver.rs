@@ -671,47 +671,39 @@ impl CheckpointDriver {
         checkpoint: CheckpointId,
         parts: Vec<NativePart>,
     ) -> Result<(Vec<NativeHandle>, Vec<(String, FileInfo)>), String> {
-        let mut handles = Vec::new();
-        let mut files = Vec::new();
-        let mut result = Ok(());
-        for part in &parts {
-            if result.is_err() {
-                break;
-            }
-            let mut handle = NativeHandle {
-                node: part.node,
-                instance: part.instance.clone(),
-                groups: [part.groups.start, part.groups.end],
-                files: BTreeMap::new(),
-            };
-            for file in &part.files {
-                let shared = match &file.inherited {
-                    Some(inherited) => Ok((inherited.name.clone(), inherited.info.clone())),
-                    None => {
-                        let shared = part.shared_name(checkpoint, &file.name);
-                        match self.uploaded.get(&shared) {
-                            Some(info) => Ok((shared, info.clone())),
-                            None => self.upload_file(checkpoint, part, &file.name, shared),
-                        }
-                    }
+        let mut uploaded = || {
+            let mut handles = Vec::new();
+            let mut files = Vec::new();
+            for part in &parts {
+                let mut handle = NativeHandle {
+                    node: part.node,
+                    instance: part.instance.clone(),
+                    groups: [part.groups.start, part.groups.end],
+                    files: BTreeMap::new(),
                 };
-                match shared {
-                    Ok((shared, info)) => {
-                        handle.files.insert(file.name.clone(), shared.clone());
-                        files.push((shared, info));
-                    }
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
+                for file in &part.files {
+                    let (shared, info) = match &file.inherited {
+                        Some(inherited) => (inherited.name.clone(), inherited.info.clone()),
+                        None => {
+                            let shared = part.shared_name(checkpoint, &file.name);
+                            match self.uploaded.get(&shared) {
+                                Some(info) => (shared, info.clone()),
+                                None => self.upload_file(checkpoint, part, &file.name, shared)?,
+                            }
+                        }
+                    };
+                    handle.files.insert(file.name.clone(), shared.clone());
+                    files.push((shared, info));
                 }
+                handles.push(handle);
             }
-            handles.push(handle);
-        }
+            Ok((handles, files))
+        };
+        let result = uploaded();
         for part in &parts {
             let _ = std::fs::remove_dir_all(&part.directory);
         }
-        result.map(|()| (handles, files))
+        result
     }
 
     fn upload_file(
