@@ -19,8 +19,8 @@ use crate::checkpoint::{
 };
 use crate::connectors::{Sink, SinkContext, Source};
 use crate::exchange::{
-    BroadcastPartitioner, ChannelCheckpoints, ExchangeGate, ExchangeSender, KeyPartitioner,
-    Partitioner, RoundRobinPartitioner,
+    output_state_name, write_batch, BroadcastPartitioner, ChannelCheckpoints, ExchangeGate,
+    ExchangeSender, KeyPartitioner, OutputCheckpoints, Partitioner, RoundRobinPartitioner,
 };
 use crate::operators::{
     co_process, CoTick, Filter, FirstInput, FlatMap, KeyedAggregate, KeyedCoProcess, KeyedHost,
@@ -348,7 +348,21 @@ impl<T: ExchangeData> Stream<T> {
             let gate = Rc::new(RefCell::new(gate));
             sb.register_gate(edge, gate.clone());
             let outbox = sb.outbox(edge);
-            let (sender, state) = ExchangeSender::new(
+            if let (Some(checkpoints), Some(alignment)) = (&sb.checkpoints, alignment) {
+                if alignment != BarrierAlignment::Aligned {
+                    outbox.set_output_checkpoints(OutputCheckpoints {
+                        participant: checkpoints.participate(ParticipantKind::Channel),
+                        checkpoints: checkpoints.clone(),
+                        alignment,
+                        // SAFETY: the outbox holds only batches of this edge,
+                        // built by this shard's `BatchBuilder<T>`.
+                        record: Box::new(|batch, writer| unsafe {
+                            write_batch::<T>(batch, writer)
+                        }),
+                    });
+                }
+            }
+            let (mut sender, state) = ExchangeSender::new(
                 edge,
                 sb.shard,
                 sb.shards,
@@ -360,6 +374,18 @@ impl<T: ExchangeData> Stream<T> {
                 sb.metrics.clone(),
                 sb.errors(),
             );
+            // Records this shard's outbox held at the restored (unaligned)
+            // checkpoint are sent again, after the gates' own in-flight
+            // records and before any new input.
+            let output = output_state_name(edge);
+            if let Some(records) = sb.restored.take_channel(sb.shard, &output) {
+                if let Err(e) = sender.replay(&records) {
+                    sb.fail(EngineError::Restore(format!(
+                        "shard {}: {output}: {e}",
+                        sb.shard
+                    )));
+                }
+            }
             sb.register_flush(state);
             Box::new(sender)
         })

@@ -3,86 +3,19 @@
 //! `restart` allows, and its exactly-once output equals a failure-free run's.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_engine::checkpoint::{
     CheckpointConfig, CheckpointTiming, RestartStrategy, StorageLocation,
 };
-use sluice_engine::connectors::{
-    ExactlyOnceFileSink, RecordFormat, Source, SourcePoll, SourceReader,
-};
-use sluice_engine::{EngineError, JobConfig, Rec, SourceError, StreamEnv, WatermarkStrategy};
+use sluice_engine::connectors::{ExactlyOnceFileSink, RecordFormat};
+use sluice_engine::{EngineError, JobConfig, StreamEnv, WatermarkStrategy};
 
 const PER_PARTITION: u64 = 20_000;
 const PARTITIONS: u32 = 2;
 
-/// Counts `0..PER_PARTITION` per partition, 100 records a millisecond; panics
-/// once at `fail_at` on partition 0 if `armed` is still set.
-#[derive(Clone)]
-struct Counting {
-    fail_at: u64,
-    armed: Arc<AtomicBool>,
-}
-
-struct CountingReader {
-    partition: u32,
-    next: u64,
-    due: Instant,
-    source: Counting,
-}
-
-impl SourceReader<(u32, u64)> for CountingReader {
-    fn poll(
-        &mut self,
-        out: &mut Vec<Rec<(u32, u64)>>,
-        _max: usize,
-    ) -> Result<SourcePoll, SourceError> {
-        if self.next >= PER_PARTITION {
-            return Ok(SourcePoll::End);
-        }
-        if Instant::now() < self.due {
-            return Ok(SourcePoll::Pending);
-        }
-        self.due = Instant::now() + Duration::from_millis(1);
-        for _ in 0..100 {
-            if self.partition == 0
-                && self.next == self.source.fail_at
-                && self.source.armed.swap(false, Ordering::SeqCst)
-            {
-                panic!("injected failure at record {}", self.next);
-            }
-            out.push(Rec::new(self.next as i64, (self.partition, self.next)));
-            self.next += 1;
-        }
-        Ok(SourcePoll::Ready)
-    }
-    fn position(&self) -> u64 {
-        self.next
-    }
-    fn seek(&mut self, position: u64) -> Result<(), SourceError> {
-        self.next = position;
-        Ok(())
-    }
-    fn ready_at(&self) -> Option<Instant> {
-        Some(self.due)
-    }
-}
-
-impl Source<(u32, u64)> for Counting {
-    fn partitions(&self) -> u32 {
-        PARTITIONS
-    }
-    fn open(&self, partition: u32) -> Result<Box<dyn SourceReader<(u32, u64)>>, SourceError> {
-        Ok(Box::new(CountingReader {
-            partition,
-            next: 0,
-            due: Instant::now(),
-            source: self.clone(),
-        }))
-    }
-}
+mod support;
+use support::{lines, Counting};
 
 /// Running sum per partition (keyed by partition, so each key's order is its
 /// partition's order and the output is deterministic), into exactly-once files.
@@ -118,30 +51,10 @@ fn run(dir: &Path, source: Counting, restart: RestartStrategy) -> Result<u32, En
     env.execute().map(|report| report.restarts)
 }
 
-fn lines(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-            lines.extend(
-                std::fs::read_to_string(&path)
-                    .unwrap()
-                    .lines()
-                    .map(str::to_owned),
-            );
-        }
-    }
-    lines.sort();
-    lines
-}
-
 #[test]
 fn a_failed_shard_restarts_from_the_last_checkpoint_with_exactly_once_output() {
     let clean = tempfile::tempdir().unwrap();
-    let unarmed = Counting {
-        fail_at: 0,
-        armed: Arc::new(AtomicBool::new(false)),
-    };
+    let unarmed = Counting::reliable(PER_PARTITION, PARTITIONS, true);
     assert_eq!(
         run(clean.path(), unarmed, RestartStrategy::None).unwrap(),
         0
@@ -150,17 +63,14 @@ fn a_failed_shard_restarts_from_the_last_checkpoint_with_exactly_once_output() {
     assert_eq!(expected.len() as u64, PER_PARTITION * PARTITIONS as u64);
 
     let failing = tempfile::tempdir().unwrap();
-    let source = Counting {
-        fail_at: PER_PARTITION / 2,
-        armed: Arc::new(AtomicBool::new(true)),
-    };
+    let source = Counting::reliable(PER_PARTITION, PARTITIONS, true).failing_at(PER_PARTITION / 2);
     let restart = RestartStrategy::FixedDelay {
         attempts: 2,
         delay: Duration::from_millis(10),
     };
     let restarts = run(failing.path(), source.clone(), restart).unwrap();
     assert_eq!(restarts, 1);
-    assert!(!source.armed.load(Ordering::SeqCst), "the failure happened");
+    assert!(source.has_failed(), "the failure happened");
     assert!(
         lines(&failing.path().join("out")) == expected,
         "output differs from the clean run"
@@ -170,10 +80,7 @@ fn a_failed_shard_restarts_from_the_last_checkpoint_with_exactly_once_output() {
 #[test]
 fn without_restarts_left_the_failure_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let source = Counting {
-        fail_at: 500,
-        armed: Arc::new(AtomicBool::new(true)),
-    };
+    let source = Counting::reliable(PER_PARTITION, PARTITIONS, true).failing_at(500);
     let err = run(dir.path(), source, RestartStrategy::None).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
 }

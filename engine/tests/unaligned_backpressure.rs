@@ -1,9 +1,9 @@
 //! Checkpoints under heavy backpressure (a slow sink behind a key exchange
 //! with deep channels): an aligned barrier waits behind every batch queued
-//! before it, so aligned checkpoints take longer the deeper the backlog;
-//! an unaligned barrier overtakes the batches queued in the receiving
-//! channels (they are read ahead and become channel state), so unaligned
-//! checkpoints complete within a bound.
+//! before it, so aligned checkpoints take longer the deeper the backlog; an
+//! unaligned barrier overtakes the batches queued in the sending outboxes
+//! and those read but not processed by the receiving gates (both become
+//! channel state), so unaligned checkpoints complete within a bound.
 
 use std::time::Duration;
 
@@ -98,11 +98,16 @@ fn unaligned_checkpoints_complete_in_bounded_time_while_aligned_ones_grow_with_t
         "aligned checkpoints should grow with the backlog: {aligned_shallow:.1} -> {aligned_deep:.1} ms"
     );
     // Unaligned checkpoints complete, within a bound, under the same
-    // backpressure. Measured here: their median was 1.25–2.8× shorter than
-    // aligned ones at 512 batches, too noisy on this shared 2-vCPU machine to
-    // assert a ratio; bench/RESULTS.md has the figures.
+    // backpressure, and do not wait for the backlog. Measured here: their
+    // median was 5–8× shorter than aligned ones at 512 batches (the figures
+    // are in bench/RESULTS.md); only "shorter" is asserted, as this shared
+    // machine is noisy.
     assert!(
         unaligned_max < 2_000.0,
         "an unaligned checkpoint took {unaligned_max:.1} ms under backpressure"
+    );
+    assert!(
+        unaligned_deep < aligned_deep,
+        "unaligned checkpoints ({unaligned_deep:.1} ms) should not wait for the backlog as aligned ones do ({aligned_deep:.1} ms)"
     );
 }

@@ -94,6 +94,11 @@ pub struct CompletedCheckpoint {
     pub total_bytes: u64,
     /// The longest a shard spent writing its state on its core.
     pub sync_max_ms: f64,
+    /// Records in flight kept by unaligned barriers (encoded bytes): those
+    /// the gates had read but not processed, and those the outboxes had
+    /// queued but not sent.
+    pub in_flight_received_bytes: u64,
+    pub in_flight_sent_bytes: u64,
 }
 
 /// What a checkpoint in flight has cost so far.
@@ -105,6 +110,8 @@ struct CheckpointCost {
     sync_micros: u64,
     /// Bytes of all the files its manifest lists.
     total_bytes: u64,
+    in_flight_received_bytes: u64,
+    in_flight_sent_bytes: u64,
 }
 
 impl Default for CheckpointCost {
@@ -114,6 +121,8 @@ impl Default for CheckpointCost {
             bytes: 0,
             sync_micros: 0,
             total_bytes: 0,
+            in_flight_received_bytes: 0,
+            in_flight_sent_bytes: 0,
         }
     }
 }
@@ -350,7 +359,7 @@ fn read_checkpoint(
             let states = decode_channels(name, &catalog.get_shared(name, info)?)?;
             if !states.is_empty() && manifest.tasks.len() != shards as usize {
                 return Err(format!(
-                    "it holds records in flight (an unaligned checkpoint of {} shards) and restores only on {} shards; rescale from a savepoint",
+                    "it holds records in flight (an unaligned checkpoint of {} shards) and restores only on {} shards, not {shards}; rescale from a savepoint",
                     manifest.tasks.len(),
                     manifest.tasks.len()
                 ));
@@ -561,6 +570,12 @@ impl CheckpointDriver {
                 if let Some(cost) = self.costs.get_mut(&checkpoint) {
                     cost.bytes += state.len() as u64;
                     cost.sync_micros = cost.sync_micros.max(sync_micros);
+                    for (name, records) in &channels {
+                        match name.starts_with(crate::exchange::OUTPUT_STATE_PREFIX) {
+                            true => cost.in_flight_sent_bytes += records.len() as u64,
+                            false => cost.in_flight_received_bytes += records.len() as u64,
+                        }
+                    }
                 }
                 let native = self.upload_native(checkpoint, native);
                 let name = match kind {
@@ -820,6 +835,8 @@ impl CheckpointDriver {
                         bytes: cost.bytes,
                         total_bytes: cost.total_bytes,
                         sync_max_ms: cost.sync_micros as f64 / 1e3,
+                        in_flight_received_bytes: cost.in_flight_received_bytes,
+                        in_flight_sent_bytes: cost.in_flight_sent_bytes,
                     });
                 }
                 self.commit(checkpoint);

@@ -1,26 +1,36 @@
 //! The receiving side of an exchange on one shard: the input gate.
 //!
 //! Lives on its shard's core. It has one input per shard (its own shard's input
-//! is the local path). Records from other shards are read in place from their
+//! is the local path). Each channel input has a queue: its task reads the
+//! channel eagerly into it ([`GateInput::arrive`]) and another processes it
+//! a message at a time ([`GateInput::process_next`]); a batch's credit goes
+//! back to its sender once processed, so a queue holds at most the channel's
+//! credits in batches. Records from other shards are read in place from their
 //! batch and handed to the downstream chain; watermarks are combined over the
 //! inputs ([`WatermarkCombiner`]), so the chain sees the minimum over non-idle
 //! inputs, never moving back; the chain sees `End` once every input has ended.
 //!
-//! Checkpoint barriers are aligned: once barrier *n* has come from an input,
-//! that input is blocked — a channel input's task stops reading (so its
-//! sender feels backpressure), the local input's events are held in order —
-//! until barrier *n* has come from every input that has not ended. Then the
-//! chain gets barrier *n* once, and the held events follow it. A barrier newer
-//! than the one being aligned (the older checkpoint was aborted) abandons the
-//! older alignment; an older one is ignored.
+//! Aligned barriers are processed in order: once barrier *n* has come from an
+//! input, that input is blocked — its queue is not processed (so its sender
+//! runs out of credit), the local input's events are held in order — until
+//! barrier *n* has come from every input that has not ended. Then the chain
+//! gets barrier *n* once, and the held events follow. A barrier newer than the
+//! one being aligned (the older checkpoint was aborted) abandons the older
+//! alignment; an older one is ignored.
 //!
-//! Unaligned (or aligned past its timeout), the barrier goes on at once and
-//! nothing is blocked; the records that still arrive on an input before that
-//! input's barrier were in flight at the checkpoint: they are processed as
-//! usual and also kept, encoded, as the gate's channel state, which a restore
-//! replays before any new input. Savepoints are always aligned.
+//! Unaligned (or aligned past its timeout), a barrier counts the moment it
+//! arrives, ahead of whatever is queued before it: the first one goes down the
+//! chain at once (the operators snapshot) and nothing is blocked. Every record
+//! that comes before an input's barrier but had not been processed by then —
+//! queued at that moment, or arriving before that input's barrier — is kept,
+//! encoded, as the gate's channel state `channel-<edge>` (and processed as
+//! usual); a restore replays it before any new input. Savepoints are always
+//! aligned. Invariant: for checkpoint *n*, the records processed before the
+//! chain saw barrier *n* and the channel state are, together, exactly the
+//! records that came before barrier *n* on every input.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use std::time::Instant;
@@ -29,49 +39,60 @@ use glommio::sync::Semaphore;
 use sluice_network::{
     CheckpointBarrier, ExchangeData, ExchangeMessage, RecordBatch, WatermarkStatus,
 };
-use sluice_state::{CodecError, EntryWriter, PartReader};
+use sluice_state::{CodecError, EntryWriter};
 
+use super::channel_state::{read_records, write_batch, write_records};
 use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
 use crate::push::{Control, EdgeId, Push};
 use crate::watermark::WatermarkCombiner;
 use crate::Rec;
 
-/// Type-erased view of a gate for the tasks that receive its channels.
-pub(crate) trait GateInput {
-    /// Handles one message from shard `source`.
-    fn receive(&mut self, source: u32, message: ExchangeMessage);
-    /// The input from `source` went away without `End` (its shard failed).
-    fn disconnected(&mut self, source: u32);
-    fn reachable_edges(&self, out: &mut Vec<EdgeId>);
-    /// While the input from `source` is blocked for barrier alignment: what
-    /// to wait on before reading it again.
-    fn blocked(&self, source: u32) -> Option<Rc<AlignmentWake>>;
-    /// An unaligned barrier is waiting for `source`'s: its task should read
-    /// ahead up to that barrier (see [`GateInput::stash`]) so the barrier
-    /// overtakes the data queued before it.
-    fn should_drain(&self, source: u32) -> bool;
-    /// Takes note of `message`, read ahead from `source` and processed later:
-    /// records become channel state, the barrier counts now. Returns whether
-    /// the message must still be processed (a barrier need not).
-    fn stash(&mut self, source: u32, message: &ExchangeMessage) -> bool;
+/// What processing an input's next message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GateStep {
+    /// A batch (its credit can go back).
+    Batch,
+    /// A control message.
+    Control,
+    /// The input's end: nothing more comes from it.
+    Ended,
+    /// Nothing to do: the queue is empty or the input is blocked.
+    Idle,
 }
 
-/// Wakes the channel tasks that wait for an alignment to finish.
-pub(crate) struct AlignmentWake {
+/// Type-erased view of a gate for the tasks that read and process its channels.
+pub(crate) trait GateInput {
+    /// A message read from the channel of shard `source`; `None`: the
+    /// channel went away without `End` (its shard failed) or the job aborts.
+    fn arrive(&mut self, source: u32, message: Option<ExchangeMessage>);
+    /// Processes the next message queued from `source`, unless the input is
+    /// blocked for alignment or has nothing queued.
+    fn process_next(&mut self, source: u32) -> GateStep;
+    /// Signalled whenever something arrives or an alignment ends.
+    fn wake(&self) -> Rc<GateWake>;
+    /// When the alignment in progress turns unaligned (aligned with a
+    /// timeout), if it may.
+    fn policy_deadline(&self) -> Option<Instant>;
+    /// Turns the alignment unaligned if its timeout has passed.
+    fn check_policy(&mut self);
+    fn reachable_edges(&self, out: &mut Vec<EdgeId>);
+}
+
+/// Wakes the tasks that process a gate's inputs.
+pub(crate) struct GateWake {
     waiting: Cell<u64>,
     semaphore: Semaphore,
 }
 
-impl AlignmentWake {
+impl GateWake {
     fn new() -> Self {
-        AlignmentWake {
+        GateWake {
             waiting: Cell::new(0),
             semaphore: Semaphore::new(0),
         }
     }
 
-    /// Waits until the next wake-up (callers check again whether they are
-    /// still blocked).
+    /// Waits until the next wake-up (callers look again for work).
     pub async fn wait(&self) {
         self.waiting.set(self.waiting.get() + 1);
         let _ = self.semaphore.acquire(1).await;
@@ -121,9 +142,14 @@ pub(crate) struct ExchangeGate<T> {
     /// This shard: the input that arrives through `push_local`.
     local: u32,
     inputs_ended: Vec<bool>,
+    /// Messages read from each channel and not yet processed.
+    queues: Vec<VecDeque<ExchangeMessage>>,
     alignment: Option<Alignment>,
+    /// The newest checkpoint whose alignment finished: its barriers, and
+    /// older ones, are stale.
+    finished: u64,
     held: Vec<Held<T>>,
-    wake: Rc<AlignmentWake>,
+    wake: Rc<GateWake>,
     channel: Option<ChannelCheckpoints>,
 }
 
@@ -137,9 +163,11 @@ impl<T: ExchangeData> ExchangeGate<T> {
             ended: false,
             local: shard,
             inputs_ended: vec![false; shards as usize],
+            queues: (0..shards).map(|_| VecDeque::new()).collect(),
             alignment: None,
+            finished: 0,
             held: Vec::new(),
-            wake: Rc::new(AlignmentWake::new()),
+            wake: Rc::new(GateWake::new()),
             channel: None,
         }
     }
@@ -153,15 +181,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
     /// Replays restored channel state: records that were in flight into this
     /// gate at the checkpoint. Called before any input arrives.
     pub fn replay(&mut self, records: &[u8]) -> Result<(), String> {
-        let mut r = PartReader::new(records);
-        let mut batch = Vec::new();
-        let context = |e: CodecError| format!("channel state: {e}");
-        for _ in 0..r.count().map_err(context)? {
-            let ts: i64 = r.part().map_err(context)?;
-            let value: T = r.part().map_err(context)?;
-            batch.push(Rec { ts, value });
-        }
-        r.finish().map_err(context)?;
+        let mut batch = read_records::<T>(records)?;
         self.downstream.push(&mut batch);
         Ok(())
     }
@@ -181,33 +201,111 @@ impl<T: ExchangeData> ExchangeGate<T> {
             .is_some_and(|a| a.unaligned && !a.arrived[source as usize])
     }
 
-    fn record_in_flight(&mut self, source: u32, records: &[Rec<T>]) {
+    /// Whether `barrier` counts on arrival, ahead of what is queued.
+    fn overtakes(&self, barrier: &CheckpointBarrier) -> bool {
+        let Some(channel) = &self.channel else {
+            return false;
+        };
+        if channel.checkpoints.is_savepoint(barrier.id) {
+            return false;
+        }
+        match channel.alignment {
+            BarrierAlignment::Aligned => false,
+            BarrierAlignment::Unaligned => true,
+            BarrierAlignment::AlignedWithTimeout(_) => self
+                .alignment
+                .as_ref()
+                .is_some_and(|a| a.unaligned && a.barrier.id == barrier.id),
+        }
+    }
+
+    /// The checkpoint cannot hold a record: it is declined.
+    fn decline(&self, e: CodecError) {
+        if let (Some(channel), Some(alignment)) = (&self.channel, &self.alignment) {
+            channel.checkpoints.decline(
+                alignment.barrier.id,
+                &format!(
+                    "{}: a record in flight could not be encoded: {e}",
+                    channel.name
+                ),
+            );
+        }
+    }
+
+    fn record_records(&mut self, source: u32, records: &[Rec<T>]) {
         if !self.is_recording(source) {
             return;
         }
         let alignment = self.alignment.as_mut().expect("recording");
-        for record in records {
-            let written = alignment
-                .in_flight
-                .entry(&[&|w| w.part(&record.ts), &|w| w.part(&record.value)]);
-            if let Err(e) = written {
-                // The checkpoint cannot hold this record: it is declined.
-                if let Some(channel) = &self.channel {
-                    channel.checkpoints.decline(
-                        alignment.barrier.id,
-                        &format!(
-                            "{}: a record in flight could not be encoded: {e}",
-                            channel.name
-                        ),
-                    );
-                }
-                return;
-            }
+        if let Err(e) = write_records(records, &mut alignment.in_flight) {
+            self.decline(e);
         }
     }
 
+    fn record_batch(&mut self, source: u32, batch: &RecordBatch) {
+        if !self.is_recording(source) || batch.is_empty() {
+            return;
+        }
+        let alignment = self.alignment.as_mut().expect("recording");
+        // SAFETY: this batch came through an in-process channel from another
+        // shard of this job, which built it with a `BatchBuilder<T>` for this
+        // very edge (edges are typed).
+        if let Err(e) = unsafe { write_batch::<T>(batch, &mut alignment.in_flight) } {
+            self.decline(e);
+        }
+    }
+
+    /// Everything queued from `source` ahead of its barrier of the
+    /// alignment is in flight: kept as channel state. That barrier, if
+    /// queued, counts now (and leaves the queue).
+    fn record_queued(&mut self, source: u32) {
+        let id = self.alignment.as_ref().expect("aligning").barrier.id;
+        let queue = std::mem::take(&mut self.queues[source as usize]);
+        let mut kept = VecDeque::with_capacity(queue.len());
+        let mut reached = false;
+        for message in queue {
+            if !reached {
+                match &message {
+                    ExchangeMessage::Batch(batch) => self.record_batch(source, batch),
+                    ExchangeMessage::Barrier(b) if b.id == id => {
+                        reached = true;
+                        self.alignment.as_mut().expect("aligning").arrived[source as usize] = true;
+                        continue;
+                    }
+                    // A newer barrier: this input skipped ours.
+                    ExchangeMessage::Barrier(b) if b.id > id => reached = true,
+                    ExchangeMessage::End => {
+                        reached = true;
+                        self.alignment.as_mut().expect("aligning").arrived[source as usize] = true;
+                    }
+                    _ => {}
+                }
+            }
+            kept.push_back(message);
+        }
+        self.queues[source as usize] = kept;
+    }
+
+    /// The barrier goes down the chain now; what the inputs that have not
+    /// delivered it still hold before it becomes channel state.
+    fn go_unaligned(&mut self) {
+        let alignment = self.alignment.as_mut().expect("aligning");
+        alignment.unaligned = true;
+        let barrier = alignment.barrier;
+        self.downstream.control(Control::Barrier(barrier));
+        for source in 0..self.queues.len() as u32 {
+            if source != self.local && !self.inputs_ended[source as usize] {
+                let arrived = self.alignment.as_ref().expect("aligning").arrived[source as usize];
+                if !arrived {
+                    self.record_queued(source);
+                }
+            }
+        }
+        self.release();
+    }
+
     /// Switches to unaligned when the policy says so.
-    fn check_policy(&mut self) {
+    fn apply_policy(&mut self) {
         let Some(channel) = &self.channel else { return };
         let Some(alignment) = &self.alignment else {
             return;
@@ -221,11 +319,8 @@ impl<T: ExchangeData> ExchangeGate<T> {
             BarrierAlignment::AlignedWithTimeout(timeout) => alignment.started.elapsed() >= timeout,
         };
         if go {
-            let alignment = self.alignment.as_mut().expect("checked");
-            alignment.unaligned = true;
-            let barrier = alignment.barrier;
-            self.downstream.control(Control::Barrier(barrier));
-            self.release();
+            self.go_unaligned();
+            self.complete_alignment();
         }
     }
 
@@ -241,19 +336,23 @@ impl<T: ExchangeData> ExchangeGate<T> {
 
     pub fn push_local(&mut self, batch: &mut Vec<Rec<T>>) {
         if self.alignment.is_some() {
-            self.check_policy();
+            self.apply_policy();
             if self.is_blocked(self.local) {
                 self.held.push(Held::Records(std::mem::take(batch)));
                 return;
             }
-            self.record_in_flight(self.local, batch);
+            self.record_records(self.local, batch);
         }
         self.downstream.push(batch);
     }
 
-    /// Barrier `barrier` came from input `source`; see the module docs.
+    /// Barrier `barrier` from input `source`: processed in order, or counted
+    /// on arrival when it overtakes (see the module docs).
     pub fn barrier(&mut self, source: u32, barrier: CheckpointBarrier) {
         if self.hold_local(source, || Held::Barrier(barrier)) {
+            return;
+        }
+        if barrier.id <= self.finished {
             return;
         }
         match &self.alignment {
@@ -264,16 +363,22 @@ impl<T: ExchangeData> ExchangeGate<T> {
             }
             _ => {}
         }
-        let inputs = self.inputs_ended.len();
-        let alignment = self.alignment.get_or_insert_with(|| Alignment {
-            barrier,
-            arrived: vec![false; inputs],
-            started: Instant::now(),
-            unaligned: false,
-            in_flight: EntryWriter::new(),
-        });
-        alignment.arrived[source as usize] = true;
-        self.check_policy();
+        if self.alignment.is_none() {
+            self.alignment = Some(Alignment {
+                barrier,
+                arrived: vec![false; self.inputs_ended.len()],
+                started: Instant::now(),
+                unaligned: false,
+                in_flight: EntryWriter::new(),
+            });
+            if self.overtakes(&barrier) {
+                // Everything queued from every input, this one included,
+                // came before its barrier: in flight.
+                self.go_unaligned();
+            }
+        }
+        self.alignment.as_mut().expect("aligning").arrived[source as usize] = true;
+        self.apply_policy();
         self.complete_alignment();
     }
 
@@ -290,6 +395,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
                 in_flight,
                 ..
             } = self.alignment.take().expect("checked");
+            self.finished = barrier.id;
             if !unaligned {
                 self.downstream.control(Control::Barrier(barrier));
             }
@@ -311,7 +417,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
     }
 
     /// Replays the local input's held events (until one blocks it again) and
-    /// wakes the blocked channel tasks.
+    /// wakes the tasks of blocked inputs.
     fn release(&mut self) {
         let mut held = std::mem::take(&mut self.held).into_iter();
         while !self.is_blocked(self.local) {
@@ -331,10 +437,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
         self.wake.wake_all();
     }
 
-    fn receive_batch(&mut self, source: u32, batch: RecordBatch) {
-        if self.alignment.is_some() {
-            self.check_policy();
-        }
+    fn process_batch(&mut self, source: u32, batch: RecordBatch) {
         debug_assert_eq!(batch.check_invariants(), Ok(()));
         if !batch.is_empty() {
             let timestamps = batch.timestamps();
@@ -347,11 +450,6 @@ impl<T: ExchangeData> ExchangeGate<T> {
                 // arrive through the network layer and use `read_checked`.
                 let value = unsafe { batch.read_trusted::<T>(i) };
                 self.decoded.push(Rec { ts, value });
-            }
-            if self.alignment.is_some() {
-                let decoded = std::mem::take(&mut self.decoded);
-                self.record_in_flight(source, &decoded);
-                self.decoded = decoded;
             }
             self.downstream.push(&mut self.decoded);
         }
@@ -419,61 +517,82 @@ impl<T: ExchangeData> ExchangeGate<T> {
 }
 
 impl<T: ExchangeData> GateInput for ExchangeGate<T> {
-    fn receive(&mut self, source: u32, message: ExchangeMessage) {
+    fn arrive(&mut self, source: u32, message: Option<ExchangeMessage>) {
+        let message = message.unwrap_or(ExchangeMessage::End);
         match message {
-            ExchangeMessage::Batch(batch) => self.receive_batch(source, batch),
-            ExchangeMessage::Status(status) => self.status(source, status),
-            ExchangeMessage::Barrier(barrier) => self.barrier(source, barrier),
-            ExchangeMessage::End => self.end(source),
+            ExchangeMessage::Barrier(barrier) if self.overtakes(&barrier) => {
+                self.barrier(source, barrier)
+            }
+            message => {
+                match &message {
+                    ExchangeMessage::Batch(batch) => self.record_batch(source, batch),
+                    ExchangeMessage::End if self.is_recording(source) => {
+                        // Nothing more comes from this input: its part is
+                        // complete.
+                        self.alignment.as_mut().expect("recording").arrived[source as usize] = true;
+                        self.complete_alignment();
+                    }
+                    _ => {}
+                }
+                self.queues[source as usize].push_back(message);
+            }
+        }
+        self.wake.wake_all();
+    }
+
+    fn process_next(&mut self, source: u32) -> GateStep {
+        if self.alignment.is_some() {
+            self.apply_policy();
+        }
+        if self.is_blocked(source) {
+            return GateStep::Idle;
+        }
+        let Some(message) = self.queues[source as usize].pop_front() else {
+            return GateStep::Idle;
+        };
+        match message {
+            ExchangeMessage::Batch(batch) => {
+                self.process_batch(source, batch);
+                GateStep::Batch
+            }
+            ExchangeMessage::Status(status) => {
+                self.status(source, status);
+                GateStep::Control
+            }
+            ExchangeMessage::Barrier(barrier) => {
+                self.barrier(source, barrier);
+                GateStep::Control
+            }
+            ExchangeMessage::End => {
+                self.end(source);
+                GateStep::Ended
+            }
         }
     }
 
-    fn disconnected(&mut self, source: u32) {
-        self.end(source);
+    fn wake(&self) -> Rc<GateWake> {
+        self.wake.clone()
+    }
+
+    fn policy_deadline(&self) -> Option<Instant> {
+        let channel = self.channel.as_ref()?;
+        let alignment = self.alignment.as_ref().filter(|a| !a.unaligned)?;
+        match channel.alignment {
+            BarrierAlignment::AlignedWithTimeout(timeout)
+                if !channel.checkpoints.is_savepoint(alignment.barrier.id) =>
+            {
+                Some(alignment.started + timeout)
+            }
+            _ => None,
+        }
+    }
+
+    fn check_policy(&mut self) {
+        self.apply_policy();
     }
 
     fn reachable_edges(&self, out: &mut Vec<EdgeId>) {
         ExchangeGate::reachable_edges(self, out)
-    }
-
-    fn blocked(&self, source: u32) -> Option<Rc<AlignmentWake>> {
-        self.is_blocked(source).then(|| self.wake.clone())
-    }
-
-    fn should_drain(&self, source: u32) -> bool {
-        source != self.local && self.is_recording(source) && !self.inputs_ended[source as usize]
-    }
-
-    fn stash(&mut self, source: u32, message: &ExchangeMessage) -> bool {
-        match message {
-            ExchangeMessage::Batch(batch) => {
-                if self.is_recording(source) && !batch.is_empty() {
-                    let records: Vec<Rec<T>> = (batch.timestamps().iter().enumerate())
-                        .map(|(i, &ts)| Rec {
-                            ts,
-                            // SAFETY: as in `receive_batch`: a batch of this
-                            // edge from a shard of this job.
-                            value: unsafe { batch.read_trusted::<T>(i) },
-                        })
-                        .collect();
-                    self.record_in_flight(source, &records);
-                }
-                true
-            }
-            ExchangeMessage::Barrier(barrier) => {
-                self.barrier(source, *barrier);
-                false
-            }
-            ExchangeMessage::End => {
-                // Nothing more comes from this input: its part is complete.
-                if let Some(alignment) = self.alignment.as_mut() {
-                    alignment.arrived[source as usize] = true;
-                }
-                self.complete_alignment();
-                true
-            }
-            ExchangeMessage::Status(_) => true,
-        }
     }
 }
 
@@ -481,11 +600,15 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
 mod alignment_tests {
     use std::cell::RefCell;
     use std::rc::Rc;
+    use std::sync::mpsc::Receiver;
+    use std::time::Duration;
 
     use proptest::prelude::*;
     use sluice_network::BatchBuilder;
+    use sluice_state::{KeyGroups, RestoreSet, StateBackend, StateBackendKind};
 
     use super::*;
+    use crate::checkpoint::{CheckpointSignals, ParticipantKind, ShardCheckpointing, ShardReport};
 
     /// What the chain after the gate saw.
     #[derive(Debug, Clone, PartialEq)]
@@ -523,24 +646,140 @@ mod alignment_tests {
         }
     }
 
-    /// Delivers `event` from input `source` as its task or the local chain would.
-    fn deliver(gate: &mut ExchangeGate<u64>, source: u32, event: Event) {
-        let local = source == gate.local;
-        match (event, local) {
-            (Event::Record(v), true) => gate.push_local(&mut vec![Rec::new(0, v)]),
-            (Event::Record(v), false) => {
+    fn message(event: Event) -> ExchangeMessage {
+        match event {
+            Event::Record(v) => {
                 let mut builder = BatchBuilder::<u64>::new(1 << 16);
                 builder.push(0, &v).unwrap();
-                gate.receive(source, ExchangeMessage::Batch(builder.take()));
+                ExchangeMessage::Batch(builder.take())
             }
-            (Event::Barrier(id), true) => gate.barrier(source, barrier(id)),
-            (Event::Barrier(id), false) => {
-                gate.receive(source, ExchangeMessage::Barrier(barrier(id)))
-            }
-            (Event::End, true) => gate.end(source),
-            (Event::End, false) => gate.receive(source, ExchangeMessage::End),
+            Event::Barrier(id) => ExchangeMessage::Barrier(barrier(id)),
+            Event::End => ExchangeMessage::End,
         }
     }
+
+    /// A gate on shard 0 of `shards`; with `alignment`, it takes part in
+    /// checkpoints through a real `ShardCheckpoints` whose reports (the
+    /// channel state of each checkpoint) come out of the receiver.
+    struct Harness {
+        gate: ExchangeGate<u64>,
+        seen: Rc<RefCell<Vec<Seen>>>,
+        reports: Option<Receiver<ShardReport>>,
+    }
+
+    fn harness(shards: u32, alignment: Option<BarrierAlignment>) -> Harness {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut gate = ExchangeGate::new(Box::new(Recorder(seen.clone())), 0, shards);
+        let mut reports_out = None;
+        if let Some(alignment) = alignment {
+            let (reports, reports_in) = std::sync::mpsc::channel();
+            let groups = KeyGroups::new(128, 1).range_of(0);
+            let state = StateBackend::new(StateBackendKind::Memory, groups, RestoreSet::default());
+            let checkpoints = Rc::new(ShardCheckpoints::new(
+                0,
+                state.registry(),
+                ShardCheckpointing {
+                    reports,
+                    signals: CheckpointSignals::default(),
+                    full_every: None,
+                },
+                0,
+            ));
+            gate = gate.with_channel_checkpoints(ChannelCheckpoints {
+                participant: checkpoints.participate(ParticipantKind::Channel),
+                checkpoints,
+                name: "channel-0".into(),
+                alignment,
+            });
+            reports_out = Some(reports_in);
+        }
+        Harness {
+            gate,
+            seen,
+            reports: reports_out,
+        }
+    }
+
+    impl Harness {
+        /// Delivers the local input's `event` (it goes straight in).
+        fn local(&mut self, event: Event) {
+            match event {
+                Event::Record(v) => self.gate.push_local(&mut vec![Rec::new(0, v)]),
+                Event::Barrier(id) => self.gate.barrier(0, barrier(id)),
+                Event::End => self.gate.end(0),
+            }
+        }
+
+        /// Runs `events` (per input; input 0 is local) in the order `picks`
+        /// chooses among arriving and processing, then drains everything.
+        /// Returns how many events of each input were delivered.
+        fn run(&mut self, events: &[Vec<Event>], picks: &[u32]) -> Vec<usize> {
+            let shards = events.len() as u32;
+            let mut next = vec![0usize; shards as usize];
+            for pick in picks {
+                let source = pick % shards;
+                let arrive = (pick / shards).is_multiple_of(2);
+                let s = source as usize;
+                if source == 0 || arrive {
+                    if let Some(&event) = events[s].get(next[s]) {
+                        next[s] += 1;
+                        match source {
+                            0 => self.local(event),
+                            _ => self.gate.arrive(source, Some(message(event))),
+                        }
+                    }
+                } else {
+                    self.gate.process_next(source);
+                }
+            }
+            // Everything left arrives and is processed, as the tasks would.
+            for _ in 0..10_000 {
+                let mut progressed = false;
+                for source in 0..shards {
+                    let s = source as usize;
+                    if let Some(&event) = events[s].get(next[s]) {
+                        next[s] += 1;
+                        progressed = true;
+                        match source {
+                            0 => self.local(event),
+                            _ => self.gate.arrive(source, Some(message(event))),
+                        }
+                    }
+                    if source != 0 {
+                        while self.gate.process_next(source) != GateStep::Idle {
+                            progressed = true;
+                        }
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            next
+        }
+
+        /// Each completed checkpoint's channel state, decoded.
+        fn channel_states(&self) -> BTreeMap<u64, Vec<u64>> {
+            let mut states = BTreeMap::new();
+            for report in self.reports.as_ref().expect("checkpointing").try_iter() {
+                if let ShardReport::Snapshot {
+                    checkpoint,
+                    channels,
+                    ..
+                } = report
+                {
+                    let records = match channels.get("channel-0") {
+                        Some(bytes) => read_records::<u64>(bytes).unwrap(),
+                        None => Vec::new(),
+                    };
+                    states.insert(checkpoint, records.iter().map(|r| r.value).collect());
+                }
+            }
+            states
+        }
+    }
+
+    use std::collections::BTreeMap;
 
     /// Per input: records, with barriers 1..=checkpoints between them, then
     /// (maybe) End. Record values encode (input, index) so order can be checked.
@@ -571,6 +810,28 @@ mod alignment_tests {
         (0..shards).map(input).collect::<Vec<_>>()
     }
 
+    /// The records of `events` before barrier `id`.
+    fn before_barrier(events: &[Event], id: u64) -> Vec<u64> {
+        let mut records = Vec::new();
+        for event in events {
+            match event {
+                Event::Barrier(b) if *b == id => break,
+                Event::Record(v) => records.push(*v),
+                _ => {}
+            }
+        }
+        records
+    }
+
+    fn alignment_modes() -> impl Strategy<Value = BarrierAlignment> {
+        prop_oneof![
+            Just(BarrierAlignment::Aligned),
+            Just(BarrierAlignment::Unaligned),
+            // Times out at once: turns unaligned on the next look.
+            Just(BarrierAlignment::AlignedWithTimeout(Duration::ZERO)),
+        ]
+    }
+
     proptest! {
         // Whatever the interleaving: every record arrives once and in its
         // input's order; each barrier is passed on once, in order; and the
@@ -578,35 +839,17 @@ mod alignment_tests {
         // downstream, the ones after it behind it.
         #[test]
         fn aligned_barriers_cut_every_input_at_the_same_point(
-            (events, order) in (1u32..4, 1u64..3).prop_flat_map(|(shards, checkpoints)| {
+            (events, picks) in (1u32..4, 1u64..3).prop_flat_map(|(shards, checkpoints)| {
                 (inputs(shards, checkpoints), proptest::collection::vec(any::<u32>(), 200))
             }),
         ) {
-            let shards = events.len() as u32;
-            let seen = Rc::new(RefCell::new(Vec::new()));
-            let mut gate = ExchangeGate::new(Box::new(Recorder(seen.clone())), 0, shards);
-            let mut next = vec![0usize; shards as usize];
-            let mut picks = order.into_iter().cycle();
-            // Deliver until no input can: remote inputs wait while blocked.
-            for _ in 0..10_000 {
-                let ready: Vec<u32> = (0..shards)
-                    .filter(|&s| next[s as usize] < events[s as usize].len())
-                    .filter(|&s| s == 0 || gate.blocked(s).is_none())
-                    .collect();
-                let Some(pick) = picks.next() else { break };
-                if ready.is_empty() {
-                    break;
-                }
-                let source = ready[pick as usize % ready.len()];
-                let event = events[source as usize][next[source as usize]];
-                next[source as usize] += 1;
-                deliver(&mut gate, source, event);
-            }
+            let mut h = harness(events.len() as u32, None);
+            let delivered = h.run(&events, &picks);
             // Every input delivered everything: nobody stays blocked forever.
-            for s in 0..shards {
-                prop_assert_eq!(next[s as usize], events[s as usize].len(), "input {} stuck", s);
+            for (s, input) in events.iter().enumerate() {
+                prop_assert_eq!(delivered[s], input.len(), "input {} stuck", s);
             }
-            let seen = seen.borrow();
+            let seen = h.seen.borrow();
             let position = |wanted: &Seen| seen.iter().position(|s| s == wanted);
             let mut last_barrier = 0;
             for s in seen.iter() {
@@ -641,22 +884,113 @@ mod alignment_tests {
             let sent = events.iter().flatten().filter(|e| matches!(e, Event::Record(_))).count();
             prop_assert_eq!(records, sent);
         }
+
+        // The checkpoint invariant, in every mode and interleaving: for each
+        // checkpoint n and input, the records processed before the chain saw
+        // barrier n are a prefix of that input's records before barrier n,
+        // and the channel state of n holds exactly the rest, in order. Also
+        // every record is processed once, in its input's order.
+        #[test]
+        fn processed_before_the_barrier_and_channel_state_are_exactly_what_came_before_it(
+            (events, picks, alignment) in (1u32..4, 1u64..4).prop_flat_map(|(shards, checkpoints)| {
+                (
+                    inputs(shards, checkpoints),
+                    proptest::collection::vec(any::<u32>(), 300),
+                    alignment_modes(),
+                )
+            }),
+        ) {
+            let mut h = harness(events.len() as u32, Some(alignment));
+            let delivered = h.run(&events, &picks);
+            for (s, input) in events.iter().enumerate() {
+                prop_assert_eq!(delivered[s], input.len(), "input {} stuck", s);
+            }
+            let seen = h.seen.borrow().clone();
+            let processed: Vec<u64> = seen
+                .iter()
+                .filter_map(|s| match s { Seen::Record(v) => Some(*v), _ => None })
+                .collect();
+            let mut all: Vec<u64> = events.iter().flatten()
+                .filter_map(|e| match e { Event::Record(v) => Some(*v), _ => None })
+                .collect();
+            let mut sorted = processed.clone();
+            sorted.sort_unstable();
+            all.sort_unstable();
+            prop_assert_eq!(&sorted, &all, "records lost or processed twice");
+            let states = h.channel_states();
+            let checkpoints = events.iter().flatten()
+                .filter_map(|e| match e { Event::Barrier(id) => Some(*id), _ => None })
+                .max().unwrap_or(0);
+            // A newer barrier abandons an older alignment (in a job, only
+            // once the older checkpoint was aborted), so only the newest
+            // checkpoint must complete.
+            prop_assert!(
+                checkpoints == 0 || states.contains_key(&checkpoints),
+                "checkpoint {} has no channel state report: {:?} seen {:?}", checkpoints, states, seen
+            );
+            for (&id, state) in &states {
+                let at = seen.iter().position(|s| *s == Seen::Barrier(id));
+                prop_assert!(at.is_some(), "barrier {} never passed: {:?}", id, seen);
+                if alignment == BarrierAlignment::Aligned {
+                    prop_assert!(state.is_empty(), "aligned checkpoint {} kept records {:?}", id, state);
+                }
+                for (input, events) in events.iter().enumerate() {
+                    let from_input = |v: &&u64| **v / 1_000 == input as u64;
+                    let expected = before_barrier(events, id);
+                    let processed: Vec<u64> = seen[..at.unwrap()].iter()
+                        .filter_map(|s| match s { Seen::Record(v) => Some(*v), _ => None })
+                        .filter(|v| v / 1_000 == input as u64)
+                        .collect();
+                    let kept: Vec<u64> = state.iter().filter(from_input).copied().collect();
+                    let together: Vec<u64> = processed.iter().chain(&kept).copied().collect();
+                    prop_assert_eq!(
+                        &together, &expected,
+                        "checkpoint {} input {}: processed {:?} + kept {:?}", id, input, processed, kept
+                    );
+                }
+            }
+        }
     }
 
     #[test]
     fn a_newer_barrier_abandons_the_older_alignment() {
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        let mut gate = ExchangeGate::new(Box::new(Recorder(seen.clone())), 0, 2);
-        deliver(&mut gate, 1, Event::Barrier(1));
-        assert!(gate.blocked(1).is_some());
+        let mut h = harness(2, None);
+        h.gate.arrive(1, Some(message(Event::Barrier(1))));
+        h.gate.process_next(1);
+        assert!(h.gate.is_blocked(1));
         // Checkpoint 1 was aborted: the local input brings barrier 2.
-        deliver(&mut gate, 0, Event::Barrier(2));
+        h.local(Event::Barrier(2));
         assert!(
-            gate.blocked(1).is_none(),
+            !h.gate.is_blocked(1),
             "input 1 released from the old alignment"
         );
-        deliver(&mut gate, 1, Event::Record(7));
-        deliver(&mut gate, 1, Event::Barrier(2));
-        assert_eq!(*seen.borrow(), vec![Seen::Record(7), Seen::Barrier(2)]);
+        h.gate.arrive(1, Some(message(Event::Record(7))));
+        h.gate.arrive(1, Some(message(Event::Barrier(2))));
+        while h.gate.process_next(1) != GateStep::Idle {}
+        assert_eq!(*h.seen.borrow(), vec![Seen::Record(7), Seen::Barrier(2)]);
+    }
+
+    #[test]
+    fn an_unaligned_barrier_overtakes_what_is_queued_and_keeps_it() {
+        let mut h = harness(2, Some(BarrierAlignment::Unaligned));
+        for v in [1, 2, 3] {
+            h.gate.arrive(1, Some(message(Event::Record(v))));
+        }
+        h.gate.process_next(1);
+        h.gate.arrive(1, Some(message(Event::Barrier(1))));
+        // Barrier 1 went down the chain on arrival, ahead of records 2 and 3.
+        assert_eq!(*h.seen.borrow(), vec![Seen::Record(1), Seen::Barrier(1)]);
+        h.local(Event::Barrier(1));
+        assert_eq!(h.channel_states().get(&1), Some(&vec![2, 3]));
+        while h.gate.process_next(1) != GateStep::Idle {}
+        assert_eq!(
+            *h.seen.borrow(),
+            vec![
+                Seen::Record(1),
+                Seen::Barrier(1),
+                Seen::Record(2),
+                Seen::Record(3)
+            ]
+        );
     }
 }

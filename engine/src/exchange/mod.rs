@@ -6,18 +6,25 @@
 //! downstream chain). A record that stays on its shard goes straight into the
 //! local gate, never serialized; a record for another shard is serialized once
 //! into that destination's [`BatchBuilder`](sluice_network::BatchBuilder), and the
-//! full batch waits in the edge's [`EdgeOutbox`] until the bounded channel takes
-//! it. Tasks that push into a chain wait for the outboxes it reaches to drain:
-//! that is the backpressure that slows sources down to the pace of the slowest
-//! consumer.
+//! full batch waits in the edge's [`EdgeOutbox`] until its destination grants a
+//! credit ([`Credits`]) and the channel takes it. Tasks that push into a chain
+//! wait for the outboxes it reaches to drain: that is the backpressure that
+//! slows sources down to the pace of the slowest consumer. The receiving shard
+//! reads its channels eagerly into the gate and grants a credit back once a
+//! batch has been processed, so barriers are seen at once while what waits
+//! stays bounded.
 
+mod channel_state;
+mod credits;
 mod gate;
 mod outbox;
 mod partitioner;
 mod sender;
 
-pub(crate) use gate::{ChannelCheckpoints, ExchangeGate, GateInput};
-pub(crate) use outbox::EdgeOutbox;
+pub(crate) use channel_state::write_batch;
+pub(crate) use credits::{CreditGrants, Credits, CONTROL_ROOM};
+pub(crate) use gate::{ChannelCheckpoints, ExchangeGate, GateInput, GateStep};
+pub(crate) use outbox::{output_state_name, EdgeOutbox, OutputCheckpoints, OUTPUT_STATE_PREFIX};
 pub use partitioner::{
     BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner, Route,
 };

@@ -1,45 +1,118 @@
-//! Batches of one exchange waiting for room in their channels.
+//! Batches of one exchange waiting for credit to enter their channels, and
+//! the barriers that overtake them.
 //!
 //! Lives on the sending shard's core. Operators append to the queue without
-//! waiting (they run synchronously inside a chain); the task that drove the chain
-//! then awaits [`EdgeOutbox::drain`], which sends in FIFO order under a one-permit
-//! semaphore, so messages to one destination never overtake each other whichever
-//! task drains. Bound: each driving task appends at most one input batch's output
-//! before it drains, so the queue holds at most (tasks × fan-out) batches.
+//! waiting (they run synchronously inside a chain); the task that drove the
+//! chain then awaits [`EdgeOutbox::drain`], which sends in FIFO order under a
+//! one-permit semaphore, so messages to one destination never overtake each
+//! other whichever task drains. A batch is sent only against a credit of its
+//! destination ([`Credits`]): waiting for credit is the backpressure. Bound:
+//! each driving task appends at most one input batch's output before it
+//! drains, so the queue holds at most (tasks × fan-out) batches.
+//!
+//! Unaligned checkpoints: barrier *n* goes to every other shard at once,
+//! ahead of every batch still queued ([`EdgeOutbox::barrier`]); those batches
+//! are sent after it as usual, and their records are this shard's channel
+//! state `output-<edge>` of checkpoint *n* (a restore sends them again before
+//! new input). Aligned with a timeout, the barrier waits in line and
+//! overtakes what is still ahead of it once the timeout has passed.
+//! Savepoints are always aligned. Invariants: a message leaves the queue only
+//! when the channel has taken it, so everything a barrier did not overtake is
+//! already in the channel ahead of it; the outbox contributes to checkpoint
+//! *n* exactly once, after its barrier has left or overtaken.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::ConnectedSender;
 use glommio::sync::Semaphore;
 use glommio::{GlommioError, ResourceType};
-use sluice_network::ExchangeMessage;
+use sluice_network::{CheckpointBarrier, ExchangeMessage, RecordBatch};
+use sluice_state::{CodecError, EntryWriter};
 
+use super::credits::Credits;
+use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
 use crate::push::EdgeId;
 use crate::runtime::AbortSignal;
 
+/// How long a message waits before trying a channel full of control
+/// messages again (its receiving shard is stalled).
+const FULL_CHANNEL_RETRY: Duration = Duration::from_micros(200);
+
+/// One destination's channel and its credits.
+struct Link {
+    sender: ConnectedSender<ExchangeMessage>,
+    credits: Rc<Credits>,
+}
+
+/// Writes the records of a batch of this edge as channel state.
+pub(crate) type BatchRecorder =
+    Box<dyn Fn(&RecordBatch, &mut EntryWriter) -> Result<(), CodecError>>;
+
+/// The outbox's part in unaligned checkpoints.
+pub(crate) struct OutputCheckpoints {
+    pub checkpoints: Rc<ShardCheckpoints>,
+    pub participant: usize,
+    pub alignment: BarrierAlignment,
+    pub record: BatchRecorder,
+}
+
+/// A barrier waiting in line (aligned with a timeout).
+struct WaitingBarrier {
+    barrier: CheckpointBarrier,
+    /// When it stops waiting and overtakes.
+    deadline: Instant,
+    /// By destination: its copy is still queued.
+    unsent: Vec<bool>,
+}
+
 pub(crate) struct EdgeOutbox {
     pub edge: EdgeId,
+    shard: u32,
     queue: RefCell<VecDeque<(u32, ExchangeMessage)>>,
-    senders: RefCell<Vec<Option<Rc<ConnectedSender<ExchangeMessage>>>>>,
+    links: RefCell<Vec<Option<Rc<Link>>>>,
     draining: Semaphore,
     abort: AbortSignal,
+    output: RefCell<Option<OutputCheckpoints>>,
+    waiting: RefCell<Option<WaitingBarrier>>,
+}
+
+/// How the names of sending-side channel states begin.
+pub(crate) const OUTPUT_STATE_PREFIX: &str = "output-";
+
+/// The name of an edge's sending-side channel state.
+pub(crate) fn output_state_name(edge: EdgeId) -> String {
+    format!("{OUTPUT_STATE_PREFIX}{edge}")
 }
 
 impl EdgeOutbox {
-    pub fn new(edge: EdgeId, shards: u32, abort: AbortSignal) -> Self {
+    pub fn new(edge: EdgeId, shard: u32, shards: u32, abort: AbortSignal) -> Self {
         EdgeOutbox {
             edge,
+            shard,
             queue: RefCell::new(VecDeque::new()),
-            senders: RefCell::new((0..shards).map(|_| None).collect()),
+            links: RefCell::new((0..shards).map(|_| None).collect()),
             draining: Semaphore::new(1),
             abort,
+            output: RefCell::new(None),
+            waiting: RefCell::new(None),
         }
     }
 
-    pub fn connect(&self, destination: u32, sender: ConnectedSender<ExchangeMessage>) {
-        self.senders.borrow_mut()[destination as usize] = Some(Rc::new(sender));
+    pub fn connect(
+        &self,
+        destination: u32,
+        sender: ConnectedSender<ExchangeMessage>,
+        credits: Rc<Credits>,
+    ) {
+        self.links.borrow_mut()[destination as usize] = Some(Rc::new(Link { sender, credits }));
+    }
+
+    /// Takes part in unaligned checkpoints (see the module docs).
+    pub fn set_output_checkpoints(&self, output: OutputCheckpoints) {
+        *self.output.borrow_mut() = Some(output);
     }
 
     #[inline]
@@ -52,10 +125,185 @@ impl EdgeOutbox {
         self.queue.borrow().is_empty()
     }
 
-    /// Sends everything queued, waiting for channel room: the backpressure point.
-    /// A destination that has gone away (its shard failed) drops the message, and
-    /// so does every send once the job aborts: the job is failing anyway and
-    /// reports that shard's error.
+    fn others(&self) -> impl Iterator<Item = u32> + '_ {
+        let shards = self.links.borrow().len() as u32;
+        (0..shards).filter(move |d| *d != self.shard)
+    }
+
+    /// By destination: true for every other shard.
+    fn every_other(&self) -> Vec<bool> {
+        let shards = self.links.borrow().len() as u32;
+        (0..shards).map(|d| d != self.shard).collect()
+    }
+
+    /// Barrier `barrier` to every other shard: in line, or ahead of what is
+    /// queued (see the module docs).
+    pub fn barrier(&self, barrier: CheckpointBarrier) {
+        let mode = {
+            let output = self.output.borrow();
+            output.as_ref().map(|o| {
+                let savepoint = o.checkpoints.is_savepoint(barrier.id);
+                (o.alignment, savepoint)
+            })
+        };
+        match mode {
+            Some((BarrierAlignment::Unaligned, false)) => {
+                self.waiting.borrow_mut().take();
+                self.overtake(barrier, self.every_other());
+            }
+            Some((BarrierAlignment::AlignedWithTimeout(timeout), false)) => {
+                self.enqueue_barrier(barrier);
+                let unsent = self.every_other();
+                if unsent.iter().any(|u| *u) {
+                    *self.waiting.borrow_mut() = Some(WaitingBarrier {
+                        barrier,
+                        deadline: Instant::now() + timeout,
+                        unsent,
+                    });
+                } else {
+                    self.contribute(barrier, Vec::new());
+                }
+            }
+            Some(_) => {
+                // A savepoint: in line, and nothing to add.
+                self.enqueue_barrier(barrier);
+                self.contribute(barrier, Vec::new());
+            }
+            None => self.enqueue_barrier(barrier),
+        }
+    }
+
+    fn enqueue_barrier(&self, barrier: CheckpointBarrier) {
+        let others: Vec<u32> = self.others().collect();
+        for destination in others {
+            self.enqueue(destination, ExchangeMessage::Barrier(barrier));
+        }
+    }
+
+    /// This shard's side of the edge has ended: it counts as done for every
+    /// later checkpoint.
+    pub fn ended(&self) {
+        // A barrier still in line goes in line: it can no longer overtake
+        // (its checkpoint takes this outbox as it is now).
+        self.waiting.borrow_mut().take();
+        if let Some(output) = self.output.borrow().as_ref() {
+            output
+                .checkpoints
+                .ended(output.participant, SourcePositions::new());
+        }
+    }
+
+    fn contribute(&self, barrier: CheckpointBarrier, records: Vec<u8>) {
+        if let Some(output) = self.output.borrow().as_ref() {
+            output.checkpoints.channel_state(
+                output.participant,
+                barrier.id,
+                output_state_name(self.edge),
+                records,
+            );
+        }
+    }
+
+    /// Sends `barrier` now to the destinations `unsent` marks, ahead of the
+    /// batches queued for them before it; their records become this
+    /// outbox's channel state of its checkpoint. (A batch queued behind the
+    /// barrier's own copy, still in line, comes after the barrier anyway.)
+    fn overtake(&self, barrier: CheckpointBarrier, unsent: Vec<bool>) {
+        let mut writer = EntryWriter::new();
+        let mut failure = None;
+        {
+            let output = self.output.borrow();
+            let record = &output
+                .as_ref()
+                .expect("overtaking needs output checkpoints")
+                .record;
+            let mut queue = self.queue.borrow_mut();
+            let mut ahead = unsent.clone();
+            for (destination, message) in queue.iter() {
+                let d = *destination as usize;
+                match message {
+                    ExchangeMessage::Barrier(b) if b.id == barrier.id => ahead[d] = false,
+                    ExchangeMessage::Batch(batch) if ahead[d] && failure.is_none() => {
+                        if let Err(e) = record(batch, &mut writer) {
+                            failure = Some(e);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // Its copies waiting in line go: it is sent now.
+            queue.retain(|(_, m)| !matches!(m, ExchangeMessage::Barrier(b) if b.id == barrier.id));
+        }
+        for (destination, unsent) in unsent.into_iter().enumerate() {
+            if unsent {
+                self.send_ahead(destination as u32, ExchangeMessage::Barrier(barrier));
+            }
+        }
+        match failure {
+            None => {
+                let records = if writer.is_empty() {
+                    Vec::new()
+                } else {
+                    writer.finish()
+                };
+                self.contribute(barrier, records);
+            }
+            Some(e) => {
+                if let Some(output) = self.output.borrow().as_ref() {
+                    output.checkpoints.decline(
+                        barrier.id,
+                        &format!(
+                            "edge {}: a record waiting to be sent could not be encoded: {e}",
+                            self.edge
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends `message` now, or (its channel is full of control messages)
+    /// first in line.
+    fn send_ahead(&self, destination: u32, message: ExchangeMessage) {
+        let link = self.links.borrow()[destination as usize].clone();
+        let Some(link) = link else {
+            panic!(
+                "bug: edge {} sends to shard {destination} before connecting",
+                self.edge
+            )
+        };
+        match link.sender.try_send(message) {
+            Ok(()) => {}
+            Err(GlommioError::WouldBlock(ResourceType::Channel(message))) => {
+                self.queue.borrow_mut().push_front((destination, message));
+            }
+            // The receiving shard is gone (it failed).
+            Err(_) => {}
+        }
+    }
+
+    /// An in-line barrier has been sent to `destination`.
+    fn barrier_sent(&self, id: u64, destination: u32) {
+        let done = {
+            let mut waiting = self.waiting.borrow_mut();
+            match waiting.as_mut() {
+                Some(w) if w.barrier.id == id => {
+                    w.unsent[destination as usize] = false;
+                    (!w.unsent.iter().any(|u| *u)).then_some(w.barrier)
+                }
+                _ => None,
+            }
+        };
+        if let Some(barrier) = done {
+            self.waiting.borrow_mut().take();
+            self.contribute(barrier, Vec::new());
+        }
+    }
+
+    /// Sends everything queued, each batch against a credit of its
+    /// destination: the backpressure point. A destination that has gone away
+    /// (its shard failed) drops the message, and so does every send once the
+    /// job aborts: the job is failing anyway and reports that shard's error.
     pub async fn drain(&self) {
         if self.is_empty() {
             return;
@@ -66,30 +314,89 @@ impl EdgeOutbox {
             .await
             .expect("bug: outbox semaphore closed");
         loop {
-            let next = self.queue.borrow_mut().pop_front();
-            let Some((destination, message)) = next else {
+            // The head stays queued until its channel takes it, so that a
+            // barrier can still overtake it meanwhile.
+            let head = (self.queue.borrow().front())
+                .map(|(d, m)| (*d, matches!(m, ExchangeMessage::Batch(_))));
+            let Some((destination, is_batch)) = head else {
                 break;
             };
-            let sender = self.senders.borrow()[destination as usize].clone();
-            let Some(sender) = sender else {
+            let link = self.links.borrow()[destination as usize].clone();
+            let Some(link) = link else {
                 panic!(
                     "bug: edge {} sends to shard {destination} before connecting",
                     self.edge
                 )
             };
-            match sender.try_send(message) {
+            if is_batch && !link.credits.try_take() {
+                if self.abort.is_set() {
+                    self.queue.borrow_mut().clear();
+                    break;
+                }
+                self.wait_for_credit(&link).await;
+                continue;
+            }
+            let (_, message) = self.queue.borrow_mut().pop_front().expect("peeked");
+            let barrier = match &message {
+                ExchangeMessage::Barrier(b) => Some(b.id),
+                _ => None,
+            };
+            match link.sender.try_send(message) {
                 Ok(()) => {}
                 Err(GlommioError::WouldBlock(ResourceType::Channel(message)))
                     if !self.abort.is_set() =>
                 {
-                    // Full: wait for room (the backpressure), or for the job to abort.
-                    let _ = self.abort.unless_aborted(sender.send(message)).await;
+                    // Full of control messages beyond the credits: its
+                    // receiver is stalled. Back in line, and again shortly.
+                    if is_batch {
+                        link.credits.give_back();
+                    }
+                    self.queue.borrow_mut().push_front((destination, message));
+                    glommio::timer::sleep(FULL_CHANNEL_RETRY).await;
+                    continue;
                 }
                 // The job aborts: drop everything queued.
-                Err(GlommioError::WouldBlock(_)) => self.queue.borrow_mut().clear(),
+                Err(GlommioError::WouldBlock(_)) => {
+                    self.queue.borrow_mut().clear();
+                    break;
+                }
                 // The receiving shard is gone (it failed): drop the message.
                 Err(_) => {}
             }
+            if let Some(id) = barrier {
+                self.barrier_sent(id, destination);
+            }
+        }
+    }
+
+    /// Waits for `link`'s receiver to grant credit, for the job to abort, or
+    /// for a barrier in line to reach its timeout (it then overtakes).
+    async fn wait_for_credit(&self, link: &Link) {
+        let deadline = self.waiting.borrow().as_ref().map(|w| w.deadline);
+        let credit = async {
+            link.credits.wait().await;
+            None
+        };
+        let timeout = async {
+            match deadline {
+                Some(at) => {
+                    glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
+                    // It overtakes where it is still unsent.
+                    self.waiting
+                        .borrow_mut()
+                        .take()
+                        .map(|w| (w.barrier, w.unsent))
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let overtaking = self
+            .abort
+            .unless_aborted(futures_lite::future::or(credit, timeout))
+            .await
+            .flatten();
+        if let Some((barrier, unsent)) = overtaking {
+            self.overtake(barrier, unsent);
         }
     }
 }

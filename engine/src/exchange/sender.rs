@@ -88,6 +88,16 @@ impl<T: ExchangeData, P: Partitioner<T>> ExchangeSender<T, P> {
     }
 }
 
+impl<T: ExchangeData, P: Partitioner<T>> ExchangeSender<T, P> {
+    /// Sends restored channel state again: records this shard's outbox held
+    /// at the restored (unaligned) checkpoint. Called before any input.
+    pub fn replay(&mut self, records: &[u8]) -> Result<(), String> {
+        let mut records = super::channel_state::read_records::<T>(records)?;
+        self.push(&mut records);
+        Ok(())
+    }
+}
+
 impl<T: ExchangeData, P: Partitioner<T>> SenderState<T, P> {
     #[inline]
     fn append_remote(&mut self, destination: u32, record: &Rec<T>, now: &mut Option<Instant>) {
@@ -202,12 +212,16 @@ impl<T: ExchangeData, P: Partitioner<T>> Push<T> for ExchangeSender<T, P> {
                 gate.borrow_mut().status(state.shard, status);
             }
             Control::Barrier(barrier) => {
-                state.send_to_others(|| ExchangeMessage::Barrier(barrier));
+                // Open batches join the queue first: an unaligned barrier
+                // overtakes them with the rest.
+                state.send_all();
+                state.outbox.barrier(barrier);
                 let gate = state.local_gate.clone();
                 gate.borrow_mut().barrier(state.shard, barrier);
             }
             Control::End => {
                 state.send_to_others(|| ExchangeMessage::End);
+                state.outbox.ended();
                 state.ended = true;
                 let gate = state.local_gate.clone();
                 gate.borrow_mut().end(state.shard);

@@ -190,10 +190,10 @@ impl ShardBuilder {
     }
 
     pub(crate) fn outbox(&mut self, edge: EdgeId) -> Rc<EdgeOutbox> {
-        let (shards, abort) = (self.shards, self.abort.clone());
+        let (shard, shards, abort) = (self.shard, self.shards, self.abort.clone());
         self.outboxes
             .entry(edge)
-            .or_insert_with(|| Rc::new(EdgeOutbox::new(edge, shards, abort)))
+            .or_insert_with(|| Rc::new(EdgeOutbox::new(edge, shard, shards, abort)))
             .clone()
     }
 

@@ -1,7 +1,6 @@
 //! Starting the shards of a job and waiting for them.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -26,7 +25,7 @@ use crate::checkpoint::{
     RestoreFrom, Restored, ShardCheckpointing,
 };
 use crate::config::allowed_cpu_ids;
-use crate::exchange::{EdgeOutbox, GateInput};
+use crate::exchange::{CreditGrants, Credits, EdgeOutbox, GateInput, GateStep};
 use crate::metrics::{totals, JobTotals, ShardMetrics};
 use crate::{EngineError, JobConfig};
 
@@ -294,7 +293,8 @@ pub fn format_watermark(wm: i64) -> String {
     }
 }
 
-type Receivers = Vec<(u32, u32, ConnectedReceiver<ExchangeMessage>)>;
+/// A connected channel from another shard: (edge, source, data, grants).
+type Receivers = Vec<(u32, u32, ConnectedReceiver<ExchangeMessage>, CreditGrants)>;
 
 /// Connects every channel end of this shard. Both ends of a channel wait for
 /// each other, so all connections run concurrently.
@@ -303,26 +303,35 @@ async fn connect(
     endpoints: ShardEndpoints,
     builder: &mut ShardBuilder,
 ) -> (Outboxes, Receivers) {
+    let credits = builder.config.channel_batches as u32;
     let mut sends = Vec::new();
     let mut all_outboxes: Outboxes = builder.outboxes.clone();
-    for (edge, destinations) in endpoints.senders.into_iter().enumerate() {
+    let senders = endpoints.senders.into_iter().zip(endpoints.grants_in);
+    for (edge, (destinations, grants)) in senders.enumerate() {
         let outbox = builder.outbox(edge as u32);
         all_outboxes.insert(edge as u32, outbox.clone());
-        for (destination, sender) in destinations.into_iter().enumerate() {
-            if let Some(sender) = sender {
+        for (destination, ends) in destinations.into_iter().zip(grants).enumerate() {
+            if let (Some(sender), Some(grants)) = ends {
                 let outbox = outbox.clone();
                 sends.push(glommio::spawn_local(async move {
-                    outbox.connect(destination as u32, sender.connect().await);
+                    let sender = sender.connect().await;
+                    let grants = grants.connect().await;
+                    let credits = Rc::new(Credits::new(credits));
+                    glommio::spawn_local(credits.clone().listen(grants)).detach();
+                    outbox.connect(destination as u32, sender, credits);
                 }));
             }
         }
     }
     let mut receives = Vec::new();
-    for (edge, sources) in endpoints.receivers.into_iter().enumerate() {
-        for (source, receiver) in sources.into_iter().enumerate() {
-            if let Some(receiver) = receiver {
+    let receivers = endpoints.receivers.into_iter().zip(endpoints.grants_out);
+    for (edge, (sources, grants)) in receivers.enumerate() {
+        for (source, ends) in sources.into_iter().zip(grants).enumerate() {
+            if let (Some(receiver), Some(grants)) = ends {
                 receives.push(glommio::spawn_local(async move {
-                    (edge as u32, source as u32, receiver.connect().await)
+                    let receiver = receiver.connect().await;
+                    let grants = CreditGrants::new(credits, grants.connect().await);
+                    (edge as u32, source as u32, receiver, grants)
                 }));
             }
         }
@@ -334,7 +343,7 @@ async fn connect(
     for task in receives {
         receivers.push(task.await);
     }
-    debug_assert!(receivers.iter().all(|(_, source, _)| *source != shard));
+    debug_assert!(receivers.iter().all(|(_, source, _, _)| *source != shard));
     (all_outboxes, receivers)
 }
 
@@ -404,12 +413,21 @@ async fn run_shard(
         })
     };
     let mut tasks = Vec::new();
-    for (edge, source, receiver) in receivers {
-        let gate = builder.gates.get(&edge).cloned();
-        tasks.push(spawn(Box::pin(receive(
+    for (edge, source, receiver, grants) in receivers {
+        let Some(gate) = builder.gates.get(&edge).cloned() else {
+            tasks.push(spawn(Box::pin(discard(receiver, grants))));
+            continue;
+        };
+        tasks.push(spawn(Box::pin(read_channel(
             source,
             receiver,
+            gate.clone(),
+            abort.clone(),
+        ))));
+        tasks.push(spawn(Box::pin(process_channel(
+            source,
             gate,
+            grants,
             outboxes.clone(),
             abort.clone(),
         ))));
@@ -490,23 +508,51 @@ async fn run_shard(
     futures_lite::future::or(all_done, failure).await;
 }
 
-/// Receives one channel into its gate until the sender ends.
-async fn receive(
+/// Reads and drops a channel whose edge this shard did not build (its build
+/// failed), granting credit back so that the sender is not held up.
+async fn discard(receiver: ConnectedReceiver<ExchangeMessage>, grants: CreditGrants) {
+    while let Some(message) = receiver.recv().await {
+        match message {
+            ExchangeMessage::End => break,
+            ExchangeMessage::Batch(_) => {
+                grants.processed();
+                grants.flush();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads one channel into its gate as messages come (the credits bound
+/// what waits), so that a barrier is seen as soon as it arrives. Only this
+/// task polls the channel, and only when it wakes it: glommio keeps a waker
+/// for every poll that finds the channel empty.
+async fn read_channel(
     source: u32,
     receiver: ConnectedReceiver<ExchangeMessage>,
-    gate: Option<Rc<RefCell<dyn GateInput>>>,
+    gate: Rc<RefCell<dyn GateInput>>,
+    abort: AbortSignal,
+) {
+    loop {
+        // A job that aborts ends this input as if its sender had gone.
+        let message = abort.unless_aborted(receiver.recv()).await.flatten();
+        let last = !matches!(&message, Some(m) if !matches!(m, ExchangeMessage::End));
+        gate.borrow_mut().arrive(source, message);
+        if last {
+            break;
+        }
+    }
+}
+
+/// Processes what `read_channel` queued from `source`, a message at a time,
+/// granting each batch's credit back once processed, until the input ends.
+async fn process_channel(
+    source: u32,
+    gate: Rc<RefCell<dyn GateInput>>,
+    grants: CreditGrants,
     outboxes: Outboxes,
     abort: AbortSignal,
 ) {
-    let Some(gate) = gate else {
-        // An edge this shard did not build (its build failed): discard.
-        while let Some(message) = receiver.recv().await {
-            if matches!(message, ExchangeMessage::End) {
-                break;
-            }
-        }
-        return;
-    };
     let reachable = {
         let mut edges = Vec::new();
         gate.borrow().reachable_edges(&mut edges);
@@ -517,59 +563,49 @@ async fn receive(
             .filter_map(|e| outboxes.get(e).cloned())
             .collect::<Vec<_>>()
     };
-    // Messages read ahead for an unaligned barrier, processed before new ones.
-    let mut stashed: VecDeque<ExchangeMessage> = VecDeque::new();
     loop {
-        // An unaligned barrier waits for this input's: read up to it now,
-        // without processing, so the checkpoint need not wait for the
-        // backlog (the records read ahead become channel state).
-        while gate.borrow().should_drain(source) {
-            match abort.unless_aborted(receiver.recv()).await.flatten() {
-                Some(message) => {
-                    if gate.borrow_mut().stash(source, &message) {
-                        stashed.push_back(message);
-                    }
+        let step = gate.borrow_mut().process_next(source);
+        match step {
+            GateStep::Batch | GateStep::Control | GateStep::Ended => {
+                if step == GateStep::Batch {
+                    grants.processed();
                 }
-                None => break,
-            }
-        }
-        let next = match stashed.pop_front() {
-            Some(message) => Some(message),
-            // A job that aborts ends this input as if its sender had gone.
-            None => abort.unless_aborted(receiver.recv()).await.flatten(),
-        };
-        match next {
-            Some(message) => {
-                let end = matches!(message, ExchangeMessage::End);
-                gate.borrow_mut().receive(source, message);
+                // Backpressure: wait for the outboxes the chain reaches.
                 for outbox in &reachable {
                     outbox.drain().await;
                 }
-                if end {
+                if step == GateStep::Ended {
                     break;
-                }
-                // A barrier blocked this input: read on once it is aligned.
-                loop {
-                    let blocked = gate.borrow().blocked(source);
-                    match blocked {
-                        Some(wake) => {
-                            if abort.unless_aborted(wake.wait()).await.is_none() {
-                                break;
-                            }
-                        }
-                        None => break,
-                    }
                 }
                 // One message at a time, so that the source and the other
                 // channels of this shard take turns (see `source_task`).
                 futures_lite::future::yield_now().await;
             }
-            None => {
-                gate.borrow_mut().disconnected(source);
-                for outbox in &reachable {
-                    outbox.drain().await;
+            GateStep::Idle => {
+                // Nothing to process (empty, or blocked for alignment): what
+                // is owed goes back, then wait for an arrival, the end of an
+                // alignment, or its timeout.
+                grants.flush();
+                let wake = gate.borrow().wake();
+                let deadline = gate.borrow().policy_deadline();
+                let timeout = async {
+                    match deadline {
+                        Some(at) => {
+                            glommio::timer::sleep(at.saturating_duration_since(Instant::now()))
+                                .await
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                let waited = abort
+                    .unless_aborted(futures_lite::future::or(wake.wait(), timeout))
+                    .await;
+                if waited.is_none() {
+                    break;
                 }
-                break;
+                if deadline.is_some_and(|at| Instant::now() >= at) {
+                    gate.borrow_mut().check_policy();
+                }
             }
         }
     }
