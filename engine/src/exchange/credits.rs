@@ -20,7 +20,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
-use glommio::sync::Semaphore;
+
+use super::wake::Wake;
 
 /// Room in a data channel beyond its credits, for control messages.
 pub(crate) const CONTROL_ROOM: usize = 64;
@@ -29,23 +30,21 @@ pub(crate) const CONTROL_ROOM: usize = 64;
 /// ([`Credits::listen`]) takes the grants in: glommio keeps a waker for
 /// every poll of an empty channel until something arrives, so the channel
 /// is polled only by a task it woke, never again and again by a sender
-/// that wakes for other reasons.
+/// that wakes for other reasons. Grants wake the outbox's `granted`.
 pub(crate) struct Credits {
     available: Cell<u32>,
     /// The receiver has gone away (its shard ended or failed): sends no
     /// longer wait, they fail and drop.
     closed: Cell<bool>,
-    waiting: Cell<u64>,
-    granted: Semaphore,
+    granted: Rc<Wake>,
 }
 
 impl Credits {
-    pub fn new(initial: u32) -> Self {
+    pub fn new(initial: u32, granted: Rc<Wake>) -> Self {
         Credits {
             available: Cell::new(initial),
             closed: Cell::new(false),
-            waiting: Cell::new(0),
-            granted: Semaphore::new(0),
+            granted,
         }
     }
 
@@ -53,17 +52,15 @@ impl Credits {
     pub async fn listen(self: Rc<Self>, grants: ConnectedReceiver<u32>) {
         while let Some(granted) = grants.recv().await {
             self.available.set(self.available.get() + granted);
-            self.wake();
+            self.granted.wake_all();
         }
         self.closed.set(true);
-        self.wake();
+        self.granted.wake_all();
     }
 
-    fn wake(&self) {
-        let waiting = self.waiting.replace(0);
-        if waiting > 0 {
-            self.granted.signal(waiting);
-        }
+    /// Whether a batch could be sent now.
+    pub fn any(&self) -> bool {
+        self.closed.get() || self.available.get() > 0
     }
 
     /// Takes a credit if one is available.
@@ -83,15 +80,6 @@ impl Credits {
     /// Returns a credit taken for a batch the channel did not take.
     pub fn give_back(&self) {
         self.available.set(self.available.get() + 1);
-    }
-
-    /// Waits until the receiver grants credits back, or goes away.
-    pub async fn wait(&self) {
-        if self.closed.get() || self.available.get() > 0 {
-            return;
-        }
-        self.waiting.set(self.waiting.get() + 1);
-        let _ = self.granted.acquire(1).await;
     }
 }
 

@@ -29,19 +29,18 @@
 //! chain saw barrier *n* and the channel state are, together, exactly the
 //! records that came before barrier *n* on every input.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
 use std::time::Instant;
 
-use glommio::sync::Semaphore;
 use sluice_network::{
     CheckpointBarrier, ExchangeData, ExchangeMessage, RecordBatch, WatermarkStatus,
 };
 use sluice_state::{CodecError, EntryWriter};
 
 use super::channel_state::{read_records, write_batch, write_records};
+use super::wake::Wake;
 use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
 use crate::push::{Control, EdgeId, Push};
 use crate::watermark::WatermarkCombiner;
@@ -69,41 +68,13 @@ pub(crate) trait GateInput {
     /// blocked for alignment or has nothing queued.
     fn process_next(&mut self, source: u32) -> GateStep;
     /// Signalled whenever something arrives or an alignment ends.
-    fn wake(&self) -> Rc<GateWake>;
+    fn wake(&self) -> Rc<Wake>;
     /// When the alignment in progress turns unaligned (aligned with a
     /// timeout), if it may.
     fn policy_deadline(&self) -> Option<Instant>;
     /// Turns the alignment unaligned if its timeout has passed.
     fn check_policy(&mut self);
     fn reachable_edges(&self, out: &mut Vec<EdgeId>);
-}
-
-/// Wakes the tasks that process a gate's inputs.
-pub(crate) struct GateWake {
-    waiting: Cell<u64>,
-    semaphore: Semaphore,
-}
-
-impl GateWake {
-    fn new() -> Self {
-        GateWake {
-            waiting: Cell::new(0),
-            semaphore: Semaphore::new(0),
-        }
-    }
-
-    /// Waits until the next wake-up (callers look again for work).
-    pub async fn wait(&self) {
-        self.waiting.set(self.waiting.get() + 1);
-        let _ = self.semaphore.acquire(1).await;
-    }
-
-    fn wake_all(&self) {
-        let waiting = self.waiting.replace(0);
-        if waiting > 0 {
-            self.semaphore.signal(waiting);
-        }
-    }
 }
 
 /// An event of the local input held during an alignment.
@@ -149,7 +120,7 @@ pub(crate) struct ExchangeGate<T> {
     /// older ones, are stale.
     finished: u64,
     held: Vec<Held<T>>,
-    wake: Rc<GateWake>,
+    wake: Rc<Wake>,
     channel: Option<ChannelCheckpoints>,
 }
 
@@ -167,7 +138,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
             alignment: None,
             finished: 0,
             held: Vec::new(),
-            wake: Rc::new(GateWake::new()),
+            wake: Rc::new(Wake::new()),
             channel: None,
         }
     }
@@ -570,7 +541,7 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
         }
     }
 
-    fn wake(&self) -> Rc<GateWake> {
+    fn wake(&self) -> Rc<Wake> {
         self.wake.clone()
     }
 

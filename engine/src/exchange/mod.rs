@@ -20,12 +20,14 @@ mod gate;
 mod outbox;
 mod partitioner;
 mod sender;
+mod wake;
 
 pub(crate) use channel_state::write_batch;
-pub(crate) use credits::{CreditGrants, Credits, CONTROL_ROOM};
+pub(crate) use credits::{CreditGrants, CONTROL_ROOM};
 pub(crate) use gate::{ChannelCheckpoints, ExchangeGate, GateInput, GateStep};
 pub(crate) use outbox::{output_state_name, EdgeOutbox, OutputCheckpoints, OUTPUT_STATE_PREFIX};
 pub use partitioner::{
     BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner, Route,
 };
 pub(crate) use sender::{ExchangeSender, Flush};
+pub(crate) use wake::Wake;

@@ -1,14 +1,17 @@
 //! Batches of one exchange waiting for credit to enter their channels, and
 //! the barriers that overtake them.
 //!
-//! Lives on the sending shard's core. Operators append to the queue without
-//! waiting (they run synchronously inside a chain); the task that drove the
-//! chain then awaits [`EdgeOutbox::drain`], which sends in FIFO order under a
-//! one-permit semaphore, so messages to one destination never overtake each
-//! other whichever task drains. A batch is sent only against a credit of its
-//! destination ([`Credits`]): waiting for credit is the backpressure. Bound:
-//! each driving task appends at most one input batch's output before it
-//! drains, so the queue holds at most (tasks × fan-out) batches.
+//! Lives on the sending shard's core. Operators append to a queue per
+//! destination without waiting (they run synchronously inside a chain); the
+//! task that drove the chain then awaits [`EdgeOutbox::drain`], which sends
+//! each queue in order under a one-permit semaphore, so messages to one
+//! destination never overtake each other whichever task drains. A batch is
+//! sent only against a credit of its destination ([`Credits`]): waiting for
+//! credit is the backpressure, and a destination without credit holds up
+//! only its own queue (an aligned barrier to another shard is not stuck
+//! behind it). Bound: each driving task appends at most one input batch's
+//! output before it drains, so the queues hold at most (tasks × fan-out)
+//! batches.
 //!
 //! Unaligned checkpoints: barrier *n* goes to every other shard at once,
 //! ahead of every batch still queued ([`EdgeOutbox::barrier`]); those batches
@@ -26,13 +29,14 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::shared_channel::ConnectedSender;
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::sync::Semaphore;
 use glommio::{GlommioError, ResourceType};
 use sluice_network::{CheckpointBarrier, ExchangeMessage, RecordBatch};
 use sluice_state::{CodecError, EntryWriter};
 
 use super::credits::Credits;
+use super::wake::Wake;
 use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
 use crate::push::EdgeId;
 use crate::runtime::AbortSignal;
@@ -71,8 +75,11 @@ struct WaitingBarrier {
 pub(crate) struct EdgeOutbox {
     pub edge: EdgeId,
     shard: u32,
-    queue: RefCell<VecDeque<(u32, ExchangeMessage)>>,
+    /// By destination (its own shard's stays empty).
+    queues: RefCell<Vec<VecDeque<ExchangeMessage>>>,
     links: RefCell<Vec<Option<Rc<Link>>>>,
+    /// Woken when any destination grants credit.
+    granted: Rc<Wake>,
     draining: Semaphore,
     abort: AbortSignal,
     output: RefCell<Option<OutputCheckpoints>>,
@@ -92,8 +99,9 @@ impl EdgeOutbox {
         EdgeOutbox {
             edge,
             shard,
-            queue: RefCell::new(VecDeque::new()),
+            queues: RefCell::new((0..shards).map(|_| VecDeque::new()).collect()),
             links: RefCell::new((0..shards).map(|_| None).collect()),
+            granted: Rc::new(Wake::new()),
             draining: Semaphore::new(1),
             abort,
             output: RefCell::new(None),
@@ -101,13 +109,22 @@ impl EdgeOutbox {
         }
     }
 
+    /// Connects `destination`'s channel with `credits` of credit; the
+    /// returned task takes its grants in.
     pub fn connect(
         &self,
         destination: u32,
         sender: ConnectedSender<ExchangeMessage>,
-        credits: Rc<Credits>,
-    ) {
-        self.links.borrow_mut()[destination as usize] = Some(Rc::new(Link { sender, credits }));
+        credits: u32,
+        grants: ConnectedReceiver<u32>,
+    ) -> impl std::future::Future<Output = ()> {
+        let credits = Rc::new(Credits::new(credits, self.granted.clone()));
+        let link = Link {
+            sender,
+            credits: credits.clone(),
+        };
+        self.links.borrow_mut()[destination as usize] = Some(Rc::new(link));
+        credits.listen(grants)
     }
 
     /// Takes part in unaligned checkpoints (see the module docs).
@@ -117,12 +134,29 @@ impl EdgeOutbox {
 
     #[inline]
     pub fn enqueue(&self, destination: u32, message: ExchangeMessage) {
-        self.queue.borrow_mut().push_back((destination, message));
+        self.queues.borrow_mut()[destination as usize].push_back(message);
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.queue.borrow().is_empty()
+        self.queues.borrow().iter().all(VecDeque::is_empty)
+    }
+
+    fn clear(&self) {
+        for queue in self.queues.borrow_mut().iter_mut() {
+            queue.clear();
+        }
+    }
+
+    fn link(&self, destination: u32) -> Rc<Link> {
+        let link = self.links.borrow()[destination as usize].clone();
+        let Some(link) = link else {
+            panic!(
+                "bug: edge {} sends to shard {destination} before connecting",
+                self.edge
+            )
+        };
+        link
     }
 
     fn others(&self) -> impl Iterator<Item = u32> + '_ {
@@ -217,22 +251,25 @@ impl EdgeOutbox {
                 .as_ref()
                 .expect("overtaking needs output checkpoints")
                 .record;
-            let mut queue = self.queue.borrow_mut();
-            let mut ahead = unsent.clone();
-            for (destination, message) in queue.iter() {
-                let d = *destination as usize;
-                match message {
-                    ExchangeMessage::Barrier(b) if b.id == barrier.id => ahead[d] = false,
-                    ExchangeMessage::Batch(batch) if ahead[d] && failure.is_none() => {
-                        if let Err(e) = record(batch, &mut writer) {
-                            failure = Some(e);
-                        }
-                    }
-                    _ => {}
+            let mut queues = self.queues.borrow_mut();
+            for (destination, queue) in queues.iter_mut().enumerate() {
+                if !unsent[destination] {
+                    continue;
                 }
+                for message in queue.iter() {
+                    match message {
+                        ExchangeMessage::Barrier(b) if b.id == barrier.id => break,
+                        ExchangeMessage::Batch(batch) if failure.is_none() => {
+                            if let Err(e) = record(batch, &mut writer) {
+                                failure = Some(e);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                // Its copy waiting in line goes: it is sent now.
+                queue.retain(|m| !matches!(m, ExchangeMessage::Barrier(b) if b.id == barrier.id));
             }
-            // Its copies waiting in line go: it is sent now.
-            queue.retain(|(_, m)| !matches!(m, ExchangeMessage::Barrier(b) if b.id == barrier.id));
         }
         for (destination, unsent) in unsent.into_iter().enumerate() {
             if unsent {
@@ -265,17 +302,10 @@ impl EdgeOutbox {
     /// Sends `message` now, or (its channel is full of control messages)
     /// first in line.
     fn send_ahead(&self, destination: u32, message: ExchangeMessage) {
-        let link = self.links.borrow()[destination as usize].clone();
-        let Some(link) = link else {
-            panic!(
-                "bug: edge {} sends to shard {destination} before connecting",
-                self.edge
-            )
-        };
-        match link.sender.try_send(message) {
+        match self.link(destination).sender.try_send(message) {
             Ok(()) => {}
             Err(GlommioError::WouldBlock(ResourceType::Channel(message))) => {
-                self.queue.borrow_mut().push_front((destination, message));
+                self.queues.borrow_mut()[destination as usize].push_front(message);
             }
             // The receiving shard is gone (it failed).
             Err(_) => {}
@@ -314,29 +344,59 @@ impl EdgeOutbox {
             .await
             .expect("bug: outbox semaphore closed");
         loop {
-            // The head stays queued until its channel takes it, so that a
-            // barrier can still overtake it meanwhile.
-            let head = (self.queue.borrow().front())
-                .map(|(d, m)| (*d, matches!(m, ExchangeMessage::Batch(_))));
-            let Some((destination, is_batch)) = head else {
-                break;
-            };
-            let link = self.links.borrow()[destination as usize].clone();
-            let Some(link) = link else {
-                panic!(
-                    "bug: edge {} sends to shard {destination} before connecting",
-                    self.edge
-                )
-            };
-            if is_batch && !link.credits.try_take() {
-                if self.abort.is_set() {
-                    self.queue.borrow_mut().clear();
-                    break;
+            let mut short_of_credit = false;
+            let others: Vec<u32> = self.others().collect();
+            for destination in others {
+                match self.send_queued(destination).await {
+                    Sending::Done => {}
+                    Sending::ShortOfCredit => short_of_credit = true,
+                    Sending::Aborted => {
+                        self.clear();
+                        return;
+                    }
                 }
-                self.wait_for_credit(&link).await;
+            }
+            if !short_of_credit {
+                if self.is_empty() {
+                    return;
+                }
                 continue;
             }
-            let (_, message) = self.queue.borrow_mut().pop_front().expect("peeked");
+            if self.abort.is_set() {
+                self.clear();
+                return;
+            }
+            if !self.credit_came() {
+                self.wait_for_credit().await;
+            }
+        }
+    }
+
+    /// Whether a destination whose next message is a batch has credit now.
+    fn credit_came(&self) -> bool {
+        let queues = self.queues.borrow();
+        (self.others()).any(|d| {
+            matches!(queues[d as usize].front(), Some(ExchangeMessage::Batch(_)))
+                && self.link(d).credits.any()
+        })
+    }
+
+    /// Sends `destination`'s queue until it is empty or short of credit.
+    async fn send_queued(&self, destination: u32) -> Sending {
+        let link = self.link(destination);
+        let d = destination as usize;
+        loop {
+            // The head stays queued until its channel takes it, so that a
+            // barrier can still overtake it meanwhile.
+            let head =
+                (self.queues.borrow()[d].front()).map(|m| matches!(m, ExchangeMessage::Batch(_)));
+            let Some(is_batch) = head else {
+                return Sending::Done;
+            };
+            if is_batch && !link.credits.try_take() {
+                return Sending::ShortOfCredit;
+            }
+            let message = self.queues.borrow_mut()[d].pop_front().expect("peeked");
             let barrier = match &message {
                 ExchangeMessage::Barrier(b) => Some(b.id),
                 _ => None,
@@ -351,15 +411,12 @@ impl EdgeOutbox {
                     if is_batch {
                         link.credits.give_back();
                     }
-                    self.queue.borrow_mut().push_front((destination, message));
+                    self.queues.borrow_mut()[d].push_front(message);
                     glommio::timer::sleep(FULL_CHANNEL_RETRY).await;
                     continue;
                 }
                 // The job aborts: drop everything queued.
-                Err(GlommioError::WouldBlock(_)) => {
-                    self.queue.borrow_mut().clear();
-                    break;
-                }
+                Err(GlommioError::WouldBlock(_)) => return Sending::Aborted,
                 // The receiving shard is gone (it failed): drop the message.
                 Err(_) => {}
             }
@@ -369,12 +426,12 @@ impl EdgeOutbox {
         }
     }
 
-    /// Waits for `link`'s receiver to grant credit, for the job to abort, or
+    /// Waits for a destination to grant credit, for the job to abort, or
     /// for a barrier in line to reach its timeout (it then overtakes).
-    async fn wait_for_credit(&self, link: &Link) {
+    async fn wait_for_credit(&self) {
         let deadline = self.waiting.borrow().as_ref().map(|w| w.deadline);
         let credit = async {
-            link.credits.wait().await;
+            self.granted.wait().await;
             None
         };
         let timeout = async {
@@ -399,4 +456,11 @@ impl EdgeOutbox {
             self.overtake(barrier, unsent);
         }
     }
+}
+
+/// How far `send_queued` got.
+enum Sending {
+    Done,
+    ShortOfCredit,
+    Aborted,
 }

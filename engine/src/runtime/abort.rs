@@ -33,12 +33,47 @@ impl AbortSignal {
         }
     }
 
-    /// Runs `future` unless the job aborts first (then `None`).
+    /// Runs `future` unless the job aborts first (then `None`). The abort is
+    /// looked for every `ABORT_CHECK_INTERVAL`, which polls `future` again:
+    /// not for a glommio channel's `recv` (each poll of an empty channel
+    /// leaves a waker behind), which races [`AbortWatch::wait`] instead.
     pub async fn unless_aborted<T>(&self, future: impl Future<Output = T>) -> Option<T> {
         futures_lite::future::or(async { Some(future.await) }, async {
             self.wait().await;
             None
         })
         .await
+    }
+}
+
+/// One shard's view of the abort signal for waits that must not be polled
+/// again and again: a task looks at the signal every
+/// `ABORT_CHECK_INTERVAL` and wakes them once it is set.
+pub(crate) struct AbortWatch {
+    fired: std::cell::Cell<bool>,
+    wake: crate::exchange::Wake,
+}
+
+impl AbortWatch {
+    /// The watch and the task that keeps it (spawn it; it ends with the abort).
+    pub fn new(signal: AbortSignal) -> (std::rc::Rc<Self>, impl Future<Output = ()>) {
+        let watch = std::rc::Rc::new(AbortWatch {
+            fired: std::cell::Cell::new(false),
+            wake: crate::exchange::Wake::new(),
+        });
+        let keeper = watch.clone();
+        let task = async move {
+            signal.wait().await;
+            keeper.fired.set(true);
+            keeper.wake.wake_all();
+        };
+        (watch, task)
+    }
+
+    /// Completes once the job aborts.
+    pub async fn wait(&self) {
+        while !self.fired.get() {
+            self.wake.wait().await;
+        }
     }
 }

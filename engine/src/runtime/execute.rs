@@ -15,6 +15,7 @@ use glommio::sync::Semaphore;
 use glommio::{LocalExecutorBuilder, Placement};
 use sluice_network::ExchangeMessage;
 
+use super::abort::AbortWatch;
 use super::builder::{Outboxes, RootBuilder, ShardBuilder};
 use super::channels::{self, ShardEndpoints};
 use super::local_directory::LocalDirectory;
@@ -25,7 +26,7 @@ use crate::checkpoint::{
     RestoreFrom, Restored, ShardCheckpointing,
 };
 use crate::config::allowed_cpu_ids;
-use crate::exchange::{CreditGrants, Credits, EdgeOutbox, GateInput, GateStep};
+use crate::exchange::{CreditGrants, EdgeOutbox, GateInput, GateStep};
 use crate::metrics::{totals, JobTotals, ShardMetrics};
 use crate::{EngineError, JobConfig};
 
@@ -316,9 +317,8 @@ async fn connect(
                 sends.push(glommio::spawn_local(async move {
                     let sender = sender.connect().await;
                     let grants = grants.connect().await;
-                    let credits = Rc::new(Credits::new(credits));
-                    glommio::spawn_local(credits.clone().listen(grants)).detach();
-                    outbox.connect(destination as u32, sender, credits);
+                    let listen = outbox.connect(destination as u32, sender, credits, grants);
+                    glommio::spawn_local(listen).detach();
                 }));
             }
         }
@@ -413,6 +413,8 @@ async fn run_shard(
         })
     };
     let mut tasks = Vec::new();
+    let (abort_watch, keep_watch) = AbortWatch::new(abort.clone());
+    glommio::spawn_local(keep_watch).detach();
     for (edge, source, receiver, grants) in receivers {
         let Some(gate) = builder.gates.get(&edge).cloned() else {
             tasks.push(spawn(Box::pin(discard(receiver, grants))));
@@ -422,7 +424,7 @@ async fn run_shard(
             source,
             receiver,
             gate.clone(),
-            abort.clone(),
+            abort_watch.clone(),
         ))));
         tasks.push(spawn(Box::pin(process_channel(
             source,
@@ -531,11 +533,15 @@ async fn read_channel(
     source: u32,
     receiver: ConnectedReceiver<ExchangeMessage>,
     gate: Rc<RefCell<dyn GateInput>>,
-    abort: AbortSignal,
+    abort: Rc<AbortWatch>,
 ) {
     loop {
         // A job that aborts ends this input as if its sender had gone.
-        let message = abort.unless_aborted(receiver.recv()).await.flatten();
+        let message = futures_lite::future::or(receiver.recv(), async {
+            abort.wait().await;
+            None
+        })
+        .await;
         let last = !matches!(&message, Some(m) if !matches!(m, ExchangeMessage::End));
         gate.borrow_mut().arrive(source, message);
         if last {
