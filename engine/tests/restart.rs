@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sluice_engine::checkpoint::{
-    CheckpointConfig, CheckpointTiming, RestartStrategy, StorageLocation,
-};
+use sluice_engine::checkpoint::{BarrierAlignment, RestartStrategy};
 use sluice_engine::connectors::{ExactlyOnceFileSink, RecordFormat};
 use sluice_engine::{EngineError, JobConfig, StreamEnv, WatermarkStrategy};
 
@@ -15,7 +13,7 @@ const PER_PARTITION: u64 = 20_000;
 const PARTITIONS: u32 = 2;
 
 mod support;
-use support::{lines, Counting};
+use support::{checkpoints_every_20_ms, lines, Counting};
 
 /// Running sum per partition (keyed by partition, so each key's order is its
 /// partition's order and the output is deterministic), into exactly-once files.
@@ -23,20 +21,11 @@ fn run(dir: &Path, source: Counting, restart: RestartStrategy) -> Result<u32, En
     let config = JobConfig {
         shards: 2,
         flush_timeout: Duration::from_millis(1),
-        checkpoint: Some(CheckpointConfig {
-            storage: StorageLocation::Directory(dir.join("checkpoints")),
-            timing: CheckpointTiming {
-                interval_ms: 20,
-                timeout_ms: 10_000,
-                min_pause_ms: 0,
-            },
-            retain: 2,
-            restore: None,
-            restore_storage: None,
-            job_name: "restart-test".into(),
-            full_every: Some(3),
-            alignment: Default::default(),
-        }),
+        checkpoint: Some(checkpoints_every_20_ms(
+            dir,
+            "restart-test",
+            BarrierAlignment::Aligned,
+        )),
         restart,
         ..Default::default()
     };

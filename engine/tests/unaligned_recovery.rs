@@ -8,15 +8,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sluice_engine::checkpoint::{
-    BarrierAlignment, CheckpointConfig, CheckpointTiming, CompletedCheckpoint, RestartStrategy,
-    StorageLocation,
-};
+use sluice_engine::checkpoint::{BarrierAlignment, CompletedCheckpoint, RestartStrategy};
 use sluice_engine::connectors::{ExactlyOnceFileSink, RecordFormat};
 use sluice_engine::{EngineError, JobConfig, StreamEnv, WatermarkStrategy};
 
 mod support;
-use support::{lines, Counting};
+use support::{checkpoints_every_20_ms, lines, Counting};
 
 const PER_PARTITION: u64 = 20_000;
 const PARTITIONS: u32 = 2;
@@ -34,20 +31,11 @@ fn run(
         channel_batches: 64,
         batch_bytes_limit: 1_024,
         flush_timeout: Duration::from_millis(1),
-        checkpoint: Some(CheckpointConfig {
-            storage: StorageLocation::Directory(dir.join("checkpoints")),
-            timing: CheckpointTiming {
-                interval_ms: 20,
-                timeout_ms: 10_000,
-                min_pause_ms: 0,
-            },
-            retain: 2,
-            restore: None,
-            restore_storage: None,
-            job_name: "unaligned-recovery".into(),
-            full_every: Some(3),
-            alignment: BarrierAlignment::Unaligned,
-        }),
+        checkpoint: Some(checkpoints_every_20_ms(
+            dir,
+            "unaligned-recovery",
+            BarrierAlignment::Unaligned,
+        )),
         restart,
         ..Default::default()
     };

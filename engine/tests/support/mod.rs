@@ -1,5 +1,6 @@
 //! What the engine's integration tests share: a counting source that can
-//! fail once on purpose, and reading an exactly-once sink's committed lines.
+//! fail once on purpose, checkpoints every 20 ms under a directory, and
+//! reading an exactly-once sink's committed lines.
 
 #![allow(dead_code)] // each test binary uses its own part
 
@@ -8,6 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_engine::checkpoint::{
+    BarrierAlignment, CheckpointConfig, CheckpointTiming, StorageLocation,
+};
 use sluice_engine::connectors::{Source, SourcePoll, SourceReader};
 use sluice_engine::{Rec, SourceError};
 
@@ -125,4 +129,27 @@ pub fn lines(dir: &Path) -> Vec<String> {
     }
     lines.sort();
     lines
+}
+
+/// Incremental checkpoints every 20 ms into `dir/checkpoints`, the last two
+/// kept.
+pub fn checkpoints_every_20_ms(
+    dir: &Path,
+    job_name: &str,
+    alignment: BarrierAlignment,
+) -> CheckpointConfig {
+    CheckpointConfig {
+        storage: StorageLocation::Directory(dir.join("checkpoints")),
+        timing: CheckpointTiming {
+            interval_ms: 20,
+            timeout_ms: 10_000,
+            min_pause_ms: 0,
+        },
+        retain: 2,
+        restore: None,
+        restore_storage: None,
+        job_name: job_name.into(),
+        full_every: Some(3),
+        alignment,
+    }
 }
