@@ -11,6 +11,7 @@ mod file_sink;
 mod file_source;
 mod generator;
 mod partitioned_file_sink;
+mod partitioned_transactional_writer;
 mod record_format;
 mod transactional_file_sink;
 

@@ -14,6 +14,10 @@
 //! change, never per record. A record later than its closed bucket opens a
 //! new part file (`part-<shard>-<n>`) and the bucket is committed again: no
 //! record is dropped.
+//!
+//! In a job that takes checkpoints the sink is exactly-once instead: part
+//! files and markers are committed with the checkpoints that cover them (see
+//! `partitioned_transactional_writer`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -23,26 +27,25 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::{RecordFormat, Sink, SinkWriter};
+use super::partitioned_transactional_writer::{
+    Bucketing, MarkTracker, PartitionedTransactionalWriter,
+};
+use super::{RecordFormat, Sink, SinkContext, SinkWriter};
 use crate::Rec;
 
 /// Writes records into event-time buckets, one directory per bucket.
 pub struct TimePartitionedFileSink<T> {
-    pub directory: PathBuf,
-    pub format: RecordFormat,
-    /// Length of a bucket in ms of event time; buckets start at multiples of it.
-    pub bucket_ms: i64,
-    /// How long after a bucket's end (in event time) it is committed.
-    pub commit_delay_ms: i64,
-    /// The event time of a record.
-    pub time_of: fn(&T) -> i64,
-    /// The directory of the bucket starting at the given time, relative to
-    /// `directory`.
-    pub bucket_path: fn(i64) -> String,
+    bucketing: Bucketing<T>,
     tracker: Arc<Mutex<CommitTracker>>,
+    /// For jobs that take checkpoints.
+    marks: Arc<Mutex<MarkTracker>>,
 }
 
 impl<T> TimePartitionedFileSink<T> {
+    /// A sink writing under `directory`: buckets of `bucket_ms` of event time
+    /// (starting at multiples of it), each committed `commit_delay_ms` after
+    /// its end; `time_of` gives a record's event time and `bucket_path` the
+    /// directory of the bucket starting at a time, relative to `directory`.
     pub fn new(
         directory: PathBuf,
         format: RecordFormat,
@@ -53,13 +56,16 @@ impl<T> TimePartitionedFileSink<T> {
     ) -> Self {
         assert!(bucket_ms > 0, "buckets need a positive length");
         TimePartitionedFileSink {
-            directory,
-            format,
-            bucket_ms,
-            commit_delay_ms,
-            time_of,
-            bucket_path,
+            bucketing: Bucketing {
+                directory,
+                format,
+                bucket_ms,
+                commit_delay_ms,
+                time_of,
+                bucket_path,
+            },
             tracker: Arc::default(),
+            marks: Arc::default(),
         }
     }
 }
@@ -79,12 +85,7 @@ struct PartFile {
 
 struct PartitionedWriter<T> {
     shard: u32,
-    directory: PathBuf,
-    format: RecordFormat,
-    bucket_ms: i64,
-    commit_delay_ms: i64,
-    time_of: fn(&T) -> i64,
-    bucket_path: fn(i64) -> String,
+    bucketing: Bucketing<T>,
     tracker: Arc<Mutex<CommitTracker>>,
     /// Open part files by bucket start.
     open: HashMap<i64, PartFile>,
@@ -96,27 +97,24 @@ struct PartitionedWriter<T> {
 }
 
 impl<T> PartitionedWriter<T> {
-    fn bucket_of(&self, time: i64) -> i64 {
-        time.div_euclid(self.bucket_ms) * self.bucket_ms
-    }
-
-    /// The event time after which the bucket starting at `start` is complete.
-    fn commit_time(&self, start: i64) -> i64 {
-        start
-            .saturating_add(self.bucket_ms)
-            .saturating_add(self.commit_delay_ms)
-    }
-
     fn part_file(&mut self, bucket: i64) -> Result<&mut PartFile, String> {
         if !self.open.contains_key(&bucket) {
-            let dir = self.directory.join((self.bucket_path)(bucket));
+            let dir = self.bucketing.bucket_directory(bucket);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("creating partition directory {}: {e}", dir.display()))?;
             let n = self.opened.entry(bucket).or_insert(0);
             let name = if *n == 0 {
-                format!("part-{:05}.{}", self.shard, self.format.extension())
+                format!(
+                    "part-{:05}.{}",
+                    self.shard,
+                    self.bucketing.format.extension()
+                )
             } else {
-                format!("part-{:05}-{n}.{}", self.shard, self.format.extension())
+                format!(
+                    "part-{:05}-{n}.{}",
+                    self.shard,
+                    self.bucketing.format.extension()
+                )
             };
             *n += 1;
             let path = dir.join(name);
@@ -154,7 +152,7 @@ impl<T> PartitionedWriter<T> {
             .open
             .keys()
             .copied()
-            .filter(|&b| self.commit_time(b) <= watermark)
+            .filter(|&b| self.bucketing.commit_time(b) <= watermark)
             .collect();
         let mut first_error = None;
         for bucket in done {
@@ -172,7 +170,7 @@ impl<T> PartitionedWriter<T> {
                 .pending
                 .iter()
                 .copied()
-                .filter(|&b| self.commit_time(b) <= all)
+                .filter(|&b| self.bucketing.commit_time(b) <= all)
                 .collect();
             for b in &ready {
                 tracker.pending.remove(b);
@@ -180,10 +178,7 @@ impl<T> PartitionedWriter<T> {
             ready
         };
         for bucket in committable {
-            let marker = self
-                .directory
-                .join((self.bucket_path)(bucket))
-                .join("_SUCCESS");
+            let marker = self.bucketing.bucket_directory(bucket).join("_SUCCESS");
             if let Err(e) = File::create(&marker).and_then(|f| f.sync_all()) {
                 first_error.get_or_insert(format!("committing {}: {e}", marker.display()));
             }
@@ -200,11 +195,18 @@ impl<T: Serialize + 'static> SinkWriter<T> for PartitionedWriter<T> {
         let mut i = 0;
         // Consecutive records of one bucket are encoded and written together.
         while i < batch.len() {
-            let bucket = self.bucket_of((self.time_of)(&batch[i].value));
+            let bucket = self
+                .bucketing
+                .bucket_of((self.bucketing.time_of)(&batch[i].value));
             self.buffer.clear();
             let mut j = i;
-            while j < batch.len() && self.bucket_of((self.time_of)(&batch[j].value)) == bucket {
-                let format = self.format;
+            while j < batch.len()
+                && self
+                    .bucketing
+                    .bucket_of((self.bucketing.time_of)(&batch[j].value))
+                    == bucket
+            {
+                let format = self.bucketing.format;
                 format
                     .write(&batch[j].value, &mut self.buffer)
                     .map_err(|e| format!("encoding a record as {format:?}: {e}"))?;
@@ -239,12 +241,9 @@ impl<T: Serialize + 'static> SinkWriter<T> for PartitionedWriter<T> {
 
 impl<T: Serialize + 'static> Sink<T> for TimePartitionedFileSink<T> {
     fn open(&self, shard: u32, shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
-        std::fs::create_dir_all(&self.directory).map_err(|e| {
-            format!(
-                "creating output directory {}: {e}",
-                self.directory.display()
-            )
-        })?;
+        let directory = &self.bucketing.directory;
+        std::fs::create_dir_all(directory)
+            .map_err(|e| format!("creating output directory {}: {e}", directory.display()))?;
         {
             let mut tracker = self.tracker.lock().expect("commit tracker lock");
             if tracker.watermarks.len() != shards as usize {
@@ -253,18 +252,26 @@ impl<T: Serialize + 'static> Sink<T> for TimePartitionedFileSink<T> {
         }
         Ok(Box::new(PartitionedWriter {
             shard,
-            directory: self.directory.clone(),
-            format: self.format,
-            bucket_ms: self.bucket_ms,
-            commit_delay_ms: self.commit_delay_ms,
-            time_of: self.time_of,
-            bucket_path: self.bucket_path,
+            bucketing: self.bucketing.clone(),
             tracker: self.tracker.clone(),
             open: HashMap::new(),
             opened: HashMap::new(),
             buffer: Vec::new(),
             deferred: None,
         }))
+    }
+
+    /// With checkpoints, part files are committed with the checkpoints that
+    /// cover them (see [`PartitionedTransactionalWriter`]).
+    fn open_in(&self, context: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, String> {
+        if !context.checkpointing {
+            return self.open(context.shard, context.shards);
+        }
+        Ok(Box::new(PartitionedTransactionalWriter::open(
+            &self.bucketing,
+            &self.marks,
+            context,
+        )?))
     }
 }
 

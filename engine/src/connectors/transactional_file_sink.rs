@@ -34,6 +34,8 @@ pub struct TransactionalFileWriter {
     seq: u64,
     current: Option<(PathBuf, BufWriter<File>)>,
     buffer: Vec<u8>,
+    /// Parts that [`recover`](Self::recover) committed.
+    recovered: usize,
 }
 
 /// A part file of this sink, as its name tells.
@@ -81,6 +83,38 @@ impl TransactionalFileWriter {
         restored: Option<u64>,
     ) -> Result<Self, String> {
         std::fs::create_dir_all(directory).map_err(|e| io("creating", directory, e))?;
+        let (mut writer, parts) = Self::scan(directory, format, shard, shards)?;
+        for (owner, seq, state, path) in parts {
+            match state {
+                PartState::Pending(n) if restored.is_some_and(|r| n <= r) => {
+                    writer.publish(owner, seq, &path)?;
+                    writer.recovered += 1;
+                }
+                _ => std::fs::remove_file(&path).map_err(|e| io("deleting", &path, e))?,
+            }
+        }
+        sync_dir(directory)?;
+        Ok(writer)
+    }
+
+    /// Opens shard `shard`'s writer in a directory where it may have written
+    /// before in this run (parts of its own may be pending there): nothing
+    /// is committed or deleted, and new parts take names not used yet.
+    pub fn resume(directory: &Path, format: RecordFormat, shard: u32) -> Result<Self, String> {
+        std::fs::create_dir_all(directory).map_err(|e| io("creating", directory, e))?;
+        Ok(Self::scan(directory, format, shard, u32::MAX)?.0)
+    }
+
+    /// A writer whose next part follows every part of `shard` in
+    /// `directory`, and the hidden parts there that shard `shard` of
+    /// `shards` recovers.
+    #[allow(clippy::type_complexity)]
+    fn scan(
+        directory: &Path,
+        format: RecordFormat,
+        shard: u32,
+        shards: u32,
+    ) -> Result<(Self, Vec<(u32, u64, PartState, PathBuf)>), String> {
         let mut writer = TransactionalFileWriter {
             directory: directory.to_owned(),
             format,
@@ -88,12 +122,16 @@ impl TransactionalFileWriter {
             seq: 0,
             current: None,
             buffer: Vec::new(),
+            recovered: 0,
         };
         let mut parts = Vec::new();
         for entry in std::fs::read_dir(directory).map_err(|e| io("listing", directory, e))? {
             let entry = entry.map_err(|e| io("listing", directory, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some((owner, seq, state)) = parse_hidden(&name) {
+                if owner == shard {
+                    writer.seq = writer.seq.max(seq + 1);
+                }
                 if owner % shards.max(1) == shard {
                     parts.push((owner, seq, state, entry.path()));
                 }
@@ -105,19 +143,17 @@ impl TransactionalFileWriter {
                 writer.seq = writer.seq.max(seq + 1);
             }
         }
-        for (owner, seq, state, path) in parts {
-            if owner == shard {
-                writer.seq = writer.seq.max(seq + 1);
-            }
-            match state {
-                PartState::Pending(n) if restored.is_some_and(|r| n <= r) => {
-                    writer.publish(owner, seq, &path)?;
-                }
-                _ => std::fs::remove_file(&path).map_err(|e| io("deleting", &path, e))?,
-            }
-        }
-        sync_dir(directory)?;
-        Ok(writer)
+        Ok((writer, parts))
+    }
+
+    /// How many pending parts [`recover`](Self::recover) committed.
+    pub fn recovered_parts(&self) -> usize {
+        self.recovered
+    }
+
+    /// A part is being written (records since the last pre-commit).
+    pub fn has_part_in_progress(&self) -> bool {
+        self.current.is_some()
     }
 
     fn final_path(&self, shard: u32, seq: u64) -> PathBuf {

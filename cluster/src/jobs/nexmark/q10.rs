@@ -1,7 +1,9 @@
 //! Nexmark q10, log to file system: every bid with its day and minute, written
 //! into a directory per minute of event time (`dt=yyyy-MM-dd/hm=HH:mm`), each
 //! committed with a `_SUCCESS` file once the watermark is a commit delay past
-//! its end (Flink's partition-time commit with the success-file policy).
+//! its end (Flink's partition-time commit with the success-file policy). With
+//! checkpoints the part files are exactly-once and a minute is marked only
+//! once the checkpoint covering its rows has completed.
 //!
 //! With a `file` sink the rows go into the partitioned directories; with
 //! `stdout` or `blackhole` they are plain rows. Unlike Flink's filesystem sink,
