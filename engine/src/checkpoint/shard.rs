@@ -8,7 +8,8 @@
 //! checkpoint driver ([`ShardReport::Snapshot`]). A participant that has seen
 //! the end of its input counts as done for every later checkpoint (its state
 //! no longer changes); when all have ended the shard sends its final part
-//! once ([`ShardReport::Finished`]) and stops.
+//! once ([`ShardReport::Finished`]: positions only, see `final_part`) and
+//! stops.
 //!
 //! With incremental checkpoints a shard writes only the changes since its
 //! previous part when that part belongs to the last completed checkpoint
@@ -121,6 +122,8 @@ pub struct ShardCheckpoints {
     resumed_from: CheckpointId,
     participants: RefCell<Vec<Participant>>,
     current: RefCell<Option<InProgress>>,
+    /// Every participant has ended.
+    finishing: Cell<bool>,
     finished_sent: RefCell<bool>,
     /// Incremental: at most this many changes files after a full one.
     full_every: Option<u32>,
@@ -168,6 +171,7 @@ impl ShardCheckpoints {
             resumed_from,
             participants: RefCell::new(Vec::new()),
             current: RefCell::new(None),
+            finishing: Cell::new(false),
             finished_sent: RefCell::new(false),
             full_every: checkpointing.full_every,
             completed: checkpointing.signals.completed,
@@ -261,6 +265,8 @@ impl ShardCheckpoints {
             checkpoint,
             reason: reason.to_owned(),
         });
+        drop(current);
+        self.finish_if_idle();
     }
 
     /// Whether `checkpoint` is a savepoint (every barrier of it is aligned, so
@@ -286,11 +292,32 @@ impl ShardCheckpoints {
             self.send_if_complete();
         }
         let all_ended = self.participants.borrow().iter().all(|p| p.ended);
-        if all_ended && !self.finished_sent.replace(true) {
-            let dropped = self.current.borrow_mut().take();
-            if let Some(dropped) = dropped {
+        if all_ended && !self.finishing.replace(true) {
+            // A checkpoint whose barrier got here is written to its end
+            // first: its part holds the state at that barrier, which the
+            // final part (positions only) cannot stand in for. One that can
+            // no longer complete is dropped.
+            let stuck = self
+                .current
+                .borrow()
+                .as_ref()
+                .is_some_and(|c| c.pending.is_empty());
+            if stuck {
+                let dropped = self.current.borrow_mut().take().expect("checked");
+                self.needs_full.set(true);
                 self.abandon(&self.registry.borrow(), dropped);
             }
+            self.finish_if_idle();
+        }
+    }
+
+    /// Once every participant has ended and no checkpoint is in progress:
+    /// sends the final part, once.
+    fn finish_if_idle(&self) {
+        if !self.finishing.get() || self.current.borrow().is_some() {
+            return;
+        }
+        if !self.finished_sent.replace(true) {
             match self.final_part() {
                 Ok((state, sources)) => {
                     let _ = self.reports.send(ShardReport::Finished {
@@ -465,11 +492,15 @@ impl ShardCheckpoints {
                 checkpoint,
                 reason: e.to_string(),
             });
+            drop(registry);
+            drop(current);
+            self.finish_if_idle();
             return;
         }
         drop(registry);
         drop(current);
         self.send_if_complete();
+        self.finish_if_idle();
     }
 
     fn send_if_complete(&self) {
@@ -501,22 +532,104 @@ impl ShardCheckpoints {
         });
     }
 
-    /// The shard's state and positions once everything has ended.
+    /// The shard's part once everything has ended: its sources' final
+    /// positions, and no keyed state. A shard ends only once every input of
+    /// every operator on it has ended, so no record can reach its state
+    /// again, not even after a restore (upstream sources resume at their
+    /// ends, and what an unfinished shard had yet to process is in that
+    /// shard's own part); its end-of-input work (the last windows fired) is
+    /// done. Writing the state would cost a full snapshot at the end of
+    /// every bounded job (seconds for GBs of state) for nothing, and
+    /// restoring a finished job would fire its end-of-input windows again.
     fn final_part(&self) -> Result<(Vec<u8>, SourcePositions), String> {
-        let mut file = StateFileWriter::new(SnapshotKind::Full);
         let mut sources = SourcePositions::new();
-        let registry = self.registry.borrow();
         for participant in self.participants.borrow().iter() {
-            match participant.kind {
-                ParticipantKind::Source => {
-                    sources.extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v)))
-                }
-                ParticipantKind::StateOwner(node) => registry
-                    .snapshot_owner(node, &mut file)
-                    .map_err(|e| e.to_string())?,
-                ParticipantKind::Sink | ParticipantKind::Channel => {}
+            if participant.kind == ParticipantKind::Source {
+                sources.extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v)))
             }
         }
-        Ok((file.finish(), sources))
+        Ok((StateFileWriter::new(SnapshotKind::Full).finish(), sources))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::TryRecvError;
+
+    use sluice_state::{KeyGroup, KeyGroups, KeyedTable, MemoryTable, RestoreSet, TrackedTable};
+
+    use super::*;
+
+    fn at(position: u64) -> SourcePositions {
+        SourcePositions::from([("1/0".to_owned(), position)])
+    }
+
+    /// A shard that ends while its part of a checkpoint is still being
+    /// written finishes that part (its state as at the barrier, its
+    /// positions then) before its final one; the final part carries no
+    /// keyed state.
+    #[test]
+    fn a_shard_ending_mid_checkpoint_sends_that_part_before_its_final_one() {
+        let groups = KeyGroups::new(128, 1).range_of(0);
+        let registry = Rc::new(RefCell::new(StateRegistry::new(
+            groups,
+            RestoreSet::default(),
+        )));
+        let table = Rc::new(RefCell::new(TrackedTable::new(
+            MemoryTable::<u64, u8, u64>::new("t", groups),
+            groups,
+            false,
+        )));
+        registry.borrow_mut().register("t", 7, table.clone());
+        for key in 0..1_000u64 {
+            let group = KeyGroup((key % 128) as u16);
+            table.borrow_mut().put(group, &key, &0, key);
+        }
+        let (reports, reports_in) = std::sync::mpsc::channel();
+        let checkpoints = ShardCheckpoints::new(
+            0,
+            registry,
+            ShardCheckpointing {
+                reports,
+                signals: CheckpointSignals::default(),
+                full_every: None,
+            },
+            0,
+        );
+        let source = checkpoints.participate(ParticipantKind::Source);
+        let owner = checkpoints.participate(ParticipantKind::StateOwner(7));
+        checkpoints.at_barrier(source, 1, at(10));
+        checkpoints.at_barrier(owner, 1, SourcePositions::new());
+        assert!(checkpoints.has_pending(), "the table is written by steps");
+        checkpoints.ended(source, at(20));
+        checkpoints.ended(owner, SourcePositions::new());
+        assert_eq!(reports_in.try_recv().err(), Some(TryRecvError::Empty));
+        assert!(!checkpoints.is_finished());
+        let mut steps = 0;
+        while checkpoints.has_pending() {
+            checkpoints.step();
+            steps += 1;
+            assert!(steps <= 1_000, "the snapshot never completes");
+        }
+        match reports_in.try_recv() {
+            Ok(ShardReport::Snapshot {
+                checkpoint,
+                sources,
+                state,
+                ..
+            }) => {
+                assert_eq!((checkpoint, sources), (1, at(10)));
+                assert!(state.len() > 8_000, "{} bytes", state.len());
+            }
+            other => panic!("expected checkpoint 1's part, got {other:?}"),
+        }
+        match reports_in.try_recv() {
+            Ok(ShardReport::Finished { sources, state, .. }) => {
+                assert_eq!(sources, at(20));
+                assert_eq!(state, StateFileWriter::new(SnapshotKind::Full).finish());
+            }
+            other => panic!("expected the final part, got {other:?}"),
+        }
+        assert!(checkpoints.is_finished());
     }
 }
