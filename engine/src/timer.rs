@@ -44,6 +44,58 @@ struct Timers<K, N> {
     /// Set when registered: checkpoints write timers by the key's group.
     layout: Option<KeyGroups>,
     changes: Option<TimerChanges<K, N>>,
+    snapshot: Option<PendingTimers<K, N>>,
+}
+
+/// How many timers a snapshot step encodes.
+const TIMERS_PER_STEP: usize = 16 * 1024;
+
+/// A timer snapshot being encoded by steps: the timers (or the changes) as
+/// they were at the barrier, frozen then (the changes sets taken, or the
+/// timers cloned, which costs far less than encoding them), so later
+/// registrations and firings do not touch it.
+struct PendingTimers<K, N> {
+    groups: KeyGroupRange,
+    layout: KeyGroups,
+    /// `(tag, time, key, namespace)`; the tag only for changes.
+    frozen: Box<dyn Iterator<Item = (Option<u64>, i64, K, N)>>,
+    by_group: Vec<EntryWriter>,
+}
+
+impl<K: StateKey + StableKey, N: StateKey> PendingTimers<K, N> {
+    /// Encodes up to `limit` more timers; true once all are.
+    fn step(&mut self, limit: usize) -> Result<bool, CodecError> {
+        for _ in 0..limit {
+            let Some((tag, time, key, namespace)) = self.frozen.next() else {
+                return Ok(true);
+            };
+            let group = self
+                .groups
+                .offset(self.layout.key_group_of_hash(key.stable_hash()));
+            let entries = &mut self.by_group[group];
+            match tag {
+                None => entries.entry(&[&|w| w.part(&time), &|w| w.part(&key), &|w| {
+                    w.part(&namespace)
+                }])?,
+                Some(tag) => entries.entry(&[
+                    &|w| w.tag(tag),
+                    &|w| w.part(&time),
+                    &|w| w.part(&key),
+                    &|w| w.part(&namespace),
+                ])?,
+            }
+        }
+        Ok(false)
+    }
+
+    fn finish(self) -> Vec<GroupBytes> {
+        self.groups
+            .iter()
+            .zip(self.by_group)
+            .filter(|(_, entries)| !entries.is_empty())
+            .map(|(group, entries)| (group, entries.finish()))
+            .collect()
+    }
 }
 
 pub struct TimerService<K, N> {
@@ -82,50 +134,71 @@ impl<K: StateKey + StableKey, N: StateKey> SnapshotState for Timers<K, N> {
         groups: KeyGroupRange,
         kind: SnapshotKind,
     ) -> Result<Vec<GroupBytes>, CodecError> {
+        // Written at once: the snapshot begun, then stepped to its end (a
+        // snapshot still being written is superseded).
+        self.begin_snapshot(groups, kind)?;
+        loop {
+            if let Some(written) = self.snapshot_step()? {
+                return Ok(written);
+            }
+        }
+    }
+
+    fn begin_snapshot(
+        &mut self,
+        groups: KeyGroupRange,
+        kind: SnapshotKind,
+    ) -> Result<Option<Vec<GroupBytes>>, CodecError> {
         let layout = self.layout.expect("bug: snapshot of unregistered timers");
-        let mut by_group: Vec<EntryWriter> = groups.iter().map(|_| EntryWriter::new()).collect();
-        let group_of = |key: &K| groups.offset(layout.key_group_of_hash(key.stable_hash()));
-        match (kind, &self.changes) {
-            (SnapshotKind::Full, _) => {
-                for (time, set) in &self.by_time {
-                    for (key, namespace) in set {
-                        by_group[group_of(key)].entry(&[
-                            &|w| w.part(time),
-                            &|w| w.part(key),
-                            &|w| w.part(namespace),
-                        ])?;
+        let frozen: Box<dyn Iterator<Item = (Option<u64>, i64, K, N)>> =
+            match kind {
+                SnapshotKind::Full => {
+                    if let Some(changes) = &mut self.changes {
+                        changes.added.clear();
+                        changes.removed.clear();
                     }
+                    Box::new(self.by_time.clone().into_iter().flat_map(|(time, set)| {
+                        set.into_iter().map(move |(k, n)| (None, time, k, n))
+                    }))
                 }
-            }
-            (SnapshotKind::Changes, Some(changes)) => {
-                let tagged = [(PUT, &changes.added), (DELETE, &changes.removed)];
-                for (tag, timers) in tagged {
-                    for (time, key, namespace) in timers {
-                        by_group[group_of(key)].entry(&[
-                            &|w| w.tag(tag),
-                            &|w| w.part(time),
-                            &|w| w.part(key),
-                            &|w| w.part(namespace),
-                        ])?;
-                    }
+                SnapshotKind::Changes => {
+                    let Some(changes) = &mut self.changes else {
+                        return Err(CodecError::new(
+                            "bug: changes asked of timers that do not track them",
+                        ));
+                    };
+                    let added = std::mem::take(&mut changes.added);
+                    let removed = std::mem::take(&mut changes.removed);
+                    Box::new(
+                        (added.into_iter().map(|(t, k, n)| (Some(PUT), t, k, n)))
+                            .chain(removed.into_iter().map(|(t, k, n)| (Some(DELETE), t, k, n))),
+                    )
                 }
-            }
-            (SnapshotKind::Changes, None) => {
-                return Err(CodecError::new(
-                    "bug: changes asked of timers that do not track them",
-                ))
-            }
+            };
+        self.snapshot = Some(PendingTimers {
+            groups,
+            layout,
+            frozen,
+            by_group: groups.iter().map(|_| EntryWriter::new()).collect(),
+        });
+        Ok(None)
+    }
+
+    fn snapshot_step(&mut self) -> Result<Option<Vec<GroupBytes>>, CodecError> {
+        let Some(pending) = self.snapshot.as_mut() else {
+            return Ok(Some(Vec::new()));
+        };
+        let done = pending
+            .step(TIMERS_PER_STEP)
+            .inspect_err(|_| self.snapshot = None)?;
+        match done {
+            true => Ok(Some(self.snapshot.take().expect("checked").finish())),
+            false => Ok(None),
         }
-        if let Some(changes) = &mut self.changes {
-            changes.added.clear();
-            changes.removed.clear();
-        }
-        Ok(groups
-            .iter()
-            .zip(by_group)
-            .filter(|(_, entries)| !entries.is_empty())
-            .map(|(group, entries)| (group, entries.finish()))
-            .collect())
+    }
+
+    fn abandon_snapshot(&mut self) {
+        self.snapshot = None;
     }
 
     fn restore_group(&mut self, _group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
@@ -175,6 +248,7 @@ impl<K: StateKey, N: StateKey> TimerService<K, N> {
                 len: 0,
                 layout: None,
                 changes: None,
+                snapshot: None,
             })),
         }
     }
@@ -338,5 +412,73 @@ mod snapshot_tests {
             .is_empty());
         assert_eq!(restored.len(), timers.len());
         assert_eq!(all(&mut restored), all(&mut timers));
+    }
+
+    /// Begins a snapshot of `kind`, runs `meanwhile` after its first step
+    /// (the timers change while it is written), then steps it to its end.
+    fn write_by_steps(
+        backend: &StateBackend,
+        kind: SnapshotKind,
+        meanwhile: impl FnOnce(),
+    ) -> Vec<u8> {
+        let registry = backend.registry();
+        let mut snapshot = registry.borrow().begin_owner(1, kind, false).unwrap();
+        assert!(!registry.borrow().step_owner(&mut snapshot).unwrap());
+        meanwhile();
+        let mut steps = 0;
+        while !registry.borrow().step_owner(&mut snapshot).unwrap() {
+            steps += 1;
+            assert!(steps < 100, "the snapshot never completes");
+        }
+        let mut file = StateFileWriter::new(kind);
+        registry.borrow().write_owner(snapshot, &mut file).unwrap();
+        file.finish()
+    }
+
+    #[test]
+    fn snapshots_written_by_steps_hold_the_timers_as_at_their_barrier() {
+        let layout = KeyGroups::new(8, 1);
+        let state = &mut backend(layout, RestoreSet::default());
+        let timers = &mut TimerService::<u32, ()>::registered(state, "t", layout);
+        for key in 0..40_000 {
+            timers.register(100 + (key % 50) as i64, key, ());
+        }
+        let mut expected = TimerService::<u32, ()>::new();
+        for (time, key, ()) in all(&mut clone_of(timers)) {
+            expected.register(time, key, ());
+        }
+        let full = write_by_steps(state, SnapshotKind::Full, || {
+            let mut due = Vec::new();
+            timers.pop_due(120, &mut due);
+            timers.register(1_000, 7, ());
+        });
+        let at_second_barrier = all(&mut clone_of(timers));
+        let changes = write_by_steps(state, SnapshotKind::Changes, || {
+            timers.register(2_000, 8, ());
+            assert!(timers.delete(1_000, &7, &()));
+        });
+        let restored_from = |files: &[(&str, &Vec<u8>)]| {
+            let mut restore = RestoreSet::default();
+            for (name, file) in files {
+                restore.add_file(name, file, layout.range_of(0)).unwrap();
+            }
+            let mut restored_state = backend(layout, restore);
+            let mut restored =
+                TimerService::<u32, ()>::registered(&mut restored_state, "t", layout);
+            all(&mut restored)
+        };
+        assert_eq!(restored_from(&[("full", &full)]), all(&mut expected));
+        assert_eq!(
+            restored_from(&[("full", &full), ("changes", &changes)]),
+            at_second_barrier
+        );
+    }
+
+    /// An unregistered copy of `timers` (to read them without firing them).
+    fn clone_of(timers: &TimerService<u32, ()>) -> TimerService<u32, ()> {
+        let copy = TimerService::new();
+        copy.timers.borrow_mut().by_time = timers.timers.borrow().by_time.clone();
+        copy.timers.borrow_mut().len = timers.len();
+        copy
     }
 }
