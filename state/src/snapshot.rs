@@ -107,7 +107,8 @@ struct PendingSnapshot<K, N> {
     /// Per group: the entries changed before the barrier (`Changes` only;
     /// changes after it are tracked afresh in the table).
     frozen: Vec<FastHashSet<(K, N)>>,
-    /// Per group: the entries already encoded by copy on write, and them.
+    /// Per group: the entries already encoded by copy on write (`Full`
+    /// only; `Changes` takes them out of `frozen`).
     captured: Vec<FastHashSet<(K, N)>>,
     entries: Vec<EntryWriter>,
     written: Vec<GroupBytes>,
@@ -242,13 +243,16 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTab
         let mut result = Ok(());
         match snapshot.kind {
             SnapshotKind::Full => self.table.for_each_in_group(group, &mut |k, n, v| {
-                if result.is_ok() && !captured.contains(&(k.clone(), n.clone())) {
+                let written_by_copy_on_write =
+                    !captured.is_empty() && captured.contains(&(k.clone(), n.clone()));
+                if result.is_ok() && !written_by_copy_on_write {
                     result = entries.entry(&[&|w| w.part(k), &|w| w.part(n), &|w| w.part(v)]);
                 }
             }),
             SnapshotKind::Changes => {
+                // Entries captured by a write are no longer in `frozen`.
                 for (k, n) in std::mem::take(&mut snapshot.frozen[offset]) {
-                    if result.is_err() || captured.contains(&(k.clone(), n.clone())) {
+                    if result.is_err() {
                         continue;
                     }
                     // Not written since the barrier: the table holds its
@@ -284,16 +288,19 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTab
             return;
         }
         let entry = (key.clone(), namespace.clone());
-        if snapshot.captured[offset].contains(&entry) {
-            return;
-        }
-        let wanted = match snapshot.kind {
-            SnapshotKind::Full => true,
-            SnapshotKind::Changes => snapshot.frozen[offset].contains(&entry),
-        };
-        snapshot.captured[offset].insert(entry);
-        if !wanted {
-            return;
+        match snapshot.kind {
+            // Captured entries are taken out of the changes to write, so the
+            // step that writes the group does not see them again.
+            SnapshotKind::Changes => {
+                if !snapshot.frozen[offset].remove(&entry) {
+                    return;
+                }
+            }
+            SnapshotKind::Full => {
+                if !snapshot.captured[offset].insert(entry) {
+                    return;
+                }
+            }
         }
         let entries = &mut snapshot.entries[offset];
         let kind = snapshot.kind;
