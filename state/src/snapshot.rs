@@ -622,15 +622,27 @@ impl RestoreSet {
 pub struct StateFileWriter {
     kind: SnapshotKind,
     sections: u64,
-    body: Vec<u8>,
+    /// The whole file: the header (its section count written at `finish`),
+    /// then the sections, so finishing copies nothing.
+    file: Vec<u8>,
 }
 
 impl StateFileWriter {
     pub fn new(kind: SnapshotKind) -> Self {
+        let mut file = Vec::new();
+        file.extend_from_slice(Self::magic(kind));
+        PartWriter::new(&mut file).count(0);
         StateFileWriter {
             kind,
             sections: 0,
-            body: Vec::new(),
+            file,
+        }
+    }
+
+    fn magic(kind: SnapshotKind) -> &'static [u8] {
+        match kind {
+            SnapshotKind::Full => FULL_FILE_MAGIC,
+            SnapshotKind::Changes => CHANGES_FILE_MAGIC,
         }
     }
 
@@ -651,7 +663,9 @@ impl StateFileWriter {
 
     /// Writes state `name` from its encoded key groups.
     pub fn section_of(&mut self, name: &str, groups: &[GroupBytes]) -> Result<(), CodecError> {
-        let mut w = PartWriter::new(&mut self.body);
+        let total: usize = groups.iter().map(|(_, bytes)| 8 + 4 + bytes.len()).sum();
+        self.file.reserve(4 + name.len() + 8 + total);
+        let mut w = PartWriter::new(&mut self.file);
         w.bytes(name.as_bytes())?;
         w.count(groups.len() as u64);
         for (group, bytes) in groups {
@@ -667,16 +681,10 @@ impl StateFileWriter {
     }
 
     /// The file's bytes.
-    pub fn finish(self) -> Vec<u8> {
-        let magic = match self.kind {
-            SnapshotKind::Full => FULL_FILE_MAGIC,
-            SnapshotKind::Changes => CHANGES_FILE_MAGIC,
-        };
-        let mut file = Vec::with_capacity(magic.len() + 8 + self.body.len());
-        file.extend_from_slice(magic);
-        PartWriter::new(&mut file).count(self.sections);
-        file.extend_from_slice(&self.body);
-        file
+    pub fn finish(mut self) -> Vec<u8> {
+        let at = Self::magic(self.kind).len();
+        self.file[at..at + 8].copy_from_slice(&self.sections.to_le_bytes());
+        self.file
     }
 }
 
