@@ -49,6 +49,10 @@ pub enum SnapshotKind {
     Changes,
 }
 
+/// How many changed entries one snapshot step writes at most (a few in unit
+/// tests, so that writes land between the steps of one key group).
+const CHANGES_PER_STEP: usize = if cfg!(test) { 3 } else { 4096 };
+
 /// The tag of a change entry.
 const PUT: u64 = 0;
 const DELETE: u64 = 1;
@@ -228,7 +232,8 @@ impl<K: StateKey, N: StateKey, V, T> TrackedTable<K, N, V, T> {
 impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTable<K, N, V, T> {
     /// Writes group `offset` of the pending snapshot: the entries (or the
     /// changes) not captured by a write since the barrier, after those that
-    /// were.
+    /// were. Changes go at most [`CHANGES_PER_STEP`] at a time (the group
+    /// stays pending until all are written), so a step stays short.
     fn write_group(&mut self, offset: usize) {
         let group = KeyGroup(self.groups.start + offset as u16);
         let Some(snapshot) = self.snapshot.as_mut() else {
@@ -237,23 +242,27 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTab
         if !snapshot.pending[offset] {
             return;
         }
-        snapshot.pending[offset] = false;
-        let captured = std::mem::take(&mut snapshot.captured[offset]);
         let mut entries = std::mem::take(&mut snapshot.entries[offset]);
         let mut result = Ok(());
-        match snapshot.kind {
-            SnapshotKind::Full => self.table.for_each_in_group(group, &mut |k, n, v| {
-                let written_by_copy_on_write =
-                    !captured.is_empty() && captured.contains(&(k.clone(), n.clone()));
-                if result.is_ok() && !written_by_copy_on_write {
-                    result = entries.entry(&[&|w| w.part(k), &|w| w.part(n), &|w| w.part(v)]);
-                }
-            }),
+        let complete = match snapshot.kind {
+            SnapshotKind::Full => {
+                let captured = std::mem::take(&mut snapshot.captured[offset]);
+                self.table.for_each_in_group(group, &mut |k, n, v| {
+                    let written_by_copy_on_write =
+                        !captured.is_empty() && captured.contains(&(k.clone(), n.clone()));
+                    if result.is_ok() && !written_by_copy_on_write {
+                        result = entries.entry(&[&|w| w.part(k), &|w| w.part(n), &|w| w.part(v)]);
+                    }
+                });
+                true
+            }
             SnapshotKind::Changes => {
-                // Entries captured by a write are no longer in `frozen`.
-                for (k, n) in std::mem::take(&mut snapshot.frozen[offset]) {
+                // Entries captured by a write are no longer in `frozen`, and
+                // the ones taken out here are written before any other write.
+                let frozen = &mut snapshot.frozen[offset];
+                for (k, n) in frozen.extract_if(|_| true).take(CHANGES_PER_STEP) {
                     if result.is_err() {
-                        continue;
+                        break;
                     }
                     // Not written since the barrier: the table holds its
                     // value at the barrier.
@@ -261,13 +270,19 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTab
                         result = encode_change(&mut entries, &k, &n, v);
                     });
                 }
+                frozen.is_empty()
             }
-        }
-        let snapshot = self.snapshot.as_mut().expect("checked");
+        };
         match result {
-            Ok(()) if !entries.is_empty() => snapshot.written.push((group, entries.finish())),
-            Ok(()) => {}
+            Ok(()) if !complete => snapshot.entries[offset] = entries,
+            Ok(()) => {
+                snapshot.pending[offset] = false;
+                if !entries.is_empty() {
+                    snapshot.written.push((group, entries.finish()));
+                }
+            }
             Err(e) => {
+                snapshot.pending[offset] = false;
                 snapshot.failed.get_or_insert(e);
             }
         }
