@@ -318,24 +318,12 @@ impl ShardCheckpoints {
             return;
         }
         if !self.finished_sent.replace(true) {
-            match self.final_part() {
-                Ok((state, sources)) => {
-                    let _ = self.reports.send(ShardReport::Finished {
-                        shard: self.shard,
-                        state,
-                        sources,
-                    });
-                }
-                Err(reason) => {
-                    // The driver cannot take a final checkpoint without this
-                    // shard's part; it reports the job failed.
-                    let _ = self.reports.send(ShardReport::Declined {
-                        shard: self.shard,
-                        checkpoint: CheckpointId::MAX,
-                        reason,
-                    });
-                }
-            }
+            let (state, sources) = self.final_part();
+            let _ = self.reports.send(ShardReport::Finished {
+                shard: self.shard,
+                state,
+                sources,
+            });
         }
     }
 
@@ -541,14 +529,14 @@ impl ShardCheckpoints {
     /// done. Writing the state would cost a full snapshot at the end of
     /// every bounded job (seconds for GBs of state) for nothing, and
     /// restoring a finished job would fire its end-of-input windows again.
-    fn final_part(&self) -> Result<(Vec<u8>, SourcePositions), String> {
+    fn final_part(&self) -> (Vec<u8>, SourcePositions) {
         let mut sources = SourcePositions::new();
         for participant in self.participants.borrow().iter() {
             if participant.kind == ParticipantKind::Source {
                 sources.extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v)))
             }
         }
-        Ok((StateFileWriter::new(SnapshotKind::Full).finish(), sources))
+        (StateFileWriter::new(SnapshotKind::Full).finish(), sources)
     }
 }
 

@@ -355,19 +355,14 @@ impl<T: Serialize + 'static> SinkWriter<T> for PartitionedTransactionalWriter<T>
     fn pre_commit(&mut self, checkpoint: u64) -> Result<(), String> {
         let written = {
             let mut parts = self.parts.lock().expect("part writer lock");
-            let in_progress: Vec<i64> = parts
-                .writers
-                .iter()
-                .filter(|(_, w)| w.has_part_in_progress())
-                .map(|(&bucket, _)| bucket)
-                .collect();
-            for bucket in in_progress {
-                parts
-                    .writers
-                    .get_mut(&bucket)
-                    .expect("listed above")
-                    .pre_commit(checkpoint)?;
-                parts.pending.insert(bucket, checkpoint);
+            let ShardParts {
+                writers, pending, ..
+            } = &mut *parts;
+            for (&bucket, writer) in writers.iter_mut() {
+                if writer.has_part_in_progress() {
+                    writer.pre_commit(checkpoint)?;
+                    pending.insert(bucket, checkpoint);
+                }
             }
             parts.barriers.push(Barrier {
                 checkpoint,
