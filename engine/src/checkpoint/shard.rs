@@ -370,7 +370,10 @@ impl ShardCheckpoints {
         let Some(progress) = current.as_mut() else {
             return;
         };
-        if progress.done[index] {
+        // Done, or its snapshot is being written by steps: a participant
+        // ending meanwhile must not begin it again (with its state at the
+        // end instead of at the barrier).
+        if progress.done[index] || progress.pending.iter().any(|(i, _)| *i == index) {
             return;
         }
         progress.done[index] = true;
@@ -553,9 +556,9 @@ mod tests {
     }
 
     /// A shard that ends while its part of a checkpoint is still being
-    /// written finishes that part (its state as at the barrier, its
-    /// positions then) before its final one; the final part carries no
-    /// keyed state.
+    /// written finishes that part (its state as at the barrier, not as
+    /// emptied by the end of input; its positions then) before its final
+    /// one; the final part carries no keyed state.
     #[test]
     fn a_shard_ending_mid_checkpoint_sends_that_part_before_its_final_one() {
         let groups = KeyGroups::new(128, 1).range_of(0);
@@ -589,6 +592,11 @@ mod tests {
         checkpoints.at_barrier(source, 1, at(10));
         checkpoints.at_barrier(owner, 1, SourcePositions::new());
         assert!(checkpoints.has_pending(), "the table is written by steps");
+        // The end of input fires what the state held, and the owner ends.
+        for key in 0..1_000u64 {
+            let group = KeyGroup((key % 128) as u16);
+            table.borrow_mut().remove(group, &key, &0);
+        }
         checkpoints.ended(source, at(20));
         checkpoints.ended(owner, SourcePositions::new());
         assert_eq!(reports_in.try_recv().err(), Some(TryRecvError::Empty));
