@@ -365,7 +365,7 @@ mod snapshot_tests {
             .borrow()
             .snapshot_owner(1, &mut file)
             .unwrap();
-        file.finish()
+        file.finish().to_vec()
     }
 
     fn all(timers: &mut TimerService<u32, ()>) -> Vec<(i64, u32, ())> {
@@ -432,7 +432,7 @@ mod snapshot_tests {
         }
         let mut file = StateFileWriter::new(kind);
         registry.borrow().write_owner(snapshot, &mut file).unwrap();
-        file.finish()
+        file.finish().to_vec()
     }
 
     #[test]

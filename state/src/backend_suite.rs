@@ -223,7 +223,7 @@ proptest! {
             }
             let mut file = StateFileWriter::new(SnapshotKind::Full);
             registry.snapshot_owner(7, &mut file).unwrap();
-            let bytes = file.finish();
+            let bytes = file.finish().to_vec();
             drop(table);
             drop(registry);
             for restored_by in BACKENDS {

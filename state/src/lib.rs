@@ -43,6 +43,6 @@ pub use memory::MemoryTable;
 pub use namespaced_memory::NamespacedMemoryTable;
 pub use snapshot::{
     EntryPart, EntryWriter, GroupBytes, OwnerSnapshot, RestoreSet, SharedTable, SnapshotKind,
-    SnapshotState, StateFileWriter, StateRegistry, TrackedTable,
+    SnapshotState, StateFile, StateFileWriter, StateRegistry, TrackedTable,
 };
 pub use stable_hash::StableKey;

@@ -49,9 +49,13 @@ pub enum SnapshotKind {
     Changes,
 }
 
-/// How many changed entries one snapshot step writes at most (a few in unit
-/// tests, so that writes land between the steps of one key group).
+/// How many entries one snapshot step writes at most (a few in unit tests,
+/// so that writes land between the steps of one key group).
 const CHANGES_PER_STEP: usize = if cfg!(test) { 3 } else { 4096 };
+/// How many encoded bytes one step writes at most (one entry more than
+/// that at worst): ~0.3 ms of encoding on this machine, so records wait no
+/// longer than that behind a step.
+const BYTES_PER_STEP: usize = 64 * 1024;
 
 /// The tag of a change entry.
 const PUT: u64 = 0;
@@ -100,19 +104,30 @@ pub trait SnapshotState {
 /// A snapshot of a [`TrackedTable`] being written a key group at a time by
 /// steps, while writes go on: the first write to an entry of a group not yet
 /// written first encodes that entry as it was at the barrier (copy on write,
-/// per entry), and the step that writes the group skips the entries so
+/// per entry), and the steps that write the group skip the entries so
 /// captured. Every group is thus written as it was at the barrier.
+///
+/// A group is written at most [`CHANGES_PER_STEP`] entries per step, from
+/// the set of its entries still to write (`frozen`): for `Changes` the
+/// entries changed before the barrier, for `Full` the entries the group
+/// held at its first step and no write had captured (listing them is that
+/// step's work; entries added later were not there at the barrier). A write
+/// to an entry in that set takes it out and encodes its value at the barrier.
 struct PendingSnapshot<K, N> {
     kind: SnapshotKind,
     /// Per key group (by offset): not written yet.
     pending: Vec<bool>,
     /// The next group a step writes (every one before it is written).
     cursor: usize,
-    /// Per group: the entries changed before the barrier (`Changes` only;
-    /// changes after it are tracked afresh in the table).
+    /// Per group: the entries still to write (see above). Changes after
+    /// the barrier are tracked afresh in the table.
     frozen: Vec<FastHashSet<(K, N)>>,
-    /// Per group: the entries already encoded by copy on write (`Full`
-    /// only; `Changes` takes them out of `frozen`).
+    /// Per group: whether `frozen` lists its entries yet (`Full` only;
+    /// `Changes` lists them at the barrier).
+    listed: Vec<bool>,
+    /// Per group: the entries encoded by copy on write before the group was
+    /// listed (`Full` only; once listed, writes take entries out of
+    /// `frozen` instead).
     captured: Vec<FastHashSet<(K, N)>>,
     entries: Vec<EntryWriter>,
     written: Vec<GroupBytes>,
@@ -154,6 +169,11 @@ impl EntryWriter {
 
     pub fn is_empty(&self) -> bool {
         self.entries == 0
+    }
+
+    /// The bytes written so far.
+    pub fn len_bytes(&self) -> usize {
+        self.bytes.len()
     }
 
     pub fn finish(mut self) -> Vec<u8> {
@@ -230,10 +250,12 @@ impl<K: StateKey, N: StateKey, V, T> TrackedTable<K, N, V, T> {
 }
 
 impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTable<K, N, V, T> {
-    /// Writes group `offset` of the pending snapshot: the entries (or the
-    /// changes) not captured by a write since the barrier, after those that
-    /// were. Changes go at most [`CHANGES_PER_STEP`] at a time (the group
-    /// stays pending until all are written), so a step stays short.
+    /// Writes part of group `offset` of the pending snapshot: the entries
+    /// (or the changes) not captured by a write since the barrier, after
+    /// those that were. A step lists a full snapshot's group or writes at
+    /// most [`CHANGES_PER_STEP`] entries and about [`BYTES_PER_STEP`] bytes
+    /// (the group stays pending until all are written), so a step stays
+    /// short.
     fn write_group(&mut self, offset: usize) {
         let group = KeyGroup(self.groups.start + offset as u16);
         let Some(snapshot) = self.snapshot.as_mut() else {
@@ -244,34 +266,42 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTab
         }
         let mut entries = std::mem::take(&mut snapshot.entries[offset]);
         let mut result = Ok(());
-        let complete = match snapshot.kind {
-            SnapshotKind::Full => {
-                let captured = std::mem::take(&mut snapshot.captured[offset]);
-                self.table.for_each_in_group(group, &mut |k, n, v| {
-                    let written_by_copy_on_write =
-                        !captured.is_empty() && captured.contains(&(k.clone(), n.clone()));
-                    if result.is_ok() && !written_by_copy_on_write {
-                        result = entries.entry(&[&|w| w.part(k), &|w| w.part(n), &|w| w.part(v)]);
-                    }
-                });
-                true
-            }
-            SnapshotKind::Changes => {
-                // Entries captured by a write are no longer in `frozen`, and
-                // the ones taken out here are written before any other write.
-                let frozen = &mut snapshot.frozen[offset];
-                for (k, n) in frozen.extract_if(|_| true).take(CHANGES_PER_STEP) {
-                    if result.is_err() {
-                        break;
-                    }
-                    // Not written since the barrier: the table holds its
-                    // value at the barrier.
-                    self.table.read(group, &k, &n, &mut |v| {
-                        result = encode_change(&mut entries, &k, &n, v);
-                    });
+        let kind = snapshot.kind;
+        let frozen = &mut snapshot.frozen[offset];
+        let complete = if kind == SnapshotKind::Full && !snapshot.listed[offset] {
+            let captured = std::mem::take(&mut snapshot.captured[offset]);
+            self.table.for_each_in_group(group, &mut |k, n, _| {
+                let entry = (k.clone(), n.clone());
+                if captured.is_empty() || !captured.contains(&entry) {
+                    frozen.insert(entry);
                 }
-                frozen.is_empty()
+            });
+            snapshot.listed[offset] = true;
+            frozen.is_empty()
+        } else {
+            // Entries captured by a write are no longer in `frozen`, and
+            // the ones taken out here are written before any other write.
+            let budget = entries.len_bytes() + BYTES_PER_STEP;
+            for (k, n) in frozen.extract_if(|_| true).take(CHANGES_PER_STEP) {
+                // Not written since the barrier (or the listing): the table
+                // holds its value at the barrier.
+                self.table.read(group, &k, &n, &mut |v| {
+                    result = match (kind, v) {
+                        (SnapshotKind::Changes, v) => encode_change(&mut entries, &k, &n, v),
+                        (SnapshotKind::Full, Some(v)) => {
+                            entries.entry(&[&|w| w.part(&k), &|w| w.part(&n), &|w| w.part(v)])
+                        }
+                        (SnapshotKind::Full, None) => Err(CodecError::new(
+                            "bug: an entry listed for a full snapshot is gone",
+                        )),
+                    };
+                });
+                // Leaving the iterator keeps the entries not taken yet.
+                if result.is_err() || entries.len_bytes() >= budget {
+                    break;
+                }
             }
+            frozen.is_empty()
         };
         match result {
             Ok(()) if !complete => snapshot.entries[offset] = entries,
@@ -303,19 +333,16 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTab
             return;
         }
         let entry = (key.clone(), namespace.clone());
-        match snapshot.kind {
-            // Captured entries are taken out of the changes to write, so the
-            // step that writes the group does not see them again.
-            SnapshotKind::Changes => {
-                if !snapshot.frozen[offset].remove(&entry) {
-                    return;
-                }
+        if snapshot.kind == SnapshotKind::Full && !snapshot.listed[offset] {
+            // Not listed yet: the listing skips captured entries.
+            if !snapshot.captured[offset].insert(entry) {
+                return;
             }
-            SnapshotKind::Full => {
-                if !snapshot.captured[offset].insert(entry) {
-                    return;
-                }
-            }
+        } else if !snapshot.frozen[offset].remove(&entry) {
+            // Captured entries are taken out of the entries to write, so
+            // the steps that write the group do not see them again; others
+            // were not there (or not changed) at the barrier.
+            return;
         }
         let entries = &mut snapshot.entries[offset];
         let kind = snapshot.kind;
@@ -453,15 +480,16 @@ impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotSt
             (Some(changed), SnapshotKind::Changes) => std::mem::replace(changed, fresh()),
             (Some(changed), SnapshotKind::Full) => {
                 changed.iter_mut().for_each(FastHashSet::clear);
-                Vec::new()
+                fresh()
             }
-            (None, _) => Vec::new(),
+            (None, _) => fresh(),
         };
         self.snapshot = Some(PendingSnapshot {
             kind,
             pending: vec![true; groups.len()],
             cursor: 0,
             frozen,
+            listed: vec![false; groups.len()],
             captured: fresh(),
             entries: groups.iter().map(|_| EntryWriter::new()).collect(),
             written: Vec::new(),
@@ -633,24 +661,62 @@ impl RestoreSet {
     }
 }
 
+/// A state file as the chunks it was built from: the bytes of large key
+/// groups are moved in, not copied (a copy of hundreds of MB into freshly
+/// faulted memory stalled a shard for 0.5 s), and storage writes the
+/// chunks one after another.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateFile {
+    chunks: Vec<Vec<u8>>,
+}
+
+impl StateFile {
+    /// The file's size in bytes.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.iter().all(Vec::is_empty)
+    }
+
+    /// The file's bytes, in order, as slices.
+    pub fn chunks(&self) -> Vec<&[u8]> {
+        self.chunks.iter().map(Vec::as_slice).collect()
+    }
+
+    /// The file's bytes in one buffer (a copy).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.chunks.concat()
+    }
+}
+
+/// Key groups of at least this many bytes become chunks of their own;
+/// smaller ones are copied into the chunk being built (a few bytes in unit
+/// tests, so that their files mix both).
+const MOVED_GROUP_BYTES: usize = if cfg!(test) { 64 } else { 16 * 1024 };
+
 /// Builds one shard's state file for one checkpoint, section by section.
 pub struct StateFileWriter {
     kind: SnapshotKind,
     sections: u64,
-    /// The whole file: the header (its section count written at `finish`),
-    /// then the sections, so finishing copies nothing.
-    file: Vec<u8>,
+    /// The chunks so far; the first is the header, whose section count is
+    /// written at `finish`.
+    chunks: Vec<Vec<u8>>,
+    /// The chunk being built (section headers and small groups).
+    building: Vec<u8>,
 }
 
 impl StateFileWriter {
     pub fn new(kind: SnapshotKind) -> Self {
-        let mut file = Vec::new();
-        file.extend_from_slice(Self::magic(kind));
-        PartWriter::new(&mut file).count(0);
+        let mut header = Vec::new();
+        header.extend_from_slice(Self::magic(kind));
+        PartWriter::new(&mut header).count(0);
         StateFileWriter {
             kind,
             sections: 0,
-            file,
+            chunks: vec![header],
+            building: Vec::new(),
         }
     }
 
@@ -673,19 +739,28 @@ impl StateFileWriter {
         groups: KeyGroupRange,
     ) -> Result<(), CodecError> {
         let groups = state.snapshot(groups, self.kind)?;
-        self.section_of(name, &groups)
+        self.section_of(name, groups)
     }
 
-    /// Writes state `name` from its encoded key groups.
-    pub fn section_of(&mut self, name: &str, groups: &[GroupBytes]) -> Result<(), CodecError> {
-        let total: usize = groups.iter().map(|(_, bytes)| 8 + 4 + bytes.len()).sum();
-        self.file.reserve(4 + name.len() + 8 + total);
-        let mut w = PartWriter::new(&mut self.file);
+    /// Writes state `name` from its encoded key groups (large ones are
+    /// moved into the file, not copied).
+    pub fn section_of(&mut self, name: &str, groups: Vec<GroupBytes>) -> Result<(), CodecError> {
+        let mut w = PartWriter::new(&mut self.building);
         w.bytes(name.as_bytes())?;
         w.count(groups.len() as u64);
         for (group, bytes) in groups {
-            w.count(group.0 as u64);
-            w.bytes(bytes)?;
+            let len = u32::try_from(bytes.len())
+                .map_err(|_| CodecError::new("a key group over 4 GiB"))?;
+            // As `PartWriter::bytes` would write it: the length, then the bytes.
+            self.building
+                .extend_from_slice(&(group.0 as u64).to_le_bytes());
+            self.building.extend_from_slice(&len.to_le_bytes());
+            if bytes.len() < MOVED_GROUP_BYTES {
+                self.building.extend_from_slice(&bytes);
+            } else {
+                self.chunks.push(std::mem::take(&mut self.building));
+                self.chunks.push(bytes);
+            }
         }
         self.sections += 1;
         Ok(())
@@ -695,11 +770,16 @@ impl StateFileWriter {
         self.sections == 0
     }
 
-    /// The file's bytes.
-    pub fn finish(mut self) -> Vec<u8> {
+    /// The file.
+    pub fn finish(mut self) -> StateFile {
         let at = Self::magic(self.kind).len();
-        self.file[at..at + 8].copy_from_slice(&self.sections.to_le_bytes());
-        self.file
+        self.chunks[0][at..at + 8].copy_from_slice(&self.sections.to_le_bytes());
+        if !self.building.is_empty() {
+            self.chunks.push(self.building);
+        }
+        StateFile {
+            chunks: self.chunks,
+        }
     }
 }
 
@@ -926,7 +1006,7 @@ impl StateRegistry {
     ) -> Result<(), CodecError> {
         for (index, result) in snapshot.states {
             let groups = result.expect("bug: writing an incomplete snapshot");
-            file.section_of(&self.states[index].name, &groups)?;
+            file.section_of(&self.states[index].name, groups)?;
         }
         Ok(())
     }
@@ -997,7 +1077,7 @@ mod tests {
                 let mut file = StateFileWriter::new(SnapshotKind::Full);
                 registry.snapshot_owner(1, &mut file).unwrap();
                 registry.snapshot_owner(2, &mut file).unwrap();
-                file.finish()
+                file.finish().to_vec()
             })
             .collect()
     }
@@ -1117,7 +1197,7 @@ mod tests {
                         let mut file = StateFileWriter::new(kind);
                         registry.snapshot_owner(1, &mut file).unwrap();
                         if kind == SnapshotKind::Full { chain.clear(); }
-                        chain.push(file.finish());
+                        chain.push(file.finish().to_vec());
                         at_last_snapshot = Some(model.clone());
                     }
                 }
@@ -1175,7 +1255,7 @@ mod tests {
             // A full snapshot first, so a snapshot of changes has a base.
             let mut base = StateFileWriter::new(SnapshotKind::Full);
             registry.snapshot_owner(1, &mut base).unwrap();
-            let base = base.finish();
+            let base = base.finish().to_vec();
             for op in &before {
                 apply(&table, &mut model, op);
             }
@@ -1194,7 +1274,7 @@ mod tests {
             if changes {
                 set.add_file("base", &base, range).unwrap();
             }
-            set.add_file("snapshot", &file.finish(), range).unwrap();
+            set.add_file("snapshot", &file.finish().to_vec(), range).unwrap();
             let mut restored_registry = StateRegistry::new(range, set);
             let restored = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
             restored_registry.register("a", 1, restored.clone());

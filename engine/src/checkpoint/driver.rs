@@ -593,13 +593,13 @@ impl CheckpointDriver {
                     false => {
                         let name = format!("{checkpoint:020}-{shard:05}.channels");
                         let bytes = encode_channels(&channels);
-                        self.write(checkpoint, &name, &bytes)
+                        self.write(checkpoint, &name, &[&bytes])
                             .map(|info| Some((name, info)))
                     }
                 };
                 let written = native.and_then(|native| {
                     channels.and_then(|channels| {
-                        self.write(checkpoint, &name, &state)
+                        self.write(checkpoint, &name, &state.chunks())
                             .map(|info| (info, channels, native))
                     })
                 });
@@ -733,7 +733,7 @@ impl CheckpointDriver {
         if let Some(cost) = self.costs.get_mut(&checkpoint) {
             cost.bytes += bytes.len() as u64;
         }
-        let info = self.write(checkpoint, &shared, &bytes)?;
+        let info = self.write(checkpoint, &shared, &[&bytes])?;
         if is_sst(name) {
             self.uploaded.insert(shared.clone(), info.clone());
         }
@@ -744,11 +744,11 @@ impl CheckpointDriver {
         &mut self,
         checkpoint: CheckpointId,
         name: &str,
-        bytes: &[u8],
+        chunks: &[&[u8]],
     ) -> Result<FileInfo, String> {
         let info = self
             .catalog
-            .put_shared(name, bytes)
+            .put_shared_chunks(name, chunks)
             .map_err(|e| e.to_string())?;
         self.written
             .entry(checkpoint)

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::cell::Cell;
 
 use sluice_state::rocks_backend::NativePart;
-use sluice_state::{OwnerSnapshot, SnapshotKind, StateFileWriter, StateRegistry};
+use sluice_state::{OwnerSnapshot, SnapshotKind, StateFile, StateFileWriter, StateRegistry};
 
 use super::CheckpointId;
 
@@ -50,7 +50,7 @@ pub enum ShardReport {
     Snapshot {
         shard: u32,
         checkpoint: CheckpointId,
-        state: Vec<u8>,
+        state: StateFile,
         sources: SourcePositions,
         /// Time spent writing state on the shard's core (the synchronous part).
         sync_micros: u64,
@@ -539,7 +539,10 @@ impl ShardCheckpoints {
                 sources.extend(participant.positions.iter().map(|(k, v)| (k.clone(), *v)))
             }
         }
-        (StateFileWriter::new(SnapshotKind::Full).finish(), sources)
+        (
+            StateFileWriter::new(SnapshotKind::Full).finish().to_vec(),
+            sources,
+        )
     }
 }
 
@@ -622,7 +625,10 @@ mod tests {
         match reports_in.try_recv() {
             Ok(ShardReport::Finished { sources, state, .. }) => {
                 assert_eq!(sources, at(20));
-                assert_eq!(state, StateFileWriter::new(SnapshotKind::Full).finish());
+                assert_eq!(
+                    state,
+                    StateFileWriter::new(SnapshotKind::Full).finish().to_vec()
+                );
             }
             other => panic!("expected the final part, got {other:?}"),
         }

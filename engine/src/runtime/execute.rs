@@ -46,6 +46,14 @@ pub(crate) struct ShardContext {
 /// How often a shard looks for states to write while no checkpoint is
 /// being written.
 const SNAPSHOT_POLL: Duration = Duration::from_millis(1);
+/// The snapshot task queue's shares (the shard's default queue has 1,000).
+const SNAPSHOT_SHARES: usize = 100;
+/// The pause after a turn of snapshot steps: long enough to leave the task
+/// queues idle, so that glommio polls timers and channels.
+const SNAPSHOT_PAUSE: Duration = Duration::from_micros(1);
+/// A turn of snapshot steps may last the time since the last turn divided
+/// by this.
+const SNAPSHOT_CATCH_UP_DIVISOR: u32 = 4;
 
 /// How often processing-time timers are checked.
 const PROCESSING_TIME_TICK: Duration = Duration::from_millis(1);
@@ -394,9 +402,10 @@ async fn run_shard(
     // channel ends so that the other shards see it gone instead of waiting.
     let failed = Rc::new(Semaphore::new(0));
     let errors = builder.errors();
-    let spawn = |task: Pin<Box<dyn Future<Output = ()>>>| {
+    // A task whose panic fails the shard (instead of going unnoticed).
+    let guarded = |task: Pin<Box<dyn Future<Output = ()>>>| {
         let (failed, errors, abort) = (failed.clone(), errors.clone(), abort.clone());
-        glommio::spawn_local(async move {
+        async move {
             if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
                 let reason = panic
                     .downcast_ref::<&str>()
@@ -410,8 +419,9 @@ async fn run_shard(
                 abort.set();
                 failed.signal(1);
             }
-        })
+        }
     };
+    let spawn = |task: Pin<Box<dyn Future<Output = ()>>>| glommio::spawn_local(guarded(task));
     let mut tasks = Vec::new();
     let (abort_watch, keep_watch) = AbortWatch::new(abort.clone());
     glommio::spawn_local(keep_watch).detach();
@@ -463,22 +473,47 @@ async fn run_shard(
     if let Some(checkpoints) = builder.checkpoints.clone() {
         // Writes the states of a checkpoint a key group at a time, between
         // the shard's other work (the barrier only captured them).
+        //
+        // Records come first: the steps run in a task queue of their own
+        // with a tenth of the shares, and after each turn the task sleeps
+        // (a yield would keep it runnable, and glommio polls timers and
+        // channels only when no task is, or at its 100 ms preemption, so
+        // a paced source and other shards' batches would wait). A turn
+        // runs one step, or more when the shard was busy for long since
+        // the last one (a timer fires late on a busy shard): a quarter of
+        // that time, so a snapshot still progresses on a saturated shard.
         let abort = abort.clone();
-        tasks.push(spawn(Box::pin(async move {
+        let queue = glommio::executor().create_task_queue(
+            glommio::Shares::Static(SNAPSHOT_SHARES),
+            glommio::Latency::NotImportant,
+            "sluice-snapshots",
+        );
+        let snapshots = guarded(Box::pin(async move {
+            let mut last_turn = Instant::now();
             loop {
                 if checkpoints.has_pending() {
-                    checkpoints.step();
-                    // A yield, not a timer: on a busy shard a timer fires
-                    // only at glommio's preemption (every 100 ms), so a
-                    // snapshot paced by one took seconds (see RESULTS).
-                    futures_lite::future::yield_now().await;
+                    let started = Instant::now();
+                    let budget = started.duration_since(last_turn) / SNAPSHOT_CATCH_UP_DIVISOR;
+                    loop {
+                        checkpoints.step();
+                        if !checkpoints.has_pending() || started.elapsed() >= budget {
+                            break;
+                        }
+                    }
+                    last_turn = Instant::now();
+                    glommio::timer::sleep(SNAPSHOT_PAUSE).await;
                 } else if checkpoints.is_finished() || abort.is_set() {
                     break;
                 } else {
                     glommio::timer::sleep(SNAPSHOT_POLL).await;
+                    last_turn = Instant::now();
                 }
             }
-        })));
+        }));
+        tasks.push(
+            glommio::spawn_local_into(snapshots, queue)
+                .expect("the snapshot queue was just created"),
+        );
     }
     let tickers = std::mem::take(&mut builder.tickers);
     if !tickers.is_empty() {

@@ -57,8 +57,13 @@ impl<S: ObjectStore> CheckpointCatalog<S> {
 
     /// Uploads a shared file and returns what a manifest records of it.
     pub fn put_shared(&self, name: &str, bytes: &[u8]) -> Result<FileInfo, StoreError> {
-        self.store.put(&shared_key(name), bytes)?;
-        Ok(FileInfo::of(bytes))
+        self.put_shared_chunks(name, &[bytes])
+    }
+
+    /// The same for a file made of `chunks` in order.
+    pub fn put_shared_chunks(&self, name: &str, chunks: &[&[u8]]) -> Result<FileInfo, StoreError> {
+        self.store.put_chunks(&shared_key(name), chunks)?;
+        Ok(FileInfo::of_chunks(chunks))
     }
 
     /// Reads a shared file and checks it against what the manifest says.

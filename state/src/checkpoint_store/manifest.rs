@@ -22,6 +22,18 @@ impl FileInfo {
             xxh3: xxhash_rust::xxh3::xxh3_64(bytes),
         }
     }
+
+    /// The same for the file made of `chunks` in order.
+    pub fn of_chunks(chunks: &[&[u8]]) -> Self {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for chunk in chunks {
+            hasher.update(chunk);
+        }
+        FileInfo {
+            size: chunks.iter().map(|c| c.len() as u64).sum(),
+            xxh3: hasher.digest(),
+        }
+    }
 }
 
 /// See the module docs.

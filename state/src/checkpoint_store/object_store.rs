@@ -33,6 +33,14 @@ pub enum StoreError {
 /// See the module docs.
 pub trait ObjectStore: Send + Sync {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Puts the object made of `chunks` in order (a state file built from
+    /// moved buffers). By default, one copy of them, put whole.
+    fn put_chunks(&self, key: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
+        match chunks {
+            [one] => self.put(key, one),
+            _ => self.put(key, &chunks.concat()),
+        }
+    }
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
     /// The keys that start with `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
@@ -45,6 +53,9 @@ pub trait ObjectStore: Send + Sync {
 impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         (**self).put(key, bytes)
+    }
+    fn put_chunks(&self, key: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
+        (**self).put_chunks(key, chunks)
     }
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         (**self).get(key)
@@ -117,6 +128,10 @@ impl FileStore {
 
 impl ObjectStore for FileStore {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_chunks(key, &[bytes])
+    }
+
+    fn put_chunks(&self, key: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
         let path = self.path(key)?;
         let dir = path.parent().expect("a key has a parent: the root");
         std::fs::create_dir_all(dir).map_err(Self::io("creating", dir))?;
@@ -127,7 +142,9 @@ impl ObjectStore for FileStore {
                 .to_string_lossy()
         ));
         let mut file = File::create(&tmp).map_err(Self::io("creating", &tmp))?;
-        file.write_all(bytes).map_err(Self::io("writing", &tmp))?;
+        for chunk in chunks {
+            file.write_all(chunk).map_err(Self::io("writing", &tmp))?;
+        }
         file.sync_all().map_err(Self::io("syncing", &tmp))?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(Self::io("renaming into place", &path))?;
