@@ -17,10 +17,7 @@ pub struct FileInfo {
 
 impl FileInfo {
     pub fn of(bytes: &[u8]) -> Self {
-        FileInfo {
-            size: bytes.len() as u64,
-            xxh3: xxhash_rust::xxh3::xxh3_64(bytes),
-        }
+        Self::of_chunks(&[bytes])
     }
 
     /// The same for the file made of `chunks` in order.
