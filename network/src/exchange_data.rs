@@ -47,7 +47,7 @@ pub trait ExchangeData: Clone + Send + StateCodec {
 
 impl<T> ExchangeData for T
 where
-    T: Clone + Send + 'static + Archive,
+    T: Clone + Send + 'static + Archive + StateCodec,
     T: for<'a, 'b> Serialize<Ser<'a, 'b>>,
     T::Archived: Deserialize<T, LowDeserializer<rancor::Error>> + for<'a> CheckBytes<Check<'a>>,
 {

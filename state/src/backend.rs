@@ -18,7 +18,7 @@ use std::rc::Rc;
 use crate::rocks_backend::{RocksInstance, RocksResources, RocksTable};
 
 use crate::{
-    KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable, RestoreSet, SharedTable,
+    KeyGroup, KeyGroupRange, Marked, MemoryTable, NamespacedMemoryTable, RestoreSet, SharedTable,
     SnapshotState, StateCodec, StateRegistry, TrackedTable,
 };
 
@@ -140,7 +140,8 @@ impl StateBackend {
     }
 
     /// States created from now on remember what changed between snapshots
-    /// (for incremental checkpoints; costs a set insert per write).
+    /// (for incremental checkpoints; memory tables then keep a change mark
+    /// per entry and log each entry's first write between snapshots).
     pub fn track_changes(&mut self, track: bool) {
         self.track_changes = track;
     }
@@ -182,11 +183,21 @@ impl StateBackend {
     where
         T: KeyedTable<K, N, V> + 'static,
     {
-        let table = Rc::new(RefCell::new(TrackedTable::new(
-            table,
-            self.groups,
-            self.track_changes,
-        )));
+        let table = Rc::new(RefCell::new(TrackedTable::new(table, self.groups)));
+        self.register(name, table.clone());
+        Box::new(SharedTable(table))
+    }
+
+    /// Like [`shared`](Self::shared), for a table that keeps change marks.
+    fn shared_tracking<K: StateKey, N: StateKey, V: StateValue, T>(
+        &mut self,
+        name: &str,
+        table: T,
+    ) -> Box<dyn KeyedTable<K, N, V>>
+    where
+        T: KeyedTable<K, N, Marked<V>> + 'static,
+    {
+        let table = Rc::new(RefCell::new(TrackedTable::tracking(table, self.groups)));
         self.register(name, table.clone());
         Box::new(SharedTable(table))
     }
@@ -198,6 +209,10 @@ impl StateBackend {
         name: &str,
     ) -> Box<dyn KeyedTable<K, N, V>> {
         match self.kind {
+            StateBackendKind::Memory if self.track_changes => {
+                let table = MemoryTable::new(name, self.groups);
+                self.shared_tracking(name, table)
+            }
             StateBackendKind::Memory => {
                 let table = MemoryTable::new(name, self.groups);
                 self.shared(name, table)
@@ -238,7 +253,7 @@ impl StateBackend {
         match table {
             Ok(table) => {
                 // Checkpointed natively; tracking would only cost.
-                let table = Rc::new(RefCell::new(TrackedTable::new(table, self.groups, false)));
+                let table = Rc::new(RefCell::new(TrackedTable::new(table, self.groups)));
                 self.registry
                     .borrow_mut()
                     .register_native(&unique, self.owner, table.clone());
@@ -264,6 +279,10 @@ impl StateBackend {
         name: &str,
     ) -> Box<dyn KeyedTable<K, N, V>> {
         match self.kind {
+            StateBackendKind::Memory if self.track_changes => {
+                let table = NamespacedMemoryTable::new(name, self.groups);
+                self.shared_tracking(name, table)
+            }
             StateBackendKind::Memory => {
                 let table = NamespacedMemoryTable::new(name, self.groups);
                 self.shared(name, table)

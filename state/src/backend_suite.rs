@@ -172,7 +172,7 @@ fn in_registry<T: KeyedTable<String, u8, i64> + 'static>(
     range: KeyGroupRange,
     native: bool,
 ) -> Box<dyn KeyedTable<String, u8, i64>> {
-    let tracked = Rc::new(RefCell::new(TrackedTable::new(table, range, false)));
+    let tracked = Rc::new(RefCell::new(TrackedTable::new(table, range)));
     match native {
         true => registry.register_native("counts", 7, tracked.clone()),
         false => registry.register("counts", 7, tracked.clone()),

@@ -6,7 +6,8 @@
 //! makes a record cross shards, so jobs never implement it by hand. Decoding
 //! validates the bytes first: checkpoint files come from storage and are not
 //! trusted beyond their checksums. Encoding runs on the shard's core with a
-//! per-thread scratch buffer, so it allocates only when a value outgrows it.
+//! per-thread arena for scratch space and appends to the caller's buffer
+//! directly (see [`Appender`]).
 
 use std::cell::RefCell;
 use std::hash::Hash;
@@ -15,6 +16,7 @@ use rkyv::api::low::{LowDeserializer, LowSerializer};
 use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor;
 use rkyv::ser::allocator::{Arena, ArenaHandle};
+use rkyv::ser::{Positional, Writer};
 use rkyv::util::AlignedVec;
 use rkyv::validation::archive::ArchiveValidator;
 use rkyv::validation::Validator;
@@ -22,7 +24,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::FastHashMap;
 
-type Ser<'a, 'b> = LowSerializer<&'a mut AlignedVec, ArenaHandle<'b>, rancor::Error>;
+type Ser<'a, 'b> = LowSerializer<Appender<'a>, ArenaHandle<'b>, rancor::Error>;
 type Check<'a> = rancor::Strategy<Validator<ArchiveValidator<'a>, ()>, rancor::Error>;
 
 /// A state key or value could not be encoded or decoded.
@@ -44,8 +46,33 @@ pub trait StateCodec: Sized + 'static {
     fn decode_state(bytes: &[u8]) -> Result<Self, CodecError>;
 }
 
+/// Appends an archive to a buffer, positions counted from where it starts:
+/// the bytes are those an archive of its own would have (the padding that
+/// aligns its parts depends on positions), so they decode from a copy at
+/// offset 0, and no scratch buffer is needed.
+pub struct Appender<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl Positional for Appender<'_> {
+    #[inline]
+    fn pos(&self) -> usize {
+        self.out.len() - self.start
+    }
+}
+
+impl<E> Writer<E> for Appender<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 thread_local! {
-    static SCRATCH: RefCell<(AlignedVec, Arena)> = RefCell::new((AlignedVec::new(), Arena::new()));
+    /// The serializer's scratch space (for values that need it), reused.
+    static ARENA: RefCell<Arena> = RefCell::new(Arena::new());
 }
 
 impl<T> StateCodec for T
@@ -55,13 +82,16 @@ where
     T::Archived: Deserialize<T, LowDeserializer<rancor::Error>> + for<'a> CheckBytes<Check<'a>>,
 {
     fn encode_state(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let (buffer, arena) = &mut *scratch;
-            buffer.clear();
-            rkyv::api::low::to_bytes_in_with_alloc(self, &mut *buffer, arena.acquire())
-                .map_err(|e| CodecError(e.to_string()))?;
-            out.extend_from_slice(buffer);
+        ARENA.with(|arena| {
+            let mut arena = arena.borrow_mut();
+            let start = out.len();
+            let appender = Appender { out, start };
+            if let Err(e) = rkyv::api::low::to_bytes_in_with_alloc(self, appender, arena.acquire())
+            {
+                // Nothing half-written stays behind.
+                out.truncate(start);
+                return Err(CodecError(e.to_string()));
+            }
             Ok(())
         })
     }

@@ -30,6 +30,7 @@ mod namespaced_memory;
 pub mod rocks_backend;
 mod snapshot;
 mod stable_hash;
+mod tracked_table;
 
 pub use backend::{
     KeyedTable, Slot, SlotAction, StateBackend, StateBackendKind, StateKey, StateValue,
@@ -43,6 +44,7 @@ pub use memory::MemoryTable;
 pub use namespaced_memory::NamespacedMemoryTable;
 pub use snapshot::{
     EntryPart, EntryWriter, GroupBytes, OwnerSnapshot, RestoreSet, SharedTable, SnapshotKind,
-    SnapshotState, StateFile, StateFileWriter, StateRegistry, TrackedTable,
+    SnapshotState, StateFile, StateFileWriter, StateRegistry,
 };
 pub use stable_hash::StableKey;
+pub use tracked_table::{Marked, StoredValue, TrackedTable};

@@ -10,9 +10,7 @@ use std::hash::{Hash, Hasher};
 use hashbrown::Equivalent;
 
 use crate::fast_hash::grow_staggered;
-use crate::{
-    FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue,
-};
+use crate::{FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey};
 
 /// Borrowed `(key, namespace)` that hashes and compares like the owned tuple.
 struct EntryRef<'a, K, N>(&'a K, &'a N);
@@ -41,7 +39,7 @@ pub struct MemoryTable<K, N, V> {
     len: usize,
 }
 
-impl<K: StateKey, N: StateKey, V: StateValue> MemoryTable<K, N, V> {
+impl<K: StateKey, N: StateKey, V> MemoryTable<K, N, V> {
     pub fn new(name: &str, groups: KeyGroupRange) -> Self {
         MemoryTable {
             name: name.to_owned(),
@@ -79,7 +77,7 @@ impl<K: StateKey, N: StateKey, V: StateValue> MemoryTable<K, N, V> {
     }
 }
 
-impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V> for MemoryTable<K, N, V> {
+impl<K: StateKey, N: StateKey, V> KeyedTable<K, N, V> for MemoryTable<K, N, V> {
     fn get(&self, group: KeyGroup, key: &K, namespace: &N) -> Option<V>
     where
         V: Clone,

@@ -12,9 +12,7 @@
 //! [`MemoryTable`]: crate::MemoryTable
 
 use crate::fast_hash::grow_staggered;
-use crate::{
-    FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue,
-};
+use crate::{FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey};
 
 /// Namespace-major in-memory [`KeyedTable`].
 pub struct NamespacedMemoryTable<K, N, V> {
@@ -24,7 +22,7 @@ pub struct NamespacedMemoryTable<K, N, V> {
     len: usize,
 }
 
-impl<K: StateKey, N: StateKey, V: StateValue> NamespacedMemoryTable<K, N, V> {
+impl<K: StateKey, N: StateKey, V> NamespacedMemoryTable<K, N, V> {
     pub fn new(name: &str, groups: KeyGroupRange) -> Self {
         NamespacedMemoryTable {
             name: name.to_owned(),
@@ -46,9 +44,7 @@ impl<K: StateKey, N: StateKey, V: StateValue> NamespacedMemoryTable<K, N, V> {
     }
 }
 
-impl<K: StateKey, N: StateKey, V: StateValue> KeyedTable<K, N, V>
-    for NamespacedMemoryTable<K, N, V>
-{
+impl<K: StateKey, N: StateKey, V> KeyedTable<K, N, V> for NamespacedMemoryTable<K, N, V> {
     fn get(&self, group: KeyGroup, key: &K, namespace: &N) -> Option<V>
     where
         V: Clone,

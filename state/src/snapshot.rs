@@ -32,8 +32,7 @@ use std::rc::Rc;
 use crate::codec::{PartReader, PartWriter};
 use crate::rocks_backend::{NativePart, NativeRestore, RocksInstance};
 use crate::{
-    CodecError, FastHashSet, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey,
-    StateValue,
+    CodecError, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue,
 };
 
 /// First bytes of a full state file and of a file of changes.
@@ -49,17 +48,9 @@ pub enum SnapshotKind {
     Changes,
 }
 
-/// How many entries one snapshot step writes at most (a few in unit tests,
-/// so that writes land between the steps of one key group).
-const CHANGES_PER_STEP: usize = if cfg!(test) { 3 } else { 4096 };
-/// How many encoded bytes one step writes at most (one entry more than
-/// that at worst): ~0.3 ms of encoding on this machine, so records wait no
-/// longer than that behind a step.
-const BYTES_PER_STEP: usize = 64 * 1024;
-
 /// The tag of a change entry.
-const PUT: u64 = 0;
-const DELETE: u64 = 1;
+pub(crate) const PUT: u64 = 0;
+pub(crate) const DELETE: u64 = 1;
 
 /// The encoded entries of one key group.
 pub type GroupBytes = (KeyGroup, Vec<u8>);
@@ -99,39 +90,6 @@ pub trait SnapshotState {
 
     /// Drops a snapshot begun and not finished (its checkpoint was dropped).
     fn abandon_snapshot(&mut self) {}
-}
-
-/// A snapshot of a [`TrackedTable`] being written a key group at a time by
-/// steps, while writes go on: the first write to an entry of a group not yet
-/// written first encodes that entry as it was at the barrier (copy on write,
-/// per entry), and the steps that write the group skip the entries so
-/// captured. Every group is thus written as it was at the barrier.
-///
-/// A group is written at most [`CHANGES_PER_STEP`] entries per step, from
-/// the set of its entries still to write (`frozen`): for `Changes` the
-/// entries changed before the barrier, for `Full` the entries the group
-/// held at its first step and no write had captured (listing them is that
-/// step's work; entries added later were not there at the barrier). A write
-/// to an entry in that set takes it out and encodes its value at the barrier.
-struct PendingSnapshot<K, N> {
-    kind: SnapshotKind,
-    /// Per key group (by offset): not written yet.
-    pending: Vec<bool>,
-    /// The next group a step writes (every one before it is written).
-    cursor: usize,
-    /// Per group: the entries still to write (see above). Changes after
-    /// the barrier are tracked afresh in the table.
-    frozen: Vec<FastHashSet<(K, N)>>,
-    /// Per group: whether `frozen` lists its entries yet (`Full` only;
-    /// `Changes` lists them at the barrier).
-    listed: Vec<bool>,
-    /// Per group: the entries encoded by copy on write before the group was
-    /// listed (`Full` only; once listed, writes take entries out of
-    /// `frozen` instead).
-    captured: Vec<FastHashSet<(K, N)>>,
-    entries: Vec<EntryWriter>,
-    written: Vec<GroupBytes>,
-    failed: Option<CodecError>,
 }
 
 /// Writes one part of an entry.
@@ -182,7 +140,7 @@ impl EntryWriter {
     }
 }
 
-fn apply_entry_changes<K: StateKey, N: StateKey, V: StateValue>(
+pub(crate) fn apply_entry_changes<K: StateKey, N: StateKey, V: StateValue>(
     table: &mut dyn KeyedTable<K, N, V>,
     group: KeyGroup,
     bytes: &[u8],
@@ -202,7 +160,7 @@ fn apply_entry_changes<K: StateKey, N: StateKey, V: StateValue>(
     r.finish()
 }
 
-fn restore_entries<K: StateKey, N: StateKey, V: StateValue>(
+pub(crate) fn restore_entries<K: StateKey, N: StateKey, V: StateValue>(
     table: &mut dyn KeyedTable<K, N, V>,
     group: KeyGroup,
     bytes: &[u8],
@@ -213,315 +171,6 @@ fn restore_entries<K: StateKey, N: StateKey, V: StateValue>(
         table.put(group, &k, &n, v);
     }
     r.finish()
-}
-
-/// A table that remembers, per key group, which entries changed since its
-/// last snapshot, so a checkpoint can write only those (one hash-set insert
-/// per write; reads cost nothing extra).
-pub struct TrackedTable<K, N, V, T> {
-    table: T,
-    _value: std::marker::PhantomData<fn() -> V>,
-    snapshot: Option<PendingSnapshot<K, N>>,
-    groups: KeyGroupRange,
-    /// Per key group (by offset): the entries written or removed since the
-    /// last snapshot. `None`: not tracking (every snapshot is full).
-    changed: Option<Vec<FastHashSet<(K, N)>>>,
-}
-
-impl<K: StateKey, N: StateKey, V, T> TrackedTable<K, N, V, T> {
-    pub fn new(table: T, groups: KeyGroupRange, track_changes: bool) -> Self {
-        TrackedTable {
-            table,
-            _value: std::marker::PhantomData,
-            snapshot: None,
-            groups,
-            changed: track_changes.then(|| groups.iter().map(|_| FastHashSet::default()).collect()),
-        }
-    }
-
-    #[inline]
-    fn mark(&mut self, group: KeyGroup, key: &K, namespace: &N) {
-        if let Some(changed) = &mut self.changed {
-            if self.groups.contains(group) {
-                changed[self.groups.offset(group)].insert((key.clone(), namespace.clone()));
-            }
-        }
-    }
-}
-
-impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> TrackedTable<K, N, V, T> {
-    /// Writes part of group `offset` of the pending snapshot: the entries
-    /// (or the changes) not captured by a write since the barrier, after
-    /// those that were. A step lists a full snapshot's group or writes at
-    /// most [`CHANGES_PER_STEP`] entries and about [`BYTES_PER_STEP`] bytes
-    /// (the group stays pending until all are written), so a step stays
-    /// short.
-    fn write_group(&mut self, offset: usize) {
-        let group = KeyGroup(self.groups.start + offset as u16);
-        let Some(snapshot) = self.snapshot.as_mut() else {
-            return;
-        };
-        if !snapshot.pending[offset] {
-            return;
-        }
-        let mut entries = std::mem::take(&mut snapshot.entries[offset]);
-        let mut result = Ok(());
-        let kind = snapshot.kind;
-        let frozen = &mut snapshot.frozen[offset];
-        let complete = if kind == SnapshotKind::Full && !snapshot.listed[offset] {
-            let captured = std::mem::take(&mut snapshot.captured[offset]);
-            self.table.for_each_in_group(group, &mut |k, n, _| {
-                let entry = (k.clone(), n.clone());
-                if captured.is_empty() || !captured.contains(&entry) {
-                    frozen.insert(entry);
-                }
-            });
-            snapshot.listed[offset] = true;
-            frozen.is_empty()
-        } else {
-            // Entries captured by a write are no longer in `frozen`, and
-            // the ones taken out here are written before any other write.
-            let budget = entries.len_bytes() + BYTES_PER_STEP;
-            for (k, n) in frozen.extract_if(|_| true).take(CHANGES_PER_STEP) {
-                // Not written since the barrier (or the listing): the table
-                // holds its value at the barrier.
-                self.table.read(group, &k, &n, &mut |v| {
-                    result = match (kind, v) {
-                        (SnapshotKind::Changes, v) => encode_change(&mut entries, &k, &n, v),
-                        (SnapshotKind::Full, Some(v)) => {
-                            entries.entry(&[&|w| w.part(&k), &|w| w.part(&n), &|w| w.part(v)])
-                        }
-                        (SnapshotKind::Full, None) => Err(CodecError::new(
-                            "bug: an entry listed for a full snapshot is gone",
-                        )),
-                    };
-                });
-                // Leaving the iterator keeps the entries not taken yet.
-                if result.is_err() || entries.len_bytes() >= budget {
-                    break;
-                }
-            }
-            frozen.is_empty()
-        };
-        match result {
-            Ok(()) if !complete => snapshot.entries[offset] = entries,
-            Ok(()) => {
-                snapshot.pending[offset] = false;
-                if !entries.is_empty() {
-                    snapshot.written.push((group, entries.finish()));
-                }
-            }
-            Err(e) => {
-                snapshot.pending[offset] = false;
-                snapshot.failed.get_or_insert(e);
-            }
-        }
-    }
-
-    /// Copy on write: before an entry of a group not yet written changes,
-    /// its value at the barrier is encoded.
-    #[inline]
-    fn before_write(&mut self, group: KeyGroup, key: &K, namespace: &N) {
-        let Some(snapshot) = self.snapshot.as_mut() else {
-            return;
-        };
-        if !self.groups.contains(group) {
-            return;
-        }
-        let offset = self.groups.offset(group);
-        if !snapshot.pending[offset] {
-            return;
-        }
-        let entry = (key.clone(), namespace.clone());
-        if snapshot.kind == SnapshotKind::Full && !snapshot.listed[offset] {
-            // Not listed yet: the listing skips captured entries.
-            if !snapshot.captured[offset].insert(entry) {
-                return;
-            }
-        } else if !snapshot.frozen[offset].remove(&entry) {
-            // Captured entries are taken out of the entries to write, so
-            // the steps that write the group do not see them again; others
-            // were not there (or not changed) at the barrier.
-            return;
-        }
-        let entries = &mut snapshot.entries[offset];
-        let kind = snapshot.kind;
-        let mut result = Ok(());
-        self.table.read(group, key, namespace, &mut |v| {
-            result = match (kind, v) {
-                (SnapshotKind::Full, Some(v)) => {
-                    entries.entry(&[&|w| w.part(key), &|w| w.part(namespace), &|w| w.part(v)])
-                }
-                // Absent at the barrier: nothing to write.
-                (SnapshotKind::Full, None) => Ok(()),
-                (SnapshotKind::Changes, v) => encode_change(entries, key, namespace, v),
-            };
-        });
-        if let Err(e) = result {
-            snapshot.failed.get_or_insert(e);
-        }
-    }
-}
-
-/// One change: the entry's value (a put) or its absence (a delete).
-fn encode_change<K: StateKey, N: StateKey, V: StateValue>(
-    entries: &mut EntryWriter,
-    k: &K,
-    n: &N,
-    v: Option<&V>,
-) -> Result<(), CodecError> {
-    match v {
-        Some(v) => entries.entry(&[&|w| w.tag(PUT), &|w| w.part(k), &|w| w.part(n), &|w| {
-            w.part(v)
-        }]),
-        None => entries.entry(&[&|w| w.tag(DELETE), &|w| w.part(k), &|w| w.part(n)]),
-    }
-}
-
-impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> KeyedTable<K, N, V>
-    for TrackedTable<K, N, V, T>
-{
-    #[inline]
-    fn get(&self, group: KeyGroup, key: &K, namespace: &N) -> Option<V>
-    where
-        V: Clone,
-    {
-        self.table.get(group, key, namespace)
-    }
-    #[inline]
-    fn read(&self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Option<&V>)) {
-        self.table.read(group, key, namespace, f)
-    }
-    #[inline]
-    fn update(
-        &mut self,
-        group: KeyGroup,
-        key: &K,
-        namespace: &N,
-        f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>,
-    ) {
-        self.before_write(group, key, namespace);
-        self.mark(group, key, namespace);
-        self.table.update(group, key, namespace, f)
-    }
-    #[inline]
-    fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V> {
-        self.before_write(group, key, namespace);
-        let removed = self.table.remove(group, key, namespace);
-        if removed.is_some() {
-            self.mark(group, key, namespace);
-        }
-        removed
-    }
-    #[inline]
-    fn put(&mut self, group: KeyGroup, key: &K, namespace: &N, value: V) {
-        self.before_write(group, key, namespace);
-        self.mark(group, key, namespace);
-        self.table.put(group, key, namespace, value)
-    }
-    fn for_each_in_group(&self, group: KeyGroup, f: &mut dyn FnMut(&K, &N, &V)) {
-        self.table.for_each_in_group(group, f)
-    }
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-}
-
-impl<K: StateKey, N: StateKey, V: StateValue, T: KeyedTable<K, N, V>> SnapshotState
-    for TrackedTable<K, N, V, T>
-{
-    fn snapshot(
-        &mut self,
-        groups: KeyGroupRange,
-        kind: SnapshotKind,
-    ) -> Result<Vec<GroupBytes>, CodecError> {
-        // Written at once: the snapshot begun, then every group in turn (a
-        // snapshot still being written is superseded).
-        if let Some(written) = self.begin_snapshot(groups, kind)? {
-            return Ok(written);
-        }
-        loop {
-            if let Some(written) = self.snapshot_step()? {
-                return Ok(written);
-            }
-        }
-    }
-    fn restore_group(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
-        restore_entries(&mut self.table, group, bytes)
-    }
-    fn apply_changes(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError> {
-        apply_entry_changes(&mut self.table, group, bytes)
-    }
-
-    fn begin_snapshot(
-        &mut self,
-        groups: KeyGroupRange,
-        kind: SnapshotKind,
-    ) -> Result<Option<Vec<GroupBytes>>, CodecError> {
-        if groups != self.groups {
-            return Err(CodecError::new(format!(
-                "bug: a snapshot of {groups:?} asked of a table of {:?}",
-                self.groups
-            )));
-        }
-        if kind == SnapshotKind::Changes && self.changed.is_none() {
-            return Err(CodecError::new(
-                "bug: changes asked of a table that does not track them",
-            ));
-        }
-        // Changes from now on belong to the next snapshot.
-        let fresh = || {
-            groups
-                .iter()
-                .map(|_| FastHashSet::default())
-                .collect::<Vec<_>>()
-        };
-        let frozen = match (&mut self.changed, kind) {
-            (Some(changed), SnapshotKind::Changes) => std::mem::replace(changed, fresh()),
-            (Some(changed), SnapshotKind::Full) => {
-                changed.iter_mut().for_each(FastHashSet::clear);
-                fresh()
-            }
-            (None, _) => fresh(),
-        };
-        self.snapshot = Some(PendingSnapshot {
-            kind,
-            pending: vec![true; groups.len()],
-            cursor: 0,
-            frozen,
-            listed: vec![false; groups.len()],
-            captured: fresh(),
-            entries: groups.iter().map(|_| EntryWriter::new()).collect(),
-            written: Vec::new(),
-            failed: None,
-        });
-        Ok(None)
-    }
-
-    fn snapshot_step(&mut self) -> Result<Option<Vec<GroupBytes>>, CodecError> {
-        let Some(snapshot) = self.snapshot.as_mut() else {
-            return Ok(Some(Vec::new()));
-        };
-        // Skip groups a write already captured.
-        while snapshot.cursor < snapshot.pending.len() && !snapshot.pending[snapshot.cursor] {
-            snapshot.cursor += 1;
-        }
-        if snapshot.cursor < snapshot.pending.len() {
-            let offset = snapshot.cursor;
-            self.write_group(offset);
-            return Ok(None);
-        }
-        let mut done = self.snapshot.take().expect("checked");
-        if let Some(e) = done.failed {
-            return Err(e);
-        }
-        done.written.sort_by_key(|(group, _)| *group);
-        Ok(Some(done.written))
-    }
-
-    fn abandon_snapshot(&mut self) {
-        self.snapshot = None;
-    }
 }
 
 /// A table shared between the operator that uses it and the registry that
@@ -1036,10 +685,15 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{KeyGroups, MemoryTable, NamespacedMemoryTable, StableKey};
+    use crate::{KeyGroups, Marked, MemoryTable, NamespacedMemoryTable, StableKey, TrackedTable};
 
-    fn tracked<T>(table: T, range: KeyGroupRange) -> Rc<RefCell<TrackedTable<u16, u8, i64, T>>> {
-        Rc::new(RefCell::new(TrackedTable::new(table, range, true)))
+    type Tracked<T> = TrackedTable<u16, u8, i64, T, Marked<i64>>;
+
+    fn tracked<T: KeyedTable<u16, u8, Marked<i64>>>(
+        table: T,
+        range: KeyGroupRange,
+    ) -> Rc<RefCell<Tracked<T>>> {
+        Rc::new(RefCell::new(TrackedTable::tracking(table, range)))
     }
 
     type Model = BTreeMap<(u16, u8), i64>;
@@ -1060,9 +714,10 @@ mod tests {
             .map(|shard| {
                 let range = layout.range_of(shard);
                 let mut registry = StateRegistry::new(range, RestoreSet::default());
-                let key_major = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+                let key_major =
+                    tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
                 let namespaced = tracked(
-                    NamespacedMemoryTable::<u16, u8, i64>::new("b", range),
+                    NamespacedMemoryTable::<u16, u8, Marked<i64>>::new("b", range),
                     range,
                 );
                 registry.register("a", 1, key_major.clone());
@@ -1098,9 +753,9 @@ mod tests {
             for shard in 0..to {
                 let range = layout.range_of(shard);
                 let mut registry = StateRegistry::new(range, restore_set(&files, range));
-                let key_major = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+                let key_major = tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
                 let namespaced =
-                    tracked(NamespacedMemoryTable::<u16, u8, i64>::new("b", range), range);
+                    tracked(NamespacedMemoryTable::<u16, u8, Marked<i64>>::new("b", range), range);
                 registry.register("a", 1, key_major.clone());
                 registry.register("b", 2, namespaced.clone());
                 prop_assert!(registry.restore_problems().is_empty(), "{:?}", registry.restore_problems());
@@ -1129,8 +784,8 @@ mod tests {
             let mut restore = RestoreSet::default();
             if restore.add_file("damaged", &file, range).is_ok() {
                 let mut registry = StateRegistry::new(range, restore);
-                registry.register("a", 1, tracked(MemoryTable::<u16, u8, i64>::new("a", range), range));
-                registry.register("b", 2, tracked(NamespacedMemoryTable::<u16, u8, i64>::new("b", range), range));
+                registry.register("a", 1, tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range));
+                registry.register("b", 2, tracked(NamespacedMemoryTable::<u16, u8, Marked<i64>>::new("b", range), range));
                 let _ = registry.restore_problems();
             }
         }
@@ -1164,7 +819,7 @@ mod tests {
         ) {
             let layout = KeyGroups::new(16, 1);
             let range = layout.range_of(0);
-            let table = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+            let table = tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
             let mut registry = StateRegistry::new(range, RestoreSet::default());
             registry.register("a", 1, table.clone());
             let mut model = Model::new();
@@ -1208,7 +863,7 @@ mod tests {
             for shard in 0..to {
                 let range = layout.range_of(shard);
                 let mut registry = StateRegistry::new(range, restore_set(&chain, range));
-                let table = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+                let table = tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
                 registry.register("a", 1, table.clone());
                 prop_assert!(registry.restore_problems().is_empty(), "{:?}", registry.restore_problems());
                 for g in range.iter() {
@@ -1219,7 +874,7 @@ mod tests {
         }
     }
 
-    type Table = TrackedTable<u16, u8, i64, MemoryTable<u16, u8, i64>>;
+    type Table = Tracked<MemoryTable<u16, u8, Marked<i64>>>;
 
     fn apply(table: &RefCell<Table>, model: &mut Model, op: &Op) {
         let layout = KeyGroups::new(16, 1);
@@ -1248,7 +903,7 @@ mod tests {
         ) {
             let layout = KeyGroups::new(16, 1);
             let range = layout.range_of(0);
-            let table = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+            let table = tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
             let mut registry = StateRegistry::new(range, RestoreSet::default());
             registry.register("a", 1, table.clone());
             let mut model = Model::new();
@@ -1276,7 +931,7 @@ mod tests {
             }
             set.add_file("snapshot", &file.finish().to_vec(), range).unwrap();
             let mut restored_registry = StateRegistry::new(range, set);
-            let restored = tracked(MemoryTable::<u16, u8, i64>::new("a", range), range);
+            let restored = tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
             restored_registry.register("a", 1, restored.clone());
             let mut got = Model::new();
             for g in range.iter() {
@@ -1298,7 +953,7 @@ mod tests {
         registry.register(
             "a",
             1,
-            tracked(MemoryTable::<u16, u8, i64>::new("a", range), range),
+            tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range),
         );
         let problems = registry.restore_problems();
         assert_eq!(problems.len(), 1, "{problems:?}");

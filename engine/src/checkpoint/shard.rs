@@ -572,7 +572,6 @@ mod tests {
         let table = Rc::new(RefCell::new(TrackedTable::new(
             MemoryTable::<u64, u8, u64>::new("t", groups),
             groups,
-            false,
         )));
         registry.borrow_mut().register("t", 7, table.clone());
         for key in 0..1_000u64 {
