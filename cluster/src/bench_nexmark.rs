@@ -62,6 +62,8 @@ pub struct CheckpointFigures {
     pub total_bytes_max: u64,
     /// The longest any shard spent writing state on its core.
     pub sync_max_ms: f64,
+    /// Every completed checkpoint, in order.
+    pub each: Vec<sluice_engine::checkpoint::CompletedCheckpoint>,
 }
 
 /// Latency percentiles of one run, in µs.
@@ -259,6 +261,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
                 .iter()
                 .map(|c| c.sync_max_ms)
                 .fold(0.0, f64::max),
+            each: report.checkpoints.clone(),
         }
     });
     let elapsed_s = report.elapsed.as_secs_f64();

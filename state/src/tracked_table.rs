@@ -14,7 +14,9 @@
 //! The first write to an entry in an interval sets its mark and appends the
 //! entry to the interval's log of writes (one append, next to a cache line
 //! the write touches anyway — a separate set of changed entries cost a
-//! cache miss per write); removals go to a set of removed entries. A
+//! cache miss per write); removals go to a set of removed entries, except
+//! of entries the mark says were created in the same interval (absent at
+//! both ends of it: no change). A
 //! snapshot of changes writes the removed entries still absent, then, from
 //! the closed interval's log, the entries still marked with that interval
 //! (others were written by a step already, or captured by a later write).
@@ -48,6 +50,24 @@ const BYTES_PER_STEP: usize = 64 * 1024;
 
 /// The mark of an entry no tracked interval wrote.
 const UNMARKED: u64 = 0;
+
+/// The mark of an entry written in `interval` that existed before it.
+#[inline]
+fn written_in(interval: u64) -> u64 {
+    interval << 1
+}
+
+/// The mark of an entry created in `interval` (absent at its start).
+#[inline]
+fn created_in(interval: u64) -> u64 {
+    interval << 1 | 1
+}
+
+/// The interval of a mark.
+#[inline]
+fn interval_of(mark: u64) -> u64 {
+    mark >> 1
+}
 
 /// A value with the change interval that last wrote it.
 pub struct Marked<V> {
@@ -337,7 +357,7 @@ where
                     taken += 1;
                     self.table.update(group, &k, &n, &mut |slot| {
                         if let Slot::Present(w) = slot {
-                            if W::mark(w) == interval {
+                            if interval_of(W::mark(w)) == interval {
                                 result = encode_change(&mut entries, &k, &n, Some(W::value(w)));
                                 W::set_mark(w, UNMARKED);
                             }
@@ -443,7 +463,7 @@ where
                     let removed = &mut frozen.removed[offset];
                     let capture = match before {
                         // Written in the closed interval and not by a step.
-                        Some((mark, _)) => mark == *interval,
+                        Some((mark, _)) => interval_of(mark) == *interval,
                         // Removed in the closed interval, not written yet.
                         None => {
                             !removed.is_empty()
@@ -497,10 +517,10 @@ where
         let mut removed = false;
         table.update(group, key, namespace, &mut |slot| match slot {
             Slot::Present(w) => {
-                if W::mark(w) != interval {
+                if interval_of(W::mark(w)) != interval {
                     let before = Some((W::mark(w), W::value(w)));
                     Self::first_write(snapshot, changes, offset, key, namespace, before);
-                    W::set_mark(w, interval);
+                    W::set_mark(w, written_in(interval));
                 }
                 match f(Slot::Present(W::value_mut(w))) {
                     SlotAction::Keep => SlotAction::Keep,
@@ -509,7 +529,9 @@ where
                         SlotAction::Keep
                     }
                     SlotAction::Remove => {
-                        removed = true;
+                        // One created in this interval was not there at
+                        // its start: no change.
+                        removed = W::mark(w) != created_in(interval);
                         SlotAction::Remove
                     }
                 }
@@ -517,7 +539,7 @@ where
             Slot::Absent => match f(Slot::Absent) {
                 SlotAction::Put(value) => {
                     Self::first_write(snapshot, changes, offset, key, namespace, None);
-                    SlotAction::Put(W::stored(value, interval))
+                    SlotAction::Put(W::stored(value, created_in(interval)))
                 }
                 SlotAction::Keep => SlotAction::Keep,
                 SlotAction::Remove => SlotAction::Remove,
@@ -608,7 +630,8 @@ where
         // taken out and the removal recorded.
         self.update_tracked(group, key, namespace, &mut |_| SlotAction::Keep);
         let removed = self.table.remove(group, key, namespace)?;
-        if let Some(changes) = &mut self.changes {
+        let created_here = W::mark(&removed) == created_in(self.interval);
+        if let Some(changes) = self.changes.as_mut().filter(|_| !created_here) {
             if self.groups.contains(group) {
                 changes.removed[self.groups.offset(group)].insert((key.clone(), namespace.clone()));
             }
