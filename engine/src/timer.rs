@@ -93,7 +93,7 @@ impl<K: StateKey + StableKey, N: StateKey> PendingTimers<K, N> {
             .iter()
             .zip(self.by_group)
             .filter(|(_, entries)| !entries.is_empty())
-            .map(|(group, entries)| (group, entries.finish()))
+            .map(|(group, entries)| (group, entries.finish_chunks()))
             .collect()
     }
 }

@@ -52,8 +52,9 @@ pub enum SnapshotKind {
 pub(crate) const PUT: u64 = 0;
 pub(crate) const DELETE: u64 = 1;
 
-/// The encoded entries of one key group.
-pub type GroupBytes = (KeyGroup, Vec<u8>);
+/// The encoded entries of one key group, in chunks (their concatenation is
+/// the group's bytes in a state file).
+pub type GroupBytes = (KeyGroup, Vec<Vec<u8>>);
 
 /// Keyed state that a checkpoint can write and restore by key group.
 pub trait SnapshotState {
@@ -95,8 +96,21 @@ pub trait SnapshotState {
 /// Writes one part of an entry.
 pub type EntryPart<'f> = &'f dyn Fn(&mut PartWriter<'_>) -> Result<(), CodecError>;
 
+/// How many bytes an [`EntryWriter`] chunk holds before the next entry
+/// starts a new one (a few in unit tests, so that groups span chunks).
+const ENTRY_CHUNK_BYTES: usize = if cfg!(test) { 48 } else { 64 * 1024 };
+
 /// Encodes entries as a count followed by parts; for [`SnapshotState`] impls.
+///
+/// Large outputs are kept in chunks of about [`ENTRY_CHUNK_BYTES`] (an
+/// entry never spans two), so a key group of megabytes is never copied to
+/// grow its buffer: a state file takes the chunks as they are.
 pub struct EntryWriter {
+    /// Chunks written, in order; the first starts with the entry count.
+    full: Vec<Vec<u8>>,
+    /// Bytes in `full`.
+    full_len: usize,
+    /// The chunk being written.
     bytes: Vec<u8>,
     entries: u64,
 }
@@ -110,6 +124,8 @@ impl Default for EntryWriter {
 impl EntryWriter {
     pub fn new() -> Self {
         EntryWriter {
+            full: Vec::new(),
+            full_len: 0,
             bytes: vec![0; 8],
             entries: 0,
         }
@@ -117,6 +133,13 @@ impl EntryWriter {
 
     /// Appends one entry made of `parts` (encoded in order).
     pub fn entry(&mut self, parts: &[EntryPart<'_>]) -> Result<(), CodecError> {
+        if self.bytes.len() >= ENTRY_CHUNK_BYTES {
+            // Room for the chunk and most entries that end it.
+            let next = Vec::with_capacity(ENTRY_CHUNK_BYTES + ENTRY_CHUNK_BYTES / 8);
+            let done = std::mem::replace(&mut self.bytes, next);
+            self.full_len += done.len();
+            self.full.push(done);
+        }
         let mut w = PartWriter::new(&mut self.bytes);
         for part in parts {
             part(&mut w)?;
@@ -131,12 +154,27 @@ impl EntryWriter {
 
     /// The bytes written so far.
     pub fn len_bytes(&self) -> usize {
-        self.bytes.len()
+        self.full_len + self.bytes.len()
     }
 
-    pub fn finish(mut self) -> Vec<u8> {
-        self.bytes[..8].copy_from_slice(&self.entries.to_le_bytes());
-        self.bytes
+    /// The bytes, in one buffer (a copy when they span chunks).
+    pub fn finish(self) -> Vec<u8> {
+        let mut chunks = self.finish_chunks();
+        match chunks.len() {
+            1 => chunks.pop().unwrap_or_default(),
+            _ => chunks.concat(),
+        }
+    }
+
+    /// The bytes, in chunks.
+    pub fn finish_chunks(mut self) -> Vec<Vec<u8>> {
+        let count = self.entries.to_le_bytes();
+        let first = self.full.first_mut().unwrap_or(&mut self.bytes);
+        first[..8].copy_from_slice(&count);
+        if !self.bytes.is_empty() {
+            self.full.push(self.bytes);
+        }
+        self.full
     }
 }
 
@@ -397,18 +435,22 @@ impl StateFileWriter {
         let mut w = PartWriter::new(&mut self.building);
         w.bytes(name.as_bytes())?;
         w.count(groups.len() as u64);
-        for (group, bytes) in groups {
-            let len = u32::try_from(bytes.len())
-                .map_err(|_| CodecError::new("a key group over 4 GiB"))?;
+        for (group, chunks) in groups {
+            let total: usize = chunks.iter().map(Vec::len).sum();
+            let len =
+                u32::try_from(total).map_err(|_| CodecError::new("a key group over 4 GiB"))?;
             // As `PartWriter::bytes` would write it: the length, then the bytes.
             self.building
                 .extend_from_slice(&(group.0 as u64).to_le_bytes());
             self.building.extend_from_slice(&len.to_le_bytes());
-            if bytes.len() < MOVED_GROUP_BYTES {
-                self.building.extend_from_slice(&bytes);
+            if total < MOVED_GROUP_BYTES {
+                chunks
+                    .iter()
+                    .for_each(|chunk| self.building.extend_from_slice(chunk));
             } else {
                 self.chunks.push(std::mem::take(&mut self.building));
-                self.chunks.push(bytes);
+                self.chunks
+                    .extend(chunks.into_iter().filter(|c| !c.is_empty()));
             }
         }
         self.sections += 1;

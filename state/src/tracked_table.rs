@@ -379,7 +379,7 @@ where
             Ok(()) => {
                 snapshot.pending[offset] = false;
                 if !entries.is_empty() {
-                    snapshot.written.push((group, entries.finish()));
+                    snapshot.written.push((group, entries.finish_chunks()));
                 }
             }
             Err(e) => {
