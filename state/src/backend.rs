@@ -18,7 +18,7 @@ use std::rc::Rc;
 use crate::rocks_backend::{RocksInstance, RocksResources, RocksTable};
 
 use crate::{
-    KeyGroup, KeyGroupRange, Marked, MemoryTable, NamespacedMemoryTable, RestoreSet, SharedTable,
+    KeyGroup, KeyGroupRange, MemoryTable, NamespacedMemoryTable, RestoreSet, SharedTable,
     SnapshotState, StateCodec, StateRegistry, TrackedTable,
 };
 
@@ -175,29 +175,13 @@ impl StateBackend {
         self.registry.borrow_mut().register(name, self.owner, state);
     }
 
-    fn shared<K: StateKey, N: StateKey, V: StateValue, T>(
-        &mut self,
-        name: &str,
-        table: T,
-    ) -> Box<dyn KeyedTable<K, N, V>>
+    /// Registers `table` under `name` and hands it to the operator that
+    /// asked for it.
+    fn shared<K, N, V, T>(&mut self, name: &str, table: T) -> Box<dyn KeyedTable<K, N, V>>
     where
-        T: KeyedTable<K, N, V> + 'static,
+        T: KeyedTable<K, N, V> + SnapshotState + 'static,
     {
-        let table = Rc::new(RefCell::new(TrackedTable::new(table, self.groups)));
-        self.register(name, table.clone());
-        Box::new(SharedTable(table))
-    }
-
-    /// Like [`shared`](Self::shared), for a table that keeps change marks.
-    fn shared_tracking<K: StateKey, N: StateKey, V: StateValue, T>(
-        &mut self,
-        name: &str,
-        table: T,
-    ) -> Box<dyn KeyedTable<K, N, V>>
-    where
-        T: KeyedTable<K, N, Marked<V>> + 'static,
-    {
-        let table = Rc::new(RefCell::new(TrackedTable::tracking(table, self.groups)));
+        let table = Rc::new(RefCell::new(table));
         self.register(name, table.clone());
         Box::new(SharedTable(table))
     }
@@ -211,11 +195,11 @@ impl StateBackend {
         match self.kind {
             StateBackendKind::Memory if self.track_changes => {
                 let table = MemoryTable::new(name, self.groups);
-                self.shared_tracking(name, table)
+                self.shared(name, TrackedTable::tracking(table, self.groups))
             }
             StateBackendKind::Memory => {
                 let table = MemoryTable::new(name, self.groups);
-                self.shared(name, table)
+                self.shared(name, TrackedTable::new(table, self.groups))
             }
             StateBackendKind::RocksDb => self.rocks_table(name),
         }
@@ -266,7 +250,7 @@ impl StateBackend {
                     .borrow_mut()
                     .add_problem(format!("RocksDB state {unique}: {e}"));
                 let table = MemoryTable::new(name, self.groups);
-                self.shared(name, table)
+                self.shared(name, TrackedTable::new(table, self.groups))
             }
         }
     }
@@ -281,11 +265,11 @@ impl StateBackend {
         match self.kind {
             StateBackendKind::Memory if self.track_changes => {
                 let table = NamespacedMemoryTable::new(name, self.groups);
-                self.shared_tracking(name, table)
+                self.shared(name, TrackedTable::tracking(table, self.groups))
             }
             StateBackendKind::Memory => {
                 let table = NamespacedMemoryTable::new(name, self.groups);
-                self.shared(name, table)
+                self.shared(name, TrackedTable::new(table, self.groups))
             }
             StateBackendKind::RocksDb => self.rocks_table(name),
         }
