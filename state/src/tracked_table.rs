@@ -16,10 +16,10 @@
 //! the write touches anyway — a separate set of changed entries cost a
 //! cache miss per write); removals go to a set of removed entries, except
 //! of entries the mark says were created in the same interval (absent at
-//! both ends of it: no change). A
-//! snapshot of changes writes the removed entries still absent, then, from
-//! the closed interval's log, the entries still marked with that interval
-//! (others were written by a step already, or captured by a later write).
+//! both ends of it: no change). A snapshot of changes writes the removed
+//! entries still absent, then, from the closed interval's log, the entries
+//! still marked with that interval (others were written by a step already,
+//! or captured by a later write).
 //! Marks only ever compare equal to the interval being written or the
 //! current one; entries written while tracking was off carry mark 0, which
 //! no interval has.
