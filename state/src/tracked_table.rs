@@ -461,19 +461,22 @@ where
             {
                 if snapshot.pending[offset] {
                     let removed = &mut frozen.removed[offset];
+                    // A captured entry leaves the removed set (one lookup:
+                    // the removal takes it out and says whether it was in).
+                    let mut take_out =
+                        || !removed.is_empty() && removed.remove(&(key.clone(), namespace.clone()));
                     let capture = match before {
-                        // Written in the closed interval and not by a step.
-                        Some((mark, _)) => interval_of(mark) == *interval,
-                        // Removed in the closed interval, not written yet.
-                        None => {
-                            !removed.is_empty()
-                                && removed.contains(&(key.clone(), namespace.clone()))
+                        // Written in the closed interval and not by a step
+                        // (also removed in it, maybe, and created again).
+                        Some((mark, _)) if interval_of(mark) == *interval => {
+                            take_out();
+                            true
                         }
+                        Some(_) => false,
+                        // Removed in the closed interval, not written yet.
+                        None => take_out(),
                     };
                     if capture {
-                        if !removed.is_empty() {
-                            removed.remove(&(key.clone(), namespace.clone()));
-                        }
                         let value = before.map(|(_, v)| v);
                         if let Err(e) =
                             encode_change(&mut snapshot.entries[offset], key, namespace, value)
