@@ -19,13 +19,17 @@ pub enum RunError {
     /// The job failed while running: exit code 1.
     #[error("job failed: {0}")]
     Engine(#[from] EngineError),
+    /// A savepoint asked of a running job was not taken (the job goes on):
+    /// exit code 1.
+    #[error("savepoint failed: {0}")]
+    Savepoint(String),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::JobFile(_) => 2,
-            RunError::Engine(_) => 1,
+            RunError::Engine(_) | RunError::Savepoint(_) => 1,
         }
     }
 }
@@ -144,7 +148,7 @@ pub fn savepoint(
         stop,
         timeout,
     )
-    .map_err(|e| RunError::Engine(EngineError::Checkpoint(e)))
+    .map_err(RunError::Savepoint)
 }
 
 /// Runs the job file at `path` to completion (resuming from `restore`, if given).

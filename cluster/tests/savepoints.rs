@@ -111,6 +111,45 @@ fn stop_and_resume_on_one_two_four_shards(backends: [&str; 3]) {
     assert_committed_as_reference(dir.path(), 0, "the job resumed from savepoints");
 }
 
+/// As Flink's stop-with-savepoint: the sources read nothing after the
+/// savepoint's barrier, so what the job read is exactly what the
+/// savepoint's positions account for (a sink that commits nothing, such as
+/// a print or an at-least-once Kafka sink, sees no record twice).
+#[test]
+fn stop_with_savepoint_reads_nothing_after_its_barrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_file = dir.path().join("job.toml");
+    std::fs::write(&job_file, job(2, "out", CHECKPOINT, RATE)).unwrap();
+    let child = start(&job_file, None);
+    std::thread::sleep(Duration::from_millis(1_000));
+    let path = savepoint(&job_file, &dir.path().join("sp"), true);
+    let stderr = finish(child);
+    let read: u64 = stderr
+        .split(" records in")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of records read in: {stderr}"));
+
+    let checkpoints: Vec<_> = std::fs::read_dir(path.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    let manifest = std::fs::read_to_string(checkpoints[0].join("MANIFEST")).unwrap();
+    let (_, body) = manifest.split_once('\n').unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(body).unwrap();
+    let positions: u64 = (manifest["tasks"].as_object().unwrap().values())
+        .flat_map(|task| task["sources"].as_object().unwrap().values())
+        .map(|position| position.as_u64().unwrap())
+        .sum();
+    assert!(positions > 0 && positions < 1_500_000, "{positions}");
+    assert_eq!(
+        read, positions,
+        "records read against the savepoint's positions"
+    );
+}
+
 #[test]
 fn a_savepoint_leaves_the_job_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -131,6 +170,50 @@ fn a_savepoint_leaves_the_job_running() {
     assert!(
         committed_lines(&dir.path().join("out")) == committed_lines(&dir.path().join("reference"))
     );
+}
+
+/// A stop-with-savepoint that cannot be written (its target is under a
+/// file) fails, and the job goes on at once: its sources read on to the
+/// end (no other checkpoint is due that would move them past the barrier).
+#[test]
+fn a_failed_stop_with_savepoint_leaves_the_job_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_file = dir.path().join("job.toml");
+    let rare_checkpoints = "[checkpoint]\ninterval_ms = 600_000\n";
+    std::fs::write(&job_file, job(2, "out", rare_checkpoints, "rate = 600_000")).unwrap();
+    let mut child = start(&job_file, None);
+    std::thread::sleep(Duration::from_millis(700));
+    let not_a_directory = dir.path().join("a-file");
+    std::fs::write(&not_a_directory, b"").unwrap();
+    let output = sluice()
+        .arg("savepoint")
+        .arg(&job_file)
+        .arg("--stop")
+        .arg("--dir")
+        .arg(not_a_directory.join("sp"))
+        .args(["--timeout-s", "30"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("savepoint failed") && stderr.contains("a-file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("job failed"), "{stderr}");
+    // Sources left at the barrier would not end the job: bounded wait.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the job did not go on after its savepoint failed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = finish(child);
+    assert!(!stderr.contains("stopped with savepoint"), "{stderr}");
+    run_reference(dir.path());
+    assert_committed_as_reference(dir.path(), 0, "the job whose savepoint failed");
 }
 
 #[test]

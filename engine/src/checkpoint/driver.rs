@@ -453,6 +453,8 @@ pub struct CheckpointDriver {
     savepoint: Option<(SavepointRequest, Option<CheckpointId>)>,
     /// The checkpoint every shard must write in full (a savepoint).
     full_requested: Arc<AtomicU64>,
+    /// The checkpoint of a stop-with-savepoint, for the sources (0: none).
+    stop_sources_at: Arc<AtomicU64>,
     /// A stop-with-savepoint completed: the job must stop, committing nothing
     /// more; this is the savepoint.
     pub stopped_with: Option<StorageLocation>,
@@ -480,6 +482,7 @@ impl CheckpointDriver {
             triggered,
             completed,
             full_requested,
+            stop_sources_at,
         } = signals;
         let resumed_from = restored.checkpoint.map_or(0, |(id, _)| id);
         let first = restored.highest_stored.max(resumed_from) + 1;
@@ -507,6 +510,7 @@ impl CheckpointDriver {
             ticks: 0,
             savepoint: None,
             full_requested,
+            stop_sources_at,
             stopped_with: None,
             fatal: None,
             aborted_in_a_row: 0,
@@ -779,10 +783,16 @@ impl CheckpointDriver {
                     // The savepoint that stops the job has just completed.
                     return None;
                 }
-                if let Some((_, id @ None)) = &mut self.savepoint {
+                if let Some((request, id @ None)) = &mut self.savepoint {
                     *id = Some(checkpoint);
                     // Before the trigger is published: the shards read it then.
                     self.full_requested.store(checkpoint, Ordering::Release);
+                    if request.stop {
+                        // As Flink's stop-with-savepoint: sources read
+                        // nothing after its barrier, so no sink sees a
+                        // record the savepoint does not account for.
+                        self.stop_sources_at.store(checkpoint, Ordering::Release);
+                    }
                 }
                 self.costs.insert(
                     checkpoint,
@@ -856,7 +866,9 @@ impl CheckpointDriver {
                                 }
                             }
                             Err(e) => {
-                                log(&format!("savepoint of checkpoint {checkpoint} failed: {e}"))
+                                log(&format!("savepoint of checkpoint {checkpoint} failed: {e}"));
+                                // The job goes on: its sources read on.
+                                self.stop_sources_at.store(0, Ordering::Release);
                             }
                         }
                         savepoint::respond(&self.requests, &request.request, result);
@@ -870,6 +882,8 @@ impl CheckpointDriver {
                 self.costs.remove(&checkpoint);
                 if matches!(&self.savepoint, Some((_, Some(id))) if *id == checkpoint) {
                     let (request, _) = self.savepoint.take().expect("checked");
+                    // The job goes on: its sources read on.
+                    self.stop_sources_at.store(0, Ordering::Release);
                     savepoint::respond(
                         &self.requests,
                         &request.request,

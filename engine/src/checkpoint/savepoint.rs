@@ -8,8 +8,10 @@
 //! `sluice savepoint job.toml` asks through the job's checkpoint storage: it
 //! writes [`REQUEST_KEY`] there and waits for the driver's response file.
 //! The driver (on the job's waiting thread) polls for requests, triggers the
-//! checkpoint, copies it when it completes and answers; with `stop` the job
-//! then stops without committing anything past the savepoint.
+//! checkpoint, copies it when it completes and answers. With `stop`, as in
+//! Flink, sources read nothing after that checkpoint's barrier, and the job
+//! stops once the savepoint is written, committing nothing past it (if it
+//! fails, the sources read on).
 
 use std::time::{Duration, Instant};
 

@@ -135,6 +135,7 @@ pub struct ShardCheckpoints {
     /// A checkpoint was dropped halfway: some states forgot their changes.
     needs_full: Cell<bool>,
     full_requested: Arc<AtomicU64>,
+    stop_sources_at: Arc<AtomicU64>,
 }
 
 /// What the driver publishes to every shard (written by the driver only).
@@ -146,6 +147,10 @@ pub struct CheckpointSignals {
     pub completed: Arc<AtomicU64>,
     /// The checkpoint every shard writes in full (a savepoint).
     pub full_requested: Arc<AtomicU64>,
+    /// A stop-with-savepoint's checkpoint (0: none): sources read nothing
+    /// after its barrier. Published before its trigger; cleared when it
+    /// fails, and the sources read on.
+    pub stop_sources_at: Arc<AtomicU64>,
 }
 
 /// How a shard takes part in checkpoints.
@@ -178,6 +183,7 @@ impl ShardCheckpoints {
             last_sent: Cell::new(None),
             needs_full: Cell::new(true),
             full_requested: checkpointing.signals.full_requested,
+            stop_sources_at: checkpointing.signals.stop_sources_at,
         }
     }
 
@@ -200,6 +206,13 @@ impl ShardCheckpoints {
     /// The newest checkpoint triggered (0 before the first).
     pub fn triggered(&self) -> CheckpointId {
         self.triggered.load(Ordering::Acquire)
+    }
+
+    /// Whether a source whose last barrier was `last_barrier` must read
+    /// nothing more: that barrier belongs to a stop-with-savepoint.
+    pub fn sources_stopped_at(&self, last_barrier: CheckpointId) -> bool {
+        let stop = self.stop_sources_at.load(Ordering::Acquire);
+        stop != 0 && stop == last_barrier
     }
 
     /// The checkpoint the job resumed from (0 for none).

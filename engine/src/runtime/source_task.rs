@@ -6,7 +6,9 @@
 //! waits for the outboxes the chain reaches (backpressure). When every partition
 //! has ended it emits the final watermark and `End`. When the job takes
 //! checkpoints, it checks before each round whether a new one was triggered;
-//! if so it records every partition's position and emits the barrier.
+//! if so it records every partition's position and emits the barrier. After
+//! the barrier of a stop-with-savepoint it reads nothing more until the job
+//! stops (or the savepoint fails and it reads on).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -73,6 +75,10 @@ async fn drain(outboxes: &[Rc<EdgeOutbox>]) {
 
 /// How often a source blocked by backpressure looks for a checkpoint trigger.
 const TRIGGER_CHECK: Duration = Duration::from_millis(1);
+
+/// How often a source stopped at a stop-with-savepoint's barrier looks
+/// whether the job stops or reads on.
+const STOPPED_PAUSE: Duration = Duration::from_millis(2);
 
 /// Records the partitions' positions and emits the barrier of a newly
 /// triggered checkpoint, if there is one.
@@ -179,9 +185,23 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
             if emit_barrier_if_triggered(c, &mut chain, &mut last_barrier, &partitions, &clock) {
                 drain(&outboxes).await;
             }
+            if c.checkpoints.sources_stopped_at(last_barrier) {
+                // Stopping with a savepoint: nothing is read after its
+                // barrier. The job stops when it completes (the abort
+                // signal), or reads on if it fails.
+                glommio::timer::sleep(STOPPED_PAUSE).await;
+                continue;
+            }
         }
         let mut progressed = false;
         for index in 0..partitions.len() {
+            // A barrier emitted while this round waited on backpressure may
+            // be a stop-with-savepoint's: the round ends there.
+            if (checkpointing.as_ref())
+                .is_some_and(|c| c.checkpoints.sources_stopped_at(last_barrier))
+            {
+                break;
+            }
             let partition = &mut partitions[index];
             if partition.ended || failed {
                 continue;
