@@ -32,9 +32,8 @@ pub mod window;
 pub use config::JobConfig;
 pub use error::{EngineError, SourceError};
 pub use push::{Control, Push};
-pub use record::{Data, Rec};
+pub use record::{Data, ExchangeData, Rec};
 pub use stream::{KeyedStream, OutputTag, Stream, StreamEnv};
 pub use watermark::WatermarkStrategy;
 
-pub use sluice_network::ExchangeData;
 pub use sluice_state::{StableKey, StateBackendKind};

@@ -14,13 +14,10 @@ use std::sync::Arc;
 
 use sluice_state::{StableKey, StateBackend, StateKey};
 
-use crate::checkpoint::{
-    position_key, AlignedInput, BarrierAlignment, InputAligner, ParticipantKind,
-};
+use crate::checkpoint::{position_key, AlignedInput, InputAligner, ParticipantKind};
 use crate::connectors::{Sink, SinkContext, Source};
 use crate::exchange::{
-    output_state_name, write_batch, BroadcastPartitioner, ChannelCheckpoints, ExchangeGate,
-    ExchangeSender, KeyPartitioner, OutputCheckpoints, Partitioner, RoundRobinPartitioner,
+    wire_exchange, BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner,
 };
 use crate::operators::{
     co_process, CoTick, Filter, FirstInput, FlatMap, KeyedAggregate, KeyedCoProcess, KeyedHost,
@@ -322,72 +319,8 @@ impl<T: ExchangeData> Stream<T> {
     ) -> Stream<T> {
         let edge = self.env.next_edge();
         self.derive(move |sb, _, downstream| {
-            let mut gate = ExchangeGate::new(downstream, sb.shard, sb.shards);
-            let name = format!("channel-{edge}");
-            let alignment = sb.config.checkpoint.as_ref().map(|c| c.alignment);
-            if let (Some(checkpoints), Some(alignment)) = (&sb.checkpoints, alignment) {
-                if alignment != BarrierAlignment::Aligned {
-                    gate = gate.with_channel_checkpoints(ChannelCheckpoints {
-                        participant: checkpoints.participate(ParticipantKind::Channel),
-                        checkpoints: checkpoints.clone(),
-                        name: name.clone(),
-                        alignment,
-                    });
-                }
-            }
-            // Records that were in flight into this gate at the restored
-            // (unaligned) checkpoint come before any new input.
-            if let Some(records) = sb.restored.take_channel(sb.shard, &name) {
-                if let Err(e) = gate.replay(&records) {
-                    sb.fail(EngineError::Restore(format!(
-                        "shard {}: {name}: {e}",
-                        sb.shard
-                    )));
-                }
-            }
-            let gate = Rc::new(RefCell::new(gate));
-            sb.register_gate(edge, gate.clone());
-            let outbox = sb.outbox(edge);
-            if let (Some(checkpoints), Some(alignment)) = (&sb.checkpoints, alignment) {
-                if alignment != BarrierAlignment::Aligned {
-                    outbox.set_output_checkpoints(OutputCheckpoints {
-                        participant: checkpoints.participate(ParticipantKind::Channel),
-                        checkpoints: checkpoints.clone(),
-                        alignment,
-                        // SAFETY: the outbox holds only batches of this edge,
-                        // built by this shard's `BatchBuilder<T>`.
-                        record: Box::new(|batch, writer| unsafe {
-                            write_batch::<T>(batch, writer)
-                        }),
-                    });
-                }
-            }
-            let (mut sender, state) = ExchangeSender::new(
-                edge,
-                sb.shard,
-                sb.shards,
-                make_partitioner(sb),
-                gate,
-                outbox,
-                sb.config.batch_bytes_limit,
-                sb.config.flush_timeout,
-                sb.metrics.clone(),
-                sb.errors(),
-            );
-            // Records this shard's outbox held at the restored (unaligned)
-            // checkpoint are sent again, after the gates' own in-flight
-            // records and before any new input.
-            let output = output_state_name(edge);
-            if let Some(records) = sb.restored.take_channel(sb.shard, &output) {
-                if let Err(e) = sender.replay(&records) {
-                    sb.fail(EngineError::Restore(format!(
-                        "shard {}: {output}: {e}",
-                        sb.shard
-                    )));
-                }
-            }
-            sb.register_flush(state);
-            Box::new(sender)
+            let partitioner = make_partitioner(sb);
+            wire_exchange(sb, edge, partitioner, downstream)
         })
     }
 

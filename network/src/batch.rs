@@ -17,7 +17,7 @@ use rkyv::rancor;
 use rkyv::ser::allocator::Arena;
 use rkyv::util::AlignedVec;
 
-use crate::ExchangeData;
+use crate::BatchRecord;
 
 /// Most records one batch may hold, whatever their size.
 pub const BATCH_RECORDS_MAX: usize = 1 << 16;
@@ -73,7 +73,7 @@ impl RecordBatch {
     /// The batch must have been built by a [`BatchBuilder<T>`] for this same `T`
     /// in this process (so its bytes are trusted and correctly aligned).
     #[inline]
-    pub unsafe fn read_trusted<T: ExchangeData>(&self, index: usize) -> T {
+    pub unsafe fn read_trusted<T: BatchRecord>(&self, index: usize) -> T {
         let end = self.ends[index] as usize;
         // SAFETY: `end` was returned by `append_archived` for a `T` into these
         // very bytes (caller's contract), and `AlignedVec` keeps the start aligned.
@@ -81,7 +81,7 @@ impl RecordBatch {
     }
 
     /// Reads record `index` of a batch from an untrusted peer, validating it.
-    pub fn read_checked<T: ExchangeData>(&self, index: usize) -> Result<T, BatchError> {
+    pub fn read_checked<T: BatchRecord>(&self, index: usize) -> Result<T, BatchError> {
         let end = *self.ends.get(index).ok_or_else(|| BatchError::Malformed {
             index,
             reason: format!("the batch has only {} records", self.ends.len()),
@@ -139,7 +139,7 @@ pub struct BatchBuilder<T> {
     _records: PhantomData<fn(T)>,
 }
 
-impl<T: ExchangeData> BatchBuilder<T> {
+impl<T: BatchRecord> BatchBuilder<T> {
     pub fn new(bytes_limit: usize) -> Self {
         assert!(bytes_limit >= BATCH_BYTES_MIN);
         BatchBuilder {

@@ -3,8 +3,9 @@
 use crate::RecordBatch;
 
 /// A checkpoint barrier: everything before it on a channel belongs to checkpoint
-/// `id` and earlier. Nothing sends one yet; the kind exists so that channels and
-/// input gates carry it from the start.
+/// `id` and earlier. Sources emit it when the checkpoint coordinator asks;
+/// every exchange forwards it in band (aligned) or ahead of queued data
+/// (unaligned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointBarrier {
     pub id: u64,

@@ -7,10 +7,10 @@
 //! and read them back, on restore, into records that go before new input.
 //! Runs on the shard that owns the gate or outbox.
 
-use sluice_network::{ExchangeData, RecordBatch};
+use sluice_network::RecordBatch;
 use sluice_state::{CodecError, EntryWriter, PartReader};
 
-use crate::Rec;
+use crate::{ExchangeData, Rec};
 
 /// Appends `records` to `writer`.
 pub(crate) fn write_records<T: ExchangeData>(

@@ -34,17 +34,14 @@ use std::rc::Rc;
 
 use std::time::Instant;
 
-use sluice_network::{
-    CheckpointBarrier, ExchangeData, ExchangeMessage, RecordBatch, WatermarkStatus,
-};
+use sluice_network::{CheckpointBarrier, ExchangeMessage, RecordBatch, Wake, WatermarkStatus};
 use sluice_state::{CodecError, EntryWriter};
 
 use super::channel_state::{read_records, write_batch, write_records};
-use super::wake::Wake;
 use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
 use crate::push::{Control, EdgeId, Push};
 use crate::watermark::WatermarkCombiner;
-use crate::Rec;
+use crate::{ExchangeData, Rec};
 
 /// What processing an input's next message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,9 @@
 //! local gate, never serialized; a record for another shard is serialized once
 //! into that destination's [`BatchBuilder`](sluice_network::BatchBuilder), and the
 //! full batch waits in the edge's [`EdgeOutbox`] until its destination grants a
-//! credit ([`Credits`]) and the channel takes it. Tasks that push into a chain
+//! credit and the channel takes it (the channel, its credits and their grants
+//! are `sluice_network`'s: [`ChannelSender`](sluice_network::ChannelSender) and
+//! its kin). Tasks that push into a chain
 //! wait for the outboxes it reaches to drain: that is the backpressure that
 //! slows sources down to the pace of the slowest consumer. The receiving shard
 //! reads its channels eagerly into the gate and grants a credit back once a
@@ -15,19 +17,17 @@
 //! stays bounded.
 
 mod channel_state;
-mod credits;
 mod gate;
 mod outbox;
 mod partitioner;
 mod sender;
-mod wake;
+mod wiring;
 
 pub(crate) use channel_state::write_batch;
-pub(crate) use credits::{CreditGrants, CONTROL_ROOM};
 pub(crate) use gate::{ChannelCheckpoints, ExchangeGate, GateInput, GateStep};
 pub(crate) use outbox::{output_state_name, EdgeOutbox, OutputCheckpoints, OUTPUT_STATE_PREFIX};
 pub use partitioner::{
     BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner, Route,
 };
 pub(crate) use sender::{ExchangeSender, Flush};
-pub(crate) use wake::Wake;
+pub(crate) use wiring::wire_exchange;

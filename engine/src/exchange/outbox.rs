@@ -6,10 +6,10 @@
 //! task that drove the chain then awaits [`EdgeOutbox::drain`], which sends
 //! each queue in order under a one-permit semaphore, so messages to one
 //! destination never overtake each other whichever task drains. A batch is
-//! sent only against a credit of its destination ([`Credits`]): waiting for
-//! credit is the backpressure, and a destination without credit holds up
-//! only its own queue (an aligned barrier to another shard is not stuck
-//! behind it). Bound: each driving task appends at most one input batch's
+//! sent only against a credit of its destination (the channel's
+//! [`ChannelSender`] holds them): waiting for credit is the backpressure, and
+//! a destination without credit holds up only its own queue (an aligned
+//! barrier to another shard is not stuck behind it). Bound: each driving task appends at most one input batch's
 //! output before it drains, so the queues hold at most (tasks × fan-out)
 //! batches.
 //!
@@ -29,14 +29,12 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::sync::Semaphore;
-use glommio::{GlommioError, ResourceType};
-use sluice_network::{CheckpointBarrier, ExchangeMessage, RecordBatch};
+use sluice_network::{
+    ChannelSender, CheckpointBarrier, ExchangeMessage, RecordBatch, SendError, Wake,
+};
 use sluice_state::{CodecError, EntryWriter};
 
-use super::credits::Credits;
-use super::wake::Wake;
 use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
 use crate::push::EdgeId;
 use crate::runtime::AbortSignal;
@@ -45,11 +43,8 @@ use crate::runtime::AbortSignal;
 /// messages again (its receiving shard is stalled).
 const FULL_CHANNEL_RETRY: Duration = Duration::from_micros(200);
 
-/// One destination's channel and its credits.
-struct Link {
-    sender: ConnectedSender<ExchangeMessage>,
-    credits: Rc<Credits>,
-}
+/// One destination's channel (it holds the credits).
+type Link = Rc<dyn ChannelSender>;
 
 /// Writes the records of a batch of this edge as channel state.
 pub(crate) type BatchRecorder =
@@ -77,7 +72,7 @@ pub(crate) struct EdgeOutbox {
     shard: u32,
     /// By destination (its own shard's stays empty).
     queues: RefCell<Vec<VecDeque<ExchangeMessage>>>,
-    links: RefCell<Vec<Option<Rc<Link>>>>,
+    links: RefCell<Vec<Option<Link>>>,
     /// Woken when any destination grants credit.
     granted: Rc<Wake>,
     draining: Semaphore,
@@ -109,22 +104,21 @@ impl EdgeOutbox {
         }
     }
 
-    /// Connects `destination`'s channel with `credits` of credit; the
-    /// returned task takes its grants in.
-    pub fn connect(
-        &self,
-        destination: u32,
-        sender: ConnectedSender<ExchangeMessage>,
-        credits: u32,
-        grants: ConnectedReceiver<u32>,
-    ) -> impl std::future::Future<Output = ()> {
-        let credits = Rc::new(Credits::new(credits, self.granted.clone()));
-        let link = Link {
-            sender,
-            credits: credits.clone(),
-        };
-        self.links.borrow_mut()[destination as usize] = Some(Rc::new(link));
-        credits.listen(grants)
+    /// Woken whenever a destination grants credit (or goes away): the
+    /// wake-up its channel's sender is connected with.
+    pub fn granted(&self) -> Rc<Wake> {
+        self.granted.clone()
+    }
+
+    /// Connects `destination`'s channel.
+    pub fn connect(&self, destination: u32, sender: Link) {
+        let mut links = self.links.borrow_mut();
+        assert!(
+            links[destination as usize].is_none(),
+            "bug: edge {} connects shard {destination} twice",
+            self.edge
+        );
+        links[destination as usize] = Some(sender);
     }
 
     /// Takes part in unaligned checkpoints (see the module docs).
@@ -148,7 +142,7 @@ impl EdgeOutbox {
         }
     }
 
-    fn link(&self, destination: u32) -> Rc<Link> {
+    fn link(&self, destination: u32) -> Link {
         let link = self.links.borrow()[destination as usize].clone();
         let Some(link) = link else {
             panic!(
@@ -302,13 +296,16 @@ impl EdgeOutbox {
     /// Sends `message` now, or (its channel is full of control messages)
     /// first in line.
     fn send_ahead(&self, destination: u32, message: ExchangeMessage) {
-        match self.link(destination).sender.try_send(message) {
+        match self.link(destination).try_send(message) {
             Ok(()) => {}
-            Err(GlommioError::WouldBlock(ResourceType::Channel(message))) => {
+            Err(SendError::Full(message)) => {
                 self.queues.borrow_mut()[destination as usize].push_front(message);
             }
+            Err(SendError::NoCredit(_)) => {
+                panic!("bug: a control message was refused for want of credit")
+            }
             // The receiving shard is gone (it failed).
-            Err(_) => {}
+            Err(SendError::Closed) => {}
         }
     }
 
@@ -377,7 +374,7 @@ impl EdgeOutbox {
         let queues = self.queues.borrow();
         (self.others()).any(|d| {
             matches!(queues[d as usize].front(), Some(ExchangeMessage::Batch(_)))
-                && self.link(d).credits.any()
+                && self.link(d).can_send_batch()
         })
     }
 
@@ -388,37 +385,30 @@ impl EdgeOutbox {
         loop {
             // The head stays queued until its channel takes it, so that a
             // barrier can still overtake it meanwhile.
-            let head =
-                (self.queues.borrow()[d].front()).map(|m| matches!(m, ExchangeMessage::Batch(_)));
-            let Some(is_batch) = head else {
+            let Some(message) = self.queues.borrow_mut()[d].pop_front() else {
                 return Sending::Done;
             };
-            if is_batch && !link.credits.try_take() {
-                return Sending::ShortOfCredit;
-            }
-            let message = self.queues.borrow_mut()[d].pop_front().expect("peeked");
             let barrier = match &message {
                 ExchangeMessage::Barrier(b) => Some(b.id),
                 _ => None,
             };
-            match link.sender.try_send(message) {
+            match link.try_send(message) {
                 Ok(()) => {}
-                Err(GlommioError::WouldBlock(ResourceType::Channel(message)))
-                    if !self.abort.is_set() =>
-                {
+                Err(SendError::NoCredit(message)) => {
+                    self.queues.borrow_mut()[d].push_front(message);
+                    return Sending::ShortOfCredit;
+                }
+                Err(SendError::Full(message)) if !self.abort.is_set() => {
                     // Full of control messages beyond the credits: its
                     // receiver is stalled. Back in line, and again shortly.
-                    if is_batch {
-                        link.credits.give_back();
-                    }
                     self.queues.borrow_mut()[d].push_front(message);
                     glommio::timer::sleep(FULL_CHANNEL_RETRY).await;
                     continue;
                 }
                 // The job aborts: drop everything queued.
-                Err(GlommioError::WouldBlock(_)) => return Sending::Aborted,
+                Err(SendError::Full(_)) => return Sending::Aborted,
                 // The receiving shard is gone (it failed): drop the message.
-                Err(_) => {}
+                Err(SendError::Closed) => {}
             }
             if let Some(id) = barrier {
                 self.barrier_sent(id, destination);

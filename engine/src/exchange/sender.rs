@@ -14,12 +14,12 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sluice_network::{BatchBuilder, ExchangeData, ExchangeMessage};
+use sluice_network::{BatchBuilder, ExchangeMessage};
 
 use super::{EdgeOutbox, ExchangeGate, Partitioner, Route};
 use crate::metrics::ShardMetrics;
 use crate::push::{Control, EdgeId, Push};
-use crate::{EngineError, Rec};
+use crate::{EngineError, ExchangeData, Rec};
 
 /// Something the shard's flusher visits periodically.
 pub(crate) trait Flush {

@@ -51,7 +51,7 @@ impl AbortSignal {
 /// `ABORT_CHECK_INTERVAL` and wakes them once it is set.
 pub(crate) struct AbortWatch {
     fired: std::cell::Cell<bool>,
-    wake: crate::exchange::Wake,
+    wake: sluice_network::Wake,
 }
 
 impl AbortWatch {
@@ -59,7 +59,7 @@ impl AbortWatch {
     pub fn new(signal: AbortSignal) -> (std::rc::Rc<Self>, impl Future<Output = ()>) {
         let watch = std::rc::Rc::new(AbortWatch {
             fired: std::cell::Cell::new(false),
-            wake: crate::exchange::Wake::new(),
+            wake: sluice_network::Wake::new(),
         });
         let keeper = watch.clone();
         let task = async move {

@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
-use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::sync::Semaphore;
 use glommio::{LocalExecutorBuilder, Placement};
-use sluice_network::ExchangeMessage;
+use sluice_network::{
+    ChannelReceiver, CreditGrantor, ExchangeMessage, LocalMesh, ShardChannelEnds,
+};
 
 use super::abort::AbortWatch;
 use super::builder::{Outboxes, RootBuilder, ShardBuilder};
-use super::channels::{self, ShardEndpoints};
 use super::local_directory::LocalDirectory;
 use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
@@ -26,7 +26,7 @@ use crate::checkpoint::{
     RestoreFrom, Restored, ShardCheckpointing,
 };
 use crate::config::allowed_cpu_ids;
-use crate::exchange::{CreditGrants, EdgeOutbox, GateInput, GateStep};
+use crate::exchange::{EdgeOutbox, GateInput, GateStep};
 use crate::metrics::{totals, JobTotals, ShardMetrics};
 use crate::{EngineError, JobConfig};
 
@@ -190,7 +190,14 @@ fn execute_once(
     let started = Instant::now();
 
     let mut handles = Vec::with_capacity(shards as usize);
-    for (shard, endpoints) in channels::create(edges, shards, config.channel_batches)
+    let credits = u32::try_from(config.channel_batches).map_err(|_| {
+        EngineError::Config(format!(
+            "channel_batches is {}, expected at most {}",
+            config.channel_batches,
+            u32::MAX
+        ))
+    })?;
+    for (shard, endpoints) in LocalMesh::create(edges, shards, credits)
         .into_iter()
         .enumerate()
     {
@@ -302,44 +309,49 @@ pub fn format_watermark(wm: i64) -> String {
     }
 }
 
-/// A connected channel from another shard: (edge, source, data, grants).
-type Receivers = Vec<(u32, u32, ConnectedReceiver<ExchangeMessage>, CreditGrants)>;
+/// A connected channel from another shard.
+struct IncomingChannel {
+    edge: u32,
+    source: u32,
+    receiver: Box<dyn ChannelReceiver>,
+    grantor: Box<dyn CreditGrantor>,
+}
 
 /// Connects every channel end of this shard. Both ends of a channel wait for
 /// each other, so all connections run concurrently.
 async fn connect(
     shard: u32,
-    endpoints: ShardEndpoints,
+    endpoints: ShardChannelEnds,
     builder: &mut ShardBuilder,
-) -> (Outboxes, Receivers) {
-    let credits = builder.config.channel_batches as u32;
+) -> (Outboxes, Vec<IncomingChannel>) {
     let mut sends = Vec::new();
     let mut all_outboxes: Outboxes = builder.outboxes.clone();
-    let senders = endpoints.senders.into_iter().zip(endpoints.grants_in);
-    for (edge, (destinations, grants)) in senders.enumerate() {
+    for (edge, destinations) in endpoints.senders.into_iter().enumerate() {
         let outbox = builder.outbox(edge as u32);
         all_outboxes.insert(edge as u32, outbox.clone());
-        for (destination, ends) in destinations.into_iter().zip(grants).enumerate() {
-            if let (Some(sender), Some(grants)) = ends {
+        for (destination, end) in destinations.into_iter().enumerate() {
+            if let Some(end) = end {
                 let outbox = outbox.clone();
                 sends.push(glommio::spawn_local(async move {
-                    let sender = sender.connect().await;
-                    let grants = grants.connect().await;
-                    let listen = outbox.connect(destination as u32, sender, credits, grants);
+                    let (sender, listen) = end.connect(outbox.granted()).await;
+                    outbox.connect(destination as u32, Rc::new(sender));
                     glommio::spawn_local(listen).detach();
                 }));
             }
         }
     }
     let mut receives = Vec::new();
-    let receivers = endpoints.receivers.into_iter().zip(endpoints.grants_out);
-    for (edge, (sources, grants)) in receivers.enumerate() {
-        for (source, ends) in sources.into_iter().zip(grants).enumerate() {
-            if let (Some(receiver), Some(grants)) = ends {
+    for (edge, sources) in endpoints.receivers.into_iter().enumerate() {
+        for (source, end) in sources.into_iter().enumerate() {
+            if let Some(end) = end {
                 receives.push(glommio::spawn_local(async move {
-                    let receiver = receiver.connect().await;
-                    let grants = CreditGrants::new(credits, grants.connect().await);
-                    (edge as u32, source as u32, receiver, grants)
+                    let (receiver, grantor) = end.connect().await;
+                    IncomingChannel {
+                        edge: edge as u32,
+                        source: source as u32,
+                        receiver: Box::new(receiver),
+                        grantor: Box::new(grantor),
+                    }
                 }));
             }
         }
@@ -351,7 +363,7 @@ async fn connect(
     for task in receives {
         receivers.push(task.await);
     }
-    debug_assert!(receivers.iter().all(|(_, source, _, _)| *source != shard));
+    debug_assert!(receivers.iter().all(|channel| channel.source != shard));
     (all_outboxes, receivers)
 }
 
@@ -360,7 +372,7 @@ async fn run_shard(
     shard: u32,
     config: Arc<JobConfig>,
     roots: &[RootBuilder],
-    endpoints: ShardEndpoints,
+    endpoints: ShardChannelEnds,
     metrics: Arc<ShardMetrics>,
     errors: Arc<Mutex<Vec<EngineError>>>,
     abort: AbortSignal,
@@ -425,9 +437,15 @@ async fn run_shard(
     let mut tasks = Vec::new();
     let (abort_watch, keep_watch) = AbortWatch::new(abort.clone());
     glommio::spawn_local(keep_watch).detach();
-    for (edge, source, receiver, grants) in receivers {
+    for IncomingChannel {
+        edge,
+        source,
+        receiver,
+        grantor,
+    } in receivers
+    {
         let Some(gate) = builder.gates.get(&edge).cloned() else {
-            tasks.push(spawn(Box::pin(discard(receiver, grants))));
+            tasks.push(spawn(Box::pin(discard(receiver, grantor))));
             continue;
         };
         tasks.push(spawn(Box::pin(read_channel(
@@ -439,7 +457,7 @@ async fn run_shard(
         tasks.push(spawn(Box::pin(process_channel(
             source,
             gate,
-            grants,
+            grantor,
             outboxes.clone(),
             abort.clone(),
         ))));
@@ -550,13 +568,13 @@ async fn run_shard(
 
 /// Reads and drops a channel whose edge this shard did not build (its build
 /// failed), granting credit back so that the sender is not held up.
-async fn discard(receiver: ConnectedReceiver<ExchangeMessage>, grants: CreditGrants) {
+async fn discard(mut receiver: Box<dyn ChannelReceiver>, mut grantor: Box<dyn CreditGrantor>) {
     while let Some(message) = receiver.recv().await {
         match message {
             ExchangeMessage::End => break,
             ExchangeMessage::Batch(_) => {
-                grants.processed();
-                grants.flush();
+                grantor.processed();
+                grantor.flush();
             }
             _ => {}
         }
@@ -569,7 +587,7 @@ async fn discard(receiver: ConnectedReceiver<ExchangeMessage>, grants: CreditGra
 /// for every poll that finds the channel empty.
 async fn read_channel(
     source: u32,
-    receiver: ConnectedReceiver<ExchangeMessage>,
+    mut receiver: Box<dyn ChannelReceiver>,
     gate: Rc<RefCell<dyn GateInput>>,
     abort: Rc<AbortWatch>,
 ) {
@@ -593,7 +611,7 @@ async fn read_channel(
 async fn process_channel(
     source: u32,
     gate: Rc<RefCell<dyn GateInput>>,
-    grants: CreditGrants,
+    mut grantor: Box<dyn CreditGrantor>,
     outboxes: Outboxes,
     abort: AbortSignal,
 ) {
@@ -612,7 +630,7 @@ async fn process_channel(
         match step {
             GateStep::Batch | GateStep::Control | GateStep::Ended => {
                 if step == GateStep::Batch {
-                    grants.processed();
+                    grantor.processed();
                 }
                 // Backpressure: wait for the outboxes the chain reaches.
                 for outbox in &reachable {
@@ -629,7 +647,7 @@ async fn process_channel(
                 // Nothing to process (empty, or blocked for alignment): what
                 // is owed goes back, then wait for an arrival, the end of an
                 // alignment, or its timeout.
-                grants.flush();
+                grantor.flush();
                 let wake = gate.borrow().wake();
                 let deadline = gate.borrow().policy_deadline();
                 let timeout = async {

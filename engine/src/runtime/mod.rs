@@ -1,15 +1,17 @@
-//! The shard runtime: the only module that knows the executor (glommio).
+//! The shard runtime: starting executors and running a shard's tasks.
 //!
-//! [`execute`] creates the shard-to-shard channels, starts one executor per shard
-//! (pinned to CPU `i` when there are enough CPUs), and on each one builds the
-//! pipeline from the plan ([`ShardBuilder`]), connects the channels and runs the
-//! shard's tasks: one per source, one per incoming channel, and a flusher. Every
-//! other module sees only [`ShardBuilder`] and plain Rust traits, so the executor
-//! can be replaced without touching operators.
+//! [`execute`] creates the shard-to-shard channels (`sluice_network`'s
+//! [`LocalMesh`](sluice_network::LocalMesh)), starts one glommio executor per
+//! shard (pinned to CPU `i` when there are enough CPUs), and on each one builds
+//! the pipeline from the plan ([`ShardBuilder`]), connects the channels and runs
+//! the shard's tasks: one per source, two per incoming channel (read, process),
+//! a flusher, a ticker and the snapshot steps. Operators see only
+//! [`ShardBuilder`] and plain Rust traits; besides this module, only the
+//! exchange's outbox (its drain waits on a glommio semaphore and timer) and
+//! `sluice_network`'s local channels touch glommio.
 
 mod abort;
 mod builder;
-mod channels;
 mod execute;
 mod local_directory;
 mod progress;

@@ -1,5 +1,6 @@
 //! Waking the tasks of one shard that wait for something another task of
-//! the same shard does (an arrival in a gate, credit granted to an outbox).
+//! the same shard does (an arrival in a gate, credit granted to a channel's
+//! sender).
 //!
 //! Lives on one shard's core. A wake-up releases every task waiting at that
 //! moment, each exactly once (a generation count, not permits: a permit
@@ -11,9 +12,16 @@ use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::task::{Poll, Waker};
 
-pub(crate) struct Wake {
+/// A wake-up for every task waiting at that moment; see the module docs.
+pub struct Wake {
     generation: Cell<u64>,
     wakers: RefCell<Vec<Waker>>,
+}
+
+impl Default for Wake {
+    fn default() -> Self {
+        Wake::new()
+    }
 }
 
 impl Wake {

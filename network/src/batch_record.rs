@@ -1,9 +1,10 @@
-//! What a record type must be to cross a shard boundary.
+//! What a record type must be to travel in a batch.
 //!
 //! Any `Clone + Send + 'static` type deriving rkyv's `Archive`, `Serialize` and
-//! `Deserialize` (with `bytecheck`) is [`ExchangeData`] through the blanket impl;
-//! jobs never implement it by hand. The trait hides rkyv's serializer types from
-//! the rest of the engine.
+//! `Deserialize` (with `bytecheck`) is a [`BatchRecord`] through the blanket
+//! impl; jobs never implement it by hand. The trait hides rkyv's serializer
+//! types from the rest of the engine. (The engine's `ExchangeData` adds that
+//! state can keep the record too; this crate knows nothing of state.)
 
 use rkyv::api::low::{LowDeserializer, LowSerializer};
 use rkyv::bytecheck::CheckBytes;
@@ -13,16 +14,12 @@ use rkyv::util::AlignedVec;
 use rkyv::validation::archive::ArchiveValidator;
 use rkyv::validation::Validator;
 use rkyv::{Archive, Deserialize, Serialize};
-use sluice_state::StateCodec;
 
 type Ser<'a, 'b> = LowSerializer<&'a mut AlignedVec, ArenaHandle<'b>, rancor::Error>;
 type Check<'a> = rancor::Strategy<Validator<ArchiveValidator<'a>, ()>, rancor::Error>;
 
 /// A record that can be serialized into a batch and read back from it.
-///
-/// Every record type is also [`StateCodec`] (the same rkyv derive), so
-/// operators can keep records in checkpointed state.
-pub trait ExchangeData: Clone + Send + StateCodec {
+pub trait BatchRecord: Clone + Send + 'static {
     /// Appends the archived record to `buffer`; returns the end offset of its
     /// root (the record is read back from `buffer[..end]`).
     fn append_archived(
@@ -38,16 +35,16 @@ pub trait ExchangeData: Clone + Send + StateCodec {
     /// this same type, ending at an offset it returned, and the buffer's start must
     /// keep the alignment it was written with (an `AlignedVec` does).
     ///
-    /// [`append_archived`]: ExchangeData::append_archived
+    /// [`append_archived`]: BatchRecord::append_archived
     unsafe fn read_archived_unchecked(bytes: &[u8]) -> Self;
 
     /// Reads a record from untrusted bytes, validating them first.
     fn read_archived_checked(bytes: &[u8]) -> Result<Self, rancor::Error>;
 }
 
-impl<T> ExchangeData for T
+impl<T> BatchRecord for T
 where
-    T: Clone + Send + 'static + Archive + StateCodec,
+    T: Clone + Send + 'static + Archive,
     T: for<'a, 'b> Serialize<Ser<'a, 'b>>,
     T::Archived: Deserialize<T, LowDeserializer<rancor::Error>> + for<'a> CheckBytes<Check<'a>>,
 {
