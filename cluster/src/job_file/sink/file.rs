@@ -1,0 +1,40 @@
+//! `[sink] connector = "file"`: part files in a directory (exactly once with
+//! checkpoints).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::super::{parse_format, FileContext, JobFileError};
+use super::SinkSpec;
+
+/// The file sink's fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFileSink {
+    format: Option<String>,
+    path: Option<PathBuf>,
+}
+
+impl RawFileSink {
+    pub(super) fn spec(self, file: &FileContext) -> Result<SinkSpec, JobFileError> {
+        let path = self.path.ok_or_else(|| {
+            file.invalid(
+                "sink.path",
+                "is missing: the file sink needs an output directory",
+            )
+        })?;
+        let directory = file.resolve(&path);
+        if directory.is_file() {
+            return Err(file.invalid(
+                "sink.path",
+                format!("`{}` is a file, expected a directory", directory.display()),
+            ));
+        }
+        Ok(SinkSpec::File {
+            directory,
+            format: parse_format(self.format.as_deref().unwrap_or("jsonl"))
+                .map_err(|m| file.invalid("sink.format", m))?,
+        })
+    }
+}

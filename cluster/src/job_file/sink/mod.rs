@@ -1,0 +1,99 @@
+//! `[sink]`: where records go.
+//!
+//! A connector is a variant of [`RawSinkConnector`], tagged by the section's
+//! `connector` field, with its fields and validation in a file of its own;
+//! [`CONNECTORS`] lists the variants by name.
+
+mod blackhole;
+mod file;
+mod stdout;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use sluice_engine::connectors::RecordFormat;
+
+use super::fields::{known_fields, refuse_unknown, rest, struct_fields, take, Connector};
+use super::{FileContext, JobFileError};
+use blackhole::RawBlackholeSink;
+use file::RawFileSink;
+use stdout::RawStdoutSink;
+
+/// Where records go.
+#[derive(Debug, Clone)]
+pub enum SinkSpec {
+    Stdout {
+        format: RecordFormat,
+    },
+    File {
+        directory: PathBuf,
+        format: RecordFormat,
+    },
+    Blackhole,
+    /// Measures each result's latency (`sluice bench nexmark --rate`; job
+    /// files cannot name it).
+    Latency(crate::latency_sink::LatencySink),
+}
+
+/// A sink connector and its own fields, tagged by `connector`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "connector", rename_all = "lowercase")]
+pub(crate) enum RawSinkConnector {
+    Stdout(RawStdoutSink),
+    File(RawFileSink),
+    Blackhole(RawBlackholeSink),
+}
+
+/// Every sink connector by name, with the fields it takes.
+const CONNECTORS: [Connector; 3] = [
+    ("stdout", struct_fields::<RawStdoutSink>),
+    ("file", struct_fields::<RawFileSink>),
+    ("blackhole", struct_fields::<RawBlackholeSink>),
+];
+
+/// Reads `[sink]` (as a table).
+pub(super) fn parse_sink(
+    file: &FileContext,
+    mut section: toml::Table,
+) -> Result<SinkSpec, JobFileError> {
+    let connector: String = take(file, &mut section, "sink", "connector")?
+        .ok_or_else(|| file.invalid("sink", "missing field `connector`"))?;
+    let Some((_, own_fields)) = CONNECTORS.iter().find(|(name, _)| *name == connector) else {
+        return Err(file.invalid(
+            "sink.connector",
+            format!("is \"{connector}\", expected \"stdout\", \"file\" or \"blackhole\""),
+        ));
+    };
+    let own_fields = own_fields();
+    let known = known_fields(&["connector"], &CONNECTORS);
+    refuse_unknown(file, &section, "sink", &known)?;
+    if connector == "blackhole" && !section.is_empty() {
+        return Err(file.invalid("sink", "the blackhole sink takes no `path` or `format`"));
+    }
+    if let Some(field) = section.keys().find(|k| !own_fields.contains(&k.as_str())) {
+        return Err(file.invalid(
+            &format!("sink.{field}"),
+            format!("does not apply to connector \"{connector}\""),
+        ));
+    }
+    section.insert("connector".into(), toml::Value::String(connector));
+    let sink = match rest::<RawSinkConnector>(file, section, "sink")? {
+        RawSinkConnector::Stdout(raw) => raw.spec(file)?,
+        RawSinkConnector::File(raw) => raw.spec(file)?,
+        RawSinkConnector::Blackhole(_) => SinkSpec::Blackhole,
+    };
+    if let SinkSpec::Stdout {
+        format: RecordFormat::Text,
+    }
+    | SinkSpec::File {
+        format: RecordFormat::Text,
+        ..
+    } = sink
+    {
+        return Err(file.invalid(
+            "sink.format",
+            "is \"text\", expected \"jsonl\" or \"csv\" for output",
+        ));
+    }
+    Ok(sink)
+}

@@ -1,0 +1,63 @@
+//! `[source] connector = "file"`: lines of local files, split for parallel
+//! reading.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use sluice_engine::connectors::SPLIT_BYTES_DEFAULT;
+
+use super::super::{parse_format, FileContext, JobFileError};
+use super::SourceSpec;
+
+/// The file connector's fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFileSource {
+    paths: Option<Vec<PathBuf>>,
+    format: Option<String>,
+    split_bytes: Option<u64>,
+}
+
+impl RawFileSource {
+    pub(super) fn spec(self, file: &FileContext) -> Result<SourceSpec, JobFileError> {
+        let paths = self.paths.ok_or_else(|| {
+            file.invalid(
+                "source.paths",
+                "is missing: the file connector needs a list of files",
+            )
+        })?;
+        if paths.is_empty() {
+            return Err(file.invalid("source.paths", "is empty, expected at least one file"));
+        }
+        let mut resolved = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            let full = file.resolve(p);
+            match std::fs::metadata(&full) {
+                Ok(m) if m.is_file() => resolved.push(full),
+                Ok(_) => {
+                    return Err(file.invalid(
+                        &format!("source.paths[{i}]"),
+                        format!("`{}` is not a file", full.display()),
+                    ))
+                }
+                Err(e) => {
+                    return Err(file.invalid(
+                        &format!("source.paths[{i}]"),
+                        format!("`{}`: {e}", full.display()),
+                    ))
+                }
+            }
+        }
+        let format = parse_format(self.format.as_deref().unwrap_or("text"))
+            .map_err(|m| file.invalid("source.format", m))?;
+        let split_bytes = self.split_bytes.unwrap_or(SPLIT_BYTES_DEFAULT);
+        if split_bytes == 0 {
+            return Err(file.invalid("source.split_bytes", "is 0, expected at least 1"));
+        }
+        Ok(SourceSpec::File {
+            paths: resolved,
+            format,
+            split_bytes,
+        })
+    }
+}

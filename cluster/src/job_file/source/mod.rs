@@ -1,0 +1,203 @@
+//! `[source]`: where records come from, and their event time.
+//!
+//! A connector is a variant of [`RawSourceConnector`], tagged by the
+//! section's `connector` field, with its fields and their validation in a
+//! file of its own; [`CONNECTORS`] lists the variants by name. Fields every
+//! connector shares (event time, batch size) are read here. A field of
+//! another connector is named as such ("does not apply to connector …").
+
+mod file;
+mod generator;
+mod nexmark;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sluice_bench::nexmark::NexmarkConfig;
+use sluice_engine::config::SOURCE_BATCH_RECORDS_MAX;
+use sluice_engine::connectors::{GeneratorSource, RecordFormat};
+use sluice_engine::JobConfig;
+
+use super::fields::{known_fields, refuse_unknown, rest, struct_fields, take, Connector};
+use super::{FileContext, JobFileError};
+use file::RawFileSource;
+use generator::RawGeneratorSource;
+use nexmark::RawNexmarkSource;
+
+/// Where records come from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// Nexmark events (persons, auctions, bids).
+    Nexmark(NexmarkConfig),
+    File {
+        paths: Vec<PathBuf>,
+        format: RecordFormat,
+        split_bytes: u64,
+    },
+    Generator(GeneratorSource),
+}
+
+/// Time settings of the source.
+#[derive(Debug, Clone)]
+pub struct EventTimeSpec {
+    /// Processing time: records stamped with the clock when read.
+    pub processing_time: bool,
+    pub out_of_orderness_ms: i64,
+    pub idle_timeout: Option<Duration>,
+}
+
+impl EventTimeSpec {
+    /// The watermark strategy the job file asks for: processing time, or event
+    /// time trailing by `out_of_orderness_ms`; idle partitions after
+    /// `idle_timeout` if given.
+    pub fn strategy<T>(&self) -> sluice_engine::WatermarkStrategy<T> {
+        let strategy = if self.processing_time {
+            sluice_engine::WatermarkStrategy::processing_time()
+        } else {
+            sluice_engine::WatermarkStrategy::bounded_out_of_orderness(self.out_of_orderness_ms)
+        };
+        match self.idle_timeout {
+            Some(t) => strategy.with_idleness(t),
+            None => strategy,
+        }
+    }
+}
+
+/// A source connector and its own fields, tagged by `connector`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "connector", rename_all = "lowercase")]
+pub(crate) enum RawSourceConnector {
+    File(RawFileSource),
+    Generator(RawGeneratorSource),
+    Nexmark(RawNexmarkSource),
+}
+
+/// Every source connector by name, with the fields it takes.
+const CONNECTORS: [Connector; 3] = [
+    ("file", struct_fields::<RawFileSource>),
+    ("generator", struct_fields::<RawGeneratorSource>),
+    ("nexmark", struct_fields::<RawNexmarkSource>),
+];
+
+/// Fields of every connector.
+const SHARED_FIELDS: [&str; 5] = [
+    "connector",
+    "time",
+    "out_of_orderness_ms",
+    "idle_timeout_ms",
+    "batch_records",
+];
+
+/// "\"a\", \"b\" or \"c\"".
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
+/// Reads `[source]` (as a table); sets the source's batch size in `config`.
+pub(super) fn parse_source(
+    file: &FileContext,
+    mut section: toml::Table,
+    config: &mut JobConfig,
+) -> Result<(SourceSpec, EventTimeSpec), JobFileError> {
+    let connector: String = take(file, &mut section, "source", "connector")?
+        .ok_or_else(|| file.invalid("source", "missing field `connector`"))?;
+    let names: Vec<&str> = CONNECTORS.iter().map(|(name, _)| *name).collect();
+    let Some((_, own_fields)) = CONNECTORS.iter().find(|(name, _)| *name == connector) else {
+        return Err(file.invalid(
+            "source.connector",
+            format!("is \"{connector}\", expected {}", one_of(&names)),
+        ));
+    };
+    let own_fields = own_fields();
+    // Every field any connector takes, in the order the connectors list them.
+    let known = known_fields(&SHARED_FIELDS, &CONNECTORS);
+    refuse_unknown(file, &section, "source", &known)?;
+
+    let time: Option<String> = take(file, &mut section, "source", "time")?;
+    let out_of_orderness_ms: Option<i64> =
+        take(file, &mut section, "source", "out_of_orderness_ms")?;
+    let idle_timeout_ms: Option<u64> = take(file, &mut section, "source", "idle_timeout_ms")?;
+    let batch_records: Option<usize> = take(file, &mut section, "source", "batch_records")?;
+    if let Some(n) = batch_records {
+        if n == 0 || n > SOURCE_BATCH_RECORDS_MAX {
+            return Err(file.invalid(
+                "source.batch_records",
+                format!("is {n}, expected 1..={}", SOURCE_BATCH_RECORDS_MAX),
+            ));
+        }
+        config.source_batch_records = n;
+    }
+    for field in &known[SHARED_FIELDS.len()..] {
+        if section.contains_key(*field) && !own_fields.contains(field) {
+            return Err(file.invalid(
+                &format!("source.{field}"),
+                format!(
+                    "does not apply to connector \"{connector}\" (its fields: {})",
+                    own_fields.join(", ")
+                ),
+            ));
+        }
+    }
+    section.insert("connector".into(), toml::Value::String(connector));
+    let source = match rest::<RawSourceConnector>(file, section, "source")? {
+        RawSourceConnector::File(raw) => raw.spec(file)?,
+        RawSourceConnector::Generator(raw) => raw.spec(file, config.shards)?,
+        RawSourceConnector::Nexmark(raw) => raw.spec(file, config.shards)?,
+    };
+
+    let default_bound = match &source {
+        SourceSpec::Generator(g) => g.max_delay_ms,
+        SourceSpec::Nexmark(n) => n.occasional_delay_ms,
+        SourceSpec::File { .. } => 0,
+    };
+    let out_of_orderness_ms = out_of_orderness_ms.unwrap_or(default_bound);
+    if out_of_orderness_ms < 0 {
+        return Err(file.invalid(
+            "source.out_of_orderness_ms",
+            format!("is {out_of_orderness_ms}, expected at least 0"),
+        ));
+    }
+    let processing_time = match time.as_deref() {
+        None | Some("event") => false,
+        Some("processing") => true,
+        Some(other) => {
+            return Err(file.invalid(
+                "source.time",
+                format!("is \"{other}\", expected \"event\" or \"processing\""),
+            ))
+        }
+    };
+    let event_time = EventTimeSpec {
+        processing_time,
+        out_of_orderness_ms,
+        idle_timeout: idle_timeout_ms.map(Duration::from_millis),
+    };
+    Ok((source, event_time))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connectors_are_listed_as_serde_tags_them() {
+        assert_eq!(one_of(&["a"]), "\"a\"");
+        assert_eq!(one_of(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
+        // Every listed name is a tag the enum accepts, with no fields given.
+        for (name, _) in CONNECTORS {
+            let mut table = toml::Table::new();
+            table.insert("connector".into(), toml::Value::String(name.into()));
+            let parsed: Result<RawSourceConnector, _> = toml::Value::Table(table).try_into();
+            assert!(parsed.is_ok(), "{name}: {parsed:?}");
+        }
+        assert_eq!(
+            struct_fields::<RawFileSource>(),
+            ["paths", "format", "split_bytes"]
+        );
+    }
+}
