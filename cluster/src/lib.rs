@@ -12,5 +12,6 @@ pub mod bench_suite;
 pub mod job_file;
 pub mod jobs;
 pub mod latency_sink;
+pub mod logging;
 pub mod nexmark_generate;
 pub mod run;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice_cluster::{bench_nexmark, bench_plot, bench_suite, nexmark_generate, run};
+use sluice_cluster::{bench_nexmark, bench_plot, bench_suite, logging, nexmark_generate, run};
 
 /// mimalloc instead of the system allocator: records that carry strings are
 /// allocated on one shard and freed on another, a pattern glibc's malloc
@@ -183,6 +183,7 @@ enum NexmarkCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init();
     match cli.command {
         Command::Run { job, restore } => match run::run(&job, restore.as_deref()) {
             Ok((file, report)) => {

@@ -34,7 +34,7 @@ pub enum EngineError {
     #[error("cannot restore: {0}")]
     Restore(String),
     #[error("checkpoint failed: {0}")]
-    Checkpoint(String),
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
 
 impl EngineError {

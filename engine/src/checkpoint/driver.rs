@@ -3,17 +3,15 @@
 //! the job (never on a shard's core).
 //!
 //! Every few milliseconds [`CheckpointDriver::poll`] writes the state files
-//! the shards reported, passes acknowledgements and the clock to the
-//! [`CheckpointCoordinator`], and carries out its actions: a trigger is
-//! published to the sources through an atomic; a manifest is written with the
-//! catalog; a completed checkpoint is committed by the sinks' committers and
+//! the shards reported (RocksDB parts through `native_upload`), passes
+//! acknowledgements and the clock to the [`CheckpointCoordinator`], and
+//! carries out its actions: a trigger is published to the sources through an
+//! atomic; a manifest is written with the catalog (one `TaskEntry` per
+//! shard); a completed checkpoint is committed by the sinks' committers and
 //! old checkpoints are dropped beyond `retain`; an aborted one's files are
 //! discarded. When every shard has finished, [`CheckpointDriver::finish`]
 //! writes a final checkpoint marked finished and commits everything.
-//!
-//! Restoring ([`restore`]) reads a checkpoint's manifest and state files
-//! before the shards start: each shard gets the key groups it owns, whatever
-//! the shard count was, and sources get their partitions' positions.
+//! Restoring is `restore`'s, before the driver starts.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,19 +19,18 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sluice_state::checkpoint_store::{
-    CheckpointCatalog, FileInfo, Manifest, ObjectStore, StorageLocation,
-};
-use sluice_state::rocks_backend::{
-    native::is_sst, NativeHandle, NativePart, NativeRestore, SharedFile,
-};
-use sluice_state::{KeyGroups, PartReader, PartWriter, RestoreSet, SnapshotKind};
+use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, Manifest, StorageLocation};
+use sluice_state::SnapshotKind;
 
+use super::channel_file::encode_channels;
+use super::native_upload::{upload_native, UploadedFiles};
+use super::restore::{open_catalog, Restored, Store};
 use super::savepoint::{self, SavepointRequest};
-use super::shard::{ChannelStates, CheckpointSignals, ShardReport, SourcePositions};
+use super::shard::{CheckpointSignals, ShardReport};
+use super::task_entry::{ShardAck, TaskEntry};
 use super::{
-    CheckpointAction, CheckpointConfig, CheckpointCoordinator, CheckpointId, CheckpointInput,
-    Committer, RestoreFrom,
+    CheckpointAction, CheckpointConfig, CheckpointCoordinator, CheckpointError, CheckpointId,
+    CheckpointInput, Committer,
 };
 
 /// How often (in driver ticks) the storage is checked for a savepoint request.
@@ -42,45 +39,6 @@ const SAVEPOINT_POLL_TICKS: u64 = 20;
 /// The checkpoint id of the parts a sink keeps at the end of its input; they
 /// commit with the job's final checkpoint.
 pub const FINAL_CHECKPOINT: CheckpointId = CheckpointId::MAX;
-
-/// What a shard acknowledged: its state file and its source positions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardAck {
-    /// The shard's state files, in the order a restore applies them: a full
-    /// one, then the changes after it.
-    files: Vec<(String, FileInfo)>,
-    sources: SourcePositions,
-    /// Records in flight at unaligned barriers, if any.
-    channels: Option<(String, FileInfo)>,
-    /// The shard's RocksDB instances, and the shared files they consist of.
-    native: Vec<NativeHandle>,
-    native_files: Vec<(String, FileInfo)>,
-}
-
-/// Encodes a shard's channel states into one file.
-fn encode_channels(channels: &ChannelStates) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut w = PartWriter::new(&mut bytes);
-    w.count(channels.len() as u64);
-    for (name, records) in channels {
-        let _ = w.bytes(name.as_bytes());
-        let _ = w.bytes(records);
-    }
-    bytes
-}
-
-fn decode_channels(file: &str, bytes: &[u8]) -> Result<ChannelStates, String> {
-    let context = |e: sluice_state::CodecError| format!("{file}: {e}");
-    let mut r = PartReader::new(bytes);
-    let mut channels = ChannelStates::new();
-    for _ in 0..r.count().map_err(context)? {
-        let name = String::from_utf8(r.raw().map_err(context)?.to_vec())
-            .map_err(|_| format!("{file}: a channel name is not UTF-8"))?;
-        channels.insert(name, r.raw().map_err(context)?.to_vec());
-    }
-    r.finish().map_err(context)?;
-    Ok(channels)
-}
 
 /// What a completed checkpoint cost.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -131,292 +89,11 @@ impl Default for CheckpointCost {
 /// register them while building).
 pub type Committers = Arc<Mutex<Vec<Arc<Mutex<dyn Committer>>>>>;
 
-/// What a job resumes from.
-#[derive(Debug, Default)]
-pub struct Restored {
-    /// The checkpoint restored, and whether the job had finished in it.
-    pub checkpoint: Option<(CheckpointId, bool)>,
-    /// Source positions by `source-<node>/<partition>`.
-    pub positions: SourcePositions,
-    /// Each shard's key groups of state.
-    pub shard_states: Vec<Mutex<Option<RestoreSet>>>,
-    /// Newer checkpoints that could not be used, with the reason.
-    pub skipped: Vec<String>,
-    /// Each shard's channel state (unaligned checkpoints; same shard count).
-    pub channels: Vec<Mutex<ChannelStates>>,
-    /// The highest checkpoint id in the storage: new ones are numbered above
-    /// it, so nothing of an earlier run is overwritten.
-    pub highest_stored: CheckpointId,
-}
-
-impl Restored {
-    /// The checkpoint id sinks recover to (`FINAL_CHECKPOINT` for a finished job).
-    pub fn sink_checkpoint(&self) -> Option<CheckpointId> {
-        self.checkpoint
-            .map(|(id, finished)| if finished { FINAL_CHECKPOINT } else { id })
-    }
-
-    /// Shard `shard`'s records of channel `name` to replay (taken once).
-    pub fn take_channel(&self, shard: u32, name: &str) -> Option<Vec<u8>> {
-        self.channels
-            .get(shard as usize)
-            .and_then(|c| c.lock().expect("restore lock").remove(name))
-    }
-
-    /// Shard `shard`'s state to restore (taken once).
-    pub fn take_state(&self, shard: u32) -> RestoreSet {
-        self.shard_states
-            .get(shard as usize)
-            .and_then(|s| s.lock().expect("restore lock").take())
-            .unwrap_or_default()
-    }
-}
-
-/// A checkpoint storage, opened.
-pub type Store = Arc<dyn ObjectStore>;
-
-fn open_catalog(location: &StorageLocation) -> Result<CheckpointCatalog<Store>, String> {
-    location
-        .open()
-        .map(CheckpointCatalog::new)
-        .map_err(|e| format!("opening checkpoint storage {location}: {e}"))
-}
-
-/// Reads what a job restores from, for a job of `shards` shards. `latest`
-/// falls back past checkpoints that cannot be read (a corrupt or missing
-/// manifest or state file), naming each in `skipped`.
-/// RocksDB parts are downloaded (and checked) into `staging`.
-pub fn restore(
-    config: &CheckpointConfig,
-    layout: KeyGroups,
-    shards: u32,
-    staging: &std::path::Path,
-) -> Result<Restored, String> {
-    let mut restored = Restored {
-        shard_states: (0..shards)
-            .map(|_| Mutex::new(Some(RestoreSet::default())))
-            .collect(),
-        ..Restored::default()
-    };
-    let storage = open_catalog(&config.storage)?;
-    let highest = storage
-        .checkpoints()
-        .map_err(|e| format!("listing checkpoints in {}: {e}", config.storage))?
-        .last()
-        .copied()
-        .unwrap_or(0);
-    restored.highest_stored = highest;
-    let Some(from) = config.restore else {
-        return Ok(restored);
-    };
-    let source = config.restore_storage.as_ref().unwrap_or(&config.storage);
-    let catalog = match source == &config.storage {
-        true => storage,
-        false => open_catalog(source)?,
-    };
-    let where_ = source.describe();
-    // Files of our own storage can be referred to by later checkpoints.
-    let own_storage = source == &config.storage;
-    let reader = CheckpointReader {
-        catalog: &catalog,
-        layout,
-        shards,
-        staging,
-        own_storage,
-    };
-    let ids = catalog
-        .checkpoints()
-        .map_err(|e| format!("listing checkpoints in {where_}: {e}"))?;
-    match from {
-        RestoreFrom::Latest => {
-            for id in ids.into_iter().rev() {
-                match reader.read(id) {
-                    Ok(found) => return Ok(found.with_skipped(restored.skipped, highest)),
-                    Err(reason) => restored
-                        .skipped
-                        .push(format!("checkpoint {id} skipped: {reason}")),
-                }
-            }
-            // Nothing usable (the job never completed one): start fresh.
-            Ok(restored)
-        }
-        RestoreFrom::Checkpoint(id) => reader
-            .read(id)
-            .map(|found| found.with_skipped(Vec::new(), highest))
-            .map_err(|e| format!("checkpoint {id} in {where_}: {e}")),
-    }
-}
-
-impl Restored {
-    fn with_skipped(mut self, skipped: Vec<String>, highest_stored: CheckpointId) -> Self {
-        self.skipped = skipped;
-        self.highest_stored = highest_stored;
-        self
-    }
-}
-
-/// What reading a checkpoint needs.
-struct CheckpointReader<'a> {
-    catalog: &'a CheckpointCatalog<Store>,
-    layout: KeyGroups,
-    shards: u32,
-    staging: &'a std::path::Path,
-    own_storage: bool,
-}
-
-impl CheckpointReader<'_> {
-    /// Reads checkpoint `id` completely (manifest, every state file, every
-    /// section, every RocksDB file), so that a damaged one is rejected
-    /// before anything starts.
-    fn read(&self, id: CheckpointId) -> Result<Restored, String> {
-        let manifest = self.catalog.load(id)?;
-        let restored = read_checkpoint(self.catalog, &manifest, self.layout, self.shards)?;
-        for (task, value) in &manifest.tasks {
-            let Some(handles) = value.get("rocksdb") else {
-                continue;
-            };
-            let handles: Vec<NativeHandle> = serde_json::from_value(handles.clone())
-                .map_err(|e| format!("task {task}: malformed rocksdb entry: {e}"))?;
-            for handle in handles {
-                let native = self.download(&manifest, &handle)?;
-                for (shard, set) in restored.shard_states.iter().enumerate() {
-                    let mut set = set.lock().expect("restore lock");
-                    let set = set.as_mut().expect("not taken yet");
-                    set.add_native(native.clone(), self.layout.range_of(shard as u32));
-                }
-            }
-        }
-        Ok(restored)
-    }
-
-    /// Downloads one RocksDB part into the staging directory, checking each
-    /// file against the manifest.
-    fn download(
-        &self,
-        manifest: &Manifest,
-        handle: &NativeHandle,
-    ) -> Result<NativeRestore, String> {
-        let directory = self
-            .staging
-            .join(format!("{:020}", manifest.checkpoint))
-            .join(&handle.instance);
-        std::fs::create_dir_all(&directory)
-            .map_err(|e| format!("creating {}: {e}", directory.display()))?;
-        let mut inherited = BTreeMap::new();
-        for (local, shared) in &handle.files {
-            if local.contains('/') || local.starts_with('.') {
-                return Err(format!(
-                    "instance {}: a file named {local:?} is not a RocksDB file name",
-                    handle.instance
-                ));
-            }
-            let info = manifest.files.get(shared).ok_or_else(|| {
-                format!(
-                    "instance {} refers to {shared}, which the manifest does not list",
-                    handle.instance
-                )
-            })?;
-            let bytes = self.catalog.get_shared(shared, info)?;
-            let path = directory.join(local);
-            std::fs::write(&path, &bytes)
-                .map_err(|e| format!("writing {}: {e}", path.display()))?;
-            if self.own_storage {
-                inherited.insert(
-                    local.clone(),
-                    SharedFile {
-                        name: shared.clone(),
-                        info: info.clone(),
-                    },
-                );
-            }
-        }
-        Ok(NativeRestore {
-            node: handle.node,
-            groups: handle.groups(),
-            directory,
-            inherited,
-        })
-    }
-}
-
-/// Reads checkpoint `id`'s manifest, state files and channel states.
-fn read_checkpoint(
-    catalog: &CheckpointCatalog<Store>,
-    manifest: &Manifest,
-    layout: KeyGroups,
-    shards: u32,
-) -> Result<Restored, String> {
-    let mut sets: Vec<RestoreSet> = (0..shards).map(|_| RestoreSet::default()).collect();
-    let mut positions = SourcePositions::new();
-    let mut channels: Vec<ChannelStates> = (0..shards).map(|_| ChannelStates::new()).collect();
-    for (task, value) in &manifest.tasks {
-        let (state_files, sources) =
-            parse_task(value).ok_or_else(|| format!("task {task}: malformed entry {value}"))?;
-        if let Some(name) = value.get("channels").and_then(|c| c.as_str()) {
-            let info = manifest.files.get(name).ok_or_else(|| {
-                format!("task {task} refers to {name}, which the manifest does not list")
-            })?;
-            let states = decode_channels(name, &catalog.get_shared(name, info)?)?;
-            if !states.is_empty() && manifest.tasks.len() != shards as usize {
-                return Err(format!(
-                    "it holds records in flight (an unaligned checkpoint of {} shards) and restores only on {} shards, not {shards}; rescale from a savepoint",
-                    manifest.tasks.len(),
-                    manifest.tasks.len()
-                ));
-            }
-            if let Some(shard_channels) = channels.get_mut(*task as usize) {
-                shard_channels.extend(states);
-            }
-        }
-        for state_file in state_files {
-            let info = manifest.files.get(&state_file).ok_or_else(|| {
-                format!("task {task} refers to {state_file}, which the manifest does not list")
-            })?;
-            let bytes = catalog.get_shared(&state_file, info)?;
-            for (shard, set) in sets.iter_mut().enumerate() {
-                set.add_file(&state_file, &bytes, layout.range_of(shard as u32))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        positions.extend(sources);
-    }
-    Ok(Restored {
-        checkpoint: Some((manifest.checkpoint, manifest.finished)),
-        positions,
-        shard_states: sets.into_iter().map(|s| Mutex::new(Some(s))).collect(),
-        skipped: Vec::new(),
-        channels: channels.into_iter().map(Mutex::new).collect(),
-        highest_stored: 0,
-    })
-}
-
-fn task_entry(ack: &ShardAck) -> serde_json::Value {
-    let state: Vec<&str> = ack.files.iter().map(|(name, _)| name.as_str()).collect();
-    let channels = ack.channels.as_ref().map(|(name, _)| name.as_str());
-    let mut entry =
-        serde_json::json!({ "state": state, "sources": ack.sources, "channels": channels });
-    if !ack.native.is_empty() {
-        entry["rocksdb"] = serde_json::to_value(&ack.native).expect("serializes");
-    }
-    entry
-}
-
-fn parse_task(value: &serde_json::Value) -> Option<(Vec<String>, SourcePositions)> {
-    let state = serde_json::from_value(value.get("state")?.clone()).ok()?;
-    let sources = serde_json::from_value(value.get("sources")?.clone()).ok()?;
-    Some((state, sources))
-}
-
 fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// A line for the operator; checkpoints are rare, so every one is logged.
-fn log(message: &str) {
-    eprintln!("sluice: {message}");
 }
 
 /// See the module docs.
@@ -441,7 +118,7 @@ pub struct CheckpointDriver {
     completed_id: Arc<AtomicU64>,
     /// RocksDB files uploaded (shared name → what the manifest records):
     /// each is uploaded once and referred to until retention deletes it.
-    uploaded: BTreeMap<String, FileInfo>,
+    uploaded: UploadedFiles,
     /// Per shard, the state files of the last completed checkpoint.
     chains: BTreeMap<u32, Vec<(String, FileInfo)>>,
     /// The same, for the checkpoint whose manifest is being written.
@@ -459,7 +136,7 @@ pub struct CheckpointDriver {
     /// more; this is the savepoint.
     pub stopped_with: Option<StorageLocation>,
     /// A failure that must fail the job (a shard could not write its final part).
-    pub fatal: Option<String>,
+    pub fatal: Option<CheckpointError>,
     /// Checkpoints aborted since the last one completed.
     aborted_in_a_row: u32,
     /// Files of aborted checkpoints that could not be deleted yet (the
@@ -475,7 +152,7 @@ impl CheckpointDriver {
         reports: Receiver<ShardReport>,
         signals: CheckpointSignals,
         committers: Committers,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CheckpointError> {
         let catalog = open_catalog(&config.storage)?;
         let requests = catalog.store().clone();
         let CheckpointSignals {
@@ -542,15 +219,15 @@ impl CheckpointDriver {
         if self.ticks.is_multiple_of(SAVEPOINT_POLL_TICKS) && self.savepoint.is_none() {
             match savepoint::take_request(&self.requests) {
                 Some(Ok(request)) => {
-                    log(&format!(
+                    tracing::info!(
                         "savepoint requested into {}{}",
                         request.target,
                         if request.stop { ", then stop" } else { "" }
-                    ));
+                    );
                     self.savepoint = Some((request, None));
                     self.coordinator.request_now();
                 }
-                Some(Err(e)) => log(&e),
+                Some(Err(e)) => tracing::warn!("{e}"),
                 None => {}
             }
         }
@@ -581,7 +258,17 @@ impl CheckpointDriver {
                         }
                     }
                 }
-                let native = self.upload_native(checkpoint, native);
+                let (catalog, written) = (&self.catalog, &mut self.written);
+                let native =
+                    upload_native(checkpoint, native, &mut self.uploaded, |name, bytes| {
+                        write_file(catalog, written, checkpoint, name, &[bytes])
+                    })
+                    .map(|upload| {
+                        if let Some(cost) = self.costs.get_mut(&checkpoint) {
+                            cost.bytes += upload.bytes;
+                        }
+                        (upload.handles, upload.files)
+                    });
                 let name = match kind {
                     SnapshotKind::Full => format!("{checkpoint:020}-{shard:05}.state"),
                     SnapshotKind::Changes => format!("{checkpoint:020}-{shard:05}.changes"),
@@ -596,8 +283,9 @@ impl CheckpointDriver {
                     true => Ok(None),
                     false => {
                         let name = format!("{checkpoint:020}-{shard:05}.channels");
-                        let bytes = encode_channels(&channels);
-                        self.write(checkpoint, &name, &[&bytes])
+                        encode_channels(&channels)
+                            .map_err(|e| CheckpointError::Unusable(format!("encoding {name}: {e}")))
+                            .and_then(|bytes| self.write(checkpoint, &name, &[&bytes]))
                             .map(|info| Some((name, info)))
                     }
                 };
@@ -625,7 +313,7 @@ impl CheckpointDriver {
                     Err(reason) => CheckpointInput::Declined {
                         checkpoint,
                         task: shard,
-                        reason,
+                        reason: reason.to_string(),
                     },
                 };
                 self.input(input);
@@ -636,9 +324,7 @@ impl CheckpointDriver {
                 reason,
             } => {
                 if checkpoint == FINAL_CHECKPOINT {
-                    self.fatal = Some(format!(
-                        "shard {shard} could not write its final state: {reason}"
-                    ));
+                    self.fatal = Some(CheckpointError::FinalState { shard, reason });
                 } else {
                     self.input(CheckpointInput::Declined {
                         checkpoint,
@@ -674,74 +360,15 @@ impl CheckpointDriver {
                             });
                         }
                     }
-                    Err(e) => {
-                        self.fatal = Some(format!("writing shard {shard}'s final state: {e}"));
+                    Err(source) => {
+                        self.fatal = Some(CheckpointError::Storage {
+                            context: format!("writing shard {shard}'s final state"),
+                            source,
+                        });
                     }
                 }
             }
         }
-    }
-
-    /// Uploads the files of RocksDB parts that the storage does not hold
-    /// yet, then removes the parts' local directories.
-    #[allow(clippy::type_complexity)]
-    fn upload_native(
-        &mut self,
-        checkpoint: CheckpointId,
-        parts: Vec<NativePart>,
-    ) -> Result<(Vec<NativeHandle>, Vec<(String, FileInfo)>), String> {
-        let mut uploaded = || {
-            let mut handles = Vec::new();
-            let mut files = Vec::new();
-            for part in &parts {
-                let mut handle = NativeHandle {
-                    node: part.node,
-                    instance: part.instance.clone(),
-                    groups: [part.groups.start, part.groups.end],
-                    files: BTreeMap::new(),
-                };
-                for file in &part.files {
-                    let (shared, info) = match &file.inherited {
-                        Some(inherited) => (inherited.name.clone(), inherited.info.clone()),
-                        None => {
-                            let shared = part.shared_name(checkpoint, &file.name);
-                            match self.uploaded.get(&shared) {
-                                Some(info) => (shared, info.clone()),
-                                None => self.upload_file(checkpoint, part, &file.name, shared)?,
-                            }
-                        }
-                    };
-                    handle.files.insert(file.name.clone(), shared.clone());
-                    files.push((shared, info));
-                }
-                handles.push(handle);
-            }
-            Ok((handles, files))
-        };
-        let result = uploaded();
-        for part in &parts {
-            let _ = std::fs::remove_dir_all(&part.directory);
-        }
-        result
-    }
-
-    fn upload_file(
-        &mut self,
-        checkpoint: CheckpointId,
-        part: &NativePart,
-        name: &str,
-        shared: String,
-    ) -> Result<(String, FileInfo), String> {
-        let path = part.directory.join(name);
-        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        if let Some(cost) = self.costs.get_mut(&checkpoint) {
-            cost.bytes += bytes.len() as u64;
-        }
-        let info = self.write(checkpoint, &shared, &[&bytes])?;
-        if is_sst(name) {
-            self.uploaded.insert(shared.clone(), info.clone());
-        }
-        Ok((shared, info))
     }
 
     fn write(
@@ -749,16 +376,8 @@ impl CheckpointDriver {
         checkpoint: CheckpointId,
         name: &str,
         chunks: &[&[u8]],
-    ) -> Result<FileInfo, String> {
-        let info = self
-            .catalog
-            .put_shared_chunks(name, chunks)
-            .map_err(|e| e.to_string())?;
-        self.written
-            .entry(checkpoint)
-            .or_default()
-            .push(name.to_owned());
-        Ok(info)
+    ) -> Result<FileInfo, CheckpointError> {
+        write_file(&self.catalog, &mut self.written, checkpoint, name, chunks)
     }
 
     fn input(&mut self, input: CheckpointInput<ShardAck>) {
@@ -830,10 +449,10 @@ impl CheckpointDriver {
             }
             CheckpointAction::Completed { checkpoint } => {
                 if self.aborted_in_a_row > 0 {
-                    log(&format!(
+                    tracing::info!(
                         "checkpoint {checkpoint} completed, after {} aborted",
                         std::mem::take(&mut self.aborted_in_a_row)
-                    ));
+                    );
                 }
                 self.written.retain(|id, _| *id > checkpoint);
                 self.chains = std::mem::take(&mut self.manifest_chains);
@@ -860,13 +479,13 @@ impl CheckpointDriver {
                                 });
                         match &result {
                             Ok(location) => {
-                                log(&format!("savepoint {location} written"));
+                                tracing::info!("savepoint {location} written");
                                 if request.stop {
                                     self.stopped_with = Some(location.clone());
                                 }
                             }
                             Err(e) => {
-                                log(&format!("savepoint of checkpoint {checkpoint} failed: {e}"));
+                                tracing::warn!("savepoint of checkpoint {checkpoint} failed: {e}");
                                 // The job goes on: its sources read on.
                                 self.stop_sources_at.store(0, Ordering::Release);
                             }
@@ -892,15 +511,15 @@ impl CheckpointDriver {
                         )),
                     );
                 }
-                log(&format!("checkpoint {checkpoint} aborted: {reason}"));
+                tracing::warn!("checkpoint {checkpoint} aborted: {reason}");
                 if let Some(files) = self.written.remove(&checkpoint) {
                     for name in &files {
                         self.uploaded.remove(name);
                     }
                     if let Err(e) = self.catalog.discard(&files) {
-                        log(&format!(
+                        tracing::warn!(
                             "discarding checkpoint {checkpoint}'s files (retried later): {e}"
-                        ));
+                        );
                         self.undiscarded.extend(files);
                     }
                 }
@@ -924,7 +543,10 @@ impl CheckpointDriver {
                 .flat_map(|a| a.files.iter().chain(&a.channels).chain(&a.native_files))
                 .cloned()
                 .collect(),
-            tasks: acks.iter().map(|(t, a)| (*t, task_entry(a))).collect(),
+            tasks: acks
+                .iter()
+                .map(|(t, a)| (*t, TaskEntry::of(a).to_json()))
+                .collect(),
             finished,
         }
     }
@@ -934,7 +556,7 @@ impl CheckpointDriver {
             if let Err(e) = committer.lock().expect("committer lock").commit(checkpoint) {
                 // The parts stay pending; the next completed checkpoint (or a
                 // recovery) commits them.
-                log(&format!("committing checkpoint {checkpoint}: {e}"));
+                tracing::warn!("committing checkpoint {checkpoint}: {e}");
             }
         }
     }
@@ -943,7 +565,7 @@ impl CheckpointDriver {
         if !self.undiscarded.is_empty() {
             let files = std::mem::take(&mut self.undiscarded);
             if let Err(e) = self.catalog.discard(&files) {
-                log(&format!("discarding files of aborted checkpoints: {e}"));
+                tracing::warn!("discarding files of aborted checkpoints: {e}");
                 self.undiscarded = files;
             }
         }
@@ -953,13 +575,13 @@ impl CheckpointDriver {
                     self.uploaded.remove(name);
                 }
             }
-            Err(e) => log(&format!("dropping old checkpoints: {e}")),
+            Err(e) => tracing::warn!("dropping old checkpoints: {e}"),
         }
     }
 
     /// All shards have finished: writes the final checkpoint (marked finished)
     /// and commits every sink's remaining parts.
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> Result<(), CheckpointError> {
         while let Ok(report) = self.reports.try_recv() {
             self.report(report);
         }
@@ -982,9 +604,27 @@ impl CheckpointDriver {
         let manifest = self.manifest(checkpoint, &self.finished, true);
         self.catalog
             .commit(&manifest)
-            .map_err(|e| format!("writing the final checkpoint {checkpoint}: {e}"))?;
+            .map_err(CheckpointError::storage(format!(
+                "writing the final checkpoint {checkpoint}"
+            )))?;
         self.commit(FINAL_CHECKPOINT);
         self.retain();
         Ok(())
     }
+}
+
+/// Writes file `name` of `checkpoint` to the storage, noting it among the
+/// checkpoint's files (discarded if it aborts).
+fn write_file(
+    catalog: &CheckpointCatalog<Store>,
+    written: &mut BTreeMap<CheckpointId, Vec<String>>,
+    checkpoint: CheckpointId,
+    name: &str,
+    chunks: &[&[u8]],
+) -> Result<FileInfo, CheckpointError> {
+    let info = catalog
+        .put_shared_chunks(name, chunks)
+        .map_err(CheckpointError::storage(format!("writing {name}")))?;
+    written.entry(checkpoint).or_default().push(name.to_owned());
+    Ok(info)
 }

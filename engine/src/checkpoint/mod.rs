@@ -1,15 +1,25 @@
 //! Checkpoints: the coordinator's protocol (a state machine driven by inputs
 //! and a clock), each shard's part of a checkpoint, the link that writes an
-//! operator's state at a barrier, and the driver that runs it all for an
-//! embedded job (storage, commits, restore).
+//! operator's state at a barrier, the driver that runs it all for an
+//! embedded job (storage, commits), and restore.
+//!
+//! The driver's concerns, a file each: `driver` (the trigger loop and the
+//! coordinator's actions), `restore`, `task_entry` (what a manifest records
+//! per shard), `channel_file` (records in flight), `native_upload` (RocksDB
+//! parts) and `error`.
 
+mod channel_file;
 mod coordinator;
 mod driver;
+mod error;
 mod input_aligner;
+mod native_upload;
 mod restart;
+mod restore;
 pub mod savepoint;
 mod shard;
 mod snapshot_at_barrier;
+mod task_entry;
 
 pub use sluice_state::checkpoint_store::StorageLocation;
 
@@ -17,17 +27,17 @@ pub use coordinator::{
     CheckpointAction, CheckpointCoordinator, CheckpointId, CheckpointInput, CheckpointStats,
     CheckpointTiming, TaskId,
 };
-pub use driver::{
-    restore, CheckpointDriver, Committers, CompletedCheckpoint, Restored, ShardAck,
-    FINAL_CHECKPOINT,
-};
+pub use driver::{CheckpointDriver, Committers, CompletedCheckpoint, FINAL_CHECKPOINT};
+pub use error::CheckpointError;
 pub use input_aligner::{AlignedInput, InputAligner};
 pub use restart::RestartStrategy;
+pub use restore::{restore, Restored};
 pub use shard::{
     position_key, ChannelStates, CheckpointSignals, ParticipantKind, ShardCheckpointing,
     ShardCheckpoints, ShardReport, SourcePositions,
 };
 pub use snapshot_at_barrier::SnapshotAtBarrier;
+pub use task_entry::ShardAck;
 
 /// How input gates treat checkpoint barriers (`checkpoint.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

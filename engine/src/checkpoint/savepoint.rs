@@ -115,7 +115,7 @@ pub fn respond(storage: &dyn ObjectStore, request: &str, result: Result<StorageL
     })
     .expect("a response serializes");
     if let Err(e) = storage.put(&response_key(request), &body) {
-        eprintln!("sluice: answering savepoint request {request}: {e}");
+        tracing::warn!("answering savepoint request {request}: {e}");
     }
 }
 

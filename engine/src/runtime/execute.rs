@@ -118,8 +118,8 @@ pub fn execute(
         if let Some(id) = last_completed {
             checkpoint.restore = Some(RestoreFrom::Checkpoint(id));
         }
-        eprintln!(
-            "sluice: the job failed ({error}); restart {failures} in {} ms from {}",
+        tracing::warn!(
+            "the job failed ({error}); restart {failures} in {} ms from {}",
             delay.as_millis(),
             match checkpoint.restore {
                 Some(RestoreFrom::Checkpoint(id)) => format!("checkpoint {id}"),
@@ -153,18 +153,18 @@ fn execute_once(
     let restore_started = Instant::now();
     let restored = match &config.checkpoint {
         Some(checkpoint) => checkpoint::restore(checkpoint, layout, shards, &local.restore())
-            .map_err(EngineError::Restore)?,
+            .map_err(|e| EngineError::Restore(e.to_string()))?,
         None => Restored::default(),
     };
     for skipped in &restored.skipped {
-        eprintln!("sluice: {skipped}");
+        tracing::warn!("{skipped}");
     }
     let restore_ms = restored
         .checkpoint
         .map(|_| restore_started.elapsed().as_secs_f64() * 1e3);
     if let Some((id, _)) = restored.checkpoint {
-        eprintln!(
-            "sluice: restoring from checkpoint {id} (read in {:.1} ms)",
+        tracing::info!(
+            "restoring from checkpoint {id} (read in {:.1} ms)",
             restore_ms.unwrap_or(0.0)
         );
     }
