@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_bench::measuring;
-use sluice_bench::nexmark::{NexmarkConfig, NexmarkGenerator};
+use sluice_engine::connectors::nexmark::{NexmarkConfig, NexmarkGenerator};
 
 fn bench(c: &mut Criterion) {
     let events: u64 = if measuring() { 1_000_000 } else { 1_000 };

@@ -11,7 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sluice_bench::measuring;
-use sluice_bench::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
+use sluice_engine::connectors::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
 use sluice_state::{
     KeyGroupRange, KeyGroups, KeyedTable, Marked, MemoryTable, SlotAction, SnapshotKind,
     SnapshotState, StableKey, StateFileWriter, TrackedTable,

@@ -6,11 +6,13 @@
 //!   `bench/peers/timely/`) in timely-dataflow;
 //! - [`window_operators`]: each kind of window and window function on one
 //!   shard, over the same bids;
-//! - [`exchange`]: records between shards through a key exchange;
-//! - [`nexmark`]: the Nexmark event model and generator.
+//! - [`exchange`]: records between shards through a key exchange.
+//!
+//! The Nexmark model and generator are a source connector of the engine
+//! (`sluice_engine::connectors::nexmark`); the `sluice bench` harness lives
+//! in `cluster/src/bench/` (see there why).
 
 pub mod exchange;
-pub mod nexmark;
 #[cfg(feature = "peers")]
 pub mod peers;
 pub mod window_count;

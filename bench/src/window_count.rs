@@ -14,7 +14,7 @@ use sluice_engine::runtime::JobReport;
 use sluice_engine::window::{Count, TimeWindow, TumblingWindows};
 use sluice_engine::{JobConfig, StreamEnv, WatermarkStrategy};
 
-use crate::nexmark::{NexmarkConfig, NumericBid, NumericBidSource};
+use sluice_engine::connectors::nexmark::{NexmarkConfig, NumericBid, NumericBidSource};
 
 pub const WINDOW_MS: i64 = 1_000;
 

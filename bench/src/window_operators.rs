@@ -8,8 +8,8 @@ use sluice_engine::runtime::JobReport;
 use sluice_engine::window::{Count, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows};
 use sluice_engine::{JobConfig, StreamEnv, WatermarkStrategy};
 
-use crate::nexmark::NumericBid;
 use crate::window_count::bids;
+use sluice_engine::connectors::nexmark::NumericBid;
 
 /// A window operator configuration (Nexmark's sizes, at 1M events/s of event
 /// time).

@@ -6,12 +6,9 @@
 //! starts, then the registered job it names ([`jobs`]) builds its pipeline on a
 //! [`StreamEnv`](sluice_engine::StreamEnv) and runs it.
 
-pub mod bench_nexmark;
-pub mod bench_plot;
-pub mod bench_suite;
+pub mod bench;
 pub mod job_file;
 pub mod jobs;
-pub mod latency_sink;
 pub mod logging;
 pub mod nexmark_generate;
 pub mod run;

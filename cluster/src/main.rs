@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice_cluster::{bench_nexmark, bench_plot, bench_suite, logging, nexmark_generate, run};
+use sluice_cluster::bench::{nexmark as bench_nexmark, plot as bench_plot, suite as bench_suite};
+use sluice_cluster::{logging, nexmark_generate, run};
 
 /// mimalloc instead of the system allocator: records that carry strings are
 /// allocated on one shard and freed on another, a pattern glibc's malloc

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use sluice_bench::nexmark::{Event, NexmarkConfig, NexmarkGenerator};
+use sluice_engine::connectors::nexmark::{Event, NexmarkConfig, NexmarkGenerator};
 
 /// Output format of `generate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

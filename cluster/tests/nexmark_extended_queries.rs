@@ -11,7 +11,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
-use sluice_bench::nexmark::{Auction, Bid, Event};
+use sluice_engine::connectors::nexmark::{Auction, Bid, Event};
 use support::{all_events, bids, bids_of, events_at_rate, read_lines, run, run_at_rate, run_job};
 
 /// Midnight UTC before the generator's first event (1_700_000_000_000 ms is

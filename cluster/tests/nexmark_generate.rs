@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use sluice_bench::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
+use sluice_engine::connectors::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
 
 fn generate(format: &str, events: u64, seed: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 //! several shards (order-insensitive: these queries define no order).
 
 use serde_json::{json, Value};
-use sluice_bench::nexmark::{Bid, Event};
+use sluice_engine::connectors::nexmark::{Bid, Event};
 
 mod support;
 
@@ -183,7 +183,7 @@ fn q11_counts_bids_per_bidder_session() {
 #[test]
 fn q3_joins_local_sellers_to_their_auctions() {
     let events = all_events();
-    let persons: Vec<&sluice_bench::nexmark::Person> = events
+    let persons: Vec<&sluice_engine::connectors::nexmark::Person> = events
         .iter()
         .filter_map(|e| {
             if let Event::Person(p) = e {

@@ -16,8 +16,8 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{Input, Operator, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
-use crate::nexmark::{NexmarkGenerator, NumericBid};
 use crate::window_count::{generator_config, WINDOW_MS};
+use sluice_engine::connectors::nexmark::{NexmarkGenerator, NumericBid};
 
 /// Runs the count on `workers` threads; returns the number of (key, window) results.
 pub fn window_count(workers: usize, events_total: u64) -> u64 {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use sluice_bench::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
+use sluice_engine::connectors::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
 
 pub const EVENTS: u64 = 100_000;
 pub const SEED: u64 = 21;

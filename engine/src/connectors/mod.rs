@@ -6,23 +6,20 @@
 //! record and restore it). A [`Sink`] opens one [`SinkWriter`] per shard.
 
 mod collect;
-mod exactly_once_file_sink;
-mod file_sink;
+mod file;
 mod file_source;
 mod generator;
-mod partitioned_file_sink;
-mod partitioned_transactional_writer;
+pub mod nexmark;
 mod record_format;
-mod transactional_file_sink;
 
 pub use collect::{CollectSink, Collected};
-pub use exactly_once_file_sink::ExactlyOnceFileSink;
-pub use file_sink::{BlackholeSink, FileSink, StdoutSink};
+pub use file::{
+    BlackholeSink, ExactlyOnceFileSink, FileSink, StdoutSink, TimePartitionedFileSink,
+    TransactionalFileWriter,
+};
 pub use file_source::{FileSource, FileSplit, SPLIT_BYTES_DEFAULT};
 pub use generator::{GeneratedEvent, GeneratorSource};
-pub use partitioned_file_sink::TimePartitionedFileSink;
 pub use record_format::{FormatError, RecordFormat};
-pub use transactional_file_sink::TransactionalFileWriter;
 
 use crate::{Rec, SourceError};
 

@@ -32,7 +32,7 @@ pub enum SinkSpec {
     Blackhole,
     /// Measures each result's latency (`sluice bench nexmark --rate`; job
     /// files cannot name it).
-    Latency(crate::latency_sink::LatencySink),
+    Latency(crate::bench::latency_sink::LatencySink),
 }
 
 /// A sink connector and its own fields, tagged by `connector`.

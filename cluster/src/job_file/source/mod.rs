@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice_bench::nexmark::NexmarkConfig;
 use sluice_engine::config::SOURCE_BATCH_RECORDS_MAX;
+use sluice_engine::connectors::nexmark::NexmarkConfig;
 use sluice_engine::connectors::{GeneratorSource, RecordFormat};
 use sluice_engine::JobConfig;
 

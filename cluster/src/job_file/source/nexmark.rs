@@ -1,7 +1,7 @@
 //! `[source] connector = "nexmark"`: the Nexmark benchmark's events.
 
 use serde::Deserialize;
-use sluice_bench::nexmark::NexmarkConfig;
+use sluice_engine::connectors::nexmark::NexmarkConfig;
 
 use super::super::{FileContext, JobFileError};
 use super::SourceSpec;

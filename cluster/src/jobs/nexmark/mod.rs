@@ -56,7 +56,7 @@ pub use q8::q8;
 pub use q9::q9;
 pub use stateless::{dollars_to_euros, q0, q1, q2};
 
-use sluice_bench::nexmark::{Auction, Bid, Event, NexmarkSource, Person};
+use sluice_engine::connectors::nexmark::{Auction, Bid, Event, NexmarkSource, Person};
 use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
 
 use crate::job_file::{JobFile, JobFileError, SourceSpec};

@@ -10,7 +10,7 @@
 //! the partition columns stay in the rows as well, so each line stands alone.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::connectors::TimePartitionedFileSink;
 use sluice_engine::StreamEnv;
 

@@ -1,7 +1,7 @@
 //! Nexmark q11, user sessions: bids per bidder per session window.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, WindowParams};

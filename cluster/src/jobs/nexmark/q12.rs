@@ -1,7 +1,7 @@
 //! Nexmark q12: bids per bidder in processing-time tumbling windows.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::{StreamEnv, WatermarkStrategy};
 
 use super::{bids_with, WindowParams};

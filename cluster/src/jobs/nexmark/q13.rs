@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 use sluice_state::FastHashMap;
 

@@ -3,7 +3,7 @@
 //! applied to their `extra` field.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::calendar::hour;

@@ -7,7 +7,7 @@
 //! split-distinct optimization.
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::calendar::{day_number, format_day};

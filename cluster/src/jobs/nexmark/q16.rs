@@ -3,7 +3,7 @@
 //! (channel, day).
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::keyed_state::ValueState;
 use sluice_engine::operators::ProcessContext;
 use sluice_engine::StreamEnv;

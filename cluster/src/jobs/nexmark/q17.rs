@@ -3,7 +3,7 @@
 //! sum of their prices. An upsert stream keyed by (auction, day).
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::keyed_state::ValueState;
 use sluice_engine::operators::ProcessContext;
 use sluice_engine::StreamEnv;

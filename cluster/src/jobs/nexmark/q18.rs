@@ -7,7 +7,7 @@
 //! on how shards interleave; here the greater bid by (price, channel, url,
 //! extra) wins a tie, so the result is the same on any number of shards.
 
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::keyed_state::ValueState;
 use sluice_engine::operators::ProcessContext;
 use sluice_engine::StreamEnv;

@@ -9,7 +9,7 @@
 //! number of shards.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::keyed_state::ValueState;
 use sluice_engine::StreamEnv;
 

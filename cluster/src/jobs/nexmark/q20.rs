@@ -10,7 +10,7 @@
 //! Flink, which keeps unmatched bids forever.
 
 use serde::Serialize;
-use sluice_bench::nexmark::{Auction, Bid, Event};
+use sluice_engine::connectors::nexmark::{Auction, Bid, Event};
 use sluice_engine::keyed_state::{ListState, ValueState};
 use sluice_engine::operators::{KeyedCoProcess, TimeDomain};
 use sluice_engine::StreamEnv;

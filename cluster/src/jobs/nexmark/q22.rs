@@ -2,7 +2,7 @@
 //! names of its URL.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};

@@ -83,12 +83,12 @@ pub fn q3(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     let Q3Params { category, states } = file.params()?;
     let (persons, auctions) = persons_and_auctions(file, env, "q3")?;
     let sellers = persons
-        .filter(move |p: &sluice_bench::nexmark::Person| states.contains(&p.state))
-        .map(|p: sluice_bench::nexmark::Person| (p.id, p.name, p.city, p.state))
+        .filter(move |p: &sluice_engine::connectors::nexmark::Person| states.contains(&p.state))
+        .map(|p: sluice_engine::connectors::nexmark::Person| (p.id, p.name, p.city, p.state))
         .key_by(|p: &(i64, String, String, String)| p.0);
     let items = auctions
-        .filter(move |a: &sluice_bench::nexmark::Auction| a.category == category)
-        .map(|a: sluice_bench::nexmark::Auction| (a.seller, a.id))
+        .filter(move |a: &sluice_engine::connectors::nexmark::Auction| a.category == category)
+        .map(|a: sluice_engine::connectors::nexmark::Auction| (a.seller, a.id))
         .key_by(|a: &(i64, i64)| a.0)
         .connect(&sellers)
         .process(|state: &mut sluice_state::StateBackend| SellerJoin {

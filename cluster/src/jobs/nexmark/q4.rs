@@ -8,7 +8,7 @@
 //! --events 5M`, 2 shards), so it keeps its own projected join.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Event;
+use sluice_engine::connectors::nexmark::Event;
 use sluice_engine::StreamEnv;
 
 use super::{events, Ctx, NoParams};

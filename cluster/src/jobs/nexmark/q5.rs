@@ -1,7 +1,7 @@
 //! Nexmark q5, hot items: the auctions with the most bids per sliding window.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, WindowParams};

@@ -1,7 +1,7 @@
 //! Nexmark q7, highest bid: the bids with the highest price of their window.
 
 use serde::Serialize;
-use sluice_bench::nexmark::Bid;
+use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, Ctx, WindowParams};

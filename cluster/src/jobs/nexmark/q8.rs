@@ -72,10 +72,10 @@ pub fn q8(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;
     let (persons, auctions) = persons_and_auctions(file, env, "q8")?;
     let people = persons
-        .map(|p: sluice_bench::nexmark::Person| (p.id, p.name))
+        .map(|p: sluice_engine::connectors::nexmark::Person| (p.id, p.name))
         .key_by(|p: &(i64, String)| p.0);
     let sellers = auctions
-        .map(|a: sluice_bench::nexmark::Auction| (a.seller, a.id))
+        .map(|a: sluice_engine::connectors::nexmark::Auction| (a.seller, a.id))
         .key_by(|a: &(i64, i64)| a.0);
     let rows = people
         .connect(&sellers)

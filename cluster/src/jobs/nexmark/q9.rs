@@ -5,7 +5,7 @@
 //! final winner (the end state of Flink's top-1 upsert stream).
 
 use serde::Serialize;
-use sluice_bench::nexmark::{Auction, Event};
+use sluice_engine::connectors::nexmark::{Auction, Event};
 use sluice_engine::{Stream, StreamEnv};
 
 use super::{events, Ctx, NoParams};

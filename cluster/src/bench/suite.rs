@@ -149,8 +149,8 @@ fn section(spec: &SuiteSpec, runs: &[QueryRuns]) -> String {
             .to_owned()
     };
     let today =
-        super::jobs::nexmark::calendar::format_day(super::jobs::nexmark::calendar::day_number(
-            (sluice_bench::nexmark::unix_nanos() / 1_000_000) as i64,
+        crate::jobs::nexmark::calendar::format_day(crate::jobs::nexmark::calendar::day_number(
+            (sluice_engine::connectors::nexmark::unix_nanos() / 1_000_000) as i64,
         ));
     let mut out = format!(
         "{BEGIN}\n### Nexmark suite ({today}, commit {}, {})\n\n\

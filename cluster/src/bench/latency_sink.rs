@@ -26,7 +26,7 @@
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
-use sluice_bench::nexmark::unix_nanos;
+use sluice_engine::connectors::nexmark::unix_nanos;
 use sluice_engine::connectors::{Sink, SinkWriter};
 use sluice_engine::Rec;
 

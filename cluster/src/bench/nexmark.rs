@@ -10,19 +10,19 @@
 //!   reaches its event time (the generator's occasional delays are off, so
 //!   the watermark trails by nothing but the 1 ms tick). Every result's latency
 //!   is its emit time minus the moment what it depends on was offered (see
-//!   [`crate::latency_sink`]); percentiles come from an HDR histogram.
+//!   [`crate::bench::latency_sink`]); percentiles come from an HDR histogram.
 
 use sluice_engine::checkpoint::{CheckpointConfig, CheckpointTiming};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice_bench::nexmark::{unix_nanos, NexmarkConfig};
+use sluice_engine::connectors::nexmark::{unix_nanos, NexmarkConfig};
 use sluice_engine::StreamEnv;
 
+use crate::bench::latency_sink::{LatencyRecord, LatencySink};
 use crate::job_file::{EventTimeSpec, JobFile, SinkSpec, SourceSpec};
 use crate::jobs;
-use crate::latency_sink::{LatencyRecord, LatencySink};
 
 /// What to run.
 #[derive(Debug, Clone)]

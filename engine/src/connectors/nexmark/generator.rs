@@ -15,8 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use sluice_engine::connectors::{Source, SourcePoll, SourceReader};
-use sluice_engine::{Rec, SourceError};
+use crate::connectors::{Source, SourcePoll, SourceReader};
+use crate::{Rec, SourceError};
 
 use super::config::{FIRST_AUCTION_ID, FIRST_CATEGORY_ID, FIRST_PERSON_ID};
 use super::event_rng::EventRng;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::bench_nexmark::BenchResult;
+use crate::bench::nexmark::BenchResult;
 
 /// (x, y) pairs of a line.
 type Points = Vec<(f64, f64)>;

@@ -1,6 +1,6 @@
 //! The generator against the properties of the reference generator.
 
-use sluice_engine::connectors::{Source, SourcePoll};
+use crate::connectors::{Source, SourcePoll};
 
 use super::config::{FIRST_AUCTION_ID, FIRST_PERSON_ID};
 use super::*;
