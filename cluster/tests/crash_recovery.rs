@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use sluice_state::checkpoint_store::s3_test_server::S3TestServer;
+use sluice_tests::s3_server::S3TestServer;
 use support::{assert_committed_as_reference, committed_lines};
 
 /// A small deterministic generator for the kill moments (splitmix64).

@@ -236,7 +236,7 @@ fn savepoint_without_a_running_job_says_so() {
 /// 127.0.0.1): `--restore s3://…/savepoint-<id>` on another shard count.
 #[test]
 fn a_savepoint_in_s3_restores_on_another_shard_count() {
-    use sluice_state::checkpoint_store::s3_test_server::S3TestServer;
+    use sluice_tests::s3_server::S3TestServer;
     let server = S3TestServer::start().unwrap();
     server.create_bucket("jobs").unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,10 @@ pub enum SourceError {
     /// Bad input data: names the file (or partition) and where in it.
     #[error("{location}: {reason}")]
     BadRecord { location: String, reason: String },
+    /// The source cannot start from a checkpointed position (a job that
+    /// checkpoints cannot use it): the job's configuration must change.
+    #[error("{source_name} cannot resume from a checkpointed position")]
+    CannotResume { source_name: String },
     /// The input could not be read.
     #[error("reading {path}: {source}")]
     Io {

@@ -8,9 +8,48 @@
 //! change shard (after `key_by`, `rebalance`, `broadcast`) cross in rkyv batches;
 //! everything between two exchanges runs fused, batch at a time, on one core.
 //!
-//! Layers (each its own module): [`runtime`] (the only code that touches the
-//! executor), [`exchange`] (batches between shards), [`operators`] (the fused
-//! chain), [`window`], [`connectors`], and the API in [`stream`].
+//! Layers (each its own module): [`runtime`] (the executors and a shard's
+//! tasks), [`exchange`] (batches between shards, over `sluice_network`'s
+//! channels), [`operators`] (the fused chain), [`window`], [`checkpoint`],
+//! [`connectors`], and the API in [`stream`].
+//!
+//! A job, end to end — a rolling count per key over generated events, on two
+//! shards:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! use sluice_engine::connectors::{CollectSink, GeneratorSource};
+//! use sluice_engine::{JobConfig, StreamEnv, WatermarkStrategy};
+//!
+//! let env = StreamEnv::new(JobConfig {
+//!     shards: 2,
+//!     ..JobConfig::default()
+//! });
+//! let events = GeneratorSource {
+//!     events: Some(10_000),
+//!     keys: 10,
+//!     ..GeneratorSource::default()
+//! };
+//! let (sink, collected) = CollectSink::new();
+//! env.source(events, WatermarkStrategy::bounded_out_of_orderness(500))
+//!     .map(|event| (event.key, 1u64))
+//!     .key_by(|(key, _): &(u64, u64)| *key)
+//!     .reduce(|(key, a), (_, b)| (*key, a + b))
+//!     .sink(sink);
+//! let report = env.execute().expect("the job runs to its end");
+//! assert_eq!(report.shards, 2);
+//!
+//! // Every event counted once: the last count of each key adds up to all.
+//! let mut counts = BTreeMap::new();
+//! for record in collected.lock().unwrap().iter() {
+//!     let (key, count) = record.value;
+//!     let latest = counts.entry(key).or_insert(0);
+//!     *latest = count.max(*latest);
+//! }
+//! assert_eq!(counts.len(), 10);
+//! assert_eq!(counts.values().sum::<u64>(), 10_000);
+//! ```
 
 pub mod checkpoint;
 pub mod config;

@@ -10,12 +10,9 @@ use std::rc::Rc;
 
 use sluice_state::{
     CodecError, EntryWriter, FastHashSet, GroupBytes, KeyGroup, KeyGroupRange, KeyGroups,
-    PartReader, SnapshotKind, SnapshotState, StableKey, StateBackend, StateKey,
+    PartReader, SnapshotKind, SnapshotState, StableKey, StateBackend, StateKey, CHANGE_TAG_DELETE,
+    CHANGE_TAG_PUT,
 };
-
-/// Tags of timer changes.
-const PUT: u64 = 0;
-const DELETE: u64 = 1;
 
 /// Timers added and removed since the last snapshot (incremental checkpoints).
 struct TimerChanges<K, N> {
@@ -170,8 +167,14 @@ impl<K: StateKey + StableKey, N: StateKey> SnapshotState for Timers<K, N> {
                     let added = std::mem::take(&mut changes.added);
                     let removed = std::mem::take(&mut changes.removed);
                     Box::new(
-                        (added.into_iter().map(|(t, k, n)| (Some(PUT), t, k, n)))
-                            .chain(removed.into_iter().map(|(t, k, n)| (Some(DELETE), t, k, n))),
+                        (added
+                            .into_iter()
+                            .map(|(t, k, n)| (Some(CHANGE_TAG_PUT), t, k, n)))
+                        .chain(
+                            removed
+                                .into_iter()
+                                .map(|(t, k, n)| (Some(CHANGE_TAG_DELETE), t, k, n)),
+                        ),
                     )
                 }
             };
@@ -220,11 +223,11 @@ impl<K: StateKey + StableKey, N: StateKey> SnapshotState for Timers<K, N> {
             let tag = r.count()?;
             let (time, key, namespace): (i64, K, N) = (r.part()?, r.part()?, r.part()?);
             match tag {
-                PUT => {
+                CHANGE_TAG_PUT => {
                     let set = self.by_time.entry(time).or_default();
                     self.len += set.insert((key, namespace)) as usize;
                 }
-                DELETE => {
+                CHANGE_TAG_DELETE => {
                     if let Some(set) = self.by_time.get_mut(&time) {
                         self.len -= set.remove(&(key, namespace)) as usize;
                         if set.is_empty() {

@@ -44,7 +44,7 @@ pub use memory::MemoryTable;
 pub use namespaced_memory::NamespacedMemoryTable;
 pub use snapshot::{
     EntryPart, EntryWriter, GroupBytes, OwnerSnapshot, RestoreSet, SharedTable, SnapshotKind,
-    SnapshotState, StateFile, StateFileWriter, StateRegistry,
+    SnapshotState, StateFile, StateFileWriter, StateRegistry, CHANGE_TAG_DELETE, CHANGE_TAG_PUT,
 };
 pub use stable_hash::StableKey;
 pub use tracked_table::{Marked, StoredValue, TrackedTable};

@@ -48,9 +48,11 @@ pub enum SnapshotKind {
     Changes,
 }
 
-/// The tag of a change entry.
-pub(crate) const PUT: u64 = 0;
-pub(crate) const DELETE: u64 = 1;
+/// The tag (first part) of a change entry that puts an entry, in every
+/// state's change files (keyed state here, timers in the engine).
+pub const CHANGE_TAG_PUT: u64 = 0;
+/// The tag of a change entry that removes an entry.
+pub const CHANGE_TAG_DELETE: u64 = 1;
 
 /// The encoded entries of one key group, in chunks (their concatenation is
 /// the group's bytes in a state file).
@@ -188,8 +190,8 @@ pub(crate) fn apply_entry_changes<K: StateKey, N: StateKey, V: StateValue>(
         let tag = r.count()?;
         let (k, n): (K, N) = (r.part()?, r.part()?);
         match tag {
-            PUT => table.put(group, &k, &n, r.part()?),
-            DELETE => {
+            CHANGE_TAG_PUT => table.put(group, &k, &n, r.part()?),
+            CHANGE_TAG_DELETE => {
                 table.remove(group, &k, &n);
             }
             other => return Err(CodecError::new(format!("a change tagged {other}"))),

@@ -34,7 +34,7 @@
 
 use std::marker::PhantomData;
 
-use crate::snapshot::{apply_entry_changes, restore_entries, DELETE, PUT};
+use crate::snapshot::{apply_entry_changes, restore_entries, CHANGE_TAG_DELETE, CHANGE_TAG_PUT};
 use crate::{
     CodecError, EntryWriter, FastHashSet, GroupBytes, KeyGroup, KeyGroupRange, KeyedTable, Slot,
     SlotAction, SnapshotKind, SnapshotState, StateKey, StateValue,
@@ -254,10 +254,15 @@ fn encode_change<K: StateKey, N: StateKey, V: StateValue>(
     v: Option<&V>,
 ) -> Result<(), CodecError> {
     match v {
-        Some(v) => entries.entry(&[&|w| w.tag(PUT), &|w| w.part(k), &|w| w.part(n), &|w| {
-            w.part(v)
+        Some(v) => entries.entry(&[
+            &|w| w.tag(CHANGE_TAG_PUT),
+            &|w| w.part(k),
+            &|w| w.part(n),
+            &|w| w.part(v),
+        ]),
+        None => entries.entry(&[&|w| w.tag(CHANGE_TAG_DELETE), &|w| w.part(k), &|w| {
+            w.part(n)
         }]),
-        None => entries.entry(&[&|w| w.tag(DELETE), &|w| w.part(k), &|w| w.part(n)]),
     }
 }
 

@@ -1,7 +1,13 @@
-//! Helpers for the end-to-end tests: process memory, and sinks with behavior
-//! the tests need (a deliberately slow one).
+//! Helpers for the end-to-end tests: process memory, sinks with behavior the
+//! tests need (a deliberately slow one), and a real S3-compatible server
+//! ([`s3_server`]).
+
+pub mod s3_server;
 
 use std::time::Duration;
+
+// For `s3_server` (see its module docs).
+use sluice_state::checkpoint_store::S3Settings;
 
 use sluice_engine::connectors::{Sink, SinkWriter};
 use sluice_engine::Rec;

@@ -45,9 +45,8 @@ pub trait SourceReader<T> {
     /// resume say so, and checkpointed jobs do not start with them.
     fn seek(&mut self, position: u64) -> Result<(), SourceError> {
         let _ = position;
-        Err(SourceError::BadRecord {
-            location: "source".into(),
-            reason: "this source cannot resume from a checkpointed position".into(),
+        Err(SourceError::CannotResume {
+            source_name: "this source".into(),
         })
     }
     /// After `poll` said `Pending`: when the reader knows its next records are

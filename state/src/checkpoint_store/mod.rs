@@ -9,8 +9,11 @@ mod location;
 mod manifest;
 mod object_store;
 mod s3_store;
-#[doc(hidden)]
-pub mod s3_test_server;
+// The end-to-end tests' S3 server (they use all of it; these tests, part).
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../tests/src/s3_server.rs"]
+mod s3_test_server;
 
 pub use catalog::{CheckpointCatalog, Retained, Unusable};
 pub use location::StorageLocation;

@@ -1,6 +1,11 @@
 //! A real S3-compatible server for tests: `s3s-fs`, started on 127.0.0.1 with
 //! a temporary directory, stopped (killed) when dropped.
 //!
+//! Test support, not part of any production crate: the end-to-end tests use
+//! it as `sluice_tests::s3_server`, and the state crate's own S3 tests
+//! compile this same file into their test build (`#[path]`), which is why it
+//! names `S3Settings` through `super`.
+//!
 //! The binary is found at `$SLUICE_S3S_FS`, else where `scripts/test`
 //! installs it (`/var/cache/sluice-tools/bin/s3s-fs`, or under
 //! `~/.cache/sluice-tools` when `/var/cache` is not writable). A bucket is a
@@ -11,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::s3_store::S3Settings;
+use super::S3Settings;
 
 pub const ACCESS_KEY: &str = "sluice-test-access";
 pub const SECRET_KEY: &str = "sluice-test-secret-0123456789";
