@@ -13,6 +13,8 @@ pub const SHARDS_MAX: u32 = 1024;
 pub const SOURCE_BATCH_RECORDS_MAX: usize = sluice_network::BATCH_RECORDS_MAX;
 /// Largest batch byte limit.
 pub const BATCH_BYTES_LIMIT_MAX: usize = 64 << 20;
+/// Most credits (batches in flight) one shard-to-shard channel may have.
+pub const CHANNEL_BATCHES_MAX: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct JobConfig {
@@ -128,8 +130,11 @@ impl JobConfig {
                 self.batch_bytes_limit
             ));
         }
-        if self.channel_batches == 0 {
-            return Err("channel_batches is 0, expected at least 1".into());
+        if self.channel_batches == 0 || self.channel_batches > CHANNEL_BATCHES_MAX {
+            return Err(format!(
+                "channel_batches is {}, expected 1..={CHANNEL_BATCHES_MAX}",
+                self.channel_batches
+            ));
         }
         if self.source_batch_records == 0
             || self.source_batch_records > sluice_network::BATCH_RECORDS_MAX

@@ -4,13 +4,11 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice_engine::config::BATCH_BYTES_LIMIT_MAX;
+use sluice_engine::config::{BATCH_BYTES_LIMIT_MAX, CHANNEL_BATCHES_MAX};
 use sluice_engine::JobConfig;
 
 use super::{FileContext, JobFileError};
 
-/// Most credits (batches in flight) a channel may have.
-const CHANNEL_BATCHES_MAX: usize = 4096;
 /// Longest flush timeout.
 const FLUSH_TIMEOUT_MS_MAX: u64 = 60_000;
 

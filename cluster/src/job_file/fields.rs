@@ -68,9 +68,35 @@ impl<'de> de::Deserializer<'de> for &mut FieldProbe {
 /// A connector: its name and the fields it takes (from [`struct_fields`]).
 pub(super) type Connector = (&'static str, fn() -> &'static [&'static str]);
 
-/// `shared`, then every field any of `connectors` takes, in the order they
-/// list them.
-pub(super) fn known_fields(shared: &[&'static str], connectors: &[Connector]) -> Vec<&'static str> {
+/// A connector section's connector, checked: what [`connector_of`] found.
+pub(super) struct ConnectorSection {
+    pub name: String,
+    /// The fields this connector takes.
+    pub fields: &'static [&'static str],
+    /// `shared`, then every field any connector takes, in the order the
+    /// connectors list them.
+    pub known: Vec<&'static str>,
+}
+
+/// Takes `connector` out of `table` (section `section`), finds it among
+/// `connectors` and refuses a field that neither `shared` nor any connector
+/// knows.
+pub(super) fn connector_of(
+    file: &FileContext,
+    table: &mut toml::Table,
+    section: &str,
+    shared: &[&'static str],
+    connectors: &[Connector],
+) -> Result<ConnectorSection, JobFileError> {
+    let name: String = take(file, table, section, "connector")?
+        .ok_or_else(|| file.invalid(section, "missing field `connector`"))?;
+    let Some((_, fields)) = connectors.iter().find(|(known, _)| *known == name) else {
+        let names: Vec<&str> = connectors.iter().map(|(known, _)| *known).collect();
+        return Err(file.invalid(
+            &format!("{section}.connector"),
+            format!("is \"{name}\", expected {}", one_of(&names)),
+        ));
+    };
     let mut known = shared.to_vec();
     for (_, fields) in connectors {
         for field in fields() {
@@ -79,28 +105,29 @@ pub(super) fn known_fields(shared: &[&'static str], connectors: &[Connector]) ->
             }
         }
     }
-    known
+    if let Some(unknown) = table.keys().find(|k| !known.contains(&k.as_str())) {
+        let expected: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+        return Err(file.invalid(
+            section,
+            format!(
+                "unknown field `{unknown}`, expected one of {}",
+                expected.join(", ")
+            ),
+        ));
+    }
+    Ok(ConnectorSection {
+        name,
+        fields: fields(),
+        known,
+    })
 }
 
-/// Refuses a field of `table` that is not in `known`.
-pub(super) fn refuse_unknown(
-    file: &FileContext,
-    table: &toml::Table,
-    section: &str,
-    known: &[&str],
-) -> Result<(), JobFileError> {
-    match table.keys().find(|k| !known.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(unknown) => {
-            let expected: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-            Err(file.invalid(
-                section,
-                format!(
-                    "unknown field `{unknown}`, expected one of {}",
-                    expected.join(", ")
-                ),
-            ))
-        }
+/// "\"a\", \"b\" or \"c\"".
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.concat(),
     }
 }
 
@@ -151,5 +178,11 @@ mod tests {
     #[test]
     fn the_fields_are_those_the_derive_reads() {
         assert_eq!(struct_fields::<Example>(), ["first", "second_ms"]);
+    }
+
+    #[test]
+    fn names_are_listed_as_a_reader_would() {
+        assert_eq!(one_of(&["a"]), "\"a\"");
+        assert_eq!(one_of(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
     }
 }

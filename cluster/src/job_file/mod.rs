@@ -79,6 +79,13 @@ pub(crate) struct FileContext {
 }
 
 impl FileContext {
+    fn of(path: &Path) -> Self {
+        FileContext {
+            path: path.to_owned(),
+            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        }
+    }
+
     /// An error about field `field` of this file.
     fn invalid(&self, field: &str, message: impl Into<String>) -> JobFileError {
         JobFileError::Invalid {
@@ -125,10 +132,7 @@ impl JobFile {
             file: path.to_owned(),
             message: plain_type_names(e.to_string().trim_end()),
         })?;
-        let file = FileContext {
-            path: path.to_owned(),
-            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        };
+        let file = FileContext::of(path);
         let invalid = |field: &str, message: String| file.invalid(field, message);
 
         let mut config = JobConfig::default();
@@ -192,23 +196,12 @@ impl JobFile {
 
     /// An error about this file's field `field`.
     pub fn invalid(&self, field: &str, message: impl Into<String>) -> JobFileError {
-        JobFileError::Invalid {
-            file: self.path.clone(),
-            field: field.to_owned(),
-            message: message.into(),
-        }
+        FileContext::of(&self.path).invalid(field, message)
     }
 
     /// `path` as given in this file: relative paths are relative to the file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_owned()
-        } else {
-            self.path
-                .parent()
-                .map(|dir| dir.join(path))
-                .unwrap_or_else(|| path.to_owned())
-        }
+        FileContext::of(&self.path).resolve(path)
     }
 
     /// The job's `[params]` as `T` (which should deny unknown fields).

@@ -284,7 +284,10 @@ impl CheckpointDriver {
                     false => {
                         let name = format!("{checkpoint:020}-{shard:05}.channels");
                         encode_channels(&channels)
-                            .map_err(|e| CheckpointError::Unusable(format!("encoding {name}: {e}")))
+                            .map_err(|source| CheckpointError::Encode {
+                                file: name.clone(),
+                                source,
+                            })
                             .and_then(|bytes| self.write(checkpoint, &name, &[&bytes]))
                             .map(|info| Some((name, info)))
                     }

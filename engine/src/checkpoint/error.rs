@@ -28,6 +28,13 @@ pub enum CheckpointError {
         location: String,
         reason: Box<CheckpointError>,
     },
+    /// What a shard reported could not be encoded into a checkpoint file
+    /// (a record in flight over the format's 4 GiB limit).
+    #[error("encoding {file}: {source}")]
+    Encode {
+        file: String,
+        source: sluice_state::CodecError,
+    },
     /// A local file of a checkpoint (a RocksDB part, its staging copy) could
     /// not be read or written (the machine's disk).
     #[error("{what} {}: {source}", path.display())]

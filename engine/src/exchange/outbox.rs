@@ -9,9 +9,9 @@
 //! sent only against a credit of its destination (the channel's
 //! [`ChannelSender`] holds them): waiting for credit is the backpressure, and
 //! a destination without credit holds up only its own queue (an aligned
-//! barrier to another shard is not stuck behind it). Bound: each driving task appends at most one input batch's
-//! output before it drains, so the queues hold at most (tasks × fan-out)
-//! batches.
+//! barrier to another shard is not stuck behind it). Bound: each driving
+//! task appends at most one input batch's output before it drains, so the
+//! queues hold at most (tasks × fan-out) batches.
 //!
 //! Unaligned checkpoints: barrier *n* goes to every other shard at once,
 //! ahead of every batch still queued ([`EdgeOutbox::barrier`]); those batches

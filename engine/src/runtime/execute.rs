@@ -190,13 +190,8 @@ fn execute_once(
     let started = Instant::now();
 
     let mut handles = Vec::with_capacity(shards as usize);
-    let credits = u32::try_from(config.channel_batches).map_err(|_| {
-        EngineError::Config(format!(
-            "channel_batches is {}, expected at most {}",
-            config.channel_batches,
-            u32::MAX
-        ))
-    })?;
+    // At most CHANNEL_BATCHES_MAX (validated above).
+    let credits = config.channel_batches as u32;
     for (shard, endpoints) in LocalMesh::create(edges, shards, credits)
         .into_iter()
         .enumerate()

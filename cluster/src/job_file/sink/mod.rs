@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use sluice_engine::connectors::RecordFormat;
 
-use super::fields::{known_fields, refuse_unknown, rest, struct_fields, take, Connector};
+use super::fields::{connector_of, rest, struct_fields, Connector, ConnectorSection};
 use super::{FileContext, JobFileError};
 use blackhole::RawBlackholeSink;
 use file::RawFileSink;
@@ -56,17 +56,11 @@ pub(super) fn parse_sink(
     file: &FileContext,
     mut section: toml::Table,
 ) -> Result<SinkSpec, JobFileError> {
-    let connector: String = take(file, &mut section, "sink", "connector")?
-        .ok_or_else(|| file.invalid("sink", "missing field `connector`"))?;
-    let Some((_, own_fields)) = CONNECTORS.iter().find(|(name, _)| *name == connector) else {
-        return Err(file.invalid(
-            "sink.connector",
-            format!("is \"{connector}\", expected \"stdout\", \"file\" or \"blackhole\""),
-        ));
-    };
-    let own_fields = own_fields();
-    let known = known_fields(&["connector"], &CONNECTORS);
-    refuse_unknown(file, &section, "sink", &known)?;
+    let ConnectorSection {
+        name: connector,
+        fields: own_fields,
+        ..
+    } = connector_of(file, &mut section, "sink", &["connector"], &CONNECTORS)?;
     if connector == "blackhole" && !section.is_empty() {
         return Err(file.invalid("sink", "the blackhole sink takes no `path` or `format`"));
     }

@@ -19,7 +19,7 @@ use sluice_engine::connectors::nexmark::NexmarkConfig;
 use sluice_engine::connectors::{GeneratorSource, RecordFormat};
 use sluice_engine::JobConfig;
 
-use super::fields::{known_fields, refuse_unknown, rest, struct_fields, take, Connector};
+use super::fields::{connector_of, rest, struct_fields, take, Connector, ConnectorSection};
 use super::{FileContext, JobFileError};
 use file::RawFileSource;
 use generator::RawGeneratorSource;
@@ -89,34 +89,17 @@ const SHARED_FIELDS: [&str; 5] = [
     "batch_records",
 ];
 
-/// "\"a\", \"b\" or \"c\"".
-fn one_of(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    match quoted.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        _ => quoted.concat(),
-    }
-}
-
 /// Reads `[source]` (as a table); sets the source's batch size in `config`.
 pub(super) fn parse_source(
     file: &FileContext,
     mut section: toml::Table,
     config: &mut JobConfig,
 ) -> Result<(SourceSpec, EventTimeSpec), JobFileError> {
-    let connector: String = take(file, &mut section, "source", "connector")?
-        .ok_or_else(|| file.invalid("source", "missing field `connector`"))?;
-    let names: Vec<&str> = CONNECTORS.iter().map(|(name, _)| *name).collect();
-    let Some((_, own_fields)) = CONNECTORS.iter().find(|(name, _)| *name == connector) else {
-        return Err(file.invalid(
-            "source.connector",
-            format!("is \"{connector}\", expected {}", one_of(&names)),
-        ));
-    };
-    let own_fields = own_fields();
-    // Every field any connector takes, in the order the connectors list them.
-    let known = known_fields(&SHARED_FIELDS, &CONNECTORS);
-    refuse_unknown(file, &section, "source", &known)?;
+    let ConnectorSection {
+        name: connector,
+        fields: own_fields,
+        known,
+    } = connector_of(file, &mut section, "source", &SHARED_FIELDS, &CONNECTORS)?;
 
     let time: Option<String> = take(file, &mut section, "source", "time")?;
     let out_of_orderness_ms: Option<i64> =
@@ -185,9 +168,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connectors_are_listed_as_serde_tags_them() {
-        assert_eq!(one_of(&["a"]), "\"a\"");
-        assert_eq!(one_of(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
+    fn every_listed_connector_is_a_tag_the_enum_accepts() {
         // Every listed name is a tag the enum accepts, with no fields given.
         for (name, _) in CONNECTORS {
             let mut table = toml::Table::new();
