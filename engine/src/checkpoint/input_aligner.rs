@@ -2,20 +2,24 @@
 //! two-input `connect(..).process(..)`).
 //!
 //! Lives on its shard's core. Each input of such an operator gets an
-//! [`AlignedInput`] in front of it; they share one [`InputAligner`]. Once
-//! barrier *n* has come through an input, that input's later events are held
-//! (in order) until barrier *n* has come through every input that has not
-//! ended; then the operator's state is written (when it has any), the barrier
-//! goes on once, and the held events follow. A newer barrier abandons an
-//! older alignment. The held events are bounded by how long alignment takes.
+//! [`AlignedInput`] in front of it; they share one [`InputAligner`], whose
+//! [`BarrierAligner`] (always aligned) says when. Once barrier *n* has come
+//! through an input, that input's later events are held (in order) until
+//! barrier *n* has come through every input that has not ended; then the
+//! operator's state is written (when it has any), the barrier goes on once,
+//! and the held events follow. A newer barrier abandons an older alignment.
+//! The held events are bounded by how long alignment takes.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Instant;
 
 use sluice_network::CheckpointBarrier;
 
+use super::barrier_aligner::{AlignerAction, AlignerEvent, BarrierAligner};
 use super::shard::{ShardCheckpoints, SourcePositions};
+use super::BarrierAlignment;
 use crate::push::{Control, EdgeId, Push};
 use crate::Rec;
 
@@ -34,8 +38,7 @@ trait AlignedInputHandle {
 
 /// The alignment state shared by the inputs of one operator.
 pub struct InputAligner {
-    ended: Vec<bool>,
-    alignment: Option<(CheckpointBarrier, Vec<bool>)>,
+    aligner: BarrierAligner,
     inputs: Vec<Rc<dyn AlignedInputHandle>>,
     /// The operator's part in checkpoints, when it owns state.
     snapshot: Option<(Rc<ShardCheckpoints>, usize)>,
@@ -47,17 +50,10 @@ impl InputAligner {
         snapshot: Option<(Rc<ShardCheckpoints>, usize)>,
     ) -> Rc<RefCell<Self>> {
         Rc::new(RefCell::new(InputAligner {
-            ended: vec![false; inputs],
-            alignment: None,
+            aligner: BarrierAligner::new(inputs, BarrierAlignment::Aligned),
             inputs: Vec::with_capacity(inputs),
             snapshot,
         }))
-    }
-
-    fn is_blocked(&self, input: usize) -> bool {
-        self.alignment
-            .as_ref()
-            .is_some_and(|(_, arrived)| arrived[input])
     }
 }
 
@@ -92,7 +88,11 @@ where
     Self: AlignedInputHandle,
 {
     fn blocked(&self) -> bool {
-        self.aligner.borrow().is_blocked(self.index)
+        self.aligner.borrow().aligner.is_blocked(self.index)
+    }
+
+    fn step(&self, event: AlignerEvent<'_>) -> AlignerAction {
+        self.aligner.borrow_mut().aligner.step(event)
     }
 
     fn control(&self, event: Control) {
@@ -104,14 +104,13 @@ where
             Control::Barrier(barrier) => self.barrier(barrier),
             Control::End => {
                 self.next.borrow_mut().control(Control::End);
-                let all_ended = {
-                    let mut aligner = self.aligner.borrow_mut();
-                    aligner.ended[self.index] = true;
-                    aligner.ended.iter().all(|e| *e)
-                };
-                complete(&self.aligner, None);
+                let action = self.step(AlignerEvent::End { input: self.index });
+                perform(&self.aligner, action, None);
                 // The operator's state is final: it counts for later checkpoints.
-                let snapshot = self.aligner.borrow().snapshot.clone();
+                let (all_ended, snapshot) = {
+                    let a = self.aligner.borrow();
+                    (a.aligner.all_ended(), a.snapshot.clone())
+                };
                 if let (true, Some((checkpoints, participant))) = (all_ended, snapshot) {
                     checkpoints.ended(participant, SourcePositions::new());
                 }
@@ -121,69 +120,61 @@ where
     }
 
     fn barrier(&self, barrier: CheckpointBarrier) {
-        let current = self.aligner.borrow().alignment.as_ref().map(|(b, _)| b.id);
-        match current {
-            Some(current) if current > barrier.id => return,
-            Some(current) if current < barrier.id => {
+        loop {
+            let action = self.step(AlignerEvent::Barrier {
+                input: self.index,
+                barrier,
+                savepoint: false,
+                now: Instant::now(),
+            });
+            if let AlignerAction::Abandoned(_) = action {
                 // The older checkpoint was aborted: what the inputs held goes
-                // on first, in order (it may bring this barrier along too).
-                let inputs = {
-                    let mut aligner = self.aligner.borrow_mut();
-                    aligner.alignment = None;
-                    aligner.inputs.clone()
-                };
-                for input in inputs {
-                    input.replay();
-                }
+                // on first, in order (it may bring this barrier along too);
+                // then this barrier counts.
+                replay_all(&self.aligner);
+                continue;
             }
-            _ => {}
+            return perform(&self.aligner, action, Some(self));
         }
-        {
-            let mut aligner = self.aligner.borrow_mut();
-            let inputs = aligner.ended.len();
-            let (_, arrived) = aligner
-                .alignment
-                .get_or_insert_with(|| (barrier, vec![false; inputs]));
-            arrived[self.index] = true;
-        }
-        complete(&self.aligner, Some(self));
     }
 }
 
-/// Passes the barrier on (through `via`, or the first open input) once every
-/// open input has delivered it, then replays what the inputs held.
-fn complete(aligner: &Rc<RefCell<InputAligner>>, via: Option<&dyn AlignedInputHandle>) {
-    let (barrier, snapshot, inputs) = {
-        let mut a = aligner.borrow_mut();
-        let Some((barrier, arrived)) = &a.alignment else {
-            return;
-        };
-        let aligned = arrived
-            .iter()
-            .zip(&a.ended)
-            .all(|(arrived, ended)| *arrived || *ended);
-        if !aligned {
-            return;
+fn replay_all(aligner: &Rc<RefCell<InputAligner>>) {
+    let inputs = aligner.borrow().inputs.clone();
+    for input in inputs {
+        input.replay();
+    }
+}
+
+/// On completion, writes the operator's state, passes the barrier on
+/// (through `via`, the input that completed the alignment, or the first
+/// input when an end did) and replays what the inputs held.
+fn perform(
+    aligner: &Rc<RefCell<InputAligner>>,
+    action: AlignerAction,
+    via: Option<&dyn AlignedInputHandle>,
+) {
+    let barrier = match action {
+        AlignerAction::None => return,
+        AlignerAction::Complete { barrier, .. } => barrier,
+        AlignerAction::Abandoned(_) | AlignerAction::Overtake { .. } => {
+            unreachable!("an aligned policy never overtakes; an abandon is retried by the caller")
         }
-        let barrier = *barrier;
-        a.alignment = None;
-        (barrier, a.snapshot.clone(), a.inputs.clone())
     };
+    let snapshot = aligner.borrow().snapshot.clone();
     if let Some((checkpoints, participant)) = snapshot {
         checkpoints.at_barrier(participant, barrier.id, SourcePositions::new());
     }
-    // Completed by an input's end: any input reaches the operator.
     match via {
         Some(input) => input.forward_barrier(barrier),
         None => {
-            if let Some(first) = inputs.first() {
+            let first = aligner.borrow().inputs.first().cloned();
+            if let Some(first) = first {
                 first.forward_barrier(barrier);
             }
         }
     }
-    for input in inputs {
-        input.replay();
-    }
+    replay_all(aligner);
 }
 
 impl<T> AlignedInputHandle for InputState<T> {

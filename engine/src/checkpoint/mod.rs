@@ -8,6 +8,9 @@
 //! per shard), `channel_file` (records in flight), `native_upload` (RocksDB
 //! parts) and `error`.
 
+mod barrier_aligner;
+#[cfg(test)]
+mod barrier_aligner_sim;
 mod channel_file;
 mod coordinator;
 mod driver;
@@ -23,6 +26,7 @@ mod task_entry;
 
 pub use sluice_state::checkpoint_store::StorageLocation;
 
+pub use barrier_aligner::{AlignerAction, AlignerEvent, BarrierAligner};
 pub use coordinator::{
     CheckpointAction, CheckpointCoordinator, CheckpointId, CheckpointInput, CheckpointStats,
     CheckpointTiming, TaskId,

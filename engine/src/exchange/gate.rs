@@ -16,7 +16,10 @@
 //! barrier *n* has come from every input that has not ended. Then the chain
 //! gets barrier *n* once, and the held events follow. A barrier newer than the
 //! one being aligned (the older checkpoint was aborted) abandons the older
-//! alignment; an older one is ignored.
+//! alignment; an older one is ignored. Which inputs are blocked, recording
+//! or done is the [`BarrierAligner`]'s to say; the gate holds the queues, the
+//! local input's held events and the records in flight, and does what the
+//! aligner's actions say.
 //!
 //! Unaligned (or aligned past its timeout), a barrier counts the moment it
 //! arrives, ahead of whatever is queued before it: the first one goes down the
@@ -38,7 +41,10 @@ use sluice_network::{CheckpointBarrier, ExchangeMessage, RecordBatch, Wake, Wate
 use sluice_state::{CodecError, EntryWriter};
 
 use super::channel_state::{read_records, write_batch, write_records};
-use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
+use crate::checkpoint::{
+    AlignerAction, AlignerEvent, BarrierAligner, BarrierAlignment, ShardCheckpoints,
+    SourcePositions,
+};
 use crate::push::{Control, EdgeId, Push};
 use crate::watermark::WatermarkCombiner;
 use crate::{ExchangeData, Rec};
@@ -83,16 +89,6 @@ enum Held<T> {
     End,
 }
 
-/// The barrier being aligned and the inputs it has come from.
-struct Alignment {
-    barrier: CheckpointBarrier,
-    arrived: Vec<bool>,
-    started: Instant,
-    /// The barrier has gone on; records of inputs yet to deliver it are kept.
-    unaligned: bool,
-    in_flight: EntryWriter,
-}
-
 /// The gate's part in unaligned checkpoints.
 pub(crate) struct ChannelCheckpoints {
     pub checkpoints: Rc<ShardCheckpoints>,
@@ -109,13 +105,12 @@ pub(crate) struct ExchangeGate<T> {
     ended: bool,
     /// This shard: the input that arrives through `push_local`.
     local: u32,
-    inputs_ended: Vec<bool>,
     /// Messages read from each channel and not yet processed.
     queues: Vec<VecDeque<ExchangeMessage>>,
-    alignment: Option<Alignment>,
-    /// The newest checkpoint whose alignment finished: its barriers, and
-    /// older ones, are stale.
-    finished: u64,
+    /// Which inputs delivered the barrier being aligned, and what to do next.
+    aligner: BarrierAligner,
+    /// Unaligned: the records in flight for the alignment in progress.
+    in_flight: EntryWriter,
     held: Vec<Held<T>>,
     wake: Rc<Wake>,
     channel: Option<ChannelCheckpoints>,
@@ -130,10 +125,9 @@ impl<T: ExchangeData> ExchangeGate<T> {
             decoded: Vec::new(),
             ended: false,
             local: shard,
-            inputs_ended: vec![false; shards as usize],
             queues: (0..shards).map(|_| VecDeque::new()).collect(),
-            alignment: None,
-            finished: 0,
+            aligner: BarrierAligner::new(shards as usize, BarrierAlignment::Aligned),
+            in_flight: EntryWriter::new(),
             held: Vec::new(),
             wake: Rc::new(Wake::new()),
             channel: None,
@@ -142,6 +136,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
 
     /// Takes part in unaligned checkpoints (see the module docs).
     pub fn with_channel_checkpoints(mut self, channel: ChannelCheckpoints) -> Self {
+        self.aligner = BarrierAligner::new(self.queues.len(), channel.alignment);
         self.channel = Some(channel);
         self
     }
@@ -156,42 +151,26 @@ impl<T: ExchangeData> ExchangeGate<T> {
 
     #[inline]
     fn is_blocked(&self, source: u32) -> bool {
-        self.alignment
-            .as_ref()
-            .is_some_and(|a| !a.unaligned && a.arrived[source as usize])
+        self.aligner.is_blocked(source as usize)
     }
 
     /// Whether records from `source` are in flight for an unaligned barrier.
     #[inline]
     fn is_recording(&self, source: u32) -> bool {
-        self.alignment
-            .as_ref()
-            .is_some_and(|a| a.unaligned && !a.arrived[source as usize])
+        self.aligner.is_recording(source as usize)
     }
 
-    /// Whether `barrier` counts on arrival, ahead of what is queued.
-    fn overtakes(&self, barrier: &CheckpointBarrier) -> bool {
-        let Some(channel) = &self.channel else {
-            return false;
-        };
-        if channel.checkpoints.is_savepoint(barrier.id) {
-            return false;
-        }
-        match channel.alignment {
-            BarrierAlignment::Aligned => false,
-            BarrierAlignment::Unaligned => true,
-            BarrierAlignment::AlignedWithTimeout(_) => self
-                .alignment
-                .as_ref()
-                .is_some_and(|a| a.unaligned && a.barrier.id == barrier.id),
-        }
+    fn is_savepoint(&self, barrier: &CheckpointBarrier) -> bool {
+        self.channel
+            .as_ref()
+            .is_some_and(|c| c.checkpoints.is_savepoint(barrier.id))
     }
 
     /// The checkpoint cannot hold a record: it is declined.
     fn decline(&self, e: CodecError) {
-        if let (Some(channel), Some(alignment)) = (&self.channel, &self.alignment) {
+        if let (Some(channel), Some(barrier)) = (&self.channel, self.aligner.current()) {
             channel.checkpoints.decline(
-                alignment.barrier.id,
+                barrier.id,
                 &format!(
                     "{}: a record in flight could not be encoded: {e}",
                     channel.name
@@ -204,8 +183,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
         if !self.is_recording(source) {
             return;
         }
-        let alignment = self.alignment.as_mut().expect("recording");
-        if let Err(e) = write_records(records, &mut alignment.in_flight) {
+        if let Err(e) = write_records(records, &mut self.in_flight) {
             self.decline(e);
         }
     }
@@ -214,37 +192,37 @@ impl<T: ExchangeData> ExchangeGate<T> {
         if !self.is_recording(source) || batch.is_empty() {
             return;
         }
-        let alignment = self.alignment.as_mut().expect("recording");
         // SAFETY: this batch came through an in-process channel from another
         // shard of this job, which built it with a `BatchBuilder<T>` for this
         // very edge (edges are typed).
-        if let Err(e) = unsafe { write_batch::<T>(batch, &mut alignment.in_flight) } {
+        if let Err(e) = unsafe { write_batch::<T>(batch, &mut self.in_flight) } {
             self.decline(e);
         }
     }
 
-    /// Everything queued from `source` ahead of its barrier of the
-    /// alignment is in flight: kept as channel state. That barrier, if
-    /// queued, counts now (and leaves the queue).
-    fn record_queued(&mut self, source: u32) {
-        let id = self.alignment.as_ref().expect("aligning").barrier.id;
+    /// Everything queued from `source` ahead of its barrier of the alignment
+    /// is in flight: kept as channel state. True if that barrier (it leaves
+    /// the queue: it counts now) or the input's end was among it.
+    fn record_queued(&mut self, source: u32) -> bool {
+        let id = self.aligner.current().expect("aligning").id;
         let queue = std::mem::take(&mut self.queues[source as usize]);
         let mut kept = VecDeque::with_capacity(queue.len());
         let mut reached = false;
+        let mut counted = false;
         for message in queue {
             if !reached {
                 match &message {
                     ExchangeMessage::Batch(batch) => self.record_batch(source, batch),
                     ExchangeMessage::Barrier(b) if b.id == id => {
                         reached = true;
-                        self.alignment.as_mut().expect("aligning").arrived[source as usize] = true;
+                        counted = true;
                         continue;
                     }
                     // A newer barrier: this input skipped ours.
                     ExchangeMessage::Barrier(b) if b.id > id => reached = true,
                     ExchangeMessage::End => {
                         reached = true;
-                        self.alignment.as_mut().expect("aligning").arrived[source as usize] = true;
+                        counted = true;
                     }
                     _ => {}
                 }
@@ -252,43 +230,63 @@ impl<T: ExchangeData> ExchangeGate<T> {
             kept.push_back(message);
         }
         self.queues[source as usize] = kept;
+        counted
     }
 
-    /// The barrier goes down the chain now; what the inputs that have not
-    /// delivered it still hold before it becomes channel state.
-    fn go_unaligned(&mut self) {
-        let alignment = self.alignment.as_mut().expect("aligning");
-        alignment.unaligned = true;
-        let barrier = alignment.barrier;
-        self.downstream.control(Control::Barrier(barrier));
-        for source in 0..self.queues.len() as u32 {
-            if source != self.local && !self.inputs_ended[source as usize] {
-                let arrived = self.alignment.as_ref().expect("aligning").arrived[source as usize];
-                if !arrived {
-                    self.record_queued(source);
+    /// Does what the aligner said.
+    fn perform(&mut self, action: AlignerAction) {
+        match action {
+            AlignerAction::None => {}
+            AlignerAction::Abandoned(_) => {
+                self.in_flight = EntryWriter::new();
+                self.release();
+            }
+            AlignerAction::Overtake {
+                barrier,
+                in_flight_from,
+            } => {
+                self.downstream.control(Control::Barrier(barrier));
+                let reached: Vec<usize> = in_flight_from
+                    .into_iter()
+                    .filter(|&source| self.record_queued(source as u32))
+                    .collect();
+                let next = self
+                    .aligner
+                    .step(AlignerEvent::Overtaken { reached: &reached });
+                self.perform(next);
+                self.release();
+            }
+            AlignerAction::Complete { barrier, unaligned } => {
+                if !unaligned {
+                    self.downstream.control(Control::Barrier(barrier));
                 }
+                let in_flight = std::mem::replace(&mut self.in_flight, EntryWriter::new());
+                if let Some(channel) = &self.channel {
+                    let records = if in_flight.is_empty() {
+                        Vec::new()
+                    } else {
+                        in_flight.finish()
+                    };
+                    channel.checkpoints.channel_state(
+                        channel.participant,
+                        barrier.id,
+                        channel.name.clone(),
+                        records,
+                    );
+                }
+                self.release();
             }
         }
-        self.release();
     }
 
-    /// Switches to unaligned when the policy says so.
-    fn apply_policy(&mut self) {
-        let Some(channel) = &self.channel else { return };
-        let Some(alignment) = &self.alignment else {
-            return;
-        };
-        if alignment.unaligned || channel.checkpoints.is_savepoint(alignment.barrier.id) {
-            return;
-        }
-        let go = match channel.alignment {
-            BarrierAlignment::Aligned => false,
-            BarrierAlignment::Unaligned => true,
-            BarrierAlignment::AlignedWithTimeout(timeout) => alignment.started.elapsed() >= timeout,
-        };
-        if go {
-            self.go_unaligned();
-            self.complete_alignment();
+    /// Turns the alignment unaligned if its timeout has passed.
+    fn check_deadline(&mut self) {
+        if let Some(deadline) = self.aligner.deadline() {
+            let now = Instant::now();
+            if now >= deadline {
+                let action = self.aligner.step(AlignerEvent::Tick { now });
+                self.perform(action);
+            }
         }
     }
 
@@ -303,8 +301,8 @@ impl<T: ExchangeData> ExchangeGate<T> {
     }
 
     pub fn push_local(&mut self, batch: &mut Vec<Rec<T>>) {
-        if self.alignment.is_some() {
-            self.apply_policy();
+        if self.aligner.is_aligning() {
+            self.check_deadline();
             if self.is_blocked(self.local) {
                 self.held.push(Held::Records(std::mem::take(batch)));
                 return;
@@ -320,67 +318,20 @@ impl<T: ExchangeData> ExchangeGate<T> {
         if self.hold_local(source, || Held::Barrier(barrier)) {
             return;
         }
-        if barrier.id <= self.finished {
-            return;
-        }
-        match &self.alignment {
-            Some(a) if a.barrier.id > barrier.id => return,
-            Some(a) if a.barrier.id < barrier.id => {
-                self.alignment = None;
-                self.release();
-            }
-            _ => {}
-        }
-        if self.alignment.is_none() {
-            self.alignment = Some(Alignment {
+        let savepoint = self.is_savepoint(&barrier);
+        loop {
+            let action = self.aligner.step(AlignerEvent::Barrier {
+                input: source as usize,
                 barrier,
-                arrived: vec![false; self.inputs_ended.len()],
-                started: Instant::now(),
-                unaligned: false,
-                in_flight: EntryWriter::new(),
+                savepoint,
+                now: Instant::now(),
             });
-            if self.overtakes(&barrier) {
-                // Everything queued from every input, this one included,
-                // came before its barrier: in flight.
-                self.go_unaligned();
+            let abandoned = matches!(action, AlignerAction::Abandoned(_));
+            self.perform(action);
+            if !abandoned {
+                return;
             }
-        }
-        self.alignment.as_mut().expect("aligning").arrived[source as usize] = true;
-        self.apply_policy();
-        self.complete_alignment();
-    }
-
-    /// Passes the barrier on once every open input has delivered it.
-    fn complete_alignment(&mut self) {
-        let Some(alignment) = &self.alignment else {
-            return;
-        };
-        let aligned = (alignment.arrived.iter().zip(&self.inputs_ended)).all(|(a, e)| *a || *e);
-        if aligned {
-            let Alignment {
-                barrier,
-                unaligned,
-                in_flight,
-                ..
-            } = self.alignment.take().expect("checked");
-            self.finished = barrier.id;
-            if !unaligned {
-                self.downstream.control(Control::Barrier(barrier));
-            }
-            if let Some(channel) = &self.channel {
-                let records = if in_flight.is_empty() {
-                    Vec::new()
-                } else {
-                    in_flight.finish()
-                };
-                channel.checkpoints.channel_state(
-                    channel.participant,
-                    barrier.id,
-                    channel.name.clone(),
-                    records,
-                );
-            }
-            self.release();
+            // What the older alignment held went on; now the barrier counts.
         }
     }
 
@@ -461,11 +412,13 @@ impl<T: ExchangeData> ExchangeGate<T> {
         if self.hold_local(source, || Held::End) {
             return;
         }
-        self.inputs_ended[source as usize] = true;
+        let action = self.aligner.step(AlignerEvent::End {
+            input: source as usize,
+        });
         if let Some(combined) = self.combiner.end(source as usize) {
             self.downstream.control(Control::Watermark(combined));
         }
-        self.complete_alignment();
+        self.perform(action);
         if self.combiner.all_ended() && !self.ended {
             self.ended = true;
             self.downstream.control(Control::End);
@@ -488,17 +441,23 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
     fn arrive(&mut self, source: u32, message: Option<ExchangeMessage>) {
         let message = message.unwrap_or(ExchangeMessage::End);
         match message {
-            ExchangeMessage::Barrier(barrier) if self.overtakes(&barrier) => {
+            ExchangeMessage::Barrier(barrier)
+                if self
+                    .aligner
+                    .counts_on_arrival(&barrier, self.is_savepoint(&barrier)) =>
+            {
                 self.barrier(source, barrier)
             }
             message => {
                 match &message {
                     ExchangeMessage::Batch(batch) => self.record_batch(source, batch),
-                    ExchangeMessage::End if self.is_recording(source) => {
-                        // Nothing more comes from this input: its part is
-                        // complete.
-                        self.alignment.as_mut().expect("recording").arrived[source as usize] = true;
-                        self.complete_alignment();
+                    ExchangeMessage::End => {
+                        // While recording, nothing more comes from this
+                        // input: its part is complete.
+                        let action = self.aligner.step(AlignerEvent::EndArrived {
+                            input: source as usize,
+                        });
+                        self.perform(action);
                     }
                     _ => {}
                 }
@@ -509,8 +468,8 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
     }
 
     fn process_next(&mut self, source: u32) -> GateStep {
-        if self.alignment.is_some() {
-            self.apply_policy();
+        if self.aligner.is_aligning() {
+            self.check_deadline();
         }
         if self.is_blocked(source) {
             return GateStep::Idle;
@@ -543,20 +502,11 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
     }
 
     fn policy_deadline(&self) -> Option<Instant> {
-        let channel = self.channel.as_ref()?;
-        let alignment = self.alignment.as_ref().filter(|a| !a.unaligned)?;
-        match channel.alignment {
-            BarrierAlignment::AlignedWithTimeout(timeout)
-                if !channel.checkpoints.is_savepoint(alignment.barrier.id) =>
-            {
-                Some(alignment.started + timeout)
-            }
-            _ => None,
-        }
+        self.aligner.deadline()
     }
 
     fn check_policy(&mut self) {
-        self.apply_policy();
+        self.check_deadline();
     }
 
     fn reachable_edges(&self, out: &mut Vec<EdgeId>) {
