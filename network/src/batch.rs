@@ -67,11 +67,12 @@ impl RecordBatch {
         &self.timestamps
     }
 
-    /// Reads record `index` of a batch built on this machine.
+    /// Reads record `index` of a batch built on this machine (or checked).
     ///
     /// # Safety
     /// The batch must have been built by a [`BatchBuilder<T>`] for this same `T`
-    /// in this process (so its bytes are trusted and correctly aligned).
+    /// in this process (so its bytes are trusted and correctly aligned), or
+    /// [`check_records::<T>`](Self::check_records) must have accepted it.
     #[inline]
     pub unsafe fn read_trusted<T: BatchRecord>(&self, index: usize) -> T {
         let end = self.ends[index] as usize;
@@ -96,6 +97,54 @@ impl RecordBatch {
             index,
             reason: e.to_string(),
         })
+    }
+
+    /// The archived records, back to back (see the module docs).
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Where each record's archived root ends in [`bytes`](Self::bytes).
+    #[inline]
+    pub fn ends(&self) -> &[u32] {
+        &self.ends
+    }
+
+    /// A batch from its parts, as received from another machine: the
+    /// structural invariants are checked, the records are not (see
+    /// [`check_records`](Self::check_records)).
+    pub fn from_parts(
+        bytes: AlignedVec,
+        ends: Vec<u32>,
+        timestamps: Vec<i64>,
+        watermark: Option<i64>,
+    ) -> Result<Self, String> {
+        let batch = RecordBatch {
+            bytes,
+            ends,
+            timestamps,
+            watermark,
+        };
+        batch.check_invariants()?;
+        Ok(batch)
+    }
+
+    /// Validates every record as an archived `T` (a batch from an untrusted
+    /// peer). Once this returned `Ok` for `T`, [`read_trusted`] may read the
+    /// batch as `T`.
+    ///
+    /// [`read_trusted`]: Self::read_trusted
+    pub fn check_records<T: BatchRecord>(&self) -> Result<(), BatchError> {
+        self.check_invariants()
+            .map_err(|reason| BatchError::Malformed { index: 0, reason })?;
+        for (index, &end) in self.ends.iter().enumerate() {
+            T::check_archived(&self.bytes[..end as usize]).map_err(|e| BatchError::Malformed {
+                index,
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks the structural invariants (see the module docs).

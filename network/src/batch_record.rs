@@ -40,6 +40,10 @@ pub trait BatchRecord: Clone + Send + 'static {
 
     /// Reads a record from untrusted bytes, validating them first.
     fn read_archived_checked(bytes: &[u8]) -> Result<Self, rancor::Error>;
+
+    /// Validates untrusted bytes as an archived record whose root ends at
+    /// `bytes.len()`, without reading it.
+    fn check_archived(bytes: &[u8]) -> Result<(), rancor::Error>;
 }
 
 impl<T> BatchRecord for T
@@ -75,5 +79,11 @@ where
         let archived =
             rkyv::api::access_with_context::<T::Archived, _, rancor::Error>(bytes, &mut validator)?;
         rkyv::api::low::deserialize::<T, rancor::Error>(archived)
+    }
+
+    fn check_archived(bytes: &[u8]) -> Result<(), rancor::Error> {
+        let mut validator = Validator::new(ArchiveValidator::new(bytes), ());
+        rkyv::api::access_with_context::<T::Archived, _, rancor::Error>(bytes, &mut validator)?;
+        Ok(())
     }
 }

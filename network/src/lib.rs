@@ -12,7 +12,9 @@
 //! - the link between two shards ([`ChannelSender`], [`ChannelReceiver`],
 //!   [`CreditGrantor`]) with credit-based flow control as pure state
 //!   ([`SendCredits`], [`CreditsOwed`]), and its in-process implementation
-//!   ([`local`], wired for a whole job by [`LocalMesh`]).
+//!   ([`local`], wired for a whole job by [`LocalMesh`]);
+//! - [`wire`]: the frames of a link between two workers, decoded from
+//!   untrusted bytes without a panic.
 //!
 //! Moving a batch between shards of one process moves its buffers (pointers), never
 //! its bytes. Next, TCP links between machines frame the same batches behind the
@@ -26,6 +28,7 @@ pub mod local;
 mod local_mesh;
 mod message;
 mod wake;
+pub mod wire;
 
 pub use batch::{BatchBuilder, BatchError, RecordBatch, BATCH_BYTES_MIN, BATCH_RECORDS_MAX};
 pub use batch_record::BatchRecord;

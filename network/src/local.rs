@@ -116,8 +116,13 @@ impl LocalSenderEnd {
 
 impl ChannelSender for LocalSender {
     fn try_send(&self, message: ExchangeMessage) -> Result<(), SendError> {
-        let is_batch = matches!(message, ExchangeMessage::Batch(_));
-        let took_credit = is_batch && !self.credits.closed.get();
+        // The receiving end dropped its grantor: it reads nothing more (its
+        // data end may still take a message for a moment; it is dropped with
+        // the grantor).
+        if self.credits.closed.get() {
+            return Err(SendError::Closed);
+        }
+        let took_credit = matches!(message, ExchangeMessage::Batch(_));
         if took_credit {
             let mut credits = self.credits.credits.get();
             if !credits.try_take() {
