@@ -24,6 +24,7 @@ mod batch;
 mod batch_record;
 mod channel;
 mod credit;
+pub mod link;
 pub mod local;
 mod local_mesh;
 mod message;
