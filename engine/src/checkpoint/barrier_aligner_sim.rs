@@ -16,28 +16,8 @@ use std::time::{Duration, Instant};
 use sluice_network::CheckpointBarrier;
 
 use super::barrier_aligner::{AlignerAction, AlignerEvent, BarrierAligner};
+use super::sim_rng::Rng;
 use super::BarrierAlignment;
-
-/// A small deterministic generator (xorshift64*), so a seed names a run.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Event {

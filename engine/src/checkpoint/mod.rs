@@ -21,6 +21,8 @@ mod restart;
 mod restore;
 pub mod savepoint;
 mod shard;
+#[cfg(test)]
+mod sim_rng;
 mod snapshot_at_barrier;
 mod task_entry;
 
