@@ -39,6 +39,10 @@ pub enum EngineError {
     Restore(String),
     #[error("checkpoint failed: {0}")]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// A link to a shard of another process failed (the peer went away or
+    /// sent what it may not).
+    #[error("{0}")]
+    Link(String),
 }
 
 impl EngineError {
@@ -50,7 +54,8 @@ impl EngineError {
             | EngineError::Sink(_)
             | EngineError::Serialize(_)
             | EngineError::ShardPanicked { .. }
-            | EngineError::Checkpoint(_) => true,
+            | EngineError::Checkpoint(_)
+            | EngineError::Link(_) => true,
             EngineError::Startup { .. } | EngineError::Config(_) | EngineError::Restore(_) => false,
         }
     }

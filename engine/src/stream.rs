@@ -190,6 +190,27 @@ impl StreamEnv {
         }
         runtime::execute(plan.config.clone(), plan.roots.clone(), plan.next_edge)
     }
+
+    /// Runs the shards of the job that `part` places in this process, the
+    /// others running in other processes (workers of a cluster), until they
+    /// finish or `cancel` stops them. Every process must build the same job.
+    pub fn execute_part(
+        self,
+        part: runtime::JobPart,
+        cancel: runtime::JobCancel,
+    ) -> Result<JobReport, EngineError> {
+        let plan = self.plan.borrow();
+        if plan.roots.is_empty() {
+            return Err(EngineError::Config("the job has no sink".into()));
+        }
+        runtime::execute_part(
+            plan.config.clone(),
+            plan.roots.clone(),
+            plan.next_edge,
+            part,
+            cancel,
+        )
+    }
 }
 
 impl<T: Data> Stream<T> {

@@ -13,6 +13,7 @@
 //!   [`CreditGrantor`]) with credit-based flow control as pure state
 //!   ([`SendCredits`], [`CreditsOwed`]), and its in-process implementation
 //!   ([`local`], wired for a whole job by [`LocalMesh`]);
+//! - [`auth`]: the cluster secret, proven on connect by a challenge–response;
 //! - [`wire`]: the frames of a link between two workers, decoded from
 //!   untrusted bytes without a panic.
 //!
@@ -20,6 +21,7 @@
 //! its bytes. Next, TCP links between machines frame the same batches behind the
 //! same channel interface.
 
+pub mod auth;
 mod batch;
 mod batch_record;
 mod channel;

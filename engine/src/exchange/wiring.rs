@@ -17,6 +17,8 @@ use super::{
     output_state_name, write_batch, ChannelCheckpoints, ExchangeGate, ExchangeSender,
     OutputCheckpoints, Partitioner,
 };
+use sluice_network::RecordBatch;
+
 use crate::checkpoint::{BarrierAlignment, ParticipantKind};
 use crate::push::{EdgeId, Push};
 use crate::runtime::ShardBuilder;
@@ -65,7 +67,7 @@ pub(crate) fn wire_exchange<T: ExchangeData, P: Partitioner<T>>(
         }
     }
     let gate = Rc::new(RefCell::new(gate));
-    sb.register_gate(edge, gate.clone());
+    sb.register_gate(edge, gate.clone(), RecordBatch::check_records::<T>);
     let outbox = sb.outbox(edge);
     if let Some((checkpoints, alignment)) = in_flight {
         outbox.set_output_checkpoints(OutputCheckpoints {

@@ -60,6 +60,9 @@ pub struct ShardBuilder {
     side_outputs: HashMap<u64, SideOutputs>,
     pub(crate) outboxes: Outboxes,
     pub(crate) gates: HashMap<EdgeId, Rc<RefCell<dyn GateInput>>>,
+    /// Per edge, how a batch from another process is checked to hold the
+    /// edge's record type before its gate reads it in place.
+    pub(crate) validators: HashMap<EdgeId, sluice_network::link::BatchValidator>,
     pub(crate) flushables: Vec<Rc<RefCell<dyn Flush>>>,
     pub(crate) tasks: Vec<DeferredTask>,
     pub(crate) tickers: Vec<Rc<RefCell<dyn Tick>>>,
@@ -110,6 +113,7 @@ impl ShardBuilder {
             side_outputs: HashMap::new(),
             outboxes: HashMap::new(),
             gates: HashMap::new(),
+            validators: HashMap::new(),
             flushables: Vec::new(),
             tasks: Vec::new(),
             tickers: Vec::new(),
@@ -197,7 +201,15 @@ impl ShardBuilder {
             .clone()
     }
 
-    pub(crate) fn register_gate(&mut self, edge: EdgeId, gate: Rc<RefCell<dyn GateInput>>) {
+    /// Registers the gate of `edge` on this shard, and how a batch from a
+    /// remote shard is validated for it.
+    pub(crate) fn register_gate(
+        &mut self,
+        edge: EdgeId,
+        gate: Rc<RefCell<dyn GateInput>>,
+        validator: sluice_network::link::BatchValidator,
+    ) {
+        self.validators.insert(edge, validator);
         let previous = self.gates.insert(edge, gate);
         assert!(
             previous.is_none(),

@@ -9,15 +9,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, IntoRawFd};
+
 use futures_lite::FutureExt;
 use glommio::sync::Semaphore;
 use glommio::{LocalExecutorBuilder, Placement};
+use sluice_network::link::{open_link, Link, LinkConfig};
 use sluice_network::{
-    ChannelReceiver, CreditGrantor, ExchangeMessage, LocalMesh, ShardChannelEnds,
+    BatchError, ChannelReceiver, CreditGrantor, ExchangeMessage, LocalMesh, RecordBatch,
+    ShardChannelEnds,
 };
 
 use super::abort::AbortWatch;
 use super::builder::{Outboxes, RootBuilder, ShardBuilder};
+use super::job_part::{JobCancel, JobPart, RemoteLink};
 use super::local_directory::LocalDirectory;
 use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
@@ -96,7 +102,13 @@ pub fn execute(
     let mut failures = 0;
     loop {
         let mut last_completed = None;
-        let error = match execute_once(config.clone(), roots.clone(), edges, &mut last_completed) {
+        let error = match execute_once(
+            config.clone(),
+            roots.clone(),
+            edges,
+            &mut last_completed,
+            None,
+        ) {
             Ok(mut report) => {
                 report.restarts = failures;
                 return Ok(report);
@@ -131,22 +143,55 @@ pub fn execute(
     }
 }
 
-/// One attempt at running the job; `last_completed` is set to the last
-/// checkpoint it completed.
+/// Runs the shards of a job that `part` places in this process, connected
+/// to the others by its links, until they finish or `cancel` stops them.
+/// One attempt: restarts are the coordinator's.
+pub fn execute_part(
+    config: JobConfig,
+    roots: Vec<RootBuilder>,
+    edges: u32,
+    part: JobPart,
+    cancel: JobCancel,
+) -> Result<JobReport, EngineError> {
+    if config.checkpoint.is_some() {
+        return Err(EngineError::Config(
+            "checkpoints of a job spread over several workers are not taken yet: remove [checkpoint] or run it with `sluice run`".into(),
+        ));
+    }
+    execute_once(config, roots, edges, &mut None, Some((part, cancel)))
+}
+
+/// One attempt at running the job (the shards `part` places here, or all);
+/// `last_completed` is set to the last checkpoint it completed.
 fn execute_once(
     config: JobConfig,
     roots: Vec<RootBuilder>,
     edges: u32,
     last_completed: &mut Option<CheckpointId>,
+    part: Option<(JobPart, JobCancel)>,
 ) -> Result<JobReport, EngineError> {
     config.validate().map_err(EngineError::Config)?;
     let shards = config.shards;
+    let (here, mut links, abort) = match part {
+        Some((part, cancel)) => {
+            part.validate(shards).map_err(EngineError::Config)?;
+            let mut by_shard: HashMap<u32, Vec<RemoteLink>> = HashMap::new();
+            for link in part.links {
+                by_shard.entry(link.local).or_default().push(link);
+            }
+            (part.here, by_shard, cancel.0)
+        }
+        None => (
+            (0..shards).collect::<Vec<u32>>(),
+            HashMap::new(),
+            AbortSignal::default(),
+        ),
+    };
     let config = Arc::new(config);
     let roots = Arc::new(roots);
     let errors: Arc<Mutex<Vec<EngineError>>> = Arc::default();
     let metrics: Vec<Arc<ShardMetrics>> = (0..shards).map(|_| Arc::default()).collect();
     let finished = Arc::new(AtomicU32::new(0));
-    let abort = AbortSignal::default();
     let layout = sluice_state::KeyGroups::new(config.max_parallelism, shards);
     let local =
         LocalDirectory::create(config.state_directory.as_deref()).map_err(EngineError::Config)?;
@@ -186,19 +231,17 @@ fn execute_once(
         .transpose()
         .map_err(EngineError::Checkpoint)?;
     let cpus = allowed_cpu_ids();
-    let pinned = config.pin_cpus && cpus.len() >= shards as usize;
+    let pinned = config.pin_cpus && cpus.len() >= here.len();
     let started = Instant::now();
 
-    let mut handles = Vec::with_capacity(shards as usize);
+    let mut handles = Vec::with_capacity(here.len());
     // At most CHANNEL_BATCHES_MAX (validated above).
     let credits = config.channel_batches as u32;
-    for (shard, endpoints) in LocalMesh::create(edges, shards, credits)
-        .into_iter()
-        .enumerate()
-    {
-        let shard = shard as u32;
+    let meshes = LocalMesh::create_among(edges, shards, &here, credits);
+    for (position, (&shard, endpoints)) in here.iter().zip(meshes).enumerate() {
+        let remote = links.remove(&shard).unwrap_or_default();
         let placement = if pinned {
-            Placement::Fixed(cpus[shard as usize])
+            Placement::Fixed(cpus[position])
         } else {
             Placement::Unbound
         };
@@ -229,7 +272,7 @@ fn execute_once(
             .spawn(move || async move {
                 let _finished = FinishedGuard(finished);
                 run_shard(
-                    shard, config, &roots, endpoints, metrics, errors, abort, context,
+                    shard, config, &roots, endpoints, remote, metrics, errors, abort, context,
                 )
                 .await;
             })
@@ -243,7 +286,7 @@ fn execute_once(
     let mut progress = config
         .progress_interval
         .map(|interval| ProgressReporter::new(interval, config.expected_records_in));
-    while finished.load(Ordering::Acquire) < shards {
+    while finished.load(Ordering::Acquire) < here.len() as u32 {
         std::thread::sleep(DRIVER_TICK);
         if let Some(driver) = &mut driver {
             driver.poll();
@@ -259,10 +302,10 @@ fn execute_once(
     }
     let progress = progress.map(ProgressReporter::finish).unwrap_or_default();
     let mut panicked = Vec::new();
-    for (shard, handle) in handles.into_iter().enumerate() {
+    for (&shard, handle) in here.iter().zip(handles) {
         if let Err(e) = handle.join() {
             panicked.push(EngineError::ShardPanicked {
-                shard: shard as u32,
+                shard,
                 reason: e.to_string(),
             });
         }
@@ -312,13 +355,102 @@ struct IncomingChannel {
     grantor: Box<dyn CreditGrantor>,
 }
 
-/// Connects every channel end of this shard. Both ends of a channel wait for
-/// each other, so all connections run concurrently.
+/// The largest frame a remote shard may send: a batch is cut at the job's
+/// batch size, plus one record; records of more than this fail their link.
+const REMOTE_FRAME_MIN: u32 = 64 << 20;
+
+/// Opens the link to each shard of another process over its connection, on
+/// this core: every edge has a channel each way. Returns the driver tasks;
+/// a link that fails records its error and aborts the job (its receivers
+/// end without `End`, which the gates would take for an end).
+fn open_links(
+    shard: u32,
+    edges: u32,
+    remote: Vec<RemoteLink>,
+    builder: &mut ShardBuilder,
+    all_outboxes: &mut Outboxes,
+    receivers: &mut Vec<IncomingChannel>,
+) -> Vec<glommio::Task<()>> {
+    let credits = builder.config.channel_batches as u32;
+    let max_payload =
+        REMOTE_FRAME_MIN.max(builder.config.batch_bytes_limit.saturating_mul(4) as u32);
+    let mut drivers = Vec::new();
+    for link in remote {
+        debug_assert_eq!(link.local, shard);
+        let outboxes: Vec<Rc<EdgeOutbox>> = (0..edges).map(|edge| builder.outbox(edge)).collect();
+        for (edge, outbox) in outboxes.iter().enumerate() {
+            all_outboxes.insert(edge as u32, outbox.clone());
+        }
+        let incoming = (0..edges)
+            .map(|edge| {
+                let validator = builder.validators.get(&edge).copied();
+                // An edge without a gate here (its build failed) is only
+                // drained: nothing reads its batches.
+                (credits, validator.unwrap_or(accept_unread))
+            })
+            .collect();
+        let config = LinkConfig {
+            peer: link.peer.clone(),
+            outgoing_credits: vec![credits; edges as usize],
+            incoming,
+            max_payload,
+        };
+        let _ = link.stream.set_nodelay(true);
+        // SAFETY: the descriptor is taken from an owned, connected stream and
+        // owned by the new one alone.
+        let stream = unsafe { glommio::net::TcpStream::from_raw_fd(link.stream.into_raw_fd()) };
+        let granted = outboxes.iter().map(|outbox| outbox.granted()).collect();
+        let Link {
+            senders,
+            receivers: incoming,
+            driver,
+        } = open_link(stream, config, granted);
+        for (outbox, sender) in outboxes.iter().zip(senders) {
+            outbox.connect(link.remote, Rc::new(sender));
+        }
+        for (edge, (receiver, grantor)) in incoming.into_iter().enumerate() {
+            receivers.push(IncomingChannel {
+                edge: edge as u32,
+                source: link.remote,
+                receiver: Box::new(receiver),
+                grantor: Box::new(grantor),
+            });
+        }
+        let (errors, abort) = (builder.errors(), builder.abort.clone());
+        drivers.push(glommio::spawn_local(async move {
+            let result = futures_lite::future::or(async { Some(driver.await) }, async {
+                abort.wait().await;
+                None
+            })
+            .await;
+            if let Some(Err(e)) = result {
+                errors
+                    .lock()
+                    .expect("errors lock")
+                    .push(EngineError::Link(e.to_string()));
+                abort.set();
+            }
+        }));
+    }
+    drivers
+}
+
+/// The validator of a channel nothing reads.
+fn accept_unread(_: &RecordBatch) -> Result<(), BatchError> {
+    Ok(())
+}
+
+/// Connects every channel end of this shard. Both ends of a local channel
+/// wait for each other, so all connections run concurrently; links to other
+/// processes are open at once. Returns the outboxes, the incoming channels
+/// and the links' driver tasks.
 async fn connect(
     shard: u32,
     endpoints: ShardChannelEnds,
+    remote: Vec<RemoteLink>,
     builder: &mut ShardBuilder,
-) -> (Outboxes, Vec<IncomingChannel>) {
+) -> (Outboxes, Vec<IncomingChannel>, Vec<glommio::Task<()>>) {
+    let edges = endpoints.senders.len() as u32;
     let mut sends = Vec::new();
     let mut all_outboxes: Outboxes = builder.outboxes.clone();
     for (edge, destinations) in endpoints.senders.into_iter().enumerate() {
@@ -358,8 +490,16 @@ async fn connect(
     for task in receives {
         receivers.push(task.await);
     }
+    let drivers = open_links(
+        shard,
+        edges,
+        remote,
+        builder,
+        &mut all_outboxes,
+        &mut receivers,
+    );
     debug_assert!(receivers.iter().all(|channel| channel.source != shard));
-    (all_outboxes, receivers)
+    (all_outboxes, receivers, drivers)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -368,6 +508,7 @@ async fn run_shard(
     config: Arc<JobConfig>,
     roots: &[RootBuilder],
     endpoints: ShardChannelEnds,
+    remote: Vec<RemoteLink>,
     metrics: Arc<ShardMetrics>,
     errors: Arc<Mutex<Vec<EngineError>>>,
     abort: AbortSignal,
@@ -388,7 +529,7 @@ async fn run_shard(
     if let Some(problem) = problems.into_iter().next() {
         builder.fail(EngineError::Restore(format!("shard {shard}: {problem}")));
     }
-    let (outboxes, receivers) = connect(shard, endpoints, &mut builder).await;
+    let (outboxes, receivers, links) = connect(shard, endpoints, remote, &mut builder).await;
 
     if builder.failed {
         // Tell every peer this shard sends nothing, then stop: peers finish with
@@ -400,6 +541,9 @@ async fn run_shard(
                 }
             }
             outbox.drain().await;
+        }
+        for link in links {
+            link.await;
         }
         return;
     }
@@ -552,6 +696,10 @@ async fn run_shard(
     let all_done = async move {
         for task in tasks {
             task.await;
+        }
+        // The links end once both sides sent every channel's end.
+        for link in links {
+            link.await;
         }
     };
     let failure = async {

@@ -1,0 +1,101 @@
+//! The part of a job one process runs when the job spans several: which of
+//! its shards run here, and the connections to the shards that run
+//! elsewhere.
+//!
+//! Built by the worker (in `cluster`) on its control thread: it dials or
+//! accepts one TCP connection per pair of a shard here and a shard elsewhere,
+//! proves the cluster secret on it (`sluice_network::auth`) and hands it
+//! over; [`execute_part`](super::execute_part) moves each connection to its
+//! shard's core, where `sluice_network::link` carries every channel between
+//! the two shards over it. Shards of the same process keep the in-process
+//! channels.
+//!
+//! Invariants: shard indices are global (`0..shards` of the whole job);
+//! `here` holds no shard twice; there is exactly one connection for every
+//! pair of a shard here and a shard not here.
+
+use std::net::TcpStream;
+
+use super::AbortSignal;
+
+/// One connection between a shard here and a shard of another process.
+#[derive(Debug)]
+pub struct RemoteLink {
+    /// The shard here (global index).
+    pub local: u32,
+    /// The shard elsewhere (global index).
+    pub remote: u32,
+    /// The peer, for errors (its worker and address).
+    pub peer: String,
+    /// Connected and authenticated.
+    pub stream: TcpStream,
+}
+
+/// Stops a running part from outside: a cancelled job, or an attempt the
+/// coordinator replaced. Its shards wind down as after a failure elsewhere,
+/// committing nothing more.
+#[derive(Clone, Default)]
+pub struct JobCancel(pub(crate) AbortSignal);
+
+impl JobCancel {
+    pub fn cancel(&self) {
+        self.0.set();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_set()
+    }
+}
+
+/// The shards of a job that run in this process.
+#[derive(Debug)]
+pub struct JobPart {
+    /// Global indices of the shards that run here.
+    pub here: Vec<u32>,
+    /// One per pair of a shard here and a shard elsewhere.
+    pub links: Vec<RemoteLink>,
+}
+
+impl JobPart {
+    /// Checks the invariants against a job of `shards` shards.
+    pub fn validate(&self, shards: u32) -> Result<(), String> {
+        let mut seen = vec![false; shards as usize];
+        for &shard in &self.here {
+            match seen.get_mut(shard as usize) {
+                None => return Err(format!("shard {shard} is not one of the job's {shards}")),
+                Some(true) => return Err(format!("shard {shard} is placed here twice")),
+                Some(seen) => *seen = true,
+            }
+        }
+        if self.here.is_empty() {
+            return Err("no shard runs here".into());
+        }
+        let mut pairs = std::collections::HashSet::new();
+        for link in &self.links {
+            let here = seen.get(link.local as usize).copied().unwrap_or(false);
+            let there = seen.get(link.remote as usize).copied();
+            if !here || there != Some(false) {
+                return Err(format!(
+                    "a link from shard {} to shard {} does not join a shard here to one elsewhere",
+                    link.local, link.remote
+                ));
+            }
+            if !pairs.insert((link.local, link.remote)) {
+                return Err(format!(
+                    "two links from shard {} to shard {}",
+                    link.local, link.remote
+                ));
+            }
+        }
+        let expected = self.here.len() * (shards as usize - self.here.len());
+        if pairs.len() != expected {
+            return Err(format!(
+                "{} links for {} shards here and {} elsewhere (expected {expected})",
+                pairs.len(),
+                self.here.len(),
+                shards as usize - self.here.len()
+            ));
+        }
+        Ok(())
+    }
+}
