@@ -4,11 +4,18 @@
 //! This is where production parts are wired together: a job file
 //! ([`job_file::JobFile`]) is parsed and validated completely before anything
 //! starts, then the registered job it names ([`jobs`]) builds its pipeline on a
-//! [`StreamEnv`](sluice_engine::StreamEnv) and runs it.
+//! [`StreamEnv`](sluice_engine::StreamEnv) and runs it — in this process, or
+//! on a cluster: a [`coordinator`] places it on [`worker`]s, which talk over
+//! the [`control`] plane; the CLI reaches the coordinator's HTTP API through
+//! [`client`].
 
 pub mod bench;
+pub mod client;
+pub mod control;
+pub mod coordinator;
 pub mod job_file;
 pub mod jobs;
 pub mod logging;
 pub mod nexmark_generate;
 pub mod run;
+pub mod worker;

@@ -4,8 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hyper::Method;
 use sluice_cluster::bench::{nexmark as bench_nexmark, plot as bench_plot, suite as bench_suite};
-use sluice_cluster::{logging, nexmark_generate, run};
+use sluice_cluster::client::{Client, ClientError};
+use sluice_cluster::coordinator::{self, CoordinatorConfig};
+use sluice_cluster::{control, logging, nexmark_generate, run, worker};
 
 /// mimalloc instead of the system allocator: records that carry strings are
 /// allocated on one shard and freed on another, a pattern glibc's malloc
@@ -38,10 +41,13 @@ enum Command {
     /// Checks a job file without running it.
     Check { job: PathBuf },
     /// Takes a savepoint of the job running with this job file (through its
-    /// checkpoint storage) and prints its path.
+    /// checkpoint storage), or of the job with this id on `--coordinator`,
+    /// and prints its path.
     Savepoint {
-        /// The running job's file (TOML).
+        /// The running job's file (TOML), or with `--coordinator` its id.
         job: PathBuf,
+        #[command(flatten)]
+        cluster: OptionalCoordinator,
         /// Stop the job once the savepoint is taken.
         #[arg(long)]
         stop: bool,
@@ -52,8 +58,62 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
     },
-    /// Lists the registered jobs.
-    Jobs,
+    /// Lists the registered jobs; with `--coordinator`, the cluster's jobs.
+    Jobs {
+        #[command(flatten)]
+        cluster: OptionalCoordinator,
+    },
+    /// Runs a coordinator: places submitted jobs on workers, watches them,
+    /// serves the HTTP API.
+    Coordinator {
+        /// Its settings (`cluster.toml`).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Runs a worker that offers shards to a coordinator.
+    Worker {
+        /// The coordinator's address for workers (HOST:PORT).
+        #[arg(long)]
+        coordinator: String,
+        /// Shards it runs (default: the available CPUs).
+        #[arg(long)]
+        shards: Option<u32>,
+        /// Its name (default: its data-plane address).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where its data plane listens (default: the address it reaches
+        /// the coordinator from, any port).
+        #[arg(long)]
+        data_address: Option<std::net::SocketAddr>,
+        /// Do not pin shards to CPUs (several workers on one machine).
+        #[arg(long)]
+        no_pin: bool,
+        /// Give up after the coordinator was unreachable this long.
+        #[arg(long, default_value_t = 60)]
+        connect_timeout_s: u64,
+        /// The cluster secret (default: SLUICE_SECRET_FILE or SLUICE_SECRET).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Validates a job file like `run` (exit 2 if unusable, nothing sent),
+    /// submits it to a coordinator and prints the job's id.
+    Submit {
+        job: PathBuf,
+        #[command(flatten)]
+        cluster: Coordinator,
+    },
+    /// A cluster job's state, placement and tasks (JSON).
+    Status {
+        id: String,
+        #[command(flatten)]
+        cluster: Coordinator,
+    },
+    /// Cancels a cluster job.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        cluster: Coordinator,
+    },
     /// The Nexmark benchmark.
     Nexmark {
         #[command(subcommand)]
@@ -64,6 +124,28 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+/// Where a cluster command sends its request.
+#[derive(clap::Args)]
+struct Coordinator {
+    /// The coordinator's HTTP API (http://HOST:PORT).
+    #[arg(long)]
+    coordinator: String,
+    /// The cluster secret (default: SLUICE_SECRET_FILE or SLUICE_SECRET).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+}
+
+/// Like [`Coordinator`], for commands that also work without one.
+#[derive(clap::Args)]
+struct OptionalCoordinator {
+    /// The coordinator's HTTP API (http://HOST:PORT).
+    #[arg(long)]
+    coordinator: Option<String>,
+    /// The cluster secret (default: SLUICE_SECRET_FILE or SLUICE_SECRET).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -198,6 +280,26 @@ fn main() -> ExitCode {
         },
         Command::Savepoint {
             job,
+            cluster:
+                OptionalCoordinator {
+                    coordinator: Some(url),
+                    secret_file,
+                },
+            stop,
+            ..
+        } => cluster_command(&url, secret_file.as_deref(), |client| {
+            let path = format!(
+                "/jobs/{}/savepoint{}",
+                job.display(),
+                if stop { "?stop=true" } else { "" }
+            );
+            let answer = client.request(Method::POST, &path, None)?;
+            println!("{}", answer["location"].as_str().unwrap_or_default());
+            Ok(())
+        }),
+        Command::Savepoint {
+            job,
+            cluster: _,
             stop,
             dir,
             timeout_s,
@@ -326,11 +428,138 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Jobs => {
+        Command::Jobs {
+            cluster:
+                OptionalCoordinator {
+                    coordinator: Some(url),
+                    secret_file,
+                },
+        } => cluster_command(&url, secret_file.as_deref(), |client| {
+            let answer = client.request(Method::GET, "/jobs", None)?;
+            println!(
+                "{:10} {:24} {:10} {:>7} {:>6}  ERROR",
+                "ID", "JOB", "STATE", "ATTEMPT", "SHARDS"
+            );
+            for job in answer["jobs"].as_array().into_iter().flatten() {
+                println!(
+                    "{:10} {:24} {:10} {:>7} {:>6}  {}",
+                    job["id"].as_str().unwrap_or("?"),
+                    job["name"].as_str().unwrap_or("?"),
+                    job["state"].as_str().unwrap_or("?"),
+                    job["attempt"],
+                    job["shards"],
+                    job["error"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }),
+        Command::Jobs { .. } => {
             for (name, about, _) in sluice_cluster::jobs::REGISTRY {
                 println!("{name:24} {about}");
             }
             ExitCode::SUCCESS
+        }
+        Command::Coordinator { config } => {
+            match CoordinatorConfig::load(&config).and_then(coordinator::run_coordinator) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Worker {
+            coordinator,
+            shards,
+            name,
+            data_address,
+            no_pin,
+            connect_timeout_s,
+            secret_file,
+        } => {
+            let started = control::load_secret(secret_file.as_deref()).and_then(|secret| {
+                worker::run_worker(worker::WorkerOptions {
+                    coordinator,
+                    shards: shards.unwrap_or_else(sluice_engine::config::available_cpus),
+                    name,
+                    data_bind: data_address,
+                    pin_cpus: !no_pin,
+                    connect_timeout: std::time::Duration::from_secs(connect_timeout_s),
+                    secret,
+                })
+            });
+            match started {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Submit { job, cluster } => {
+            // Validated here exactly as `run` would: a bad file sends nothing.
+            let text = match run::prepare(&job).and_then(|_| {
+                std::fs::read_to_string(&job).map_err(|source| {
+                    run::RunError::JobFile(sluice_cluster::job_file::JobFileError::Read {
+                        file: job.clone(),
+                        source,
+                    })
+                })
+            }) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(e.exit_code() as u8);
+                }
+            };
+            let path = std::path::absolute(&job).unwrap_or(job);
+            cluster_command(
+                &cluster.coordinator,
+                cluster.secret_file.as_deref(),
+                |client| {
+                    let body = serde_json::json!({ "path": path.to_string_lossy(), "text": text });
+                    let answer = client.request(Method::POST, "/jobs", Some(body))?;
+                    println!("{}", answer["id"].as_str().unwrap_or_default());
+                    Ok(())
+                },
+            )
+        }
+        Command::Status { id, cluster } => cluster_command(
+            &cluster.coordinator,
+            cluster.secret_file.as_deref(),
+            |client| {
+                let answer = client.request(Method::GET, &format!("/jobs/{id}"), None)?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&answer).unwrap_or_default()
+                );
+                Ok(())
+            },
+        ),
+        Command::Cancel { id, cluster } => cluster_command(
+            &cluster.coordinator,
+            cluster.secret_file.as_deref(),
+            |client| {
+                client.request(Method::POST, &format!("/jobs/{id}/cancel"), None)?;
+                println!("{id} cancelled");
+                Ok(())
+            },
+        ),
+    }
+}
+
+/// Runs one request against a coordinator's API; exit 1 if it fails.
+fn cluster_command(
+    url: &str,
+    secret_file: Option<&std::path::Path>,
+    request: impl FnOnce(&Client) -> Result<(), ClientError>,
+) -> ExitCode {
+    let client = control::load_secret(secret_file).and_then(|secret| Client::new(url, &secret));
+    match client.map(|client| request(&client).map_err(|e| e.to_string())) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -97,6 +97,13 @@ pub fn prepare_restoring(
         checkpoint.restore = Some(from);
         checkpoint.restore_storage = root;
     }
+    let env = build_job(&file)?;
+    Ok((file, env))
+}
+
+/// Builds the pipeline of the registered job `file` names, on a new
+/// environment with the file's settings.
+pub fn build_job(file: &JobFile) -> Result<StreamEnv, JobFileError> {
     let build = jobs::find(&file.job).ok_or_else(|| {
         let names: Vec<&str> = jobs::REGISTRY.iter().map(|(n, _, _)| *n).collect();
         file.invalid(
@@ -109,8 +116,8 @@ pub fn prepare_restoring(
         )
     })?;
     let env = StreamEnv::new(file.config.clone());
-    build(&file, &env)?;
-    Ok((file, env))
+    build(file, &env)?;
+    Ok(env)
 }
 
 /// `sluice savepoint`: asks the job running with the job file at `path` for

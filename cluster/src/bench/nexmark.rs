@@ -220,6 +220,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
             idle_timeout: None,
         },
         source: SourceSpec::Nexmark(nexmark.clone()),
+        cluster: Default::default(),
         sink: match &latency_sink {
             Some(sink) => SinkSpec::Latency(sink.clone()),
             None => SinkSpec::Blackhole,

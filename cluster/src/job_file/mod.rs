@@ -6,10 +6,12 @@
 //! Every field except `job` has a default; see README.md for the reference.
 //!
 //! One file per section: [`exchange`], [`state`], [`checkpoint`], [`restart`],
+//! [`cluster`],
 //! [`source`] and [`sink`] (a file per connector below those two); this
 //! module reads the top level and puts the sections together.
 
 mod checkpoint;
+mod cluster;
 mod exchange;
 mod fields;
 mod restart;
@@ -27,6 +29,7 @@ use sluice_engine::connectors::RecordFormat;
 use sluice_engine::JobConfig;
 use sluice_state::{DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
 
+pub use cluster::ClusterSpec;
 pub use sink::SinkSpec;
 pub use source::{EventTimeSpec, SourceSpec};
 
@@ -63,6 +66,8 @@ struct RawJobFile {
     state: state::RawState,
     checkpoint: Option<checkpoint::RawCheckpoint>,
     restart: Option<restart::RawRestart>,
+    #[serde(default)]
+    cluster: cluster::RawCluster,
     /// Read by `source` (its fields depend on its connector).
     source: toml::Table,
     /// Read by `sink` (its fields depend on its connector).
@@ -114,6 +119,8 @@ pub struct JobFile {
     pub source: SourceSpec,
     pub event_time: EventTimeSpec,
     pub sink: SinkSpec,
+    /// How the job runs on a cluster (`sluice submit`).
+    pub cluster: ClusterSpec,
     pub params: toml::Table,
 }
 
@@ -182,6 +189,7 @@ impl JobFile {
         }
         let (source, event_time) = source::parse_source(&file, raw.source, &mut config)?;
         let sink = sink::parse_sink(&file, raw.sink)?;
+        let cluster = raw.cluster.apply(&file, &config)?;
         config.validate().map_err(|m| invalid("job", m))?;
         Ok(JobFile {
             path: path.to_owned(),
@@ -190,6 +198,7 @@ impl JobFile {
             source,
             event_time,
             sink,
+            cluster,
             params: raw.params,
         })
     }

@@ -1,0 +1,222 @@
+//! The coordinator's HTTP API (JSON), on a thread of its own running a
+//! single-threaded tokio runtime with hyper; nothing here is on the record
+//! path.
+//!
+//! Every request must carry `Authorization: Bearer <token>`, the token
+//! derived from the cluster secret (`ClusterSecret::http_token`); anything
+//! else is answered 401 before its body is read.
+//!
+//! - `GET /jobs`: every job, briefly;
+//! - `POST /jobs` with `{"path": ..., "text": ...}`: submits a job file
+//!   (validated here as `sluice run` validates it; 400 with the error if it is
+//!   unusable) and answers 201 `{"id": ...}`;
+//! - `GET /jobs/<id>`: the job's state, attempt, placement and tasks (per
+//!   worker: shards, records in and out);
+//! - `POST /jobs/<id>/cancel`;
+//! - `POST /jobs/<id>/savepoint[?stop=true]`;
+//! - `GET /workers`.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::state::NewJob;
+use super::Shared;
+use crate::control::message::MESSAGE_MAX_BYTES;
+use crate::job_file::JobFile;
+
+/// A submission as the CLI sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// The job file's path where it was submitted (relative paths in it
+    /// are relative to its directory).
+    pub path: String,
+    pub text: String,
+}
+
+/// Starts the API on `listener` on a thread of its own.
+pub(super) fn start(listener: std::net::TcpListener, shared: Arc<Shared>) -> Result<(), String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("the HTTP API's runtime: {e}"))?;
+    std::thread::Builder::new()
+        .name("sluice-http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!("the HTTP API cannot listen: {e}");
+                        return;
+                    }
+                };
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    tokio::task::spawn(async move {
+                        let service = hyper::service::service_fn(move |request| {
+                            let shared = shared.clone();
+                            async move { Ok::<_, Infallible>(handle(request, &shared).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        "application/json".parse().expect("a valid header"),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    reply(status, json!({ "error": message.into() }))
+}
+
+async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    let authorized = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| shared.config.secret.accepts_http_token(token.trim()));
+    if !authorized {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token derived from the cluster secret is required",
+        );
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, "Bearer".parse().expect("a valid header"));
+        return response;
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (Method::GET, ["jobs"]) => list_jobs(shared),
+        (Method::POST, ["jobs"]) => {
+            let body = Limited::new(request.into_body(), MESSAGE_MAX_BYTES as usize);
+            match body.collect().await {
+                Ok(collected) => submit(shared, &collected.to_bytes()),
+                Err(e) => error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+            }
+        }
+        (Method::GET, ["jobs", id]) => job_status(shared, id),
+        (Method::POST, ["jobs", id, "cancel"]) => {
+            match shared.act(|cluster| match cluster.cancel(id) {
+                Ok(out) => (Ok(()), out),
+                Err(e) => (Err(e), Vec::new()),
+            }) {
+                Ok(()) => reply(StatusCode::OK, json!({ "id": id, "state": "cancelled" })),
+                Err(e) if e.starts_with("no job") => error(StatusCode::NOT_FOUND, e),
+                Err(e) => error(StatusCode::CONFLICT, e),
+            }
+        }
+        (Method::POST, ["jobs", id, "savepoint"]) => {
+            let _stop = query.split('&').any(|p| p == "stop=true");
+            if !shared
+                .cluster
+                .lock()
+                .expect("cluster lock")
+                .jobs
+                .contains_key(*id)
+            {
+                return error(StatusCode::NOT_FOUND, format!("no job `{id}`"));
+            }
+            error(
+                StatusCode::CONFLICT,
+                "savepoints are taken through checkpoints, which a job spread over workers does not take yet",
+            )
+        }
+        (Method::GET, ["workers"]) => {
+            let cluster = shared.cluster.lock().expect("cluster lock");
+            let workers: Vec<&super::state::Worker> = cluster.workers.values().collect();
+            reply(StatusCode::OK, json!({ "workers": workers }))
+        }
+        (_, ["jobs"] | ["jobs", _] | ["jobs", _, _] | ["workers"]) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        }
+        _ => error(StatusCode::NOT_FOUND, format!("no such resource: {path}")),
+    }
+}
+
+fn list_jobs(shared: &Shared) -> Response<Full<Bytes>> {
+    let cluster = shared.cluster.lock().expect("cluster lock");
+    let jobs: Vec<Value> = (cluster.jobs.values())
+        .map(|j| {
+            json!({
+                "id": j.id,
+                "name": j.name,
+                "state": j.state,
+                "attempt": j.attempt,
+                "shards": j.placement.len(),
+                "error": j.error,
+            })
+        })
+        .collect();
+    reply(StatusCode::OK, json!({ "jobs": jobs }))
+}
+
+fn job_status(shared: &Shared, id: &str) -> Response<Full<Bytes>> {
+    let cluster = shared.cluster.lock().expect("cluster lock");
+    match cluster.jobs.get(id) {
+        Some(job) => reply(StatusCode::OK, json!(job)),
+        None => error(StatusCode::NOT_FOUND, format!("no job `{id}`")),
+    }
+}
+
+/// Validates a submitted job file as `sluice run` would, then queues it.
+fn submit(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
+    let submission: Submission = match serde_json::from_slice(body) {
+        Ok(s) => s,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("a malformed submission: {e}"),
+            )
+        }
+    };
+    let path = Path::new(&submission.path);
+    let file = match JobFile::parse(path, &submission.text)
+        .and_then(|file| crate::run::build_job(&file).map(|_| file))
+    {
+        Ok(file) => file,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let new = NewJob {
+        name: file.job.clone(),
+        path: submission.path,
+        text: submission.text,
+        requested_shards: file.cluster.shards,
+        max_parallelism: file.config.max_parallelism,
+    };
+    let id = shared.act(|cluster| (cluster.submit(new), Vec::new()));
+    tracing::info!("job {id} ({}) submitted", file.job);
+    reply(StatusCode::CREATED, json!({ "id": id }))
+}

@@ -1,0 +1,305 @@
+//! `sluice coordinator`: the process that knows the cluster's workers and
+//! jobs, places jobs on workers, watches heartbeats and serves the HTTP API.
+//!
+//! Threads, none on a shard's core: the accept loop for workers (the
+//! calling thread), one reader per worker connection, the ticker (heartbeats
+//! out, silent workers declared lost, waiting jobs placed, job records
+//! written), and the HTTP API's ([`http`]). All share one [`Cluster`] behind
+//! a mutex; messages to workers are sent after it is released, each socket
+//! write bounded by a timeout, so a frozen worker holds up nothing.
+//!
+//! Invariants: a worker connection proves the cluster secret before its
+//! first message is read; the job records in storage ([`job_record`]) are
+//! written after every change of a job's state, before the change is acted
+//! on by anyone else — a restarted coordinator finds every job again.
+
+mod config;
+mod http;
+mod job_record;
+mod placement;
+mod state;
+
+use std::collections::HashMap;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_network::auth::server_handshake;
+
+use crate::control::{
+    read_message, write_message, MessageError, ToCoordinator, ToWorker, CONTROL_CONTEXT,
+};
+pub use config::CoordinatorConfig;
+use job_record::JobRecords;
+use state::{Cluster, Outgoing};
+pub use state::{Job, JobState};
+
+/// How long a worker may take to prove the secret and register.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one message to a worker may take to write.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A worker's connection, for writing.
+struct Connection {
+    stream: TcpStream,
+    /// Tells a late reader thread of an earlier connection of the same
+    /// worker that it is no longer current.
+    generation: u64,
+}
+
+/// What the coordinator's threads share.
+pub(crate) struct Shared {
+    pub cluster: Mutex<Cluster>,
+    connections: Mutex<HashMap<String, Connection>>,
+    records: JobRecords,
+    pub config: CoordinatorConfig,
+    next_generation: Mutex<u64>,
+}
+
+impl Shared {
+    /// Runs `change` on the cluster, writes the records it dirtied, then
+    /// sends the messages it produced.
+    pub fn act<T>(&self, change: impl FnOnce(&mut Cluster) -> (T, Outgoing)) -> T {
+        let (result, outgoing) = {
+            let mut cluster = self.cluster.lock().expect("cluster lock");
+            let (result, outgoing) = change(&mut cluster);
+            for id in std::mem::take(&mut cluster.dirty) {
+                if let Some(job) = cluster.jobs.get(&id) {
+                    if let Err(e) = self.records.write(job) {
+                        tracing::error!("{e}");
+                    }
+                }
+            }
+            (result, outgoing)
+        };
+        for (worker, message) in outgoing {
+            self.send(&worker, &message);
+        }
+        result
+    }
+
+    fn send(&self, worker: &str, message: &ToWorker) {
+        let stream = {
+            let connections = self.connections.lock().expect("connections lock");
+            connections
+                .get(worker)
+                .and_then(|c| c.stream.try_clone().ok())
+        };
+        let Some(mut stream) = stream else { return };
+        if let Err(e) = write_message(&mut stream, message) {
+            // The reader thread sees the shut socket and declares it lost.
+            tracing::warn!("sending to worker {worker} failed: {e}");
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Runs the coordinator until the process is stopped. Prints its
+/// addresses once it listens:
+/// `sluice coordinator: workers <addr>, http http://<addr>`.
+pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
+    let records = JobRecords::open(&config.storage)?;
+    let mut cluster = Cluster::default();
+    let (jobs, problems) = records.read_all();
+    for problem in problems {
+        tracing::error!("{problem} (left out)");
+    }
+    for job in jobs {
+        if !job.state.is_terminal() {
+            tracing::info!("resuming job {} ({})", job.id, job.name);
+        }
+        cluster.recover(job);
+    }
+    let listener = TcpListener::bind(config.listen)
+        .map_err(|e| format!("cannot listen for workers on {}: {e}", config.listen))?;
+    let http_listener = std::net::TcpListener::bind(config.http)
+        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http))?;
+    let workers_address = listener.local_addr().map_err(|e| e.to_string())?;
+    let http_address = http_listener.local_addr().map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared {
+        cluster: Mutex::new(cluster),
+        connections: Mutex::new(HashMap::new()),
+        records,
+        config,
+        next_generation: Mutex::new(0),
+    });
+    // The recovered jobs' records say they wait again.
+    shared.act(|cluster| {
+        cluster.dirty.extend(cluster.jobs.keys().cloned());
+        ((), Vec::new())
+    });
+    http::start(http_listener, shared.clone())?;
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("sluice-coordinator-tick".into())
+            .spawn(move || tick(&shared))
+            .map_err(|e| e.to_string())?;
+    }
+    println!("sluice coordinator: workers {workers_address}, http http://{http_address}");
+    tracing::info!("coordinator: workers on {workers_address}, HTTP API on {http_address}");
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let shared = shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("sluice-worker-conn".into())
+            .spawn(move || serve_worker(&shared, stream));
+    }
+    Ok(())
+}
+
+/// Heartbeats out, silent workers lost, waiting jobs placed.
+fn tick(shared: &Shared) {
+    let config = &shared.config;
+    loop {
+        std::thread::sleep(config.heartbeat_interval.min(Duration::from_millis(200)));
+        let now = Instant::now();
+        let lost = shared.act(|cluster| {
+            let silent = cluster.silent(now, config.heartbeat_timeout);
+            let mut out = Vec::new();
+            for name in &silent {
+                tracing::warn!(
+                    "worker {name}: no heartbeat for {:?}: lost",
+                    config.heartbeat_timeout
+                );
+                out.extend(cluster.worker_lost(name, "no heartbeat within the timeout"));
+            }
+            out.extend(cluster.schedule());
+            (silent, out)
+        });
+        for name in lost {
+            if let Some(c) = shared
+                .connections
+                .lock()
+                .expect("connections lock")
+                .remove(&name)
+            {
+                let _ = c.stream.shutdown(Shutdown::Both);
+            }
+        }
+        let names: Vec<String> = shared
+            .connections
+            .lock()
+            .expect("connections lock")
+            .keys()
+            .cloned()
+            .collect();
+        for name in names {
+            shared.send(&name, &ToWorker::Heartbeat);
+        }
+    }
+}
+
+fn serve_worker(shared: &Shared, mut stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map_or("an unknown peer".into(), |a| a.to_string());
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT));
+    match server_handshake(&mut stream, &shared.config.secret, 64) {
+        Ok(context) if context == CONTROL_CONTEXT => {}
+        Ok(_) => {
+            tracing::warn!("control connection from {peer} refused: not a control connection");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("control connection from {peer} refused: {e}");
+            return;
+        }
+    }
+    let (name, data_address, shards) = match read_message::<ToCoordinator, _>(&mut stream) {
+        Ok(ToCoordinator::Register {
+            name,
+            data_address,
+            shards,
+        }) => (name, data_address, shards),
+        Ok(other) => {
+            tracing::warn!("worker at {peer} sent {other:?} before registering");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("worker at {peer}: {e}");
+            return;
+        }
+    };
+    let registered = shared.act(|cluster| {
+        match cluster.register(&name, &data_address, shards, Instant::now()) {
+            Ok(out) => (Ok(()), out),
+            Err(e) => (Err(e), Vec::new()),
+        }
+    });
+    if let Err(e) = registered {
+        tracing::warn!("worker at {peer} refused: {e}");
+        return;
+    }
+    let timeout = shared.config.heartbeat_timeout;
+    let welcome = ToWorker::Registered {
+        heartbeat_interval_ms: shared.config.heartbeat_interval.as_millis() as u64,
+        heartbeat_timeout_ms: timeout.as_millis() as u64,
+    };
+    let ready = write_message(&mut stream, &welcome)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            stream
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
+                .and_then(|()| stream.try_clone())
+                .map_err(|e| e.to_string())
+        });
+    let writer = match ready {
+        Ok(writer) => writer,
+        Err(e) => {
+            shared.act(|cluster| ((), cluster.worker_lost(&name, &e)));
+            return;
+        }
+    };
+    let generation = {
+        let mut next = shared.next_generation.lock().expect("generation lock");
+        *next += 1;
+        *next
+    };
+    shared.connections.lock().expect("connections lock").insert(
+        name.clone(),
+        Connection {
+            stream: writer,
+            generation,
+        },
+    );
+    tracing::info!(
+        "worker {name} registered from {peer}: {shards} shard(s), data plane {data_address}"
+    );
+    let why = loop {
+        match read_message::<ToCoordinator, _>(&mut stream) {
+            Ok(message) => {
+                let now = Instant::now();
+                shared.act(|cluster| {
+                    cluster.heard(&name, now);
+                    ((), cluster.report(&name, message))
+                });
+            }
+            Err(MessageError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break "no heartbeat within the timeout".to_string();
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    let current = {
+        let mut connections = shared.connections.lock().expect("connections lock");
+        let current = connections
+            .get(&name)
+            .is_some_and(|c| c.generation == generation);
+        if current {
+            connections.remove(&name);
+        }
+        current
+    };
+    if current {
+        tracing::warn!("worker {name} lost: {why}");
+        shared.act(|cluster| ((), cluster.worker_lost(&name, &why)));
+    }
+}

@@ -1,0 +1,535 @@
+//! What the coordinator knows: the workers and the jobs, and how each event
+//! changes them. Pure: every method takes the event and returns the
+//! messages to send (`Outgoing`); the threads around it do the I/O and
+//! persist the jobs marked dirty.
+//!
+//! Lives behind one mutex in the coordinator process; no shard core touches
+//! it.
+//!
+//! Invariants: a job's tasks all belong to its current attempt; a report
+//! that names another attempt is dropped (fencing); a worker's shards are
+//! used by at most one live attempt each; a job reaches `Finished` only when
+//! every task of its attempt finished, and leaves a terminal state never.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::placement::{place, shards_for, FreeShards};
+use crate::control::{ShardPlacement, TaskTotals, ToCoordinator, ToWorker};
+
+/// Messages to send, by worker name.
+pub type Outgoing = Vec<(String, ToWorker)>;
+
+/// A job's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for enough free shards.
+    Waiting,
+    /// Deployed; not every task has connected its links yet.
+    Deploying,
+    Running,
+    Finished,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Finished | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// One worker's task of a job's current attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Deploying,
+    Running,
+    Finished,
+    Failed,
+}
+
+/// A task as the status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskStatus {
+    pub state: TaskState,
+    pub shards: Vec<u32>,
+    pub totals: TaskTotals,
+}
+
+/// A submitted job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: String,
+    /// The registered job it runs.
+    pub name: String,
+    /// The job file as submitted.
+    pub path: String,
+    #[serde(skip)]
+    pub text: String,
+    /// `[cluster] shards`, or the file's `shards`; else every free shard.
+    pub requested_shards: Option<u32>,
+    pub max_parallelism: u32,
+    pub state: JobState,
+    /// The attempt running (0: none yet).
+    pub attempt: u32,
+    pub placement: Vec<ShardPlacement>,
+    /// By worker name, for the current attempt.
+    pub tasks: BTreeMap<String, TaskStatus>,
+    pub error: Option<String>,
+}
+
+/// A registered worker.
+#[derive(Debug, Clone, Serialize)]
+pub struct Worker {
+    pub name: String,
+    pub data_address: String,
+    pub shards: u32,
+    pub alive: bool,
+    #[serde(skip)]
+    pub last_heard: Option<Instant>,
+}
+
+/// What the coordinator knows.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    pub workers: BTreeMap<String, Worker>,
+    pub jobs: BTreeMap<String, Job>,
+    /// Jobs whose record must be written.
+    pub dirty: BTreeSet<String>,
+    next_job: u64,
+}
+
+/// A job as submitted (its file already validated).
+pub struct NewJob {
+    pub name: String,
+    pub path: String,
+    pub text: String,
+    pub requested_shards: Option<u32>,
+    pub max_parallelism: u32,
+}
+
+impl Cluster {
+    /// Adds a job found in storage (a coordinator restarted): a job that
+    /// had not ended waits to be deployed again, under a new attempt.
+    pub fn recover(&mut self, mut job: Job) {
+        if !job.state.is_terminal() {
+            job.state = JobState::Waiting;
+            job.placement.clear();
+            job.tasks.clear();
+        }
+        if let Some(n) = job
+            .id
+            .strip_prefix("job-")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            self.next_job = self.next_job.max(n + 1);
+        }
+        self.jobs.insert(job.id.clone(), job);
+    }
+
+    pub fn submit(&mut self, new: NewJob) -> String {
+        self.next_job = self.next_job.max(1);
+        let id = format!("job-{:04}", self.next_job);
+        self.next_job += 1;
+        self.jobs.insert(
+            id.clone(),
+            Job {
+                id: id.clone(),
+                name: new.name,
+                path: new.path,
+                text: new.text,
+                requested_shards: new.requested_shards,
+                max_parallelism: new.max_parallelism,
+                state: JobState::Waiting,
+                attempt: 0,
+                placement: Vec::new(),
+                tasks: BTreeMap::new(),
+                error: None,
+            },
+        );
+        self.dirty.insert(id.clone());
+        id
+    }
+
+    /// A worker registered (again): its earlier tasks are gone (it cancels
+    /// them when it loses the coordinator).
+    pub fn register(
+        &mut self,
+        name: &str,
+        data_address: &str,
+        shards: u32,
+        now: Instant,
+    ) -> Result<Outgoing, String> {
+        if self.workers.get(name).is_some_and(|w| w.alive) {
+            return Err(format!("a live worker is already registered as `{name}`"));
+        }
+        if shards == 0 {
+            return Err("a worker must offer at least one shard".into());
+        }
+        let out = self.worker_lost(name, "it registered again");
+        self.workers.insert(
+            name.to_owned(),
+            Worker {
+                name: name.to_owned(),
+                data_address: data_address.to_owned(),
+                shards,
+                alive: true,
+                last_heard: Some(now),
+            },
+        );
+        Ok(out)
+    }
+
+    pub fn heard(&mut self, name: &str, now: Instant) {
+        if let Some(worker) = self.workers.get_mut(name) {
+            worker.last_heard = Some(now);
+        }
+    }
+
+    /// Live workers not heard from for `timeout`.
+    pub fn silent(&self, now: Instant, timeout: Duration) -> Vec<String> {
+        (self.workers.values())
+            .filter(|w| w.alive && w.last_heard.is_none_or(|t| now.duration_since(t) > timeout))
+            .map(|w| w.name.clone())
+            .collect()
+    }
+
+    /// A worker is gone (dead, frozen or cut off): every job with a task
+    /// on it fails, and its other tasks are cancelled.
+    pub fn worker_lost(&mut self, name: &str, why: &str) -> Outgoing {
+        if let Some(worker) = self.workers.get_mut(name) {
+            worker.alive = false;
+        }
+        let affected: Vec<String> = (self.jobs.values())
+            .filter(|j| !j.state.is_terminal() && j.tasks.contains_key(name))
+            .map(|j| j.id.clone())
+            .collect();
+        let mut out = Vec::new();
+        for id in affected {
+            out.extend(self.end_job(
+                &id,
+                JobState::Failed,
+                Some(format!("worker {name} was lost ({why})")),
+                Some(name),
+            ));
+        }
+        out
+    }
+
+    /// Ends a job's attempt: cancels its tasks (but on `except`, which is
+    /// gone) and records the outcome.
+    fn end_job(
+        &mut self,
+        id: &str,
+        state: JobState,
+        error: Option<String>,
+        except: Option<&str>,
+    ) -> Outgoing {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (worker, task) in &job.tasks {
+            let live = matches!(task.state, TaskState::Deploying | TaskState::Running);
+            if live && Some(worker.as_str()) != except {
+                out.push((
+                    worker.clone(),
+                    ToWorker::Cancel {
+                        job: id.to_owned(),
+                        attempt: job.attempt,
+                    },
+                ));
+            }
+        }
+        job.state = state;
+        if job.error.is_none() {
+            job.error = error;
+        }
+        self.dirty.insert(id.to_owned());
+        out
+    }
+
+    pub fn cancel(&mut self, id: &str) -> Result<Outgoing, String> {
+        let job = self.jobs.get(id).ok_or_else(|| format!("no job `{id}`"))?;
+        if job.state.is_terminal() {
+            return Err(format!("job `{id}` has already ended ({:?})", job.state));
+        }
+        Ok(self.end_job(id, JobState::Cancelled, None, None))
+    }
+
+    /// A task's report from `worker`; reports of another attempt are
+    /// dropped.
+    pub fn report(&mut self, worker: &str, message: ToCoordinator) -> Outgoing {
+        let (job_id, attempt) = match &message {
+            ToCoordinator::TaskRunning { job, attempt }
+            | ToCoordinator::TaskFinished { job, attempt, .. }
+            | ToCoordinator::TaskFailed { job, attempt, .. }
+            | ToCoordinator::TaskProgress { job, attempt, .. } => (job.clone(), *attempt),
+            ToCoordinator::Register { .. } | ToCoordinator::Heartbeat => return Vec::new(),
+        };
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return Vec::new();
+        };
+        if job.attempt != attempt || job.state.is_terminal() {
+            return Vec::new();
+        }
+        let Some(task) = job.tasks.get_mut(worker) else {
+            return Vec::new();
+        };
+        match message {
+            ToCoordinator::TaskRunning { .. } => {
+                task.state = TaskState::Running;
+                if job.tasks.values().all(|t| t.state != TaskState::Deploying)
+                    && job.state == JobState::Deploying
+                {
+                    job.state = JobState::Running;
+                    self.dirty.insert(job_id);
+                }
+                Vec::new()
+            }
+            ToCoordinator::TaskProgress { totals, .. } => {
+                task.totals = totals;
+                Vec::new()
+            }
+            ToCoordinator::TaskFinished { totals, .. } => {
+                task.state = TaskState::Finished;
+                task.totals = totals;
+                if job.tasks.values().all(|t| t.state == TaskState::Finished) {
+                    job.state = JobState::Finished;
+                    self.dirty.insert(job_id);
+                }
+                Vec::new()
+            }
+            ToCoordinator::TaskFailed { error, .. } => {
+                task.state = TaskState::Failed;
+                let error = format!("on worker {worker}: {error}");
+                self.end_job(&job_id, JobState::Failed, Some(error), Some(worker))
+            }
+            ToCoordinator::Register { .. } | ToCoordinator::Heartbeat => Vec::new(),
+        }
+    }
+
+    /// Free shards of the live workers, by name.
+    fn offers(&self) -> Vec<FreeShards> {
+        let mut used: BTreeMap<&str, u32> = BTreeMap::new();
+        for job in self.jobs.values().filter(|j| !j.state.is_terminal()) {
+            for placed in &job.placement {
+                *used.entry(placed.worker.as_str()).or_default() += 1;
+            }
+        }
+        (self.workers.values())
+            .filter(|w| w.alive)
+            .map(|w| FreeShards {
+                worker: w.name.clone(),
+                data_address: w.data_address.clone(),
+                free: w
+                    .shards
+                    .saturating_sub(used.get(w.name.as_str()).copied().unwrap_or(0)),
+            })
+            .filter(|o| o.free > 0)
+            .collect()
+    }
+
+    /// Deploys waiting jobs, oldest first, where enough shards are free.
+    pub fn schedule(&mut self) -> Outgoing {
+        let waiting: Vec<String> = (self.jobs.values())
+            .filter(|j| j.state == JobState::Waiting)
+            .map(|j| j.id.clone())
+            .collect();
+        let mut out = Vec::new();
+        for id in waiting {
+            let offers = self.offers();
+            let job = &self.jobs[&id];
+            let Some(shards) = shards_for(job.requested_shards, job.max_parallelism, &offers)
+            else {
+                continue;
+            };
+            let Some(placement) = place(shards, &offers) else {
+                continue;
+            };
+            let job = self.jobs.get_mut(&id).expect("listed above");
+            job.attempt += 1;
+            job.state = JobState::Deploying;
+            job.tasks.clear();
+            for placed in &placement {
+                job.tasks
+                    .entry(placed.worker.clone())
+                    .or_insert_with(|| TaskStatus {
+                        state: TaskState::Deploying,
+                        shards: Vec::new(),
+                        totals: TaskTotals::default(),
+                    })
+                    .shards
+                    .push(placed.shard);
+            }
+            job.placement = placement.clone();
+            for worker in job.tasks.keys() {
+                out.push((
+                    worker.clone(),
+                    ToWorker::Deploy {
+                        job: id.clone(),
+                        attempt: job.attempt,
+                        path: job.path.clone(),
+                        text: job.text.clone(),
+                        placement: placement.clone(),
+                    },
+                ));
+            }
+            self.dirty.insert(id);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_job(shards: Option<u32>) -> NewJob {
+        NewJob {
+            name: "nexmark.q5".into(),
+            path: "/q5.toml".into(),
+            text: "job = \"nexmark.q5\"".into(),
+            requested_shards: shards,
+            max_parallelism: 128,
+        }
+    }
+
+    fn deployed(out: &Outgoing) -> Vec<(&str, u32)> {
+        out.iter()
+            .filter_map(|(w, m)| match m {
+                ToWorker::Deploy { attempt, .. } => Some((w.as_str(), *attempt)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn cancelled(out: &Outgoing) -> Vec<&str> {
+        out.iter()
+            .filter(|(_, m)| matches!(m, ToWorker::Cancel { .. }))
+            .map(|(w, _)| w.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_job_waits_for_its_shards_then_runs_and_finishes() {
+        let now = Instant::now();
+        let mut c = Cluster::default();
+        let id = c.submit(new_job(Some(2)));
+        c.register("a", "127.0.0.1:1", 1, now).unwrap();
+        assert!(c.schedule().is_empty(), "one shard is not two");
+        c.register("b", "127.0.0.1:2", 1, now).unwrap();
+        let out = c.schedule();
+        assert_eq!(deployed(&out), [("a", 1), ("b", 1)]);
+        assert_eq!(c.jobs[&id].state, JobState::Deploying);
+        let running = |job: &str| ToCoordinator::TaskRunning {
+            job: job.into(),
+            attempt: 1,
+        };
+        c.report("a", running(&id));
+        assert_eq!(c.jobs[&id].state, JobState::Deploying);
+        c.report("b", running(&id));
+        assert_eq!(c.jobs[&id].state, JobState::Running);
+        let finished = |n| ToCoordinator::TaskFinished {
+            job: id.clone(),
+            attempt: 1,
+            totals: TaskTotals {
+                records_in: n,
+                ..Default::default()
+            },
+        };
+        c.report("a", finished(5));
+        assert_eq!(c.jobs[&id].state, JobState::Running);
+        c.report("b", finished(7));
+        assert_eq!(c.jobs[&id].state, JobState::Finished);
+        assert!(c.dirty.contains(&id));
+    }
+
+    #[test]
+    fn a_lost_worker_fails_the_job_and_cancels_the_others() {
+        let now = Instant::now();
+        let mut c = Cluster::default();
+        c.register("a", "x:1", 1, now).unwrap();
+        c.register("b", "x:2", 1, now).unwrap();
+        let id = c.submit(new_job(None));
+        assert_eq!(deployed(&c.schedule()).len(), 2);
+        let later = now + Duration::from_secs(10);
+        c.heard("b", later);
+        assert_eq!(c.silent(later, Duration::from_secs(5)), ["a"]);
+        let out = c.worker_lost("a", "no heartbeat");
+        assert_eq!(cancelled(&out), ["b"]);
+        let job = &c.jobs[&id];
+        assert_eq!(job.state, JobState::Failed);
+        assert!(job.error.as_deref().unwrap().contains("worker a was lost"));
+        // Its shards are free again, and a's are gone.
+        let next = c.submit(new_job(None));
+        assert_eq!(deployed(&c.schedule()), [("b", 1)]);
+        assert_eq!(c.jobs[&next].placement.len(), 1);
+    }
+
+    #[test]
+    fn reports_of_another_attempt_are_dropped() {
+        let now = Instant::now();
+        let mut c = Cluster::default();
+        c.register("a", "x:1", 1, now).unwrap();
+        let id = c.submit(new_job(None));
+        c.schedule();
+        let out = c.report(
+            "a",
+            ToCoordinator::TaskFailed {
+                job: id.clone(),
+                attempt: 7,
+                error: "stale".into(),
+            },
+        );
+        assert!(out.is_empty());
+        assert_eq!(c.jobs[&id].state, JobState::Deploying);
+        // And from a worker that holds no task of it.
+        c.report(
+            "z",
+            ToCoordinator::TaskFailed {
+                job: id.clone(),
+                attempt: 1,
+                error: "not mine".into(),
+            },
+        );
+        assert_eq!(c.jobs[&id].state, JobState::Deploying);
+    }
+
+    #[test]
+    fn a_recovered_job_runs_again_under_a_new_attempt() {
+        let now = Instant::now();
+        let mut c = Cluster::default();
+        c.register("a", "x:1", 2, now).unwrap();
+        let id = c.submit(new_job(Some(2)));
+        c.schedule();
+        let job = c.jobs[&id].clone();
+        let mut restarted = Cluster::default();
+        restarted.recover(job);
+        restarted.register("a", "x:1", 2, now).unwrap();
+        assert_eq!(deployed(&restarted.schedule()), [("a", 2)]);
+        let other = restarted.submit(new_job(Some(1)));
+        assert_ne!(other, id, "ids are not reused");
+    }
+
+    #[test]
+    fn cancel_and_duplicate_names() {
+        let now = Instant::now();
+        let mut c = Cluster::default();
+        c.register("a", "x:1", 1, now).unwrap();
+        assert!(c.register("a", "x:9", 1, now).is_err());
+        let id = c.submit(new_job(None));
+        c.schedule();
+        assert_eq!(cancelled(&c.cancel(&id).unwrap()), ["a"]);
+        assert_eq!(c.jobs[&id].state, JobState::Cancelled);
+        assert!(c.cancel(&id).is_err());
+        assert!(c.cancel("job-9999").is_err());
+    }
+}

@@ -1,0 +1,292 @@
+//! `sluice worker`: a process that offers shards to a coordinator and runs
+//! the tasks it is given.
+//!
+//! Threads: the control thread (connects to the coordinator, proves the
+//! cluster secret, registers, then reads its messages), a heartbeat thread
+//! per connection, the data plane's accept thread ([`data_plane`]), and one
+//! thread per task ([`task`]) whose shard executors are pinned like
+//! `sluice run`'s. Nothing here runs on a shard's core.
+//!
+//! Invariants: a task runs under its job's attempt number and is replaced
+//! only by a newer attempt; when the coordinator is lost (its connection
+//! breaks, or nothing came from it for the heartbeat timeout) every task is
+//! cancelled before the worker registers again — a worker that was frozen
+//! and wakes up late commits nothing and serves no stale attempt.
+
+pub mod data_plane;
+mod task;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sluice_engine::runtime::JobCancel;
+use sluice_network::auth::{client_handshake, ClusterSecret};
+
+use crate::control::CONTROL_CONTEXT;
+use crate::control::{read_message, write_message, MessageError, ToCoordinator, ToWorker};
+use data_plane::DataPlane;
+use task::{run_task, Deployment};
+
+/// How a worker is started.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The coordinator's address for workers (`HOST:PORT`).
+    pub coordinator: String,
+    pub shards: u32,
+    /// A name (default: `<host address>:<data port>`).
+    pub name: Option<String>,
+    /// Where the data plane listens; default: the address this host reaches
+    /// the coordinator from, any port.
+    pub data_bind: Option<SocketAddr>,
+    pub pin_cpus: bool,
+    /// Give up after the coordinator was unreachable this long.
+    pub connect_timeout: Duration,
+    pub secret: ClusterSecret,
+}
+
+/// A running task.
+struct Task {
+    attempt: u32,
+    cancel: JobCancel,
+    thread: JoinHandle<()>,
+}
+
+/// The connection to the coordinator: messages out go through here, from
+/// any thread.
+type Outbox = Arc<Mutex<Option<TcpStream>>>;
+
+fn send(outbox: &Outbox, message: &ToCoordinator) {
+    let mut out = outbox.lock().expect("outbox lock");
+    if let Some(stream) = out.as_mut() {
+        if let Err(e) = write_message(stream, message) {
+            tracing::warn!("sending to the coordinator failed: {e}");
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            *out = None;
+        }
+    }
+}
+
+/// Runs the worker until the coordinator stays unreachable for
+/// `connect_timeout`.
+pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
+    let coordinator = resolve(&options.coordinator)?;
+    // The data plane listens where this host reaches the coordinator from,
+    // unless told otherwise.
+    let probe = connect(coordinator, options.connect_timeout)?;
+    let bind = options.data_bind.unwrap_or_else(|| {
+        let ip = probe
+            .local_addr()
+            .map(|a| a.ip())
+            .unwrap_or([127, 0, 0, 1].into());
+        SocketAddr::new(ip, 0)
+    });
+    drop(probe);
+    let data = DataPlane::start(bind, options.secret.clone())
+        .map_err(|e| format!("the data plane cannot listen on {bind}: {e}"))?;
+    let name = options
+        .name
+        .clone()
+        .unwrap_or_else(|| data.address().to_string());
+    tracing::info!(
+        "worker {name}: {} shard(s), data plane on {}",
+        options.shards,
+        data.address()
+    );
+    let tasks: Arc<Mutex<HashMap<String, Task>>> = Arc::default();
+    loop {
+        let stream = connect(coordinator, options.connect_timeout)?;
+        match serve(&options, &name, &data, &tasks, stream) {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::warn!("the coordinator at {coordinator} was lost: {e}"),
+        }
+        // Fencing: nothing of this worker acts for an attempt the
+        // coordinator may have replaced meanwhile.
+        cancel_all(&tasks);
+    }
+}
+
+fn resolve(address: &str) -> Result<SocketAddr, String> {
+    address
+        .to_socket_addrs()
+        .map_err(|e| format!("the coordinator address `{address}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("the coordinator address `{address}` resolves to nothing"))
+}
+
+/// Connects to the coordinator, retrying for at most `timeout`.
+fn connect(coordinator: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match TcpStream::connect_timeout(&coordinator, Duration::from_secs(5)) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "the coordinator at {coordinator} is unreachable: {e}"
+                ))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn cancel_all(tasks: &Mutex<HashMap<String, Task>>) {
+    let drained: Vec<(String, Task)> = tasks.lock().expect("tasks lock").drain().collect();
+    for (job, task) in drained {
+        task.cancel.cancel();
+        if task.thread.join().is_err() {
+            tracing::warn!("the task of {job} panicked");
+        }
+    }
+}
+
+/// Registers and serves one connection to the coordinator until it is
+/// lost (an error).
+fn serve(
+    options: &WorkerOptions,
+    name: &str,
+    data: &Arc<DataPlane>,
+    tasks: &Arc<Mutex<HashMap<String, Task>>>,
+    mut stream: TcpStream,
+) -> Result<(), String> {
+    let handshake_timeout = Some(Duration::from_secs(10));
+    stream
+        .set_read_timeout(handshake_timeout)
+        .and_then(|()| stream.set_write_timeout(handshake_timeout))
+        .map_err(|e| e.to_string())?;
+    client_handshake(&mut stream, &options.secret, CONTROL_CONTEXT).map_err(|e| e.to_string())?;
+    write_message(
+        &mut stream,
+        &ToCoordinator::Register {
+            name: name.to_owned(),
+            data_address: data.address().to_string(),
+            shards: options.shards,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let (interval, timeout) = match read_message(&mut stream).map_err(|e| e.to_string())? {
+        ToWorker::Registered {
+            heartbeat_interval_ms,
+            heartbeat_timeout_ms,
+        } => (
+            Duration::from_millis(heartbeat_interval_ms.max(1)),
+            Duration::from_millis(heartbeat_timeout_ms.max(1)),
+        ),
+        other => return Err(format!("expected `registered`, got {other:?}")),
+    };
+    tracing::info!("registered with the coordinator as {name}");
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    let outbox: Outbox = Arc::new(Mutex::new(Some(
+        stream.try_clone().map_err(|e| e.to_string())?,
+    )));
+    let beating = {
+        let outbox = outbox.clone();
+        std::thread::Builder::new()
+            .name("sluice-heartbeat".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                if outbox.lock().expect("outbox lock").is_none() {
+                    break;
+                }
+                send(&outbox, &ToCoordinator::Heartbeat);
+            })
+            .map_err(|e| e.to_string())?
+    };
+    let result = read_loop(options, name, data, tasks, &outbox, &mut stream);
+    if let Some(stream) = outbox.lock().expect("outbox lock").take() {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+    let _ = beating.join();
+    result
+}
+
+fn read_loop(
+    options: &WorkerOptions,
+    name: &str,
+    data: &Arc<DataPlane>,
+    tasks: &Arc<Mutex<HashMap<String, Task>>>,
+    outbox: &Outbox,
+    stream: &mut TcpStream,
+) -> Result<(), String> {
+    loop {
+        let message = match read_message::<ToWorker, _>(stream) {
+            Ok(message) => message,
+            Err(MessageError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err("no heartbeat within the timeout".into())
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        match message {
+            ToWorker::Heartbeat | ToWorker::Registered { .. } => {}
+            ToWorker::Cancel { job, attempt } => {
+                let task = {
+                    let mut tasks = tasks.lock().expect("tasks lock");
+                    match tasks.get(&job) {
+                        Some(task) if task.attempt <= attempt => tasks.remove(&job),
+                        _ => None,
+                    }
+                };
+                if let Some(task) = task {
+                    task.cancel.cancel();
+                    // Joined off this thread: heartbeats go on meanwhile.
+                    std::thread::spawn(move || task.thread.join());
+                }
+            }
+            ToWorker::Deploy {
+                job,
+                attempt,
+                path,
+                text,
+                placement,
+            } => {
+                // A newer attempt replaces the old one, which must stop first.
+                let old = tasks.lock().expect("tasks lock").remove(&job);
+                if let Some(old) = old {
+                    old.cancel.cancel();
+                    let _ = old.thread.join();
+                }
+                let cancel = JobCancel::default();
+                let deployment = Deployment {
+                    job: job.clone(),
+                    attempt,
+                    path,
+                    text,
+                    placement,
+                    pin_cpus: options.pin_cpus,
+                };
+                let (me, data, report_to, task_cancel) = (
+                    name.to_owned(),
+                    data.clone(),
+                    outbox.clone(),
+                    cancel.clone(),
+                );
+                let thread = std::thread::Builder::new()
+                    .name(format!("sluice-task-{job}"))
+                    .spawn(move || {
+                        run_task(deployment, &me, &data, task_cancel, &|message| {
+                            send(&report_to, &message)
+                        })
+                    })
+                    .map_err(|e| e.to_string())?;
+                tasks.lock().expect("tasks lock").insert(
+                    job,
+                    Task {
+                        attempt,
+                        cancel,
+                        thread,
+                    },
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! One task: the shards of one attempt of a job that the coordinator placed
+//! on this worker. Runs on a thread of its own, which the engine's shard
+//! executors join while the task runs.
+//!
+//! The task builds the job from the submitted file exactly as `sluice run`
+//! does, with the job's shard count set to the placement's, connects every
+//! link to the shards elsewhere (dialing peers of higher index, taking what
+//! peers of lower index dialed), then runs its shards until they finish, fail
+//! or are cancelled. Everything it reports names its job and attempt.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_engine::runtime::{JobCancel, JobPart, RemoteLink};
+use sluice_engine::StreamEnv;
+
+use super::data_plane::{DataPlane, LinkKey};
+use crate::control::{ShardPlacement, TaskTotals, ToCoordinator};
+use crate::job_file::JobFile;
+use crate::run::build_job;
+
+/// How long a task waits for all its links.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the coordinator asked this worker to run.
+pub struct Deployment {
+    pub job: String,
+    pub attempt: u32,
+    pub path: String,
+    pub text: String,
+    pub placement: Vec<ShardPlacement>,
+    /// Pin the shards to CPUs as `sluice run` does.
+    pub pin_cpus: bool,
+}
+
+/// Runs `deployment`'s shards that `me` holds; reports through `report`.
+pub fn run_task(
+    deployment: Deployment,
+    me: &str,
+    data: &Arc<DataPlane>,
+    cancel: JobCancel,
+    report: &dyn Fn(ToCoordinator),
+) {
+    let (job, attempt) = (deployment.job.clone(), deployment.attempt);
+    let result = build_and_run(&deployment, me, data, cancel.clone(), &|| {
+        report(ToCoordinator::TaskRunning {
+            job: job.clone(),
+            attempt,
+        })
+    });
+    data.forget_before(&job, attempt + 1);
+    match result {
+        Ok(totals) => report(ToCoordinator::TaskFinished {
+            job,
+            attempt,
+            totals,
+        }),
+        Err(error) => {
+            if cancel.is_cancelled() {
+                tracing::info!("task {job}#{attempt} cancelled");
+            }
+            report(ToCoordinator::TaskFailed {
+                job,
+                attempt,
+                error,
+            })
+        }
+    }
+}
+
+fn build_and_run(
+    deployment: &Deployment,
+    me: &str,
+    data: &Arc<DataPlane>,
+    cancel: JobCancel,
+    running: &dyn Fn(),
+) -> Result<TaskTotals, String> {
+    let (env, part) = prepare(deployment, me, data, &cancel)?;
+    running();
+    let report = env.execute_part(part, cancel).map_err(|e| e.to_string())?;
+    let t = report.totals;
+    Ok(TaskTotals {
+        records_in: t.records_in,
+        records_out: t.records_out,
+        bytes_exchanged: t.bytes_exchanged,
+        late_records_dropped: t.late_records_dropped,
+    })
+}
+
+/// Builds the job and connects the links of this worker's shards.
+fn prepare(
+    deployment: &Deployment,
+    me: &str,
+    data: &Arc<DataPlane>,
+    cancel: &JobCancel,
+) -> Result<(StreamEnv, JobPart), String> {
+    let shards = deployment.placement.len() as u32;
+    let mut file =
+        JobFile::parse(Path::new(&deployment.path), &deployment.text).map_err(|e| e.to_string())?;
+    file.config.shards = shards;
+    file.config.max_parallelism = file.config.max_parallelism.max(shards);
+    file.config.pin_cpus &= deployment.pin_cpus;
+    let env = build_job(&file).map_err(|e| e.to_string())?;
+
+    let here: Vec<u32> = (deployment.placement.iter())
+        .filter(|p| p.worker == me)
+        .map(|p| p.shard)
+        .collect();
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let cancelled = || cancel.is_cancelled();
+    let mut links = Vec::new();
+    for &local in &here {
+        for peer in deployment.placement.iter().filter(|p| p.worker != me) {
+            let key = LinkKey {
+                job: deployment.job.clone(),
+                attempt: deployment.attempt,
+                local,
+                remote: peer.shard,
+            };
+            let stream = if local < peer.shard {
+                data.dial(&peer.data_address, &key, deadline, cancelled)?
+            } else {
+                data.take(&key, deadline, cancelled)?
+            };
+            links.push(RemoteLink {
+                local,
+                remote: peer.shard,
+                peer: format!("worker {} ({})", peer.worker, peer.data_address),
+                stream,
+            });
+        }
+    }
+    Ok((env, JobPart { here, links }))
+}
