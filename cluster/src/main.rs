@@ -446,8 +446,9 @@ fn main() -> ExitCode {
                     job["id"].as_str().unwrap_or("?"),
                     job["name"].as_str().unwrap_or("?"),
                     job["state"].as_str().unwrap_or("?"),
-                    job["attempt"],
-                    job["shards"],
+                    // Value's Display ignores widths; a String's does not.
+                    job["attempt"].to_string(),
+                    job["shards"].to_string(),
                     job["error"].as_str().unwrap_or("")
                 );
             }

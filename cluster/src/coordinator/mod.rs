@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     records: JobRecords,
     pub config: CoordinatorConfig,
     next_generation: Mutex<u64>,
+    /// Each job's attempt and state as last logged.
+    logged: Mutex<HashMap<String, (u32, JobState)>>,
 }
 
 impl Shared {
@@ -68,6 +70,7 @@ impl Shared {
                     if let Err(e) = self.records.write(job) {
                         tracing::error!("{e}");
                     }
+                    self.log_transition(job);
                 }
             }
             (result, outgoing)
@@ -76,6 +79,30 @@ impl Shared {
             self.send(&worker, &message);
         }
         result
+    }
+
+    /// One log line per change of a job's state or attempt.
+    fn log_transition(&self, job: &Job) {
+        let now = (job.attempt, job.state);
+        let before = self
+            .logged
+            .lock()
+            .expect("logged lock")
+            .insert(job.id.clone(), now);
+        if before == Some(now) {
+            return;
+        }
+        let error = job
+            .error
+            .as_deref()
+            .map_or(String::new(), |e| format!(": {e}"));
+        tracing::info!(
+            "job {} ({}) attempt {}: {:?}{error}",
+            job.id,
+            job.name,
+            job.attempt,
+            job.state
+        );
     }
 
     fn send(&self, worker: &str, message: &ToWorker) {
@@ -122,6 +149,7 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
         records,
         config,
         next_generation: Mutex::new(0),
+        logged: Mutex::default(),
     });
     // The recovered jobs' records say they wait again.
     shared.act(|cluster| {

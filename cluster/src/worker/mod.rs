@@ -75,15 +75,15 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
     let coordinator = resolve(&options.coordinator)?;
     // The data plane listens where this host reaches the coordinator from,
     // unless told otherwise.
-    let probe = connect(coordinator, options.connect_timeout)?;
+    let first = connect(coordinator, options.connect_timeout)?;
     let bind = options.data_bind.unwrap_or_else(|| {
-        let ip = probe
+        let ip = first
             .local_addr()
             .map(|a| a.ip())
             .unwrap_or([127, 0, 0, 1].into());
         SocketAddr::new(ip, 0)
     });
-    drop(probe);
+    let mut first = Some(first);
     let data = DataPlane::start(bind, options.secret.clone())
         .map_err(|e| format!("the data plane cannot listen on {bind}: {e}"))?;
     let name = options
@@ -97,7 +97,10 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
     );
     let tasks: Arc<Mutex<HashMap<String, Task>>> = Arc::default();
     loop {
-        let stream = connect(coordinator, options.connect_timeout)?;
+        let stream = match first.take() {
+            Some(stream) => stream,
+            None => connect(coordinator, options.connect_timeout)?,
+        };
         match serve(&options, &name, &data, &tasks, stream) {
             Ok(()) => return Ok(()),
             Err(e) => tracing::warn!("the coordinator at {coordinator} was lost: {e}"),
@@ -226,6 +229,11 @@ fn read_loop(
             }
             Err(e) => return Err(e.to_string()),
         };
+        // Tasks that ended are forgotten (their threads are done).
+        tasks
+            .lock()
+            .expect("tasks lock")
+            .retain(|_, task| !task.thread.is_finished());
         match message {
             ToWorker::Heartbeat | ToWorker::Registered { .. } => {}
             ToWorker::Cancel { job, attempt } => {

@@ -43,6 +43,14 @@ pub fn run_task(
     report: &dyn Fn(ToCoordinator),
 ) {
     let (job, attempt) = (deployment.job.clone(), deployment.attempt);
+    let mine: Vec<u32> = (deployment.placement.iter())
+        .filter(|p| p.worker == me)
+        .map(|p| p.shard)
+        .collect();
+    tracing::info!(
+        "task {job}#{attempt}: shards {mine:?} of {}",
+        deployment.placement.len()
+    );
     let result = build_and_run(&deployment, me, data, cancel.clone(), &|| {
         report(ToCoordinator::TaskRunning {
             job: job.clone(),
@@ -51,14 +59,23 @@ pub fn run_task(
     });
     data.forget_before(&job, attempt + 1);
     match result {
-        Ok(totals) => report(ToCoordinator::TaskFinished {
-            job,
-            attempt,
-            totals,
-        }),
+        Ok(totals) => {
+            tracing::info!(
+                "task {job}#{attempt} finished: {} records in, {} out",
+                totals.records_in,
+                totals.records_out
+            );
+            report(ToCoordinator::TaskFinished {
+                job,
+                attempt,
+                totals,
+            })
+        }
         Err(error) => {
             if cancel.is_cancelled() {
                 tracing::info!("task {job}#{attempt} cancelled");
+            } else {
+                tracing::warn!("task {job}#{attempt} failed: {error}");
             }
             report(ToCoordinator::TaskFailed {
                 job,
