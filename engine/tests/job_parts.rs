@@ -107,6 +107,7 @@ fn parts(placement: &[Vec<u32>]) -> Vec<JobPart> {
         .map(|here| JobPart {
             here: here.clone(),
             links: Vec::new(),
+            checkpoints: None,
         })
         .collect();
     for (i, a) in placement.iter().enumerate() {
@@ -183,6 +184,7 @@ fn run_against(peer: impl FnOnce(TcpStream) + Send + 'static) -> Result<u64, Eng
             peer: "the test's peer at 127.0.0.1".into(),
             stream: ours,
         }],
+        checkpoints: None,
     };
     let result = env.execute_part(part, JobCancel::default());
     peer.join().unwrap();
@@ -242,6 +244,7 @@ fn a_cancelled_part_stops_while_its_peer_is_silent() {
             peer: "a silent peer".into(),
             stream: ours,
         }],
+        checkpoints: None,
     };
     // The peer never reads nor writes: without the cancel this never ends.
     let result = env.execute_part(part, cancel);

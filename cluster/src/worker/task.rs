@@ -148,5 +148,12 @@ fn prepare(
             });
         }
     }
-    Ok((env, JobPart { here, links }))
+    Ok((
+        env,
+        JobPart {
+            here,
+            links,
+            checkpoints: None,
+        },
+    ))
 }

@@ -48,6 +48,11 @@ pub enum CheckpointError {
     /// complete checkpoint).
     #[error("shard {shard} could not write its final state: {reason}")]
     FinalState { shard: u32, reason: String },
+    /// Every shard of this worker ended, but the job's final checkpoint was
+    /// not completed by the coordinator (the job recovers from its last
+    /// complete checkpoint).
+    #[error("the job's final checkpoint was not completed: {0}")]
+    FinalNotCompleted(String),
 }
 
 impl CheckpointError {

@@ -16,7 +16,9 @@ mod coordinator;
 mod driver;
 mod error;
 mod input_aligner;
+mod leader;
 mod native_upload;
+mod part_writer;
 mod restart;
 mod restore;
 pub mod savepoint;
@@ -33,9 +35,13 @@ pub use coordinator::{
     CheckpointAction, CheckpointCoordinator, CheckpointId, CheckpointInput, CheckpointStats,
     CheckpointTiming, TaskId,
 };
-pub use driver::{CheckpointDriver, Committers, CompletedCheckpoint, FINAL_CHECKPOINT};
+pub use driver::{
+    CheckpointDriver, Committers, CompletedCheckpoint, LeaderLink, PartEvents, FINAL_CHECKPOINT,
+};
 pub use error::CheckpointError;
 pub use input_aligner::{AlignedInput, InputAligner};
+pub use leader::CheckpointLeader;
+pub use part_writer::{PartCommand, PartCost, PartEvent};
 pub use restart::RestartStrategy;
 pub use restore::{restore, Restored};
 pub use shard::{

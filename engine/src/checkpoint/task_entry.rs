@@ -15,8 +15,9 @@ use sluice_state::rocks_backend::NativeHandle;
 
 use super::SourcePositions;
 
-/// What a shard acknowledged: its state files and its source positions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a shard acknowledged: its state files and its source positions
+/// (sent from a worker to the coordinator as JSON on a cluster).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardAck {
     /// The shard's state files, in the order a restore applies them: a full
     /// one, then the changes after it.

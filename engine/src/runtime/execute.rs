@@ -29,7 +29,7 @@ use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
 use crate::checkpoint::{
     self, CheckpointDriver, CheckpointId, CheckpointSignals, Committers, CompletedCheckpoint,
-    RestoreFrom, Restored, ShardCheckpointing,
+    LeaderLink, RestoreFrom, Restored, ShardCheckpointing,
 };
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput, GateStep};
@@ -153,10 +153,20 @@ pub fn execute_part(
     part: JobPart,
     cancel: JobCancel,
 ) -> Result<JobReport, EngineError> {
-    if config.checkpoint.is_some() {
-        return Err(EngineError::Config(
-            "checkpoints of a job spread over several workers are not taken yet: remove [checkpoint] or run it with `sluice run`".into(),
-        ));
+    let mut config = config;
+    match (&mut config.checkpoint, &part.checkpoints) {
+        (Some(_), None) => {
+            return Err(EngineError::Config(
+                "the job checkpoints, but its part has no link to a checkpoint leader".into(),
+            ))
+        }
+        (Some(checkpoint), Some(link)) => {
+            if let Some(id) = link.restore {
+                checkpoint.restore = Some(RestoreFrom::Checkpoint(id));
+                checkpoint.restore_storage = None;
+            }
+        }
+        (None, _) => {}
     }
     execute_once(config, roots, edges, &mut None, Some((part, cancel)))
 }
@@ -172,19 +182,25 @@ fn execute_once(
 ) -> Result<JobReport, EngineError> {
     config.validate().map_err(EngineError::Config)?;
     let shards = config.shards;
-    let (here, mut links, abort) = match part {
+    let (here, mut links, abort, leader) = match part {
         Some((part, cancel)) => {
             part.validate(shards).map_err(EngineError::Config)?;
             let mut by_shard: HashMap<u32, Vec<RemoteLink>> = HashMap::new();
             for link in part.links {
                 by_shard.entry(link.local).or_default().push(link);
             }
-            (part.here, by_shard, cancel.0)
+            let leader = part.checkpoints.map(|c| LeaderLink::Remote {
+                events: c.events,
+                commands: c.commands,
+                final_tag: c.final_tag,
+            });
+            (part.here, by_shard, cancel.0, leader)
         }
         None => (
             (0..shards).collect::<Vec<u32>>(),
             HashMap::new(),
             AbortSignal::default(),
+            Some(LeaderLink::Local { shards }),
         ),
     };
     let config = Arc::new(config);
@@ -218,14 +234,16 @@ fn execute_once(
     let signals = CheckpointSignals::default();
     let (reports, reports_in) = std::sync::mpsc::channel();
     let mut driver = (config.checkpoint.clone())
-        .map(|checkpoint| {
+        .zip(leader)
+        .map(|(checkpoint, leader)| {
             CheckpointDriver::new(
                 checkpoint,
-                shards,
+                here.len(),
                 &restored,
                 reports_in,
                 signals.clone(),
                 committers.clone(),
+                leader,
             )
         })
         .transpose()
@@ -318,7 +336,7 @@ fn execute_once(
     if let Some(driver) = &mut driver {
         // Only a job that ran to its end without errors commits its final output.
         if errors.is_empty() && stopped_with.is_none() {
-            if let Err(e) = driver.finish() {
+            if let Err(e) = driver.finish(&|| abort.is_set()) {
                 errors.push(EngineError::Checkpoint(e));
             }
         }
@@ -333,7 +351,7 @@ fn execute_once(
         totals: totals(&metrics),
         progress,
         restarts: 0,
-        checkpoints: driver.map(|d| d.completed).unwrap_or_default(),
+        checkpoints: driver.map(|d| d.completed()).unwrap_or_default(),
         restore_ms,
         stopped_with,
     })

@@ -15,8 +15,10 @@
 //! pair of a shard here and a shard not here.
 
 use std::net::TcpStream;
+use std::sync::mpsc::Receiver;
 
 use super::AbortSignal;
+use crate::checkpoint::{CheckpointId, PartCommand, PartEvent};
 
 /// One connection between a shard here and a shard of another process.
 #[derive(Debug)]
@@ -47,6 +49,29 @@ impl JobCancel {
     }
 }
 
+/// How a part of a job that checkpoints talks to the job's checkpoint
+/// leader (in the coordinator).
+pub struct PartCheckpoints {
+    /// Where this part's events go (the task sends them on).
+    pub events: Box<dyn FnMut(PartEvent) + Send>,
+    /// The leader's commands, in order.
+    pub commands: Receiver<PartCommand>,
+    /// The checkpoint every part of this attempt restores, in the job's
+    /// storage; `None`: what the job file says (`restore`, or a fresh start).
+    pub restore: Option<CheckpointId>,
+    /// Keeps this attempt's final parts apart from other attempts'.
+    pub final_tag: String,
+}
+
+impl std::fmt::Debug for PartCheckpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartCheckpoints")
+            .field("restore", &self.restore)
+            .field("final_tag", &self.final_tag)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The shards of a job that run in this process.
 #[derive(Debug)]
 pub struct JobPart {
@@ -54,6 +79,8 @@ pub struct JobPart {
     pub here: Vec<u32>,
     /// One per pair of a shard here and a shard elsewhere.
     pub links: Vec<RemoteLink>,
+    /// Required when the job checkpoints.
+    pub checkpoints: Option<PartCheckpoints>,
 }
 
 impl JobPart {
