@@ -4,6 +4,7 @@
 use std::io::{self, Read, Write};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sluice_engine::checkpoint::{CheckpointId, PartCommand, PartEvent};
 
 /// The largest message (a job file travels in one).
 pub const MESSAGE_MAX_BYTES: u32 = 16 << 20;
@@ -54,6 +55,12 @@ pub enum ToCoordinator {
         attempt: u32,
         totals: TaskTotals,
     },
+    /// A shard's part of a checkpoint, for the job's checkpoint leader.
+    Checkpoint {
+        job: String,
+        attempt: u32,
+        event: PartEvent,
+    },
 }
 
 /// One shard of a deployed job and where it runs.
@@ -88,6 +95,16 @@ pub enum ToWorker {
         text: String,
         /// Every shard of the job, with the worker that runs it.
         placement: Vec<ShardPlacement>,
+        /// The checkpoint every shard restores (in the job's checkpoint
+        /// storage); `None`: what the job file says.
+        #[serde(default)]
+        restore: Option<CheckpointId>,
+    },
+    /// The job's checkpoint leader commands every task of the attempt.
+    Checkpoint {
+        job: String,
+        attempt: u32,
+        command: PartCommand,
     },
     /// Stop the task of `job` under `attempt` (cancelled, or replaced).
     Cancel {
@@ -164,6 +181,16 @@ mod tests {
                     worker: "w".into(),
                     data_address: "127.0.0.1:1".into(),
                 }],
+                restore: Some(7),
+            },
+            ToWorker::Checkpoint {
+                job: "job-1".into(),
+                attempt: 2,
+                command: PartCommand::Completed {
+                    // The final checkpoint's id is u64::MAX: JSON keeps it.
+                    checkpoint: sluice_engine::checkpoint::FINAL_CHECKPOINT,
+                    resume_sources: false,
+                },
             },
             ToWorker::Cancel {
                 job: "job-1".into(),

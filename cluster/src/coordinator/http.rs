@@ -215,6 +215,8 @@ fn submit(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
         text: submission.text,
         requested_shards: file.cluster.shards,
         max_parallelism: file.config.max_parallelism,
+        checkpoints: file.config.checkpoint.clone(),
+        restart: file.config.restart,
     };
     let id = shared.act(|cluster| (cluster.submit(new), Vec::new()));
     tracing::info!("job {id} ({}) submitted", file.job);

@@ -24,6 +24,12 @@ struct JobRecord {
     state: JobState,
     attempt: u32,
     error: Option<String>,
+    #[serde(default)]
+    failures: u32,
+    #[serde(default)]
+    last_checkpoint: Option<u64>,
+    #[serde(default)]
+    stopped_with: Option<String>,
 }
 
 /// The directory of job records.
@@ -50,6 +56,9 @@ impl JobRecords {
             state: job.state,
             attempt: job.attempt,
             error: job.error.clone(),
+            failures: job.failures,
+            last_checkpoint: job.last_checkpoint,
+            stopped_with: job.stopped_with.clone(),
         };
         let path = self.directory.join(format!("{}.json", job.id));
         let aside = self.directory.join(format!(".{}.json.new", job.id));
@@ -84,8 +93,14 @@ impl JobRecords {
                 .and_then(|bytes| {
                     serde_json::from_slice::<JobRecord>(&bytes).map_err(|e| e.to_string())
                 });
+            // The settings the coordinator acts on come from the job file.
+            let record = record.and_then(|r| {
+                crate::job_file::JobFile::parse(std::path::Path::new(&r.path), &r.text)
+                    .map(|file| (r, file))
+                    .map_err(|e| format!("its job file: {e}"))
+            });
             match record {
-                Ok(r) => jobs.push(Job {
+                Ok((r, file)) => jobs.push(Job {
                     id: r.id,
                     name: r.name,
                     path: r.path,
@@ -97,6 +112,12 @@ impl JobRecords {
                     placement: Vec::new(),
                     tasks: Default::default(),
                     error: r.error,
+                    checkpoints: file.config.checkpoint.clone(),
+                    restart: file.config.restart,
+                    failures: r.failures,
+                    last_checkpoint: r.last_checkpoint,
+                    not_before: None,
+                    stopped_with: r.stopped_with,
                 }),
                 Err(e) => problems.push(format!("job record {}: {e}", path.display())),
             }
@@ -110,6 +131,8 @@ mod tests {
     use super::*;
     use crate::coordinator::state::{Cluster, NewJob};
 
+    const GENERATED: &str = "job = \"windowed_aggregation\"\n[source]\nconnector = \"generator\"\nevents = 10\n[sink]\nconnector = \"blackhole\"\n";
+
     #[test]
     fn records_round_trip_and_bad_ones_are_named() {
         let dir = tempfile::tempdir().unwrap();
@@ -118,17 +141,21 @@ mod tests {
         let id = cluster.submit(NewJob {
             name: "wordcount".into(),
             path: "/w.toml".into(),
-            text: "job = \"wordcount\"".into(),
+            text: GENERATED.into(),
             requested_shards: Some(3),
             max_parallelism: 128,
+            checkpoints: None,
+            restart: Default::default(),
         });
+        cluster.checkpoint_completed(&id, 12);
         records.write(&cluster.jobs[&id]).unwrap();
         std::fs::write(dir.path().join("jobs/job-0099.json"), b"{ not json").unwrap();
         let (jobs, problems) = records.read_all();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].id, id);
-        assert_eq!(jobs[0].text, "job = \"wordcount\"");
+        assert_eq!(jobs[0].text, GENERATED);
         assert_eq!(jobs[0].requested_shards, Some(3));
+        assert_eq!(jobs[0].last_checkpoint, Some(12));
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("job-0099.json"), "{}", problems[0]);
     }

@@ -13,6 +13,7 @@
 //! written after every change of a job's state, before the change is acted
 //! on by anyone else — a restarted coordinator finds every job again.
 
+mod checkpoints;
 mod config;
 mod http;
 mod job_record;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     records: JobRecords,
     pub config: CoordinatorConfig,
     next_generation: Mutex<u64>,
+    /// Each running job's checkpoint leader.
+    leaders: checkpoints::Leaders,
     /// Each job's attempt and state as last logged.
     logged: Mutex<HashMap<String, (u32, JobState)>>,
 }
@@ -150,6 +153,7 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
         config,
         next_generation: Mutex::new(0),
         logged: Mutex::default(),
+        leaders: Default::default(),
     });
     // The recovered jobs' records say they wait again.
     shared.act(|cluster| {
@@ -176,13 +180,43 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// The leaders to start for the attempts `deployed` starts.
+fn leaders_for(cluster: &Cluster, deployed: &Outgoing) -> Vec<checkpoints::LeaderStart> {
+    let mut starts: Vec<checkpoints::LeaderStart> = Vec::new();
+    for (_, message) in deployed {
+        let ToWorker::Deploy {
+            job,
+            attempt,
+            restore,
+            placement,
+            ..
+        } = message
+        else {
+            continue;
+        };
+        let config = cluster.jobs.get(job).and_then(|j| j.checkpoints.clone());
+        let Some(config) = config else { continue };
+        if starts.iter().any(|s| &s.job == job) {
+            continue;
+        }
+        starts.push(checkpoints::LeaderStart {
+            job: job.clone(),
+            attempt: *attempt,
+            shards: placement.len() as u32,
+            config,
+            restore: *restore,
+        });
+    }
+    starts
+}
+
 /// Heartbeats out, silent workers lost, waiting jobs placed.
-fn tick(shared: &Shared) {
+fn tick(shared: &Arc<Shared>) {
     let config = &shared.config;
     loop {
         std::thread::sleep(config.heartbeat_interval.min(Duration::from_millis(200)));
         let now = Instant::now();
-        let lost = shared.act(|cluster| {
+        let (lost, leaders, ended) = shared.act(|cluster| {
             let silent = cluster.silent(now, config.heartbeat_timeout);
             let mut out = Vec::new();
             for name in &silent {
@@ -192,9 +226,21 @@ fn tick(shared: &Shared) {
                 );
                 out.extend(cluster.worker_lost(name, "no heartbeat within the timeout"));
             }
-            out.extend(cluster.schedule());
-            (silent, out)
+            let deployed = cluster.schedule(now);
+            let leaders = leaders_for(cluster, &deployed);
+            out.extend(deployed);
+            let ended: Vec<String> = (cluster.jobs.values())
+                .filter(|j| j.state.is_terminal())
+                .map(|j| j.id.clone())
+                .collect();
+            ((silent, leaders, ended), out)
         });
+        for start in leaders {
+            checkpoints::start(shared, start);
+        }
+        for job in ended {
+            shared.leaders.forget(&job);
+        }
         for name in lost {
             if let Some(c) = shared
                 .connections
@@ -298,6 +344,18 @@ fn serve_worker(shared: &Shared, mut stream: TcpStream) {
     );
     let why = loop {
         match read_message::<ToCoordinator, _>(&mut stream) {
+            Ok(ToCoordinator::Checkpoint {
+                job,
+                attempt,
+                event,
+            }) => {
+                shared
+                    .cluster
+                    .lock()
+                    .expect("cluster lock")
+                    .heard(&name, Instant::now());
+                shared.leaders.route(&job, attempt, event);
+            }
             Ok(message) => {
                 let now = Instant::now();
                 shared.act(|cluster| {

@@ -9,12 +9,15 @@
 //! Invariants: a job's tasks all belong to its current attempt; a report
 //! that names another attempt is dropped (fencing); a worker's shards are
 //! used by at most one live attempt each; a job reaches `Finished` only when
-//! every task of its attempt finished, and leaves a terminal state never.
+//! every task of its attempt finished, and leaves a terminal state never;
+//! a failed attempt of a job that checkpoints is followed by another (from
+//! its last completed checkpoint) as long as its restart strategy allows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use sluice_engine::checkpoint::{CheckpointConfig, CheckpointId, RestartStrategy};
 
 use super::placement::{place, shards_for, FreeShards};
 use crate::control::{ShardPlacement, TaskTotals, ToCoordinator, ToWorker};
@@ -83,6 +86,20 @@ pub struct Job {
     /// By worker name, for the current attempt.
     pub tasks: BTreeMap<String, TaskStatus>,
     pub error: Option<String>,
+    /// `[checkpoint]`, if the job checkpoints.
+    #[serde(skip)]
+    pub checkpoints: Option<CheckpointConfig>,
+    #[serde(skip)]
+    pub restart: RestartStrategy,
+    /// Failed attempts so far (restarts taken).
+    pub failures: u32,
+    /// The newest checkpoint completed: the next attempt restores it.
+    pub last_checkpoint: Option<CheckpointId>,
+    /// A restarting job waits until then.
+    #[serde(skip)]
+    pub not_before: Option<Instant>,
+    /// Where a stop-with-savepoint wrote its savepoint.
+    pub stopped_with: Option<String>,
 }
 
 /// A registered worker.
@@ -113,6 +130,8 @@ pub struct NewJob {
     pub text: String,
     pub requested_shards: Option<u32>,
     pub max_parallelism: u32,
+    pub checkpoints: Option<CheckpointConfig>,
+    pub restart: RestartStrategy,
 }
 
 impl Cluster {
@@ -152,6 +171,12 @@ impl Cluster {
                 placement: Vec::new(),
                 tasks: BTreeMap::new(),
                 error: None,
+                checkpoints: new.checkpoints,
+                restart: new.restart,
+                failures: 0,
+                last_checkpoint: None,
+                not_before: None,
+                stopped_with: None,
             },
         );
         self.dirty.insert(id.clone());
@@ -213,14 +238,92 @@ impl Cluster {
             .collect();
         let mut out = Vec::new();
         for id in affected {
-            out.extend(self.end_job(
+            out.extend(self.fail_attempt(
                 &id,
-                JobState::Failed,
-                Some(format!("worker {name} was lost ({why})")),
+                format!("worker {name} was lost ({why})"),
                 Some(name),
+                Instant::now(),
             ));
         }
         out
+    }
+
+    /// An attempt failed: the job restarts when it checkpoints and its
+    /// strategy allows another restart, else it fails. The attempt's other
+    /// tasks (but on `except`) are cancelled either way.
+    fn fail_attempt(
+        &mut self,
+        id: &str,
+        error: String,
+        except: Option<&str>,
+        now: Instant,
+    ) -> Outgoing {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Vec::new();
+        };
+        let delay =
+            (job.checkpoints.as_ref()).and_then(|_| job.restart.delay_before(job.failures + 1));
+        let Some(delay) = delay else {
+            return self.end_job(id, JobState::Failed, Some(error), except);
+        };
+        let out = cancel_tasks(job, except);
+        job.failures += 1;
+        job.state = JobState::Waiting;
+        job.not_before = Some(now + delay);
+        job.placement.clear();
+        job.tasks.clear();
+        job.error = Some(format!(
+            "attempt {} failed: {error}; restart {} in {} ms from {}",
+            job.attempt,
+            job.failures,
+            delay.as_millis(),
+            job.last_checkpoint
+                .map_or("the job's start".into(), |c| format!("checkpoint {c}"))
+        ));
+        self.dirty.insert(id.to_owned());
+        out
+    }
+
+    /// The checkpoint leader of `attempt` of `id` failed: so does the attempt.
+    pub fn leader_failed(&mut self, id: &str, attempt: u32, error: String) -> Outgoing {
+        match self.jobs.get(id) {
+            Some(job) if job.attempt == attempt && !job.state.is_terminal() => self.fail_attempt(
+                id,
+                format!("its checkpoints: {error}"),
+                None,
+                Instant::now(),
+            ),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Checkpoint `checkpoint` of `id` completed (its manifest is written).
+    pub fn checkpoint_completed(&mut self, id: &str, checkpoint: CheckpointId) {
+        if let Some(job) = self.jobs.get_mut(id) {
+            if job.last_checkpoint.is_none_or(|c| c < checkpoint) {
+                job.last_checkpoint = Some(checkpoint);
+                self.dirty.insert(id.to_owned());
+            }
+        }
+    }
+
+    /// Attempt `attempt` of `id` stopped with a savepoint at `location`.
+    pub fn stopped_with_savepoint(&mut self, id: &str, attempt: u32, location: String) -> Outgoing {
+        match self.jobs.get_mut(id) {
+            Some(job) if job.attempt == attempt && !job.state.is_terminal() => {
+                job.stopped_with = Some(location);
+                self.end_job(id, JobState::Finished, None, None)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The workers of attempt `attempt` of `id`, while it is the current
+    /// one and has not ended.
+    pub fn attempt_workers(&self, id: &str, attempt: u32) -> Option<Vec<String>> {
+        let job = self.jobs.get(id)?;
+        (job.attempt == attempt && !job.state.is_terminal() && job.state != JobState::Waiting)
+            .then(|| job.tasks.keys().cloned().collect())
     }
 
     /// Ends a job's attempt: cancels its tasks (but on `except`, which is
@@ -235,19 +338,7 @@ impl Cluster {
         let Some(job) = self.jobs.get_mut(id) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        for (worker, task) in &job.tasks {
-            let live = matches!(task.state, TaskState::Deploying | TaskState::Running);
-            if live && Some(worker.as_str()) != except {
-                out.push((
-                    worker.clone(),
-                    ToWorker::Cancel {
-                        job: id.to_owned(),
-                        attempt: job.attempt,
-                    },
-                ));
-            }
-        }
+        let out = cancel_tasks(job, except);
         job.state = state;
         if job.error.is_none() {
             job.error = error;
@@ -272,7 +363,9 @@ impl Cluster {
             | ToCoordinator::TaskFinished { job, attempt, .. }
             | ToCoordinator::TaskFailed { job, attempt, .. }
             | ToCoordinator::TaskProgress { job, attempt, .. } => (job.clone(), *attempt),
-            ToCoordinator::Register { .. } | ToCoordinator::Heartbeat => return Vec::new(),
+            ToCoordinator::Register { .. }
+            | ToCoordinator::Heartbeat
+            | ToCoordinator::Checkpoint { .. } => return Vec::new(),
         };
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return Vec::new();
@@ -310,9 +403,11 @@ impl Cluster {
             ToCoordinator::TaskFailed { error, .. } => {
                 task.state = TaskState::Failed;
                 let error = format!("on worker {worker}: {error}");
-                self.end_job(&job_id, JobState::Failed, Some(error), Some(worker))
+                self.fail_attempt(&job_id, error, Some(worker), Instant::now())
             }
-            ToCoordinator::Register { .. } | ToCoordinator::Heartbeat => Vec::new(),
+            ToCoordinator::Register { .. }
+            | ToCoordinator::Heartbeat
+            | ToCoordinator::Checkpoint { .. } => Vec::new(),
         }
     }
 
@@ -337,10 +432,11 @@ impl Cluster {
             .collect()
     }
 
-    /// Deploys waiting jobs, oldest first, where enough shards are free.
-    pub fn schedule(&mut self) -> Outgoing {
+    /// Deploys waiting jobs, oldest first, where enough shards are free
+    /// (a restarting job once its delay is over).
+    pub fn schedule(&mut self, now: Instant) -> Outgoing {
         let waiting: Vec<String> = (self.jobs.values())
-            .filter(|j| j.state == JobState::Waiting)
+            .filter(|j| j.state == JobState::Waiting && j.not_before.is_none_or(|t| t <= now))
             .map(|j| j.id.clone())
             .collect();
         let mut out = Vec::new();
@@ -379,6 +475,7 @@ impl Cluster {
                         path: job.path.clone(),
                         text: job.text.clone(),
                         placement: placement.clone(),
+                        restore: job.last_checkpoint,
                     },
                 ));
             }
@@ -386,6 +483,24 @@ impl Cluster {
         }
         out
     }
+}
+
+/// Cancels `job`'s live tasks but on `except` (which is gone).
+fn cancel_tasks(job: &Job, except: Option<&str>) -> Outgoing {
+    let mut out = Vec::new();
+    for (worker, task) in &job.tasks {
+        let live = matches!(task.state, TaskState::Deploying | TaskState::Running);
+        if live && Some(worker.as_str()) != except {
+            out.push((
+                worker.clone(),
+                ToWorker::Cancel {
+                    job: job.id.clone(),
+                    attempt: job.attempt,
+                },
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -399,6 +514,8 @@ mod tests {
             text: "job = \"nexmark.q5\"".into(),
             requested_shards: shards,
             max_parallelism: 128,
+            checkpoints: None,
+            restart: RestartStrategy::None,
         }
     }
 
@@ -424,9 +541,9 @@ mod tests {
         let mut c = Cluster::default();
         let id = c.submit(new_job(Some(2)));
         c.register("a", "127.0.0.1:1", 1, now).unwrap();
-        assert!(c.schedule().is_empty(), "one shard is not two");
+        assert!(c.schedule(now).is_empty(), "one shard is not two");
         c.register("b", "127.0.0.1:2", 1, now).unwrap();
-        let out = c.schedule();
+        let out = c.schedule(now);
         assert_eq!(deployed(&out), [("a", 1), ("b", 1)]);
         assert_eq!(c.jobs[&id].state, JobState::Deploying);
         let running = |job: &str| ToCoordinator::TaskRunning {
@@ -459,7 +576,7 @@ mod tests {
         c.register("a", "x:1", 1, now).unwrap();
         c.register("b", "x:2", 1, now).unwrap();
         let id = c.submit(new_job(None));
-        assert_eq!(deployed(&c.schedule()).len(), 2);
+        assert_eq!(deployed(&c.schedule(now)).len(), 2);
         let later = now + Duration::from_secs(10);
         c.heard("b", later);
         assert_eq!(c.silent(later, Duration::from_secs(5)), ["a"]);
@@ -470,7 +587,7 @@ mod tests {
         assert!(job.error.as_deref().unwrap().contains("worker a was lost"));
         // Its shards are free again, and a's are gone.
         let next = c.submit(new_job(None));
-        assert_eq!(deployed(&c.schedule()), [("b", 1)]);
+        assert_eq!(deployed(&c.schedule(now)), [("b", 1)]);
         assert_eq!(c.jobs[&next].placement.len(), 1);
     }
 
@@ -480,7 +597,7 @@ mod tests {
         let mut c = Cluster::default();
         c.register("a", "x:1", 1, now).unwrap();
         let id = c.submit(new_job(None));
-        c.schedule();
+        c.schedule(now);
         let out = c.report(
             "a",
             ToCoordinator::TaskFailed {
@@ -509,14 +626,64 @@ mod tests {
         let mut c = Cluster::default();
         c.register("a", "x:1", 2, now).unwrap();
         let id = c.submit(new_job(Some(2)));
-        c.schedule();
+        c.schedule(now);
         let job = c.jobs[&id].clone();
         let mut restarted = Cluster::default();
         restarted.recover(job);
         restarted.register("a", "x:1", 2, now).unwrap();
-        assert_eq!(deployed(&restarted.schedule()), [("a", 2)]);
+        assert_eq!(deployed(&restarted.schedule(now)), [("a", 2)]);
         let other = restarted.submit(new_job(Some(1)));
         assert_ne!(other, id, "ids are not reused");
+    }
+
+    #[test]
+    fn a_failed_attempt_restarts_from_the_last_checkpoint_while_restarts_are_left() {
+        let now = Instant::now();
+        let mut c = Cluster::default();
+        c.register("a", "x:1", 1, now).unwrap();
+        c.register("b", "x:2", 1, now).unwrap();
+        let mut job = new_job(None);
+        let file = crate::job_file::JobFile::parse(
+            std::path::Path::new("/j.toml"),
+            "job = \"windowed_aggregation\"\n[source]\nconnector = \"generator\"\nevents = 10\n[sink]\nconnector = \"blackhole\"\n[checkpoint]\nstorage = \"file:///c\"\n[restart]\nstrategy = \"fixed-delay\"\nattempts = 1\ndelay_ms = 50\n",
+        )
+        .unwrap();
+        job.checkpoints = file.config.checkpoint.clone();
+        job.restart = file.config.restart;
+        let id = c.submit(job);
+        assert_eq!(deployed(&c.schedule(now)), [("a", 1), ("b", 1)]);
+        c.checkpoint_completed(&id, 4);
+        c.checkpoint_completed(&id, 3);
+        assert_eq!(c.jobs[&id].last_checkpoint, Some(4), "never goes back");
+        assert_eq!(cancelled(&c.worker_lost("a", "gone")), ["b"]);
+        assert_eq!(c.jobs[&id].state, JobState::Waiting);
+        assert_eq!(c.jobs[&id].failures, 1);
+        assert!(
+            c.schedule(now).is_empty(),
+            "the restart waits for its delay"
+        );
+        c.register("a", "x:3", 1, now).unwrap();
+        let later = now + Duration::from_millis(60);
+        let out = c.schedule(later);
+        assert_eq!(deployed(&out), [("a", 2), ("b", 2)]);
+        assert!(out.iter().all(|(_, m)| matches!(
+            m,
+            ToWorker::Deploy {
+                restore: Some(4),
+                ..
+            }
+        )));
+        // The one restart allowed is taken: the next failure fails the job.
+        c.report(
+            "b",
+            ToCoordinator::TaskFailed {
+                job: id.clone(),
+                attempt: 2,
+                error: "boom".into(),
+            },
+        );
+        assert_eq!(c.jobs[&id].state, JobState::Failed);
+        assert!(c.attempt_workers(&id, 2).is_none());
     }
 
     #[test]
@@ -526,7 +693,7 @@ mod tests {
         c.register("a", "x:1", 1, now).unwrap();
         assert!(c.register("a", "x:9", 1, now).is_err());
         let id = c.submit(new_job(None));
-        c.schedule();
+        c.schedule(now);
         assert_eq!(cancelled(&c.cancel(&id).unwrap()), ["a"]);
         assert_eq!(c.jobs[&id].state, JobState::Cancelled);
         assert!(c.cancel(&id).is_err());

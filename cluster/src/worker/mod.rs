@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use sluice_engine::checkpoint::PartCommand;
 use sluice_engine::runtime::JobCancel;
 use sluice_network::auth::{client_handshake, ClusterSecret};
 
@@ -52,6 +53,8 @@ struct Task {
     attempt: u32,
     cancel: JobCancel,
     thread: JoinHandle<()>,
+    /// The checkpoint leader's commands, to the task.
+    commands: std::sync::mpsc::Sender<PartCommand>,
 }
 
 /// The connection to the coordinator: messages out go through here, from
@@ -236,6 +239,17 @@ fn read_loop(
             .retain(|_, task| !task.thread.is_finished());
         match message {
             ToWorker::Heartbeat | ToWorker::Registered { .. } => {}
+            ToWorker::Checkpoint {
+                job,
+                attempt,
+                command,
+            } => {
+                let tasks = tasks.lock().expect("tasks lock");
+                if let Some(task) = tasks.get(&job).filter(|t| t.attempt == attempt) {
+                    // A task that ended has no use for it.
+                    let _ = task.commands.send(command);
+                }
+            }
             ToWorker::Cancel { job, attempt } => {
                 let task = {
                     let mut tasks = tasks.lock().expect("tasks lock");
@@ -256,6 +270,7 @@ fn read_loop(
                 path,
                 text,
                 placement,
+                restore,
             } => {
                 // A newer attempt replaces the old one, which must stop first.
                 let old = tasks.lock().expect("tasks lock").remove(&job);
@@ -264,13 +279,31 @@ fn read_loop(
                     let _ = old.thread.join();
                 }
                 let cancel = JobCancel::default();
+                let (commands, commands_in) = std::sync::mpsc::channel();
+                let events = {
+                    let (outbox, job) = (outbox.clone(), job.clone());
+                    Box::new(move |event| {
+                        let job = job.clone();
+                        send(
+                            &outbox,
+                            &ToCoordinator::Checkpoint {
+                                job,
+                                attempt,
+                                event,
+                            },
+                        )
+                    })
+                };
                 let deployment = Deployment {
                     job: job.clone(),
                     attempt,
                     path,
                     text,
                     placement,
+                    restore,
                     pin_cpus: options.pin_cpus,
+                    commands: commands_in,
+                    events,
                 };
                 let (me, data, report_to, task_cancel) = (
                     name.to_owned(),
@@ -292,6 +325,7 @@ fn read_loop(
                         attempt,
                         cancel,
                         thread,
+                        commands,
                     },
                 );
             }

@@ -9,10 +9,12 @@
 //! or are cancelled. Everything it reports names its job and attempt.
 
 use std::path::Path;
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_engine::runtime::{JobCancel, JobPart, RemoteLink};
+use sluice_engine::checkpoint::{CheckpointId, PartCommand, PartEvents};
+use sluice_engine::runtime::{JobCancel, JobPart, PartCheckpoints, RemoteLink};
 use sluice_engine::StreamEnv;
 
 use super::data_plane::{DataPlane, LinkKey};
@@ -30,13 +32,19 @@ pub struct Deployment {
     pub path: String,
     pub text: String,
     pub placement: Vec<ShardPlacement>,
+    /// The checkpoint to restore (see `ToWorker::Deploy`).
+    pub restore: Option<CheckpointId>,
     /// Pin the shards to CPUs as `sluice run` does.
     pub pin_cpus: bool,
+    /// The checkpoint leader's commands for this attempt.
+    pub commands: Receiver<PartCommand>,
+    /// Where this part's checkpoint events go.
+    pub events: PartEvents,
 }
 
 /// Runs `deployment`'s shards that `me` holds; reports through `report`.
 pub fn run_task(
-    deployment: Deployment,
+    mut deployment: Deployment,
     me: &str,
     data: &Arc<DataPlane>,
     cancel: JobCancel,
@@ -51,7 +59,7 @@ pub fn run_task(
         "task {job}#{attempt}: shards {mine:?} of {}",
         deployment.placement.len()
     );
-    let result = build_and_run(&deployment, me, data, cancel.clone(), &|| {
+    let result = build_and_run(&mut deployment, me, data, cancel.clone(), &|| {
         report(ToCoordinator::TaskRunning {
             job: job.clone(),
             attempt,
@@ -87,7 +95,7 @@ pub fn run_task(
 }
 
 fn build_and_run(
-    deployment: &Deployment,
+    deployment: &mut Deployment,
     me: &str,
     data: &Arc<DataPlane>,
     cancel: JobCancel,
@@ -107,7 +115,7 @@ fn build_and_run(
 
 /// Builds the job and connects the links of this worker's shards.
 fn prepare(
-    deployment: &Deployment,
+    deployment: &mut Deployment,
     me: &str,
     data: &Arc<DataPlane>,
     cancel: &JobCancel,
@@ -148,12 +156,21 @@ fn prepare(
             });
         }
     }
+    let checkpoints = file.config.checkpoint.is_some().then(|| {
+        let (_, unused) = std::sync::mpsc::channel();
+        PartCheckpoints {
+            events: std::mem::replace(&mut deployment.events, Box::new(|_| {})),
+            commands: std::mem::replace(&mut deployment.commands, unused),
+            restore: deployment.restore,
+            final_tag: format!("-a{}", deployment.attempt),
+        }
+    });
     Ok((
         env,
         JobPart {
             here,
             links,
-            checkpoints: None,
+            checkpoints,
         },
     ))
 }

@@ -378,8 +378,8 @@ impl CheckpointLeader {
 
     /// Every shard has ended (or the job stops): answers a pending savepoint
     /// request, and when every shard left its final part writes the final
-    /// checkpoint (marked finished) and commands its commit.
-    pub fn finish(&mut self) -> Result<(), CheckpointError> {
+    /// checkpoint (marked finished), commands its commit and returns its id.
+    pub fn finish(&mut self) -> Result<Option<CheckpointId>, CheckpointError> {
         if let Some((request, _)) = self.savepoint.take() {
             savepoint::respond(
                 &self.requests,
@@ -390,7 +390,7 @@ impl CheckpointLeader {
         if self.finished.len() != self.shards as usize {
             // A shard failed: no final checkpoint; recovery resumes from the
             // last complete one.
-            return Ok(());
+            return Ok(None);
         }
         let checkpoint = self.coordinator.next_id();
         let manifest = self.manifest(checkpoint, &self.finished, true);
@@ -404,7 +404,7 @@ impl CheckpointLeader {
             resume_sources: false,
         });
         self.retain();
-        Ok(())
+        Ok(Some(checkpoint))
     }
 
     /// Whether every shard has left its final part.

@@ -43,7 +43,7 @@ pub use input_aligner::{AlignedInput, InputAligner};
 pub use leader::CheckpointLeader;
 pub use part_writer::{PartCommand, PartCost, PartEvent};
 pub use restart::RestartStrategy;
-pub use restore::{restore, Restored};
+pub use restore::{first_checkpoint_id, restore, Restored};
 pub use shard::{
     position_key, ChannelStates, CheckpointSignals, ParticipantKind, ShardCheckpointing,
     ShardCheckpoints, ShardReport, SourcePositions,

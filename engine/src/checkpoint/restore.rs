@@ -78,6 +78,30 @@ pub(super) fn open_catalog(
         })
 }
 
+/// The id a job's next checkpoint gets when it resumes as `config` says:
+/// above every checkpoint in its storage and in the storage it restores
+/// from (a checkpoint restored from elsewhere is numbered there), and above
+/// `restore`. For a leader that runs apart from the shards.
+pub fn first_checkpoint_id(
+    config: &CheckpointConfig,
+    restore: Option<CheckpointId>,
+) -> Result<CheckpointId, CheckpointError> {
+    let mut highest = restore.unwrap_or(0);
+    if let Some(RestoreFrom::Checkpoint(id)) = config.restore {
+        highest = highest.max(id);
+    }
+    let storages = std::iter::once(&config.storage).chain(&config.restore_storage);
+    for location in storages {
+        let listed = open_catalog(location)?
+            .checkpoints()
+            .map_err(CheckpointError::storage(format!(
+                "listing checkpoints in {location}"
+            )))?;
+        highest = highest.max(listed.last().copied().unwrap_or(0));
+    }
+    Ok(highest + 1)
+}
+
 /// Reads what a job restores from, for a job of `shards` shards. `latest`
 /// falls back past checkpoints that cannot be read (a corrupt or missing
 /// manifest or state file), naming each in `skipped`.
