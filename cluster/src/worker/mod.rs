@@ -99,18 +99,29 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
         data.address()
     );
     let tasks: Arc<Mutex<HashMap<String, Task>>> = Arc::default();
+    // When this worker was last registered with the coordinator (or started).
+    let mut registered_at = Instant::now();
     loop {
         let stream = match first.take() {
             Some(stream) => stream,
             None => connect(coordinator, options.connect_timeout)?,
         };
-        match serve(&options, &name, &data, &tasks, stream) {
+        match serve(&options, &name, &data, &tasks, stream, &mut registered_at) {
             Ok(()) => return Ok(()),
             Err(e) => tracing::warn!("the coordinator at {coordinator} was lost: {e}"),
         }
         // Fencing: nothing of this worker acts for an attempt the
         // coordinator may have replaced meanwhile.
         cancel_all(&tasks);
+        // A coordinator that answers but never accepts (a wrong secret, a
+        // name in use) is given up like an unreachable one.
+        if registered_at.elapsed() > options.connect_timeout {
+            return Err(format!(
+                "the coordinator at {coordinator} has not accepted this worker for {} s",
+                options.connect_timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -156,13 +167,15 @@ fn serve(
     data: &Arc<DataPlane>,
     tasks: &Arc<Mutex<HashMap<String, Task>>>,
     mut stream: TcpStream,
+    registered_at: &mut Instant,
 ) -> Result<(), String> {
     let handshake_timeout = Some(Duration::from_secs(10));
     stream
         .set_read_timeout(handshake_timeout)
         .and_then(|()| stream.set_write_timeout(handshake_timeout))
         .map_err(|e| e.to_string())?;
-    client_handshake(&mut stream, &options.secret, CONTROL_CONTEXT).map_err(|e| e.to_string())?;
+    client_handshake(&mut stream, &options.secret, CONTROL_CONTEXT)
+        .map_err(|e| format!("the cluster secret was not accepted: {e}"))?;
     write_message(
         &mut stream,
         &ToCoordinator::Register {
@@ -183,6 +196,7 @@ fn serve(
         other => return Err(format!("expected `registered`, got {other:?}")),
     };
     tracing::info!("registered with the coordinator as {name}");
+    *registered_at = Instant::now();
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
@@ -204,6 +218,8 @@ fn serve(
             .map_err(|e| e.to_string())?
     };
     let result = read_loop(options, name, data, tasks, &outbox, &mut stream);
+    // Registered until now: the time to give up counts from here.
+    *registered_at = Instant::now();
     if let Some(stream) = outbox.lock().expect("outbox lock").take() {
         let _ = stream.shutdown(std::net::Shutdown::Both);
     }

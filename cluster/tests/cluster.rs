@@ -1,0 +1,322 @@
+//! A cluster of real processes on 127.0.0.1: `sluice coordinator`, `sluice
+//! worker`s and `sluice submit`. A job spread over workers writes what
+//! `sluice run` writes; a checkpointed job whose worker is killed with
+//! SIGKILL restarts from its last checkpoint on the workers left and a new
+//! one, and commits exactly the clean run's output; a bad job file is
+//! refused before anything is sent; a wrong secret is refused by both the
+//! HTTP API and the worker port.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::{assert_committed_as_reference, read_lines, sorted, EVENTS, SEED};
+
+fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// A coordinator and its workers, killed when dropped.
+struct TestCluster {
+    dir: tempfile::TempDir,
+    coordinator: Child,
+    workers: Vec<(String, Child)>,
+    workers_address: String,
+    http: String,
+}
+
+impl TestCluster {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "a-cluster-secret-for-tests-only").unwrap();
+        std::fs::write(
+            dir.path().join("cluster.toml"),
+            "listen = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nstorage = \"state\"\n\
+             secret_file = \"secret\"\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 1000\n",
+        )
+        .unwrap();
+        let mut coordinator = sluice()
+            .args(["coordinator", "--config"])
+            .arg(dir.path().join("cluster.toml"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(coordinator.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // `sluice coordinator: workers <addr>, http http://<addr>`
+        let workers_address = line
+            .split("workers ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        let http = line.split("http ").nth(1).unwrap().trim().to_owned();
+        TestCluster {
+            dir,
+            coordinator,
+            workers: Vec::new(),
+            workers_address,
+            http,
+        }
+    }
+
+    fn secret(&self) -> PathBuf {
+        self.dir.path().join("secret")
+    }
+
+    fn add_worker(&mut self, name: &str, shards: u32) {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        let child = sluice()
+            .args([
+                "worker",
+                "--coordinator",
+                &self.workers_address,
+                "--name",
+                name,
+            ])
+            .args(["--shards", &shards.to_string(), "--no-pin", "--secret-file"])
+            .arg(self.secret())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.workers.push((name.to_owned(), child));
+    }
+
+    fn kill_worker(&mut self, name: &str) {
+        let at = self.workers.iter().position(|(n, _)| n == name).unwrap();
+        let (_, mut child) = self.workers.remove(at);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+
+    /// `sluice <command> … --coordinator URL --secret-file S`.
+    fn command(&self, args: &[&str]) -> Output {
+        sluice()
+            .args(args)
+            .args(["--coordinator", &self.http, "--secret-file"])
+            .arg(self.secret())
+            .output()
+            .unwrap()
+    }
+
+    fn submit(&self, job: &Path) -> String {
+        let output = self.command(&["submit", job.to_str().unwrap()]);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    fn status(&self, id: &str) -> serde_json::Value {
+        let output = self.command(&["status", id]);
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Waits (bounded) until job `id` is in one of `states`; returns its status.
+    fn wait_for(&self, id: &str, states: &[&str], within: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.status(id);
+            if states.iter().any(|s| status["state"] == *s) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} not {states:?} within {within:?}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.coordinator.kill();
+        let _ = self.coordinator.wait();
+    }
+}
+
+fn run_alone(job: &Path) {
+    let output = sluice().arg("run").arg(job).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+fn nexmark_job(dir: &Path, name: &str, query: &str, shards: u32, cluster: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "job = \"nexmark.{query}\"\nshards = {shards}\nprogress = false\n\
+             [source]\nconnector = \"nexmark\"\nevents = {EVENTS}\nseed = {SEED}\n\
+             [sink]\nconnector = \"file\"\npath = \"out-{name}\"\n{cluster}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn queries_spread_over_workers_write_what_one_process_writes() {
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 2);
+    let dir = tempfile::tempdir().unwrap();
+    for query in ["q3", "q5", "q8"] {
+        let alone = nexmark_job(dir.path(), &format!("{query}-alone.toml"), query, 3, "");
+        run_alone(&alone);
+        let spread = nexmark_job(
+            dir.path(),
+            &format!("{query}-cluster.toml"),
+            query,
+            3,
+            "[cluster]\nshards = 3\n",
+        );
+        let id = cluster.submit(&spread);
+        let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+        assert_eq!(status["state"], "finished", "{status}");
+        let workers: Vec<&str> = (status["placement"].as_array().unwrap().iter())
+            .map(|p| p["worker"].as_str().unwrap())
+            .collect();
+        assert!(workers.contains(&"a") && workers.contains(&"b"), "{status}");
+        let expected = sorted(read_lines(
+            &dir.path().join(format!("out-{query}-alone.toml")),
+        ));
+        let got = sorted(read_lines(
+            &dir.path().join(format!("out-{query}-cluster.toml")),
+        ));
+        assert!(!expected.is_empty(), "{query} wrote nothing");
+        // q18's ties between equal timestamps may break either way (as in
+        // one process between runs): the counts must agree.
+        if query == "q18" {
+            assert_eq!(got.len(), expected.len(), "{query}");
+        } else {
+            assert!(
+                got == expected,
+                "{query} on the cluster differs from one process"
+            );
+        }
+    }
+}
+
+fn windowed(sink: &str, extra: &str) -> String {
+    format!(
+        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
+         [source]\nconnector = \"generator\"\nevents = 6_000_000\nkeys = 2_000\nseed = 11\n{extra}\n\
+         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n\
+         [params]\nwindow = \"sliding\"\nsize_ms = 2_000\nslide_ms = 500\n"
+    )
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_the_job_commits_exactly_once() {
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(&reference, windowed("reference", "")).unwrap();
+    run_alone(&reference);
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        windowed(
+            "out",
+            "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\nstorage = \"file://checkpoints\"\n\
+             [restart]\nstrategy = \"fixed-delay\"\nattempts = 3\ndelay_ms = 100\n\
+             [cluster]\nshards = 2\n",
+        ),
+    )
+    .unwrap();
+    let id = cluster.submit(&job);
+    // Killed once it has completed a checkpoint, well before its end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.status(&id)["last_checkpoint"].as_u64().unwrap_or(0) < 3 {
+        assert!(Instant::now() < deadline, "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.kill_worker("b");
+    cluster.add_worker("c", 1);
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+    assert_eq!(status["state"], "finished", "{status}");
+    assert_eq!(status["attempt"], 2, "{status}");
+    assert_eq!(status["failures"], 1, "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("worker b was lost"),
+        "{status}"
+    );
+    assert_committed_as_reference(dir.path(), 10_000, "the job whose worker was killed");
+    let log = std::fs::read_to_string(cluster.dir.path().join("c.log")).unwrap();
+    assert!(log.contains("restoring from checkpoint"), "{log}");
+}
+
+#[test]
+fn bad_files_and_wrong_secrets_are_refused() {
+    let cluster = TestCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "job = \"windowed_aggregation\"\n[source]\nconnector = \"nowhere\"\n",
+    )
+    .unwrap();
+    let output = cluster.command(&["submit", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    let jobs = cluster.command(&["jobs"]);
+    assert!(jobs.status.success(), "{jobs:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&jobs.stdout).lines().count(),
+        1,
+        "only the header: nothing was submitted"
+    );
+
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-cluster-secret-at-all").unwrap();
+    let refused = sluice()
+        .args(["jobs", "--coordinator", &cluster.http, "--secret-file"])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("401") || stderr.contains("token"),
+        "{stderr}"
+    );
+
+    let worker = sluice()
+        .args([
+            "worker",
+            "--coordinator",
+            &cluster.workers_address,
+            "--name",
+            "intruder",
+        ])
+        .args([
+            "--shards",
+            "1",
+            "--no-pin",
+            "--connect-timeout-s",
+            "2",
+            "--secret-file",
+        ])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!worker.status.success());
+    let stderr = String::from_utf8_lossy(&worker.stderr);
+    assert!(stderr.contains("secret was not accepted"), "{stderr}");
+}
