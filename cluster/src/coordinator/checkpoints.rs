@@ -59,7 +59,10 @@ impl Leaders {
 
     /// An event from a worker for `attempt` of `job`.
     pub fn route(&self, job: &str, attempt: u32, event: PartEvent) {
-        self.with_slot(job, attempt, |slot| slot.events.send(event));
+        // A leader that already stopped has no use for it.
+        self.with_slot(job, attempt, |slot| {
+            let _ = slot.events.send(event);
+        });
     }
 
     /// Forgets the slot of a job that ended.
