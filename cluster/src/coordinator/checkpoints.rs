@@ -144,19 +144,13 @@ fn lead(
         if leader.all_finished() && !final_written {
             final_written = true;
             if let Some(id) = leader.finish().map_err(|e| e.to_string())? {
-                shared.act(|cluster| {
-                    cluster.checkpoint_completed(&job, id);
-                    ((), Vec::new())
-                });
+                record_completed(shared, &job, id);
             }
         }
         let _ = leader.take_deleted();
         if let Some(id) = leader.last_completed().filter(|id| Some(*id) != recorded) {
             // Recorded before any sink commits it.
-            shared.act(|cluster| {
-                cluster.checkpoint_completed(&job, id);
-                ((), Vec::new())
-            });
+            record_completed(shared, &job, id);
             recorded = Some(id);
         }
         let commands = leader.take_commands();
@@ -179,6 +173,14 @@ fn lead(
             return Ok(());
         }
     }
+}
+
+/// Records checkpoint `id` of `job` as completed (in its job record).
+fn record_completed(shared: &Shared, job: &str, id: CheckpointId) {
+    shared.act(|cluster| {
+        cluster.checkpoint_completed(job, id);
+        ((), Vec::new())
+    });
 }
 
 fn send_all(shared: &Shared, workers: &[String], job: &str, attempt: u32, command: PartCommand) {

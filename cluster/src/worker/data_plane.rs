@@ -223,6 +223,11 @@ mod tests {
         ClusterSecret::new(text).unwrap()
     }
 
+    /// A data plane on any port of 127.0.0.1 that knows `text` as the secret.
+    fn plane(text: &str) -> Arc<DataPlane> {
+        DataPlane::start("127.0.0.1:0".parse().unwrap(), secret(text)).unwrap()
+    }
+
     fn key(local: u32, remote: u32) -> LinkKey {
         LinkKey {
             job: "job/with/slashes".into(),
@@ -234,16 +239,8 @@ mod tests {
 
     #[test]
     fn a_dialed_link_is_taken_by_its_task_on_the_other_side() {
-        let a = DataPlane::start(
-            "127.0.0.1:0".parse().unwrap(),
-            secret("s3cret-s3cret-s3cret"),
-        )
-        .unwrap();
-        let b = DataPlane::start(
-            "127.0.0.1:0".parse().unwrap(),
-            secret("s3cret-s3cret-s3cret"),
-        )
-        .unwrap();
+        let a = plane("s3cret-s3cret-s3cret");
+        let b = plane("s3cret-s3cret-s3cret");
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut dialed = a
             .dial(&b.address().to_string(), &key(0, 1), deadline, || false)
@@ -257,16 +254,8 @@ mod tests {
 
     #[test]
     fn a_wrong_secret_files_nothing() {
-        let a = DataPlane::start(
-            "127.0.0.1:0".parse().unwrap(),
-            secret("s3cret-s3cret-s3cret"),
-        )
-        .unwrap();
-        let b = DataPlane::start(
-            "127.0.0.1:0".parse().unwrap(),
-            secret("another-secret-entirely"),
-        )
-        .unwrap();
+        let a = plane("s3cret-s3cret-s3cret");
+        let b = plane("another-secret-entirely");
         let deadline = Instant::now() + Duration::from_secs(5);
         let error = a
             .dial(&b.address().to_string(), &key(0, 1), deadline, || false)
