@@ -60,6 +60,18 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, ClientError> {
+        self.request_within(method, path, body, REQUEST_TIMEOUT)
+    }
+
+    /// As [`request`](Self::request), waiting up to `timeout` for the answer
+    /// (a savepoint takes as long as its checkpoint).
+    pub fn request_within(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
             authority: self.authority.clone(),
             reason,
@@ -70,9 +82,9 @@ impl Client {
             .map_err(|e| unreachable(e.to_string()))?;
         let (status, bytes) = runtime
             .block_on(async {
-                tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, path, body)).await
+                tokio::time::timeout(timeout, self.exchange(method, path, body)).await
             })
-            .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))?
+            .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
             .map_err(unreachable)?;
         let value: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));

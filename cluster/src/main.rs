@@ -99,6 +99,10 @@ enum Command {
     /// submits it to a coordinator and prints the job's id.
     Submit {
         job: PathBuf,
+        /// Start from a checkpoint or savepoint (as `run --restore`: its
+        /// location, a path every machine reaches, or an `s3://` URL).
+        #[arg(long)]
+        restore: Option<String>,
         #[command(flatten)]
         cluster: Coordinator,
     },
@@ -286,14 +290,24 @@ fn main() -> ExitCode {
                     secret_file,
                 },
             stop,
-            ..
+            dir,
+            timeout_s,
         } => cluster_command(&url, secret_file.as_deref(), |client| {
             let path = format!(
                 "/jobs/{}/savepoint{}",
                 job.display(),
                 if stop { "?stop=true" } else { "" }
             );
-            let answer = client.request(Method::POST, &path, None)?;
+            // A local directory is named as the coordinator will see it
+            // (on this machine, or one sharing the path).
+            let dir = dir.map(|d| absolute_location(&d));
+            let body = serde_json::json!({ "dir": dir, "timeout_s": timeout_s });
+            let answer = client.request_within(
+                Method::POST,
+                &path,
+                Some(body),
+                std::time::Duration::from_secs(timeout_s + 10),
+            )?;
             println!("{}", answer["location"].as_str().unwrap_or_default());
             Ok(())
         }),
@@ -497,9 +511,16 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Submit { job, cluster } => {
+        Command::Submit {
+            job,
+            restore,
+            cluster,
+        } => {
+            // A local location is named as the cluster's machines see it
+            // (the same path on a shared directory).
+            let restore = restore.map(|given| absolute_location(&given));
             // Validated here exactly as `run` would: a bad file sends nothing.
-            let text = match run::prepare(&job).and_then(|_| {
+            let text = match run::prepare_restoring(&job, restore.as_deref()).and_then(|_| {
                 std::fs::read_to_string(&job).map_err(|source| {
                     run::RunError::JobFile(sluice_cluster::job_file::JobFileError::Read {
                         file: job.clone(),
@@ -518,7 +539,11 @@ fn main() -> ExitCode {
                 &cluster.coordinator,
                 cluster.secret_file.as_deref(),
                 |client| {
-                    let body = serde_json::json!({ "path": path.to_string_lossy(), "text": text });
+                    let body = serde_json::json!({
+                        "path": path.to_string_lossy(),
+                        "text": text,
+                        "restore": restore,
+                    });
                     let answer = client.request(Method::POST, "/jobs", Some(body))?;
                     println!("{}", answer["id"].as_str().unwrap_or_default());
                     Ok(())
@@ -563,4 +588,17 @@ fn cluster_command(
             ExitCode::from(1)
         }
     }
+}
+
+/// A location given on the command line as another machine must read it:
+/// `latest`, an id or an `s3://` URL as given, a local path made absolute.
+fn absolute_location(given: &str) -> String {
+    let plain = given == "latest" || given.parse::<u64>().is_ok();
+    if plain || given.starts_with("s3://") {
+        return given.to_owned();
+    }
+    let path = given.strip_prefix("file://").unwrap_or(given);
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| given.to_owned())
 }

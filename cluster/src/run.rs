@@ -85,20 +85,24 @@ pub fn prepare_restoring(
 ) -> Result<(JobFile, StreamEnv), RunError> {
     let mut file = JobFile::load(path)?;
     if let Some(given) = restore {
-        let (from, root) = parse_restore(&file, given)?;
-        let Some(checkpoint) = file.config.checkpoint.as_mut() else {
-            return Err(file
-                .invalid(
-                    "checkpoint",
-                    "is missing: `--restore` needs the job's [checkpoint] section",
-                )
-                .into());
-        };
-        checkpoint.restore = Some(from);
-        checkpoint.restore_storage = root;
+        apply_restore(&mut file, given)?;
     }
     let env = build_job(&file)?;
     Ok((file, env))
+}
+
+/// Makes `file` resume from what `--restore given` names.
+pub fn apply_restore(file: &mut JobFile, given: &str) -> Result<(), JobFileError> {
+    let (from, root) = parse_restore(file, given)?;
+    let Some(checkpoint) = file.config.checkpoint.as_mut() else {
+        return Err(file.invalid(
+            "checkpoint",
+            "is missing: `--restore` needs the job's [checkpoint] section",
+        ));
+    };
+    checkpoint.restore = Some(from);
+    checkpoint.restore_storage = root;
+    Ok(())
 }
 
 /// Builds the pipeline of the registered job `file` names, on a new

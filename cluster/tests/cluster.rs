@@ -320,3 +320,101 @@ fn bad_files_and_wrong_secrets_are_refused() {
     let stderr = String::from_utf8_lossy(&worker.stderr);
     assert!(stderr.contains("secret was not accepted"), "{stderr}");
 }
+
+/// A job stopped with a savepoint in one process resumes on three shards of
+/// two workers, is stopped there with a savepoint taken through the
+/// coordinator, and runs to its end in one process again: the committed
+/// output is the clean run's.
+#[test]
+fn savepoints_move_between_one_process_and_a_cluster() {
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(&reference, windowed("reference", "")).unwrap();
+    run_alone(&reference);
+    let checkpointed = "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\n";
+    let job = dir.path().join("job.toml");
+    let savepoints = dir.path().join("savepoints");
+    let savepoint_path = |output: Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "sluice savepoint: {stderr}");
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    };
+
+    std::fs::write(&job, windowed("out", checkpointed)).unwrap();
+    let alone = sluice()
+        .arg("run")
+        .arg(&job)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_000));
+    let first = savepoint_path(
+        sluice()
+            .arg("savepoint")
+            .arg(&job)
+            .arg("--stop")
+            .arg("--dir")
+            .arg(&savepoints)
+            .args(["--timeout-s", "30"])
+            .output()
+            .unwrap(),
+    );
+    let output = alone.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(first.join("checkpoints").is_dir(), "{}", first.display());
+
+    let spread = format!("{checkpointed}[cluster]\nshards = 3\n");
+    std::fs::write(&job, windowed("out", &spread)).unwrap();
+    let submitted = sluice()
+        .arg("submit")
+        .arg(&job)
+        .arg("--restore")
+        .arg(&first)
+        .args(["--coordinator", &cluster.http, "--secret-file"])
+        .arg(cluster.secret())
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{submitted:?}");
+    let id = String::from_utf8(submitted.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    cluster.wait_for(&id, &["running"], Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(800));
+    let second = savepoint_path(cluster.command(&[
+        "savepoint",
+        &id,
+        "--stop",
+        "--dir",
+        savepoints.to_str().unwrap(),
+        "--timeout-s",
+        "30",
+    ]));
+    assert_ne!(first, second);
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(30));
+    assert_eq!(status["state"], "finished", "{status}");
+    assert_eq!(
+        status["stopped_with"].as_str(),
+        Some(second.to_str().unwrap()),
+        "{status}"
+    );
+    for worker in ["a", "b"] {
+        let log = std::fs::read_to_string(cluster.dir.path().join(format!("{worker}.log")));
+        assert!(log.unwrap().contains("restoring from checkpoint"));
+    }
+
+    std::fs::write(&job, windowed("out", checkpointed)).unwrap();
+    let output = sluice()
+        .arg("run")
+        .arg(&job)
+        .arg("--restore")
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_committed_as_reference(dir.path(), 10_000, "the job moved by savepoints");
+}

@@ -99,6 +99,10 @@ pub enum ToWorker {
         /// storage); `None`: what the job file says.
         #[serde(default)]
         restore: Option<CheckpointId>,
+        /// Without `restore`: what the job was submitted to restore
+        /// (`sluice submit --restore`, read as `sluice run --restore`).
+        #[serde(default)]
+        restore_from: Option<String>,
     },
     /// The job's checkpoint leader commands every task of the attempt.
     Checkpoint {
@@ -182,6 +186,7 @@ mod tests {
                     data_address: "127.0.0.1:1".into(),
                 }],
                 restore: Some(7),
+                restore_from: Some("/savepoints/savepoint-3".into()),
             },
             ToWorker::Checkpoint {
                 job: "job-1".into(),

@@ -13,12 +13,17 @@
 //! - `GET /jobs/<id>`: the job's state, attempt, placement and tasks (per
 //!   worker: shards, records in and out);
 //! - `POST /jobs/<id>/cancel`;
-//! - `POST /jobs/<id>/savepoint[?stop=true]`;
+//! - `POST /jobs/<id>/savepoint[?stop=true]` with an optional body
+//!   `{"dir": ..., "timeout_s": ...}`: takes a savepoint of the running job
+//!   through its checkpoint storage, as `sluice savepoint job.toml` does in
+//!   process (the attempt's checkpoint leader, in this process, answers),
+//!   and answers `{"location": ...}` once it is written;
 //! - `GET /workers`.
 
 use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -28,6 +33,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sluice_engine::checkpoint::savepoint;
+use sluice_state::checkpoint_store::StorageLocation;
 
 use super::state::NewJob;
 use super::Shared;
@@ -42,6 +49,10 @@ pub struct Submission {
     /// are relative to its directory).
     pub path: String,
     pub text: String,
+    /// What the first attempt restores (`sluice submit --restore`): a
+    /// checkpoint or savepoint location as `sluice run --restore` reads it.
+    #[serde(default)]
+    pub restore: Option<String>,
 }
 
 /// Starts the API on `listener` on a thread of its own.
@@ -139,20 +150,11 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
             }
         }
         (Method::POST, ["jobs", id, "savepoint"]) => {
-            let _stop = query.split('&').any(|p| p == "stop=true");
-            if !shared
-                .cluster
-                .lock()
-                .expect("cluster lock")
-                .jobs
-                .contains_key(*id)
-            {
-                return error(StatusCode::NOT_FOUND, format!("no job `{id}`"));
+            let body = Limited::new(request.into_body(), MESSAGE_MAX_BYTES as usize);
+            match body.collect().await {
+                Ok(collected) => savepoint(shared, id, &query, &collected.to_bytes()).await,
+                Err(e) => error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
             }
-            error(
-                StatusCode::CONFLICT,
-                "savepoints are taken through checkpoints, which a job spread over workers does not take yet",
-            )
         }
         (Method::GET, ["workers"]) => {
             let cluster = shared.cluster.lock().expect("cluster lock");
@@ -191,6 +193,78 @@ fn job_status(shared: &Shared, id: &str) -> Response<Full<Bytes>> {
     }
 }
 
+/// A savepoint request's optional body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavepointOptions {
+    /// Where the savepoint goes (default `<checkpoint storage>/savepoints`):
+    /// a path on the coordinator's machine or an `s3://` URL.
+    pub dir: Option<String>,
+    /// How long to wait for the savepoint (default 120 s, at most 3600 s).
+    pub timeout_s: Option<u64>,
+}
+
+/// Asks the running job `id` for a savepoint and waits for it, off the
+/// API's thread (the wait polls storage).
+async fn savepoint(shared: &Shared, id: &str, query: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    let stop = query.split('&').any(|p| p == "stop=true");
+    let options: SavepointOptions = if body.iter().all(u8::is_ascii_whitespace) {
+        SavepointOptions::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(options) => options,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("a malformed savepoint request: {e}"),
+                )
+            }
+        }
+    };
+    let storage = {
+        let cluster = shared.cluster.lock().expect("cluster lock");
+        let Some(job) = cluster.jobs.get(id) else {
+            return error(StatusCode::NOT_FOUND, format!("no job `{id}`"));
+        };
+        if job.state.is_terminal() {
+            return error(
+                StatusCode::CONFLICT,
+                format!("job `{id}` has ended ({:?})", job.state),
+            );
+        }
+        let Some(checkpoints) = &job.checkpoints else {
+            return error(
+                StatusCode::CONFLICT,
+                format!("job `{id}` does not checkpoint: savepoints are taken through its [checkpoint] storage"),
+            );
+        };
+        checkpoints.storage.clone()
+    };
+    let target = match options.dir.as_deref() {
+        None => storage.join("savepoints"),
+        Some(text) => match StorageLocation::resolve(text, &storage) {
+            Ok(location) => location,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("dir: {e}")),
+        },
+    };
+    let timeout = Duration::from_secs(options.timeout_s.unwrap_or(120).clamp(1, 3600));
+    let asked = tokio::task::spawn_blocking(move || {
+        savepoint::request_savepoint(&storage, &target, stop, timeout)
+    })
+    .await;
+    match asked {
+        Ok(Ok(location)) => {
+            tracing::info!("job {id}: savepoint {location}");
+            reply(StatusCode::OK, json!({ "id": id, "location": location }))
+        }
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the savepoint request failed: {e}"),
+        ),
+    }
+}
+
 /// Validates a submitted job file as `sluice run` would, then queues it.
 fn submit(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
     let submission: Submission = match serde_json::from_slice(body) {
@@ -204,6 +278,10 @@ fn submit(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
     };
     let path = Path::new(&submission.path);
     let file = match JobFile::parse(path, &submission.text)
+        .and_then(|mut file| match &submission.restore {
+            Some(given) => crate::run::apply_restore(&mut file, given).map(|()| file),
+            None => Ok(file),
+        })
         .and_then(|file| crate::run::build_job(&file).map(|_| file))
     {
         Ok(file) => file,
@@ -217,6 +295,7 @@ fn submit(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
         max_parallelism: file.config.max_parallelism,
         checkpoints: file.config.checkpoint.clone(),
         restart: file.config.restart,
+        restore_from: submission.restore,
     };
     let id = shared.act(|cluster| (cluster.submit(new), Vec::new()));
     tracing::info!("job {id} ({}) submitted", file.job);

@@ -30,6 +30,8 @@ struct JobRecord {
     last_checkpoint: Option<u64>,
     #[serde(default)]
     stopped_with: Option<String>,
+    #[serde(default)]
+    restore_from: Option<String>,
 }
 
 /// The directory of job records.
@@ -59,6 +61,7 @@ impl JobRecords {
             failures: job.failures,
             last_checkpoint: job.last_checkpoint,
             stopped_with: job.stopped_with.clone(),
+            restore_from: job.restore_from.clone(),
         };
         let path = self.directory.join(format!("{}.json", job.id));
         let aside = self.directory.join(format!(".{}.json.new", job.id));
@@ -96,6 +99,10 @@ impl JobRecords {
             // The settings the coordinator acts on come from the job file.
             let record = record.and_then(|r| {
                 crate::job_file::JobFile::parse(std::path::Path::new(&r.path), &r.text)
+                    .and_then(|mut file| match &r.restore_from {
+                        Some(given) => crate::run::apply_restore(&mut file, given).map(|()| file),
+                        None => Ok(file),
+                    })
                     .map(|file| (r, file))
                     .map_err(|e| format!("its job file: {e}"))
             });
@@ -118,6 +125,7 @@ impl JobRecords {
                     last_checkpoint: r.last_checkpoint,
                     not_before: None,
                     stopped_with: r.stopped_with,
+                    restore_from: r.restore_from,
                 }),
                 Err(e) => problems.push(format!("job record {}: {e}", path.display())),
             }
@@ -146,6 +154,7 @@ mod tests {
             max_parallelism: 128,
             checkpoints: None,
             restart: Default::default(),
+            restore_from: None,
         });
         cluster.checkpoint_completed(&id, 12);
         records.write(&cluster.jobs[&id]).unwrap();

@@ -100,6 +100,9 @@ pub struct Job {
     pub not_before: Option<Instant>,
     /// Where a stop-with-savepoint wrote its savepoint.
     pub stopped_with: Option<String>,
+    /// What the job was submitted to restore (`--restore`): its attempts
+    /// restore it until the job completes a checkpoint of its own.
+    pub restore_from: Option<String>,
 }
 
 /// A registered worker.
@@ -132,6 +135,7 @@ pub struct NewJob {
     pub max_parallelism: u32,
     pub checkpoints: Option<CheckpointConfig>,
     pub restart: RestartStrategy,
+    pub restore_from: Option<String>,
 }
 
 impl Cluster {
@@ -177,6 +181,7 @@ impl Cluster {
                 last_checkpoint: None,
                 not_before: None,
                 stopped_with: None,
+                restore_from: new.restore_from,
             },
         );
         self.dirty.insert(id.clone());
@@ -476,6 +481,7 @@ impl Cluster {
                         text: job.text.clone(),
                         placement: placement.clone(),
                         restore: job.last_checkpoint,
+                        restore_from: job.restore_from.clone(),
                     },
                 ));
             }
@@ -516,6 +522,7 @@ mod tests {
             max_parallelism: 128,
             checkpoints: None,
             restart: RestartStrategy::None,
+            restore_from: None,
         }
     }
 

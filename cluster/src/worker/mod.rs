@@ -287,6 +287,7 @@ fn read_loop(
                 text,
                 placement,
                 restore,
+                restore_from,
             } => {
                 // A newer attempt replaces the old one, which must stop first.
                 let old = tasks.lock().expect("tasks lock").remove(&job);
@@ -317,6 +318,7 @@ fn read_loop(
                     text,
                     placement,
                     restore,
+                    restore_from,
                     pin_cpus: options.pin_cpus,
                     commands: commands_in,
                     events,

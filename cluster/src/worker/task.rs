@@ -34,6 +34,8 @@ pub struct Deployment {
     pub placement: Vec<ShardPlacement>,
     /// The checkpoint to restore (see `ToWorker::Deploy`).
     pub restore: Option<CheckpointId>,
+    /// Without `restore`: what the job was submitted to restore.
+    pub restore_from: Option<String>,
     /// Pin the shards to CPUs as `sluice run` does.
     pub pin_cpus: bool,
     /// The checkpoint leader's commands for this attempt.
@@ -123,6 +125,9 @@ fn prepare(
     let shards = deployment.placement.len() as u32;
     let mut file =
         JobFile::parse(Path::new(&deployment.path), &deployment.text).map_err(|e| e.to_string())?;
+    if let (None, Some(given)) = (deployment.restore, &deployment.restore_from) {
+        crate::run::apply_restore(&mut file, given).map_err(|e| e.to_string())?;
+    }
     file.config.shards = shards;
     file.config.max_parallelism = file.config.max_parallelism.max(shards);
     file.config.pin_cpus &= deployment.pin_cpus;
