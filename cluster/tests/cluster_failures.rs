@@ -1,0 +1,188 @@
+//! Failures of a checkpointed job on a cluster of real processes: a worker
+//! killed (SIGKILL) at seeded moments, a worker frozen (SIGSTOP) past the
+//! heartbeat timeout and woken, the coordinator killed and restarted. Each
+//! time the job recovers from its last completed checkpoint and commits
+//! exactly what a failure-free run writes.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+mod support;
+use support::cluster::{sluice, TestCluster};
+use support::committed_lines;
+
+/// A windowed aggregation over `events` generated at 1M/s into `sink`.
+fn windowed(events: u64, sink: &str, extra: &str) -> String {
+    format!(
+        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
+         [source]\nconnector = \"generator\"\nevents = {events}\nkeys = 2_000\nseed = 11\n{extra}\n\
+         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n\
+         [params]\nwindow = \"sliding\"\nsize_ms = 2_000\nslide_ms = 500\n"
+    )
+}
+
+const CHECKPOINTED: &str = "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\n\
+    [restart]\nstrategy = \"fixed-delay\"\nattempts = 5\ndelay_ms = 100\n\
+    [cluster]\nshards = 2\n";
+
+/// The failure-free run's committed lines (one process, no checkpoints).
+fn reference(dir: &Path, events: u64) -> Vec<String> {
+    let job = dir.join("reference.toml");
+    std::fs::write(&job, windowed(events, "reference", "")).unwrap();
+    let output = sluice().arg("run").arg(&job).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lines = committed_lines(&dir.join("reference"));
+    assert!(lines.len() > 1_000, "{} lines", lines.len());
+    lines
+}
+
+fn assert_exactly(got: Vec<String>, expected: &[String], what: &str) {
+    assert_eq!(got.len(), expected.len(), "lines committed by {what}");
+    assert!(
+        got == expected,
+        "{what} committed other lines than the clean run"
+    );
+}
+
+/// Waits (bounded) until job `id` is running; returns when it started.
+fn wait_running(cluster: &TestCluster, id: &str) -> Instant {
+    cluster.wait_for(id, &["running"], Duration::from_secs(30));
+    Instant::now()
+}
+
+/// A seeded sequence (splitmix64): the same moments on every run.
+struct Seeded(u64);
+
+impl Seeded {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % bound
+    }
+}
+
+#[test]
+fn a_worker_killed_at_ten_seeded_moments_costs_nothing() {
+    const EVENTS: u64 = 3_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let expected = reference(dir.path(), EVENTS);
+    let mut cluster = TestCluster::start();
+    let mut live = vec!["w0".to_owned(), "w1".to_owned()];
+    for name in &live {
+        cluster.add_worker(name, 1);
+    }
+    let mut seeded = Seeded(16);
+    for round in 0..10 {
+        let sink = format!("out-{round}");
+        let job = dir.path().join(format!("job-{round}.toml"));
+        std::fs::write(&job, windowed(EVENTS, &sink, CHECKPOINTED)).unwrap();
+        let id = cluster.submit(&job);
+        // Anywhere from the first records to near the end of the input.
+        let moment = Duration::from_millis(seeded.below(2_500));
+        let started = wait_running(&cluster, &id);
+        std::thread::sleep(moment.saturating_sub(started.elapsed()));
+        let victim = live.remove(seeded.below(2) as usize);
+        cluster.kill_worker(&victim);
+        let replacement = format!("w{}", round + 2);
+        cluster.add_worker(&replacement, 1);
+        live.push(replacement);
+        let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+        let what = format!("round {round} (worker {victim} killed {moment:?} after start)");
+        assert_eq!(status["state"], "finished", "{what}: {status}");
+        assert_exactly(committed_lines(&dir.path().join(&sink)), &expected, &what);
+    }
+}
+
+/// A worker frozen past the heartbeat timeout is lost: the job restarts on
+/// the others. When it wakes it finds its coordinator connection gone,
+/// cancels its stale task (fenced: it commits nothing) and registers again.
+#[test]
+fn a_frozen_worker_is_replaced_and_fenced_when_it_wakes() {
+    const EVENTS: u64 = 4_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let expected = reference(dir.path(), EVENTS);
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 1);
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
+    let id = cluster.submit(&job);
+    wait_running(&cluster, &id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.status(&id)["last_checkpoint"].as_u64().unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.signal_worker("b", "STOP");
+    cluster.add_worker("c", 1);
+    // Lost after the 1 s heartbeat timeout; restarted on a and c.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.status(&id)["attempt"].as_u64().unwrap_or(0) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the frozen worker was not replaced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.signal_worker("b", "CONT");
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+    assert_eq!(status["state"], "finished", "{status}");
+    assert_eq!(status["attempt"], 2, "{status}");
+    let workers: Vec<&str> = (status["placement"].as_array().unwrap().iter())
+        .map(|p| p["worker"].as_str().unwrap())
+        .collect();
+    assert!(!workers.contains(&"b"), "{status}");
+    assert_exactly(
+        committed_lines(&dir.path().join("out")),
+        &expected,
+        "the job whose worker froze",
+    );
+    // b woke, was fenced and is back: registered again, usable later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = cluster.worker_log("b");
+        if log.matches("registered with the coordinator").count() >= 2 {
+            assert!(log.contains("was lost"), "{log}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "b did not register again: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The coordinator killed mid-job and started again finds the job in its
+/// record, redeploys it from the last completed checkpoint onto the workers
+/// that register again, and the job commits exactly the clean output.
+#[test]
+fn a_restarted_coordinator_resumes_its_job_exactly_once() {
+    const EVENTS: u64 = 4_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let expected = reference(dir.path(), EVENTS);
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 1);
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
+    let id = cluster.submit(&job);
+    wait_running(&cluster, &id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.status(&id)["last_checkpoint"].as_u64().unwrap_or(0) < 3 {
+        assert!(Instant::now() < deadline, "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.restart_coordinator();
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+    assert_eq!(status["state"], "finished", "{status}");
+    assert!(status["attempt"].as_u64().unwrap() >= 2, "{status}");
+    assert_exactly(
+        committed_lines(&dir.path().join("out")),
+        &expected,
+        "the job whose coordinator was restarted",
+    );
+    assert!(cluster
+        .worker_log("a")
+        .contains("restoring from checkpoint"));
+}

@@ -1,0 +1,192 @@
+//! A cluster of real `sluice` processes on 127.0.0.1 for the tests: a
+//! coordinator (that can be killed and restarted on the same ports) and
+//! workers that can be killed, frozen and woken.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// A coordinator and its workers, killed when dropped.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    coordinator: Child,
+    workers: Vec<(String, Child)>,
+    pub workers_address: String,
+    pub http: String,
+}
+
+impl TestCluster {
+    /// A coordinator (heartbeats every 100 ms, a worker lost after 1 s of
+    /// silence) on ports of its own, with no worker yet.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "a-cluster-secret-for-tests-only").unwrap();
+        std::fs::write(
+            dir.path().join("cluster.toml"),
+            config("127.0.0.1:0", "127.0.0.1:0"),
+        )
+        .unwrap();
+        let (coordinator, workers_address, http) = spawn_coordinator(dir.path());
+        // A restarted coordinator listens where this one does.
+        let http_address = http.strip_prefix("http://").unwrap_or(&http);
+        std::fs::write(
+            dir.path().join("cluster.toml"),
+            config(&workers_address, http_address),
+        )
+        .unwrap();
+        TestCluster {
+            dir,
+            coordinator,
+            workers: Vec::new(),
+            workers_address,
+            http,
+        }
+    }
+
+    /// Kills the coordinator (SIGKILL) and starts it again on the same
+    /// ports and storage.
+    pub fn restart_coordinator(&mut self) {
+        self.coordinator.kill().unwrap();
+        self.coordinator.wait().unwrap();
+        let (coordinator, workers_address, _) = spawn_coordinator(self.dir.path());
+        assert_eq!(workers_address, self.workers_address);
+        self.coordinator = coordinator;
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to worker `name`.
+    pub fn signal_worker(&self, name: &str, signal: &str) {
+        let (_, child) = self.workers.iter().find(|(n, _)| n == name).unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// What worker `name` logged.
+    pub fn worker_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap()
+    }
+
+    pub fn secret(&self) -> PathBuf {
+        self.dir.path().join("secret")
+    }
+
+    pub fn add_worker(&mut self, name: &str, shards: u32) {
+        let log = (std::fs::OpenOptions::new().create(true).append(true))
+            .open(self.dir.path().join(format!("{name}.log")))
+            .unwrap();
+        let child = sluice()
+            .args([
+                "worker",
+                "--coordinator",
+                &self.workers_address,
+                "--name",
+                name,
+            ])
+            .args(["--shards", &shards.to_string(), "--no-pin", "--secret-file"])
+            .arg(self.secret())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.workers.push((name.to_owned(), child));
+    }
+
+    pub fn kill_worker(&mut self, name: &str) {
+        let at = self.workers.iter().position(|(n, _)| n == name).unwrap();
+        let (_, mut child) = self.workers.remove(at);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+
+    /// `sluice <command> … --coordinator URL --secret-file S`.
+    pub fn command(&self, args: &[&str]) -> Output {
+        sluice()
+            .args(args)
+            .args(["--coordinator", &self.http, "--secret-file"])
+            .arg(self.secret())
+            .output()
+            .unwrap()
+    }
+
+    pub fn submit(&self, job: &Path) -> String {
+        let output = self.command(&["submit", job.to_str().unwrap()]);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn status(&self, id: &str) -> serde_json::Value {
+        let output = self.command(&["status", id]);
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Waits (bounded) until job `id` is in one of `states`; returns its status.
+    pub fn wait_for(&self, id: &str, states: &[&str], within: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.status(id);
+            if states.iter().any(|s| status["state"] == *s) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} not {states:?} within {within:?}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.coordinator.kill();
+        let _ = self.coordinator.wait();
+    }
+}
+
+fn config(workers: &str, http: &str) -> String {
+    format!(
+        "listen = \"{workers}\"\nhttp = \"{http}\"\nstorage = \"state\"\n\
+         secret_file = \"secret\"\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 1000\n"
+    )
+}
+
+/// Starts `sluice coordinator` with `<dir>/cluster.toml`, logging to
+/// `<dir>/coordinator.log`; its process, workers' address and HTTP URL.
+fn spawn_coordinator(dir: &Path) -> (Child, String, String) {
+    let log = (std::fs::OpenOptions::new().create(true).append(true))
+        .open(dir.join("coordinator.log"))
+        .unwrap();
+    let mut coordinator = sluice()
+        .args(["coordinator", "--config"])
+        .arg(dir.join("cluster.toml"))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(coordinator.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // `sluice coordinator: workers <addr>, http http://<addr>`
+    let workers_address = line
+        .split("workers ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let http = line.split("http ").nth(1).unwrap().trim().to_owned();
+    (coordinator, workers_address, http)
+}
