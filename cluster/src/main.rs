@@ -212,6 +212,30 @@ enum BenchCommand {
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
     },
+    /// Runs Nexmark queries on N local worker processes of one shard each
+    /// and on one process of N shards, alternating, and reports both with
+    /// the raw loopback TCP throughput (and, with --recovery, the time to
+    /// recover from a killed worker).
+    Cluster {
+        /// Comma-separated queries.
+        #[arg(long, default_value = "q0,q5,q8,q18", value_delimiter = ',')]
+        queries: Vec<String>,
+        /// Events per run (accepts 10M, 500k).
+        #[arg(long, value_parser = parse_count, default_value = "20M")]
+        events: u64,
+        #[arg(long, default_value_t = 2)]
+        workers: u32,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also kill a worker of a checkpointed job and time its recovery.
+        #[arg(long)]
+        recovery: bool,
+        /// Appends the report (Markdown) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
 }
 
 /// `name=value`, the value in TOML (a bare word is taken as a string).
@@ -368,6 +392,38 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Bench {
+            command:
+                BenchCommand::Cluster {
+                    queries,
+                    events,
+                    workers,
+                    rounds,
+                    seed,
+                    recovery,
+                    report,
+                },
+        } => {
+            let spec = sluice_cluster::bench::cluster::ClusterBenchSpec {
+                queries,
+                events,
+                workers,
+                rounds,
+                seed,
+                recovery,
+                report,
+            };
+            match sluice_cluster::bench::cluster::run(&spec) {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Bench {
             command:
                 BenchCommand::Nexmark {

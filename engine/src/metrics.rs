@@ -14,6 +14,9 @@ pub struct ShardMetrics {
     pub records_exchanged: AtomicU64,
     pub bytes_exchanged: AtomicU64,
     pub batches_exchanged: AtomicU64,
+    /// Bytes written to the sockets of links to other processes (frames
+    /// with their headers).
+    pub wire_bytes_sent: Arc<AtomicU64>,
     pub late_records_dropped: AtomicU64,
     /// The watermark at the shard's sinks.
     pub watermark: AtomicI64,
@@ -27,6 +30,7 @@ impl Default for ShardMetrics {
             records_exchanged: AtomicU64::new(0),
             bytes_exchanged: AtomicU64::new(0),
             batches_exchanged: AtomicU64::new(0),
+            wire_bytes_sent: Arc::default(),
             late_records_dropped: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
         }
@@ -48,6 +52,7 @@ pub struct JobTotals {
     pub records_exchanged: u64,
     pub bytes_exchanged: u64,
     pub batches_exchanged: u64,
+    pub wire_bytes_sent: u64,
     pub late_records_dropped: u64,
     /// Minimum of the shards' sink watermarks.
     pub watermark: i64,
@@ -64,6 +69,7 @@ pub fn totals(shards: &[Arc<ShardMetrics>]) -> JobTotals {
         t.records_exchanged += m.records_exchanged.load(Ordering::Relaxed);
         t.bytes_exchanged += m.bytes_exchanged.load(Ordering::Relaxed);
         t.batches_exchanged += m.batches_exchanged.load(Ordering::Relaxed);
+        t.wire_bytes_sent += m.wire_bytes_sent.load(Ordering::Relaxed);
         t.late_records_dropped += m.late_records_dropped.load(Ordering::Relaxed);
         t.watermark = t.watermark.min(m.watermark.load(Ordering::Relaxed));
     }

@@ -1,4 +1,6 @@
 //! The benchmark harness behind `sluice bench`: Nexmark runs ([`nexmark`]),
+//! the same queries on local worker processes against one process
+//! ([`cluster`]),
 //! their latency measurement ([`latency_sink`]), suites that rewrite
 //! `bench/RESULTS.md` ([`suite`]) and plots ([`plot`]).
 //!
@@ -10,6 +12,7 @@
 //! jobs and `cluster` → `bench` for the subcommand, a cycle. The `bench`
 //! crate holds what needs only the engine.
 
+pub mod cluster;
 pub mod latency_sink;
 pub mod nexmark;
 pub mod plot;

@@ -443,7 +443,7 @@ fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn git_commit() -> String {
+pub(crate) fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()

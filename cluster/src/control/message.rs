@@ -15,7 +15,13 @@ pub struct TaskTotals {
     pub records_in: u64,
     pub records_out: u64,
     pub bytes_exchanged: u64,
+    /// Bytes this task wrote to links to other workers.
+    #[serde(default)]
+    pub wire_bytes_sent: u64,
     pub late_records_dropped: u64,
+    /// How long the task ran, from its links being up to its end.
+    #[serde(default)]
+    pub elapsed_ms: u64,
 }
 
 /// Worker → coordinator.

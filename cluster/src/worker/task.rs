@@ -111,7 +111,9 @@ fn build_and_run(
         records_in: t.records_in,
         records_out: t.records_out,
         bytes_exchanged: t.bytes_exchanged,
+        wire_bytes_sent: t.wire_bytes_sent,
         late_records_dropped: t.late_records_dropped,
+        elapsed_ms: report.elapsed.as_millis() as u64,
     })
 }
 

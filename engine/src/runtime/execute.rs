@@ -412,6 +412,7 @@ fn open_links(
             outgoing_credits: vec![credits; edges as usize],
             incoming,
             max_payload,
+            bytes_sent: builder.metrics.wire_bytes_sent.clone(),
         };
         let _ = link.stream.set_nodelay(true);
         // SAFETY: the descriptor is taken from an owned, connected stream and

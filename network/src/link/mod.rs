@@ -30,6 +30,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -59,6 +61,8 @@ pub struct LinkConfig {
     pub incoming: Vec<(u32, BatchValidator)>,
     /// The largest frame payload the peer may send.
     pub max_payload: u32,
+    /// Counts the bytes written to the socket (frames with their headers).
+    pub bytes_sent: Arc<AtomicU64>,
 }
 
 /// Why a link closed.
@@ -218,13 +222,17 @@ where
         reason,
     };
     let reading = read_frames(read, &config, &shared);
-    let writing = write_frames(write, &shared);
+    let writing = write_frames(write, &shared, &config.bytes_sent);
     let result = futures_lite::future::try_zip(reading, writing).await;
     shared.close();
     result.map(|_| ()).map_err(fail)
 }
 
-async fn write_frames<W: AsyncWrite + Unpin>(mut write: W, shared: &Shared) -> Result<(), String> {
+async fn write_frames<W: AsyncWrite + Unpin>(
+    mut write: W,
+    shared: &Shared,
+    bytes_sent: &AtomicU64,
+) -> Result<(), String> {
     let mut buffer = Vec::new();
     let done = || shared.open_outgoing.get() == 0 && shared.open_incoming.get() == 0;
     loop {
@@ -247,6 +255,7 @@ async fn write_frames<W: AsyncWrite + Unpin>(mut write: W, shared: &Shared) -> R
             .flush()
             .await
             .map_err(|e| format!("writing failed: {e}"))?;
+        bytes_sent.fetch_add(buffer.len() as u64, Ordering::Relaxed);
         buffer.clear();
     }
 }

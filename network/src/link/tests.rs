@@ -44,6 +44,7 @@ fn config(peer: &str, outgoing: usize, incoming: usize) -> LinkConfig {
         outgoing_credits: vec![CREDITS; outgoing],
         incoming: vec![(CREDITS, check_u64 as BatchValidator); incoming],
         max_payload: 1 << 20,
+        bytes_sent: Default::default(),
     }
 }
 
