@@ -1,5 +1,6 @@
 //! Bad job files: each gets exit code 2, a message naming the file, the field
-//! and what is expected, and nothing starts (no output is written).
+//! and what is expected, and nothing starts (no output is written); `sluice
+//! submit` of each fails the same way without contacting the coordinator.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,7 +29,33 @@ fn run_bad(text: &str) -> (i32, String) {
         stderr.contains("job.toml"),
         "message does not name the file: {stderr}"
     );
-    (output.status.code().unwrap_or(-1), stderr)
+    let code = output.status.code().unwrap_or(-1);
+    assert_submit_refuses(dir.path(), &job, code, &stderr);
+    (code, stderr)
+}
+
+/// `sluice submit` of the same file fails the same way, and sends nothing:
+/// the coordinator address it is given (a listener of this test) sees no
+/// connection.
+fn assert_submit_refuses(dir: &Path, job: &Path, code: i32, stderr: &str) {
+    let coordinator = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    coordinator.set_nonblocking(true).unwrap();
+    std::fs::write(dir.join("secret"), "a-cluster-secret-for-tests-only").unwrap();
+    let output = sluice()
+        .arg("submit")
+        .arg(job)
+        .arg("--coordinator")
+        .arg(format!("http://{}", coordinator.local_addr().unwrap()))
+        .arg("--secret-file")
+        .arg(dir.join("secret"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(code), "sluice submit: {output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), stderr, "sluice submit");
+    assert!(
+        matches!(coordinator.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "sluice submit of a bad file connected to the coordinator"
+    );
 }
 
 fn assert_bad(text: &str, expected: &[&str]) {
