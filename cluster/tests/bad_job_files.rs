@@ -50,8 +50,16 @@ fn assert_submit_refuses(dir: &Path, job: &Path, code: i32, stderr: &str) {
         .arg(dir.join("secret"))
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(code), "sluice submit: {output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stderr), stderr, "sluice submit");
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "sluice submit: {output:?}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        stderr,
+        "sluice submit"
+    );
     assert!(
         matches!(coordinator.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "sluice submit of a bad file connected to the coordinator"

@@ -372,3 +372,63 @@ fn savepoints_move_between_one_process_and_a_cluster() {
     assert!(output.status.success(), "{output:?}");
     assert_committed_as_reference(dir.path(), 10_000, "the job moved by savepoints");
 }
+
+/// Credit-based flow control across processes: a sink that takes 500k
+/// records/s per shard slows the sources of both workers while 10M records
+/// cross between them, and no worker buffers what the sink cannot take.
+#[test]
+fn a_slow_sink_slows_every_worker_with_memory_bounded() {
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("slow.toml");
+    // One-millisecond windows over a million keys: nearly every event is a
+    // result of its own, so the sink takes about as many records as the
+    // sources read, and each is keyed to either worker.
+    std::fs::write(
+        &job,
+        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
+         [source]\nconnector = \"generator\"\nevents = 10_000_000\nkeys = 1_000_000\nseed = 2\n\
+         [sink]\nconnector = \"blackhole\"\nrecords_per_second = 500_000\n\
+         [params]\nwindow = \"tumbling\"\nsize_ms = 1\n[cluster]\nshards = 2\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let id = cluster.submit(&job);
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(120));
+    let elapsed = started.elapsed();
+    assert_eq!(status["state"], "finished", "{status}");
+    let totals = |field: &str| -> u64 {
+        (status["tasks"].as_object().unwrap().values())
+            .map(|t| t["totals"][field].as_u64().unwrap())
+            .sum()
+    };
+    let (read, written, wire) = (
+        totals("records_in"),
+        totals("records_out"),
+        totals("wire_bytes_sent"),
+    );
+    assert_eq!(read, 10_000_000, "{status}");
+    // The sink's pace held the job back: at 2 × 500k/s, the records it
+    // took need this long; so the sources read no faster.
+    let sink_time = Duration::from_secs_f64(written as f64 / 1_000_000.0);
+    assert!(
+        written > 5_000_000 && elapsed >= sink_time,
+        "{written} results in {elapsed:?}"
+    );
+    // Half the records crossed the link (keyed over two workers).
+    assert!(wire > 10_000_000 * 8, "{wire} bytes on the wire");
+    for worker in ["a", "b"] {
+        let peak = cluster.worker_peak_rss(worker);
+        eprintln!(
+            "worker {worker}: peak RSS {} MiB, {elapsed:?}, {written} results",
+            peak >> 20
+        );
+        assert!(
+            peak < 400 << 20,
+            "worker {worker} peaked at {} MiB",
+            peak >> 20
+        );
+    }
+}

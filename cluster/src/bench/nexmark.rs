@@ -223,7 +223,9 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         cluster: Default::default(),
         sink: match &latency_sink {
             Some(sink) => SinkSpec::Latency(sink.clone()),
-            None => SinkSpec::Blackhole,
+            None => SinkSpec::Blackhole {
+                records_per_second: None,
+            },
         },
         params,
         config: config.clone(),

@@ -9,7 +9,9 @@ mod windowed_aggregation;
 mod wordcount;
 
 use serde::Serialize;
-use sluice_engine::connectors::{BlackholeSink, ExactlyOnceFileSink, FileSink, StdoutSink};
+use sluice_engine::connectors::{
+    BlackholeSink, ExactlyOnceFileSink, FileSink, StdoutSink, ThrottledBlackholeSink,
+};
 use sluice_engine::{Data, Stream, StreamEnv};
 
 use crate::job_file::{JobFile, JobFileError, SinkSpec};
@@ -170,7 +172,14 @@ pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &S
             directory: directory.clone(),
             format: *format,
         }),
-        SinkSpec::Blackhole => stream.sink(BlackholeSink),
+        SinkSpec::Blackhole {
+            records_per_second: None,
+        } => stream.sink(BlackholeSink),
+        SinkSpec::Blackhole {
+            records_per_second: Some(records_per_second),
+        } => stream.sink(ThrottledBlackholeSink {
+            records_per_second: *records_per_second,
+        }),
         SinkSpec::Latency(sink) => stream.sink(sink.clone()),
     }
 }

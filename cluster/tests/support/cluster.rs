@@ -69,6 +69,17 @@ impl TestCluster {
         assert!(status.success());
     }
 
+    /// The peak resident memory of worker `name` so far, in bytes.
+    pub fn worker_peak_rss(&self, name: &str) -> u64 {
+        let (_, child) = self.workers.iter().find(|(n, _)| n == name).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let kib: u64 = (status.lines())
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM in {status}"));
+        kib * 1024
+    }
+
     /// What worker `name` logged.
     pub fn worker_log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap()

@@ -14,8 +14,8 @@ mod record_format;
 
 pub use collect::{CollectSink, Collected};
 pub use file::{
-    BlackholeSink, ExactlyOnceFileSink, FileSink, StdoutSink, TimePartitionedFileSink,
-    TransactionalFileWriter,
+    BlackholeSink, ExactlyOnceFileSink, FileSink, StdoutSink, ThrottledBlackholeSink,
+    TimePartitionedFileSink, TransactionalFileWriter,
 };
 pub use file_source::{FileSource, FileSplit, SPLIT_BYTES_DEFAULT};
 pub use generator::{GeneratedEvent, GeneratorSource};

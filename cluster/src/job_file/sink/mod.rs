@@ -29,7 +29,10 @@ pub enum SinkSpec {
         directory: PathBuf,
         format: RecordFormat,
     },
-    Blackhole,
+    Blackhole {
+        /// At most this many records per second per shard.
+        records_per_second: Option<u64>,
+    },
     /// Measures each result's latency (`sluice bench nexmark --rate`; job
     /// files cannot name it).
     Latency(crate::bench::latency_sink::LatencySink),
@@ -61,7 +64,7 @@ pub(super) fn parse_sink(
         fields: own_fields,
         ..
     } = connector_of(file, &mut section, "sink", &["connector"], &CONNECTORS)?;
-    if connector == "blackhole" && !section.is_empty() {
+    if connector == "blackhole" && section.keys().any(|k| k == "path" || k == "format") {
         return Err(file.invalid("sink", "the blackhole sink takes no `path` or `format`"));
     }
     if let Some(field) = section.keys().find(|k| !own_fields.contains(&k.as_str())) {
@@ -74,7 +77,7 @@ pub(super) fn parse_sink(
     let sink = match rest::<RawSinkConnector>(file, section, "sink")? {
         RawSinkConnector::Stdout(raw) => raw.spec(file)?,
         RawSinkConnector::File(raw) => raw.spec(file)?,
-        RawSinkConnector::Blackhole(_) => SinkSpec::Blackhole,
+        RawSinkConnector::Blackhole(raw) => raw.spec(file)?,
     };
     if let SinkSpec::Stdout {
         format: RecordFormat::Text,

@@ -137,3 +137,46 @@ impl<T: 'static> Sink<T> for BlackholeSink {
         Ok(Box::new(BlackholeWriter))
     }
 }
+
+/// Drops records, but takes at most `records_per_second` per shard: a slow
+/// consumer (a database that keeps up with only so much), for trying
+/// backpressure. A shard ahead of that pace sleeps on its core within the
+/// batch's write, as a blocking client would.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottledBlackholeSink {
+    pub records_per_second: u64,
+}
+
+struct ThrottledBlackholeWriter {
+    records_per_second: u64,
+    started: Option<std::time::Instant>,
+    written: u64,
+}
+
+impl<T> SinkWriter<T> for ThrottledBlackholeWriter {
+    fn write(&mut self, batch: &[Rec<T>]) -> Result<(), String> {
+        std::hint::black_box(batch);
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        self.written += batch.len() as u64;
+        let due = std::time::Duration::from_secs_f64(
+            self.written as f64 / self.records_per_second.max(1) as f64,
+        );
+        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<T: 'static> Sink<T> for ThrottledBlackholeSink {
+    fn open(&self, _shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
+        Ok(Box::new(ThrottledBlackholeWriter {
+            records_per_second: self.records_per_second,
+            started: None,
+            written: 0,
+        }))
+    }
+}

@@ -19,7 +19,7 @@ mod partitioned_transactional_writer;
 mod transactional_file_writer;
 
 pub use exactly_once_file_sink::ExactlyOnceFileSink;
-pub use file_sink::{BlackholeSink, FileSink, StdoutSink};
+pub use file_sink::{BlackholeSink, FileSink, StdoutSink, ThrottledBlackholeSink};
 pub use partitioned_file_sink::TimePartitionedFileSink;
 pub use transactional_file_writer::TransactionalFileWriter;
 
