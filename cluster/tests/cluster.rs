@@ -432,3 +432,106 @@ fn a_slow_sink_slows_every_worker_with_memory_bounded() {
         );
     }
 }
+
+/// Peers on a worker's data port that are not its cluster's workers: bytes
+/// that are no handshake, a huge context length, a handshake cut short, a
+/// wrong secret, and the right secret naming no link. Each is refused with
+/// its reason logged against the peer; the worker stays up and runs a job.
+#[test]
+fn bad_peers_on_the_data_port_are_refused_and_the_worker_stays_up() {
+    use sluice_network::auth::{client_handshake, ClusterSecret, MAGIC};
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let data_address = loop {
+        let log = cluster.worker_log("b");
+        if let Some(rest) = log.split("data plane on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let send = |bytes: &[u8]| {
+        let mut stream = TcpStream::connect(&data_address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = stream.write_all(bytes);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // The worker closes the connection: the read ends.
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+    };
+    let mut seeded = 0x5eed_u64;
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            seeded = seeded
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seeded >> 56) as u8
+        })
+        .collect();
+    send(&random);
+    let mut huge = MAGIC.to_vec();
+    huge.extend([7; 32]);
+    huge.extend(u16::MAX.to_le_bytes());
+    send(&huge);
+    send(&MAGIC[..5]);
+    let handshake = |secret: &str, context: &[u8]| {
+        let mut stream = TcpStream::connect(&data_address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let secret = ClusterSecret::new(secret).unwrap();
+        client_handshake(&mut stream, &secret, context).map_err(|e| e.to_string())?;
+        // Accepted: the worker closes a connection that names no link.
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+        Ok::<(), String>(())
+    };
+    // The worker proves itself first: a client with another secret sees
+    // that proof fail and hangs up before proving anything.
+    let refused = handshake("not-the-cluster-secret-at-all", b"job-1/1/0/1");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("does not know the cluster secret")),
+        "{refused:?}"
+    );
+    handshake("a-cluster-secret-for-tests-only", b"\xff garbage, no link").unwrap();
+
+    let expected = [
+        "refused: the peer is not a Sluice process (bad handshake magic)",
+        "refused: the handshake context is 65535 bytes, more than the 512 allowed",
+        "refused: the handshake failed",
+        "refused: it names no link",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = cluster.worker_log("b");
+        let missing: Vec<&&str> = expected.iter().filter(|e| !log.contains(**e)).collect();
+        if missing.is_empty() {
+            assert_eq!(
+                log.matches("data connection from 127.0.0.1:").count(),
+                5,
+                "{log}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing:?} not in the log: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(cluster.worker_alive("b"));
+    let dir = tempfile::tempdir().unwrap();
+    let job = query_job(dir.path(), "after", "q8", 2, "[cluster]\nshards = 2\n");
+    let id = cluster.submit(&job);
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+    assert_eq!(status["state"], "finished", "{status}");
+}

@@ -80,6 +80,12 @@ impl TestCluster {
         kib * 1024
     }
 
+    /// Whether worker `name`'s process is still running.
+    pub fn worker_alive(&mut self, name: &str) -> bool {
+        let (_, child) = self.workers.iter_mut().find(|(n, _)| n == name).unwrap();
+        child.try_wait().unwrap().is_none()
+    }
+
     /// What worker `name` logged.
     pub fn worker_log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap()
