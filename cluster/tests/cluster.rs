@@ -192,11 +192,7 @@ fn a_killed_worker_is_replaced_and_the_job_commits_exactly_once() {
     .unwrap();
     let id = cluster.submit(&job);
     // Killed once it has completed a checkpoint, well before its end.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.status(&id)["last_checkpoint"].as_u64().unwrap_or(0) < 3 {
-        assert!(Instant::now() < deadline, "no checkpoint completed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    cluster.wait_checkpoint(&id, 3);
     cluster.kill_worker("b");
     cluster.add_worker("c", 1);
     let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));

@@ -95,11 +95,10 @@ fn a_worker_killed_at_ten_seeded_moments_costs_nothing() {
     }
 }
 
-/// A worker frozen past the heartbeat timeout is lost: the job restarts on
-/// the others. When it wakes it finds its coordinator connection gone,
-/// cancels its stale task (fenced: it commits nothing) and registers again.
-#[test]
-fn a_frozen_worker_is_replaced_and_fenced_when_it_wakes() {
+/// Workers a and b (1 shard each) running a checkpointed job of 4M events
+/// into `<dir>/out`, with the failure-free run's lines: (dir, lines,
+/// cluster, job id).
+fn checkpointed_job_on_workers_a_and_b() -> (tempfile::TempDir, Vec<String>, TestCluster, String) {
     const EVENTS: u64 = 4_000_000;
     let dir = tempfile::tempdir().unwrap();
     let expected = reference(dir.path(), EVENTS);
@@ -110,22 +109,23 @@ fn a_frozen_worker_is_replaced_and_fenced_when_it_wakes() {
     std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
     let id = cluster.submit(&job);
     wait_running(&cluster, &id);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.status(&id)["last_checkpoint"].as_u64().unwrap_or(0) < 2 {
-        assert!(Instant::now() < deadline, "no checkpoint completed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    (dir, expected, cluster, id)
+}
+
+/// A worker frozen past the heartbeat timeout is lost: the job restarts on
+/// the others. When it wakes it finds its coordinator connection gone,
+/// cancels its stale task (fenced: it commits nothing) and registers again.
+#[test]
+fn a_frozen_worker_is_replaced_and_fenced_when_it_wakes() {
+    let (dir, expected, mut cluster, id) = checkpointed_job_on_workers_a_and_b();
+    cluster.wait_checkpoint(&id, 2);
     cluster.signal_worker("b", "STOP");
     cluster.add_worker("c", 1);
     // Lost after the 1 s heartbeat timeout; restarted on a and c.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.status(&id)["attempt"].as_u64().unwrap_or(0) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the frozen worker was not replaced"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let replaced = "redeployed without the frozen worker";
+    cluster.wait_until(&id, replaced, Duration::from_secs(30), |status| {
+        status["attempt"].as_u64().unwrap_or(0) >= 2
+    });
     std::thread::sleep(Duration::from_millis(500));
     cluster.signal_worker("b", "CONT");
     let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
@@ -158,21 +158,8 @@ fn a_frozen_worker_is_replaced_and_fenced_when_it_wakes() {
 /// that register again, and the job commits exactly the clean output.
 #[test]
 fn a_restarted_coordinator_resumes_its_job_exactly_once() {
-    const EVENTS: u64 = 4_000_000;
-    let dir = tempfile::tempdir().unwrap();
-    let expected = reference(dir.path(), EVENTS);
-    let mut cluster = TestCluster::start();
-    cluster.add_worker("a", 1);
-    cluster.add_worker("b", 1);
-    let job = dir.path().join("job.toml");
-    std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
-    let id = cluster.submit(&job);
-    wait_running(&cluster, &id);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.status(&id)["last_checkpoint"].as_u64().unwrap_or(0) < 3 {
-        assert!(Instant::now() < deadline, "no checkpoint completed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (dir, expected, mut cluster, id) = checkpointed_job_on_workers_a_and_b();
+    cluster.wait_checkpoint(&id, 3);
     cluster.restart_coordinator();
     let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
     assert_eq!(status["state"], "finished", "{status}");

@@ -127,13 +127,8 @@ fn workers_in_two_network_namespaces_write_what_one_process_writes() {
         .read_line(&mut line)
         .unwrap();
     machines.processes.push(coordinator);
-    let workers_address = line
-        .split("workers ")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    let http = line.split("http ").nth(1).unwrap().trim().to_owned();
+    let (workers_address, http) = sluice_cluster::coordinator::parse_announcement(&line)
+        .unwrap_or_else(|| panic!("no addresses in {line:?}"));
     assert!(workers_address.starts_with(&a), "{line}");
     for (i, name) in ["a", "b"].into_iter().enumerate() {
         let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();

@@ -88,16 +88,8 @@ impl LocalCluster {
         BufReader::new(stdout)
             .read_line(&mut line)
             .map_err(|e| e.to_string())?;
-        // `sluice coordinator: workers <addr>, http http://<addr>`
-        let address = |after: &str| {
-            line.split(after)
-                .nth(1)
-                .and_then(|rest| rest.split([',', '\n']).next())
-                .map(|a| a.trim().to_owned())
-                .ok_or_else(|| format!("the coordinator said {line:?}"))
-        };
-        let workers_address = address("workers ")?;
-        let http = address("http ")?;
+        let (workers_address, http) = crate::coordinator::parse_announcement(&line)
+            .ok_or_else(|| format!("the coordinator said {line:?}"))?;
         let client = Client::new(&http, &ClusterSecret::new(&secret)?)?;
         Ok(LocalCluster {
             dir,

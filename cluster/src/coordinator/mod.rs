@@ -124,9 +124,21 @@ impl Shared {
     }
 }
 
+/// The line a coordinator prints on stdout once it listens (scripts and
+/// tests read its addresses from it).
+pub fn announcement(workers: &impl std::fmt::Display, http: &impl std::fmt::Display) -> String {
+    format!("sluice coordinator: workers {workers}, http http://{http}")
+}
+
+/// The workers' address and the HTTP URL of an [`announcement`] line.
+pub fn parse_announcement(line: &str) -> Option<(String, String)> {
+    let rest = line.trim().strip_prefix("sluice coordinator: workers ")?;
+    let (workers, http) = rest.split_once(", http ")?;
+    Some((workers.to_owned(), http.to_owned()))
+}
+
 /// Runs the coordinator until the process is stopped. Prints its
-/// addresses once it listens:
-/// `sluice coordinator: workers <addr>, http http://<addr>`.
+/// addresses once it listens: see [`announcement`].
 pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
     let records = JobRecords::open(&config.storage)?;
     let mut cluster = Cluster::default();
@@ -168,7 +180,7 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
             .spawn(move || tick(&shared))
             .map_err(|e| e.to_string())?;
     }
-    println!("sluice coordinator: workers {workers_address}, http http://{http_address}");
+    println!("{}", announcement(&workers_address, &http_address));
     tracing::info!("coordinator: workers on {workers_address}, HTTP API on {http_address}");
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
@@ -387,5 +399,20 @@ fn serve_worker(shared: &Shared, mut stream: TcpStream) {
     if current {
         tracing::warn!("worker {name} lost: {why}");
         shared.act(|cluster| ((), cluster.worker_lost(&name, &why)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announcement_reads_back() {
+        let line = announcement(&"10.0.0.1:7700", &"10.0.0.1:7701");
+        assert_eq!(
+            parse_announcement(&format!("{line}\n")),
+            Some(("10.0.0.1:7700".into(), "http://10.0.0.1:7701".into()))
+        );
+        assert_eq!(parse_announcement("sluice: something else"), None);
     }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use sluice_cluster::coordinator::parse_announcement;
+
 pub fn sluice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
 }
@@ -147,17 +149,39 @@ impl TestCluster {
 
     /// Waits (bounded) until job `id` is in one of `states`; returns its status.
     pub fn wait_for(&self, id: &str, states: &[&str], within: Duration) -> serde_json::Value {
+        self.wait_until(id, &format!("{states:?}"), within, |status| {
+            states.iter().any(|s| status["state"] == *s)
+        })
+    }
+
+    /// Waits (bounded) until job `id` has completed checkpoint `n`.
+    pub fn wait_checkpoint(&self, id: &str, n: u64) -> serde_json::Value {
+        let what = format!("past checkpoint {n}");
+        self.wait_until(id, &what, Duration::from_secs(30), |status| {
+            status["last_checkpoint"].as_u64().unwrap_or(0) >= n
+        })
+    }
+
+    /// Waits (bounded) until job `id`'s status is `what` `done` checks;
+    /// returns that status.
+    pub fn wait_until(
+        &self,
+        id: &str,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + within;
         loop {
             let status = self.status(id);
-            if states.iter().any(|s| status["state"] == *s) {
+            if done(&status) {
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
-                "job {id} not {states:?} within {within:?}: {status}"
+                "job {id} not {what} within {within:?}: {status}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -197,13 +221,7 @@ fn spawn_coordinator(dir: &Path) -> (Child, String, String) {
     BufReader::new(coordinator.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    // `sluice coordinator: workers <addr>, http http://<addr>`
-    let workers_address = line
-        .split("workers ")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    let http = line.split("http ").nth(1).unwrap().trim().to_owned();
+    let (workers_address, http) =
+        parse_announcement(&line).unwrap_or_else(|| panic!("no addresses in {line:?}"));
     (coordinator, workers_address, http)
 }
