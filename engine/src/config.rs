@@ -27,8 +27,13 @@ pub struct JobConfig {
     /// ... or once its first record has waited this long. Zero: at the end of
     /// every input batch (lowest latency).
     pub flush_timeout: Duration,
-    /// Capacity, in batches, of each shard-to-shard channel.
+    /// Capacity, in batches, of each shard-to-shard channel (a channel to a
+    /// shard of another worker: its exclusive credits).
     pub channel_batches: usize,
+    /// Floating credits, in batches, of each link from a shard of another
+    /// worker, shared by the link's channels: a busy channel whose sender
+    /// announces a backlog gets them on top of its own.
+    pub link_floating_batches: usize,
     /// Records a source reads per batch.
     pub source_batch_records: usize,
     /// Pin shard `i` to CPU `i` when there are at least as many CPUs as shards.
@@ -60,6 +65,7 @@ impl Default for JobConfig {
             batch_bytes_limit: 32 * 1024,
             flush_timeout: Duration::from_millis(5),
             channel_batches: 16,
+            link_floating_batches: 16,
             source_batch_records: 1024,
             pin_cpus: true,
             spin_before_park: None,
@@ -134,6 +140,12 @@ impl JobConfig {
             return Err(format!(
                 "channel_batches is {}, expected 1..={CHANNEL_BATCHES_MAX}",
                 self.channel_batches
+            ));
+        }
+        if self.link_floating_batches > CHANNEL_BATCHES_MAX {
+            return Err(format!(
+                "floating_batches is {}, expected 0..={CHANNEL_BATCHES_MAX}",
+                self.link_floating_batches
             ));
         }
         if self.source_batch_records == 0

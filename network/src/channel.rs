@@ -44,6 +44,11 @@ pub trait ChannelSender {
     /// Whether a batch could be offered now: a credit is available, or the
     /// receiver is gone (the send then fails at once instead of waiting).
     fn can_send_batch(&self) -> bool;
+
+    /// `batches` wait to be sent on this channel for want of credit (0: none
+    /// any more). A channel with a floating pool behind it (a remote link)
+    /// tells its receiver, which may grant more; others ignore it.
+    fn announce_backlog(&self, _batches: u32) {}
 }
 
 /// The receiving end of one channel; see the module docs.

@@ -53,6 +53,20 @@ impl SendCredits {
         self.limit
     }
 
+    /// `initial` credits available, and grants may raise them up to `limit`
+    /// (a remote channel: its exclusive credits, and the peer's floating
+    /// pool on top).
+    pub fn with_limit(initial: u32, limit: u32) -> Self {
+        assert!(
+            initial > 0 && initial <= limit,
+            "a channel needs at least one credit, and at most its limit"
+        );
+        SendCredits {
+            available: initial,
+            limit,
+        }
+    }
+
     /// Takes a credit for a batch, if one is available.
     #[inline]
     pub fn try_take(&mut self) -> bool {

@@ -1,5 +1,6 @@
 //! `[exchange]`: how records move between shards (batch size, flush
-//! timeout, credits) and how shards sit on CPUs.
+//! timeout, credits of a channel and floating credits of a link between
+//! workers) and how shards sit on CPUs.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub(super) struct RawExchange {
     batch_bytes: Option<usize>,
     flush_timeout_ms: Option<u64>,
     channel_batches: Option<usize>,
+    floating_batches: Option<usize>,
     spin_before_park_us: Option<u64>,
     pin_cpus: Option<bool>,
 }
@@ -55,6 +57,15 @@ impl RawExchange {
                 ));
             }
             config.channel_batches = n;
+        }
+        if let Some(n) = self.floating_batches {
+            if n > CHANNEL_BATCHES_MAX {
+                return Err(file.invalid(
+                    "exchange.floating_batches",
+                    format!("is {n}, expected 0..={CHANNEL_BATCHES_MAX}"),
+                ));
+            }
+            config.link_floating_batches = n;
         }
         config.spin_before_park = self.spin_before_park_us.map(Duration::from_micros);
         if let Some(pin) = self.pin_cpus {

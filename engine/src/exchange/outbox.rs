@@ -8,7 +8,10 @@
 //! destination never overtake each other whichever task drains. A batch is
 //! sent only against a credit of its destination (the channel's
 //! [`ChannelSender`] holds them): waiting for credit is the backpressure, and
-//! a destination without credit holds up only its own queue (an aligned
+//! a destination refused for want of credit is told the batches waiting for
+//! it, once, and told again when none wait (a remote link's receiver may
+//! grant floating credits for them); a destination without credit holds up
+//! only its own queue (an aligned
 //! barrier to another shard is not stuck behind it). Bound: each driving
 //! task appends at most one input batch's output before it drains, so the
 //! queues hold at most (tasks × fan-out) batches.
@@ -79,6 +82,8 @@ pub(crate) struct EdgeOutbox {
     abort: AbortSignal,
     output: RefCell<Option<OutputCheckpoints>>,
     waiting: RefCell<Option<WaitingBarrier>>,
+    /// By destination: a backlog was announced and not yet withdrawn.
+    backlogged: RefCell<Vec<bool>>,
 }
 
 /// How the names of sending-side channel states begin.
@@ -101,6 +106,7 @@ impl EdgeOutbox {
             abort,
             output: RefCell::new(None),
             waiting: RefCell::new(None),
+            backlogged: RefCell::new(vec![false; shards as usize]),
         }
     }
 
@@ -386,6 +392,9 @@ impl EdgeOutbox {
             // The head stays queued until its channel takes it, so that a
             // barrier can still overtake it meanwhile.
             let Some(message) = self.queues.borrow_mut()[d].pop_front() else {
+                if std::mem::take(&mut self.backlogged.borrow_mut()[d]) {
+                    link.announce_backlog(0);
+                }
                 return Sending::Done;
             };
             let barrier = match &message {
@@ -395,7 +404,16 @@ impl EdgeOutbox {
             match link.try_send(message) {
                 Ok(()) => {}
                 Err(SendError::NoCredit(message)) => {
-                    self.queues.borrow_mut()[d].push_front(message);
+                    let backlog = {
+                        let mut queues = self.queues.borrow_mut();
+                        queues[d].push_front(message);
+                        queues[d]
+                            .iter()
+                            .filter(|m| matches!(m, ExchangeMessage::Batch(_)))
+                            .count()
+                    };
+                    link.announce_backlog(backlog as u32);
+                    self.backlogged.borrow_mut()[d] = true;
                     return Sending::ShortOfCredit;
                 }
                 Err(SendError::Full(message)) if !self.abort.is_set() => {

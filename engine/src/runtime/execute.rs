@@ -390,6 +390,7 @@ fn open_links(
     receivers: &mut Vec<IncomingChannel>,
 ) -> Vec<glommio::Task<()>> {
     let credits = builder.config.channel_batches as u32;
+    let floating = builder.config.link_floating_batches as u32;
     let max_payload =
         REMOTE_FRAME_MIN.max(builder.config.batch_bytes_limit.saturating_mul(4) as u32);
     let mut drivers = Vec::new();
@@ -410,7 +411,9 @@ fn open_links(
         let config = LinkConfig {
             peer: link.peer.clone(),
             outgoing_credits: vec![credits; edges as usize],
+            peer_floating: floating,
             incoming,
+            floating,
             max_payload,
             bytes_sent: builder.metrics.wire_bytes_sent.clone(),
         };

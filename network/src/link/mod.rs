@@ -9,11 +9,14 @@
 //! on the core that received it. (With glommio's executors one per core, a
 //! link per pair of workers would move every batch across cores once more.)
 //!
-//! Each direction numbers its channels `0..n`; message frames name the
-//! channel of their direction, credit frames the channel they give credit to
-//! (the other direction). Both sides know each channel's credits from the
-//! job: a sender starts with them all and sends a batch only against one;
-//! the receiver grants one back once the batch is processed. A receiver
+//! Each direction numbers its channels `0..n`; message and backlog frames
+//! name the channel of their direction, credit frames the channel they give
+//! credit to (the other direction). Both sides know each channel's exclusive
+//! credits and each side's floating pool from the job: a sender starts with
+//! its exclusive credits and sends a batch only against one; refused for
+//! want of credit, it announces its backlog, and the receiver may grant it
+//! credits of its floating pool ([`credits`]); the receiver grants a credit
+//! back once the batch is processed. A receiver
 //! checks that: a peer that sends a batch without credit, names a channel
 //! that does not exist, sends after `End`, grants more than it may, or sends
 //! bytes that are not frames or records that are not the channel's type, has
@@ -22,9 +25,11 @@
 //! `Closed`. A channel without credit holds up nothing else: frames are
 //! queued for the socket only when they may be sent.
 //!
-//! Invariants: per direction, at most `credits` batches of a channel are
-//! queued, on the wire or unprocessed at the receiver; control messages pass
-//! without credit, in order with the channel's batches.
+//! Invariants: per direction, at most a channel's exclusive credits plus
+//! what it holds of the floating pool are queued, on the wire or
+//! unprocessed at the receiver, and so at most the sum of the exclusive
+//! credits plus the pool for the whole link; control messages pass without
+//! credit, in order with the channel's batches.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -38,10 +43,14 @@ use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::wire::{encode_frame, Frame, FrameReader, ReadError};
 use crate::{
-    BatchError, ChannelReceiver, ChannelSender, CreditGrantor, CreditsOwed, ExchangeMessage,
-    RecordBatch, SendCredits, SendError, Wake,
+    BatchError, ChannelReceiver, ChannelSender, CreditGrantor, ExchangeMessage, RecordBatch,
+    SendCredits, SendError, Wake,
 };
+use credits::{Grant, IncomingCredits};
 
+pub mod credits;
+#[cfg(test)]
+mod simulation;
 #[cfg(test)]
 mod tests;
 
@@ -54,11 +63,15 @@ pub type BatchValidator = fn(&RecordBatch) -> Result<(), BatchError>;
 pub struct LinkConfig {
     /// The peer, for errors (an address or a worker's name).
     pub peer: String,
-    /// Per channel this side sends on: its credits.
+    /// Per channel this side sends on: its exclusive credits.
     pub outgoing_credits: Vec<u32>,
-    /// Per channel this side receives on: its credits and its record type's
-    /// validator.
+    /// The peer's floating pool: how much a channel's credits may grow.
+    pub peer_floating: u32,
+    /// Per channel this side receives on: its exclusive credits and its
+    /// record type's validator.
     pub incoming: Vec<(u32, BatchValidator)>,
+    /// This side's floating pool, shared by the channels it receives on.
+    pub floating: u32,
     /// The largest frame payload the peer may send.
     pub max_payload: u32,
     /// Counts the bytes written to the socket (frames with their headers).
@@ -87,15 +100,14 @@ struct OutgoingChannel {
     credits: Cell<SendCredits>,
     granted: Rc<Wake>,
     ended: Cell<bool>,
+    /// The backlog last announced to the peer.
+    announced: Cell<u32>,
 }
 
 struct IncomingChannel {
     queue: VecDeque<ExchangeMessage>,
     waker: Option<Waker>,
     ended: bool,
-    /// Batches the peer may still send: its credits, less what came, plus
-    /// what was granted back.
-    allowed: u32,
 }
 
 /// What the ends and the driver of one link share (one core).
@@ -104,7 +116,12 @@ struct Shared {
     out: RefCell<Vec<u8>>,
     out_ready: Wake,
     outgoing: Vec<OutgoingChannel>,
+    /// Whether the peer has a floating pool (else a backlog is not
+    /// announced: nothing could come of it).
+    peer_floating: bool,
     incoming: Vec<RefCell<IncomingChannel>>,
+    /// The credits of the incoming channels.
+    credits: RefCell<IncomingCredits>,
     /// Outgoing channels that have not sent `End`.
     open_outgoing: Cell<usize>,
     /// Incoming channels whose `End` has not come.
@@ -117,6 +134,25 @@ impl Shared {
     fn queue(&self, frame: &Frame) {
         encode_frame(frame, &mut self.out.borrow_mut());
         self.out_ready.wake_all();
+    }
+
+    /// Sends `grants` to the peer (unless the link has closed).
+    fn send_grants(&self, grants: &mut Vec<Grant>) {
+        if !self.closed.get() {
+            for grant in grants.iter() {
+                encode_frame(
+                    &Frame::Credit {
+                        channel: grant.channel,
+                        credits: grant.credits,
+                    },
+                    &mut self.out.borrow_mut(),
+                );
+            }
+            if !grants.is_empty() {
+                self.out_ready.wake_all();
+            }
+        }
+        grants.clear();
     }
 
     /// Ends every channel: receivers see the end of their stream, senders
@@ -155,23 +191,31 @@ where
             .iter()
             .zip(granted)
             .map(|(&credits, granted)| OutgoingChannel {
-                credits: Cell::new(SendCredits::new(credits)),
+                credits: Cell::new(SendCredits::with_limit(
+                    credits,
+                    credits.saturating_add(config.peer_floating),
+                )),
                 granted,
                 ended: Cell::new(false),
+                announced: Cell::new(0),
             })
             .collect(),
+        peer_floating: config.peer_floating > 0,
         incoming: config
             .incoming
             .iter()
-            .map(|&(credits, _)| {
+            .map(|_| {
                 RefCell::new(IncomingChannel {
                     queue: VecDeque::new(),
                     waker: None,
                     ended: false,
-                    allowed: credits,
                 })
             })
             .collect(),
+        credits: RefCell::new(IncomingCredits::new(
+            config.incoming.iter().map(|&(credits, _)| credits),
+            config.floating,
+        )),
         open_outgoing: Cell::new(config.outgoing_credits.len()),
         open_incoming: Cell::new(config.incoming.len()),
         closed: Cell::new(false),
@@ -186,7 +230,7 @@ where
         .incoming
         .iter()
         .enumerate()
-        .map(|(channel, &(credits, _))| {
+        .map(|(channel, _)| {
             (
                 RemoteReceiver {
                     shared: shared.clone(),
@@ -194,8 +238,8 @@ where
                 },
                 RemoteGrantor {
                     shared: shared.clone(),
-                    channel: channel as u32,
-                    owed: CreditsOwed::new(credits),
+                    channel,
+                    grants: Vec::new(),
                 },
             )
         })
@@ -266,6 +310,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
     shared: &Shared,
 ) -> Result<(), String> {
     let mut reader = FrameReader::new(read, config.max_payload);
+    let mut grants = Vec::new();
     loop {
         let frame = match reader.next().await {
             Ok(Some(frame)) => frame,
@@ -286,10 +331,11 @@ async fn read_frames<R: AsyncRead + Unpin>(
                     return Err(format!("a message on channel {channel} after its end"));
                 }
                 if let ExchangeMessage::Batch(batch) = &message {
-                    if incoming.allowed == 0 {
-                        return Err(format!("a batch on channel {channel} without credit"));
-                    }
-                    incoming.allowed -= 1;
+                    shared
+                        .credits
+                        .borrow_mut()
+                        .batch_arrived(channel as usize)
+                        .map_err(|e| e.to_string())?;
                     let validate = config.incoming[channel as usize].1;
                     validate(batch).map_err(|e| format!("channel {channel}: {e}"))?;
                 }
@@ -297,6 +343,11 @@ async fn read_frames<R: AsyncRead + Unpin>(
                     incoming.ended = true;
                     shared.open_incoming.set(shared.open_incoming.get() - 1);
                     shared.out_ready.wake_all();
+                    shared
+                        .credits
+                        .borrow_mut()
+                        .ended(channel as usize, &mut grants);
+                    shared.send_grants(&mut grants);
                 }
                 incoming.queue.push_back(message);
                 if let Some(waker) = incoming.waker.take() {
@@ -316,12 +367,20 @@ async fn read_frames<R: AsyncRead + Unpin>(
                 outgoing.credits.set(state);
                 outgoing.granted.wake_all();
             }
-            Frame::Backlog { channel, .. } => {
-                if channel as usize >= shared.incoming.len() {
+            Frame::Backlog { channel, batches } => {
+                let Some(incoming) = shared.incoming.get(channel as usize) else {
                     return Err(format!(
                         "a backlog for channel {channel}, which does not exist"
                     ));
+                };
+                if incoming.borrow().ended {
+                    return Err(format!("a backlog on channel {channel} after its end"));
                 }
+                shared
+                    .credits
+                    .borrow_mut()
+                    .backlog(channel as usize, batches, &mut grants);
+                shared.send_grants(&mut grants);
             }
         }
     }
@@ -349,6 +408,7 @@ impl ChannelSender for RemoteSender {
         }
         if matches!(message, ExchangeMessage::End) {
             outgoing.ended.set(true);
+            outgoing.announced.set(0);
             let open = &self.shared.open_outgoing;
             open.set(open.get() - 1);
         }
@@ -366,6 +426,22 @@ impl ChannelSender for RemoteSender {
                 .get()
                 .available()
                 > 0
+    }
+
+    fn announce_backlog(&self, batches: u32) {
+        let outgoing = &self.shared.outgoing[self.channel as usize];
+        if !self.shared.peer_floating
+            || self.shared.closed.get()
+            || outgoing.ended.get()
+            || outgoing.announced.get() == batches
+        {
+            return;
+        }
+        outgoing.announced.set(batches);
+        self.shared.queue(&Frame::Backlog {
+            channel: self.channel,
+            batches,
+        });
     }
 }
 
@@ -392,34 +468,25 @@ impl ChannelReceiver for RemoteReceiver {
 /// Grants credit back on one incoming channel of a link.
 pub struct RemoteGrantor {
     shared: Rc<Shared>,
-    channel: u32,
-    owed: CreditsOwed,
-}
-
-impl RemoteGrantor {
-    fn grant(&self, credits: u32) {
-        self.shared.incoming[self.channel as usize]
-            .borrow_mut()
-            .allowed += credits;
-        if !self.shared.closed.get() {
-            self.shared.queue(&Frame::Credit {
-                channel: self.channel,
-                credits,
-            });
-        }
-    }
+    channel: usize,
+    /// Reused for the grants of one call.
+    grants: Vec<Grant>,
 }
 
 impl CreditGrantor for RemoteGrantor {
     fn processed(&mut self) {
-        if let Some(credits) = self.owed.processed() {
-            self.grant(credits);
-        }
+        self.shared
+            .credits
+            .borrow_mut()
+            .processed(self.channel, &mut self.grants);
+        self.shared.send_grants(&mut self.grants);
     }
 
     fn flush(&mut self) {
-        if let Some(credits) = self.owed.take() {
-            self.grant(credits);
-        }
+        self.shared
+            .credits
+            .borrow_mut()
+            .flush(self.channel, &mut self.grants);
+        self.shared.send_grants(&mut self.grants);
     }
 }

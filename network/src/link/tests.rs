@@ -15,6 +15,7 @@ use crate::wire::{encode_frame, Frame};
 use crate::{BatchBuilder, CheckpointBarrier};
 
 const CREDITS: u32 = 2;
+const FLOATING: u32 = 3;
 
 fn check_u64(batch: &RecordBatch) -> Result<(), BatchError> {
     batch.check_records::<u64>()
@@ -42,7 +43,9 @@ fn config(peer: &str, outgoing: usize, incoming: usize) -> LinkConfig {
     LinkConfig {
         peer: peer.into(),
         outgoing_credits: vec![CREDITS; outgoing],
+        peer_floating: FLOATING,
         incoming: vec![(CREDITS, check_u64 as BatchValidator); incoming],
+        floating: FLOATING,
         max_payload: 1 << 20,
         bytes_sent: Default::default(),
     }
@@ -57,6 +60,7 @@ async fn send_all(sender: &RemoteSender, granted: &Wake, channel: u64, batches: 
                 Ok(()) => break,
                 Err(SendError::NoCredit(m)) => {
                     message = m;
+                    sender.announce_backlog((batches - b) as u32);
                     granted.wait().await;
                 }
                 Err(e) => panic!("channel {channel}: {e:?}"),
@@ -304,4 +308,112 @@ fn a_peer_that_ends_cleanly_closes_the_link_cleanly() {
     ]));
     assert_eq!(result, Ok(()));
     assert!(!ended_without_end);
+}
+
+/// A std stream read as an async one, blocking (a test's peer thread).
+struct Blocking(std::net::TcpStream);
+
+impl futures_lite::AsyncRead for Blocking {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(std::io::Read::read(&mut self.0, buf))
+    }
+}
+
+/// A raw peer on 127.0.0.1 that uses up its exclusive credits on channel 0,
+/// announces a backlog, and must be granted floating credits for the batches
+/// beyond them; then ends cleanly.
+#[test]
+fn a_backlog_is_granted_credits_of_the_floating_pool() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let link_side = LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let listener = TcpListener::bind(addr).unwrap();
+            let stream = listener.accept().await.unwrap();
+            let link = open_link(stream, config("peer", 0, 2), Vec::new());
+            let driver = glommio::spawn_local(link.driver);
+            let mut receivers = link.receivers;
+            let (mut r1, mut g1) = receivers.pop().unwrap();
+            let (mut r0, mut g0) = receivers.pop().unwrap();
+            let (zero, one) = futures_lite::future::zip(receive_all(&mut r0, &mut g0), async {
+                receive_all(&mut r1, &mut g1).await
+            })
+            .await;
+            (driver.await, zero, one)
+        })
+        .unwrap();
+    let peer = loop {
+        match std::net::TcpStream::connect(addr) {
+            Ok(stream) => break stream,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    };
+    peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = peer.try_clone().unwrap();
+    let mut reader = crate::wire::FrameReader::new(Blocking(peer), 1 << 20);
+    // A backlog of five on a channel of two exclusive credits.
+    let mut bytes = frames(&[Frame::Backlog {
+        channel: 0,
+        batches: 5,
+    }]);
+    writer.write_all(&bytes).unwrap();
+    // The pool's three credits come back for channel 0, before any batch was
+    // processed.
+    let mut floating = 0;
+    while floating < FLOATING {
+        match futures_lite::future::block_on(reader.next()) {
+            Ok(Some(Frame::Credit {
+                channel: 0,
+                credits,
+            })) => floating += credits,
+            other => panic!("expected credit for channel 0, got {other:?}"),
+        }
+    }
+    assert_eq!(floating, FLOATING);
+    let batches: Vec<Frame> = (0..CREDITS + FLOATING)
+        .map(|i| message(batch_of(&[u64::from(i)])))
+        .chain([
+            Frame::Backlog {
+                channel: 0,
+                batches: 0,
+            },
+            message(ExchangeMessage::End),
+            Frame::Message {
+                channel: 1,
+                message: ExchangeMessage::End,
+            },
+        ])
+        .collect();
+    bytes = frames(&batches);
+    writer.write_all(&bytes).unwrap();
+    writer.shutdown(std::net::Shutdown::Write).unwrap();
+    // Read what the link sends until it closes.
+    for _ in 0..1000 {
+        match futures_lite::future::block_on(reader.next()) {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (result, zero, one) = link_side.join().unwrap();
+    assert_eq!(result, Ok(()));
+    assert_eq!(zero, (0..u64::from(CREDITS + FLOATING)).collect::<Vec<_>>());
+    assert!(one.is_empty());
+}
+
+#[test]
+fn a_backlog_for_a_channel_that_does_not_exist_closes_the_link() {
+    refused(
+        frames(&[Frame::Backlog {
+            channel: 3,
+            batches: 1,
+        }]),
+        "a backlog for channel 3, which does not exist",
+    );
 }
