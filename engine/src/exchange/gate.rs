@@ -65,7 +65,8 @@ pub(crate) enum GateStep {
 /// Type-erased view of a gate for the tasks that read and process its channels.
 pub(crate) trait GateInput {
     /// A message read from the channel of shard `source`; `None`: the
-    /// channel went away without `End` (its shard failed) or the job aborts.
+    /// channel broke without `End` (its shard failed, its link closed) or
+    /// the job aborts — the input is dead, not ended.
     fn arrive(&mut self, source: u32, message: Option<ExchangeMessage>);
     /// Processes the next message queued from `source`, unless the input is
     /// blocked for alignment or has nothing queued.
@@ -107,6 +108,8 @@ pub(crate) struct ExchangeGate<T> {
     local: u32,
     /// Messages read from each channel and not yet processed.
     queues: Vec<VecDeque<ExchangeMessage>>,
+    /// By input: its channel broke (see [`GateInput::arrive`]).
+    broken: Vec<bool>,
     /// Which inputs delivered the barrier being aligned, and what to do next.
     aligner: BarrierAligner,
     /// Unaligned: the records in flight for the alignment in progress.
@@ -126,6 +129,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
             ended: false,
             local: shard,
             queues: (0..shards).map(|_| VecDeque::new()).collect(),
+            broken: vec![false; shards as usize],
             aligner: BarrierAligner::new(shards as usize, BarrierAlignment::Aligned),
             in_flight: EntryWriter::new(),
             held: Vec::new(),
@@ -439,7 +443,17 @@ impl<T: ExchangeData> ExchangeGate<T> {
 
 impl<T: ExchangeData> GateInput for ExchangeGate<T> {
     fn arrive(&mut self, source: u32, message: Option<ExchangeMessage>) {
-        let message = message.unwrap_or(ExchangeMessage::End);
+        let Some(message) = message else {
+            // The channel broke without its `End` (its shard failed, its
+            // link closed, the job aborts): the job is failing. That is not
+            // an end: nothing more is processed from this input and it never
+            // counts as ended, so neither the watermark nor an alignment
+            // moves past what never came, and no checkpoint completes here.
+            self.broken[source as usize] = true;
+            self.queues[source as usize].clear();
+            self.wake.wake_all();
+            return;
+        };
         match message {
             ExchangeMessage::Barrier(barrier)
                 if self
@@ -468,6 +482,9 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
     }
 
     fn process_next(&mut self, source: u32) -> GateStep {
+        if self.broken[source as usize] {
+            return GateStep::Ended;
+        }
         if self.aligner.is_aligning() {
             self.check_deadline();
         }
@@ -868,6 +885,24 @@ mod alignment_tests {
                 }
             }
         }
+    }
+
+    /// A channel that breaks (its link closed, its shard failed) is not an
+    /// end: a barrier of the other inputs is never completed by it, so no
+    /// checkpoint covers what its sender had not sent.
+    #[test]
+    fn a_broken_input_is_not_an_end() {
+        let mut h = harness(2, None);
+        h.gate.arrive(1, Some(message(Event::Record(7))));
+        h.gate.arrive(1, None);
+        assert_eq!(h.gate.process_next(1), GateStep::Ended);
+        h.local(Event::Barrier(1));
+        assert_eq!(
+            *h.seen.borrow(),
+            Vec::<Seen>::new(),
+            "nothing of the broken input is processed and barrier 1 is not aligned"
+        );
+        assert!(!h.gate.ended, "the chain never sees an end");
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn execute_once(
                 commands: c.commands,
                 final_tag: c.final_tag,
             });
-            (part.here, by_shard, cancel.0, leader)
+            (part.here, by_shard, cancel.abort, leader)
         }
         None => (
             (0..shards).collect::<Vec<u32>>(),
@@ -306,7 +306,9 @@ fn execute_once(
         .map(|interval| ProgressReporter::new(interval, config.expected_records_in));
     while finished.load(Ordering::Acquire) < here.len() as u32 {
         std::thread::sleep(DRIVER_TICK);
-        if let Some(driver) = &mut driver {
+        // A failing job acknowledges and commits nothing more: what its
+        // shards do while they wind down is not a checkpoint's.
+        if let Some(driver) = driver.as_mut().filter(|_| !abort.is_set()) {
             driver.poll();
             if driver.stopped_with.is_some() && !abort.is_set() {
                 // Stop with savepoint: end the streams now; nothing after
@@ -380,7 +382,7 @@ const REMOTE_FRAME_MIN: u32 = 64 << 20;
 /// Opens the link to each shard of another process over its connection, on
 /// this core: every edge has a channel each way. Returns the driver tasks;
 /// a link that fails records its error and aborts the job (its receivers
-/// end without `End`, which the gates would take for an end).
+/// end without `End`: the gates take the inputs for broken, not ended).
 fn open_links(
     shard: u32,
     edges: u32,
@@ -757,7 +759,7 @@ async fn read_channel(
     abort: Rc<AbortWatch>,
 ) {
     loop {
-        // A job that aborts ends this input as if its sender had gone.
+        // A job that aborts breaks this input, as if its sender had failed.
         let message = futures_lite::future::or(receiver.recv(), async {
             abort.wait().await;
             None

@@ -35,17 +35,23 @@ pub struct RemoteLink {
 
 /// Stops a running part from outside: a cancelled job, or an attempt the
 /// coordinator replaced. Its shards wind down as after a failure elsewhere,
-/// committing nothing more.
+/// committing nothing more. The part's own failure aborts it through the
+/// same signal, but is not a cancellation.
 #[derive(Clone, Default)]
-pub struct JobCancel(pub(crate) AbortSignal);
+pub struct JobCancel {
+    pub(crate) abort: AbortSignal,
+    requested: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl JobCancel {
     pub fn cancel(&self) {
-        self.0.set();
+        (self.requested).store(true, std::sync::atomic::Ordering::SeqCst);
+        self.abort.set();
     }
 
+    /// Whether [`JobCancel::cancel`] was called (not: the part failed).
     pub fn is_cancelled(&self) -> bool {
-        self.0.is_set()
+        self.requested.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
