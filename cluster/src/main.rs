@@ -85,6 +85,11 @@ enum Command {
         /// the coordinator from, any port).
         #[arg(long)]
         data_address: Option<std::net::SocketAddr>,
+        /// The data-plane address other workers dial, when it is not where
+        /// it listens (NAT, a port forward, a proxy). Default: where it
+        /// listens.
+        #[arg(long)]
+        advertise_address: Option<String>,
         /// Do not pin shards to CPUs (several workers on one machine).
         #[arg(long)]
         no_pin: bool,
@@ -544,6 +549,7 @@ fn main() -> ExitCode {
             shards,
             name,
             data_address,
+            advertise_address,
             no_pin,
             connect_timeout_s,
             secret_file,
@@ -554,6 +560,7 @@ fn main() -> ExitCode {
                     shards: shards.unwrap_or_else(sluice_engine::config::available_cpus),
                     name,
                     data_bind: data_address,
+                    data_advertise: advertise_address,
                     pin_cpus: !no_pin,
                     connect_timeout: std::time::Duration::from_secs(connect_timeout_s),
                     secret,

@@ -1,6 +1,7 @@
 //! Failures of a checkpointed job on a cluster of real processes: a worker
 //! killed (SIGKILL) at seeded moments, a worker frozen (SIGSTOP) past the
-//! heartbeat timeout and woken, the coordinator killed and restarted. Each
+//! heartbeat timeout and woken, the coordinator killed and restarted, the
+//! links between workers delayed, stalled and cut by a proxy. Each
 //! time the job recovers from its last completed checkpoint and commits
 //! exactly what a failure-free run writes.
 
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 mod support;
 use support::cluster::{sluice, TestCluster};
 use support::committed_lines;
+use support::proxy::FaultProxy;
 
 /// A windowed aggregation over `events` generated at 1M/s into `sink`.
 fn windowed(events: u64, sink: &str, extra: &str) -> String {
@@ -172,4 +174,85 @@ fn a_restarted_coordinator_resumes_its_job_exactly_once() {
     assert!(cluster
         .worker_log("a")
         .contains("restoring from checkpoint"));
+}
+
+/// A port of 127.0.0.1 free a moment ago.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Every link between workers a and b passes a fault-injecting proxy (each
+/// worker advertises its proxy as its data address): 5 ms of delay each
+/// way, then a 400 ms stall of all forwarding, then every connection cut.
+/// The stall only slows the job; the cut fails its links, the job restarts
+/// from its last checkpoint over new connections, and commits exactly the
+/// clean output.
+#[test]
+fn links_delayed_stalled_and_cut_by_a_proxy_cost_nothing() {
+    const EVENTS: u64 = 4_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let expected = reference(dir.path(), EVENTS);
+    let mut cluster = TestCluster::start();
+    let mut proxies = Vec::new();
+    for name in ["a", "b"] {
+        let data: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let proxy = FaultProxy::start(data);
+        proxy.set_delay(Duration::from_millis(5));
+        let (data, advertised) = (data.to_string(), proxy.address().to_string());
+        let args = ["--data-address", &data, "--advertise-address", &advertised];
+        cluster.add_worker_with(name, 1, &args);
+        proxies.push(proxy);
+    }
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
+    let id = cluster.submit(&job);
+    wait_running(&cluster, &id);
+    let before = cluster.wait_checkpoint(&id, 2);
+    let placement = before["placement"].to_string();
+    for proxy in &proxies {
+        assert!(
+            placement.contains(&proxy.address().to_string()),
+            "workers are dialled at their proxies: {placement}"
+        );
+    }
+    for proxy in &proxies {
+        proxy.set_stalled(true);
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    for proxy in &proxies {
+        proxy.set_stalled(false);
+    }
+    let stalled_at = before["last_checkpoint"].as_u64().unwrap();
+    cluster.wait_checkpoint(&id, stalled_at + 1);
+    assert_eq!(cluster.status(&id)["attempt"], 1, "a stall fails nothing");
+    let connections: u64 = proxies.iter().map(FaultProxy::connections).sum();
+    for proxy in &proxies {
+        proxy.cut();
+    }
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+    assert_eq!(status["state"], "finished", "{status}");
+    assert!(status["attempt"].as_u64().unwrap() >= 2, "{status}");
+    let reconnected: u64 = proxies.iter().map(FaultProxy::connections).sum();
+    assert!(
+        reconnected > connections && connections > 0,
+        "links reconnected through the proxies: {connections} then {reconnected}"
+    );
+    // One link between the two shards, dialled by one of them: through
+    // the other's proxy.
+    let forwarded: u64 = proxies.iter().map(FaultProxy::bytes).sum();
+    assert!(
+        forwarded > 1_000_000,
+        "{forwarded} bytes through the proxies"
+    );
+    let logs = cluster.worker_log("a") + &cluster.worker_log("b");
+    assert!(
+        logs.contains("failed: link to worker"),
+        "the cut is logged as a failed link: {logs}"
+    );
+    assert_exactly(
+        committed_lines(&dir.path().join("out")),
+        &expected,
+        "the job whose links were cut",
+    );
 }

@@ -42,6 +42,10 @@ pub struct WorkerOptions {
     /// Where the data plane listens; default: the address this host reaches
     /// the coordinator from, any port.
     pub data_bind: Option<SocketAddr>,
+    /// The data-plane address other workers are told to dial (`HOST:PORT`),
+    /// when it is not where the data plane listens: behind NAT, a port
+    /// forward or a proxy. Default: the address it listens on.
+    pub data_advertise: Option<String>,
     pub pin_cpus: bool,
     /// Give up after the coordinator was unreachable this long.
     pub connect_timeout: Duration,
@@ -89,12 +93,10 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
     let mut first = Some(first);
     let data = DataPlane::start(bind, options.secret.clone())
         .map_err(|e| format!("the data plane cannot listen on {bind}: {e}"))?;
-    let name = options
-        .name
-        .clone()
-        .unwrap_or_else(|| data.address().to_string());
+    let advertised = (options.data_advertise.clone()).unwrap_or_else(|| data.address().to_string());
+    let name = options.name.clone().unwrap_or_else(|| advertised.clone());
     tracing::info!(
-        "worker {name}: {} shard(s), data plane on {}",
+        "worker {name}: {} shard(s), data plane on {} (dialled at {advertised})",
         options.shards,
         data.address()
     );
@@ -106,7 +108,18 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
             Some(stream) => stream,
             None => connect(coordinator, options.connect_timeout)?,
         };
-        match serve(&options, &name, &data, &tasks, stream, &mut registered_at) {
+        let registration = Registration {
+            name: &name,
+            data_address: &advertised,
+        };
+        match serve(
+            &options,
+            registration,
+            &data,
+            &tasks,
+            stream,
+            &mut registered_at,
+        ) {
             Ok(()) => return Ok(()),
             Err(e) => tracing::warn!("the coordinator at {coordinator} was lost: {e}"),
         }
@@ -161,14 +174,23 @@ fn cancel_all(tasks: &Mutex<HashMap<String, Task>>) {
 
 /// Registers and serves one connection to the coordinator until it is
 /// lost (an error).
+/// What a worker registers as.
+#[derive(Clone, Copy)]
+struct Registration<'a> {
+    name: &'a str,
+    /// Where other workers dial its data plane.
+    data_address: &'a str,
+}
+
 fn serve(
     options: &WorkerOptions,
-    name: &str,
+    registration: Registration<'_>,
     data: &Arc<DataPlane>,
     tasks: &Arc<Mutex<HashMap<String, Task>>>,
     mut stream: TcpStream,
     registered_at: &mut Instant,
 ) -> Result<(), String> {
+    let name = registration.name;
     let handshake_timeout = Some(Duration::from_secs(10));
     stream
         .set_read_timeout(handshake_timeout)
@@ -179,8 +201,8 @@ fn serve(
     write_message(
         &mut stream,
         &ToCoordinator::Register {
-            name: name.to_owned(),
-            data_address: data.address().to_string(),
+            name: registration.name.to_owned(),
+            data_address: registration.data_address.to_owned(),
             shards: options.shards,
         },
     )

@@ -98,6 +98,11 @@ impl TestCluster {
     }
 
     pub fn add_worker(&mut self, name: &str, shards: u32) {
+        self.add_worker_with(name, shards, &[]);
+    }
+
+    /// A worker started with `extra` arguments.
+    pub fn add_worker_with(&mut self, name: &str, shards: u32, extra: &[&str]) {
         let log = (std::fs::OpenOptions::new().create(true).append(true))
             .open(self.dir.path().join(format!("{name}.log")))
             .unwrap();
@@ -111,6 +116,7 @@ impl TestCluster {
             ])
             .args(["--shards", &shards.to_string(), "--no-pin", "--secret-file"])
             .arg(self.secret())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod cluster;
+pub mod proxy;
 
 use std::path::Path;
 use std::process::Command;
