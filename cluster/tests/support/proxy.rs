@@ -132,7 +132,7 @@ fn accept(
 
 /// Forwards `from` to `to` through a delay line until either closes or the
 /// connection is cut.
-fn pump(mut from: TcpStream, mut to: TcpStream, faults: Arc<Faults>, generation: u64) {
+fn pump(mut from: TcpStream, to: TcpStream, faults: Arc<Faults>, generation: u64) {
     let cut = move |faults: &Faults| {
         faults.cuts.load(Ordering::SeqCst) != generation || faults.stopped.load(Ordering::SeqCst)
     };
