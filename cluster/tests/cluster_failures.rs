@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod support;
 use support::cluster::{sluice, TestCluster};
 use support::committed_lines;
-use support::proxy::FaultProxy;
+use support::proxy::{FaultProxy, Tamper};
 
 /// A windowed aggregation over `events` generated at 1M/s into `sink`.
 fn windowed(events: u64, sink: &str, extra: &str) -> String {
@@ -176,10 +176,40 @@ fn a_restarted_coordinator_resumes_its_job_exactly_once() {
         .contains("restoring from checkpoint"));
 }
 
-/// A port of 127.0.0.1 free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// Workers a and b (1 shard each), each dialled through a proxy of its
+/// own: it advertises the proxy's address, and the proxy forwards to where
+/// its data plane listens (read from its log).
+fn workers_behind_proxies(cluster: &mut TestCluster) -> Vec<FaultProxy> {
+    let mut proxies = Vec::new();
+    for name in ["a", "b"] {
+        let proxy = FaultProxy::start();
+        let advertised = proxy.address().to_string();
+        let args = [
+            "--data-address",
+            "127.0.0.1:0",
+            "--advertise-address",
+            &advertised,
+        ];
+        cluster.add_worker_with(name, 1, &args);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listening = loop {
+            let log = cluster.worker_log(name);
+            let address = (log.split("data plane on ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+            if let Some(address) = address {
+                break address;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {name} did not start: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        proxy.set_target(listening);
+        proxies.push(proxy);
+    }
+    proxies
 }
 
 /// Every link between workers a and b passes a fault-injecting proxy (each
@@ -194,15 +224,9 @@ fn links_delayed_stalled_and_cut_by_a_proxy_cost_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let expected = reference(dir.path(), EVENTS);
     let mut cluster = TestCluster::start();
-    let mut proxies = Vec::new();
-    for name in ["a", "b"] {
-        let data: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let proxy = FaultProxy::start(data);
+    let proxies = workers_behind_proxies(&mut cluster);
+    for proxy in &proxies {
         proxy.set_delay(Duration::from_millis(5));
-        let (data, advertised) = (data.to_string(), proxy.address().to_string());
-        let args = ["--data-address", &data, "--advertise-address", &advertised];
-        cluster.add_worker_with(name, 1, &args);
-        proxies.push(proxy);
     }
     let job = dir.path().join("job.toml");
     std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
@@ -254,5 +278,56 @@ fn links_delayed_stalled_and_cut_by_a_proxy_cost_nothing() {
         committed_lines(&dir.path().join("out")),
         &expected,
         "the job whose links were cut",
+    );
+}
+
+/// A peer whose link is up sends a spoiled batch frame: a huge length, an
+/// unknown kind, record ends past its records, a frame cut short. Each time
+/// the receiving worker closes the link with an error naming the peer and
+/// the reason, stays up, and the job restarts from its last checkpoint: one
+/// spoiled frame per attempt (a proxy between the workers spoils the 200th
+/// batch frame of each new link), and the output is exactly the clean run's.
+#[test]
+fn spoiled_frames_on_a_live_link_close_it_and_cost_nothing() {
+    const EVENTS: u64 = 4_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let expected = reference(dir.path(), EVENTS);
+    let mut cluster = TestCluster::start();
+    let proxies = workers_behind_proxies(&mut cluster);
+    let tampers = [
+        Tamper::HugeLength,
+        Tamper::UnknownKind,
+        Tamper::BadRecordEnds,
+        Tamper::Truncated,
+    ];
+    for proxy in &proxies {
+        proxy.tamper_links(&tampers, 200);
+    }
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
+    let id = cluster.submit(&job);
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(90));
+    assert_eq!(status["state"], "finished", "{status}");
+    assert_eq!(
+        status["attempt"], 5,
+        "one failed attempt per spoiled frame: {status}"
+    );
+    let logs = cluster.worker_log("a") + &cluster.worker_log("b");
+    for reason in [
+        "over the link's limit",
+        "unknown frame kind 238",
+        "malformed batch",
+        "the stream ended",
+    ] {
+        let closed = logs
+            .lines()
+            .any(|l| l.contains("failed: link to worker") && l.contains(reason));
+        assert!(closed, "no link closed for {reason:?}: {logs}");
+    }
+    assert!(cluster.worker_alive("a") && cluster.worker_alive("b"));
+    assert_exactly(
+        committed_lines(&dir.path().join("out")),
+        &expected,
+        "the job whose links carried spoiled frames",
     );
 }

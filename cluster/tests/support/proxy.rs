@@ -4,7 +4,10 @@
 //! direction's bytes by a fixed time (a delay line: throughput is kept, every
 //! byte arrives that much later), stall all forwarding for a while, and cut
 //! every connection open at that moment (both sockets shut down, as a cable
-//! pulled or a middlebox reset does).
+//! pulled or a middlebox reset does). It can also tamper with the frames a
+//! dialling worker sends once its link is up ([`Tamper`]): past the
+//! handshake it reads the link's frame headers and spoils one batch frame of
+//! each new connection, as a broken or hostile peer would.
 //!
 //! Threads: one accepting, two per connection (one reads into the delay
 //! line, one writes out of it). Every wait is bounded: sockets have read
@@ -19,6 +22,24 @@ use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(50);
 
+/// What is done to one batch frame of a link (see [`FaultProxy::tamper_links`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    /// Its length field says 4 GiB.
+    HugeLength,
+    /// Its record ends point past its records.
+    BadRecordEnds,
+    /// Half its payload is sent, then the connection ends.
+    Truncated,
+    /// Its kind byte is one no frame has.
+    UnknownKind,
+}
+
+/// Bytes of a link frame's header (`sluice_network::wire`).
+const FRAME_HEADER: usize = 16;
+/// The kind byte of a batch frame.
+const BATCH_KIND: u8 = 1;
+
 #[derive(Default)]
 struct Faults {
     delay_us: AtomicU64,
@@ -29,28 +50,43 @@ struct Faults {
     /// Connections accepted, and bytes forwarded both ways.
     connections: AtomicU64,
     bytes: AtomicU64,
+    /// For the next new connections, one each: what to spoil, and after how
+    /// many intact batch frames.
+    tampers: Mutex<std::collections::VecDeque<(Tamper, u32)>>,
 }
 
 /// See the module docs. Stops (and closes everything) when dropped.
 pub struct FaultProxy {
     address: SocketAddr,
+    target: Arc<Mutex<Option<SocketAddr>>>,
     faults: Arc<Faults>,
     open: Arc<Mutex<Vec<(TcpStream, TcpStream)>>>,
 }
 
 impl FaultProxy {
-    /// Listens on 127.0.0.1, any port, and forwards to `target`.
-    pub fn start(target: SocketAddr) -> Self {
+    /// Listens on 127.0.0.1, any port; forwards to the target once it is
+    /// set (until then a connection is closed at once).
+    pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let proxy = FaultProxy {
             address: listener.local_addr().unwrap(),
+            target: Arc::default(),
             faults: Arc::default(),
             open: Arc::default(),
         };
-        let (faults, open) = (proxy.faults.clone(), proxy.open.clone());
+        let (target, faults, open) = (
+            proxy.target.clone(),
+            proxy.faults.clone(),
+            proxy.open.clone(),
+        );
         std::thread::spawn(move || accept(listener, target, faults, open));
         proxy
+    }
+
+    /// Where connections are forwarded from now on.
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.target.lock().unwrap() = Some(target);
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -76,6 +112,13 @@ impl FaultProxy {
         }
     }
 
+    /// Each of the next connections gets one of `tampers`, in order: its
+    /// dialler's batch frame number `after + 1` is spoiled.
+    pub fn tamper_links(&self, tampers: &[Tamper], after: u32) {
+        let mut queue = self.faults.tampers.lock().unwrap();
+        queue.extend(tampers.iter().map(|&t| (t, after)));
+    }
+
     pub fn connections(&self) -> u64 {
         self.faults.connections.load(Ordering::SeqCst)
     }
@@ -94,7 +137,7 @@ impl Drop for FaultProxy {
 
 fn accept(
     listener: TcpListener,
-    target: SocketAddr,
+    target: Arc<Mutex<Option<SocketAddr>>>,
     faults: Arc<Faults>,
     open: Arc<Mutex<Vec<(TcpStream, TcpStream)>>>,
 ) {
@@ -106,6 +149,9 @@ fn accept(
                 continue;
             }
             Err(_) => continue,
+        };
+        let Some(target) = *target.lock().unwrap() else {
+            continue;
         };
         let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
             continue; // the client sees its connection closed
@@ -120,19 +166,31 @@ fn accept(
             .unwrap()
             .push((client.try_clone().unwrap(), server.try_clone().unwrap()));
         let generation = faults.cuts.load(Ordering::SeqCst);
-        for (from, to) in [
-            (client.try_clone().unwrap(), server.try_clone().unwrap()),
-            (server, client),
+        let tamper = faults.tampers.lock().unwrap().pop_front();
+        for (from, to, tamper) in [
+            (
+                client.try_clone().unwrap(),
+                server.try_clone().unwrap(),
+                tamper,
+            ),
+            (server, client, None),
         ] {
             let faults = faults.clone();
-            std::thread::spawn(move || pump(from, to, faults, generation));
+            std::thread::spawn(move || pump(from, to, faults, generation, tamper));
         }
     }
 }
 
 /// Forwards `from` to `to` through a delay line until either closes or the
 /// connection is cut.
-fn pump(mut from: TcpStream, to: TcpStream, faults: Arc<Faults>, generation: u64) {
+fn pump(
+    mut from: TcpStream,
+    to: TcpStream,
+    faults: Arc<Faults>,
+    generation: u64,
+    tamper: Option<(Tamper, u32)>,
+) {
+    let mut tamperer = tamper.map(|(tamper, after)| Tamperer::new(tamper, after));
     let cut = move |faults: &Faults| {
         faults.cuts.load(Ordering::SeqCst) != generation || faults.stopped.load(Ordering::SeqCst)
     };
@@ -166,10 +224,11 @@ fn pump(mut from: TcpStream, to: TcpStream, faults: Arc<Faults>, generation: u64
             Ok(0) => break,
             Ok(n) => {
                 let delay = Duration::from_micros(faults.delay_us.load(Ordering::SeqCst));
-                if line
-                    .send((Instant::now() + delay, buffer[..n].to_vec()))
-                    .is_err()
-                {
+                let (bytes, end) = match &mut tamperer {
+                    Some(tamperer) => tamperer.pass(&buffer[..n]),
+                    None => (buffer[..n].to_vec(), false),
+                };
+                if line.send((Instant::now() + delay, bytes)).is_err() || end {
                     break;
                 }
             }
@@ -187,4 +246,129 @@ fn pump(mut from: TcpStream, to: TcpStream, faults: Arc<Faults>, generation: u64
         let _ = from.shutdown(Shutdown::Both);
         let _ = to.shutdown(Shutdown::Both);
     }
+}
+
+/// Where a tampering pump is in the dialler's byte stream.
+enum Stage {
+    /// In the handshake: its bytes pass as they come; `passed` so far, of
+    /// `need` (known once the hello's first 42 bytes are).
+    Handshake {
+        passed: usize,
+        hello: Vec<u8>,
+        need: Option<usize>,
+    },
+    /// Reading frames, counting batches.
+    Frames { batches: u32 },
+    /// Spoiled: the rest passes as it is.
+    Done,
+}
+
+/// Spoils one batch frame of a dialler's stream (see [`Tamper`]).
+struct Tamperer {
+    tamper: Tamper,
+    after: u32,
+    stage: Stage,
+    carry: Vec<u8>,
+}
+
+impl Tamperer {
+    fn new(tamper: Tamper, after: u32) -> Self {
+        Tamperer {
+            tamper,
+            after,
+            stage: Stage::Handshake {
+                passed: 0,
+                hello: Vec::new(),
+                need: None,
+            },
+            carry: Vec::new(),
+        }
+    }
+
+    /// The bytes to forward for `chunk`, and whether the connection ends
+    /// after them.
+    fn pass(&mut self, chunk: &[u8]) -> (Vec<u8>, bool) {
+        self.carry.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        loop {
+            match &mut self.stage {
+                Stage::Handshake {
+                    passed,
+                    hello,
+                    need,
+                } => {
+                    // The dialler's hello (magic, nonce, u16 context length,
+                    // context), then, once answered, its proof:
+                    // `sluice_network::auth`.
+                    let take = hello.len().abs_diff(42).min(self.carry.len());
+                    hello.extend_from_slice(&self.carry[..take]);
+                    if need.is_none() && hello.len() == 42 {
+                        let context = u16::from_le_bytes([hello[40], hello[41]]);
+                        *need = Some(42 + usize::from(context) + 32);
+                    }
+                    let now = match *need {
+                        Some(n) => (n - *passed).min(self.carry.len()),
+                        None => self.carry.len(),
+                    };
+                    out.extend(self.carry.drain(..now));
+                    *passed += now;
+                    if Some(*passed) != *need {
+                        return (out, false);
+                    }
+                    self.stage = Stage::Frames { batches: 0 };
+                }
+                Stage::Frames { batches } => {
+                    if self.carry.len() < FRAME_HEADER {
+                        return (out, false);
+                    }
+                    let len = u32::from_le_bytes(self.carry[..4].try_into().unwrap()) as usize;
+                    let total = FRAME_HEADER + len;
+                    if self.carry.len() < total {
+                        return (out, false);
+                    }
+                    let mut frame: Vec<u8> = self.carry.drain(..total).collect();
+                    if frame[4] == BATCH_KIND {
+                        *batches += 1;
+                        if *batches > self.after {
+                            self.stage = Stage::Done;
+                            let end = spoil(self.tamper, &mut frame);
+                            out.extend(frame);
+                            if end {
+                                return (out, true);
+                            }
+                            continue;
+                        }
+                    }
+                    out.extend(frame);
+                }
+                Stage::Done => {
+                    out.append(&mut self.carry);
+                    return (out, false);
+                }
+            }
+        }
+    }
+}
+
+/// Spoils one whole batch `frame`; true if the connection ends after what
+/// is left of it.
+fn spoil(tamper: Tamper, frame: &mut Vec<u8>) -> bool {
+    match tamper {
+        Tamper::HugeLength => frame[..4].copy_from_slice(&u32::MAX.to_le_bytes()),
+        Tamper::UnknownKind => frame[4] = 0xEE,
+        Tamper::Truncated => {
+            let payload = frame.len() - FRAME_HEADER;
+            frame.truncate(FRAME_HEADER + payload / 2);
+            return true;
+        }
+        Tamper::BadRecordEnds => {
+            // The payload: the archive, then `count` u32 record ends, then
+            // `count` i64 timestamps, then a watermark when flagged.
+            let count = u32::from_le_bytes(frame[12..16].try_into().unwrap()) as usize;
+            let watermark = if frame[5] & 1 == 1 { 8 } else { 0 };
+            let ends = frame.len() - watermark - 12 * count;
+            frame[ends..ends + 4 * count].fill(0xFF);
+        }
+    }
+    false
 }

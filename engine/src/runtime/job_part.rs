@@ -45,11 +45,15 @@ pub struct JobCancel {
 
 impl JobCancel {
     pub fn cancel(&self) {
-        (self.requested).store(true, std::sync::atomic::Ordering::SeqCst);
+        // A part that failed before it was told to stop keeps its failure.
+        if !self.abort.is_set() {
+            (self.requested).store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         self.abort.set();
     }
 
-    /// Whether [`JobCancel::cancel`] was called (not: the part failed).
+    /// Whether [`JobCancel::cancel`] stopped the part (not: the part failed,
+    /// before or without being cancelled).
     pub fn is_cancelled(&self) -> bool {
         self.requested.load(std::sync::atomic::Ordering::SeqCst)
     }
