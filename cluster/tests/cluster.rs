@@ -442,17 +442,9 @@ fn bad_peers_on_the_data_port_are_refused_and_the_worker_stays_up() {
     let mut cluster = TestCluster::start();
     cluster.add_worker("a", 1);
     cluster.add_worker("b", 1);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let data_address = loop {
-        let log = cluster.worker_log("b");
-        if let Some(rest) = log.split("data plane on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let data_address = cluster.worker_data_address("b");
     let send = |bytes: &[u8]| {
-        let mut stream = TcpStream::connect(&data_address).unwrap();
+        let mut stream = TcpStream::connect(data_address).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -478,7 +470,7 @@ fn bad_peers_on_the_data_port_are_refused_and_the_worker_stays_up() {
     send(&huge);
     send(&MAGIC[..5]);
     let handshake = |secret: &str, context: &[u8]| {
-        let mut stream = TcpStream::connect(&data_address).unwrap();
+        let mut stream = TcpStream::connect(data_address).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();

@@ -191,22 +191,7 @@ fn workers_behind_proxies(cluster: &mut TestCluster) -> Vec<FaultProxy> {
             &advertised,
         ];
         cluster.add_worker_with(name, 1, &args);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listening = loop {
-            let log = cluster.worker_log(name);
-            let address = (log.split("data plane on ").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
-            if let Some(address) = address {
-                break address;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "worker {name} did not start: {log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        proxy.set_target(listening);
+        proxy.set_target(cluster.worker_data_address(name));
         proxies.push(proxy);
     }
     proxies

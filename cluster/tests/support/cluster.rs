@@ -93,6 +93,26 @@ impl TestCluster {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap()
     }
 
+    /// Where worker `name`'s data plane listens, from its log (waits,
+    /// bounded, for the worker to start).
+    pub fn worker_data_address(&self, name: &str) -> std::net::SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.worker_log(name);
+            let address = (log.split("data plane on ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.parse().ok());
+            if let Some(address) = address {
+                return address;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {name} did not start: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn secret(&self) -> PathBuf {
         self.dir.path().join("secret")
     }

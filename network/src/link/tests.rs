@@ -51,6 +51,27 @@ fn config(peer: &str, outgoing: usize, incoming: usize) -> LinkConfig {
     }
 }
 
+/// A port of 127.0.0.1 that was free a moment ago.
+fn free_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Listens on `addr` and accepts one connection (on the link's executor).
+async fn accept_one(addr: std::net::SocketAddr) -> TcpStream {
+    TcpListener::bind(addr).unwrap().accept().await.unwrap()
+}
+
+/// A raw peer's connection to `addr`, once something listens there.
+fn connect_raw(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    loop {
+        match std::net::TcpStream::connect(addr) {
+            Ok(stream) => return stream,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
 /// Sends `batches` batches then `End` on one channel, waiting for credit.
 async fn send_all(sender: &RemoteSender, granted: &Wake, channel: u64, batches: u64) {
     for b in 0..batches {
@@ -101,14 +122,11 @@ async fn receive_all(receiver: &mut RemoteReceiver, grantor: &mut RemoteGrantor)
 
 #[test]
 fn channels_flow_independently_and_in_order_both_ways() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = free_address();
     const BATCHES: u64 = 200;
     let receiving = LocalExecutorBuilder::default()
         .spawn(move || async move {
-            let listener = TcpListener::bind(addr).unwrap();
-            let stream = listener.accept().await.unwrap();
+            let stream = accept_one(addr).await;
             let granted = Rc::new(Wake::new());
             let link = open_link(stream, config("sender", 1, 3), vec![granted.clone()]);
             let driver = glommio::spawn_local(link.driver);
@@ -178,13 +196,10 @@ fn bad_peer(bytes: Vec<u8>) -> (Result<(), LinkError>, bool) {
 }
 
 fn bad_peer_on(bytes: Vec<u8>, validator: BatchValidator) -> (Result<(), LinkError>, bool) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = free_address();
     let link_side = LocalExecutorBuilder::default()
         .spawn(move || async move {
-            let listener = TcpListener::bind(addr).unwrap();
-            let stream = listener.accept().await.unwrap();
+            let stream = accept_one(addr).await;
             let mut config = config("bad peer 127.0.0.1", 0, 1);
             config.incoming[0].1 = validator;
             let link = open_link(stream, config, Vec::new());
@@ -205,12 +220,7 @@ fn bad_peer_on(bytes: Vec<u8>, validator: BatchValidator) -> (Result<(), LinkErr
             (result, ended_without_end)
         })
         .unwrap();
-    let mut peer = loop {
-        match std::net::TcpStream::connect(addr) {
-            Ok(stream) => break stream,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
-    };
+    let mut peer = connect_raw(addr);
     peer.write_all(&bytes).unwrap();
     drop(peer);
     link_side.join().unwrap()
@@ -328,13 +338,10 @@ impl futures_lite::AsyncRead for Blocking {
 /// beyond them; then ends cleanly.
 #[test]
 fn a_backlog_is_granted_credits_of_the_floating_pool() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = free_address();
     let link_side = LocalExecutorBuilder::default()
         .spawn(move || async move {
-            let listener = TcpListener::bind(addr).unwrap();
-            let stream = listener.accept().await.unwrap();
+            let stream = accept_one(addr).await;
             let link = open_link(stream, config("peer", 0, 2), Vec::new());
             let driver = glommio::spawn_local(link.driver);
             let mut receivers = link.receivers;
@@ -347,12 +354,7 @@ fn a_backlog_is_granted_credits_of_the_floating_pool() {
             (driver.await, zero, one)
         })
         .unwrap();
-    let peer = loop {
-        match std::net::TcpStream::connect(addr) {
-            Ok(stream) => break stream,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
-    };
+    let peer = connect_raw(addr);
     peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let mut writer = peer.try_clone().unwrap();
