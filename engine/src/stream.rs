@@ -294,6 +294,7 @@ impl<T: Data> Stream<T> {
                 checkpointing: sb.checkpoints.is_some(),
                 restored: sb.restored.sink_checkpoint(),
                 committers: sb.committers.clone(),
+                decides_for_job: sb.decides_for_job,
             };
             match sink.open_in(&context) {
                 Ok(writer) => {

@@ -223,6 +223,12 @@ impl CheckpointDriver {
             }
             self.writer.apply(command);
         }
+        if self.remote.is_some() {
+            let notes = self.writer.take_notes();
+            if !notes.is_empty() {
+                self.send(PartEvent::Notes { notes });
+            }
+        }
     }
 
     /// All shards here have ended: the final checkpoint is written (by the
@@ -262,6 +268,23 @@ impl CheckpointDriver {
             if Instant::now() >= deadline {
                 return Err(CheckpointError::FinalNotCompleted(format!(
                     "no word from the coordinator within {} s",
+                    FINAL_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            self.apply_commands();
+        }
+        // Where the job's sinks decide (shard 0 runs here), the other
+        // processes' notes of the final commit are awaited too.
+        while self.writer.awaiting_final_notes() {
+            if cancelled() {
+                return Err(CheckpointError::FinalNotCompleted(
+                    "the task was cancelled before every process committed".into(),
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(CheckpointError::FinalNotCompleted(format!(
+                    "not every process reported its final commit within {} s",
                     FINAL_WAIT.as_secs()
                 )));
             }

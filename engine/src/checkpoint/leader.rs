@@ -187,6 +187,7 @@ impl CheckpointLeader {
                 task: shard,
                 reason,
             }),
+            PartEvent::Notes { notes } => self.commands.push(PartCommand::Notes { notes }),
             PartEvent::Finished { shard, ack } => {
                 self.finished.insert(shard, ack.clone());
                 // It will not answer the checkpoint in flight itself.

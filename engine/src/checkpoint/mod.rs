@@ -96,9 +96,41 @@ pub struct CheckpointConfig {
 
 /// Commits what an exactly-once sink pre-committed for a checkpoint, once the
 /// checkpoint is complete. Called from the driver's thread.
+///
+/// Some sinks also decide something for the whole job once every shard has
+/// committed (the partitioned file sink marks a bucket complete, as Flink's
+/// single partition committer does). That decision is taken where shard 0
+/// runs; on a cluster the committers of other processes leave
+/// [`CommitNote`]s, which the checkpoint leader hands to every process.
 pub trait Committer: Send {
     /// Commits everything pre-committed for checkpoints up to `checkpoint`.
     fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), String>;
+
+    /// Notes for the process that decides for the job, left by commits here.
+    fn take_notes(&mut self) -> Vec<CommitNote> {
+        Vec::new()
+    }
+
+    /// A note another process's committer left; one meant for another sink,
+    /// or arriving where nothing is decided, is ignored.
+    fn receive_note(&mut self, _note: &CommitNote) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether this process decides for the job and waits for notes of the
+    /// final checkpoint from other processes.
+    fn awaiting_final_notes(&self) -> bool {
+        false
+    }
+}
+
+/// What a sink's committer in one process tells the sink's deciding
+/// committer (where shard 0 runs) after a commit. `sink` names the sink
+/// (the same in every process of a job); `body` is the sink's own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommitNote {
+    pub sink: String,
+    pub body: serde_json::Value,
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use super::native_upload::{upload_native, UploadedFiles};
 use super::restore::Store;
 use super::shard::{CheckpointSignals, ShardReport};
 use super::task_entry::ShardAck;
-use super::{CheckpointError, CheckpointId, Committers};
+use super::{CheckpointError, CheckpointId, CommitNote, Committers};
 
 /// What a shard's part of a checkpoint cost (for the leader's statistics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +59,9 @@ pub enum PartEvent {
     },
     /// The shard has ended: this part answers every later checkpoint.
     Finished { shard: u32, ack: ShardAck },
+    /// Sinks here committed and left notes for the process that decides
+    /// for the job (see [`Committer`](super::Committer)).
+    Notes { notes: Vec<CommitNote> },
 }
 
 /// What the leader tells every part writer of the job.
@@ -83,6 +86,8 @@ pub enum PartCommand {
         checkpoint: CheckpointId,
         resume_sources: bool,
     },
+    /// Notes some part writer's sinks left, handed to every part writer.
+    Notes { notes: Vec<CommitNote> },
 }
 
 /// See the module docs.
@@ -262,6 +267,7 @@ impl PartWriter {
     /// Carries out one of the leader's commands.
     pub fn apply(&mut self, command: &PartCommand) {
         match *command {
+            PartCommand::Notes { ref notes } => self.receive_notes(notes),
             PartCommand::Trigger {
                 checkpoint,
                 full,
@@ -319,6 +325,35 @@ impl PartWriter {
                 }
             }
         }
+    }
+
+    /// Hands notes from other processes to every committer here.
+    fn receive_notes(&self, notes: &[CommitNote]) {
+        for committer in self.committers.lock().expect("committers lock").iter() {
+            let mut committer = committer.lock().expect("committer lock");
+            for note in notes {
+                if let Err(e) = committer.receive_note(note) {
+                    // What the note would have let this process decide
+                    // waits; nothing committed is lost.
+                    tracing::warn!("a commit note of sink {}: {e}", note.sink);
+                }
+            }
+        }
+    }
+
+    /// The notes the committers here left since the last call.
+    pub fn take_notes(&self) -> Vec<CommitNote> {
+        let committers = self.committers.lock().expect("committers lock");
+        (committers.iter())
+            .flat_map(|c| c.lock().expect("committer lock").take_notes())
+            .collect()
+    }
+
+    /// Whether a committer here waits for other processes' notes of the
+    /// final checkpoint.
+    pub fn awaiting_final_notes(&self) -> bool {
+        let committers = self.committers.lock().expect("committers lock");
+        (committers.iter()).any(|c| c.lock().expect("committer lock").awaiting_final_notes())
     }
 
     /// Retention deleted these files: a later checkpoint uploads them again

@@ -101,4 +101,8 @@ pub struct SinkContext {
     /// job had finished in it).
     pub restored: Option<u64>,
     pub committers: crate::checkpoint::Committers,
+    /// Shard 0 runs in this process: what a sink decides for the whole job
+    /// once every shard committed (a bucket's marker) is decided here; other
+    /// processes send notes (see [`Committer`](crate::checkpoint::Committer)).
+    pub decides_for_job: bool,
 }

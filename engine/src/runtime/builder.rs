@@ -72,6 +72,8 @@ pub struct ShardBuilder {
     pub(crate) checkpoints: Option<Rc<ShardCheckpoints>>,
     pub(crate) restored: Arc<Restored>,
     pub(crate) committers: Committers,
+    /// Shard 0 runs in this process (see [`SinkContext`](crate::connectors::SinkContext)).
+    pub(crate) decides_for_job: bool,
 }
 
 impl ShardBuilder {
@@ -122,6 +124,7 @@ impl ShardBuilder {
             checkpoints,
             restored: context.restored,
             committers: context.committers,
+            decides_for_job: context.decides_for_job,
         }
     }
 

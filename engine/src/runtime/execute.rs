@@ -47,6 +47,8 @@ pub(crate) struct ShardContext {
     pub checkpointing: Option<ShardCheckpointing>,
     /// Where the shard keeps state on local disk.
     pub local_directory: std::path::PathBuf,
+    /// Shard 0 runs in this process.
+    pub decides_for_job: bool,
 }
 
 /// How often a shard looks for states to write while no checkpoint is
@@ -285,6 +287,7 @@ fn execute_once(
                 full_every: c.full_every,
             }),
             local_directory: local.shard(shard),
+            decides_for_job: here.contains(&0),
         };
         let handle = builder
             .spawn(move || async move {

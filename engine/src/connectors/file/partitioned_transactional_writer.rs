@@ -24,17 +24,28 @@
 //!
 //! Writers live on their shard; a shard's parts are shared with its committer
 //! (one mutex, taken per batch by the shard and per completed checkpoint by
-//! the driver). The tracker is shared by the shards of one run of the job.
+//! the driver). The tracker is shared by the shards of one run of the job in
+//! this process.
+//!
+//! On a cluster the markers are decided in one place, the process that runs
+//! shard 0 (Flink's single partition committer). The trackers of the other
+//! processes decide nothing: each commit of one of their shards becomes a
+//! [`CommitNote`] (the shard's barrier and the buckets it wrote since its last
+//! note), which the checkpoint leader hands to shard 0's committer; its
+//! tracker takes it as if that shard had committed there. The deciding
+//! process ends its part only once every shard's note of the final commit
+//! has arrived, so the last buckets are marked before the job ends. The sink
+//! is named in notes by its directory, the same in every process.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{RecordFormat, SinkContext, SinkWriter, TransactionalFileWriter};
-use crate::checkpoint::{CheckpointId, Committer, Committers, FINAL_CHECKPOINT};
+use crate::checkpoint::{CheckpointId, CommitNote, Committer, Committers, FINAL_CHECKPOINT};
 use crate::Rec;
 
 /// How records fall into buckets and where a bucket's files go.
@@ -88,7 +99,7 @@ fn bucket_of_file_name(name: &str) -> Option<i64> {
 }
 
 /// A checkpoint's barrier as one shard saw it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Barrier {
     checkpoint: CheckpointId,
     watermark: i64,
@@ -97,13 +108,31 @@ struct Barrier {
 /// What a run's [`Committers`] points to.
 type CommitterList = Mutex<Vec<Arc<Mutex<dyn Committer>>>>;
 
+/// What a shard of a process that does not decide tells the deciding one
+/// after committing up to `barrier`: the buckets it wrote since its last
+/// note, each with the checkpoint that covers the writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct MarkNote {
+    shard: u32,
+    barrier: Barrier,
+    written: Vec<(i64, CheckpointId)>,
+}
+
 /// Which buckets of one run of the job may be marked complete; shared by its
-/// shards. See the module docs.
+/// shards in this process. See the module docs.
 #[derive(Default)]
 pub(super) struct MarkTracker {
     /// The run this tracker belongs to (its committers list); a new run
     /// starts afresh.
     run: Weak<CommitterList>,
+    /// Markers are decided here (shard 0 runs in this process); otherwise
+    /// commits become notes.
+    decides: bool,
+    /// Not deciding: per shard here, the buckets written since its last
+    /// note and the last checkpoint covering each.
+    unsent: BTreeMap<u32, BTreeMap<i64, CheckpointId>>,
+    /// Not deciding: notes not yet taken.
+    outgoing: Vec<MarkNote>,
     /// Per shard: its last committed barrier.
     committed: Vec<Option<Barrier>>,
     /// Buckets not marked since records were written to them: per shard, the
@@ -115,7 +144,7 @@ pub(super) struct MarkTracker {
 impl MarkTracker {
     /// Joins the run whose committers list `run` is, starting afresh if this
     /// is a new run.
-    fn join(&mut self, run: &Committers, shards: u32) {
+    fn join(&mut self, run: &Committers, shards: u32, decides: bool) {
         let same = self
             .run
             .upgrade()
@@ -123,6 +152,9 @@ impl MarkTracker {
         if !same {
             *self = MarkTracker {
                 run: Arc::downgrade(run),
+                decides,
+                unsent: BTreeMap::new(),
+                outgoing: Vec::new(),
                 committed: vec![None; shards as usize],
                 unmarked: BTreeMap::new(),
             };
@@ -138,6 +170,14 @@ impl MarkTracker {
 
     /// `shard` wrote to `buckets` before `checkpoint`'s barrier.
     fn written(&mut self, shard: u32, checkpoint: CheckpointId, buckets: &BTreeSet<i64>) {
+        if !self.decides {
+            let unsent = self.unsent.entry(shard).or_default();
+            for &bucket in buckets {
+                let last = unsent.entry(bucket).or_insert(checkpoint);
+                *last = (*last).max(checkpoint);
+            }
+            return;
+        }
         for &bucket in buckets {
             let slot = &mut self.waiting(bucket)[shard as usize];
             *slot = Some(slot.map_or(checkpoint, |c| c.max(checkpoint)));
@@ -147,12 +187,49 @@ impl MarkTracker {
     /// A bucket found on disk without its marker (or with parts committed by
     /// recovery) waits only for the watermarks.
     fn recovered(&mut self, bucket: i64) {
-        self.waiting(bucket);
+        if self.decides {
+            self.waiting(bucket);
+        }
+    }
+
+    /// A note from another process's shard: it committed as if here.
+    fn note<T>(&mut self, note: MarkNote, bucketing: &Bucketing<T>) -> Result<Vec<i64>, String> {
+        if !self.decides {
+            return Ok(Vec::new());
+        }
+        let shards = self.committed.len();
+        if note.shard as usize >= shards {
+            return Err(format!(
+                "a note from shard {} of a job of {shards} shards",
+                note.shard
+            ));
+        }
+        for (bucket, checkpoint) in note.written {
+            let slot = &mut self.waiting(bucket)[note.shard as usize];
+            *slot = Some(slot.map_or(checkpoint, |c| c.max(checkpoint)));
+        }
+        Ok(self.commit(note.shard, note.barrier, bucketing))
+    }
+
+    /// Deciding here, some shard has committed the final checkpoint and
+    /// another has not yet (its note is on its way).
+    fn awaiting_final(&self) -> bool {
+        let is_final = |b: &Option<Barrier>| b.is_some_and(|b| b.checkpoint == FINAL_CHECKPOINT);
+        self.decides && self.committed.iter().any(is_final) && !self.committed.iter().all(is_final)
     }
 
     /// `shard` committed up to `barrier`; returns the buckets now complete
     /// (removed from the tracker).
     fn commit<T>(&mut self, shard: u32, barrier: Barrier, bucketing: &Bucketing<T>) -> Vec<i64> {
+        if !self.decides {
+            let written = self.unsent.remove(&shard).unwrap_or_default();
+            self.outgoing.push(MarkNote {
+                shard,
+                barrier,
+                written: written.into_iter().collect(),
+            });
+            return Vec::new();
+        }
         let slot = &mut self.committed[shard as usize];
         if slot.is_none_or(|c| c.checkpoint < barrier.checkpoint) {
             *slot = Some(barrier);
@@ -220,10 +297,11 @@ impl<T> PartitionedTransactionalWriter<T> {
                 bucketing.directory.display()
             )
         })?;
-        tracker
-            .lock()
-            .expect("mark tracker lock")
-            .join(&context.committers, context.shards);
+        tracker.lock().expect("mark tracker lock").join(
+            &context.committers,
+            context.shards,
+            context.decides_for_job,
+        );
         let mut unfinished = Vec::new();
         for (dir, buckets) in bucket_directories(&bucketing.directory)? {
             let recovered = TransactionalFileWriter::recover(
@@ -254,6 +332,7 @@ impl<T> PartitionedTransactionalWriter<T> {
             .lock()
             .expect("committers lock")
             .push(Arc::new(Mutex::new(PartitionCommitter {
+                sink: bucketing.directory.display().to_string(),
                 shard: context.shard,
                 bucketing: bucketing.clone(),
                 parts: parts.clone(),
@@ -392,6 +471,8 @@ impl<T: Serialize + 'static> SinkWriter<T> for PartitionedTransactionalWriter<T>
 /// Commits one shard's parts when a checkpoint completes, and marks the
 /// buckets that became complete.
 struct PartitionCommitter<T> {
+    /// The sink's name in notes.
+    sink: String,
     shard: u32,
     bucketing: Bucketing<T>,
     parts: Arc<Mutex<ShardParts>>,
@@ -429,18 +510,7 @@ impl<T: 'static> Committer for PartitionCommitter<T> {
             barrier,
             &self.bucketing,
         );
-        let mut first_error = None;
-        for &bucket in &complete {
-            let marker = self.bucketing.bucket_directory(bucket).join("_SUCCESS");
-            if let Err(e) = File::create(&marker).and_then(|f| f.sync_all()) {
-                first_error.get_or_insert(format!("committing {}: {e}", marker.display()));
-                // Tried again when the next checkpoint completes.
-                self.tracker
-                    .lock()
-                    .expect("mark tracker lock")
-                    .recovered(bucket);
-            }
-        }
+        let marked = self.mark(&complete);
         // Writers of buckets with nothing in progress or pending are done
         // (a late record opens its bucket's writer again).
         let mut parts = self.parts.lock().expect("part writer lock");
@@ -448,6 +518,57 @@ impl<T: 'static> Committer for PartitionCommitter<T> {
             writers, pending, ..
         } = &mut *parts;
         writers.retain(|bucket, w| w.has_part_in_progress() || pending.contains_key(bucket));
+        marked
+    }
+
+    fn take_notes(&mut self) -> Vec<CommitNote> {
+        let notes = std::mem::take(&mut self.tracker.lock().expect("mark tracker lock").outgoing);
+        notes
+            .into_iter()
+            .map(|note| CommitNote {
+                sink: self.sink.clone(),
+                body: serde_json::to_value(note).expect("a note is plain data"),
+            })
+            .collect()
+    }
+
+    fn receive_note(&mut self, note: &CommitNote) -> Result<(), String> {
+        // Shard 0's committer takes notes for the tracker of its process.
+        if note.sink != self.sink || self.shard != 0 {
+            return Ok(());
+        }
+        let body = MarkNote::deserialize(&note.body)
+            .map_err(|e| format!("a malformed note ({e}): {}", note.body))?;
+        let complete =
+            (self.tracker.lock().expect("mark tracker lock")).note(body, &self.bucketing)?;
+        self.mark(&complete)
+    }
+
+    fn awaiting_final_notes(&self) -> bool {
+        self.shard == 0
+            && self
+                .tracker
+                .lock()
+                .expect("mark tracker lock")
+                .awaiting_final()
+    }
+}
+
+impl<T> PartitionCommitter<T> {
+    /// Writes the markers of `complete` buckets; one that fails is tried
+    /// again when the next checkpoint completes.
+    fn mark(&self, complete: &[i64]) -> Result<(), String> {
+        let mut first_error = None;
+        for &bucket in complete {
+            let marker = self.bucketing.bucket_directory(bucket).join("_SUCCESS");
+            if let Err(e) = File::create(&marker).and_then(|f| f.sync_all()) {
+                first_error.get_or_insert(format!("committing {}: {e}", marker.display()));
+                self.tracker
+                    .lock()
+                    .expect("mark tracker lock")
+                    .recovered(bucket);
+            }
+        }
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -483,15 +604,26 @@ mod tests {
             tracker: &Arc<Mutex<MarkTracker>>,
             restored: Option<u64>,
         ) -> Run {
+            Run::open_part(bucketing, tracker, restored, &[0, 1])
+        }
+
+        /// The part of the run in one process: the shards `here` of 2.
+        fn open_part(
+            bucketing: &Bucketing<(i64, u32)>,
+            tracker: &Arc<Mutex<MarkTracker>>,
+            restored: Option<u64>,
+            here: &[u32],
+        ) -> Run {
             let committers = Committers::default();
-            let writers = (0..2)
-                .map(|shard| {
+            let writers = (here.iter())
+                .map(|&shard| {
                     let context = SinkContext {
                         shard,
                         shards: 2,
                         checkpointing: true,
                         restored,
                         committers: committers.clone(),
+                        decides_for_job: here.contains(&0),
                     };
                     Box::new(
                         PartitionedTransactionalWriter::open(bucketing, tracker, &context).unwrap(),
@@ -508,6 +640,28 @@ mod tests {
             for committer in self.committers.lock().unwrap().iter() {
                 committer.lock().unwrap().commit(checkpoint).unwrap();
             }
+        }
+
+        /// The notes this part's committers left, through JSON as on the wire.
+        fn notes(&self) -> Vec<CommitNote> {
+            let notes: Vec<CommitNote> = (self.committers.lock().unwrap().iter())
+                .flat_map(|c| c.lock().unwrap().take_notes())
+                .collect();
+            serde_json::from_str(&serde_json::to_string(&notes).unwrap()).unwrap()
+        }
+
+        fn receive(&self, notes: &[CommitNote]) -> Result<(), String> {
+            for committer in self.committers.lock().unwrap().iter() {
+                for note in notes {
+                    committer.lock().unwrap().receive_note(note)?;
+                }
+            }
+            Ok(())
+        }
+
+        fn awaiting_final_notes(&self) -> bool {
+            (self.committers.lock().unwrap().iter())
+                .any(|c| c.lock().unwrap().awaiting_final_notes())
         }
     }
 
@@ -584,6 +738,70 @@ mod tests {
         run.complete(FINAL_CHECKPOINT);
         assert_eq!(bucket(dir.path(), 100), (strings(&["[150,2]"]), true));
         assert_eq!(bucket(dir.path(), 200), (strings(&["[250,6]"]), true));
+    }
+
+    #[test]
+    fn across_processes_buckets_are_marked_where_shard_0_runs_from_the_others_notes() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucketing = bucketing(dir.path());
+        let (tracker_a, tracker_b) = (Arc::default(), Arc::default());
+        let mut a = Run::open_part(&bucketing, &tracker_a, None, &[0]);
+        let mut b = Run::open_part(&bucketing, &tracker_b, None, &[1]);
+        a.writers[0].write(&recs(&[(5, 1)])).unwrap();
+        b.writers[0].write(&recs(&[(7, 3), (150, 2)])).unwrap();
+        a.writers[0].watermark(120);
+        b.writers[0].watermark(130);
+        a.writers[0].pre_commit(1).unwrap();
+        b.writers[0].pre_commit(1).unwrap();
+        a.complete(1);
+        b.complete(1);
+        assert!(a.notes().is_empty(), "the deciding process leaves no notes");
+        assert_eq!(
+            bucket(dir.path(), 0),
+            (strings(&["[5,1]", "[7,3]"]), false),
+            "committed, but shard 1's commit is not known where shard 0 runs"
+        );
+        let notes = b.notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(b.notes().is_empty(), "a note is taken once");
+        b.receive(&notes).unwrap();
+        assert!(
+            !bucket(dir.path(), 0).1,
+            "a process without shard 0 marks nothing"
+        );
+        a.receive(&notes).unwrap();
+        assert_eq!(bucket(dir.path(), 0), (strings(&["[5,1]", "[7,3]"]), true));
+        assert!(!bucket(dir.path(), 100).1, "the watermarks are behind it");
+
+        // Bad notes are named and change nothing.
+        let mut malformed = notes[0].clone();
+        malformed.body = serde_json::json!({"shard": "one"});
+        let error = a.receive(&[malformed]).unwrap_err();
+        assert!(error.contains("malformed note"), "{error}");
+        let mut stranger = notes[0].clone();
+        stranger.body["shard"] = serde_json::json!(7);
+        let error = a.receive(&[stranger]).unwrap_err();
+        assert!(error.contains("shard 7 of a job of 2 shards"), "{error}");
+        let mut other_sink = notes[0].clone();
+        other_sink.sink = "elsewhere".into();
+        other_sink.body["barrier"]["watermark"] = serde_json::json!(i64::MAX);
+        a.receive(&[other_sink]).unwrap();
+        assert!(
+            !bucket(dir.path(), 100).1,
+            "a note of another sink is not this one's"
+        );
+
+        // The end: shard 0's process waits for the other's final note.
+        a.writers[0].finish().unwrap();
+        a.complete(FINAL_CHECKPOINT);
+        assert!(a.awaiting_final_notes());
+        assert!(!bucket(dir.path(), 100).1);
+        b.writers[0].finish().unwrap();
+        b.complete(FINAL_CHECKPOINT);
+        assert!(!b.awaiting_final_notes());
+        a.receive(&b.notes()).unwrap();
+        assert!(!a.awaiting_final_notes());
+        assert_eq!(bucket(dir.path(), 100), (strings(&["[150,2]"]), true));
     }
 
     #[test]
