@@ -237,6 +237,9 @@ enum BenchCommand {
         /// Also kill a worker of a checkpointed job and time its recovery.
         #[arg(long)]
         recovery: bool,
+        /// Seconds of each latency run at half load (0: no latency runs).
+        #[arg(long, default_value_t = 12)]
+        latency_seconds: u64,
         /// Appends the report (Markdown) to this file.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -406,6 +409,7 @@ fn main() -> ExitCode {
                     rounds,
                     seed,
                     recovery,
+                    latency_seconds,
                     report,
                 },
         } => {
@@ -416,6 +420,7 @@ fn main() -> ExitCode {
                 rounds,
                 seed,
                 recovery,
+                latency_seconds,
                 report,
             };
             match sluice_cluster::bench::cluster::run(&spec) {

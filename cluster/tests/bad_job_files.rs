@@ -235,6 +235,29 @@ fn generator_with_zero_keys() {
 }
 
 #[test]
+fn latency_sink_without_a_schedule() {
+    let nexmark = "job = \"nexmark.q0\"\n[source]\nconnector = \"nexmark\"\nevents = 10\n";
+    assert_bad(
+        &format!("{nexmark}[sink]\nconnector = \"latency\"\npath = \"reports\"\n"),
+        &["field `sink.connector`", "offer_at_event_time = true"],
+    );
+    assert_bad(
+        &format!("{nexmark}offer_at_event_time = true\n[sink]\nconnector = \"blackhole\"\n"),
+        &["field `source.base_time_ms`", "the same on every worker"],
+    );
+    assert_bad(
+        &format!(
+            "{nexmark}offer_at_event_time = true\nbase_time_ms = 0\n\
+             [sink]\nconnector = \"latency\"\npath = \"reports\"\ndependency_offset_ms = -1\n"
+        ),
+        &[
+            "field `sink.dependency_offset_ms`",
+            "is -1, expected 0..=1000",
+        ],
+    );
+}
+
+#[test]
 fn wordcount_on_generator() {
     assert_bad(
         &format!("job = \"wordcount\"\n{GOOD_SOURCE}\n{GOOD_SINK}"),

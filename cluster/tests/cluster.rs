@@ -153,6 +153,51 @@ fn queries_on_three_by_one_and_two_by_two_write_what_one_process_writes() {
     }
 }
 
+/// A latency job spread over two workers (Nexmark offered at event time,
+/// the latency sink): every shard reports its histogram, and every result
+/// the job wrote is counted in the merged report exactly once.
+#[test]
+fn a_latency_sink_on_two_workers_accounts_for_every_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("w0", 1);
+    cluster.add_worker("w1", 1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let job = dir.path().join("latency.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "job = \"nexmark.q0\"\nshards = 2\nprogress = false\n\
+             [source]\nconnector = \"nexmark\"\nevents = 100_000\nseed = {SEED}\n\
+             events_per_second = 50_000\nbase_time_ms = {}\noffer_at_event_time = true\n\
+             [sink]\nconnector = \"latency\"\npath = \"reports\"\n\
+             [cluster]\nshards = 2\n",
+            now_ms + 1_500
+        ),
+    )
+    .unwrap();
+    let id = cluster.submit(&job);
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+    assert_eq!(status["state"], "finished", "{status}");
+    let written: u64 = (status["tasks"].as_object().unwrap().values())
+        .map(|task| task["totals"]["records_out"].as_u64().unwrap())
+        .sum();
+    let record =
+        sluice_cluster::bench::latency_sink::read_reports(&dir.path().join("reports"), 2).unwrap();
+    let counted = record.latency_us.len() + record.warmup + record.at_input_end;
+    assert_eq!(counted, written, "{status}");
+    assert!(
+        written > 80_000,
+        "q0 wrote {written} bids of 100,000 events"
+    );
+    assert_eq!(record.early, 0, "no result before the event it depends on");
+    // The schedule lasts 2 s; its first second is warm-up.
+    assert!(record.warmup > 30_000 && record.latency_us.len() > 30_000);
+}
+
 fn windowed(sink: &str, extra: &str) -> String {
     format!(
         "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\

@@ -13,6 +13,13 @@
 //! figure counts from its shards' start; deploying (placement, link set-up)
 //! is reported apart.
 //!
+//! Then, unless `--latency-seconds 0`, latency at half load: each query is
+//! offered on a wall-clock schedule (events released at their event time) at
+//! half the best throughput one process reached, for that many seconds, on
+//! both sides; the cluster's shards report their histograms through the
+//! job file's latency sink. The p99 difference is what crossing processes
+//! adds.
+//!
 //! With `--recovery`, a checkpointed job on two of three workers loses one
 //! to SIGKILL mid-run; the figure is the time from the kill to the job
 //! running again on the spare, split into detection (the attempt failed)
@@ -28,7 +35,8 @@ use hyper::Method;
 use serde_json::{json, Value};
 use sluice_network::auth::ClusterSecret;
 
-use super::nexmark::{self, BenchSpec};
+use super::latency_sink::read_reports;
+use super::nexmark::{self, BenchSpec, LatencyFigures};
 use crate::client::Client;
 
 /// What to run.
@@ -42,6 +50,8 @@ pub struct ClusterBenchSpec {
     pub seed: u64,
     /// Also measure recovery after a worker is killed.
     pub recovery: bool,
+    /// Seconds of each latency run at half load (0: none).
+    pub latency_seconds: u64,
     /// Appends the table to this file.
     pub report: Option<PathBuf>,
 }
@@ -250,6 +260,76 @@ struct QueryFigures {
     cluster: Vec<f64>,
     deploy_ms: Vec<f64>,
     wire_bytes_per_event: f64,
+    /// At half load: the offered rate and each round's figures per side.
+    offered: u64,
+    latency_in_process: Vec<LatencyFigures>,
+    latency_cluster: Vec<LatencyFigures>,
+}
+
+/// The round with the lowest p99 (the least disturbed by the machine).
+fn least_p99(rounds: &[LatencyFigures]) -> Option<&LatencyFigures> {
+    rounds.iter().min_by_key(|l| l.p99_us)
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// The in-process run of `query` (throughput mode without `rate`).
+fn in_process_spec(
+    query: &str,
+    events: u64,
+    spec: &ClusterBenchSpec,
+    rate: Option<u64>,
+) -> BenchSpec {
+    BenchSpec {
+        query: query.to_owned(),
+        events,
+        shards: Some(spec.workers),
+        seed: spec.seed,
+        rate,
+        params: Default::default(),
+        flush_timeout_ms: None,
+        checkpoint_interval_ms: None,
+        checkpoint_full_every: None,
+        checkpoint_alignment: Default::default(),
+        state_backend: Default::default(),
+    }
+}
+
+/// Runs `query` on the cluster offered `rate` events/s on a wall-clock
+/// schedule for `events` events; its latency figures.
+fn latency_on_cluster(
+    cluster: &LocalCluster,
+    query: &str,
+    spec: &ClusterBenchSpec,
+    rate: u64,
+    events: u64,
+    run: usize,
+) -> Result<LatencyFigures, String> {
+    // Starts on a whole second plus a half, far enough ahead for deploying.
+    let now_ms = (nanos() / 1_000_000) as i64;
+    let base_time_ms = (now_ms / 1000 + 2) * 1000 + 500;
+    let reports = cluster.dir.path().join(format!("latency-{query}-{run}"));
+    let text = format!(
+        "job = \"nexmark.{query}\"\nshards = {shards}\nprogress = false\n\
+         [source]\nconnector = \"nexmark\"\nevents = {events}\nseed = {seed}\npartitions = {partitions}\n\
+         events_per_second = {rate}\nbase_time_ms = {base_time_ms}\noffer_at_event_time = true\n\
+         [sink]\nconnector = \"latency\"\npath = \"{path}\"\ndependency_offset_ms = {offset}\n\
+         [cluster]\nshards = {shards}\n",
+        shards = spec.workers,
+        seed = spec.seed,
+        partitions = spec.workers.max(8),
+        path = reports.display(),
+        offset = i64::from(nexmark::fired_by_watermark(query)),
+    );
+    let id = cluster.submit(&format!("latency-{query}"), &text)?;
+    cluster.wait(&id, |s| s["state"] == "finished")?;
+    let record = read_reports(&reports, spec.workers)?;
+    Ok(nexmark::latency_figures(
+        &record,
+        events as f64 / rate as f64,
+    ))
 }
 
 fn best(values: &[f64]) -> f64 {
@@ -361,19 +441,7 @@ pub fn run(spec: &ClusterBenchSpec) -> Result<String, String> {
     for round in 0..spec.rounds {
         loopback.push(loopback_bytes_per_s(Duration::from_secs(1))?);
         for (query, f) in spec.queries.iter().zip(&mut figures) {
-            let alone = nexmark::run(&BenchSpec {
-                query: query.clone(),
-                events: spec.events,
-                shards: Some(spec.workers),
-                seed: spec.seed,
-                rate: None,
-                params: Default::default(),
-                flush_timeout_ms: None,
-                checkpoint_interval_ms: None,
-                checkpoint_full_every: None,
-                checkpoint_alignment: Default::default(),
-                state_backend: Default::default(),
-            })?;
+            let alone = nexmark::run(&in_process_spec(query, spec.events, spec, None))?;
             let (spread, deploy_ms, wire) = run_on_cluster(&cluster, query, spec)?;
             eprintln!(
                 "round {round} {query}: one process {:.2} M/s, {} workers {:.2} M/s",
@@ -387,6 +455,31 @@ pub fn run(spec: &ClusterBenchSpec) -> Result<String, String> {
             f.wire_bytes_per_event = wire as f64 / spec.events as f64;
         }
     }
+    if spec.latency_seconds > 0 {
+        for round in 0..spec.rounds {
+            for (query, f) in spec.queries.iter().zip(&mut figures) {
+                // Half of the best one process reached, in whole thousands.
+                let rate = ((best(&f.in_process) / 2.0 / 1000.0).floor() as u64).max(1) * 1000;
+                let events = rate.saturating_mul(spec.latency_seconds);
+                f.offered = rate;
+                let alone = nexmark::run(&in_process_spec(query, events, spec, Some(rate)))?;
+                let alone = alone
+                    .latency
+                    .ok_or("a latency run without latency figures")?;
+                let run = (round as usize) * spec.queries.len() + f.latency_cluster.len();
+                let spread = latency_on_cluster(&cluster, query, spec, rate, events, run)?;
+                eprintln!(
+                    "round {round} {query} at {:.2} M/s: p99 one process {:.2} ms, {} workers {:.2} ms",
+                    rate as f64 / 1e6,
+                    ms(alone.p99_us),
+                    spec.workers,
+                    ms(spread.p99_us)
+                );
+                f.latency_in_process.push(alone);
+                f.latency_cluster.push(spread);
+            }
+        }
+    }
     let recovery = match spec.recovery {
         true => {
             cluster.add_worker("spare", None)?;
@@ -396,7 +489,7 @@ pub fn run(spec: &ClusterBenchSpec) -> Result<String, String> {
         false => None,
     };
     let mut out = format!(
-        "`sluice bench cluster --queries {} --events {} --workers {} --rounds {}{}` \
+        "`sluice bench cluster --queries {} --events {} --workers {} --rounds {}{} --latency-seconds {}` \
          (commit {}, {cpus} CPUs, workers {}): best of {} rounds; raw loopback TCP {:.0} MiB/s (best; {:.0}–{:.0})\n\n\
          | query | 1 process × {w} shards (M events/s) | {w} workers × 1 shard (M events/s) | ratio | deploy (ms) | bytes on the wire per event |\n\
          |---|---|---|---|---|---|\n",
@@ -405,6 +498,7 @@ pub fn run(spec: &ClusterBenchSpec) -> Result<String, String> {
         spec.workers,
         spec.rounds,
         if spec.recovery { " --recovery" } else { "" },
+        spec.latency_seconds,
         nexmark::git_commit(),
         if pin { "pinned one CPU each with taskset" } else { "unpinned" },
         spec.rounds,
@@ -425,6 +519,38 @@ pub fn run(spec: &ClusterBenchSpec) -> Result<String, String> {
             deploy[deploy.len() / 2],
             f.wire_bytes_per_event,
         ));
+    }
+    if spec.latency_seconds > 0 {
+        out.push_str(&format!(
+            "\nLatency at half load (half the best one-process throughput above, offered on a wall-clock \
+             schedule for {s} s, the first second warm-up; the round with the lower p99 of {r} per side), ms:\n\n\
+             | query | offered (M events/s) | 1 process p50 / p99 / p99.99 | {w} workers p50 / p99 / p99.99 | p99 added | results (1 process / {w} workers) |\n\
+             |---|---|---|---|---|---|\n",
+            s = spec.latency_seconds,
+            r = spec.rounds,
+            w = spec.workers,
+        ));
+        for (query, f) in spec.queries.iter().zip(&figures) {
+            let (Some(alone), Some(spread)) = (
+                least_p99(&f.latency_in_process),
+                least_p99(&f.latency_cluster),
+            ) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "| {query} | {:.2} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | {:+.2} | {} / {} |\n",
+                f.offered as f64 / 1e6,
+                ms(alone.p50_us),
+                ms(alone.p99_us),
+                ms(alone.p99_99_us),
+                ms(spread.p50_us),
+                ms(spread.p99_us),
+                ms(spread.p99_99_us),
+                ms(spread.p99_us) - ms(alone.p99_us),
+                alone.results,
+                spread.results,
+            ));
+        }
     }
     if let Some((detected, redeployed)) = recovery {
         out.push_str(&format!(

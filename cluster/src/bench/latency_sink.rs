@@ -21,8 +21,12 @@
 //! the engine: they are counted apart and left out of the percentiles.
 //!
 //! Writers run on their shard; they hand their histograms over when the
-//! stream ends.
+//! stream ends. A job file's latency sink (`[sink] connector = "latency"`,
+//! for a job on a cluster, whose shards run in other processes) has each
+//! shard also write its record to `latency-<shard>.json` under the sink's
+//! directory, which [`read_reports`] merges.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
@@ -101,6 +105,46 @@ pub struct LatencySink {
     last_event_ms: i64,
     started_ns: i128,
     merged: Arc<Mutex<LatencyRecord>>,
+    /// Where each shard writes its report at the end, if anywhere.
+    report_directory: Option<PathBuf>,
+}
+
+/// One shard's record as written to its report file (the per-second series
+/// stays in process).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ShardReport {
+    shard: u32,
+    early: u64,
+    at_input_end: u64,
+    warmup: u64,
+    /// The histogram: (value in µs, count) per recorded bucket.
+    latency_us: Vec<(u64, u64)>,
+}
+
+fn report_name(shard: u32) -> String {
+    format!("latency-{shard:05}.json")
+}
+
+/// Merges the reports of shards `0..shards` under `directory`.
+pub fn read_reports(directory: &Path, shards: u32) -> Result<LatencyRecord, String> {
+    let mut merged = LatencyRecord::empty();
+    for shard in 0..shards {
+        let path = directory.join(report_name(shard));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let report: ShardReport = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a latency report: {e}", path.display()))?;
+        let mut own = LatencyRecord::empty();
+        for (value, count) in report.latency_us {
+            own.latency_us
+                .saturating_record_n(value.clamp(1, MAX_MICROS), count);
+        }
+        own.early = report.early;
+        own.at_input_end = report.at_input_end;
+        own.warmup = report.warmup;
+        merged.merge(&own);
+    }
+    Ok(merged)
 }
 
 impl LatencySink {
@@ -113,7 +157,15 @@ impl LatencySink {
             last_event_ms,
             started_ns: unix_nanos(),
             merged: Arc::new(Mutex::new(LatencyRecord::empty())),
+            report_directory: None,
         }
+    }
+
+    /// Each shard also writes its record under `directory` when its input
+    /// ends (see the module docs).
+    pub fn reporting_to(mut self, directory: PathBuf) -> Self {
+        self.report_directory = Some(directory);
+        self
     }
 
     /// What the shards recorded (complete once the job has ended).
@@ -123,8 +175,32 @@ impl LatencySink {
 }
 
 struct LatencyWriter {
+    shard: u32,
     sink: LatencySink,
     own: LatencyRecord,
+}
+
+impl LatencyWriter {
+    /// Writes this shard's report (through a temporary file, so a reader
+    /// never sees half of one).
+    fn write_report(&self, directory: &Path) -> Result<(), String> {
+        let report = ShardReport {
+            shard: self.shard,
+            early: self.own.early,
+            at_input_end: self.own.at_input_end,
+            warmup: self.own.warmup,
+            latency_us: (self.own.latency_us.iter_recorded())
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+        };
+        let text = serde_json::to_string(&report).expect("a report is plain data");
+        let path = directory.join(report_name(self.shard));
+        let temporary = directory.join(format!(".{}", report_name(self.shard)));
+        std::fs::create_dir_all(directory)
+            .and_then(|()| std::fs::write(&temporary, text))
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    }
 }
 
 impl<T> SinkWriter<T> for LatencyWriter {
@@ -162,6 +238,9 @@ impl<T> SinkWriter<T> for LatencyWriter {
     }
 
     fn finish(&mut self) -> Result<(), String> {
+        if let Some(directory) = &self.sink.report_directory {
+            self.write_report(directory)?;
+        }
         self.sink
             .merged
             .lock()
@@ -172,8 +251,9 @@ impl<T> SinkWriter<T> for LatencyWriter {
 }
 
 impl<T: 'static> Sink<T> for LatencySink {
-    fn open(&self, _shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
+    fn open(&self, shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
         Ok(Box::new(LatencyWriter {
+            shard,
             sink: self.clone(),
             own: LatencyRecord::empty(),
         }))
@@ -215,5 +295,41 @@ mod tests {
         let max = record.latency_us.max();
         assert!((48_000..1_000_000).contains(&max), "{max} µs");
         assert_eq!(record.seconds.iter().map(|s| s.results).sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn shards_reports_merge_into_what_the_process_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let now_ms = (unix_nanos() / 1_000_000) as i64;
+        let sink =
+            LatencySink::new(0, now_ms - 1_000, now_ms + 60_000).reporting_to(dir.path().into());
+        let mut writers: Vec<Box<dyn SinkWriter<()>>> =
+            (0..2).map(|shard| sink.open(shard, 2).unwrap()).collect();
+        for (i, ago) in [5, 40, 300, 700].into_iter().enumerate() {
+            writers[i % 2].write(&at(now_ms - ago)).unwrap();
+        }
+        writers[1].write(&at(now_ms + 60_001)).unwrap();
+        for w in &mut writers {
+            w.finish().unwrap();
+        }
+        let here = sink.record();
+        let read = read_reports(dir.path(), 2).unwrap();
+        assert_eq!(read.latency_us.len(), 4);
+        assert_eq!(read.at_input_end, 1);
+        for q in [0.0, 0.5, 0.99, 1.0] {
+            assert_eq!(
+                read.latency_us.value_at_quantile(q),
+                here.latency_us.value_at_quantile(q),
+                "quantile {q}"
+            );
+        }
+        let error = read_reports(dir.path(), 3).unwrap_err();
+        assert!(error.contains("latency-00002.json"), "{error}");
+        std::fs::write(dir.path().join("latency-00001.json"), "{\"shard\": 1").unwrap();
+        let error = read_reports(dir.path(), 2).unwrap_err();
+        assert!(
+            error.contains("latency-00001.json: not a latency report"),
+            "{error}"
+        );
     }
 }

@@ -121,7 +121,7 @@ const WARMUP_MS: i64 = 1_000;
 /// Whether a query's results are fired by the watermark (windows, expiry
 /// timers) rather than by the arrival of an event: they depend on the first
 /// event past their timestamp.
-fn fired_by_watermark(query: &str) -> bool {
+pub(crate) fn fired_by_watermark(query: &str) -> bool {
     matches!(
         query,
         "q4" | "q5" | "q6" | "q7" | "q8" | "q9" | "q11" | "q12"
@@ -328,7 +328,7 @@ fn side_input_for(
     Ok(Some(file))
 }
 
-fn latency_figures(record: &LatencyRecord, scheduled_s: f64) -> LatencyFigures {
+pub(crate) fn latency_figures(record: &LatencyRecord, scheduled_s: f64) -> LatencyFigures {
     let h = &record.latency_us;
     LatencyFigures {
         results: h.len(),

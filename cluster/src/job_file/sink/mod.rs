@@ -6,6 +6,7 @@
 
 mod blackhole;
 mod file;
+mod latency;
 mod stdout;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use super::fields::{connector_of, rest, struct_fields, Connector, ConnectorSecti
 use super::{FileContext, JobFileError};
 use blackhole::RawBlackholeSink;
 use file::RawFileSink;
+use latency::RawLatencySink;
 use stdout::RawStdoutSink;
 
 /// Where records go.
@@ -33,8 +35,9 @@ pub enum SinkSpec {
         /// At most this many records per second per shard.
         records_per_second: Option<u64>,
     },
-    /// Measures each result's latency (`sluice bench nexmark --rate`; job
-    /// files cannot name it).
+    /// Measures each result's latency (`sluice bench nexmark --rate`, and
+    /// `connector = "latency"` behind a Nexmark source offering events at
+    /// their event time).
     Latency(crate::bench::latency_sink::LatencySink),
 }
 
@@ -45,19 +48,22 @@ pub(crate) enum RawSinkConnector {
     Stdout(RawStdoutSink),
     File(RawFileSink),
     Blackhole(RawBlackholeSink),
+    Latency(RawLatencySink),
 }
 
 /// Every sink connector by name, with the fields it takes.
-const CONNECTORS: [Connector; 3] = [
+const CONNECTORS: [Connector; 4] = [
     ("stdout", struct_fields::<RawStdoutSink>),
     ("file", struct_fields::<RawFileSink>),
     ("blackhole", struct_fields::<RawBlackholeSink>),
+    ("latency", struct_fields::<RawLatencySink>),
 ];
 
-/// Reads `[sink]` (as a table).
+/// Reads `[sink]` (as a table), behind `source`.
 pub(super) fn parse_sink(
     file: &FileContext,
     mut section: toml::Table,
+    source: &super::SourceSpec,
 ) -> Result<SinkSpec, JobFileError> {
     let ConnectorSection {
         name: connector,
@@ -78,6 +84,7 @@ pub(super) fn parse_sink(
         RawSinkConnector::Stdout(raw) => raw.spec(file)?,
         RawSinkConnector::File(raw) => raw.spec(file)?,
         RawSinkConnector::Blackhole(raw) => raw.spec(file)?,
+        RawSinkConnector::Latency(raw) => raw.spec(file, source)?,
     };
     if let SinkSpec::Stdout {
         format: RecordFormat::Text,

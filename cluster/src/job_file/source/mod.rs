@@ -135,6 +135,7 @@ pub(super) fn parse_source(
 
     let default_bound = match &source {
         SourceSpec::Generator(g) => g.max_delay_ms,
+        SourceSpec::Nexmark(n) if n.release_at_event_time => 0,
         SourceSpec::Nexmark(n) => n.occasional_delay_ms,
         SourceSpec::File { .. } => 0,
     };
