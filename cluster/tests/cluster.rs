@@ -429,9 +429,38 @@ fn a_slow_sink_slows_every_worker_with_memory_bounded() {
     .unwrap();
     let started = Instant::now();
     let id = cluster.submit(&job);
-    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(120));
+    // While it runs, the status shows each shard's progress and how much of
+    // each second its output waited for credit.
+    let (mut running_reports, mut most_backpressured) = (0, 0);
+    let status = loop {
+        let status = cluster.status(&id);
+        if status["state"] == "finished" || status["state"] == "failed" {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{status}");
+        let shards: Vec<&serde_json::Value> = (status["tasks"].as_object().unwrap().values())
+            .flat_map(|t| t["totals"]["shards"].as_array().unwrap())
+            .collect();
+        if shards.len() == 2 && shards.iter().all(|s| s["records_in"].as_u64() > Some(0)) {
+            running_reports += 1;
+            for shard in shards {
+                let ms = shard["backpressured_ms_per_s"].as_u64().unwrap();
+                assert!(ms <= 1000, "{status}");
+                most_backpressured = most_backpressured.max(ms);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let elapsed = started.elapsed();
     assert_eq!(status["state"], "finished", "{status}");
+    assert!(
+        running_reports >= 3,
+        "{running_reports} reports of progress while running"
+    );
+    assert!(
+        most_backpressured >= 300,
+        "a shard behind a slow sink waited {most_backpressured} ms/s at most"
+    );
     let totals = |field: &str| -> u64 {
         (status["tasks"].as_object().unwrap().values())
             .map(|t| t["totals"][field].as_u64().unwrap())

@@ -20,6 +20,9 @@ pub struct ShardMetrics {
     pub late_records_dropped: AtomicU64,
     /// The watermark at the shard's sinks.
     pub watermark: AtomicI64,
+    /// Time the shard's outboxes waited for credit (backpressure), summed
+    /// over its edges.
+    pub backpressured_ns: AtomicU64,
 }
 
 impl Default for ShardMetrics {
@@ -33,6 +36,7 @@ impl Default for ShardMetrics {
             wire_bytes_sent: Arc::default(),
             late_records_dropped: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
+            backpressured_ns: AtomicU64::new(0),
         }
     }
 }
@@ -42,6 +46,29 @@ impl ShardMetrics {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+
+    /// The figures of shard `shard` now.
+    pub fn figures(&self, shard: u32) -> ShardFigures {
+        ShardFigures {
+            shard,
+            records_in: self.records_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            watermark: self.watermark.load(Ordering::Relaxed),
+            backpressured_ns: self.backpressured_ns.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One shard's figures at a moment (a running job's progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardFigures {
+    pub shard: u32,
+    pub records_in: u64,
+    pub records_out: u64,
+    /// At its sinks (`i64::MIN`: none yet).
+    pub watermark: i64,
+    /// Time its outboxes waited for credit since it started.
+    pub backpressured_ns: u64,
 }
 
 /// Totals over all shards of a job.

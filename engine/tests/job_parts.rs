@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_engine::connectors::{CollectSink, Collected, GeneratedEvent, GeneratorSource};
+use sluice_engine::metrics::ShardFigures;
 use sluice_engine::runtime::{JobCancel, JobPart, RemoteLink};
 use sluice_engine::window::{AggregateFunction, SlidingWindows, TimeWindow};
 use sluice_engine::{EngineError, JobConfig, StreamEnv, WatermarkStrategy};
@@ -108,6 +110,7 @@ fn parts(placement: &[Vec<u32>]) -> Vec<JobPart> {
             here: here.clone(),
             links: Vec::new(),
             checkpoints: None,
+            progress: None,
         })
         .collect();
     for (i, a) in placement.iter().enumerate() {
@@ -138,7 +141,13 @@ fn run_parts(placement: &[Vec<u32>], events: u64) -> Results {
     let shards = placement.iter().map(Vec::len).sum::<usize>() as u32;
     let mut threads = Vec::new();
     let mut collected = Vec::new();
-    for part in parts(placement) {
+    let figures: Arc<Mutex<Vec<Vec<ShardFigures>>>> = Arc::default();
+    for (i, mut part) in parts(placement).into_iter().enumerate() {
+        figures.lock().unwrap().push(Vec::new());
+        let reported = figures.clone();
+        part.progress = Some(Box::new(move |now: &[ShardFigures]| {
+            reported.lock().unwrap()[i] = now.to_vec();
+        }));
         let (sender, receiver) = std::sync::mpsc::channel();
         threads.push(std::thread::spawn(move || {
             let (env, output) = build(shards, events);
@@ -152,6 +161,14 @@ fn run_parts(placement: &[Vec<u32>], events: u64) -> Results {
         records_in += thread.join().unwrap().expect("part runs").totals.records_in;
     }
     assert_eq!(records_in, events, "every event read once over the parts");
+    // Each part's last report names its own shards, and they read everything.
+    let figures = figures.lock().unwrap();
+    for (here, reported) in placement.iter().zip(figures.iter()) {
+        let shards: Vec<u32> = reported.iter().map(|f| f.shard).collect();
+        assert_eq!(&shards, here);
+    }
+    let reported_in: u64 = figures.iter().flatten().map(|f| f.records_in).sum();
+    assert_eq!(reported_in, events);
     results(&collected)
 }
 
@@ -185,6 +202,7 @@ fn run_against(peer: impl FnOnce(TcpStream) + Send + 'static) -> Result<u64, Eng
             stream: ours,
         }],
         checkpoints: None,
+        progress: None,
     };
     let result = env.execute_part(part, JobCancel::default());
     peer.join().unwrap();
@@ -245,6 +263,7 @@ fn a_cancelled_part_stops_while_its_peer_is_silent() {
             stream: ours,
         }],
         checkpoints: None,
+        progress: None,
     };
     // The peer never reads nor writes: without the cancel this never ends.
     let result = env.execute_part(part, cancel);

@@ -22,6 +22,23 @@ pub struct TaskTotals {
     /// How long the task ran, from its links being up to its end.
     #[serde(default)]
     pub elapsed_ms: u64,
+    /// Each shard of the task, as of its last report.
+    #[serde(default)]
+    pub shards: Vec<ShardProgress>,
+}
+
+/// One shard of a running task, for the coordinator's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardProgress {
+    pub shard: u32,
+    pub records_in: u64,
+    pub records_out: u64,
+    /// At its sinks (`None`: no watermark yet).
+    pub watermark: Option<i64>,
+    /// Of the last second, how many milliseconds its output waited for
+    /// credit from the shards it sends to (Flink's
+    /// backPressuredTimeMsPerSecond; summed over its edges, at most 1000).
+    pub backpressured_ms_per_s: u64,
 }
 
 /// Worker → coordinator.

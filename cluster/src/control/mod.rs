@@ -16,7 +16,8 @@ pub mod message;
 mod secret;
 
 pub use message::{
-    read_message, write_message, MessageError, ShardPlacement, TaskTotals, ToCoordinator, ToWorker,
+    read_message, write_message, MessageError, ShardPlacement, ShardProgress, TaskTotals,
+    ToCoordinator, ToWorker,
 };
 pub use secret::load_secret;
 

@@ -333,6 +333,20 @@ fn read_loop(
                         )
                     })
                 };
+                let progress = {
+                    let (outbox, job) = (outbox.clone(), job.clone());
+                    Box::new(move |totals| {
+                        let job = job.clone();
+                        send(
+                            &outbox,
+                            &ToCoordinator::TaskProgress {
+                                job,
+                                attempt,
+                                totals,
+                            },
+                        )
+                    })
+                };
                 let deployment = Deployment {
                     job: job.clone(),
                     attempt,
@@ -344,6 +358,7 @@ fn read_loop(
                     pin_cpus: options.pin_cpus,
                     commands: commands_in,
                     events,
+                    progress,
                 };
                 let (me, data, report_to, task_cancel) = (
                     name.to_owned(),

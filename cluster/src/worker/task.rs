@@ -10,15 +10,16 @@
 
 use std::path::Path;
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_engine::checkpoint::{CheckpointId, PartCommand, PartEvents};
+use sluice_engine::metrics::ShardFigures;
 use sluice_engine::runtime::{JobCancel, JobPart, PartCheckpoints, RemoteLink};
 use sluice_engine::StreamEnv;
 
 use super::data_plane::{DataPlane, LinkKey};
-use crate::control::{ShardPlacement, TaskTotals, ToCoordinator};
+use crate::control::{ShardPlacement, ShardProgress, TaskTotals, ToCoordinator};
 use crate::job_file::JobFile;
 use crate::run::build_job;
 
@@ -42,6 +43,8 @@ pub struct Deployment {
     pub commands: Receiver<PartCommand>,
     /// Where this part's checkpoint events go.
     pub events: PartEvents,
+    /// Where the task's progress goes, every second while it runs.
+    pub progress: Box<dyn FnMut(TaskTotals) + Send>,
 }
 
 /// Runs `deployment`'s shards that `me` holds; reports through `report`.
@@ -103,10 +106,12 @@ fn build_and_run(
     cancel: JobCancel,
     running: &dyn Fn(),
 ) -> Result<TaskTotals, String> {
-    let (env, part) = prepare(deployment, me, data, &cancel)?;
+    let (env, mut part) = prepare(deployment, me, data, &cancel)?;
     running();
+    let last_shards = part_progress(&mut part, &mut deployment.progress);
     let report = env.execute_part(part, cancel).map_err(|e| e.to_string())?;
     let t = report.totals;
+    let shards = std::mem::take(&mut *last_shards.lock().expect("progress lock"));
     Ok(TaskTotals {
         records_in: t.records_in,
         records_out: t.records_out,
@@ -114,7 +119,55 @@ fn build_and_run(
         wire_bytes_sent: t.wire_bytes_sent,
         late_records_dropped: t.late_records_dropped,
         elapsed_ms: report.elapsed.as_millis() as u64,
+        shards,
     })
+}
+
+/// Has `part` report its shards' figures through `progress` (as task
+/// totals, with backpressure per second since the previous report); the
+/// shards as last reported are kept in what this returns.
+fn part_progress(
+    part: &mut JobPart,
+    progress: &mut Box<dyn FnMut(TaskTotals) + Send>,
+) -> Arc<Mutex<Vec<ShardProgress>>> {
+    let last: Arc<Mutex<Vec<ShardProgress>>> = Arc::default();
+    let mut send = std::mem::replace(progress, Box::new(|_| {}));
+    let kept = last.clone();
+    let mut previous: Option<(Instant, Vec<ShardFigures>)> = None;
+    part.progress = Some(Box::new(move |now: &[ShardFigures]| {
+        let at = Instant::now();
+        let shards: Vec<ShardProgress> = (now.iter().enumerate())
+            .map(|(i, f)| {
+                let before = previous.as_ref().and_then(|(when, figures)| {
+                    let same = figures.get(i).filter(|p| p.shard == f.shard)?;
+                    Some((at.duration_since(*when), same.backpressured_ns))
+                });
+                let backpressured_ms_per_s = match before {
+                    Some((interval, ns)) if !interval.is_zero() => {
+                        let waited = f.backpressured_ns.saturating_sub(ns) as f64;
+                        ((waited / interval.as_nanos() as f64) * 1000.0).min(1000.0) as u64
+                    }
+                    _ => 0,
+                };
+                ShardProgress {
+                    shard: f.shard,
+                    records_in: f.records_in,
+                    records_out: f.records_out,
+                    watermark: (f.watermark != i64::MIN).then_some(f.watermark),
+                    backpressured_ms_per_s,
+                }
+            })
+            .collect();
+        previous = Some((at, now.to_vec()));
+        send(TaskTotals {
+            records_in: shards.iter().map(|s| s.records_in).sum(),
+            records_out: shards.iter().map(|s| s.records_out).sum(),
+            shards: shards.clone(),
+            ..TaskTotals::default()
+        });
+        *kept.lock().expect("progress lock") = shards;
+    }));
+    last
 }
 
 /// Builds the job and connects the links of this worker's shards.
@@ -178,6 +231,7 @@ fn prepare(
             here,
             links,
             checkpoints,
+            progress: None,
         },
     ))
 }

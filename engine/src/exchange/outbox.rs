@@ -30,6 +30,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::sync::Semaphore;
@@ -39,6 +40,7 @@ use sluice_network::{
 use sluice_state::{CodecError, EntryWriter};
 
 use crate::checkpoint::{BarrierAlignment, ShardCheckpoints, SourcePositions};
+use crate::metrics::ShardMetrics;
 use crate::push::EdgeId;
 use crate::runtime::AbortSignal;
 
@@ -84,6 +86,8 @@ pub(crate) struct EdgeOutbox {
     waiting: RefCell<Option<WaitingBarrier>>,
     /// By destination: a backlog was announced and not yet withdrawn.
     backlogged: RefCell<Vec<bool>>,
+    /// The shard's metrics: time spent waiting for credit is counted there.
+    metrics: Arc<ShardMetrics>,
 }
 
 /// How the names of sending-side channel states begin.
@@ -95,7 +99,13 @@ pub(crate) fn output_state_name(edge: EdgeId) -> String {
 }
 
 impl EdgeOutbox {
-    pub fn new(edge: EdgeId, shard: u32, shards: u32, abort: AbortSignal) -> Self {
+    pub fn new(
+        edge: EdgeId,
+        shard: u32,
+        shards: u32,
+        abort: AbortSignal,
+        metrics: Arc<ShardMetrics>,
+    ) -> Self {
         EdgeOutbox {
             edge,
             shard,
@@ -107,6 +117,7 @@ impl EdgeOutbox {
             output: RefCell::new(None),
             waiting: RefCell::new(None),
             backlogged: RefCell::new(vec![false; shards as usize]),
+            metrics,
         }
     }
 
@@ -370,7 +381,10 @@ impl EdgeOutbox {
                 return;
             }
             if !self.credit_came() {
+                let waiting_since = Instant::now();
                 self.wait_for_credit().await;
+                let waited = waiting_since.elapsed().as_nanos() as u64;
+                ShardMetrics::add(&self.metrics.backpressured_ns, waited);
             }
         }
     }

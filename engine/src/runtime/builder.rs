@@ -198,9 +198,10 @@ impl ShardBuilder {
 
     pub(crate) fn outbox(&mut self, edge: EdgeId) -> Rc<EdgeOutbox> {
         let (shard, shards, abort) = (self.shard, self.shards, self.abort.clone());
+        let metrics = self.metrics.clone();
         self.outboxes
             .entry(edge)
-            .or_insert_with(|| Rc::new(EdgeOutbox::new(edge, shard, shards, abort)))
+            .or_insert_with(|| Rc::new(EdgeOutbox::new(edge, shard, shards, abort, metrics)))
             .clone()
     }
 

@@ -23,7 +23,7 @@ use sluice_network::{
 
 use super::abort::AbortWatch;
 use super::builder::{Outboxes, RootBuilder, ShardBuilder};
-use super::job_part::{JobCancel, JobPart, RemoteLink};
+use super::job_part::{JobCancel, JobPart, RemoteLink, PART_PROGRESS_INTERVAL};
 use super::local_directory::LocalDirectory;
 use super::progress::{ProgressReporter, ProgressSample};
 use super::AbortSignal;
@@ -33,7 +33,7 @@ use crate::checkpoint::{
 };
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput, GateStep};
-use crate::metrics::{totals, JobTotals, ShardMetrics};
+use crate::metrics::{totals, JobTotals, ShardFigures, ShardMetrics};
 use crate::{EngineError, JobConfig};
 
 /// How often the waiting thread drives checkpoints and progress.
@@ -184,7 +184,7 @@ fn execute_once(
 ) -> Result<JobReport, EngineError> {
     config.validate().map_err(EngineError::Config)?;
     let shards = config.shards;
-    let (here, mut links, abort, leader) = match part {
+    let (here, mut links, abort, leader, mut part_progress) = match part {
         Some((part, cancel)) => {
             part.validate(shards).map_err(EngineError::Config)?;
             let mut by_shard: HashMap<u32, Vec<RemoteLink>> = HashMap::new();
@@ -196,13 +196,14 @@ fn execute_once(
                 commands: c.commands,
                 final_tag: c.final_tag,
             });
-            (part.here, by_shard, cancel.abort, leader)
+            (part.here, by_shard, cancel.abort, leader, part.progress)
         }
         None => (
             (0..shards).collect::<Vec<u32>>(),
             HashMap::new(),
             AbortSignal::default(),
             Some(LeaderLink::Local { shards }),
+            None,
         ),
     };
     let config = Arc::new(config);
@@ -304,6 +305,12 @@ fn execute_once(
         handles.push(handle);
     }
 
+    // The shards of other processes have no figures here (their watermark
+    // would hold the totals' back for good).
+    let metrics_here: Vec<Arc<ShardMetrics>> = (here.iter())
+        .map(|&shard| metrics[shard as usize].clone())
+        .collect();
+    let mut part_reported = Instant::now();
     let mut progress = config
         .progress_interval
         .map(|interval| ProgressReporter::new(interval, config.expected_records_in));
@@ -320,8 +327,17 @@ fn execute_once(
             }
         }
         if let Some(progress) = &mut progress {
-            progress.tick(started.elapsed(), || totals(&metrics));
+            progress.tick(started.elapsed(), || totals(&metrics_here));
         }
+        if let Some(report) = &mut part_progress {
+            if part_reported.elapsed() >= PART_PROGRESS_INTERVAL {
+                part_reported = Instant::now();
+                report(&figures_here(&here, &metrics));
+            }
+        }
+    }
+    if let Some(report) = &mut part_progress {
+        report(&figures_here(&here, &metrics));
     }
     let progress = progress.map(ProgressReporter::finish).unwrap_or_default();
     let mut panicked = Vec::new();
@@ -353,13 +369,20 @@ fn execute_once(
         shards,
         pinned,
         elapsed,
-        totals: totals(&metrics),
+        totals: totals(&metrics_here),
         progress,
         restarts: 0,
         checkpoints: driver.map(|d| d.completed()).unwrap_or_default(),
         restore_ms,
         stopped_with,
     })
+}
+
+/// The figures of the shards `here`.
+fn figures_here(here: &[u32], metrics: &[Arc<ShardMetrics>]) -> Vec<ShardFigures> {
+    (here.iter())
+        .map(|&shard| metrics[shard as usize].figures(shard))
+        .collect()
 }
 
 pub fn format_watermark(wm: i64) -> String {

@@ -83,7 +83,6 @@ impl std::fmt::Debug for PartCheckpoints {
 }
 
 /// The shards of a job that run in this process.
-#[derive(Debug)]
 pub struct JobPart {
     /// Global indices of the shards that run here.
     pub here: Vec<u32>,
@@ -91,7 +90,28 @@ pub struct JobPart {
     pub links: Vec<RemoteLink>,
     /// Required when the job checkpoints.
     pub checkpoints: Option<PartCheckpoints>,
+    /// Called with the figures of the shards here every
+    /// [`PART_PROGRESS_INTERVAL`] and once at the end, from the thread that
+    /// waits for them.
+    pub progress: Option<PartProgress>,
 }
+
+impl std::fmt::Debug for JobPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobPart")
+            .field("here", &self.here)
+            .field("links", &self.links)
+            .field("checkpoints", &self.checkpoints)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// See [`JobPart::progress`].
+pub type PartProgress = Box<dyn FnMut(&[crate::metrics::ShardFigures]) + Send>;
+
+/// How often a part reports its shards' figures.
+pub const PART_PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl JobPart {
     /// Checks the invariants against a job of `shards` shards.

@@ -24,6 +24,6 @@ pub(crate) use abort::AbortSignal;
 pub use builder::ShardBuilder;
 pub(crate) use builder::{reachable_outboxes, RootBuilder, Tick};
 pub use execute::{execute, execute_part, JobReport};
-pub use job_part::{JobCancel, JobPart, PartCheckpoints, RemoteLink};
+pub use job_part::{JobCancel, JobPart, PartCheckpoints, PartProgress, RemoteLink};
 pub use progress::ProgressSample;
 pub(crate) use source_task::{run_source, SourceCheckpointing, SourceTask};
