@@ -302,8 +302,13 @@ impl<T: Data> Stream<T> {
                         let participant = checkpoints.participate(ParticipantKind::Sink);
                         (checkpoints, participant)
                     });
-                    let op =
-                        SinkOperator::new(writer, sb.metrics.clone(), sb.errors(), checkpoints);
+                    let op = SinkOperator::new(
+                        writer,
+                        sb.metrics.clone(),
+                        sb.errors(),
+                        checkpoints,
+                        sb.abort.clone(),
+                    );
                     attach(sb, Box::new(op));
                 }
                 Err(e) => sb.fail(EngineError::Sink(e)),

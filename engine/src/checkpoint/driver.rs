@@ -198,8 +198,10 @@ impl CheckpointDriver {
         }
     }
 
-    /// The leader's commands, carried out in order.
-    fn apply_commands(&mut self) {
+    /// The leader's commands, carried out in order. Also while the job
+    /// aborts: a checkpoint the leader completed is complete, and its sinks
+    /// commit it (a stop-with-savepoint's last output, on a cluster).
+    pub fn apply_commands(&mut self) {
         let commands = match (&mut self.leader, &mut self.remote) {
             (Some(leader), _) => {
                 self.writer.forget_uploaded(&leader.take_deleted());

@@ -1,6 +1,11 @@
 //! The end of a chain: hands batches to a sink writer and counts them. At a
 //! checkpoint barrier the writer pre-commits, then the sink counts as done
 //! for that checkpoint on its shard.
+//!
+//! Once the job aborts (cancelled, replaced by a newer attempt, another
+//! shard or link failed) the sink writes nothing more and does not finish:
+//! the attempt commits nothing after that, and a newer attempt may already
+//! be writing in the same place.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -10,6 +15,7 @@ use crate::checkpoint::{ShardCheckpoints, SourcePositions};
 use crate::connectors::SinkWriter;
 use crate::metrics::ShardMetrics;
 use crate::push::{Control, EdgeId, Push};
+use crate::runtime::AbortSignal;
 use crate::{EngineError, Rec};
 
 pub struct SinkOperator<T> {
@@ -18,14 +24,16 @@ pub struct SinkOperator<T> {
     errors: Arc<Mutex<Vec<EngineError>>>,
     failed: bool,
     checkpoints: Option<(Rc<ShardCheckpoints>, usize)>,
+    abort: AbortSignal,
 }
 
 impl<T> SinkOperator<T> {
-    pub fn new(
+    pub(crate) fn new(
         writer: Box<dyn SinkWriter<T>>,
         metrics: Arc<ShardMetrics>,
         errors: Arc<Mutex<Vec<EngineError>>>,
         checkpoints: Option<(Rc<ShardCheckpoints>, usize)>,
+        abort: AbortSignal,
     ) -> Self {
         SinkOperator {
             writer,
@@ -33,6 +41,7 @@ impl<T> SinkOperator<T> {
             errors,
             failed: false,
             checkpoints,
+            abort,
         }
     }
 
@@ -49,7 +58,7 @@ impl<T> SinkOperator<T> {
 
 impl<T> Push<T> for SinkOperator<T> {
     fn push(&mut self, batch: &mut Vec<Rec<T>>) {
-        if !self.failed && !batch.is_empty() {
+        if !self.failed && !batch.is_empty() && !self.abort.is_set() {
             ShardMetrics::add(&self.metrics.records_out, batch.len() as u64);
             if let Err(e) = self.writer.write(batch) {
                 self.fail(e);
@@ -59,6 +68,9 @@ impl<T> Push<T> for SinkOperator<T> {
     }
 
     fn control(&mut self, event: Control) {
+        if self.abort.is_set() {
+            return;
+        }
         match event {
             Control::Watermark(wm) => {
                 self.metrics.watermark.store(wm, Ordering::Relaxed);

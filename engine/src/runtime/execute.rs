@@ -316,14 +316,19 @@ fn execute_once(
         .map(|interval| ProgressReporter::new(interval, config.expected_records_in));
     while finished.load(Ordering::Acquire) < here.len() as u32 {
         std::thread::sleep(DRIVER_TICK);
-        // A failing job acknowledges and commits nothing more: what its
-        // shards do while they wind down is not a checkpoint's.
-        if let Some(driver) = driver.as_mut().filter(|_| !abort.is_set()) {
-            driver.poll();
-            if driver.stopped_with.is_some() && !abort.is_set() {
-                // Stop with savepoint: end the streams now; nothing after
-                // the savepoint is committed.
-                abort.set();
+        // A failing job acknowledges nothing more: what its shards do while
+        // they wind down is not a checkpoint's. What the leader completed
+        // before is still committed.
+        if let Some(driver) = driver.as_mut() {
+            if abort.is_set() {
+                driver.apply_commands();
+            } else {
+                driver.poll();
+                if driver.stopped_with.is_some() {
+                    // Stop with savepoint: end the streams now; nothing
+                    // after the savepoint is committed.
+                    abort.set();
+                }
             }
         }
         if let Some(progress) = &mut progress {
@@ -338,6 +343,9 @@ fn execute_once(
     }
     if let Some(report) = &mut part_progress {
         report(&figures_here(&here, &metrics));
+    }
+    if let Some(driver) = driver.as_mut().filter(|_| abort.is_set()) {
+        driver.apply_commands();
     }
     let progress = progress.map(ProgressReporter::finish).unwrap_or_default();
     let mut panicked = Vec::new();

@@ -178,9 +178,14 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
     let mut pause = Duration::from_micros(100);
     let mut failed = false;
 
+    let mut aborted = false;
     while !combiner.all_ended() {
-        // Another shard failed: stop reading and end the stream.
-        failed |= abort.is_set();
+        // The job aborts (another shard or a link failed, or it is
+        // cancelled): stop reading and end the stream, without the final
+        // watermark — no window fires for an attempt that commits nothing
+        // more.
+        aborted |= abort.is_set();
+        failed |= aborted;
         if let Some(c) = checkpointing.as_ref().filter(|_| !failed) {
             if emit_barrier_if_triggered(c, &mut chain, &mut last_barrier, &partitions, &clock) {
                 drain(&outboxes).await;
@@ -290,8 +295,9 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
             for (index, partition) in partitions.iter_mut().enumerate() {
                 if !partition.ended {
                     partition.ended = true;
-                    if let Some(wm) = combiner.end(index) {
-                        chain.control(Control::Watermark(wm));
+                    match combiner.end(index) {
+                        Some(wm) if !aborted => chain.control(Control::Watermark(wm)),
+                        _ => {}
                     }
                 }
             }

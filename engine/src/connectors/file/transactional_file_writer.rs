@@ -163,7 +163,35 @@ impl TransactionalFileWriter {
 
     fn publish(&self, shard: u32, seq: u64, pending: &Path) -> Result<(), String> {
         let target = self.final_path(shard, seq);
-        std::fs::rename(pending, &target).map_err(|e| io("committing", &target, e))
+        match std::fs::rename(pending, &target) {
+            Ok(()) => Ok(()),
+            // Published meanwhile by the attempt it belongs to, winding down.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => Ok(()),
+            Err(e) => Err(io("committing", &target, e)),
+        }
+    }
+
+    /// Creates the next in-progress part, never one that exists: an older
+    /// attempt of this shard may still be winding down in this directory,
+    /// and its parts must not be truncated; a name taken moves on to the
+    /// next sequence number.
+    fn create_part(&mut self) -> Result<(PathBuf, File), String> {
+        const ATTEMPTS: u32 = 1_000;
+        for _ in 0..ATTEMPTS {
+            let path = self
+                .directory
+                .join(format!(".part-{:05}-{}.inprogress", self.shard, self.seq));
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((path, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.seq += 1,
+                Err(e) => return Err(io("creating", &path, e)),
+            }
+        }
+        Err(format!(
+            "no free part name for shard {} in {} after {ATTEMPTS} tries",
+            self.shard,
+            self.directory.display()
+        ))
     }
 
     /// Appends records to the in-progress part.
@@ -175,10 +203,7 @@ impl TransactionalFileWriter {
                 .map_err(|e| format!("encoding a record as {:?}: {e}", self.format))?;
         }
         if self.current.is_none() {
-            let path = self
-                .directory
-                .join(format!(".part-{:05}-{}.inprogress", self.shard, self.seq));
-            let file = File::create(&path).map_err(|e| io("creating", &path, e))?;
+            let (path, file) = self.create_part()?;
             self.current = Some((path, BufWriter::with_capacity(1 << 20, file)));
         }
         let (path, file) = self.current.as_mut().expect("opened above");
@@ -260,6 +285,46 @@ mod tests {
         visible.sort();
         hidden.sort();
         (visible, hidden)
+    }
+
+    /// An older attempt of shard 0 still winding down (it had opened a part)
+    /// while the restored attempt recovers and writes in the same directory:
+    /// neither truncates the other's part, and a part the old one publishes
+    /// first is not an error for the new one's recovery.
+    #[test]
+    fn two_attempts_of_a_shard_never_share_a_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let format = RecordFormat::JsonLines;
+        let mut old = TransactionalFileWriter::recover(dir.path(), format, 0, 1, None).unwrap();
+        old.write(&recs(&[1])).unwrap();
+        old.pre_commit(1).unwrap();
+        let mut new = TransactionalFileWriter::recover(dir.path(), format, 0, 1, Some(1)).unwrap();
+        assert_eq!(listing(dir.path()).0.len(), 1, "recovery committed part 0");
+        // Both open their next part, the old one first, at the same number.
+        old.write(&recs(&[2])).unwrap();
+        new.write(&recs(&[3])).unwrap();
+        new.pre_commit(2).unwrap();
+        new.commit(2).unwrap();
+        let (visible, hidden) = listing(dir.path());
+        let texts: Vec<&str> = visible.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["1\n", "3\n"], "{visible:?}");
+        assert_eq!(
+            hidden,
+            [".part-00000-1.inprogress"],
+            "the old attempt's part is its own"
+        );
+
+        // A pending part published by its own attempt while another
+        // recovery had listed it.
+        let pending = dir.path().join(".part-00000-7.pending-3");
+        std::fs::write(&pending, "7\n").unwrap();
+        let lister = TransactionalFileWriter::resume(dir.path(), format, 0).unwrap();
+        std::fs::rename(&pending, dir.path().join("part-00000-7.jsonl")).unwrap();
+        lister.publish(0, 7, &pending).unwrap();
+        assert!(
+            lister.publish(0, 8, &pending).is_err(),
+            "a part that never was"
+        );
     }
 
     #[test]
