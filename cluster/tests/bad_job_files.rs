@@ -258,6 +258,41 @@ fn latency_sink_without_a_schedule() {
 }
 
 #[test]
+fn bad_record_policies_are_checked() {
+    let file = "[source]\nconnector = \"file\"\npaths = [\"words.txt\"]\nformat = \"jsonl\"\n";
+    assert_bad(
+        &windowed(
+            "",
+            &format!("{file}on_bad_record = \"ignore\"\n"),
+            GOOD_SINK,
+            "",
+        ),
+        &[
+            "field `source.on_bad_record`",
+            "expected \"fail\", \"skip\" or \"side-output\"",
+        ],
+    );
+    assert_bad(
+        &windowed(
+            "",
+            &format!("{file}on_bad_record = \"side-output\"\n"),
+            GOOD_SINK,
+            "",
+        ),
+        &["field `source.dead_letter_path`", "is missing"],
+    );
+    assert_bad(
+        &windowed(
+            "",
+            &format!("{file}dead_letter_path = \"bad\"\n"),
+            GOOD_SINK,
+            "",
+        ),
+        &["field `source.dead_letter_path`", "only with on_bad_record"],
+    );
+}
+
+#[test]
 fn wordcount_on_generator() {
     assert_bad(
         &format!("job = \"wordcount\"\n{GOOD_SOURCE}\n{GOOD_SINK}"),

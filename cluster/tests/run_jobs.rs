@@ -107,6 +107,71 @@ fn windowed_aggregation_is_the_same_on_1_2_and_4_shards() {
     assert_eq!(outputs[0], outputs[2]);
 }
 
+/// `on_bad_record = "skip"` and `"side-output"`: the malformed line is
+/// left out and the job succeeds; the side output holds the line, where it
+/// was and why it was refused.
+#[test]
+fn malformed_records_are_skipped_or_written_aside_as_the_source_says() {
+    for policy in ["skip", "side-output"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("events.jsonl"),
+            "{\"seq\":0,\"key\":7,\"value\":5,\"ts\":1000}\n{\"seq\":1,\"key\":7,\"value\":6,\"ts\":1500}\n{\"seq\":2,\"key\":7,\"value\":oops,\"ts\":1600}\n{\"seq\":3,\"key\":7,\"value\":1,\"ts\":1700}\n",
+        )
+        .unwrap();
+        let dead_letters = match policy {
+            "side-output" => "dead_letter_path = \"bad\"\n",
+            _ => "",
+        };
+        let job = dir.path().join("job.toml");
+        std::fs::write(
+            &job,
+            format!(
+                "job = \"windowed_aggregation\"\nshards = 1\n[source]\nconnector = \"file\"\n\
+                 paths = [\"events.jsonl\"]\nformat = \"jsonl\"\non_bad_record = \"{policy}\"\n{dead_letters}\
+                 [sink]\nconnector = \"file\"\npath = \"out\"\n"
+            ),
+        )
+        .unwrap();
+        let output = sluice_run(&job);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{policy}: {stderr}");
+        assert!(
+            stderr.contains("skipped a bad record at") && stderr.contains("events.jsonl:3"),
+            "{policy}: {stderr}"
+        );
+        let lines = read_parts(&dir.path().join("out"));
+        assert_eq!(
+            lines,
+            vec![
+                "{\"key\":7,\"window_start\":1000,\"window_end\":2000,\"count\":3,\"sum\":12}"
+                    .to_string()
+            ],
+            "{policy}"
+        );
+        let aside = dir.path().join("bad").join("bad-records-00000.jsonl");
+        if policy == "skip" {
+            assert!(!aside.exists());
+            continue;
+        }
+        let text = std::fs::read_to_string(&aside).unwrap();
+        let letters: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(letters.len(), 1, "{text}");
+        assert!(letters[0]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("events.jsonl:3"));
+        assert!(letters[0]["record"].as_str().unwrap().contains("oops"));
+        assert!(letters[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON"));
+    }
+}
+
 #[test]
 fn a_malformed_record_fails_the_job_naming_it_and_keeps_what_came_before() {
     let dir = tempfile::tempdir().unwrap();

@@ -98,9 +98,11 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             paths,
             format,
             split_bytes,
+            bad_records,
         } => {
             let source = FileSource::<GeneratedEvent>::new(paths, *format, *split_bytes)
-                .map_err(|e| file.invalid("source.paths", e.to_string()))?;
+                .map_err(|e| file.invalid("source.paths", e.to_string()))?
+                .with_bad_records(bad_records.clone());
             let strategy = if file.event_time.processing_time {
                 strategy
             } else {

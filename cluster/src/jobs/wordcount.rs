@@ -62,6 +62,7 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
         paths,
         format,
         split_bytes,
+        bad_records,
     } = &file.source
     else {
         return Err(file.invalid(
@@ -76,7 +77,8 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
         ));
     }
     let source = FileSource::<String>::new(paths, RecordFormat::Text, *split_bytes)
-        .map_err(|e| file.invalid("source.paths", e.to_string()))?;
+        .map_err(|e| file.invalid("source.paths", e.to_string()))?
+        .with_bad_records(bad_records.clone());
     let lowercase = params.lowercase;
     let counts = env
         .source(source, WatermarkStrategy::no_watermarks())

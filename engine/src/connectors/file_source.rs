@@ -5,7 +5,8 @@
 //! which its first byte lies: a reader that starts inside a line skips to the
 //! next one, and one that reaches its end finishes the line it is in. The
 //! position is the byte offset of the next line. A malformed line is an error
-//! naming the file and the line (or byte offset).
+//! naming the file and the line (or byte offset), or skipped as the source's
+//! [`BadRecordPolicy`] says.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{RecordFormat, Source, SourcePoll, SourceReader};
+use super::{BadRecordPolicy, BadRecords, RecordFormat, Source, SourcePoll, SourceReader};
 use crate::record::NO_TIMESTAMP;
 use crate::{Rec, SourceError};
 
@@ -34,6 +35,7 @@ type Parse<T> = Arc<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
 pub struct FileSource<T> {
     splits: Vec<FileSplit>,
     parse: Parse<T>,
+    bad_records: BadRecordPolicy,
 }
 
 impl<T: DeserializeOwned + 'static> FileSource<T> {
@@ -74,7 +76,14 @@ impl<T: DeserializeOwned + 'static> FileSource<T> {
         Ok(FileSource {
             splits,
             parse: Arc::new(move |line| format.parse::<T>(line).map_err(|e| e.0)),
+            bad_records: BadRecordPolicy::Fail,
         })
+    }
+
+    /// What its readers do with a line they cannot parse (default: fail).
+    pub fn with_bad_records(mut self, policy: BadRecordPolicy) -> Self {
+        self.bad_records = policy;
+        self
     }
 
     pub fn splits(&self) -> &[FileSplit] {
@@ -91,6 +100,7 @@ struct FileSplitReader<T> {
     line: Option<u64>,
     buffer: String,
     parse: Parse<T>,
+    bad_records: BadRecords,
 }
 
 impl<T> FileSplitReader<T> {
@@ -133,10 +143,8 @@ impl<T: 'static> SourceReader<T> for FileSplitReader<T> {
                         value,
                     }),
                     Err(reason) => {
-                        return Err(SourceError::BadRecord {
-                            location: self.where_(line_start),
-                            reason,
-                        })
+                        let location = self.where_(line_start);
+                        self.bad_records.handle(location, reason, line)?;
                     }
                 }
             }
@@ -188,6 +196,7 @@ impl<T: 'static> Source<T> for FileSource<T> {
             line: (split.start == 0).then_some(1),
             buffer: String::new(),
             parse: self.parse.clone(),
+            bad_records: BadRecords::new(&self.bad_records, partition),
             split,
         };
         if reader.split.start > 0 {

@@ -5,6 +5,7 @@
 //! one partition in batches and knows its position (so checkpoints can later
 //! record and restore it). A [`Sink`] opens one [`SinkWriter`] per shard.
 
+mod bad_records;
 mod collect;
 mod file;
 mod file_source;
@@ -12,6 +13,7 @@ mod generator;
 pub mod nexmark;
 mod record_format;
 
+pub use bad_records::{BadRecordPolicy, BadRecords};
 pub use collect::{CollectSink, Collected};
 pub use file::{
     BlackholeSink, ExactlyOnceFileSink, FileSink, StdoutSink, ThrottledBlackholeSink,

@@ -34,6 +34,8 @@ pub enum SourceSpec {
         paths: Vec<PathBuf>,
         format: RecordFormat,
         split_bytes: u64,
+        /// What a line that does not parse does.
+        bad_records: sluice_engine::connectors::BadRecordPolicy,
     },
     Generator(GeneratorSource),
 }
@@ -179,7 +181,13 @@ mod tests {
         }
         assert_eq!(
             struct_fields::<RawFileSource>(),
-            ["paths", "format", "split_bytes"]
+            [
+                "paths",
+                "format",
+                "split_bytes",
+                "on_bad_record",
+                "dead_letter_path"
+            ]
         );
     }
 }
