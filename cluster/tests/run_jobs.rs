@@ -107,6 +107,9 @@ fn windowed_aggregation_is_the_same_on_1_2_and_4_shards() {
     assert_eq!(outputs[0], outputs[2]);
 }
 
+/// Four events of key 7 in one window; line 3 is not JSON.
+const EVENTS_WITH_A_BAD_LINE: &str = "{\"seq\":0,\"key\":7,\"value\":5,\"ts\":1000}\n{\"seq\":1,\"key\":7,\"value\":6,\"ts\":1500}\n{\"seq\":2,\"key\":7,\"value\":oops,\"ts\":1600}\n{\"seq\":3,\"key\":7,\"value\":1,\"ts\":1700}\n";
+
 /// `on_bad_record = "skip"` and `"side-output"`: the malformed line is
 /// left out and the job succeeds; the side output holds the line, where it
 /// was and why it was refused.
@@ -114,11 +117,7 @@ fn windowed_aggregation_is_the_same_on_1_2_and_4_shards() {
 fn malformed_records_are_skipped_or_written_aside_as_the_source_says() {
     for policy in ["skip", "side-output"] {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("events.jsonl"),
-            "{\"seq\":0,\"key\":7,\"value\":5,\"ts\":1000}\n{\"seq\":1,\"key\":7,\"value\":6,\"ts\":1500}\n{\"seq\":2,\"key\":7,\"value\":oops,\"ts\":1600}\n{\"seq\":3,\"key\":7,\"value\":1,\"ts\":1700}\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("events.jsonl"), EVENTS_WITH_A_BAD_LINE).unwrap();
         let dead_letters = match policy {
             "side-output" => "dead_letter_path = \"bad\"\n",
             _ => "",
@@ -175,11 +174,7 @@ fn malformed_records_are_skipped_or_written_aside_as_the_source_says() {
 #[test]
 fn a_malformed_record_fails_the_job_naming_it_and_keeps_what_came_before() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("events.jsonl"),
-        "{\"seq\":0,\"key\":7,\"value\":5,\"ts\":1000}\n{\"seq\":1,\"key\":7,\"value\":6,\"ts\":1500}\n{\"seq\":2,\"key\":7,\"value\":oops,\"ts\":1600}\n{\"seq\":3,\"key\":7,\"value\":1,\"ts\":1700}\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("events.jsonl"), EVENTS_WITH_A_BAD_LINE).unwrap();
     let job = dir.path().join("job.toml");
     std::fs::write(
         &job,

@@ -65,6 +65,17 @@ struct Task {
 /// any thread.
 type Outbox = Arc<Mutex<Option<TcpStream>>>;
 
+/// Sends what a task of `job` under `attempt` reports, as `message` makes it.
+fn task_reporter<T: 'static>(
+    outbox: &Outbox,
+    job: &str,
+    attempt: u32,
+    message: fn(String, u32, T) -> ToCoordinator,
+) -> Box<dyn FnMut(T) + Send> {
+    let (outbox, job) = (outbox.clone(), job.to_owned());
+    Box::new(move |report| send(&outbox, &message(job.clone(), attempt, report)))
+}
+
 fn send(outbox: &Outbox, message: &ToCoordinator) {
     let mut out = outbox.lock().expect("outbox lock");
     if let Some(stream) = out.as_mut() {
@@ -319,34 +330,20 @@ fn read_loop(
                 }
                 let cancel = JobCancel::default();
                 let (commands, commands_in) = std::sync::mpsc::channel();
-                let events = {
-                    let (outbox, job) = (outbox.clone(), job.clone());
-                    Box::new(move |event| {
-                        let job = job.clone();
-                        send(
-                            &outbox,
-                            &ToCoordinator::Checkpoint {
-                                job,
-                                attempt,
-                                event,
-                            },
-                        )
-                    })
-                };
-                let progress = {
-                    let (outbox, job) = (outbox.clone(), job.clone());
-                    Box::new(move |totals| {
-                        let job = job.clone();
-                        send(
-                            &outbox,
-                            &ToCoordinator::TaskProgress {
-                                job,
-                                attempt,
-                                totals,
-                            },
-                        )
-                    })
-                };
+                let events = task_reporter(outbox, &job, attempt, |job, attempt, event| {
+                    ToCoordinator::Checkpoint {
+                        job,
+                        attempt,
+                        event,
+                    }
+                });
+                let progress = task_reporter(outbox, &job, attempt, |job, attempt, totals| {
+                    ToCoordinator::TaskProgress {
+                        job,
+                        attempt,
+                        totals,
+                    }
+                });
                 let deployment = Deployment {
                     job: job.clone(),
                     attempt,

@@ -260,39 +260,28 @@ impl CheckpointDriver {
             self.apply_commands();
             return Ok(());
         }
+        // The final checkpoint completed, and where the job's sinks decide
+        // (shard 0 runs here) the other processes' notes of its commit.
         let deadline = Instant::now() + FINAL_WAIT;
-        while !self.final_completed {
+        loop {
+            let waiting_for = match (self.final_completed, self.writer.awaiting_final_notes()) {
+                (true, false) => return Ok(()),
+                (false, _) => "the coordinator",
+                (true, true) => "every process's final commit",
+            };
             if cancelled() {
-                return Err(CheckpointError::FinalNotCompleted(
-                    "the task was cancelled first".into(),
-                ));
+                return Err(CheckpointError::FinalNotCompleted(format!(
+                    "the task was cancelled while waiting for {waiting_for}"
+                )));
             }
             if Instant::now() >= deadline {
                 return Err(CheckpointError::FinalNotCompleted(format!(
-                    "no word from the coordinator within {} s",
+                    "no word of {waiting_for} within {} s",
                     FINAL_WAIT.as_secs()
                 )));
             }
             std::thread::sleep(Duration::from_millis(5));
             self.apply_commands();
         }
-        // Where the job's sinks decide (shard 0 runs here), the other
-        // processes' notes of the final commit are awaited too.
-        while self.writer.awaiting_final_notes() {
-            if cancelled() {
-                return Err(CheckpointError::FinalNotCompleted(
-                    "the task was cancelled before every process committed".into(),
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(CheckpointError::FinalNotCompleted(format!(
-                    "not every process reported its final commit within {} s",
-                    FINAL_WAIT.as_secs()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-            self.apply_commands();
-        }
-        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::super::{parse_format, FileContext, JobFileError};
-use super::SinkSpec;
+use super::{sink_directory, SinkSpec};
 
 /// The file sink's fields.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,19 +18,7 @@ pub(crate) struct RawFileSink {
 
 impl RawFileSink {
     pub(super) fn spec(self, file: &FileContext) -> Result<SinkSpec, JobFileError> {
-        let path = self.path.ok_or_else(|| {
-            file.invalid(
-                "sink.path",
-                "is missing: the file sink needs an output directory",
-            )
-        })?;
-        let directory = file.resolve(&path);
-        if directory.is_file() {
-            return Err(file.invalid(
-                "sink.path",
-                format!("`{}` is a file, expected a directory", directory.display()),
-            ));
-        }
+        let directory = sink_directory(file, self.path, "the file sink needs an output directory")?;
         Ok(SinkSpec::File {
             directory,
             format: parse_format(self.format.as_deref().unwrap_or("jsonl"))

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::super::{FileContext, JobFileError, SourceSpec};
-use super::SinkSpec;
+use super::{sink_directory, SinkSpec};
 use crate::bench::latency_sink::LatencySink;
 
 /// The latency sink's fields.
@@ -35,19 +35,11 @@ impl RawLatencySink {
         file: &FileContext,
         source: &SourceSpec,
     ) -> Result<SinkSpec, JobFileError> {
-        let path = self.path.ok_or_else(|| {
-            file.invalid(
-                "sink.path",
-                "is missing: the latency sink needs a directory for its reports",
-            )
-        })?;
-        let directory = file.resolve(&path);
-        if directory.is_file() {
-            return Err(file.invalid(
-                "sink.path",
-                format!("`{}` is a file, expected a directory", directory.display()),
-            ));
-        }
+        let directory = sink_directory(
+            file,
+            self.path,
+            "the latency sink needs a directory for its reports",
+        )?;
         let nexmark = match source {
             SourceSpec::Nexmark(n) if n.release_at_event_time => n,
             _ => {

@@ -59,6 +59,24 @@ const CONNECTORS: [Connector; 4] = [
     ("latency", struct_fields::<RawLatencySink>),
 ];
 
+/// `sink.path`, resolved against the job file: a directory (or nothing yet).
+/// `missing` says why the sink needs it.
+fn sink_directory(
+    file: &FileContext,
+    path: Option<PathBuf>,
+    missing: &str,
+) -> Result<PathBuf, JobFileError> {
+    let path = path.ok_or_else(|| file.invalid("sink.path", format!("is missing: {missing}")))?;
+    let directory = file.resolve(&path);
+    if directory.is_file() {
+        return Err(file.invalid(
+            "sink.path",
+            format!("`{}` is a file, expected a directory", directory.display()),
+        ));
+    }
+    Ok(directory)
+}
+
 /// Reads `[sink]` (as a table), behind `source`.
 pub(super) fn parse_sink(
     file: &FileContext,
