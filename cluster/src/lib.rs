@@ -15,6 +15,7 @@ pub mod control;
 pub mod coordinator;
 pub mod job_file;
 pub mod jobs;
+pub mod kafka;
 pub mod logging;
 pub mod nexmark_generate;
 pub mod run;

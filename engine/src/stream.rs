@@ -15,7 +15,7 @@ use std::sync::Arc;
 use sluice_state::{StableKey, StateBackend, StateKey};
 
 use crate::checkpoint::{position_key, AlignedInput, InputAligner, ParticipantKind};
-use crate::connectors::{Sink, SinkContext, Source};
+use crate::connectors::{Sink, SinkContext, Source, SourceReader};
 use crate::exchange::{
     wire_exchange, BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner,
 };
@@ -30,7 +30,7 @@ use crate::window::{
     AggregateFunction, AggregateLogic, CountTrigger, GlobalWindows, ProcessLogic, PurgingTrigger,
     ReduceLogic, Trigger, WindowAssigner, WindowLogic, WindowOperator, WindowSpec,
 };
-use crate::{Data, EngineError, ExchangeData, JobConfig, WatermarkStrategy};
+use crate::{Data, EngineError, ExchangeData, JobConfig, SourceError, WatermarkStrategy};
 
 type Attach<T> = Arc<dyn Fn(&mut ShardBuilder, Box<dyn Push<T>>) + Send + Sync>;
 
@@ -85,6 +85,42 @@ impl<T> Clone for OutputTag<T> {
     }
 }
 
+/// Opens a source's partitions that one shard reads, at their restored
+/// positions: those there are at the start, then (for a growing source)
+/// those that appeared since.
+struct PartitionOpener<T, S> {
+    source: Arc<S>,
+    node: u64,
+    shard: u32,
+    shards: u32,
+    restored: crate::checkpoint::SourcePositions,
+    /// Partitions `0..opened` were looked at.
+    opened: u32,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T: Data, S: Source<T>> PartitionOpener<T, S> {
+    #[allow(clippy::type_complexity)]
+    fn open_new(&mut self) -> Result<Vec<(String, Box<dyn SourceReader<T>>)>, SourceError> {
+        let now = self.source.partitions();
+        let mut readers = Vec::new();
+        for partition in self.opened..now {
+            if self.source.shard_of(partition, self.shards) != self.shard {
+                continue;
+            }
+            let name = self.source.partition_name(partition);
+            let key = position_key(self.node, &name);
+            let mut reader = self.source.open(partition)?;
+            if let Some(&position) = self.restored.get(&key) {
+                reader.seek(position)?;
+            }
+            readers.push((key, reader));
+        }
+        self.opened = now;
+        Ok(readers)
+    }
+}
+
 impl StreamEnv {
     pub fn new(config: JobConfig) -> Self {
         StreamEnv {
@@ -126,29 +162,32 @@ impl StreamEnv {
                 let source = source.clone();
                 let strategy = strategy.clone();
                 sb.attach_shared(node, consumer, move |sb, chain| {
-                    let mut readers = Vec::new();
-                    let mut keys = Vec::new();
-                    for partition in (sb.shard..source.partitions()).step_by(sb.shards as usize) {
-                        let key = position_key(node, partition);
-                        let opened = source.open(partition).and_then(|mut reader| {
-                            if let Some(&position) = sb.restored.positions.get(&key) {
-                                reader.seek(position)?;
-                            }
-                            Ok(reader)
-                        });
-                        match opened {
-                            Ok(reader) => readers.push(reader),
-                            Err(e) => return sb.fail(EngineError::Source(e)),
-                        }
-                        keys.push(key);
-                    }
+                    let mut opener = PartitionOpener {
+                        source: source.clone(),
+                        node,
+                        shard: sb.shard,
+                        shards: sb.shards,
+                        restored: sb.restored.positions.clone(),
+                        opened: 0,
+                        _records: PhantomData,
+                    };
+                    let readers = match opener.open_new() {
+                        Ok(readers) => readers,
+                        Err(e) => return sb.fail(EngineError::Source(e)),
+                    };
+                    let discovery =
+                        source
+                            .discovery_interval()
+                            .map(|interval| runtime::PartitionDiscovery {
+                                interval,
+                                discover: Box::new(move || opener.open_new()),
+                            });
                     let checkpointing =
                         sb.checkpoints
                             .clone()
                             .map(|checkpoints| runtime::SourceCheckpointing {
                                 participant: checkpoints.participate(ParticipantKind::Source),
                                 checkpoints,
-                                keys,
                             });
                     let (metrics, errors, clock, abort) = (
                         sb.metrics.clone(),
@@ -161,6 +200,7 @@ impl StreamEnv {
                         let outboxes = reachable_outboxes(&*chain, outboxes);
                         Box::pin(runtime::run_source(runtime::SourceTask {
                             readers,
+                            discovery,
                             strategy,
                             chain,
                             outboxes,

@@ -159,6 +159,17 @@ impl WatermarkCombiner {
         }
     }
 
+    /// Adds an input (at the next index), active, at the bottom of time: the
+    /// combined watermark waits for it (or for it to turn idle).
+    pub fn add_input(&mut self) -> usize {
+        self.inputs.push(InputClock {
+            watermark: i64::MIN,
+            idle: false,
+            ended: false,
+        });
+        self.inputs.len() - 1
+    }
+
     /// The combined watermark emitted so far.
     pub fn current(&self) -> i64 {
         self.emitted

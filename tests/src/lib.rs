@@ -1,7 +1,8 @@
 //! Helpers for the end-to-end tests: process memory, sinks with behavior the
-//! tests need (a deliberately slow one), and a real S3-compatible server
-//! ([`s3_server`]).
+//! tests need (a deliberately slow one), a real S3-compatible server
+//! ([`s3_server`]) and a real Kafka-API broker ([`kafka_broker`]).
 
+pub mod kafka_broker;
 pub mod s3_server;
 
 use std::time::Duration;

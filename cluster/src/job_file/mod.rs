@@ -31,7 +31,7 @@ use sluice_state::{DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
 
 pub use cluster::ClusterSpec;
 pub use sink::SinkSpec;
-pub use source::{EventTimeSpec, SourceSpec};
+pub use source::{EventTimeSpec, KafkaSourceSpec, SourceSpec};
 
 /// A job file that cannot be used; the message names file, field and expectation.
 #[derive(Debug, thiserror::Error)]

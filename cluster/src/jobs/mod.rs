@@ -14,7 +14,8 @@ use sluice_engine::connectors::{
 };
 use sluice_engine::{Data, Stream, StreamEnv};
 
-use crate::job_file::{JobFile, JobFileError, SinkSpec};
+use crate::job_file::{JobFile, JobFileError, KafkaSourceSpec, SinkSpec};
+use crate::kafka::KafkaSource;
 
 /// Builds a job's pipeline on `env` from its validated job file.
 pub type BuildJob = fn(&JobFile, &StreamEnv) -> Result<(), JobFileError>;
@@ -156,6 +157,27 @@ pub fn find(name: &str) -> Option<BuildJob> {
         .map(|(_, _, build)| *build)
 }
 
+/// A stream from the job file's Kafka source: its records parsed as `T`,
+/// their event time the Kafka record's timestamp (`timestamps = "record"`)
+/// or `field` (else processing time, as the job file says).
+pub(crate) fn kafka_records<T: Data + serde::de::DeserializeOwned>(
+    file: &JobFile,
+    env: &StreamEnv,
+    spec: &KafkaSourceSpec,
+    field: Option<fn(&T) -> i64>,
+) -> Result<Stream<T>, JobFileError> {
+    let source = KafkaSource::<T>::new(spec.config.clone())
+        .map_err(|e| file.invalid("source", e.to_string()))?;
+    let strategy = file.event_time.strategy();
+    let strategy = match field {
+        Some(field) if !spec.record_timestamps && !file.event_time.processing_time => {
+            strategy.with_timestamps(field)
+        }
+        _ => strategy,
+    };
+    Ok(env.source(source, strategy))
+}
+
 /// Attaches the job file's sink to `stream`.
 pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &Stream<T>) {
     match &file.sink {
@@ -181,5 +203,6 @@ pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &S
             records_per_second: *records_per_second,
         }),
         SinkSpec::Latency(sink) => stream.sink(sink.clone()),
+        SinkSpec::Kafka(sink) => stream.sink(sink.clone()),
     }
 }

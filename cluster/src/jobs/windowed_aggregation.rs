@@ -1,6 +1,6 @@
 //! `windowed_aggregation`: count and sum of `value` per `key` in event-time
 //! windows over generated events (or events read from JSON lines / CSV files
-//! with the fields `seq, key, value, ts`).
+//! or Kafka records with the fields `seq, key, value, ts`).
 //!
 //! Params: `window` = "tumbling" | "sliding" | "session", `size_ms`,
 //! `slide_ms` (sliding), `gap_ms` (session), `allowed_lateness_ms`.
@@ -110,9 +110,12 @@ pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
             };
             env.source(source, strategy)
         }
+        SourceSpec::Kafka(spec) => {
+            super::kafka_records(file, env, spec, Some(|e: &GeneratedEvent| e.ts))?
+        }
         SourceSpec::Nexmark(_) => return Err(file.invalid(
             "source.connector",
-            "job `windowed_aggregation` reads generated events: expected \"generator\" or \"file\"",
+            "job `windowed_aggregation` reads generated events: expected \"generator\", \"file\" or \"kafka\"",
         )),
     };
     let keyed = events.key_by(|e: &GeneratedEvent| e.key);

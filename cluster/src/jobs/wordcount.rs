@@ -14,6 +14,7 @@ use sluice_engine::{StreamEnv, WatermarkStrategy};
 use sluice_state::StateBackend;
 
 use crate::job_file::{JobFile, JobFileError, SourceSpec};
+use crate::kafka::{KafkaSource, PayloadFormat};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -58,30 +59,47 @@ impl KeyedProcess<String, String, WordCount> for CountWords {
 
 pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Params = file.params()?;
-    let SourceSpec::File {
-        paths,
-        format,
-        split_bytes,
-        bad_records,
-    } = &file.source
-    else {
-        return Err(file.invalid(
-            "source.connector",
-            "job `wordcount` reads text files: expected \"file\"",
-        ));
-    };
-    if *format != RecordFormat::Text {
-        return Err(file.invalid(
+    let text_expected = || {
+        file.invalid(
             "source.format",
             "job `wordcount` reads lines of text: expected \"text\"",
-        ));
-    }
-    let source = FileSource::<String>::new(paths, RecordFormat::Text, *split_bytes)
-        .map_err(|e| file.invalid("source.paths", e.to_string()))?
-        .with_bad_records(bad_records.clone());
+        )
+    };
+    let lines = match &file.source {
+        SourceSpec::File {
+            paths,
+            format,
+            split_bytes,
+            bad_records,
+        } => {
+            if *format != RecordFormat::Text {
+                return Err(text_expected());
+            }
+            let source = FileSource::<String>::new(paths, RecordFormat::Text, *split_bytes)
+                .map_err(|e| file.invalid("source.paths", e.to_string()))?
+                .with_bad_records(bad_records.clone());
+            env.source(source, WatermarkStrategy::no_watermarks())
+        }
+        SourceSpec::Kafka(spec) => {
+            if !matches!(
+                spec.config.format,
+                PayloadFormat::Text(RecordFormat::Text) | PayloadFormat::Raw
+            ) {
+                return Err(text_expected());
+            }
+            let source = KafkaSource::<String>::new(spec.config.clone())
+                .map_err(|e| file.invalid("source", e.to_string()))?;
+            env.source(source, WatermarkStrategy::no_watermarks())
+        }
+        _ => {
+            return Err(file.invalid(
+                "source.connector",
+                "job `wordcount` reads text: expected \"file\" or \"kafka\"",
+            ))
+        }
+    };
     let lowercase = params.lowercase;
-    let counts = env
-        .source(source, WatermarkStrategy::no_watermarks())
+    let counts = lines
         .flat_map(move |line: String| {
             let words: Vec<String> = line
                 .split(|c: char| !c.is_alphanumeric())

@@ -39,7 +39,7 @@ use super::CheckpointId;
 pub type SourcePositions = BTreeMap<String, u64>;
 
 /// The key of one source partition's position.
-pub fn position_key(source_node: u64, partition: u32) -> String {
+pub fn position_key(source_node: u64, partition: &str) -> String {
     format!("source-{source_node}/{partition}")
 }
 

@@ -8,7 +8,8 @@
 //! second per reader (the next line says how many went unlogged). Dead
 //! letters go to `<directory>/bad-records-<partition>.jsonl`, one JSON
 //! object per record (`location`, `error`, `record`), appended and flushed
-//! as they come: at least once — a record read again after a restore is
+//! as they come (a Kafka partition's file is named
+//! `bad-records-<topic>-<partition>.jsonl`): at least once — a record read again after a restore is
 //! written again.
 
 use std::fs::File;
@@ -35,7 +36,8 @@ const LOG_EVERY: Duration = Duration::from_secs(1);
 /// One reader's bad records (see the module docs).
 pub struct BadRecords {
     policy: BadRecordPolicy,
-    partition: u32,
+    /// The partition, as named in logs and dead-letter files.
+    partition: String,
     skipped: u64,
     last_logged: Option<Instant>,
     unlogged: u64,
@@ -43,7 +45,13 @@ pub struct BadRecords {
 }
 
 impl BadRecords {
+    /// A numbered partition's (a file split).
     pub fn new(policy: &BadRecordPolicy, partition: u32) -> Self {
+        Self::named(policy, format!("{partition:05}"))
+    }
+
+    /// A named partition's (`topic-3`).
+    pub fn named(policy: &BadRecordPolicy, partition: String) -> Self {
         BadRecords {
             policy: policy.clone(),
             partition,
@@ -101,7 +109,7 @@ impl BadRecords {
         reason: &str,
         raw: &str,
     ) -> Result<(), SourceError> {
-        let path = directory.join(format!("bad-records-{:05}.jsonl", self.partition));
+        let path = directory.join(format!("bad-records-{}.jsonl", self.partition));
         let failed = |source| SourceError::Io {
             path: path.clone(),
             source,

@@ -60,9 +60,34 @@ pub trait SourceReader<T> {
 }
 
 /// A partitioned source of records of type `T`.
+///
+/// Partitions are numbered `0..partitions()` in each process; a source whose
+/// partitions appear while the job runs (a Kafka topic that grows) says how
+/// often to look ([`discovery_interval`](Self::discovery_interval)), and its
+/// count only grows, numbers never changing their partition. Numbers are
+/// local to a process: what crosses processes (checkpointed positions, the
+/// shard that reads a partition) goes by [`partition_name`](Self::partition_name).
 pub trait Source<T>: Send + Sync + 'static {
     fn partitions(&self) -> u32;
     fn open(&self, partition: u32) -> Result<Box<dyn SourceReader<T>>, SourceError>;
+
+    /// The partition's name in checkpoints: the same in every process and
+    /// every run of the job (default: its number).
+    fn partition_name(&self, partition: u32) -> String {
+        partition.to_string()
+    }
+
+    /// The shard (of `shards`) that reads `partition` (default: round robin).
+    fn shard_of(&self, partition: u32, shards: u32) -> u32 {
+        partition % shards
+    }
+
+    /// How often the source tasks look for partitions that appeared since
+    /// they started (`None`: the partitions are fixed). `partitions()` must
+    /// answer without blocking: the source discovers on a thread of its own.
+    fn discovery_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Writes one shard's output. Lives on that shard.

@@ -26,4 +26,4 @@ pub(crate) use builder::{reachable_outboxes, RootBuilder, Tick};
 pub use execute::{execute, execute_part, JobReport};
 pub use job_part::{JobCancel, JobPart, PartCheckpoints, PartProgress, RemoteLink};
 pub use progress::ProgressSample;
-pub(crate) use source_task::{run_source, SourceCheckpointing, SourceTask};
+pub(crate) use source_task::{run_source, PartitionDiscovery, SourceCheckpointing, SourceTask};

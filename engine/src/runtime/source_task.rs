@@ -9,6 +9,13 @@
 //! if so it records every partition's position and emits the barrier. After
 //! the barrier of a stop-with-savepoint it reads nothing more until the job
 //! stops (or the savepoint fails and it reads on).
+//!
+//! A source whose partitions grow (Kafka) is looked at every discovery
+//! interval; the shard's new partitions join the round, their watermark
+//! starting at the bottom (the combined watermark waits for them, or for
+//! their idle timeout). Such a shard does not end while it has no partition
+//! of its own: a placeholder input, idle for good, keeps it waiting for
+//! partitions to come without holding back time.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,12 +32,15 @@ use crate::push::{Control, Push};
 use crate::runtime::AbortSignal;
 use crate::time::Clock;
 use crate::watermark::{PartitionWatermark, WatermarkCombiner, WatermarkStrategy};
+use crate::SourceError;
 use crate::{EngineError, Rec};
 
 /// Longest pause when every partition is pending.
 const PENDING_PAUSE_MAX: Duration = Duration::from_millis(10);
 
 struct Partition<T> {
+    /// Its position's name in checkpoints.
+    key: String,
     reader: Box<dyn SourceReader<T>>,
     watermark: PartitionWatermark,
     last_record: Instant,
@@ -38,8 +48,21 @@ struct Partition<T> {
     ended: bool,
 }
 
+/// Opens the partitions that appeared since the last look and that this
+/// shard reads, at their restored positions: each with its position key.
+pub(crate) type DiscoverPartitions<T> =
+    Box<dyn FnMut() -> Result<Vec<(String, Box<dyn SourceReader<T>>)>, SourceError>>;
+
+/// A growing source's discovery, on one shard.
+pub(crate) struct PartitionDiscovery<T> {
+    pub interval: Duration,
+    pub discover: DiscoverPartitions<T>,
+}
+
 pub(crate) struct SourceTask<T> {
-    pub readers: Vec<Box<dyn SourceReader<T>>>,
+    /// The shard's partitions: position keys and readers.
+    pub readers: Vec<(String, Box<dyn SourceReader<T>>)>,
+    pub discovery: Option<PartitionDiscovery<T>>,
     pub strategy: WatermarkStrategy<T>,
     pub chain: Box<dyn Push<T>>,
     pub outboxes: Vec<Rc<EdgeOutbox>>,
@@ -55,15 +78,25 @@ pub(crate) struct SourceTask<T> {
 pub(crate) struct SourceCheckpointing {
     pub checkpoints: Rc<ShardCheckpoints>,
     pub participant: usize,
-    /// The position key of each reader, in reader order.
-    pub keys: Vec<String>,
 }
 
 impl SourceCheckpointing {
     fn positions<T>(&self, partitions: &[Partition<T>]) -> SourcePositions {
-        (self.keys.iter().cloned())
-            .zip(partitions.iter().map(|p| p.reader.position()))
+        partitions
+            .iter()
+            .map(|p| (p.key.clone(), p.reader.position()))
             .collect()
+    }
+}
+
+fn partition<T>(key: String, reader: Box<dyn SourceReader<T>>, bound: i64) -> Partition<T> {
+    Partition {
+        key,
+        reader,
+        watermark: PartitionWatermark::new(bound),
+        last_record: Instant::now(),
+        idle: false,
+        ended: false,
     }
 }
 
@@ -143,6 +176,7 @@ async fn drain_watching_triggers<T>(
 pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
     let SourceTask {
         readers,
+        mut discovery,
         strategy,
         mut chain,
         outboxes,
@@ -161,18 +195,26 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
     let bound = strategy.out_of_orderness_ms;
     let mut partitions: Vec<Partition<T>> = readers
         .into_iter()
-        .map(|reader| Partition {
-            reader,
-            watermark: PartitionWatermark::new(bound.unwrap_or(0)),
-            last_record: Instant::now(),
-            idle: false,
-            ended: false,
-        })
+        .map(|(key, reader)| partition(key, reader, bound.unwrap_or(0)))
         .collect();
-    let mut combiner = WatermarkCombiner::new(partitions.len().max(1));
-    if partitions.is_empty() {
-        combiner.end(0);
+    // Input i of the combiner is partition i; a growing source has one more,
+    // idle for good, after the first ones (new partitions come after it).
+    let placeholder = discovery.as_ref().map(|_| partitions.len());
+    let mut combiner = WatermarkCombiner::new(partitions.len() + 1);
+    match placeholder {
+        Some(input) => {
+            combiner.set_idle(input, true);
+        }
+        None => {
+            combiner.end(partitions.len());
+        }
     }
+    let input_of = move |index: usize| match placeholder {
+        Some(p) if index >= p => index + 1,
+        _ => index,
+    };
+    let mut next_discovery =
+        Instant::now() + discovery.as_ref().map_or(Duration::ZERO, |d| d.interval);
     let mut status = WatermarkStatus::Active;
     let mut batch: Vec<Rec<T>> = Vec::with_capacity(batch_records);
     let mut pause = Duration::from_micros(100);
@@ -196,6 +238,27 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
                 // signal), or reads on if it fails.
                 glommio::timer::sleep(STOPPED_PAUSE).await;
                 continue;
+            }
+        }
+        if let Some(d) = discovery.as_mut().filter(|_| !failed) {
+            if Instant::now() >= next_discovery {
+                next_discovery = Instant::now() + d.interval;
+                match (d.discover)() {
+                    Ok(found) => {
+                        for (key, reader) in found {
+                            tracing::info!(partition = %key, "reading a new partition");
+                            partitions.push(partition(key, reader, bound.unwrap_or(0)));
+                            combiner.add_input();
+                        }
+                    }
+                    Err(e) => {
+                        errors
+                            .lock()
+                            .expect("errors lock")
+                            .push(EngineError::Source(e));
+                        failed = true;
+                    }
+                }
             }
         }
         let mut progressed = false;
@@ -239,24 +302,24 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
                 progressed = true;
                 if partition.idle {
                     partition.idle = false;
-                    combiner.set_idle(index, false);
+                    combiner.set_idle(input_of(index), false);
                 }
             }
             let advanced = match polled {
                 Ok(SourcePoll::End) => {
                     partition.ended = true;
-                    combiner.end(index)
+                    combiner.end(input_of(index))
                 }
-                Ok(_) if strategy.processing_time => combiner.update(index, now_ms - 1),
+                Ok(_) if strategy.processing_time => combiner.update(input_of(index), now_ms - 1),
                 Ok(_) if bound.is_some() && produced > 0 => {
-                    combiner.update(index, partition.watermark.current())
+                    combiner.update(input_of(index), partition.watermark.current())
                 }
                 Ok(SourcePoll::Pending) => match strategy.idle_timeout {
                     Some(timeout)
                         if !partition.idle && partition.last_record.elapsed() >= timeout =>
                     {
                         partition.idle = true;
-                        combiner.set_idle(index, true)
+                        combiner.set_idle(input_of(index), true)
                     }
                     _ => None,
                 },
@@ -295,7 +358,7 @@ pub(crate) async fn run_source<T: 'static>(task: SourceTask<T>) {
             for (index, partition) in partitions.iter_mut().enumerate() {
                 if !partition.ended {
                     partition.ended = true;
-                    match combiner.end(index) {
+                    match combiner.end(input_of(index)) {
                         Some(wm) if !aborted => chain.control(Control::Watermark(wm)),
                         _ => {}
                     }

@@ -6,6 +6,7 @@
 
 mod blackhole;
 mod file;
+mod kafka;
 mod latency;
 mod stdout;
 
@@ -18,6 +19,7 @@ use super::fields::{connector_of, rest, struct_fields, Connector, ConnectorSecti
 use super::{FileContext, JobFileError};
 use blackhole::RawBlackholeSink;
 use file::RawFileSink;
+use kafka::RawKafkaSink;
 use latency::RawLatencySink;
 use stdout::RawStdoutSink;
 
@@ -39,6 +41,7 @@ pub enum SinkSpec {
     /// `connector = "latency"` behind a Nexmark source offering events at
     /// their event time).
     Latency(crate::bench::latency_sink::LatencySink),
+    Kafka(crate::kafka::KafkaSink),
 }
 
 /// A sink connector and its own fields, tagged by `connector`.
@@ -49,14 +52,16 @@ pub(crate) enum RawSinkConnector {
     File(RawFileSink),
     Blackhole(RawBlackholeSink),
     Latency(RawLatencySink),
+    Kafka(RawKafkaSink),
 }
 
 /// Every sink connector by name, with the fields it takes.
-const CONNECTORS: [Connector; 4] = [
+const CONNECTORS: [Connector; 5] = [
     ("stdout", struct_fields::<RawStdoutSink>),
     ("file", struct_fields::<RawFileSink>),
     ("blackhole", struct_fields::<RawBlackholeSink>),
     ("latency", struct_fields::<RawLatencySink>),
+    ("kafka", struct_fields::<RawKafkaSink>),
 ];
 
 /// `sink.path`, resolved against the job file: a directory (or nothing yet).
@@ -103,6 +108,7 @@ pub(super) fn parse_sink(
         RawSinkConnector::File(raw) => raw.spec(file)?,
         RawSinkConnector::Blackhole(raw) => raw.spec(file)?,
         RawSinkConnector::Latency(raw) => raw.spec(file, source)?,
+        RawSinkConnector::Kafka(raw) => raw.spec(file)?,
     };
     if let SinkSpec::Stdout {
         format: RecordFormat::Text,

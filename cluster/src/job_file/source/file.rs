@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use sluice_engine::connectors::{BadRecordPolicy, SPLIT_BYTES_DEFAULT};
+use sluice_engine::connectors::SPLIT_BYTES_DEFAULT;
 
 use super::super::{parse_format, FileContext, JobFileError};
+use super::bad_record_policy::bad_record_policy;
 use super::SourceSpec;
 
 /// The file connector's fields.
@@ -57,31 +58,8 @@ impl RawFileSource {
         if split_bytes == 0 {
             return Err(file.invalid("source.split_bytes", "is 0, expected at least 1"));
         }
-        let bad_records = match (self.on_bad_record.as_deref(), self.dead_letter_path) {
-            (None | Some("fail"), None) => BadRecordPolicy::Fail,
-            (Some("skip"), None) => BadRecordPolicy::Skip,
-            (Some("side-output"), Some(path)) => BadRecordPolicy::SideOutput {
-                directory: file.resolve(&path),
-            },
-            (Some("side-output"), None) => {
-                return Err(file.invalid(
-                    "source.dead_letter_path",
-                    "is missing: on_bad_record = \"side-output\" writes bad records there",
-                ))
-            }
-            (Some("fail" | "skip") | None, Some(_)) => {
-                return Err(file.invalid(
-                    "source.dead_letter_path",
-                    "applies only with on_bad_record = \"side-output\"",
-                ))
-            }
-            (Some(other), _) => {
-                return Err(file.invalid(
-                    "source.on_bad_record",
-                    format!("is \"{other}\", expected \"fail\", \"skip\" or \"side-output\""),
-                ))
-            }
-        };
+        let bad_records =
+            bad_record_policy(file, self.on_bad_record.as_deref(), self.dead_letter_path)?;
         Ok(SourceSpec::File {
             paths: resolved,
             format,

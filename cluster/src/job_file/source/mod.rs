@@ -6,8 +6,10 @@
 //! connector shares (event time, batch size) are read here. A field of
 //! another connector is named as such ("does not apply to connector …").
 
+mod bad_record_policy;
 mod file;
 mod generator;
+mod kafka;
 mod nexmark;
 
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ use super::fields::{connector_of, rest, struct_fields, take, Connector, Connecto
 use super::{FileContext, JobFileError};
 use file::RawFileSource;
 use generator::RawGeneratorSource;
+pub(crate) use kafka::kafka_connection;
+pub use kafka::KafkaSourceSpec;
+use kafka::RawKafkaSource;
 use nexmark::RawNexmarkSource;
 
 /// Where records come from.
@@ -38,6 +43,7 @@ pub enum SourceSpec {
         bad_records: sluice_engine::connectors::BadRecordPolicy,
     },
     Generator(GeneratorSource),
+    Kafka(KafkaSourceSpec),
 }
 
 /// Time settings of the source.
@@ -72,13 +78,15 @@ impl EventTimeSpec {
 pub(crate) enum RawSourceConnector {
     File(RawFileSource),
     Generator(RawGeneratorSource),
+    Kafka(RawKafkaSource),
     Nexmark(RawNexmarkSource),
 }
 
 /// Every source connector by name, with the fields it takes.
-const CONNECTORS: [Connector; 3] = [
+const CONNECTORS: [Connector; 4] = [
     ("file", struct_fields::<RawFileSource>),
     ("generator", struct_fields::<RawGeneratorSource>),
+    ("kafka", struct_fields::<RawKafkaSource>),
     ("nexmark", struct_fields::<RawNexmarkSource>),
 ];
 
@@ -132,6 +140,7 @@ pub(super) fn parse_source(
     let source = match rest::<RawSourceConnector>(file, section, "source")? {
         RawSourceConnector::File(raw) => raw.spec(file)?,
         RawSourceConnector::Generator(raw) => raw.spec(file, config.shards)?,
+        RawSourceConnector::Kafka(raw) => raw.spec(file)?,
         RawSourceConnector::Nexmark(raw) => raw.spec(file, config.shards)?,
     };
 
@@ -139,7 +148,10 @@ pub(super) fn parse_source(
         SourceSpec::Generator(g) => g.max_delay_ms,
         SourceSpec::Nexmark(n) if n.release_at_event_time => 0,
         SourceSpec::Nexmark(n) => n.occasional_delay_ms,
-        SourceSpec::File { .. } => 0,
+        // Events that `sluice nexmark generate` wrote: as late as its
+        // generator's delays.
+        SourceSpec::Kafka(k) if k.nexmark => NexmarkConfig::default().occasional_delay_ms,
+        SourceSpec::File { .. } | SourceSpec::Kafka(_) => 0,
     };
     let out_of_orderness_ms = out_of_orderness_ms.unwrap_or(default_bound);
     if out_of_orderness_ms < 0 {

@@ -60,6 +60,7 @@ use sluice_engine::connectors::nexmark::{Auction, Bid, Event, NexmarkSource, Per
 use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
 
 use crate::job_file::{JobFile, JobFileError, SourceSpec};
+use crate::kafka::KafkaSource;
 
 /// The context of the queries' keyed functions (all keyed by an `i64` id).
 type Ctx<'a, O> = sluice_engine::operators::ProcessContext<'a, i64, O>;
@@ -76,11 +77,26 @@ fn events_with(
     query: &str,
     strategy: WatermarkStrategy<Event>,
 ) -> Result<Stream<Event>, JobFileError> {
-    let SourceSpec::Nexmark(config) = &file.source else {
-        return Err(file.invalid(
-            "source.connector",
-            format!("job `nexmark.{query}` reads Nexmark events: expected \"nexmark\""),
-        ));
+    let config = match &file.source {
+        SourceSpec::Nexmark(config) => config,
+        SourceSpec::Kafka(spec) if spec.nexmark => {
+            let source = KafkaSource::<Event>::new(spec.config.clone())
+                .map_err(|e| file.invalid("source", e.to_string()))?;
+            let strategy = if spec.record_timestamps {
+                strategy
+            } else {
+                strategy.with_timestamps(Event::date_time)
+            };
+            return Ok(env.source(source, strategy));
+        }
+        _ => {
+            return Err(file.invalid(
+                "source.connector",
+                format!(
+                    "job `nexmark.{query}` reads Nexmark events: expected \"nexmark\", or \"kafka\" with format = \"nexmark\""
+                ),
+            ))
+        }
     };
     Ok(env.source(
         NexmarkSource {

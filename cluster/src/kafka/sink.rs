@@ -1,0 +1,238 @@
+//! The Kafka sink: each shard's records to one topic, with no guarantee or
+//! at least once.
+//!
+//! Each shard has a producer of its own. `write` hands records to
+//! librdkafka's queue without blocking; when the queue is full (the brokers
+//! are slower than the job) it waits for room, polling delivery reports,
+//! for at most the request timeout — that wait is the job's backpressure.
+//! Delivery reports are served after every batch: a record the brokers
+//! refused fails the job, naming the topic and the reason.
+//!
+//! - `none`: records are sent as they come; the end of the input flushes.
+//! - `at-least-once`: at each checkpoint's barrier the producer is flushed —
+//!   every record written before it acknowledged by the brokers — before the
+//!   shard acknowledges the checkpoint, so a completed checkpoint never
+//!   covers a record the brokers might not have. A flush that does not end
+//!   within the request timeout fails that checkpoint (the brokers are
+//!   unreachable), never hangs the job. After a restore, records between
+//!   the checkpoint and the failure are written again: at least once. The
+//!   producer is idempotent, so the brokers' own retries add no duplicates.
+//!
+//! A record's key is the JSON object of its `key_fields` (Flink's JSON key
+//! format), so records of one key go to one partition in order; without key
+//! fields records have no key.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+use serde::Serialize;
+use sluice_engine::connectors::{Sink, SinkWriter};
+use sluice_engine::record::NO_TIMESTAMP;
+use sluice_engine::Rec;
+
+use super::{KafkaConnection, PayloadFormat};
+
+/// What the sink guarantees (`delivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    None,
+    AtLeastOnce,
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct KafkaSink {
+    pub connection: KafkaConnection,
+    pub topic: String,
+    /// The record's fields that make its key (none: no key).
+    pub key_fields: Vec<String>,
+    pub format: PayloadFormat,
+    pub delivery: Delivery,
+}
+
+/// Counts what the brokers refused; keeps the first reason.
+#[derive(Default)]
+struct DeliveryReports {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryReports {}
+
+impl ProducerContext for DeliveryReports {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            let mut first = self.first_error.lock().expect("delivery report lock");
+            first.get_or_insert_with(|| error.to_string());
+        }
+    }
+}
+
+struct KafkaSinkWriter {
+    producer: BaseProducer<DeliveryReports>,
+    sink: KafkaSink,
+    shard: u32,
+    value: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl KafkaSinkWriter {
+    fn error(&self, what: &str, reason: impl std::fmt::Display) -> String {
+        format!(
+            "kafka sink of shard {} to topic `{}` at {}: {what}: {reason}",
+            self.shard, self.sink.topic, self.sink.connection.bootstrap_servers
+        )
+    }
+
+    /// Fails if the brokers refused a record.
+    fn check_reports(&self) -> Result<(), String> {
+        let reports = self.producer.context();
+        let failed = reports.failed.load(Ordering::Relaxed);
+        if failed == 0 {
+            return Ok(());
+        }
+        let first = reports.first_error.lock().expect("delivery report lock");
+        Err(self.error(
+            &format!("{failed} records not delivered"),
+            first.as_deref().unwrap_or("unknown"),
+        ))
+    }
+
+    /// Waits until every record handed over is acknowledged (or refused).
+    fn flush(&self) -> Result<(), String> {
+        let timeout = self.sink.connection.request_timeout;
+        self.producer.flush(timeout).map_err(|e| {
+            self.error(
+                &format!(
+                    "flushing {} records within {} ms",
+                    self.producer.in_flight_count(),
+                    timeout.as_millis()
+                ),
+                e,
+            )
+        })?;
+        self.check_reports()
+    }
+
+    /// The key of `value`: the JSON object of the key fields.
+    fn encode_key<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
+        self.key.clear();
+        let json = serde_json::to_value(value).map_err(|e| self.error("encoding a key", e))?;
+        let mut key = serde_json::Map::new();
+        for field in &self.sink.key_fields {
+            let Some(v) = json.get(field) else {
+                return Err(self.error(
+                    "encoding a key",
+                    format!("the record has no field `{field}`"),
+                ));
+            };
+            key.insert(field.clone(), v.clone());
+        }
+        serde_json::to_writer(&mut self.key, &key).map_err(|e| self.error("encoding a key", e))
+    }
+}
+
+/// Longest wait for room in a full producer queue before the sink fails.
+fn queue_wait_bound(connection: &KafkaConnection) -> Duration {
+    connection.request_timeout
+}
+
+impl<T: Serialize + 'static> SinkWriter<T> for KafkaSinkWriter {
+    fn write(&mut self, batch: &[Rec<T>]) -> Result<(), String> {
+        for record in batch {
+            let mut value = std::mem::take(&mut self.value);
+            self.sink
+                .format
+                .write(&record.value, &mut value)
+                .map_err(|e| self.error("encoding a record", e))?;
+            self.value = value;
+            let keyed = !self.sink.key_fields.is_empty();
+            if keyed {
+                self.encode_key(&record.value)?;
+            }
+            let mut message = BaseRecord::to(&self.sink.topic).payload(&self.value[..]);
+            if keyed {
+                message = message.key(&self.key[..]);
+            }
+            if record.ts != NO_TIMESTAMP {
+                message = message.timestamp(record.ts);
+            }
+            let mut waiting_since: Option<Instant> = None;
+            loop {
+                match self.producer.send(message) {
+                    Ok(()) => break,
+                    Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        let since = *waiting_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= queue_wait_bound(&self.sink.connection) {
+                            return Err(self.error(
+                                "sending",
+                                format!(
+                                    "the producer's queue stayed full for {} ms (are the brokers reachable?)",
+                                    since.elapsed().as_millis()
+                                ),
+                            ));
+                        }
+                        self.producer.poll(Duration::from_millis(5));
+                        message = back;
+                    }
+                    Err((e, _)) => return Err(self.error("sending", e)),
+                }
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        self.check_reports()
+    }
+
+    fn pre_commit(&mut self, _checkpoint: u64) -> Result<(), String> {
+        match self.sink.delivery {
+            Delivery::None => Ok(()),
+            Delivery::AtLeastOnce => self.flush(),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        self.flush()
+    }
+}
+
+impl<T: Serialize + 'static> Sink<T> for KafkaSink {
+    fn open(&self, shard: u32, _shards: u32) -> Result<Box<dyn SinkWriter<T>>, String> {
+        let message_timeout = (self.connection.request_timeout * 3)
+            .as_millis()
+            .to_string();
+        let idempotent = match self.delivery {
+            Delivery::None => "false",
+            Delivery::AtLeastOnce => "true",
+        };
+        let producer: BaseProducer<DeliveryReports> = self
+            .connection
+            .client_config(&[
+                ("enable.idempotence", idempotent),
+                ("message.timeout.ms", &message_timeout),
+                ("linger.ms", "5"),
+            ])
+            .create_with_context(DeliveryReports::default())
+            .map_err(|e| {
+                format!(
+                    "kafka sink of shard {shard} to topic `{}` at {}: creating a producer: {e}",
+                    self.topic, self.connection.bootstrap_servers
+                )
+            })?;
+        Ok(Box::new(KafkaSinkWriter {
+            producer,
+            sink: self.clone(),
+            shard,
+            value: Vec::new(),
+            key: Vec::new(),
+        }))
+    }
+}

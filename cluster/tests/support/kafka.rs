@@ -1,0 +1,119 @@
+//! Kafka helpers of the tests: a broker (tansu, see `sluice_tests::kafka_broker`),
+//! topics, records written to chosen partitions and read back whole.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sluice_cluster::kafka::{admin, KafkaConnection};
+pub use sluice_tests::kafka_broker::KafkaTestBroker;
+
+/// A broker and a connection to it.
+pub struct Broker {
+    pub broker: KafkaTestBroker,
+    pub connection: KafkaConnection,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let broker = KafkaTestBroker::start().expect("a Kafka broker for the test");
+        let connection = KafkaConnection::new(&broker.bootstrap());
+        Broker { broker, connection }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.broker.bootstrap()
+    }
+
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        admin::create_topic(&self.connection, topic, partitions).expect("topic created");
+    }
+
+    /// Writes `values` to `topic`, value `i` to partition `partition_of(i)`,
+    /// one record per batch (tansu skips the rest of a batch a consumer
+    /// resumes in), with timestamp `timestamp_of(i)` if given.
+    pub fn produce(
+        &self,
+        topic: &str,
+        values: &[String],
+        partition_of: impl Fn(usize) -> i32,
+        timestamp_of: Option<&dyn Fn(usize) -> i64>,
+    ) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("batch.num.messages", "1")
+            .set("linger.ms", "0")
+            .create()
+            .expect("a producer");
+        for (i, value) in values.iter().enumerate() {
+            let mut record = BaseRecord::<(), str>::to(topic)
+                .payload(value.as_str())
+                .partition(partition_of(i));
+            if let Some(ts) = timestamp_of {
+                record = record.timestamp(ts(i));
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((e, back)) => {
+                        assert!(Instant::now() < deadline, "producing: {e}");
+                        producer.poll(Duration::from_millis(10));
+                        record = back;
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("records delivered");
+    }
+
+    /// Every record of `topic` (values as text), partition by partition, in
+    /// offset order; waits (up to 30 s) until each partition's end.
+    pub fn read_all(&self, topic: &str) -> Vec<(i32, i64, String)> {
+        let partitions =
+            admin::partition_count(&self.connection, topic).expect("the topic's partitions");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", "sluice-tests-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .expect("a consumer");
+        let mut list = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            list.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&list).unwrap();
+        let mut at_end = BTreeSet::new();
+        let mut records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while at_end.len() < partitions {
+            assert!(
+                Instant::now() < deadline,
+                "reading {topic} did not reach its end"
+            );
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    at_end.remove(&m.partition());
+                    let value = String::from_utf8_lossy(m.payload().unwrap_or_default());
+                    records.push((m.partition(), m.offset(), value.into_owned()));
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                None => {}
+            }
+        }
+        records.sort();
+        records
+    }
+}
