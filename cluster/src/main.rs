@@ -217,6 +217,22 @@ enum BenchCommand {
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
     },
+    /// Measures the Kafka source and sink against librdkafka's own consumer
+    /// and producer on the same broker, alternating.
+    Kafka {
+        /// The broker (host:port).
+        #[arg(long)]
+        bootstrap: String,
+        /// Events per round (accepts 10M, 500k).
+        #[arg(long, value_parser = parse_count, default_value = "200k")]
+        events: u64,
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Runs Nexmark queries on N local worker processes of one shard each
     /// and on one process of N shards, alternating, and reports both with
     /// the raw loopback TCP throughput (and, with --recovery, the time to
@@ -295,8 +311,21 @@ enum NexmarkCommand {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: nexmark_generate::GenerateFormat,
         /// Output directory (created if missing).
+        #[arg(long, required_unless_present = "kafka", conflicts_with = "kafka")]
+        out: Option<PathBuf>,
+        /// Write the events as JSON into a Kafka topic at these brokers
+        /// (host:port,…) instead of files.
+        #[arg(long, requires = "topic")]
+        kafka: Option<String>,
+        /// The topic (created if missing).
         #[arg(long)]
-        out: PathBuf,
+        topic: Option<String>,
+        /// The topic's partitions: event n goes to partition n % partitions.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+        /// A librdkafka producer property, `key=value` (repeatable).
+        #[arg(long = "property", value_name = "KEY=VALUE")]
+        properties: Vec<String>,
     },
 }
 
@@ -386,20 +415,92 @@ fn main() -> ExitCode {
                     seed,
                     format,
                     out,
+                    kafka,
+                    topic,
+                    partitions,
+                    properties,
                 },
-        } => match nexmark_generate::generate(events, seed, format, &out) {
-            Ok(()) => {
-                eprintln!(
-                    "wrote {events} Nexmark events (seed {seed}) to {}",
-                    out.display()
-                );
-                ExitCode::SUCCESS
+        } => match (out, kafka, topic) {
+            (Some(out), _, _) => match nexmark_generate::generate(events, seed, format, &out) {
+                Ok(()) => {
+                    eprintln!(
+                        "wrote {events} Nexmark events (seed {seed}) to {}",
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            (None, Some(servers), Some(topic)) => {
+                let mut connection = sluice_cluster::kafka::KafkaConnection::new(&servers);
+                for property in &properties {
+                    let Some((key, value)) = property.split_once('=') else {
+                        eprintln!("error: --property {property}: expected KEY=VALUE");
+                        return ExitCode::from(2);
+                    };
+                    connection
+                        .properties
+                        .insert(key.to_owned(), value.to_owned());
+                }
+                let started = std::time::Instant::now();
+                match nexmark_generate::generate_to_kafka(
+                    events,
+                    seed,
+                    &connection,
+                    &topic,
+                    partitions,
+                ) {
+                    Ok(bytes) => {
+                        let seconds = started.elapsed().as_secs_f64();
+                        eprintln!(
+                            "wrote {events} Nexmark events (seed {seed}, {:.1} MB) to kafka topic `{topic}` at {servers} over {partitions} partitions in {seconds:.2} s ({:.0} events/s)",
+                            bytes as f64 / 1e6,
+                            events as f64 / seconds
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(1)
+                    }
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
+            _ => {
+                eprintln!("error: give --out DIR, or --kafka BROKERS with --topic");
+                ExitCode::from(2)
             }
         },
+        Command::Bench {
+            command:
+                BenchCommand::Kafka {
+                    bootstrap,
+                    events,
+                    partitions,
+                    rounds,
+                    seed,
+                },
+        } => {
+            let spec = sluice_cluster::bench::kafka::KafkaBenchSpec {
+                bootstrap,
+                events,
+                partitions,
+                rounds,
+                seed,
+            };
+            match sluice_cluster::bench::kafka::run(&spec) {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Bench {
             command:
                 BenchCommand::Cluster {

@@ -1,6 +1,6 @@
 //! The benchmark harness behind `sluice bench`: Nexmark runs ([`nexmark`]),
 //! the same queries on local worker processes against one process
-//! ([`cluster`]),
+//! ([`cluster`]), the Kafka connectors against librdkafka alone ([`kafka`]),
 //! their latency measurement ([`latency_sink`]), suites that rewrite
 //! `bench/RESULTS.md` ([`suite`]) and plots ([`plot`]).
 //!
@@ -13,6 +13,7 @@
 //! crate holds what needs only the engine.
 
 pub mod cluster;
+pub mod kafka;
 pub mod latency_sink;
 pub mod nexmark;
 pub mod plot;

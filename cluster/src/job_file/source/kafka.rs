@@ -182,12 +182,14 @@ impl RawKafkaSource {
             "csv" => PayloadFormat::Text(RecordFormat::Csv),
             "text" => PayloadFormat::Text(RecordFormat::Text),
             "raw" => PayloadFormat::Raw,
-            other => return Err(file.invalid(
-                "source.format",
-                format!(
+            other => {
+                return Err(file.invalid(
+                    "source.format",
+                    format!(
                     "is \"{other}\", expected \"jsonl\", \"csv\", \"text\", \"raw\" or \"nexmark\""
                 ),
-            )),
+                ))
+            }
         };
         let start = parse_start(self.start.as_deref().unwrap_or("earliest"))
             .map_err(|m| file.invalid("source.start", m))?;
