@@ -309,7 +309,10 @@ fn offsets_restore_from_checkpoints_and_savepoints_on_other_shard_counts() {
     let expected = read_parts(&dir.path().join("reference"));
     let got = read_parts(&dir.path().join("out"));
     assert_eq!(got.len(), expected.len(), "windows committed");
-    assert!(got == expected, "the restored job's windows differ from the file's");
+    assert!(
+        got == expected,
+        "the restored job's windows differ from the file's"
+    );
 }
 
 /// Partitions that appear while the job runs are read (discovery), and a
@@ -384,5 +387,137 @@ fn new_partitions_are_read_and_quiet_ones_do_not_hold_back_windows() {
         windows.iter().any(|w| w["key"] == 999),
         "no window of the new partition: {stderr}"
     );
-    assert!(stderr.contains("discovered partition growing-b:0"), "{stderr}");
+    assert!(
+        stderr.contains("discovered partition growing-b:0"),
+        "{stderr}"
+    );
+}
+
+fn windowed_to_kafka(sink: &str, checkpoint: &str, rate: &str) -> String {
+    format!(
+        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
+         [source]\nconnector = \"generator\"\nevents = 1_000_000\nkeys = 500\nseed = 5\n{rate}\n\
+         {sink}{checkpoint}\
+         [params]\nwindow = \"tumbling\"\nsize_ms = 1_000\n"
+    )
+}
+
+/// At least once: a job writing windows to a topic is killed five times at
+/// seeded moments and restored each time; every window of a clean run is
+/// in the topic (some more than once).
+#[test]
+fn at_least_once_output_survives_kills_with_every_record() {
+    let broker = Broker::start();
+    let servers = broker.bootstrap();
+    broker.create_topic("windows", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(
+        &reference,
+        windowed_to_kafka(
+            "[sink]\nconnector = \"file\"\npath = \"reference\"\n",
+            "",
+            "",
+        ),
+    )
+    .unwrap();
+    run_ok(&reference);
+    let expected = read_parts(&dir.path().join("reference"));
+    assert!(expected.len() > 1_000, "{}", expected.len());
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        windowed_to_kafka(
+            &format!(
+                "[sink]\nconnector = \"kafka\"\nbootstrap_servers = \"{servers}\"\ntopic = \"windows\"\ndelivery = \"at-least-once\"\n"
+            ),
+            "[checkpoint]\ninterval_ms = 100\n",
+            "rate = 200_000",
+        ),
+    )
+    .unwrap();
+    let mut seed: u64 = 17;
+    let mut restored = 0;
+    for _ in 0..5 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait = 300 + (seed >> 33) % 500;
+        let mut child = spawn(&job, Some("latest"));
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before its kill"
+        );
+        child.kill().unwrap();
+        let output = child.wait_with_output().unwrap();
+        restored +=
+            String::from_utf8_lossy(&output.stderr).contains("restoring from checkpoint") as usize;
+    }
+    let output = spawn(&job, Some("latest")).wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(restored >= 3, "only {restored} runs restored a checkpoint");
+    let written: std::collections::BTreeSet<String> = broker
+        .read_all("windows")
+        .into_iter()
+        .map(|(_, _, v)| v)
+        .collect();
+    let missing: Vec<&String> = expected.iter().filter(|w| !written.contains(*w)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} windows missing, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(
+        written.len(),
+        expected.len(),
+        "windows that no clean run makes"
+    );
+}
+
+/// Brokers that stop answering make the at-least-once sink's flush at the
+/// barrier fail within the request timeout: the checkpoint fails and, as a
+/// Flink task whose flush fails, the job ends (or restarts, as its restart
+/// strategy says) with an error naming the sink's topic; nothing hangs.
+#[test]
+fn an_unreachable_broker_fails_checkpoints_not_hangs_the_job() {
+    let mut broker = Broker::start();
+    let servers = broker.bootstrap();
+    broker.create_topic("windows", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        windowed_to_kafka(
+            &format!(
+                "[sink]\nconnector = \"kafka\"\nbootstrap_servers = \"{servers}\"\ntopic = \"windows\"\n\
+                 delivery = \"at-least-once\"\nrequest_timeout_ms = 1000\n"
+            ),
+            "[checkpoint]\ninterval_ms = 200\n",
+            "rate = 50_000",
+        ),
+    )
+    .unwrap();
+    let child = spawn(&job, None);
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    broker.broker.stop();
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("to topic `windows`"), "{stderr}");
+    assert!(
+        stderr.contains("failed: flushing") && stderr.contains("records within 1000 ms"),
+        "{stderr}"
+    );
 }

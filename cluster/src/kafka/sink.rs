@@ -107,13 +107,14 @@ impl KafkaSinkWriter {
         ))
     }
 
-    /// Waits until every record handed over is acknowledged (or refused).
-    fn flush(&self) -> Result<(), String> {
+    /// Waits until every record handed over is acknowledged (or refused);
+    /// `when` says why (for the error).
+    fn flush(&self, when: &str) -> Result<(), String> {
         let timeout = self.sink.connection.request_timeout;
         self.producer.flush(timeout).map_err(|e| {
             self.error(
                 &format!(
-                    "flushing {} records within {} ms",
+                    "{when}: flushing {} records within {} ms",
                     self.producer.in_flight_count(),
                     timeout.as_millis()
                 ),
@@ -192,15 +193,15 @@ impl<T: Serialize + 'static> SinkWriter<T> for KafkaSinkWriter {
         self.check_reports()
     }
 
-    fn pre_commit(&mut self, _checkpoint: u64) -> Result<(), String> {
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<(), String> {
         match self.sink.delivery {
             Delivery::None => Ok(()),
-            Delivery::AtLeastOnce => self.flush(),
+            Delivery::AtLeastOnce => self.flush(&format!("checkpoint {checkpoint} failed")),
         }
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        self.flush()
+        self.flush("at the end of the input")
     }
 }
 
