@@ -51,12 +51,13 @@ fn rate(records: u64, bytes: u64, elapsed: Duration) -> Rate {
 
 /// Reads `topic` to the end offsets it has now, one consumer per
 /// partition polled in turn, parsing every value as a Nexmark event.
-/// Returns (records, bytes).
+/// Returns (records, bytes, time from the first poll: the source's
+/// consumers are set up before its job's clock starts too).
 fn bare_consume(
     connection: &KafkaConnection,
     topic: &str,
     partitions: i32,
-) -> Result<(u64, u64), String> {
+) -> Result<(u64, u64, Duration), String> {
     let mut consumers = Vec::new();
     for p in 0..partitions {
         let consumer: BaseConsumer = connection
@@ -77,6 +78,7 @@ fn bare_consume(
         consumers.push((consumer, 0i64, high));
     }
     let (mut records, mut bytes) = (0u64, 0u64);
+    let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
     while consumers.iter().any(|(_, next, end)| next < end) {
         if Instant::now() > deadline {
@@ -108,7 +110,7 @@ fn bare_consume(
             std::thread::sleep(Duration::from_micros(500));
         }
     }
-    Ok((records, bytes))
+    Ok((records, bytes, started.elapsed()))
 }
 
 /// Runs a job file's text (written into `dir`); returns (records in,
@@ -170,9 +172,8 @@ pub fn run(spec: &KafkaBenchSpec) -> Result<String, String> {
                 let (records_in, _, elapsed) = run_job(dir.path(), "source.toml", &source_job)?;
                 source = rate(records_in, records_in * bytes_per_event, elapsed);
             } else {
-                let started = Instant::now();
-                let (records, bytes) = bare_consume(&connection, &topic, spec.partitions)?;
-                consumer = rate(records, bytes, started.elapsed());
+                let (records, bytes, elapsed) = bare_consume(&connection, &topic, spec.partitions)?;
+                consumer = rate(records, bytes, elapsed);
             }
         }
         let (_, records_out, elapsed) = run_job(dir.path(), "sink.toml", &sink_job)?;

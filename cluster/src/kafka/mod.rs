@@ -26,6 +26,7 @@ mod connection;
 mod payload;
 mod sink;
 mod source;
+mod unpinned;
 
 pub use connection::{KafkaConnection, KafkaError};
 pub use payload::PayloadFormat;

@@ -214,20 +214,20 @@ impl<T: Serialize + 'static> Sink<T> for KafkaSink {
             Delivery::None => "false",
             Delivery::AtLeastOnce => "true",
         };
-        let producer: BaseProducer<DeliveryReports> = self
-            .connection
-            .client_config(&[
-                ("enable.idempotence", idempotent),
-                ("message.timeout.ms", &message_timeout),
-                ("linger.ms", "5"),
-            ])
-            .create_with_context(DeliveryReports::default())
-            .map_err(|e| {
-                format!(
-                    "kafka sink of shard {shard} to topic `{}` at {}: creating a producer: {e}",
-                    self.topic, self.connection.bootstrap_servers
-                )
-            })?;
+        let config = self.connection.client_config(&[
+            ("enable.idempotence", idempotent),
+            ("message.timeout.ms", &message_timeout),
+            ("linger.ms", "5"),
+        ]);
+        // Off the shard's core: librdkafka's threads inherit its CPU set.
+        let producer: BaseProducer<DeliveryReports> =
+            super::unpinned::unpinned(|| config.create_with_context(DeliveryReports::default()))
+                .map_err(|e| {
+                    format!(
+                        "kafka sink of shard {shard} to topic `{}` at {}: creating a producer: {e}",
+                        self.topic, self.connection.bootstrap_servers
+                    )
+                })?;
         Ok(Box::new(KafkaSinkWriter {
             producer,
             sink: self.clone(),

@@ -8,7 +8,8 @@
 //! `(h(topic) + p) % shards` (Flink's assignment: a topic's partitions go
 //! round robin from a start that depends on the topic), on a consumer of
 //! its own that is assigned that one partition (no group rebalancing), so
-//! its records, end and watermark are the partition's alone.
+//! its records, end and watermark are the partition's alone. The consumer is
+//! created off the shard's core (see [`unpinned`]).
 //!
 //! Positions in checkpoints are the next offset to read, under the key
 //! `<topic>:<partition>`: a restore reads on exactly after them, on any
@@ -40,6 +41,7 @@ use sluice_engine::connectors::{BadRecordPolicy, BadRecords, Source, SourcePoll,
 use sluice_engine::record::NO_TIMESTAMP;
 use sluice_engine::{Rec, SourceError};
 
+use super::unpinned::unpinned;
 use super::{KafkaConnection, KafkaError, PayloadFormat};
 
 /// Which topics to read.
@@ -357,6 +359,11 @@ fn discover(
     }
 }
 
+/// How long a shard whose partitions had nothing waits before polling them
+/// again (instead of the source task's back-off up to 10 ms): records that
+/// arrive meanwhile wait at most this long in librdkafka's queue.
+const EMPTY_POLL_PAUSE: Duration = Duration::from_micros(500);
+
 /// How often a reader logs errors the brokers report, at most.
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -491,6 +498,10 @@ impl<T: 'static> SourceReader<T> for KafkaPartitionReader<T> {
         self.next_offset as u64
     }
 
+    fn ready_at(&self) -> Option<Instant> {
+        Some(Instant::now() + EMPTY_POLL_PAUSE)
+    }
+
     fn seek(&mut self, position: u64) -> Result<(), SourceError> {
         let offset = i64::try_from(position)
             .map_err(|_| self.failed("restoring", format!("offset {position} out of range")))?;
@@ -508,18 +519,17 @@ impl<T: DeserializeOwned + 'static> Source<T> for KafkaSource<T> {
     fn open(&self, partition: u32) -> Result<Box<dyn SourceReader<T>>, SourceError> {
         let p = self.partitions.lock().expect("partitions lock")[partition as usize].clone();
         let connection = &self.config.connection;
-        let consumer: BaseConsumer = connection
-            .client_config(&[
-                ("group.id", &self.config.group_id),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("enable.partition.eof", "true"),
-                // An offset the log no longer has (retention): read what is left.
-                ("auto.offset.reset", "earliest"),
-                ("fetch.wait.max.ms", "100"),
-            ])
-            .create()
-            .map_err(|e| SourceError::BadRecord {
+        let config = connection.client_config(&[
+            ("group.id", &self.config.group_id),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            // An offset the log no longer has (retention): read what is left.
+            ("auto.offset.reset", "earliest"),
+            ("fetch.wait.max.ms", "100"),
+        ]);
+        let consumer: BaseConsumer =
+            unpinned(|| config.create()).map_err(|e| SourceError::BadRecord {
                 location: format!("kafka topic `{}` partition {}", p.topic, p.partition),
                 reason: format!("creating a consumer: {e}"),
             })?;
