@@ -143,13 +143,66 @@ fn missing_input_file() {
 #[test]
 fn unknown_source_connector() {
     assert_bad(
-        &windowed("", "[source]\nconnector = \"kafka\"\n", GOOD_SINK, ""),
+        &windowed("", "[source]\nconnector = \"pulsar\"\n", GOOD_SINK, ""),
         &[
             "field `source.connector`",
-            "\"kafka\"",
-            "\"file\", \"generator\" or \"nexmark\"",
+            "\"pulsar\"",
+            "\"file\", \"generator\", \"kafka\" or \"nexmark\"",
         ],
     );
+}
+
+#[test]
+fn kafka_sections_are_checked_before_any_broker_is_asked() {
+    let source = |fields: &str| {
+        format!("[source]\nconnector = \"kafka\"\nbootstrap_servers = \"127.0.0.1:1\"\n{fields}")
+    };
+    let sink = |fields: &str| {
+        format!("[sink]\nconnector = \"kafka\"\nbootstrap_servers = \"127.0.0.1:1\"\n{fields}")
+    };
+    let cases: [(String, String, &[&str]); 7] = [
+        (
+            "[source]\nconnector = \"kafka\"\ntopics = [\"t\"]\n".into(),
+            GOOD_SINK.into(),
+            &["field `source.bootstrap_servers`", "is missing"],
+        ),
+        (
+            source("topics = [\"t\"]\ntopic_pattern = \"t.*\"\n"),
+            GOOD_SINK.into(),
+            &["field `source.topic_pattern`", "exclude each other"],
+        ),
+        (
+            source("topics = [\"t\"]\nstart = \"yesterday\"\n"),
+            GOOD_SINK.into(),
+            &["field `source.start`", "timestamp:<ms"],
+        ),
+        (
+            source("topics = [\"t\"]\n[source.properties]\n\"enable.auto.commit\" = \"true\"\n"),
+            GOOD_SINK.into(),
+            &[
+                "field `source.properties.enable.auto.commit`",
+                "set by Sluice",
+            ],
+        ),
+        (
+            source("topic_pattern = \"(\"\n"),
+            GOOD_SINK.into(),
+            &["field `source.topic_pattern`"],
+        ),
+        (
+            GOOD_SOURCE.into(),
+            sink("topic = \"out\"\ndelivery = \"twice\"\n"),
+            &["field `sink.delivery`", "\"none\" or \"at-least-once\""],
+        ),
+        (
+            GOOD_SOURCE.into(),
+            sink("delivery = \"none\"\n"),
+            &["field `sink.topic`", "is missing"],
+        ),
+    ];
+    for (source, sink, expected) in cases {
+        assert_bad(&windowed("", &source, &sink, ""), expected);
+    }
 }
 
 #[test]
@@ -296,7 +349,10 @@ fn bad_record_policies_are_checked() {
 fn wordcount_on_generator() {
     assert_bad(
         &format!("job = \"wordcount\"\n{GOOD_SOURCE}\n{GOOD_SINK}"),
-        &["field `source.connector`", "reads text files"],
+        &[
+            "field `source.connector`",
+            "reads text: expected \"file\" or \"kafka\"",
+        ],
     );
 }
 
