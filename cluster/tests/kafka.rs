@@ -8,6 +8,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use support::kafka::Broker;
+use support::{assert_committed_as_reference, committed_lines};
+
+/// The tumbling windows of the tests' `windowed_aggregation` jobs.
+const WINDOWS: &str = "[params]\nwindow = \"tumbling\"\nsize_ms = 1000\n";
 
 fn sluice_run(job: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -15,20 +19,6 @@ fn sluice_run(job: &Path) -> Output {
         .arg(job)
         .output()
         .unwrap()
-}
-
-fn read_parts(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let text = std::fs::read_to_string(path).unwrap();
-        lines.extend(text.lines().map(str::to_owned));
-    }
-    lines.sort();
-    lines
 }
 
 /// `n` events of the `windowed_aggregation` job as JSON lines: 40 keys,
@@ -45,6 +35,23 @@ fn events(n: usize) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Writes `events` to `<dir>/events.jsonl` and their windows, computed from
+/// that file on one shard, into `<dir>/reference`; returns the windows.
+fn file_windows(dir: &Path, events: &[String]) -> Vec<String> {
+    std::fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let job = dir.join("reference.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "job = \"windowed_aggregation\"\nshards = 1\n[source]\nconnector = \"file\"\npaths = [\"events.jsonl\"]\nformat = \"jsonl\"\n\
+             [sink]\nconnector = \"file\"\npath = \"reference\"\n{WINDOWS}"
+        ),
+    )
+    .unwrap();
+    run_ok(&job);
+    committed_lines(&dir.join("reference"))
 }
 
 fn run_ok(job: &Path) -> String {
@@ -64,19 +71,7 @@ fn a_topic_read_by_1_2_and_4_shards_makes_the_windows_a_file_makes() {
     broker.create_topic("events", 8);
     broker.produce("events", &events, |i| (i % 8) as i32, None);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("events.jsonl"), events.join("\n") + "\n").unwrap();
-    let params = "[params]\nwindow = \"tumbling\"\nsize_ms = 1000\n";
-    let file_job = dir.path().join("file.toml");
-    std::fs::write(
-        &file_job,
-        format!(
-            "job = \"windowed_aggregation\"\nshards = 1\n[source]\nconnector = \"file\"\npaths = [\"events.jsonl\"]\nformat = \"jsonl\"\n\
-             [sink]\nconnector = \"file\"\npath = \"out-file\"\n{params}"
-        ),
-    )
-    .unwrap();
-    run_ok(&file_job);
-    let expected = read_parts(&dir.path().join("out-file"));
+    let expected = file_windows(dir.path(), &events);
     assert!(expected.len() > 1000, "{}", expected.len());
     for shards in [1, 2, 4] {
         let job = dir.path().join(format!("kafka-{shards}.toml"));
@@ -85,14 +80,14 @@ fn a_topic_read_by_1_2_and_4_shards_makes_the_windows_a_file_makes() {
             format!(
                 "job = \"windowed_aggregation\"\nshards = {shards}\n[source]\nconnector = \"kafka\"\nbootstrap_servers = \"{}\"\n\
                  topics = [\"events\"]\nformat = \"jsonl\"\nstop = \"latest\"\n\
-                 [sink]\nconnector = \"file\"\npath = \"out-{shards}\"\n{params}",
+                 [sink]\nconnector = \"file\"\npath = \"out-{shards}\"\n{WINDOWS}",
                 broker.bootstrap()
             ),
         )
         .unwrap();
         let stderr = run_ok(&job);
         assert!(stderr.contains("records in"), "{stderr}");
-        let got = read_parts(&dir.path().join(format!("out-{shards}")));
+        let got = committed_lines(&dir.path().join(format!("out-{shards}")));
         assert_eq!(got.len(), expected.len(), "{shards} shards");
         assert!(
             got == expected,
@@ -182,19 +177,7 @@ fn kafka_to_sluice_to_kafka_delivers_every_window() {
     broker.create_topic("out", 3);
     broker.produce("in", &events, |i| (i % 4) as i32, None);
     let dir = tempfile::tempdir().unwrap();
-    let params = "[params]\nwindow = \"tumbling\"\nsize_ms = 1000\n";
-    let file_job = dir.path().join("file.toml");
-    std::fs::write(dir.path().join("events.jsonl"), events.join("\n") + "\n").unwrap();
-    std::fs::write(
-        &file_job,
-        format!(
-            "job = \"windowed_aggregation\"\nshards = 1\n[source]\nconnector = \"file\"\npaths = [\"events.jsonl\"]\nformat = \"jsonl\"\n\
-             [sink]\nconnector = \"file\"\npath = \"out-file\"\n{params}"
-        ),
-    )
-    .unwrap();
-    run_ok(&file_job);
-    let expected = read_parts(&dir.path().join("out-file"));
+    let expected = file_windows(dir.path(), &events);
     let job = dir.path().join("kafka.toml");
     std::fs::write(
         &job,
@@ -202,7 +185,7 @@ fn kafka_to_sluice_to_kafka_delivers_every_window() {
             "job = \"windowed_aggregation\"\nshards = 2\n[source]\nconnector = \"kafka\"\nbootstrap_servers = \"{0}\"\n\
              topics = [\"in\"]\nstop = \"latest\"\n\
              [sink]\nconnector = \"kafka\"\nbootstrap_servers = \"{0}\"\ntopic = \"out\"\nkey_fields = [\"key\"]\n\
-             delivery = \"at-least-once\"\n{params}",
+             delivery = \"at-least-once\"\n{WINDOWS}",
             broker.bootstrap()
         ),
     )
@@ -239,8 +222,7 @@ fn windowed_from_kafka(servers: &str, topic: &str, shards: u32, stop: &str) -> S
         "job = \"windowed_aggregation\"\nshards = {shards}\nprogress = false\n\
          [source]\nconnector = \"kafka\"\nbootstrap_servers = \"{servers}\"\ntopics = [\"{topic}\"]\nstop = \"{stop}\"\n\
          discovery_interval_ms = 200\n\
-         [sink]\nconnector = \"file\"\npath = \"out\"\n[checkpoint]\ninterval_ms = 100\n\
-         [params]\nwindow = \"tumbling\"\nsize_ms = 1000\n"
+         [sink]\nconnector = \"file\"\npath = \"out\"\n[checkpoint]\ninterval_ms = 100\n{WINDOWS}"
     )
 }
 
@@ -261,14 +243,7 @@ fn offsets_restore_from_checkpoints_and_savepoints_on_other_shard_counts() {
     // resumes in.
     broker.produce("events", first, |i| (i % 8) as i32, None);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("events.jsonl"), all.join("\n") + "\n").unwrap();
-    std::fs::write(
-        dir.path().join("reference.toml"),
-        "job = \"windowed_aggregation\"\nshards = 1\n[source]\nconnector = \"file\"\npaths = [\"events.jsonl\"]\nformat = \"jsonl\"\n\
-         [sink]\nconnector = \"file\"\npath = \"reference\"\n[params]\nwindow = \"tumbling\"\nsize_ms = 1000\n",
-    )
-    .unwrap();
-    run_ok(&dir.path().join("reference.toml"));
+    file_windows(dir.path(), &all);
 
     let job = dir.path().join("job.toml");
     std::fs::write(&job, windowed_from_kafka(&servers, "events", 2, "never")).unwrap();
@@ -306,13 +281,7 @@ fn offsets_restore_from_checkpoints_and_savepoints_on_other_shard_counts() {
     let output = spawn(&job, Some(&path)).wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let expected = read_parts(&dir.path().join("reference"));
-    let got = read_parts(&dir.path().join("out"));
-    assert_eq!(got.len(), expected.len(), "windows committed");
-    assert!(
-        got == expected,
-        "the restored job's windows differ from the file's"
-    );
+    assert_committed_as_reference(dir.path(), 100, "the restored job");
 }
 
 /// Partitions that appear while the job runs are read (discovery), and a
@@ -422,7 +391,7 @@ fn at_least_once_output_survives_kills_with_every_record() {
     )
     .unwrap();
     run_ok(&reference);
-    let expected = read_parts(&dir.path().join("reference"));
+    let expected = committed_lines(&dir.path().join("reference"));
     assert!(expected.len() > 1_000, "{}", expected.len());
     let job = dir.path().join("job.toml");
     std::fs::write(
