@@ -160,7 +160,7 @@ fn kafka_sections_are_checked_before_any_broker_is_asked() {
     let sink = |fields: &str| {
         format!("[sink]\nconnector = \"kafka\"\nbootstrap_servers = \"127.0.0.1:1\"\n{fields}")
     };
-    let cases: [(String, String, &[&str]); 7] = [
+    let cases: [(String, String, &[&str]); 10] = [
         (
             "[source]\nconnector = \"kafka\"\ntopics = [\"t\"]\n".into(),
             GOOD_SINK.into(),
@@ -192,7 +192,33 @@ fn kafka_sections_are_checked_before_any_broker_is_asked() {
         (
             GOOD_SOURCE.into(),
             sink("topic = \"out\"\ndelivery = \"twice\"\n"),
-            &["field `sink.delivery`", "\"none\" or \"at-least-once\""],
+            &[
+                "field `sink.delivery`",
+                "\"none\", \"at-least-once\" or \"exactly-once\"",
+            ],
+        ),
+        (
+            GOOD_SOURCE.into(),
+            sink("topic = \"out\"\ndelivery = \"exactly-once\"\n"),
+            &[
+                "field `sink.delivery`",
+                "when checkpoints complete: add a [checkpoint] section",
+            ],
+        ),
+        (
+            GOOD_SOURCE.into(),
+            sink("topic = \"out\"\ntransactional_id_prefix = \"job\"\n"),
+            &[
+                "field `sink.transactional_id_prefix`",
+                "applies to delivery = \"exactly-once\" only",
+            ],
+        ),
+        (
+            GOOD_SOURCE.into(),
+            sink(
+                "topic = \"out\"\ndelivery = \"exactly-once\"\ntransactional_id_prefix = \"a b\"\n[checkpoint]\ninterval_ms = 100\n",
+            ),
+            &["field `sink.transactional_id_prefix`", "\"a b\""],
         ),
         (
             GOOD_SOURCE.into(),

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::kafka::Broker;
+use support::kafka::{committed_view, Broker};
 use support::{assert_committed_as_reference, committed_lines};
 
 /// The tumbling windows of the tests' `windowed_aggregation` jobs.
@@ -363,12 +363,64 @@ fn new_partitions_are_read_and_quiet_ones_do_not_hold_back_windows() {
 }
 
 fn windowed_to_kafka(sink: &str, checkpoint: &str, rate: &str) -> String {
+    windowed_to_kafka_on(2, sink, checkpoint, rate)
+}
+
+fn windowed_to_kafka_on(shards: u32, sink: &str, checkpoint: &str, rate: &str) -> String {
     format!(
-        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
+        "job = \"windowed_aggregation\"\nshards = {shards}\nprogress = false\n\
          [source]\nconnector = \"generator\"\nevents = 1_000_000\nkeys = 500\nseed = 5\n{rate}\n\
          {sink}{checkpoint}\
          [params]\nwindow = \"tumbling\"\nsize_ms = 1_000\n"
     )
+}
+
+/// The windows of the `windowed_to_kafka` jobs, from a clean run to files.
+fn reference_windows(dir: &Path) -> Vec<String> {
+    let reference = dir.join("reference.toml");
+    std::fs::write(
+        &reference,
+        windowed_to_kafka(
+            "[sink]\nconnector = \"file\"\npath = \"reference\"\n",
+            "",
+            "",
+        ),
+    )
+    .unwrap();
+    run_ok(&reference);
+    let expected = committed_lines(&dir.join("reference"));
+    assert!(expected.len() > 1_000, "{}", expected.len());
+    expected
+}
+
+/// Runs `job` `kills` times (restoring the latest checkpoint), each killed
+/// at a moment drawn from `seed`, then once to its end; returns how many
+/// runs restored a checkpoint.
+fn kill_and_restore(job: &Path, mut seed: u64, kills: usize) -> usize {
+    let mut restored = 0;
+    for _ in 0..kills {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait = 300 + (seed >> 33) % 500;
+        let mut child = spawn(job, Some("latest"));
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before its kill"
+        );
+        child.kill().unwrap();
+        let output = child.wait_with_output().unwrap();
+        restored +=
+            String::from_utf8_lossy(&output.stderr).contains("restoring from checkpoint") as usize;
+    }
+    let output = spawn(job, Some("latest")).wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    restored
 }
 
 /// At least once: a job writing windows to a topic is killed five times at
@@ -380,19 +432,7 @@ fn at_least_once_output_survives_kills_with_every_record() {
     let servers = broker.bootstrap();
     broker.create_topic("windows", 2);
     let dir = tempfile::tempdir().unwrap();
-    let reference = dir.path().join("reference.toml");
-    std::fs::write(
-        &reference,
-        windowed_to_kafka(
-            "[sink]\nconnector = \"file\"\npath = \"reference\"\n",
-            "",
-            "",
-        ),
-    )
-    .unwrap();
-    run_ok(&reference);
-    let expected = committed_lines(&dir.path().join("reference"));
-    assert!(expected.len() > 1_000, "{}", expected.len());
+    let expected = reference_windows(dir.path());
     let job = dir.path().join("job.toml");
     std::fs::write(
         &job,
@@ -405,30 +445,7 @@ fn at_least_once_output_survives_kills_with_every_record() {
         ),
     )
     .unwrap();
-    let mut seed: u64 = 17;
-    let mut restored = 0;
-    for _ in 0..5 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let wait = 300 + (seed >> 33) % 500;
-        let mut child = spawn(&job, Some("latest"));
-        std::thread::sleep(std::time::Duration::from_millis(wait));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the job ended before its kill"
-        );
-        child.kill().unwrap();
-        let output = child.wait_with_output().unwrap();
-        restored +=
-            String::from_utf8_lossy(&output.stderr).contains("restoring from checkpoint") as usize;
-    }
-    let output = spawn(&job, Some("latest")).wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let restored = kill_and_restore(&job, 17, 5);
     assert!(restored >= 3, "only {restored} runs restored a checkpoint");
     let written: std::collections::BTreeSet<String> = broker
         .read_all("windows")
@@ -489,4 +506,144 @@ fn an_unreachable_broker_fails_checkpoints_not_hangs_the_job() {
         stderr.contains("failed: flushing") && stderr.contains("records within 1000 ms"),
         "{stderr}"
     );
+}
+
+fn exactly_once_sink(servers: &str, topic: &str) -> String {
+    format!(
+        "[sink]\nconnector = \"kafka\"\nbootstrap_servers = \"{servers}\"\ntopic = \"{topic}\"\n\
+         delivery = \"exactly-once\"\n"
+    )
+}
+
+/// Exactly once: a job writing windows to a topic through transactions is
+/// killed ten times at seeded moments and restored each time; what a
+/// `read_committed` consumer sees (see `committed_view`) is every window
+/// of a clean run, once.
+#[test]
+fn exactly_once_output_survives_kills_with_every_record_once() {
+    let broker = Broker::start();
+    let servers = broker.bootstrap();
+    broker.create_topic("windows", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let expected = reference_windows(dir.path());
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        windowed_to_kafka(
+            &exactly_once_sink(&servers, "windows"),
+            "[checkpoint]\ninterval_ms = 100\n",
+            "rate = 100_000",
+        ),
+    )
+    .unwrap();
+    let kills = 10;
+    let restored = kill_and_restore(&job, 29, kills);
+    assert!(restored >= 6, "only {restored} runs restored a checkpoint");
+    let (committed, resent) = committed_view(&broker.read_all_headed("windows"));
+    assert_committed_once(&committed, &expected);
+    // Only a kill inside a transaction makes a checkpoint's records be sent
+    // twice, and a process has at most one transaction per shard open.
+    assert!(resent <= kills * 2, "{resent} checkpoints sent again");
+}
+
+/// `committed` holds every window of `expected` once and nothing else.
+fn assert_committed_once(committed: &[String], expected: &[String]) {
+    let mut sorted_expected = expected.to_vec();
+    sorted_expected.sort();
+    let missing = sorted_expected
+        .iter()
+        .filter(|w| committed.binary_search(w).is_err())
+        .count();
+    let mut twice = committed.to_vec();
+    twice.dedup();
+    assert_eq!(missing, 0, "{missing} windows missing");
+    assert_eq!(
+        committed.len() - twice.len(),
+        0,
+        "windows committed more than once"
+    );
+    assert_eq!(committed, sorted_expected);
+}
+
+/// Runs `job` with failpoint `failpoint` armed: the process must die there.
+fn run_to_failpoint(job: &Path, failpoint: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(job)
+        .env("SLUICE_FAILPOINT", failpoint)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("failpoint"),
+        "the job did not die at {failpoint}: {stderr}"
+    );
+}
+
+/// The two moments no outside kill hits reliably: a process killed after a
+/// checkpoint completed and its transaction was sent but before Kafka
+/// committed it (3 shards), restored on 2 shards: the restore aborts the
+/// open transaction (shard 2's taken over by shard 0) and commits those
+/// records once. Killed after the commit but before the staged records
+/// were deleted: the restore sends nothing again — the topic then holds
+/// each window exactly once with no aborted transaction to hide.
+#[test]
+fn a_kill_between_checkpoint_completion_and_kafka_commit_loses_and_repeats_nothing() {
+    let broker = Broker::start();
+    let servers = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = reference_windows(dir.path());
+    for (case, failpoint, shards_after) in [
+        ("before", "kafka-sink-before-commit@3", 2),
+        ("after", "kafka-sink-after-commit@3", 3),
+    ] {
+        let topic = format!("windows-{case}");
+        broker.create_topic(&topic, 2);
+        let case_dir = dir.path().join(case);
+        std::fs::create_dir(&case_dir).unwrap();
+        let job_on = |shards: u32| {
+            let job = case_dir.join(format!("job-{shards}.toml"));
+            std::fs::write(
+                &job,
+                windowed_to_kafka_on(
+                    shards,
+                    &exactly_once_sink(&servers, &topic),
+                    "[checkpoint]\ninterval_ms = 100\n",
+                    "rate = 200_000",
+                ),
+            )
+            .unwrap();
+            job
+        };
+        let first = job_on(3);
+        run_to_failpoint(&first, failpoint);
+        let staged = std::fs::read_dir(case_dir.join("checkpoints/kafka-sink"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert!(staged > 0, "{case}: nothing staged under the checkpoints");
+        let output = spawn(&job_on(shards_after), Some("latest"))
+            .wait_with_output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{case}: {stderr}");
+        assert!(
+            stderr.contains("restoring from checkpoint"),
+            "{case}: {stderr}"
+        );
+        let records = broker.read_all_headed(&topic);
+        let (committed, resent) = committed_view(&records);
+        assert_committed_once(&committed, &expected);
+        if case == "after" {
+            let mut raw: Vec<String> = records.into_iter().map(|r| r.value).collect();
+            raw.sort();
+            assert_committed_once(&raw, &expected);
+            assert_eq!(resent, 0, "{case}: committed records were sent again");
+        } else {
+            assert!(
+                stderr.contains("staged checkpoints the previous attempt did not"),
+                "{case}: {stderr}"
+            );
+            assert!(resent >= 1, "{case}: nothing was sent again");
+        }
+    }
 }

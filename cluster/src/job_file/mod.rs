@@ -188,7 +188,7 @@ impl JobFile {
             config.progress_interval = Some(Duration::from_secs(1));
         }
         let (source, event_time) = source::parse_source(&file, raw.source, &mut config)?;
-        let sink = sink::parse_sink(&file, raw.sink, &source)?;
+        let sink = sink::parse_sink(&file, raw.sink, &source, config.checkpoint.as_ref())?;
         let cluster = raw.cluster.apply(&file, &config)?;
         config.validate().map_err(|m| invalid("job", m))?;
         Ok(JobFile {

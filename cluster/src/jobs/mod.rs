@@ -203,6 +203,6 @@ pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &S
             records_per_second: *records_per_second,
         }),
         SinkSpec::Latency(sink) => stream.sink(sink.clone()),
-        SinkSpec::Kafka(sink) => stream.sink(sink.clone()),
+        SinkSpec::Kafka(sink) => stream.sink(sink.as_ref().clone()),
     }
 }

@@ -4,9 +4,11 @@
 //!   source's partitions (explicit assignment, no consumer-group
 //!   rebalancing), offsets in checkpoints, partitions discovered while
 //!   running, a bounded mode.
-//! - [`KafkaSink`]: records to a topic with no guarantee or at least once
+//! - [`KafkaSink`]: records to a topic with no guarantee, at least once
 //!   (every record acknowledged before the checkpoint that covers it
-//!   completes).
+//!   completes) or exactly once ([`exactly_once`]: Kafka transactions
+//!   committed when checkpoints complete, their records staged with the
+//!   checkpoint until then).
 //! - [`admin`]: topics created and inspected (tests, `sluice nexmark
 //!   generate --kafka`).
 //!
@@ -23,12 +25,15 @@
 
 pub mod admin;
 mod connection;
+pub mod exactly_once;
 mod payload;
 mod sink;
 mod source;
+mod staged_records;
 mod unpinned;
 
 pub use connection::{KafkaConnection, KafkaError};
+pub use exactly_once::ExactlyOnce;
 pub use payload::PayloadFormat;
 pub use sink::{Delivery, KafkaSink};
 pub use source::{KafkaSource, KafkaSourceConfig, StartFrom, TopicSelection};

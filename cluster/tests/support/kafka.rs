@@ -1,12 +1,12 @@
 //! Kafka helpers of the tests: a broker (tansu, see `sluice_tests::kafka_broker`),
 //! topics, records written to chosen partitions and read back whole.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sluice_cluster::kafka::{admin, KafkaConnection};
@@ -77,6 +77,14 @@ impl Broker {
     /// Every record of `topic` (values as text), partition by partition, in
     /// offset order; waits (up to 30 s) until each partition's end.
     pub fn read_all(&self, topic: &str) -> Vec<(i32, i64, String)> {
+        self.read_all_headed(topic)
+            .into_iter()
+            .map(|r| (r.partition, r.offset, r.value))
+            .collect()
+    }
+
+    /// As [`read_all`](Self::read_all), with each record's headers.
+    pub fn read_all_headed(&self, topic: &str) -> Vec<ReadRecord> {
         let partitions =
             admin::partition_count(&self.connection, topic).expect("the topic's partitions");
         let consumer: BaseConsumer = ClientConfig::new()
@@ -104,7 +112,25 @@ impl Broker {
                 Some(Ok(m)) => {
                     at_end.remove(&m.partition());
                     let value = String::from_utf8_lossy(m.payload().unwrap_or_default());
-                    records.push((m.partition(), m.offset(), value.into_owned()));
+                    let headers = m
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|h| {
+                                    let value =
+                                        String::from_utf8_lossy(h.value.unwrap_or_default());
+                                    (h.key.to_owned(), value.into_owned())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    records.push(ReadRecord {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        value: value.into_owned(),
+                        headers,
+                    });
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     at_end.insert(p);
@@ -116,4 +142,70 @@ impl Broker {
         records.sort();
         records
     }
+}
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub value: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What a `read_committed` consumer sees of an exactly-once sink's topic.
+///
+/// tansu does not filter aborted transactions from `read_committed`
+/// fetches (its control records are written, the aborted list is not
+/// sent), so the tests do: each record names its commit attempt
+/// (`sluice-commit`, `<transactional id>/<unix ms>-<pid>-<attempt>`) and
+/// checkpoint (`sluice-checkpoint`). A checkpoint's records are sent again
+/// only when the attempt before was aborted, and an id's attempts are made
+/// one after the other, so of the attempts that sent one id's checkpoint,
+/// the last to start committed and the others were aborted. Also returns
+/// how many (id, checkpoint)s were sent more than once.
+pub fn committed_view(records: &[ReadRecord]) -> (Vec<String>, usize) {
+    let attempt_of = |r: &ReadRecord| {
+        let commit = r
+            .headers
+            .get("sluice-commit")
+            .expect("a sluice-commit header");
+        let checkpoint = r
+            .headers
+            .get("sluice-checkpoint")
+            .expect("a sluice-checkpoint header");
+        let (id, attempt) = commit.split_once('/').expect("<id>/<pid>.<attempt>");
+        ((id.to_owned(), checkpoint.clone()), attempt.to_owned())
+    };
+    let started = |attempt: &str| -> (u64, u64) {
+        let mut parts = attempt
+            .split('-')
+            .map(|p| p.parse::<u64>().expect("a number"));
+        let millis = parts.next().unwrap();
+        (millis, parts.nth(1).expect("<unix ms>-<pid>-<attempt>"))
+    };
+    // Per (id, checkpoint): the attempts that sent it.
+    let mut attempts: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for record in records {
+        let (sent, attempt) = attempt_of(record);
+        attempts.entry(sent).or_default().insert(attempt);
+    }
+    let committed: BTreeMap<(String, String), String> = attempts
+        .iter()
+        .map(|(sent, by_attempt)| {
+            let last = by_attempt.iter().max_by_key(|a| started(a)).unwrap();
+            (sent.clone(), last.clone())
+        })
+        .collect();
+    let resent = attempts.values().filter(|a| a.len() > 1).count();
+    let mut values: Vec<String> = records
+        .iter()
+        .filter(|r| {
+            let (sent, attempt) = attempt_of(r);
+            committed[&sent] == attempt
+        })
+        .map(|r| r.value.clone())
+        .collect();
+    values.sort();
+    (values, resent)
 }

@@ -41,7 +41,7 @@ pub enum SinkSpec {
     /// `connector = "latency"` behind a Nexmark source offering events at
     /// their event time).
     Latency(crate::bench::latency_sink::LatencySink),
-    Kafka(crate::kafka::KafkaSink),
+    Kafka(Box<crate::kafka::KafkaSink>),
 }
 
 /// A sink connector and its own fields, tagged by `connector`.
@@ -87,6 +87,7 @@ pub(super) fn parse_sink(
     file: &FileContext,
     mut section: toml::Table,
     source: &super::SourceSpec,
+    checkpoint: Option<&sluice_engine::checkpoint::CheckpointConfig>,
 ) -> Result<SinkSpec, JobFileError> {
     let ConnectorSection {
         name: connector,
@@ -108,7 +109,7 @@ pub(super) fn parse_sink(
         RawSinkConnector::File(raw) => raw.spec(file)?,
         RawSinkConnector::Blackhole(raw) => raw.spec(file)?,
         RawSinkConnector::Latency(raw) => raw.spec(file, source)?,
-        RawSinkConnector::Kafka(raw) => raw.spec(file)?,
+        RawSinkConnector::Kafka(raw) => raw.spec(file, checkpoint)?,
     };
     if let SinkSpec::Stdout {
         format: RecordFormat::Text,
