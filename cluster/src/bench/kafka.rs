@@ -10,8 +10,9 @@
 //! does), then runs on one shard:
 //! Nexmark q0 reading that topic up to its end into a blackhole (the
 //! source), and q0 over the built-in generator writing its bids to another
-//! topic at least once (the sink). Odd rounds run Sluice first. Medians go
-//! into the table.
+//! topic at least once, then to a third exactly once with a checkpoint every
+//! second (the sink; its time includes the last transaction's commit). Odd
+//! rounds run Sluice first. Medians go into the table.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -113,18 +114,30 @@ fn bare_consume(
     Ok((records, bytes, started.elapsed()))
 }
 
-/// Runs a job file's text (written into `dir`); returns (records in,
-/// records out, elapsed).
-fn run_job(dir: &Path, name: &str, text: &str) -> Result<(u64, u64, Duration), String> {
+/// What a job run measured.
+struct JobRun {
+    records_in: u64,
+    records_out: u64,
+    /// The shards' running time, as the job reports it.
+    elapsed: Duration,
+    /// Until the job had ended: for a sink, until the last records were
+    /// committed (an exactly-once sink commits after the shards end).
+    until_committed: Duration,
+}
+
+/// Runs a job file's text (written into `dir`).
+fn run_job(dir: &Path, name: &str, text: &str) -> Result<JobRun, String> {
     let path = dir.join(name);
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     let (_, env) = crate::run::prepare(&path).map_err(|e| e.to_string())?;
+    let started = Instant::now();
     let report = env.execute().map_err(|e| e.to_string())?;
-    Ok((
-        report.totals.records_in,
-        report.totals.records_out,
-        report.elapsed,
-    ))
+    Ok(JobRun {
+        records_in: report.totals.records_in,
+        records_out: report.totals.records_out,
+        elapsed: report.elapsed,
+        until_committed: started.elapsed(),
+    })
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -137,12 +150,15 @@ pub fn run(spec: &KafkaBenchSpec) -> Result<String, String> {
     let connection = KafkaConnection::new(&spec.bootstrap);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let id = std::process::id();
-    let mut measured: [Vec<Rate>; 4] = Default::default();
+    let mut measured: [Vec<Rate>; 5] = Default::default();
     for round in 0..spec.rounds {
         let topic = format!("sluice-bench-{id}-{round}");
         let out = format!("sluice-bench-{id}-{round}-out");
-        crate::kafka::admin::create_topic(&connection, &out, spec.partitions)
-            .map_err(|e| e.to_string())?;
+        let exactly_out = format!("sluice-bench-{id}-{round}-exactly");
+        for created in [&out, &exactly_out] {
+            crate::kafka::admin::create_topic(&connection, created, spec.partitions)
+                .map_err(|e| e.to_string())?;
+        }
         let started = Instant::now();
         let bytes = crate::nexmark_generate::generate_to_kafka(
             spec.events,
@@ -164,30 +180,47 @@ pub fn run(spec: &KafkaBenchSpec) -> Result<String, String> {
              [sink]\nconnector = \"kafka\"\nbootstrap_servers = \"{}\"\ntopic = \"{out}\"\ndelivery = \"at-least-once\"\n",
             spec.events, spec.seed, spec.bootstrap
         );
+        let exactly_once_job = format!(
+            "job = \"nexmark.q0\"\nshards = 1\n[source]\nconnector = \"nexmark\"\nevents = {}\nseed = {}\n\
+             [sink]\nconnector = \"kafka\"\nbootstrap_servers = \"{}\"\ntopic = \"{exactly_out}\"\n\
+             delivery = \"exactly-once\"\ntransactional_id_prefix = \"sluice-bench-{id}-{round}\"\n\
+             [checkpoint]\ninterval_ms = 1000\n",
+            spec.events, spec.seed, spec.bootstrap
+        );
         let sluice_first = round % 2 == 1;
         let mut consumer = Rate::default();
         let mut source = Rate::default();
         for sluice_turn in [sluice_first, !sluice_first] {
             if sluice_turn {
-                let (records_in, _, elapsed) = run_job(dir.path(), "source.toml", &source_job)?;
-                source = rate(records_in, records_in * bytes_per_event, elapsed);
+                let run = run_job(dir.path(), "source.toml", &source_job)?;
+                source = rate(
+                    run.records_in,
+                    run.records_in * bytes_per_event,
+                    run.elapsed,
+                );
             } else {
                 let (records, bytes, elapsed) = bare_consume(&connection, &topic, spec.partitions)?;
                 consumer = rate(records, bytes, elapsed);
             }
         }
-        let (_, records_out, elapsed) = run_job(dir.path(), "sink.toml", &sink_job)?;
         // q0's bids are smaller than the average event; their bytes are
         // counted as written (one JSON bid is ~200 bytes).
-        let sink = rate(records_out, records_out * 200, elapsed);
+        let sink_rate =
+            |run: JobRun| rate(run.records_out, run.records_out * 200, run.until_committed);
+        let sink = sink_rate(run_job(dir.path(), "sink.toml", &sink_job)?);
+        let exactly_once = sink_rate(run_job(dir.path(), "exactly-once.toml", &exactly_once_job)?);
         eprintln!(
-            "round {round}: producer {:.0}/s, sink {:.0}/s, consumer {:.0}/s, source {:.0}/s",
+            "round {round}: producer {:.0}/s, sink {:.0}/s, exactly-once sink {:.0}/s, consumer {:.0}/s, source {:.0}/s",
             producer.records_per_s,
             sink.records_per_s,
+            exactly_once.records_per_s,
             consumer.records_per_s,
             source.records_per_s
         );
-        for (i, r) in [producer, sink, consumer, source].into_iter().enumerate() {
+        for (i, r) in [producer, sink, consumer, source, exactly_once]
+            .into_iter()
+            .enumerate()
+        {
             measured[i].push(r);
         }
     }
@@ -202,6 +235,11 @@ pub fn run(spec: &KafkaBenchSpec) -> Result<String, String> {
     let rows = [
         ("librdkafka producer alone", 0, None),
         ("Sluice Kafka sink (q0, at-least-once, 1 shard)", 1, Some(0)),
+        (
+            "Sluice Kafka sink (q0, exactly-once, checkpoint every 1 s, 1 shard)",
+            4,
+            Some(0),
+        ),
         ("librdkafka consumer alone (+ JSON parse)", 2, None),
         ("Sluice Kafka source (q0 to blackhole, 1 shard)", 3, Some(2)),
     ];
