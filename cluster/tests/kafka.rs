@@ -647,3 +647,55 @@ fn a_kill_between_checkpoint_completion_and_kafka_commit_loses_and_repeats_nothi
         }
     }
 }
+
+/// Kafka in and out on a cluster: a topic of 8 partitions read by two
+/// workers of one shard each, windows written exactly once to a topic; one
+/// worker is killed after the third checkpoint and the job restarts on the
+/// worker left and a new one (fetches of one record each keep the job
+/// running that long). What a `read_committed` consumer sees is the
+/// windows the same records make from a file, once each.
+#[test]
+fn kafka_to_kafka_on_a_cluster_survives_a_lost_worker_exactly_once() {
+    let broker = Broker::start();
+    let servers = broker.bootstrap();
+    let events = events(20_000);
+    broker.create_topic("events", 8);
+    broker.create_topic("windows", 4);
+    broker.produce("events", &events, |i| (i % 8) as i32, None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = file_windows(dir.path(), &events);
+    expected.sort();
+    let mut cluster = support::cluster::TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 1);
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
+             [source]\nconnector = \"kafka\"\nbootstrap_servers = \"{servers}\"\ntopics = [\"events\"]\nstop = \"latest\"\n\
+             [source.properties]\n\"max.partition.fetch.bytes\" = \"100\"\n\
+             {}[checkpoint]\ninterval_ms = 100\nstorage = \"file://checkpoints\"\n\
+             [restart]\nstrategy = \"fixed-delay\"\nattempts = 3\ndelay_ms = 100\n\
+             [cluster]\nshards = 2\n{WINDOWS}",
+            exactly_once_sink(&servers, "windows")
+        ),
+    )
+    .unwrap();
+    let id = cluster.submit(&job);
+    cluster.wait_checkpoint(&id, 3);
+    cluster.kill_worker("b");
+    cluster.add_worker("c", 1);
+    let status = cluster.wait_for(
+        &id,
+        &["finished", "failed"],
+        std::time::Duration::from_secs(90),
+    );
+    assert_eq!(status["state"], "finished", "{status}");
+    assert_eq!(
+        status["attempt"], 2,
+        "the job ended before its worker was lost: {status}"
+    );
+    let (committed, _) = committed_view(&broker.read_all_headed("windows"));
+    assert_committed_once(&committed, &expected);
+}
