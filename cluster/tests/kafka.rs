@@ -699,3 +699,99 @@ fn kafka_to_kafka_on_a_cluster_survives_a_lost_worker_exactly_once() {
     let (committed, _) = committed_view(&broker.read_all_headed("windows"));
     assert_committed_once(&committed, &expected);
 }
+
+/// A stale attempt is fenced: a second writer for the same shard (the
+/// attempt that took the job over) initializes the same transactional id;
+/// the first one's next commit then fails within its timeout with an error
+/// naming the id, and after that its checkpoints fail instead of staging
+/// on — while the new attempt commits.
+#[test]
+fn a_stale_attempt_is_fenced_by_the_next_one() {
+    use sluice_cluster::kafka::{Delivery, ExactlyOnce, KafkaConnection, KafkaSink, PayloadFormat};
+    use sluice_engine::checkpoint::{Committers, StorageLocation};
+    use sluice_engine::connectors::{RecordFormat, Sink, SinkContext, SinkWriter};
+    use sluice_engine::Rec;
+
+    let broker = Broker::start();
+    broker.create_topic("fenced", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut connection = KafkaConnection::new(&broker.bootstrap());
+    connection.request_timeout = std::time::Duration::from_millis(1_500);
+    let sink = KafkaSink {
+        connection,
+        topic: "fenced".into(),
+        key_fields: Vec::new(),
+        format: PayloadFormat::Text(RecordFormat::JsonLines),
+        delivery: Delivery::ExactlyOnce(ExactlyOnce {
+            transactional_id_prefix: "fencing-test".into(),
+            staging: StorageLocation::Directory(dir.path().join("staging")),
+        }),
+    };
+    let open = |restored: Option<u64>| {
+        let committers = Committers::default();
+        let context = SinkContext {
+            shard: 0,
+            shards: 1,
+            checkpointing: true,
+            restored,
+            committers: committers.clone(),
+            decides_for_job: true,
+        };
+        let writer: Box<dyn SinkWriter<u64>> = sink.open_in(&context).unwrap();
+        let committer = committers.lock().unwrap().pop().expect("a committer");
+        (writer, committer)
+    };
+    let records =
+        |from: u64| -> Vec<Rec<u64>> { (from..from + 10).map(|i| Rec::new(1, i)).collect() };
+    let (mut stale, stale_committer) = open(None);
+    stale.write(&records(0)).unwrap();
+    stale.pre_commit(1).unwrap();
+    stale_committer.lock().unwrap().commit(1).unwrap();
+    // The next attempt restores checkpoint 1 and fences the stale one.
+    let (mut next, next_committer) = open(Some(1));
+    stale.write(&records(100)).unwrap();
+    stale.pre_commit(2).unwrap();
+    let started = std::time::Instant::now();
+    let error = stale_committer.lock().unwrap().commit(2).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        error.contains("transactional id `fencing-test-0`"),
+        "{error}"
+    );
+    assert!(error.contains("committing checkpoint 2"), "{error}");
+    assert!(error.contains("fenced"), "{error}");
+    next.write(&records(200)).unwrap();
+    next.pre_commit(3).unwrap();
+    next_committer.lock().unwrap().commit(3).unwrap();
+    // The stale attempt cannot go on: within a few checkpoints its
+    // barriers fail, naming why.
+    let mut failed = None;
+    for checkpoint in 4..8 {
+        stale.write(&records(300)).unwrap();
+        if let Err(e) = stale.pre_commit(checkpoint) {
+            failed = Some(e);
+            break;
+        }
+        let _ = stale_committer.lock().unwrap().commit(checkpoint);
+    }
+    let failed = failed.expect("the stale attempt's checkpoints kept succeeding");
+    eprintln!("the stale commit: {error}\nits barrier: {failed}");
+    assert!(failed.contains("checkpoint 4 failed"), "{failed}");
+    assert!(failed.contains("fenced"), "{failed}");
+    let values: Vec<String> = broker
+        .read_all_headed("fenced")
+        .into_iter()
+        .filter(|r| r.headers["sluice-commit"].starts_with("fencing-test-0/"))
+        .map(|r| r.value)
+        .collect();
+    for wanted in ["0", "9", "200", "209"] {
+        assert!(
+            values.iter().any(|v| v == wanted),
+            "{wanted} not in {values:?}"
+        );
+    }
+}
