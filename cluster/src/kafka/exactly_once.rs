@@ -71,7 +71,7 @@
 //! at the barrier (the exactly-once file sink syncs its part there too).
 //! A transaction is open only while a committer sends, so
 //! `transaction.timeout.ms` (set to six request timeouts, at least a
-//! minute, and overridable in `properties`) need not cover the checkpoint
+//! minute and at most 15, and overridable in `properties`) need not cover the checkpoint
 //! interval, and stays under a default broker's 15-minute maximum: Flink's
 //! one-hour default, which such a broker refuses, is not needed here. A
 //! commit that fails (brokers away) leaves the checkpoints staged: the next
@@ -114,6 +114,10 @@ pub struct ExactlyOnce {
     /// commit: a place every worker of the job reaches.
     pub staging: StorageLocation,
 }
+
+/// A default broker's `transaction.max.timeout.ms`: a producer asking for
+/// more is refused.
+const BROKER_TRANSACTION_TIMEOUT_MAX: Duration = Duration::from_secs(15 * 60);
 
 /// Commits failing in a row before the sink fails the job.
 const FAILED_COMMITS_MAX: u32 = 3;
@@ -166,7 +170,7 @@ impl ShardTransactions {
         let transactional_id = format!("{}-{owner}", exactly.transactional_id_prefix);
         let request_timeout = sink.connection.request_timeout;
         let transaction_timeout = (request_timeout * 6)
-            .max(Duration::from_secs(60))
+            .clamp(Duration::from_secs(60), BROKER_TRANSACTION_TIMEOUT_MAX)
             .as_millis()
             .to_string();
         let message_timeout = (request_timeout * 3).as_millis().to_string();
