@@ -1,5 +1,11 @@
 //! Nexmark q8, monitor new users: a window join of persons and the auctions
 //! they opened in the window they joined in.
+//!
+//! Flink's q8 groups both sides by window before joining them —
+//! `GROUP BY P.id, P.name, TUMBLE(P.dateTime, …)` joined on id, start and
+//! end to `GROUP BY A.seller, TUMBLE(A.dateTime, …)` — so it yields one row
+//! per person and window in which they also opened an auction, however many
+//! auctions they opened there (set semantics on the auction side).
 
 use serde::Serialize;
 use sluice_engine::StreamEnv;
@@ -52,21 +58,18 @@ impl sluice_engine::operators::KeyedCoProcess<i64, (i64, String), (i64, i64), Ne
         let start = time + 1 - self.size;
         let name = self.joined.remove(ctx, &start);
         let count = self.auctions.remove(ctx, &start).unwrap_or(0);
-        if let Some(name) = name {
-            let id = *ctx.key();
-            for _ in 0..count {
-                ctx.collect(NewSeller {
-                    id,
-                    name: name.clone(),
-                    starttime: start,
-                });
-            }
+        if let Some(name) = name.filter(|_| count > 0) {
+            ctx.collect(NewSeller {
+                id: *ctx.key(),
+                name,
+                starttime: start,
+            });
         }
     }
 }
 
 /// Monitor new users: persons who opened auctions in the same tumbling window
-/// (10 s) in which they joined; one row per such auction.
+/// (10 s) in which they joined; one row per such person and window.
 pub fn q8(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     let p: WindowParams = file.params()?;
     let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;
