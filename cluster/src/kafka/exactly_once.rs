@@ -542,12 +542,13 @@ impl<T: Serialize + 'static> SinkWriter<T> for TransactionalWriter {
     }
 
     fn pre_commit(&mut self, checkpoint: u64) -> Result<(), String> {
-        let mut transactions = self.transactions.lock().expect("transactions lock");
+        let records = (self.interval.records() > 0).then(|| self.interval.take());
+        let mut transactions = self.transactions();
         if let Some(why) = transactions.unusable() {
             return Err(format!("checkpoint {checkpoint} failed: {why}"));
         }
-        if self.interval.records() > 0 {
-            transactions.stage(checkpoint, self.interval.take(), true)?;
+        if let Some(records) = records {
+            transactions.stage(checkpoint, records, true)?;
         }
         Ok(())
     }

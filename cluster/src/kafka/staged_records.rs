@@ -125,8 +125,8 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn records_read_back_as_they_were_staged() {
+    /// The sample, staged.
+    fn staged_sample() -> StagedRecords {
         let mut staged = StagedRecords::default();
         for (timestamp, key, value) in &sample() {
             staged
@@ -137,6 +137,12 @@ mod tests {
                 })
                 .unwrap();
         }
+        staged
+    }
+
+    #[test]
+    fn records_read_back_as_they_were_staged() {
+        let mut staged = staged_sample();
         assert_eq!(staged.records(), 3);
         let bytes = staged.take();
         assert_eq!(staged.records(), 0);
@@ -151,17 +157,7 @@ mod tests {
 
     #[test]
     fn every_cut_of_a_staged_object_is_an_error_naming_the_record() {
-        let mut staged = StagedRecords::default();
-        for (timestamp, key, value) in &sample() {
-            staged
-                .push(StagedRecord {
-                    timestamp: *timestamp,
-                    key: key.as_deref(),
-                    value,
-                })
-                .unwrap();
-        }
-        let bytes = staged.take();
+        let bytes = staged_sample().take();
         let ends: Vec<usize> = {
             // Where each record ends: a cut there is a whole object.
             let mut at = MAGIC.len();
