@@ -4,6 +4,12 @@
 //! and writes to the job file's sink. Records are projected to the fields a
 //! query needs before they cross a key exchange.
 //!
+//! Output rows carry the column names of each reference query's sink table
+//! (`nexmark_qN`), filled by position from its `SELECT` as Flink's `INSERT
+//! INTO` does (q4's `id, final`, q7's swapped `bidder`/`price`, q8's `stime`);
+//! exact types stay exact (q1's and q14's `0.908 * price` is a DECIMAL(23, 3),
+//! printed as that decimal). Times are epoch milliseconds.
+//!
 //! Stateless: q0, q1, q2, q10 (partitioned files), q13 (side input), q14, q21,
 //! q22. Joins: q3, q8 (windowed), q9, q4 and q6 (over closing prices), q20.
 //! Windows: q5, q7, q11 (sessions), q12 (processing time). Unbounded group

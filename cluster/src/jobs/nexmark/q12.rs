@@ -7,12 +7,16 @@ use sluice_engine::{StreamEnv, WatermarkStrategy};
 use super::{bids_with, WindowParams};
 use crate::job_file::{JobFile, JobFileError};
 
-/// q12's output: a bidder's bids in a processing-time window.
+/// q12's output: a bidder's bids in a processing-time window, under the
+/// names of the reference's sink table (`bidder, bid_count, starttime,
+/// endtime`).
 #[derive(Debug, Clone, Serialize)]
 pub struct BidderWindow {
     pub bidder: i64,
     pub bid_count: u64,
+    #[serde(rename = "starttime")]
     pub window_start: i64,
+    #[serde(rename = "endtime")]
     pub window_end: i64,
 }
 

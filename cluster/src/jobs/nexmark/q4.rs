@@ -86,10 +86,14 @@ impl
     }
 }
 
-/// q4's output: a category's average closing price so far.
+/// q4's output: a category's average closing price so far, under the names
+/// of Flink's sink table `nexmark_q4 (id, final)`, which `INSERT INTO` fills by
+/// position from `SELECT Q.category, AVG(Q.final)`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CategoryAverage {
+    #[serde(rename = "id")]
     pub category: i64,
+    #[serde(rename = "final")]
     pub avg: i64,
 }
 

@@ -26,10 +26,12 @@ fn ten() -> i64 {
     10
 }
 
-/// q6's output.
+/// q6's output, under the names of the reference's sink table
+/// `nexmark_q6 (seller, avg_price)`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SellerAverage {
     pub seller: i64,
+    #[serde(rename = "avg_price")]
     pub avg: i64,
 }
 

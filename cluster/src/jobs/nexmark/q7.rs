@@ -1,4 +1,10 @@
 //! Nexmark q7, highest bid: the bids with the highest price of their window.
+//!
+//! The reference selects `B.auction, B.price, B.bidder, B.dateTime, B.extra`
+//! into the sink table `nexmark_q7 (auction, bidder, price, dateTime,
+//! extra)`, and `INSERT INTO` maps columns by position: Flink's result has the
+//! bid's price under `bidder` and its bidder under `price`. The output keeps
+//! that, to the letter.
 
 use serde::Serialize;
 use sluice_engine::connectors::nexmark::Bid;
@@ -7,11 +13,15 @@ use sluice_engine::StreamEnv;
 use super::{bids, Ctx, WindowParams};
 use crate::job_file::{JobFile, JobFileError};
 
-/// q7's output: a bid with the highest price of its window.
+/// q7's output: a bid with the highest price of its window, in the sink
+/// table's columns filled by position (the price under `bidder`, the bidder
+/// under `price`; see the module doc).
 #[derive(Debug, Clone, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct HighestBid {
     pub auction: i64,
+    #[serde(rename = "bidder")]
     pub price: i64,
+    #[serde(rename = "price")]
     pub bidder: i64,
     #[serde(rename = "dateTime")]
     pub date_time: i64,

@@ -13,11 +13,13 @@ use sluice_engine::StreamEnv;
 use super::{persons_and_auctions, Ctx, WindowParams};
 use crate::job_file::{JobFile, JobFileError};
 
-/// q8's output.
+/// q8's output, under the names of the reference's sink table
+/// `nexmark_q8 (id, name, stime)`.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewSeller {
     pub id: i64,
     pub name: String,
+    #[serde(rename = "stime")]
     pub starttime: i64,
 }
 

@@ -36,6 +36,7 @@ pub struct WinningBid {
     pub auction: i64,
     pub bidder: i64,
     pub price: i64,
+    #[serde(rename = "bid_dateTime")]
     pub bid_date_time: i64,
     pub bid_extra: String,
 }

@@ -47,9 +47,13 @@ pub fn q1(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     Ok(())
 }
 
-/// q1's conversion.
+/// q1's conversion, `0.908 * price`: in Flink SQL an exact DECIMAL(23, 3).
+/// Returned as the double nearest to that exact value (the thousandths are
+/// exact in an `f64` below 2^53, and IEEE division rounds correctly), so it
+/// prints as the decimal itself; `0.908 * price as f64` would round twice
+/// and print e.g. 2.7239999999999998 for a price of 3.
 pub fn dollars_to_euros(price: i64) -> f64 {
-    0.908 * price as f64
+    (i128::from(price) * 908) as f64 / 1000.0
 }
 
 /// q2's output.
