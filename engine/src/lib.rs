@@ -62,6 +62,7 @@ pub mod operators;
 pub mod push;
 pub mod record;
 pub mod runtime;
+pub mod sql;
 pub mod stream;
 pub mod time;
 pub mod timer;

@@ -1,0 +1,18 @@
+//! The SQL front end: job files that carry Flink SQL instead of a registered
+//! job's name.
+//!
+//! A script goes through [`script`] (statements, with Flink's `CREATE TABLE`
+//! and sqlparser's queries in [`dialect::FlinkDialect`]), then binding and
+//! type checking against the tables it creates, then planning onto the
+//! DataStream operators. Every stage reports a [`SqlError`] at a line and
+//! column of the script. All of it runs once, on the thread that builds the
+//! job, before any shard starts.
+
+pub mod dialect;
+pub mod error;
+pub mod script;
+pub mod sql_type;
+
+pub use error::{Position, SqlError};
+pub use script::{parse_script, Located, Statement};
+pub use sql_type::SqlType;
