@@ -29,7 +29,7 @@ pub struct Located<T> {
 /// A statement.
 #[derive(Debug, Clone)]
 pub enum Statement {
-    CreateTable(TableDefinition),
+    CreateTable(Box<TableDefinition>),
     CreateView {
         name: String,
         query: Box<Query>,
@@ -68,7 +68,7 @@ pub struct ColumnDefinition {
 #[derive(Debug, Clone)]
 pub enum ColumnKind {
     Physical(SqlType),
-    Computed(Expr),
+    Computed(Box<Expr>),
 }
 
 /// `WATERMARK FOR column AS expr`.
@@ -141,7 +141,7 @@ fn parse_statement(parser: &mut Parser) -> Result<Located<Statement>, SqlError> 
         let temporary = parser.parse_keyword(Keyword::TEMPORARY);
         let system = temporary && parser.parse_keyword(Keyword::SYSTEM);
         if parser.parse_keyword(Keyword::TABLE) && !temporary {
-            Statement::CreateTable(parse_table(parser)?)
+            Statement::CreateTable(Box::new(parse_table(parser)?))
         } else if parser.parse_keyword(Keyword::VIEW) && !system {
             let name = parse_name(parser)?;
             parser.expect_keyword(Keyword::AS).map_err(parse_err)?;
@@ -282,7 +282,7 @@ fn parse_table(parser: &mut Parser) -> Result<TableDefinition, SqlError> {
                 ));
             }
             let kind = if parser.parse_keyword(Keyword::AS) {
-                ColumnKind::Computed(parser.parse_expr().map_err(err)?)
+                ColumnKind::Computed(Box::new(parser.parse_expr().map_err(err)?))
             } else {
                 let kind = ColumnKind::Physical(parse_type(parser)?);
                 // NOT NULL and COMMENT '…' are accepted and not enforced.

@@ -41,7 +41,7 @@ fn nexmark_tables_and_views_parse() {
     ));
     assert!(matches!(
         table.columns[3].node.kind,
-        ColumnKind::Computed(Expr::Case { .. })
+        ColumnKind::Computed(ref e) if matches!(**e, Expr::Case { .. })
     ));
     assert_eq!(table.columns[3].position, Position::new(8, 5));
     let watermark = table.watermark.as_ref().unwrap();
