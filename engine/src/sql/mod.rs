@@ -12,7 +12,9 @@ pub mod dialect;
 pub mod error;
 pub mod script;
 pub mod sql_type;
+pub mod value;
 
 pub use error::{Position, SqlError};
 pub use script::{parse_script, Located, Statement};
 pub use sql_type::SqlType;
+pub use value::{Row, Value};
