@@ -8,8 +8,11 @@
 //! column of the script. All of it runs once, on the thread that builds the
 //! job, before any shard starts.
 
+pub mod bind;
 pub mod dialect;
 pub mod error;
+pub mod expr;
+pub mod functions;
 pub mod script;
 pub mod sql_type;
 pub mod value;

@@ -23,13 +23,25 @@ pub enum SqlType {
     BigInt,
     Float,
     Double,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Varchar,
     Date,
     Time,
-    Timestamp { precision: u8 },
-    TimestampLtz { precision: u8 },
+    Timestamp {
+        precision: u8,
+    },
+    TimestampLtz {
+        precision: u8,
+    },
     Row(Vec<RowField>),
+    /// The type of a bare `NULL` literal: it takes the type it meets.
+    Null,
+    /// A day-time interval (`INTERVAL '10' SECOND`), in milliseconds; only
+    /// expressions have it, never a column.
+    Interval,
 }
 
 /// A named field of a `ROW` type.
@@ -52,6 +64,26 @@ impl SqlType {
                 | SqlType::Double
                 | SqlType::Decimal { .. }
         )
+    }
+
+    /// True for the integer types.
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self,
+            SqlType::TinyInt | SqlType::SmallInt | SqlType::Int | SqlType::BigInt
+        )
+    }
+
+    /// An exact numeric type as a DECIMAL (integers as DECIMAL(3|5|10|19, 0)).
+    pub fn as_decimal(&self) -> Option<(u8, u8)> {
+        match self {
+            SqlType::TinyInt => Some((3, 0)),
+            SqlType::SmallInt => Some((5, 0)),
+            SqlType::Int => Some((10, 0)),
+            SqlType::BigInt => Some((19, 0)),
+            SqlType::Decimal { precision, scale } => Some((*precision, *scale)),
+            _ => None,
+        }
     }
 
     /// True for `TIMESTAMP(p)` and `TIMESTAMP_LTZ(p)`.
@@ -79,6 +111,8 @@ impl fmt::Display for SqlType {
             SqlType::Time => write!(f, "TIME"),
             SqlType::Timestamp { precision } => write!(f, "TIMESTAMP({precision})"),
             SqlType::TimestampLtz { precision } => write!(f, "TIMESTAMP_LTZ({precision})"),
+            SqlType::Null => write!(f, "NULL"),
+            SqlType::Interval => write!(f, "INTERVAL DAY TO SECOND(3)"),
             SqlType::Row(fields) => {
                 write!(f, "ROW<")?;
                 for (i, field) in fields.iter().enumerate() {
