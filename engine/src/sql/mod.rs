@@ -9,6 +9,7 @@
 //! job, before any shard starts.
 
 pub mod bind;
+pub mod catalog;
 pub mod dialect;
 pub mod error;
 pub mod expr;
