@@ -14,6 +14,7 @@ pub mod dialect;
 pub mod error;
 pub mod expr;
 pub mod functions;
+pub mod plan;
 pub mod script;
 pub mod sql_type;
 pub mod value;
