@@ -172,14 +172,7 @@ fn parse_statement(parser: &mut Parser) -> Result<Located<Statement>, SqlError> 
         if parser.peek_token().token == Token::LParen
             && !matches!(parser.peek_tokens::<2>()[1], Token::Word(ref w) if w.keyword == Keyword::SELECT || w.keyword == Keyword::WITH)
         {
-            parser.next_token();
-            loop {
-                columns.push(parse_name(parser)?);
-                if !parser.consume_token(&Token::Comma) {
-                    break;
-                }
-            }
-            parser.expect_token(&Token::RParen).map_err(parse_err)?;
+            columns = parse_name_list(parser)?;
         }
         Statement::Insert {
             table,
@@ -211,6 +204,34 @@ fn parse_name(parser: &mut Parser) -> Result<String, SqlError> {
         .and_then(|part| part.as_ident())
         .map(|ident| ident.value.clone())
         .ok_or_else(|| SqlError::new(Position::of_token(&token), "expected a name"))
+}
+
+/// `(name, …)`: the names in parentheses.
+fn parse_name_list(parser: &mut Parser) -> Result<Vec<String>, SqlError> {
+    let open = parser.peek_token();
+    parser
+        .expect_token(&Token::LParen)
+        .map_err(|e| SqlError::from_parser(e, Position::of_token(&open)))?;
+    let mut names = Vec::new();
+    loop {
+        names.push(parse_name(parser)?);
+        if !list_continues(parser, "the list of names")? {
+            return Ok(names);
+        }
+    }
+}
+
+/// After an element of a parenthesized list: true at `,`, false at `)`.
+fn list_continues(parser: &mut Parser, what: &str) -> Result<bool, SqlError> {
+    let token = parser.next_token();
+    match token.token {
+        Token::Comma => Ok(true),
+        Token::RParen => Ok(false),
+        _ => Err(SqlError::new(
+            Position::of_token(&token),
+            format!("expected `,` or `)` in {what}, found {token}"),
+        )),
+    }
 }
 
 fn word_is(token: &TokenWithSpan, word: &str) -> bool {
@@ -259,14 +280,7 @@ fn parse_table(parser: &mut Parser) -> Result<TableDefinition, SqlError> {
                 node: Watermark { column, expr },
             });
         } else if parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
-            parser.expect_token(&Token::LParen).map_err(err)?;
-            loop {
-                table.primary_key.push(parse_name(parser)?);
-                if !parser.consume_token(&Token::Comma) {
-                    break;
-                }
-            }
-            parser.expect_token(&Token::RParen).map_err(err)?;
+            table.primary_key = parse_name_list(parser)?;
             if !parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]) {
                 return Err(SqlError::new(
                     position,
@@ -297,36 +311,16 @@ fn parse_table(parser: &mut Parser) -> Result<TableDefinition, SqlError> {
                 node: ColumnDefinition { name, kind },
             });
         }
-        let token = parser.next_token();
-        match token.token {
-            Token::Comma => continue,
-            Token::RParen => break,
-            _ => {
-                return Err(SqlError::new(
-                    Position::of_token(&token),
-                    format!(
-                        "expected `,` or `)` in table `{}`, found {token}",
-                        table.name
-                    ),
-                ))
-            }
+        if !list_continues(parser, &format!("table `{}`", table.name))? {
+            break;
         }
     }
     if parser.parse_keyword(Keyword::PARTITIONED) {
         let token = parser.peek_token();
         parser
             .expect_keyword(Keyword::BY)
-            .and_then(|_| parser.expect_token(&Token::LParen))
             .map_err(|e| SqlError::from_parser(e, Position::of_token(&token)))?;
-        loop {
-            table.partitioned_by.push(parse_name(parser)?);
-            if !parser.consume_token(&Token::Comma) {
-                break;
-            }
-        }
-        parser
-            .expect_token(&Token::RParen)
-            .map_err(|e| SqlError::from_parser(e, Position::of_token(&token)))?;
+        table.partitioned_by = parse_name_list(parser)?;
     }
     let with = parser.peek_token();
     if !parser.parse_keyword(Keyword::WITH) {
@@ -370,16 +364,8 @@ fn parse_table(parser: &mut Parser) -> Result<TableDefinition, SqlError> {
             position,
             node: (name, value),
         });
-        let token = parser.next_token();
-        match token.token {
-            Token::Comma => continue,
-            Token::RParen => break,
-            _ => {
-                return Err(SqlError::new(
-                    Position::of_token(&token),
-                    format!("expected `,` or `)` in the WITH options, found {token}"),
-                ))
-            }
+        if !list_continues(parser, "the WITH options")? {
+            break;
         }
     }
     Ok(table)
