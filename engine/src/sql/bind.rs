@@ -100,33 +100,20 @@ pub fn bind(expr: &Expr, scope: &Scope) -> Result<(BoundExpr, SqlType), SqlError
         }
         Expr::CompoundIdentifier(parts) => {
             let names: Vec<&str> = parts.iter().map(|p| p.value.as_str()).collect();
-            // `t.col`, `t.row.field`, or a nested `row.field` without a table.
-            let qualified = if names.len() >= 2 {
-                let (q, rest) = (names[0], names[1..].join("."));
-                scope
+            // `t.col` and `t.row.field` when `t` qualifies some column and
+            // the whole path is not itself a column; else a nested
+            // `row.field` without a table.
+            let joined = names.join(".");
+            let qualified = names.len() >= 2
+                && scope
                     .columns
                     .iter()
-                    .position(|c| c.qualifier.as_deref() == Some(q) && c.name == rest)
-                    .map(|_| scope.resolve(Some(q), &rest, at(expr)))
+                    .any(|c| c.qualifier.as_deref() == Some(names[0]))
+                && !scope.columns.iter().any(|c| c.name == joined);
+            let i = if qualified {
+                scope.resolve(Some(names[0]), &names[1..].join("."), at(expr))?
             } else {
-                None
-            };
-            let i = match qualified {
-                Some(found) => found?,
-                None => scope
-                    .resolve(None, &names.join("."), at(expr))
-                    .or_else(|e| {
-                        if names.len() >= 2
-                            && scope
-                                .columns
-                                .iter()
-                                .any(|c| c.qualifier.as_deref() == Some(names[0]))
-                        {
-                            scope.resolve(Some(names[0]), &names[1..].join("."), at(expr))
-                        } else {
-                            Err(e)
-                        }
-                    })?,
+                scope.resolve(None, &joined, at(expr))?
             };
             Ok((BoundExpr::Column(i), scope.columns[i].ty.clone()))
         }
