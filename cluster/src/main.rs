@@ -40,6 +40,9 @@ enum Command {
     },
     /// Checks a job file without running it.
     Check { job: PathBuf },
+    /// Prints a job file's operators: for SQL, the plan of each INSERT with
+    /// its sources, fused stateless steps, exchanges and state.
+    Explain { job: PathBuf },
     /// Takes a savepoint of the job running with this job file (through its
     /// checkpoint storage), or of the job with this id on `--coordinator`,
     /// and prints its path.
@@ -216,6 +219,14 @@ enum BenchCommand {
         /// Appends one JSON line per run to this file.
         #[arg(long, default_value = "bench/results.jsonl")]
         results: PathBuf,
+        /// Runs the query's SQL (examples/nexmark-sql) and the hand-written
+        /// job, alternating for `--rounds` rounds, and reports both and
+        /// their ratio.
+        #[arg(long, conflicts_with_all = ["all", "rate", "params", "plot"])]
+        sql: bool,
+        /// With --sql: rounds of (hand-written, SQL).
+        #[arg(long, default_value_t = 2, requires = "sql")]
+        rounds: u32,
     },
     /// Measures the Kafka source and sink against librdkafka's own consumer
     /// and producer on the same broker, alternating.
@@ -408,6 +419,16 @@ fn main() -> ExitCode {
                 ExitCode::from(e.exit_code() as u8)
             }
         },
+        Command::Explain { job } => match run::explain(&job) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code() as u8)
+            }
+        },
         Command::Nexmark {
             command:
                 NexmarkCommand::Generate {
@@ -555,6 +576,8 @@ fn main() -> ExitCode {
                     checkpoint_unaligned,
                     state_backend,
                     results,
+                    sql,
+                    rounds,
                 },
         } => {
             if all {
@@ -590,7 +613,20 @@ fn main() -> ExitCode {
                     sluice_engine::checkpoint::BarrierAlignment::Aligned
                 },
                 state_backend,
+                sql: false,
             };
+            if sql {
+                return match bench_nexmark::compare_sql(&spec, rounds, &results) {
+                    Ok(summary) => {
+                        print!("{summary}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
             match bench_nexmark::run(&spec) {
                 Ok(result) => {
                     print!("{}", bench_nexmark::table(&result));

@@ -7,7 +7,7 @@ use sluice_engine::checkpoint::{RestoreFrom, StorageLocation};
 use sluice_engine::runtime::JobReport;
 use sluice_engine::{EngineError, StreamEnv};
 
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFile, JobFileError, Program};
 use crate::jobs;
 
 /// Why `sluice run` failed, with its exit code.
@@ -105,9 +105,20 @@ pub fn apply_restore(file: &mut JobFile, given: &str) -> Result<(), JobFileError
     Ok(())
 }
 
-/// Builds the pipeline of the registered job `file` names, on a new
-/// environment with the file's settings.
+/// Builds the job of `file` (a registered job or SQL) on a new environment
+/// with the file's settings.
 pub fn build_job(file: &JobFile) -> Result<StreamEnv, JobFileError> {
+    let env = StreamEnv::new(file.config.clone());
+    build_on(file, &env)?;
+    Ok(env)
+}
+
+/// Builds the job of `file` on `env`.
+pub fn build_on(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+    let io = match &file.program {
+        Program::Registered(io) => io,
+        Program::Sql(sql) => return jobs::sql::build(sql, env),
+    };
     let build = jobs::find(&file.job).ok_or_else(|| {
         let names: Vec<&str> = jobs::REGISTRY.iter().map(|(n, _, _)| *n).collect();
         file.invalid(
@@ -119,9 +130,7 @@ pub fn build_job(file: &JobFile) -> Result<StreamEnv, JobFileError> {
             ),
         )
     })?;
-    let env = StreamEnv::new(file.config.clone());
-    build(file, &env)?;
-    Ok(env)
+    build(&io.view(file), env)
 }
 
 /// `sluice savepoint`: asks the job running with the job file at `path` for
@@ -162,9 +171,43 @@ pub fn savepoint(
     .map_err(RunError::Savepoint)
 }
 
+/// What `sluice explain` prints for the job file at `path`.
+pub fn explain(path: &Path) -> Result<String, RunError> {
+    let file = JobFile::load(path)?;
+    let settings = format!(
+        "job `{}` on {} shard(s), {:?} state backend, checkpoints {}\n",
+        file.job,
+        file.config.shards,
+        file.config.state_backend,
+        match &file.config.checkpoint {
+            Some(c) => format!("every {} ms", c.timing.interval_ms),
+            None => "off".into(),
+        }
+    );
+    Ok(match &file.program {
+        Program::Sql(sql) => {
+            let mut text = settings + &sql.program.explain();
+            for explained in &sql.program.explains {
+                text.push_str(explained);
+            }
+            text
+        }
+        Program::Registered(io) => format!(
+            "{settings}registered job `{}` (built in Rust): reads {:?}, writes {:?}\n",
+            file.job, io.source, io.sink
+        ),
+    })
+}
+
 /// Runs the job file at `path` to completion (resuming from `restore`, if given).
 pub fn run(path: &Path, restore: Option<&str>) -> Result<(JobFile, JobReport), RunError> {
     let (file, env) = prepare_restoring(path, restore)?;
+    if let Program::Sql(sql) = &file.program {
+        // A script's EXPLAIN statements print their plans; its INSERTs run.
+        for explained in &sql.program.explains {
+            print!("{explained}");
+        }
+    }
     let report = env.execute()?;
     Ok((file, report))
 }

@@ -402,7 +402,7 @@ fn invalid_toml_syntax() {
 
 #[test]
 fn missing_required_section() {
-    assert_bad("job = \"wordcount\"\n", &["missing field `source`"]);
+    assert_bad("job = \"wordcount\"\n", &["field `source`", "is missing"]);
 }
 
 #[test]

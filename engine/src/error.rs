@@ -27,6 +27,10 @@ pub enum EngineError {
     Source(#[from] SourceError),
     #[error("sink failed: {0}")]
     Sink(String),
+    /// An operator could not compute its result for a record (a SQL
+    /// expression that divides by zero, a cast that cannot be made).
+    #[error("a record could not be processed: {0}")]
+    Record(String),
     #[error("a record could not be serialized for an exchange: {0}")]
     Serialize(String),
     #[error("starting shard {shard}: {reason}")]
@@ -52,6 +56,7 @@ impl EngineError {
         match self {
             EngineError::Source(_)
             | EngineError::Sink(_)
+            | EngineError::Record(_)
             | EngineError::Serialize(_)
             | EngineError::ShardPanicked { .. }
             | EngineError::Checkpoint(_)

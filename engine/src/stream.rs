@@ -22,7 +22,7 @@ use crate::exchange::{
 use crate::operators::{
     co_process, CoTick, Filter, FirstInput, FlatMap, KeyedAggregate, KeyedCoProcess, KeyedHost,
     KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SecondInput, SinkOperator, TickFor,
-    Union, UnionInput,
+    TryFilterMap, Union, UnionInput,
 };
 use crate::push::{Discard, Push};
 use crate::runtime::{self, reachable_outboxes, JobReport, RootBuilder, ShardBuilder};
@@ -295,6 +295,22 @@ impl<T: Data> Stream<T> {
     }
 
     /// Merges streams of the same type.
+    /// At most one record out per record in; an `Err` fails the job with
+    /// its message (see [`TryFilterMap`]).
+    pub fn try_filter_map<U: Data>(
+        &self,
+        f: impl Fn(T) -> Result<Option<U>, String> + Clone + Send + Sync + 'static,
+    ) -> Stream<U> {
+        self.derive(move |sb, _, next| {
+            Box::new(TryFilterMap::new(
+                f.clone(),
+                next,
+                sb.errors(),
+                sb.abort.clone(),
+            ))
+        })
+    }
+
     pub fn union(&self, others: &[Stream<T>]) -> Stream<T> {
         let node = self.env.next_node();
         let mut inputs = vec![self.attach.clone()];

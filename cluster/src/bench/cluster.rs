@@ -294,6 +294,7 @@ fn in_process_spec(
         checkpoint_full_every: None,
         checkpoint_alignment: Default::default(),
         state_backend: Default::default(),
+        sql: false,
     }
 }
 

@@ -16,5 +16,6 @@ pub mod cluster;
 pub mod kafka;
 pub mod latency_sink;
 pub mod nexmark;
+pub mod nexmark_sql;
 pub mod plot;
 pub mod suite;

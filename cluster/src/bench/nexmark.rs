@@ -21,7 +21,7 @@ use sluice_engine::connectors::nexmark::{unix_nanos, NexmarkConfig};
 use sluice_engine::StreamEnv;
 
 use crate::bench::latency_sink::{LatencyRecord, LatencySink};
-use crate::job_file::{EventTimeSpec, JobFile, SinkSpec, SourceSpec};
+use crate::job_file::{EventTimeSpec, JobFile, Program, RegisteredIo, SinkSpec, SourceSpec};
 use crate::jobs;
 
 /// What to run.
@@ -44,6 +44,8 @@ pub struct BenchSpec {
     pub checkpoint_full_every: Option<u32>,
     pub checkpoint_alignment: sluice_engine::checkpoint::BarrierAlignment,
     pub state_backend: sluice_engine::StateBackendKind,
+    /// Run the query's SQL (`examples/nexmark-sql`) instead of the hand-written job.
+    pub sql: bool,
 }
 
 /// The checkpoints of a run.
@@ -90,6 +92,8 @@ pub struct LatencyFigures {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchResult {
     pub query: String,
+    /// "sql" or "hand-written".
+    pub job: &'static str,
     pub mode: &'static str,
     pub events: u64,
     pub shards: u32,
@@ -132,7 +136,7 @@ pub(crate) fn fired_by_watermark(query: &str) -> bool {
 pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
     let query = spec.query.as_str();
     let name = format!("nexmark.{query}");
-    let build = jobs::find(&name).ok_or_else(|| {
+    jobs::find(&name).ok_or_else(|| {
         let known: Vec<&str> = jobs::REGISTRY
             .iter()
             .filter_map(|(n, _, _)| n.strip_prefix("nexmark."))
@@ -205,34 +209,32 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         }
         None => None,
     };
+    if spec.sql && (latency_sink.is_some() || !spec.params.is_empty()) {
+        return Err("--sql runs the SQL file as written: no --rate or --param yet".into());
+    }
     let mut params = spec.params.clone();
     let side_input = side_input_for(query, &mut params)?;
-    let file = JobFile {
-        path: PathBuf::from(format!("<sluice bench nexmark --query {query}>")),
-        job: name,
-        event_time: EventTimeSpec {
-            processing_time: false,
-            out_of_orderness_ms: if spec.rate.is_some() {
-                0
-            } else {
-                nexmark.occasional_delay_ms
-            },
-            idle_timeout: None,
-        },
-        source: SourceSpec::Nexmark(nexmark.clone()),
-        cluster: Default::default(),
-        sink: match &latency_sink {
-            Some(sink) => SinkSpec::Latency(sink.clone()),
-            None => SinkSpec::Blackhole {
-                records_per_second: None,
-            },
-        },
-        params,
-        config: config.clone(),
+    let file = if spec.sql {
+        let script = super::nexmark_sql::script(query, spec.events, spec.seed, nexmark.partitions)?;
+        JobFile::from_sql(
+            Path::new(&format!("<sluice bench nexmark --sql --query {query}>")),
+            &script,
+            config.clone(),
+        )
+        .map_err(|e| e.to_string())?
+    } else {
+        registered_file(
+            name,
+            nexmark.clone(),
+            &latency_sink,
+            spec.rate,
+            params,
+            &config,
+        )
     };
     let config_flush_timeout_ms = config.flush_timeout.as_millis() as u64;
     let env = StreamEnv::new(config);
-    build(&file, &env).map_err(|e| e.to_string())?;
+    crate::run::build_on(&file, &env).map_err(|e| e.to_string())?;
     let cpu_before = cpu_seconds();
     let report = env.execute().map_err(|e| e.to_string())?;
     drop(side_input);
@@ -279,6 +281,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
     };
     Ok(BenchResult {
         query: query.to_owned(),
+        job: if spec.sql { "sql" } else { "hand-written" },
         mode: if spec.rate.is_some() {
             "latency"
         } else {
@@ -303,6 +306,73 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         seconds,
         progress: report.progress,
     })
+}
+
+/// `sluice bench nexmark --sql`: the hand-written job and the query's SQL,
+/// alternating for `rounds` rounds in one process (this machine is noisy:
+/// a ratio is only fair between neighbouring runs); each run's table is
+/// printed and its JSON line appended to `results`. Returns the summary:
+/// each job's median events/s and SQL's share of the hand-written job's.
+pub fn compare_sql(spec: &BenchSpec, rounds: u32, results: &Path) -> Result<String, String> {
+    let mut rates: [Vec<f64>; 2] = Default::default();
+    for _ in 0..rounds.max(1) {
+        for (i, sql) in [false, true].into_iter().enumerate() {
+            let result = run(&BenchSpec {
+                sql,
+                ..spec.clone()
+            })?;
+            print!("{}", table(&result));
+            append_json(results, &result)?;
+            rates[i].push(result.events_per_s);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [mut hand, mut sql] = rates;
+    let (hand, sql) = (median(&mut hand), median(&mut sql));
+    Ok(format!(
+        "{}: hand-written {hand:.0} events/s, SQL {sql:.0} events/s (medians of {rounds} alternating rounds): SQL at {:.1} % of the hand-written job\n",
+        spec.query,
+        100.0 * sql / hand
+    ))
+}
+
+/// The job file of the hand-written `nexmark.<query>` job `name`.
+fn registered_file(
+    name: String,
+    nexmark: NexmarkConfig,
+    latency_sink: &Option<LatencySink>,
+    rate: Option<u64>,
+    params: toml::Table,
+    config: &sluice_engine::JobConfig,
+) -> JobFile {
+    JobFile {
+        path: PathBuf::from(format!("<sluice bench nexmark --query {name}>")),
+        job: name,
+        cluster: Default::default(),
+        config: config.clone(),
+        program: Program::Registered(Box::new(RegisteredIo {
+            event_time: EventTimeSpec {
+                processing_time: false,
+                out_of_orderness_ms: if rate.is_some() {
+                    0
+                } else {
+                    nexmark.occasional_delay_ms
+                },
+                idle_timeout: None,
+            },
+            source: SourceSpec::Nexmark(nexmark),
+            sink: match latency_sink {
+                Some(sink) => SinkSpec::Latency(sink.clone()),
+                None => SinkSpec::Blackhole {
+                    records_per_second: None,
+                },
+            },
+            params,
+        })),
+    }
 }
 
 /// q13 needs a side table: unless `side_input` is given, a standard one (keys
@@ -363,10 +433,14 @@ fn per_second(record: &LatencyRecord) -> Vec<(u64, u64, u64, u64)> {
 
 /// The result as a table.
 pub fn table(r: &BenchResult) -> String {
+    let query = match r.job {
+        "sql" => format!("{} sql", r.query),
+        _ => r.query.clone(),
+    };
     let mut out = format!(
         "query   events      shards  seconds  events/s      per shard     CPU s   peak RSS MiB  results\n\
          {:<7} {:<11} {:<7} {:<8.3} {:<13.0} {:<13.0} {:<7.2} {:<13.1} {}\n",
-        r.query, r.events, r.shards, r.elapsed_s, r.events_per_s, r.events_per_s_per_shard, r.cpu_s, r.peak_rss_mib, r.records_out
+        query, r.events, r.shards, r.elapsed_s, r.events_per_s, r.events_per_s_per_shard, r.cpu_s, r.peak_rss_mib, r.records_out
     );
     if let Some(l) = r.latency.as_ref().filter(|l| l.results == 0) {
         out.push_str(&format!(

@@ -1,9 +1,12 @@
-//! Job files: TOML that names a registered job, its sources, sinks and settings.
+//! Job files: TOML that names a registered job with its source and sink, or
+//! carries a SQL script whose tables are its sources and sinks; and the
+//! settings every job has.
 //!
 //! Parsing is strict: unknown fields, wrong types, missing files and impossible
 //! values are errors that name the file, the field and what is expected, and
 //! nothing starts. Relative paths are relative to the job file's directory.
-//! Every field except `job` has a default; see README.md for the reference.
+//! Every field except `job` (or `sql`, `sql_file`) has a default; see
+//! README.md for the reference.
 //!
 //! One file per section: [`exchange`], [`state`], [`checkpoint`], [`restart`],
 //! [`cluster`],
@@ -17,6 +20,7 @@ mod fields;
 mod restart;
 mod sink;
 mod source;
+mod sql;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +36,7 @@ use sluice_state::{DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
 pub use cluster::ClusterSpec;
 pub use sink::SinkSpec;
 pub use source::{EventTimeSpec, KafkaSourceSpec, SourceSpec};
+pub use sql::{SqlJob, SqlSink, SqlSource, TableConnector};
 
 /// A job file that cannot be used; the message names file, field and expectation.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,14 @@ pub enum JobFileError {
     },
     #[error("{file}: {message}")]
     Syntax { file: PathBuf, message: String },
+    /// An error in the job's SQL, at a line and column of `file`.
+    #[error("{file}:{line}:{column}: {message}")]
+    Sql {
+        file: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("{file}: field `{field}`: {message}")]
     Invalid {
         file: PathBuf,
@@ -55,7 +68,10 @@ pub enum JobFileError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJobFile {
-    job: String,
+    /// A registered job's name; or `sql`, or `sql_file`.
+    job: Option<String>,
+    sql: Option<toml::Spanned<String>>,
+    sql_file: Option<sql::SqlFiles>,
     shards: Option<u32>,
     max_parallelism: Option<u32>,
     #[serde(default)]
@@ -69,11 +85,29 @@ struct RawJobFile {
     #[serde(default)]
     cluster: cluster::RawCluster,
     /// Read by `source` (its fields depend on its connector).
-    source: toml::Table,
+    source: Option<toml::Table>,
     /// Read by `sink` (its fields depend on its connector).
-    sink: toml::Table,
-    #[serde(default)]
-    params: toml::Table,
+    sink: Option<toml::Table>,
+    params: Option<toml::Table>,
+}
+
+/// What the job runs.
+#[derive(Debug, Clone)]
+pub enum Program {
+    /// A job compiled into the binary, with the file's `[source]`, `[sink]`
+    /// and `[params]`.
+    Registered(Box<RegisteredIo>),
+    /// A SQL script, with its tables' connectors.
+    Sql(Box<SqlJob>),
+}
+
+/// A registered job's source, sink and parameters.
+#[derive(Debug, Clone)]
+pub struct RegisteredIo {
+    pub source: SourceSpec,
+    pub event_time: EventTimeSpec,
+    pub sink: SinkSpec,
+    pub params: toml::Table,
 }
 
 /// The file being read: for messages and relative paths.
@@ -114,14 +148,59 @@ impl FileContext {
 #[derive(Debug, Clone)]
 pub struct JobFile {
     pub path: PathBuf,
+    /// The registered job's name; a SQL job's is its file's stem.
     pub job: String,
     pub config: JobConfig,
-    pub source: SourceSpec,
-    pub event_time: EventTimeSpec,
-    pub sink: SinkSpec,
     /// How the job runs on a cluster (`sluice submit`).
     pub cluster: ClusterSpec,
-    pub params: toml::Table,
+    pub program: Program,
+}
+
+impl RegisteredIo {
+    /// What the registered job of `file` (whose program this is) sees.
+    pub fn view<'a>(&'a self, file: &'a JobFile) -> RegisteredJob<'a> {
+        RegisteredJob {
+            path: &file.path,
+            config: &file.config,
+            source: &self.source,
+            event_time: &self.event_time,
+            sink: &self.sink,
+            params: &self.params,
+        }
+    }
+}
+
+/// What a registered job's builder sees of its job file.
+pub struct RegisteredJob<'a> {
+    pub path: &'a Path,
+    pub config: &'a JobConfig,
+    pub source: &'a SourceSpec,
+    pub event_time: &'a EventTimeSpec,
+    pub sink: &'a SinkSpec,
+    params: &'a toml::Table,
+}
+
+impl RegisteredJob<'_> {
+    /// An error about this file's field `field`.
+    pub fn invalid(&self, field: &str, message: impl Into<String>) -> JobFileError {
+        FileContext::of(self.path).invalid(field, message)
+    }
+
+    /// `path` as given in this file: relative paths are relative to the file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        FileContext::of(self.path).resolve(path)
+    }
+
+    /// The job's `[params]` as `T` (which should deny unknown fields).
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobFileError> {
+        toml::Value::Table(self.params.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| JobFileError::Invalid {
+                file: self.path.to_owned(),
+                field: "params".into(),
+                message: e.message().trim_end().to_owned(),
+            })
+    }
 }
 
 impl JobFile {
@@ -141,6 +220,7 @@ impl JobFile {
         })?;
         let file = FileContext::of(path);
         let invalid = |field: &str, message: String| file.invalid(field, message);
+        let job = job_name(&file, &raw)?;
 
         let mut config = JobConfig::default();
         if let Some(shards) = raw.shards {
@@ -171,9 +251,7 @@ impl JobFile {
         raw.exchange.apply(&file, &mut config)?;
         raw.state.apply(&file, &mut config)?;
         if let Some(c) = &raw.checkpoint {
-            config.checkpoint = Some(checkpoint::checkpoint_config(
-                c, &file.base, &raw.job, invalid,
-            )?);
+            config.checkpoint = Some(checkpoint::checkpoint_config(c, &file.base, &job, invalid)?);
         }
         if let Some(r) = &raw.restart {
             config.restart = restart::restart_strategy(r, invalid)?;
@@ -187,19 +265,82 @@ impl JobFile {
         if raw.progress.unwrap_or(true) {
             config.progress_interval = Some(Duration::from_secs(1));
         }
-        let (source, event_time) = source::parse_source(&file, raw.source, &mut config)?;
-        let sink = sink::parse_sink(&file, raw.sink, &source, config.checkpoint.as_ref())?;
+        let program = if raw.job.is_some() {
+            let missing = |section: &str| {
+                file.invalid(
+                    section,
+                    format!("is missing: a registered job reads its [{section}] section"),
+                )
+            };
+            let source = raw.source.ok_or_else(|| missing("source"))?;
+            let sink = raw.sink.ok_or_else(|| missing("sink"))?;
+            let (source, event_time) = source::parse_source(&file, source, &mut config)?;
+            let sink = sink::parse_sink(&file, sink, Some(&source), config.checkpoint.as_ref())?;
+            Program::Registered(Box::new(RegisteredIo {
+                source,
+                event_time,
+                sink,
+                params: raw.params.unwrap_or_default(),
+            }))
+        } else {
+            for (section, given) in [
+                ("source", raw.source.is_some()),
+                ("sink", raw.sink.is_some()),
+                ("params", raw.params.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(
+                        section,
+                        "does not apply to a SQL job: its tables say where rows come from and go \
+                         (CREATE TABLE … WITH ('connector' = …))"
+                            .into(),
+                    ));
+                }
+            }
+            let (origin, script) = match (&raw.sql, &raw.sql_file) {
+                (Some(sql), _) => (
+                    sql::ScriptOrigin::inline(text, sql, path),
+                    sql.get_ref().clone(),
+                ),
+                (None, Some(sql_files)) => sql::read_scripts(&file, sql_files)?,
+                (None, None) => return Err(invalid("sql", "is missing".into())),
+            };
+            Program::Sql(Box::new(SqlJob::compile(
+                &file,
+                &origin,
+                &script,
+                &mut config,
+            )?))
+        };
         let cluster = raw.cluster.apply(&file, &config)?;
         config.validate().map_err(|m| invalid("job", m))?;
         Ok(JobFile {
             path: path.to_owned(),
-            job: raw.job,
+            job,
             config,
-            source,
-            event_time,
-            sink,
             cluster,
-            params: raw.params,
+            program,
+        })
+    }
+
+    /// A SQL job of `script` with the settings `config`, without a job file
+    /// (benchmarks); `label` stands for the file in messages.
+    pub fn from_sql(
+        label: &Path,
+        script: &str,
+        mut config: JobConfig,
+    ) -> Result<JobFile, JobFileError> {
+        let file = FileContext::of(label);
+        let (origin, script) =
+            sql::ScriptOrigin::files(vec![(label.to_owned(), script.to_owned())]);
+        let sql = SqlJob::compile(&file, &origin, &script, &mut config)?;
+        config.validate().map_err(|m| file.invalid("job", m))?;
+        Ok(JobFile {
+            path: label.to_owned(),
+            job: stem(label),
+            config,
+            cluster: ClusterSpec::default(),
+            program: Program::Sql(Box::new(sql)),
         })
     }
 
@@ -212,17 +353,40 @@ impl JobFile {
     pub fn resolve(&self, path: &Path) -> PathBuf {
         FileContext::of(&self.path).resolve(path)
     }
+}
 
-    /// The job's `[params]` as `T` (which should deny unknown fields).
-    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobFileError> {
-        toml::Value::Table(self.params.clone())
-            .try_into()
-            .map_err(|e: toml::de::Error| JobFileError::Invalid {
-                file: self.path.clone(),
-                field: "params".into(),
-                message: e.message().trim_end().to_owned(),
-            })
+/// The job's name: the registered job's, else the SQL's file stem; exactly
+/// one of `job`, `sql` and `sql_file` must be given.
+fn job_name(file: &FileContext, raw: &RawJobFile) -> Result<String, JobFileError> {
+    let given: Vec<&str> = [
+        ("job", raw.job.is_some()),
+        ("sql", raw.sql.is_some()),
+        ("sql_file", raw.sql_file.is_some()),
+    ]
+    .iter()
+    .filter(|(_, g)| *g)
+    .map(|(name, _)| *name)
+    .collect();
+    match given.as_slice() {
+        [] => Err(file.invalid(
+            "job",
+            "is missing: give `job` (a registered job's name), `sql` (a SQL script) or `sql_file`",
+        )),
+        [_] => Ok(match (&raw.job, &raw.sql_file) {
+            (Some(job), _) => job.clone(),
+            (None, Some(sql_files)) => stem(sql_files.last().unwrap_or(&file.path)),
+            (None, None) => stem(&file.path),
+        }),
+        [first, second, ..] => {
+            Err(file.invalid(second, format!("and `{first}` are alternatives: give one")))
+        }
     }
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sql".into())
 }
 
 /// Replaces Rust type names in serde's messages with words a user knows.

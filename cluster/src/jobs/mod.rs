@@ -5,6 +5,8 @@
 //! and one line in [`REGISTRY`].
 
 pub mod nexmark;
+pub(crate) mod sql;
+pub(crate) mod udfs;
 mod windowed_aggregation;
 mod wordcount;
 
@@ -14,11 +16,11 @@ use sluice_engine::connectors::{
 };
 use sluice_engine::{Data, Stream, StreamEnv};
 
-use crate::job_file::{JobFile, JobFileError, KafkaSourceSpec, SinkSpec};
+use crate::job_file::{JobFileError, KafkaSourceSpec, RegisteredJob, SinkSpec};
 use crate::kafka::KafkaSource;
 
 /// Builds a job's pipeline on `env` from its validated job file.
-pub type BuildJob = fn(&JobFile, &StreamEnv) -> Result<(), JobFileError>;
+pub type BuildJob = fn(&RegisteredJob, &StreamEnv) -> Result<(), JobFileError>;
 
 /// Registered jobs: name, description, builder.
 pub const REGISTRY: &[(&str, &str, BuildJob)] = &[
@@ -161,7 +163,7 @@ pub fn find(name: &str) -> Option<BuildJob> {
 /// their event time the Kafka record's timestamp (`timestamps = "record"`)
 /// or `field` (else processing time, as the job file says).
 pub(crate) fn kafka_records<T: Data + serde::de::DeserializeOwned>(
-    file: &JobFile,
+    file: &RegisteredJob,
     env: &StreamEnv,
     spec: &KafkaSourceSpec,
     field: Option<fn(&T) -> i64>,
@@ -179,17 +181,25 @@ pub(crate) fn kafka_records<T: Data + serde::de::DeserializeOwned>(
 }
 
 /// Attaches the job file's sink to `stream`.
-pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &JobFile, stream: &Stream<T>) {
-    match &file.sink {
+pub(crate) fn attach_sink<T: Data + Send + Serialize>(file: &RegisteredJob, stream: &Stream<T>) {
+    attach_sink_spec(file.sink, file.config.checkpoint.is_some(), stream);
+}
+
+/// Attaches the sink `spec` says to `stream`, exactly-once where the sink
+/// can be and the job takes checkpoints (`checkpointing`).
+pub(crate) fn attach_sink_spec<T: Data + Send + Serialize>(
+    spec: &SinkSpec,
+    checkpointing: bool,
+    stream: &Stream<T>,
+) {
+    match spec {
         SinkSpec::Stdout { format } => stream.sink(StdoutSink { format: *format }),
         // With checkpoints, files are exactly-once: parts become visible when
         // the checkpoint covering them completes.
-        SinkSpec::File { directory, format } if file.config.checkpoint.is_some() => {
-            stream.sink(ExactlyOnceFileSink {
-                directory: directory.clone(),
-                format: *format,
-            })
-        }
+        SinkSpec::File { directory, format } if checkpointing => stream.sink(ExactlyOnceFileSink {
+            directory: directory.clone(),
+            format: *format,
+        }),
         SinkSpec::File { directory, format } => stream.sink(FileSink {
             directory: directory.clone(),
             format: *format,

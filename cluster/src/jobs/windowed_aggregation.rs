@@ -12,7 +12,7 @@ use sluice_engine::window::{
 };
 use sluice_engine::{Stream, StreamEnv};
 
-use crate::job_file::{JobFile, JobFileError, SourceSpec};
+use crate::job_file::{JobFileError, RegisteredJob, SourceSpec};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +77,7 @@ fn total(key: &u64, w: &TimeWindow, (count, sum): (u64, i64)) -> WindowTotal {
     }
 }
 
-pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn build(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let p: Params = file.params()?;
     if p.size_ms <= 0 {
         return Err(file.invalid(

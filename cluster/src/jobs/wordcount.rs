@@ -13,7 +13,7 @@ use sluice_engine::operators::{KeyedProcess, ProcessContext, TimeDomain};
 use sluice_engine::{StreamEnv, WatermarkStrategy};
 use sluice_state::StateBackend;
 
-use crate::job_file::{JobFile, JobFileError, SourceSpec};
+use crate::job_file::{JobFileError, RegisteredJob, SourceSpec};
 use crate::kafka::{KafkaSource, PayloadFormat};
 
 #[derive(Debug, Deserialize, Default)]
@@ -57,7 +57,7 @@ impl KeyedProcess<String, String, WordCount> for CountWords {
     }
 }
 
-pub fn build(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn build(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Params = file.params()?;
     let text_expected = || {
         file.invalid(

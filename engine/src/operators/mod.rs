@@ -12,6 +12,7 @@ mod map;
 mod process_context;
 mod side_output;
 mod sink;
+mod try_filter_map;
 mod union;
 
 pub(crate) use co_process::{co_process, CoTick};
@@ -28,6 +29,7 @@ pub(crate) use process_context::KeyedHost;
 pub use process_context::{ProcessContext, TimeDomain};
 pub use side_output::SideOutputs;
 pub use sink::SinkOperator;
+pub use try_filter_map::TryFilterMap;
 pub use union::{Union, UnionInput};
 
 /// How many results an operator that fires many timers at once (a window's

@@ -17,7 +17,7 @@ use sqlparser::ast::{
 
 use super::error::{Position, SqlError};
 use super::expr::{cast, ArithKind, ArithOp, BoundExpr, CompareOp};
-use super::functions::{compile_date_pattern, Scalar, ScalarUdf, TimeField};
+use super::functions::{compile_date_pattern, compile_like, Pattern, Scalar, ScalarUdf, TimeField};
 use super::sql_type::SqlType;
 use super::value::Value;
 
@@ -248,6 +248,50 @@ pub fn bind(expr: &Expr, scope: &Scope) -> Result<(BoundExpr, SqlType), SqlError
                     BoundExpr::Not(Box::new(both))
                 } else {
                     both
+                },
+                SqlType::Boolean,
+            ))
+        }
+        Expr::Like {
+            negated,
+            any: false,
+            expr: e,
+            pattern,
+            escape_char,
+        } => {
+            let value = expect_string(bind(e, scope)?, e)?;
+            let text = match bind(pattern, scope)? {
+                (BoundExpr::Literal(Value::Str(p)), _) => p,
+                _ => {
+                    return Err(SqlError::new(
+                        at(pattern),
+                        "LIKE's pattern must be a string literal",
+                    ))
+                }
+            };
+            let escape = match escape_char.as_deref().map(|e| {
+                let mut chars = e.chars();
+                (chars.next(), chars.next())
+            }) {
+                None => None,
+                Some((Some(c), None)) => Some(c),
+                Some(_) => {
+                    return Err(SqlError::new(
+                        at(pattern),
+                        "LIKE's ESCAPE must be one character",
+                    ))
+                }
+            };
+            let tokens = compile_like(&text, escape).map_err(|m| SqlError::new(at(pattern), m))?;
+            let like = BoundExpr::Call {
+                function: Scalar::Like(tokens.into()),
+                args: vec![value],
+            };
+            Ok((
+                if *negated {
+                    BoundExpr::Not(Box::new(like))
+                } else {
+                    like
                 },
                 SqlType::Boolean,
             ))
@@ -564,6 +608,48 @@ fn bind_function(
                 _ => TimeField::Day,
             };
             call(Scalar::Extract(field), vec![ts], SqlType::BigInt)
+        }
+        "REGEXP_EXTRACT" => {
+            if !(2..=3).contains(&args.len()) {
+                return Err(SqlError::new(
+                    at(expr),
+                    format!("{name} takes 2 or 3 arguments, found {}", args.len()),
+                ));
+            }
+            let s = expect_string(bind(args[0], scope)?, args[0])?;
+            let regex = match bind(args[1], scope)? {
+                (BoundExpr::Literal(Value::Str(p)), _) => p,
+                _ => {
+                    return Err(SqlError::new(
+                        at(args[1]),
+                        "REGEXP_EXTRACT's regular expression must be a string literal",
+                    ))
+                }
+            };
+            let regex = regex::Regex::new(&regex).map_err(|e| {
+                SqlError::new(
+                    at(args[1]),
+                    format!("REGEXP_EXTRACT: bad regular expression: {e}"),
+                )
+            })?;
+            // Flink's default group is 0, the whole match.
+            let group = match args.get(2) {
+                None => 0,
+                Some(arg) => match bind(arg, scope)? {
+                    (BoundExpr::Literal(Value::Int(g)), _) if g >= 0 => g as usize,
+                    _ => {
+                        return Err(SqlError::new(
+                            at(arg),
+                            "REGEXP_EXTRACT's group must be a non-negative integer literal",
+                        ))
+                    }
+                },
+            };
+            call(
+                Scalar::RegexpExtract(Pattern(Arc::new(regex)), group),
+                vec![s],
+                SqlType::Varchar,
+            )
         }
         "ABS" => {
             arity(1)?;

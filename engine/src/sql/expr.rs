@@ -232,6 +232,50 @@ impl BoundExpr {
     pub fn holds(&self, row: &Row) -> Result<bool, EvalError> {
         Ok(self.eval(row)? == Value::Bool(true))
     }
+
+    /// The direct sub-expressions, for passes over the tree.
+    pub fn children_mut(&mut self) -> Vec<&mut BoundExpr> {
+        match self {
+            BoundExpr::Column(_) | BoundExpr::Literal(_) => Vec::new(),
+            BoundExpr::Arith { left, right, .. } | BoundExpr::Compare { left, right, .. } => {
+                vec![left.as_mut(), right.as_mut()]
+            }
+            BoundExpr::And(terms)
+            | BoundExpr::Or(terms)
+            | BoundExpr::Call { args: terms, .. }
+            | BoundExpr::Udf { args: terms, .. } => terms.iter_mut().collect(),
+            BoundExpr::Not(e)
+            | BoundExpr::IsNull { expr: e, .. }
+            | BoundExpr::Cast { expr: e, .. }
+            | BoundExpr::InList { expr: e, .. } => vec![e.as_mut()],
+            BoundExpr::Case { whens, otherwise } => whens
+                .iter_mut()
+                .flat_map(|(c, r)| [c, r])
+                .chain([otherwise.as_mut()])
+                .collect(),
+        }
+    }
+
+    /// Replaces every column reference `i` with `replace(i)` (planning only).
+    pub fn rewrite_columns(&mut self, replace: &mut impl FnMut(usize) -> BoundExpr) {
+        match self {
+            BoundExpr::Column(i) => *self = replace(*i),
+            _ => {
+                for child in self.children_mut() {
+                    child.rewrite_columns(replace);
+                }
+            }
+        }
+    }
+
+    /// Calls `seen` with every column the expression reads, once per reference.
+    pub fn visit_columns(&self, seen: &mut impl FnMut(usize)) {
+        let mut copy = self.clone();
+        copy.rewrite_columns(&mut |i| {
+            seen(i);
+            BoundExpr::Column(i)
+        });
+    }
 }
 
 /// Values of one type, compared; doubles by IEEE order (NaN equals itself

@@ -27,7 +27,34 @@ pub enum Scalar {
     /// `HOUR(ts)`, `EXTRACT(HOUR FROM ts)` and their kin.
     Extract(TimeField),
     Abs,
+    /// `s LIKE pattern` with a constant pattern (`%`, `_`, an escape).
+    Like(Arc<[LikeToken]>),
+    /// `REGEXP_EXTRACT(s, regex, group)` with a constant regex: the group of
+    /// the first match; NULL without a match or with no such group.
+    RegexpExtract(Pattern, usize),
 }
+
+/// A piece of a LIKE pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LikeToken {
+    Char(char),
+    /// `_`: any one character.
+    One,
+    /// `%`: any run of characters.
+    Any,
+}
+
+/// A compiled regular expression (compared by its text).
+#[derive(Debug, Clone)]
+pub struct Pattern(pub Arc<regex::Regex>);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
 
 /// A field of a timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +169,19 @@ impl Scalar {
                 };
                 Ok(Value::Int(time_field(ms, *field)))
             }
+            Scalar::Like(tokens) => Ok(match arg(0)? {
+                Value::Str(s) => Value::Bool(like_matches(&s, tokens)),
+                _ => Value::Null,
+            }),
+            Scalar::RegexpExtract(Pattern(regex), group) => {
+                let Value::Str(s) = arg(0)? else {
+                    return Ok(Value::Null);
+                };
+                Ok(regex
+                    .captures(&s)
+                    .and_then(|c| c.get(*group))
+                    .map_or(Value::Null, |m| Value::Str(m.as_str().to_owned())))
+            }
             Scalar::Abs => Ok(match arg(0)? {
                 Value::Int(v) => Value::Int(v.wrapping_abs()),
                 Value::Double(v) => Value::Double(v.abs()),
@@ -150,6 +190,62 @@ impl Scalar {
             }),
         }
     }
+}
+
+/// A LIKE pattern's tokens; `escape` makes the next character literal.
+pub fn compile_like(pattern: &str, escape: Option<char>) -> Result<Vec<LikeToken>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            c if Some(c) == escape => match chars.next() {
+                Some(next) => LikeToken::Char(next),
+                None => {
+                    return Err(format!(
+                        "LIKE pattern '{pattern}' ends with its escape character"
+                    ))
+                }
+            },
+            '%' => LikeToken::Any,
+            '_' => LikeToken::One,
+            c => LikeToken::Char(c),
+        });
+    }
+    Ok(tokens)
+}
+
+/// Whether `s` matches the LIKE pattern `tokens` (the whole of `s`).
+pub fn like_matches(s: &str, tokens: &[LikeToken]) -> bool {
+    let text: Vec<char> = s.chars().collect();
+    // Greedy matching with one backtrack point: the last `%` seen.
+    let (mut t, mut p) = (0, 0);
+    let mut resume: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match tokens.get(p) {
+            Some(LikeToken::Any) => {
+                resume = Some((p, t));
+                p += 1;
+            }
+            Some(LikeToken::One) => {
+                t += 1;
+                p += 1;
+            }
+            Some(LikeToken::Char(c)) if *c == text[t] => {
+                t += 1;
+                p += 1;
+            }
+            _ => match resume {
+                // Let the last `%` take one more character.
+                Some((star, from)) => {
+                    p = star + 1;
+                    t = from + 1;
+                    resume = Some((star, from + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens[p..].iter().all(|token| *token == LikeToken::Any)
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.

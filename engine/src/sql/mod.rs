@@ -9,17 +9,24 @@
 //! job, before any shard starts.
 
 pub mod bind;
+pub mod calc;
 pub mod catalog;
 pub mod dialect;
 pub mod error;
 pub mod expr;
 pub mod functions;
+pub mod job;
+pub mod output;
+pub mod physical;
 pub mod plan;
+pub mod row_source;
+pub mod scan;
 pub mod script;
 pub mod sql_type;
 pub mod value;
 
 pub use error::{Position, SqlError};
+pub use job::{Insert, SqlProgram};
 pub use script::{parse_script, Located, Statement};
 pub use sql_type::SqlType;
 pub use value::{Row, Value};

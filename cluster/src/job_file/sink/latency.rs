@@ -33,7 +33,7 @@ impl RawLatencySink {
     pub(super) fn spec(
         self,
         file: &FileContext,
-        source: &SourceSpec,
+        source: Option<&SourceSpec>,
     ) -> Result<SinkSpec, JobFileError> {
         let directory = sink_directory(
             file,
@@ -41,7 +41,7 @@ impl RawLatencySink {
             "the latency sink needs a directory for its reports",
         )?;
         let nexmark = match source {
-            SourceSpec::Nexmark(n) if n.release_at_event_time => n,
+            Some(SourceSpec::Nexmark(n)) if n.release_at_event_time => n,
             _ => {
                 return Err(file.invalid(
                     "sink.connector",

@@ -83,10 +83,10 @@ fn sink_directory(
 }
 
 /// Reads `[sink]` (as a table), behind `source`.
-pub(super) fn parse_sink(
+pub(in crate::job_file) fn parse_sink(
     file: &FileContext,
     mut section: toml::Table,
-    source: &super::SourceSpec,
+    source: Option<&super::SourceSpec>,
     checkpoint: Option<&sluice_engine::checkpoint::CheckpointConfig>,
 ) -> Result<SinkSpec, JobFileError> {
     let ConnectorSection {

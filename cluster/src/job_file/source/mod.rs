@@ -100,7 +100,7 @@ const SHARED_FIELDS: [&str; 5] = [
 ];
 
 /// Reads `[source]` (as a table); sets the source's batch size in `config`.
-pub(super) fn parse_source(
+pub(in crate::job_file) fn parse_source(
     file: &FileContext,
     mut section: toml::Table,
     config: &mut JobConfig,

@@ -44,7 +44,7 @@ pub use q10::q10;
 pub use q11::q11;
 pub use q12::q12;
 pub use q13::q13;
-pub use q14::q14;
+pub use q14::{count_char, q14};
 pub use q15::q15;
 pub use q16::q16;
 pub use q17::q17;
@@ -65,20 +65,20 @@ pub use stateless::{dollars_to_euros, q0, q1, q2};
 use sluice_engine::connectors::nexmark::{Auction, Bid, Event, NexmarkSource, Person};
 use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
 
-use crate::job_file::{JobFile, JobFileError, SourceSpec};
+use crate::job_file::{JobFileError, RegisteredJob, SourceSpec};
 use crate::kafka::KafkaSource;
 
 /// The context of the queries' keyed functions (all keyed by an `i64` id).
 type Ctx<'a, O> = sluice_engine::operators::ProcessContext<'a, i64, O>;
 
 /// The bids of the job file's `nexmark` source, timed as the job file says.
-fn bids(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Bid>, JobFileError> {
+fn bids(file: &RegisteredJob, env: &StreamEnv, query: &str) -> Result<Stream<Bid>, JobFileError> {
     bids_with(file, env, query, file.event_time.strategy())
 }
 
 /// The events of the job file's `nexmark` source, with their time as `strategy` says.
 fn events_with(
-    file: &JobFile,
+    file: &RegisteredJob,
     env: &StreamEnv,
     query: &str,
     strategy: WatermarkStrategy<Event>,
@@ -113,13 +113,17 @@ fn events_with(
 }
 
 /// The events of the job file's `nexmark` source, timed as the job file says.
-fn events(file: &JobFile, env: &StreamEnv, query: &str) -> Result<Stream<Event>, JobFileError> {
+fn events(
+    file: &RegisteredJob,
+    env: &StreamEnv,
+    query: &str,
+) -> Result<Stream<Event>, JobFileError> {
     events_with(file, env, query, file.event_time.strategy())
 }
 
 /// The bids of the job file's `nexmark` source, with their time as `strategy` says.
 fn bids_with(
-    file: &JobFile,
+    file: &RegisteredJob,
     env: &StreamEnv,
     query: &str,
     strategy: WatermarkStrategy<Event>,
@@ -147,7 +151,7 @@ struct WindowParams {
 
 impl WindowParams {
     fn positive(
-        file: &JobFile,
+        file: &RegisteredJob,
         field: &str,
         value: Option<i64>,
         default: i64,
@@ -163,7 +167,7 @@ impl WindowParams {
 }
 
 /// A count parameter that must be at least one.
-fn at_least_one(file: &JobFile, field: &str, value: i64) -> Result<usize, JobFileError> {
+fn at_least_one(file: &RegisteredJob, field: &str, value: i64) -> Result<usize, JobFileError> {
     usize::try_from(value)
         .ok()
         .filter(|&v| v >= 1)
@@ -177,7 +181,7 @@ fn at_least_one(file: &JobFile, field: &str, value: i64) -> Result<usize, JobFil
 
 /// The persons and auctions of the job file's `nexmark` source.
 fn persons_and_auctions(
-    file: &JobFile,
+    file: &RegisteredJob,
     env: &StreamEnv,
     query: &str,
 ) -> Result<(Stream<Person>, Stream<Auction>), JobFileError> {

@@ -11,7 +11,7 @@ use serde::ser::SerializeStruct;
 use sluice_engine::keyed_state::{CurrentKey, MapState, ValueState};
 use sluice_state::{StateBackend, StateKey};
 
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// Where the price ranks start: rank 1 below `rank2_from`, rank 2 below
 /// `rank3_from`, rank 3 from there (10,000 and 1,000,000 in the reference;
@@ -35,7 +35,7 @@ fn one_million() -> i64 {
 
 impl PriceRanks {
     /// The job file's ranks, checked to be in order.
-    pub fn from_params(file: &JobFile) -> Result<Self, JobFileError> {
+    pub fn from_params(file: &RegisteredJob) -> Result<Self, JobFileError> {
         let ranks: PriceRanks = file.params()?;
         if ranks.rank2_from >= ranks.rank3_from {
             return Err(file.invalid(

@@ -16,7 +16,7 @@ use sluice_engine::StreamEnv;
 
 use super::bids;
 use super::calendar::{day_number, format_day, format_minute, minute_of_day};
-use crate::job_file::{JobFile, JobFileError, SinkSpec};
+use crate::job_file::{JobFileError, RegisteredJob, SinkSpec};
 
 /// q10's output.
 #[derive(Debug, Clone, Serialize)]
@@ -55,7 +55,7 @@ fn partition_path(start: i64) -> String {
 /// `SELECT auction, bidder, price, dateTime, extra, DATE_FORMAT(dateTime,
 /// 'yyyy-MM-dd'), DATE_FORMAT(dateTime, 'HH:mm') FROM bid`, partitioned by
 /// (dt, hm).
-pub fn q10(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q10(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Q10Params = file.params()?;
     if params.commit_delay_ms < 0 {
         return Err(file.invalid(

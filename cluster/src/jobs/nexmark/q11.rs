@@ -5,7 +5,7 @@ use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, WindowParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q11's output: a bidder's session.
 #[derive(Debug, Clone, Serialize)]
@@ -17,7 +17,7 @@ pub struct BidderSession {
 }
 
 /// User sessions: bids per bidder in session windows with a 10 s gap.
-pub fn q11(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q11(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     use sluice_engine::window::{Count, SessionWindows, TimeWindow};
     let p: WindowParams = file.params()?;
     let gap = WindowParams::positive(file, "session_gap_ms", p.session_gap_ms, 10_000)?;

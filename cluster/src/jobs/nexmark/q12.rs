@@ -5,7 +5,7 @@ use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::{StreamEnv, WatermarkStrategy};
 
 use super::{bids_with, WindowParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q12's output: a bidder's bids in a processing-time window, under the
 /// names of the reference's sink table (`bidder, bid_count, starttime,
@@ -21,7 +21,7 @@ pub struct BidderWindow {
 }
 
 /// Bids per bidder in 10 s tumbling windows of processing time.
-pub fn q12(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q12(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     use sluice_engine::window::{Count, TimeWindow, TumblingWindows};
     let p: WindowParams = file.params()?;
     let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;

@@ -17,7 +17,7 @@ use sluice_engine::StreamEnv;
 use sluice_state::FastHashMap;
 
 use super::bids;
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q13's output.
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +69,7 @@ pub fn read_side_input(path: &Path) -> Result<FastHashMap<i64, String>, String> 
 
 /// `SELECT B.auction, B.bidder, B.price, B.dateTime, S.value FROM bid B JOIN
 /// side_input FOR SYSTEM_TIME AS OF B.p_time S ON mod(B.auction, 10000) = S.key`
-pub fn q13(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q13(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Q13Params = file.params()?;
     let Some(path) = params.side_input else {
         return Err(file.invalid(

@@ -8,7 +8,7 @@ use sluice_engine::StreamEnv;
 
 use super::calendar::hour;
 use super::{bids, dollars_to_euros};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q14's output.
 #[derive(Debug, Clone, Serialize)]
@@ -68,7 +68,7 @@ pub fn bid_time_type(date_time: i64) -> &'static str {
 /// `SELECT auction, bidder, 0.908 * price AS price, <bidTimeType>, dateTime,
 /// extra, count_char(extra, 'c') AS c_counts FROM bid WHERE 0.908 * price >
 /// 1000000 AND 0.908 * price < 50000000`
-pub fn q14(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q14(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Q14Params = file.params()?;
     if params.min_euros >= params.max_euros {
         return Err(file.invalid(

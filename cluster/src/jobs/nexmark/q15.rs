@@ -13,7 +13,7 @@ use sluice_engine::StreamEnv;
 use super::calendar::{day_number, format_day};
 use super::price_ranks::{PriceRankCounts, PriceRankState, PriceRanks};
 use super::{bids, Ctx};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q15's output: a day's statistics so far.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ impl sluice_engine::operators::KeyedProcess<i64, (i64, i64, i64, i64), DayStatis
 /// `SELECT DATE_FORMAT(dateTime, 'yyyy-MM-dd') AS day, count(*) AS total_bids,
 /// count(*) FILTER (WHERE price < 10000) AS rank1_bids, …, count(DISTINCT
 /// bidder) …, count(DISTINCT auction) … FROM bid GROUP BY day`
-pub fn q15(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q15(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let ranks = PriceRanks::from_params(file)?;
     let rows = bids(file, env, "q15")?
         .map(|b: Bid| (day_number(b.date_time), b.bidder, b.auction, b.price))

@@ -11,7 +11,7 @@ use sluice_engine::StreamEnv;
 use super::bids;
 use super::calendar::{day_number, format_day, format_minute, minute_of_day};
 use super::price_ranks::{PriceRankCounts, PriceRankState, PriceRanks};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q16's output: a channel's statistics of a day so far.
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ impl sluice_engine::operators::KeyedProcess<ChannelDay, (ChannelDay, BidFacts), 
 /// `SELECT channel, DATE_FORMAT(dateTime, 'yyyy-MM-dd') AS day,
 /// max(DATE_FORMAT(dateTime, 'HH:mm')) AS minute, <q15's counts> FROM bid
 /// GROUP BY channel, day`
-pub fn q16(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q16(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let ranks = PriceRanks::from_params(file)?;
     let rows = bids(file, env, "q16")?
         .map(|b: Bid| {

@@ -11,7 +11,7 @@ use sluice_engine::StreamEnv;
 use super::bids;
 use super::calendar::{day_number, format_day};
 use super::price_ranks::PriceRanks;
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q17's output: an auction's statistics of a day so far.
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +91,7 @@ impl sluice_engine::operators::KeyedProcess<AuctionDay, (AuctionDay, i64), Aucti
 /// `SELECT auction, DATE_FORMAT(dateTime, 'yyyy-MM-dd') AS day, count(*) AS
 /// total_bids, count(*) FILTER (…) AS rank1_bids, …, min(price), max(price),
 /// avg(price), sum(price) FROM bid GROUP BY auction, day`
-pub fn q17(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q17(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let ranks = PriceRanks::from_params(file)?;
     let rows = bids(file, env, "q17")?
         .map(|b: Bid| ((b.auction, day_number(b.date_time)), b.price))

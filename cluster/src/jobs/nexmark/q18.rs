@@ -13,7 +13,7 @@ use sluice_engine::operators::ProcessContext;
 use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 type BidderAuction = (i64, i64);
 
@@ -44,7 +44,7 @@ impl sluice_engine::operators::KeyedProcess<BidderAuction, Bid, Bid> for LastBid
 /// `SELECT auction, bidder, price, channel, url, dateTime, extra FROM (SELECT
 /// *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY dateTime DESC)
 /// AS rank_number FROM bid) WHERE rank_number <= 1`
-pub fn q18(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q18(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     file.params::<NoParams>()?;
     let rows = bids(file, env, "q18")?
         .key_by(|b: &Bid| (b.bidder, b.auction))

@@ -14,7 +14,7 @@ use sluice_engine::keyed_state::ValueState;
 use sluice_engine::StreamEnv;
 
 use super::{at_least_one, bids, Ctx};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +95,7 @@ impl sluice_engine::operators::KeyedProcess<i64, Bid, RankedBid> for TopBids {
 
 /// `SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY
 /// price DESC) AS rank_number FROM bid) WHERE rank_number <= 10`
-pub fn q19(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q19(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Q19Params = file.params()?;
     let n = at_least_one(file, "top", params.top)?;
     let rows = bids(file, env, "q19")?.key_by(|b: &Bid| b.auction).process(

@@ -16,7 +16,7 @@ use sluice_engine::operators::{KeyedCoProcess, TimeDomain};
 use sluice_engine::StreamEnv;
 
 use super::{events, Ctx};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q20's output.
 #[derive(Debug, Clone, Serialize)]
@@ -154,7 +154,7 @@ impl KeyedCoProcess<i64, Auction, Bid, ExpandedBid> for ExpandJoin {
 /// itemName, description, initialBid, reserve, A.dateTime, expires, seller,
 /// category, A.extra FROM bid AS B INNER JOIN auction AS A ON B.auction = A.id
 /// WHERE A.category = 10`
-pub fn q20(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q20(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Q20Params = file.params()?;
     if params.early_bid_horizon_ms < 0 {
         return Err(file.invalid(

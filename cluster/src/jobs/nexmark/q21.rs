@@ -6,7 +6,7 @@ use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q21's output.
 #[derive(Debug, Clone, Serialize)]
@@ -52,7 +52,7 @@ fn known_channel_id(channel: &str) -> Option<&'static str> {
 /// THEN '0' … ELSE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) END AS
 /// channel_id FROM bid WHERE REGEXP_EXTRACT(…) IS NOT NULL OR lower(channel) IN
 /// ('apple', 'google', 'facebook', 'baidu')`
-pub fn q21(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q21(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     file.params::<NoParams>()?;
     let rows = bids(file, env, "q21")?.flat_map(|b: Bid| {
         let channel_id = known_channel_id(&b.channel)

@@ -6,7 +6,7 @@ use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q22's output; a directory past the URL's last `/` is null.
 #[derive(Debug, Clone, Serialize)]
@@ -29,7 +29,7 @@ pub fn directories(url: &str) -> [Option<String>; 3] {
 
 /// `SELECT auction, bidder, price, channel, SPLIT_INDEX(url, '/', 3) AS dir1,
 /// SPLIT_INDEX(url, '/', 4) AS dir2, SPLIT_INDEX(url, '/', 5) AS dir3 FROM bid`
-pub fn q22(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q22(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     file.params::<NoParams>()?;
     let rows = bids(file, env, "q22")?.map(|b: Bid| {
         let [dir1, dir2, dir3] = directories(&b.url);

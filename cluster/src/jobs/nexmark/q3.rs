@@ -5,7 +5,7 @@ use serde::Serialize;
 use sluice_engine::StreamEnv;
 
 use super::{persons_and_auctions, Ctx};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q3's output.
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +79,7 @@ fn western_states() -> Vec<String> {
 
 /// Local item suggestion: auctions of category 10 (`category`) by sellers in
 /// OR, ID or CA (`states`).
-pub fn q3(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q3(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let Q3Params { category, states } = file.params()?;
     let (persons, auctions) = persons_and_auctions(file, env, "q3")?;
     let sellers = persons

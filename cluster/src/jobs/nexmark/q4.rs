@@ -12,7 +12,7 @@ use sluice_engine::connectors::nexmark::Event;
 use sluice_engine::StreamEnv;
 
 use super::{events, Ctx, NoParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// How long a bid waits for its auction before it is dropped.
 const EARLY_BID_HORIZON_MS: i64 = 60_000;
@@ -123,7 +123,7 @@ impl sluice_engine::operators::KeyedProcess<i64, (i64, i64), CategoryAverage>
 
 /// Average price per category: the average of the closing prices of the
 /// auctions in each category, updated as auctions close.
-pub fn q4(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q4(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     file.params::<NoParams>()?;
     let events = events(file, env, "q4")?;
     let auctions = events

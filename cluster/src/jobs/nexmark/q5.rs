@@ -5,7 +5,7 @@ use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, WindowParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q5's output: an auction with the most bids in a sliding window.
 #[derive(Debug, Clone, Serialize)]
@@ -57,7 +57,7 @@ impl sluice_engine::operators::KeyedProcess<i64, (i64, i64, u64), HotItem> for H
 
 /// Hot items: the auctions with the most bids in each sliding window (10 s
 /// every 2 s); ties all count.
-pub fn q5(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q5(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     use sluice_engine::window::{Count, SlidingWindows, TimeWindow};
     let p: WindowParams = file.params()?;
     let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;

@@ -12,7 +12,7 @@ use sluice_engine::StreamEnv;
 
 use super::q9::{winning_bids, WinningBid};
 use super::{at_least_one, Ctx};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,7 +86,7 @@ impl sluice_engine::operators::KeyedProcess<i64, (i64, i64, i64, i64), SellerAve
 
 /// Average selling price by seller over their last 10 (`last_auctions`)
 /// closed auctions.
-pub fn q6(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q6(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Q6Params = file.params()?;
     let last_auctions = at_least_one(file, "last_auctions", params.last_auctions)?;
     let closings = winning_bids(file, env, "q6")?

@@ -11,7 +11,7 @@ use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, Ctx, WindowParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q7's output: a bid with the highest price of its window, in the sink
 /// table's columns filled by position (the price under `bidder`, the bidder
@@ -84,7 +84,7 @@ impl sluice_engine::operators::KeyedProcess<i64, WindowedBid, HighestBid> for Hi
 /// Highest bid: the bids whose price is the highest of their 10 s tumbling
 /// window (`B.dateTime BETWEEN window_end - 10 s AND window_end`, both
 /// inclusive, as in the SQL definition).
-pub fn q7(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q7(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let p: WindowParams = file.params()?;
     let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;
     let windowed = bids(file, env, "q7")?.flat_map(move |b: Bid| {

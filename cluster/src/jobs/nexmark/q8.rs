@@ -11,7 +11,7 @@ use serde::Serialize;
 use sluice_engine::StreamEnv;
 
 use super::{persons_and_auctions, Ctx, WindowParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q8's output, under the names of the reference's sink table
 /// `nexmark_q8 (id, name, stime)`.
@@ -72,7 +72,7 @@ impl sluice_engine::operators::KeyedCoProcess<i64, (i64, String), (i64, i64), Ne
 
 /// Monitor new users: persons who opened auctions in the same tumbling window
 /// (10 s) in which they joined; one row per such person and window.
-pub fn q8(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q8(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let p: WindowParams = file.params()?;
     let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;
     let (persons, auctions) = persons_and_auctions(file, env, "q8")?;

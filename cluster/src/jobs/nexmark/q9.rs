@@ -9,7 +9,7 @@ use sluice_engine::connectors::nexmark::{Auction, Event};
 use sluice_engine::{Stream, StreamEnv};
 
 use super::{events, Ctx, NoParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// How long a bid waits for its auction before it is dropped (as in q4).
 const EARLY_BID_HORIZON_MS: i64 = 60_000;
@@ -117,7 +117,7 @@ impl sluice_engine::operators::KeyedCoProcess<i64, Auction, WinnerBid, WinningBi
 }
 
 /// Winning bids: every auction with its winning bid.
-pub fn q9(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q9(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     file.params::<NoParams>()?;
     let winners = winning_bids(file, env, "q9")?;
     crate::jobs::attach_sink(file, &winners);
@@ -127,7 +127,7 @@ pub fn q9(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
 /// The winning bids of the job file's `nexmark` source, each with the auction's
 /// expiry as its event time.
 pub(super) fn winning_bids(
-    file: &JobFile,
+    file: &RegisteredJob,
     env: &StreamEnv,
     query: &str,
 ) -> Result<Stream<WinningBid>, JobFileError> {

@@ -6,7 +6,7 @@ use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};
-use crate::job_file::{JobFile, JobFileError};
+use crate::job_file::{JobFileError, RegisteredJob};
 
 /// A bid without its channel and URL (q0 and q1).
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +20,7 @@ pub struct BidRow<P> {
 }
 
 /// `SELECT auction, bidder, price, dateTime, extra FROM bid`
-pub fn q0(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q0(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     file.params::<NoParams>()?;
     let rows = bids(file, env, "q0")?.map(|b: Bid| BidRow {
         auction: b.auction,
@@ -34,7 +34,7 @@ pub fn q0(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
 }
 
 /// `SELECT auction, bidder, 0.908 * price AS price, dateTime, extra FROM bid`
-pub fn q1(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q1(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     file.params::<NoParams>()?;
     let rows = bids(file, env, "q1")?.map(|b: Bid| BidRow {
         auction: b.auction,
@@ -75,7 +75,7 @@ fn q2_modulus() -> i64 {
 }
 
 /// `SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0`
-pub fn q2(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
+pub fn q2(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let params: Q2Params = file.params()?;
     if params.modulus <= 0 {
         return Err(file.invalid(

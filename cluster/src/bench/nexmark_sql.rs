@@ -1,0 +1,39 @@
+//! The Nexmark queries in SQL, as `sluice bench nexmark --sql` runs them:
+//! the files of `examples/nexmark-sql`, built into the binary, with the
+//! events table's options set from the benchmark's arguments.
+
+/// The shared events table and views.
+const NEXMARK_DDL: &str = include_str!("../../../examples/nexmark-sql/nexmark.sql");
+
+/// The queries that have SQL files, by name.
+const QUERIES: &[(&str, &str)] = &[
+    ("q0", include_str!("../../../examples/nexmark-sql/q0.sql")),
+    ("q1", include_str!("../../../examples/nexmark-sql/q1.sql")),
+    ("q2", include_str!("../../../examples/nexmark-sql/q2.sql")),
+    ("q14", include_str!("../../../examples/nexmark-sql/q14.sql")),
+    ("q21", include_str!("../../../examples/nexmark-sql/q21.sql")),
+    ("q22", include_str!("../../../examples/nexmark-sql/q22.sql")),
+];
+
+/// The script of `query` over `events` Nexmark events of `seed`, in
+/// `partitions` partitions.
+pub fn script(query: &str, events: u64, seed: u64, partitions: u32) -> Result<String, String> {
+    let Some((_, text)) = QUERIES.iter().find(|(name, _)| *name == query) else {
+        let names: Vec<&str> = QUERIES.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "query `{query}` has no SQL file yet; with --sql, expected one of: {}",
+            names.join(", ")
+        ));
+    };
+    let options = "'events' = '1000000'";
+    if !NEXMARK_DDL.contains(options) {
+        return Err(
+            "examples/nexmark-sql/nexmark.sql lost its `'events' = '1000000'` option".into(),
+        );
+    }
+    let ddl = NEXMARK_DDL.replace(
+        options,
+        &format!("'events' = '{events}', 'seed' = '{seed}', 'partitions' = '{partitions}'"),
+    );
+    Ok(format!("{ddl}\n{text}"))
+}

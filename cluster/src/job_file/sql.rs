@@ -1,0 +1,406 @@
+//! `sql = """…"""` or `sql_file = "q5.sql"`: a job written in SQL.
+//!
+//! The script is compiled by the engine's SQL front end
+//! ([`SqlProgram::compile`]); then every table the job reads becomes a
+//! source and every table it writes a sink, their `WITH` options read by
+//! the same code as a job file's `[source]` and `[sink]` sections (so the
+//! options and their errors are those of the TOML reference: `'events' =
+//! '1000'` is `events = 1000`). Each option value is read as a TOML value
+//! when it is one (`'1000'`, `'true'`, `'["a.csv", "b.csv"]'`) and as a
+//! string otherwise. Event time comes from the table's `WATERMARK` (a table
+//! without one is read in processing time), so `time` and
+//! `out_of_orderness_ms` are not options. Flink's connector names `print`
+//! and `filesystem` are Sluice's `stdout` and `file`. Every error points at
+//! the script's line and column: in the job file for `sql`, in the script
+//! file for `sql_file`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sluice_engine::checkpoint::CheckpointConfig;
+use sluice_engine::connectors::nexmark::NexmarkConfig;
+use sluice_engine::connectors::GeneratorSource;
+use sluice_engine::sql::catalog::Table;
+use sluice_engine::sql::output::OutputLayout;
+use sluice_engine::sql::scan::{generator_schema, nexmark_schema, RowMaker};
+use sluice_engine::sql::{Position, SqlError, SqlProgram};
+use sluice_engine::JobConfig;
+
+use super::sink::{parse_sink, SinkSpec};
+use super::source::{parse_source, EventTimeSpec, SourceSpec};
+use super::{FileContext, JobFileError};
+
+/// Where a script's text is, for positions in errors: one or more pieces,
+/// each the whole of a file or the `sql` string of the job file.
+#[derive(Debug, Clone)]
+pub(super) struct ScriptOrigin {
+    pieces: Vec<ScriptPiece>,
+}
+
+#[derive(Debug, Clone)]
+struct ScriptPiece {
+    /// The file that holds the piece.
+    path: PathBuf,
+    /// The piece starts at this line of the script (from 1).
+    script_line: u64,
+    /// ... which is this line of `path`.
+    file_line: u64,
+    /// Columns of the piece's first line are shifted by this much in `path`.
+    first_column_shift: u64,
+}
+
+impl ScriptOrigin {
+    /// The script in `sql = …` of the job file `path` whose text is `text`.
+    pub fn inline(text: &str, sql: &toml::Spanned<String>, path: &Path) -> ScriptOrigin {
+        let start = sql.span().start.min(text.len());
+        let before = &text[..start];
+        let line = before.matches('\n').count() as u64 + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+        let rest = &text[start..];
+        let quote = if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+            3
+        } else {
+            1
+        };
+        let after = &rest[quote.min(rest.len())..];
+        // TOML drops a newline right after the opening quotes.
+        let (file_line, first_column_shift) =
+            if quote == 3 && (after.starts_with('\n') || after.starts_with("\r\n")) {
+                (line + 1, 0)
+            } else {
+                (line, column - 1 + quote as u64)
+            };
+        ScriptOrigin {
+            pieces: vec![ScriptPiece {
+                path: path.to_owned(),
+                script_line: 1,
+                file_line,
+                first_column_shift,
+            }],
+        }
+    }
+
+    /// The script made of `files` (path and text), one after another; and
+    /// that script's text.
+    pub fn files(files: Vec<(PathBuf, String)>) -> (ScriptOrigin, String) {
+        let mut script = String::new();
+        let mut pieces = Vec::new();
+        for (path, text) in files {
+            pieces.push(ScriptPiece {
+                path,
+                script_line: script.matches('\n').count() as u64 + 1,
+                file_line: 1,
+                first_column_shift: 0,
+            });
+            script.push_str(&text);
+            if !text.ends_with('\n') {
+                script.push('\n');
+            }
+        }
+        (ScriptOrigin { pieces }, script)
+    }
+
+    fn error(&self, error: SqlError) -> JobFileError {
+        let Position { line, column } = error.position;
+        let piece = self
+            .pieces
+            .iter()
+            .rev()
+            .find(|p| p.script_line <= line)
+            .unwrap_or(&self.pieces[0]);
+        let line_in_piece = line.saturating_sub(piece.script_line);
+        let column = if line_in_piece == 0 {
+            column + piece.first_column_shift
+        } else {
+            column
+        };
+        JobFileError::Sql {
+            file: piece.path.clone(),
+            line: piece.file_line + line_in_piece,
+            column,
+            message: error.message,
+        }
+    }
+}
+
+/// The connectors a SQL table can read.
+#[derive(Debug, Clone)]
+pub enum TableConnector {
+    Nexmark(NexmarkConfig),
+    Generator(GeneratorSource),
+}
+
+/// A table the job reads: its connector, event time and row layout.
+#[derive(Debug, Clone)]
+pub struct SqlSource {
+    pub table: String,
+    pub connector: TableConnector,
+    /// What the table's options say, as a `[source]` section would.
+    pub spec: SourceSpec,
+    pub event_time: EventTimeSpec,
+    /// The event-time column (with a `WATERMARK`), whose value stamps each row.
+    pub rowtime: Option<usize>,
+    pub rows: RowMaker,
+}
+
+/// A table the job writes.
+#[derive(Debug, Clone)]
+pub struct SqlSink {
+    pub table: String,
+    pub spec: SinkSpec,
+    pub layout: OutputLayout,
+}
+
+/// A job file's SQL, compiled, with its tables' connectors.
+#[derive(Debug, Clone)]
+pub struct SqlJob {
+    pub program: Arc<SqlProgram>,
+    pub sources: Vec<SqlSource>,
+    pub sinks: Vec<SqlSink>,
+}
+
+impl SqlJob {
+    pub(super) fn compile(
+        file: &FileContext,
+        origin: &ScriptOrigin,
+        script: &str,
+        config: &mut JobConfig,
+    ) -> Result<SqlJob, JobFileError> {
+        let udfs = crate::jobs::udfs::registered();
+        let program = SqlProgram::compile(script, &udfs).map_err(|e| origin.error(e))?;
+        let mut needed: Vec<(String, Vec<bool>)> = program.sources().into_iter().collect();
+        // In script order, so errors and sources come in the order written.
+        needed.sort_by_key(|(name, _)| program.catalog.tables.iter().position(|t| &t.name == name));
+        let mut sources = Vec::new();
+        for (name, columns) in &needed {
+            let table = program.catalog.table(name).expect("planned tables exist");
+            sources.push(source_of(file, origin, table, columns, config)?);
+        }
+        let mut sinks: Vec<SqlSink> = Vec::new();
+        for insert in &program.inserts {
+            if sinks.iter().any(|s| s.table == insert.table) {
+                continue;
+            }
+            let table = program.catalog.table(&insert.table).expect("planned");
+            let source = sources.first().map(|s| &s.spec);
+            let spec = sink_of(file, origin, table, source, config.checkpoint.as_ref())?;
+            let layout =
+                OutputLayout::intern(insert.columns.iter().map(|c| (c.name.as_str(), &c.ty)));
+            sinks.push(SqlSink {
+                table: insert.table.clone(),
+                spec,
+                layout,
+            });
+        }
+        Ok(SqlJob {
+            program: Arc::new(program),
+            sources,
+            sinks,
+        })
+    }
+}
+
+/// `table`'s options as a TOML table (the `connector` name mapped from
+/// Flink's where they differ).
+fn options_table(table: &Table) -> toml::Table {
+    let mut out = toml::Table::new();
+    for option in &table.options {
+        let (key, text) = &option.node;
+        let value = if key == "connector" {
+            toml::Value::String(
+                match text.as_str() {
+                    "print" => "stdout",
+                    "filesystem" => "file",
+                    other => other,
+                }
+                .to_owned(),
+            )
+        } else {
+            toml_value(text)
+        };
+        out.insert(key.clone(), value);
+    }
+    out
+}
+
+/// `text` as the TOML value it spells, else as a string.
+fn toml_value(text: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {text}")) {
+        Ok(mut table) if table.len() == 1 => table
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(text.to_owned())),
+        _ => toml::Value::String(text.to_owned()),
+    }
+}
+
+/// A `[source]`/`[sink]` error about `table`, moved to the option it is
+/// about (or the table's `CREATE`).
+fn option_error(
+    origin: &ScriptOrigin,
+    table: &Table,
+    section: &str,
+    error: JobFileError,
+) -> JobFileError {
+    let (field, message) = match error {
+        JobFileError::Invalid { field, message, .. } => (field, message),
+        other => return other,
+    };
+    let key = field
+        .strip_prefix(section)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .map(|k| k.split('[').next().unwrap_or(k).to_owned())
+        .or_else(|| {
+            // "unknown field `x`": the option is named in the message.
+            message
+                .split('`')
+                .nth(1)
+                .filter(|k| table.option(k).is_some())
+                .map(str::to_owned)
+        });
+    let (position, text) = match key.as_deref().and_then(|k| table.option(k).map(|o| (k, o))) {
+        Some((k, option)) => (
+            option.position,
+            format!("table `{}`: option '{k}' {message}", table.name),
+        ),
+        None => match key {
+            Some(k) => (
+                table.position,
+                format!("table `{}`: option '{k}' {message}", table.name),
+            ),
+            None => (table.position, format!("table `{}`: {message}", table.name)),
+        },
+    };
+    origin.error(SqlError::new(position, text))
+}
+
+fn source_of(
+    file: &FileContext,
+    origin: &ScriptOrigin,
+    table: &Table,
+    needed: &[bool],
+    config: &mut JobConfig,
+) -> Result<SqlSource, JobFileError> {
+    let mut options = options_table(table);
+    for key in ["time", "out_of_orderness_ms"] {
+        if let Some(option) = table.option(key) {
+            return Err(origin.error(SqlError::new(
+                option.position,
+                format!(
+                    "table `{}`: option '{key}' does not apply to SQL tables: event time is the table's WATERMARK FOR clause",
+                    table.name
+                ),
+            )));
+        }
+    }
+    match table.watermark {
+        Some(watermark) => {
+            options.insert("time".into(), "event".into());
+            options.insert("out_of_orderness_ms".into(), watermark.delay_ms.into());
+        }
+        None => {
+            options.insert("time".into(), "processing".into());
+        }
+    }
+    let (spec, event_time) = parse_source(file, options, config)
+        .map_err(|e| option_error(origin, table, "source", e))?;
+    let (connector, name, schema) = match &spec {
+        SourceSpec::Nexmark(n) => (
+            TableConnector::Nexmark(n.clone()),
+            "nexmark",
+            nexmark_schema(),
+        ),
+        SourceSpec::Generator(g) => (
+            TableConnector::Generator(g.clone()),
+            "generator",
+            generator_schema(),
+        ),
+        SourceSpec::File { .. } | SourceSpec::Kafka(_) => {
+            let connector = table
+                .option("connector")
+                .map(|o| o.node.1.clone())
+                .unwrap_or_default();
+            let position = table
+                .option("connector")
+                .map_or(table.position, |o| o.position);
+            return Err(origin.error(SqlError::new(
+                position,
+                format!(
+                    "table `{}`: connector '{connector}' cannot be read by SQL jobs yet (they read 'nexmark' and 'generator')",
+                    table.name
+                ),
+            )));
+        }
+    };
+    let rows = RowMaker::new(table, name, &schema, needed).map_err(|e| origin.error(e))?;
+    Ok(SqlSource {
+        table: table.name.clone(),
+        connector,
+        spec,
+        event_time,
+        rowtime: table.watermark.map(|w| w.column),
+        rows,
+    })
+}
+
+fn sink_of(
+    file: &FileContext,
+    origin: &ScriptOrigin,
+    table: &Table,
+    source: Option<&SourceSpec>,
+    checkpoint: Option<&CheckpointConfig>,
+) -> Result<SinkSpec, JobFileError> {
+    if table.watermark.is_some() {
+        return Err(origin.error(SqlError::new(
+            table.position,
+            format!(
+                "table `{}` is written by INSERT INTO: a WATERMARK applies to tables a job reads",
+                table.name
+            ),
+        )));
+    }
+    let options = options_table(table);
+    parse_sink(file, options, source, checkpoint)
+        .map_err(|e| option_error(origin, table, "sink", e))
+}
+
+/// The scripts of `sql_file` (one file or a list, read one after another),
+/// resolved against the job file's directory: where they are and the script.
+pub(super) fn read_scripts(
+    file: &FileContext,
+    paths: &SqlFiles,
+) -> Result<(ScriptOrigin, String), JobFileError> {
+    let list: Vec<&PathBuf> = match paths {
+        SqlFiles::One(path) => vec![path],
+        SqlFiles::Many(paths) => paths.iter().collect(),
+    };
+    if list.is_empty() {
+        return Err(file.invalid("sql_file", "is an empty list, expected at least one file"));
+    }
+    let mut files = Vec::new();
+    for path in list {
+        let full = file.resolve(path);
+        match std::fs::read_to_string(&full) {
+            Ok(text) => files.push((full, text)),
+            Err(e) => return Err(file.invalid("sql_file", format!("`{}`: {e}", full.display()))),
+        }
+    }
+    Ok(ScriptOrigin::files(files))
+}
+
+/// `sql_file`: one script, or several read as one.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub(super) enum SqlFiles {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl SqlFiles {
+    /// The last file, usually the query after shared DDL (its stem names the job).
+    pub fn last(&self) -> Option<&Path> {
+        match self {
+            SqlFiles::One(path) => Some(path),
+            SqlFiles::Many(paths) => paths.last().map(PathBuf::as_path),
+        }
+    }
+}

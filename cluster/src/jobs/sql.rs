@@ -1,0 +1,79 @@
+//! Builds a SQL job: its tables' sources as streams of rows, each INSERT's
+//! operators over them, and its sink tables.
+//!
+//! Every table read is one source, shared by all reads of it; rows are made
+//! inside the source reader ([`RowSource`]), stamped with the table's
+//! `WATERMARK FOR` column. INSERTs into the same table meet in one sink
+//! (a union). The plans were made and checked when the job file was read;
+//! this only wires them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sluice_engine::connectors::nexmark::NexmarkSource;
+use sluice_engine::record::NO_TIMESTAMP;
+use sluice_engine::sql::output::OutputRow;
+use sluice_engine::sql::row_source::RowSource;
+use sluice_engine::sql::Row;
+use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
+
+use super::attach_sink_spec;
+use crate::job_file::{JobFileError, SqlJob, SqlSource, TableConnector};
+
+/// Builds `sql` on `env`.
+pub fn build(sql: &SqlJob, env: &StreamEnv) -> Result<(), JobFileError> {
+    let mut streams: HashMap<String, Stream<Row>> = HashMap::new();
+    for source in &sql.sources {
+        streams.insert(source.table.clone(), table_stream(source, env));
+    }
+    let checkpointing = env.config().checkpoint.is_some();
+    for sink in &sql.sinks {
+        let outputs: Vec<Stream<Row>> = sql
+            .program
+            .inserts
+            .iter()
+            .filter(|insert| insert.table == sink.table)
+            .map(|insert| insert.plan.build(&streams))
+            .collect();
+        let rows = match outputs.split_first() {
+            Some((first, [])) => first.clone(),
+            Some((first, rest)) => first.union(rest),
+            None => continue,
+        };
+        let layout = sink.layout;
+        let out = rows.map(move |row| OutputRow { layout, row });
+        attach_sink_spec(&sink.spec, checkpointing, &out);
+    }
+    Ok(())
+}
+
+/// The rows of a source table.
+fn table_stream(source: &SqlSource, env: &StreamEnv) -> Stream<Row> {
+    let mut strategy: WatermarkStrategy<Row> = source.event_time.strategy();
+    if let (Some(column), false) = (source.rowtime, source.event_time.processing_time) {
+        strategy = strategy
+            .with_timestamps(move |row: &Row| row.0[column].as_i64().unwrap_or(NO_TIMESTAMP));
+    }
+    let rows = source.rows.clone();
+    let table = source.table.clone();
+    match &source.connector {
+        TableConnector::Nexmark(config) => env.source(
+            RowSource {
+                inner: NexmarkSource {
+                    config: config.clone(),
+                },
+                make_row: Arc::new(move |event| rows.nexmark_row(event).map_err(|e| e.0)),
+                table,
+            },
+            strategy,
+        ),
+        TableConnector::Generator(generator) => env.source(
+            RowSource {
+                inner: generator.clone(),
+                make_row: Arc::new(move |event| rows.generator_row(event).map_err(|e| e.0)),
+                table,
+            },
+            strategy,
+        ),
+    }
+}

@@ -1,0 +1,245 @@
+//! SQL jobs through `sluice run`: the Nexmark queries of
+//! `examples/nexmark-sql` against the hand-written jobs on the same
+//! generated events (1 and 3 shards), and malformed SQL job files, each
+//! refused with exit code 2, its message at its line and column, and
+//! nothing started.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+mod support;
+
+use support::{read_lines, run, sorted, EVENTS, SEED};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark-sql")
+}
+
+/// `examples/nexmark-sql/nexmark.sql` with the tests' events and seed.
+fn nexmark_ddl() -> String {
+    let text = std::fs::read_to_string(examples().join("nexmark.sql")).unwrap();
+    let events = "'events' = '1000000'";
+    assert!(text.contains(events));
+    text.replace(events, &format!("'events' = '{EVENTS}', 'seed' = '{SEED}'"))
+}
+
+/// Runs `examples/nexmark-sql/<query>.sql` on `shards` shards into files;
+/// returns the output lines, sorted.
+fn run_sql(query: &str, shards: u32) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(examples().join(format!("{query}.sql"))).unwrap();
+    let blackhole = "'connector' = 'blackhole'";
+    assert!(
+        text.contains(blackhole),
+        "{query}.sql writes to a blackhole"
+    );
+    let text = text.replace(
+        blackhole,
+        "'connector' = 'filesystem', 'path' = 'out', 'format' = 'jsonl'",
+    );
+    std::fs::write(dir.path().join("nexmark.sql"), nexmark_ddl()).unwrap();
+    std::fs::write(dir.path().join(format!("{query}.sql")), text).unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!("shards = {shards}\nsql_file = [\"nexmark.sql\", \"{query}.sql\"]\n"),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{query}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    sorted(read_lines(&dir.path().join("out")))
+}
+
+/// The SQL query's output equals the hand-written job's, row for row.
+fn assert_sql_matches_hand_written(query: &str, min_rows: usize) {
+    for shards in [1, 3] {
+        let want = run(query, shards, "");
+        assert!(want.len() >= min_rows, "{query}: {} rows", want.len());
+        let got = run_sql(query, shards);
+        assert_eq!(got.len(), want.len(), "{query} on {shards} shard(s)");
+        if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
+            panic!("{query} on {shards} shard(s): SQL gave {g}, the hand-written job {w}");
+        }
+    }
+}
+
+#[test]
+fn q0_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q0", 90_000);
+}
+
+#[test]
+fn q1_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q1", 90_000);
+}
+
+#[test]
+fn q2_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q2", 100);
+}
+
+#[test]
+fn q14_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q14", 1_000);
+}
+
+#[test]
+fn q21_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q21", 1_000);
+}
+
+#[test]
+fn q22_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q22", 90_000);
+}
+
+/// A generator table with a stdout sink, then `query` (one line per statement).
+const GENERATOR_TABLE: &str = "CREATE TABLE events (seq BIGINT, `key` BIGINT, `value` BIGINT, ts TIMESTAMP(3),\n    WATERMARK FOR ts AS ts - INTERVAL '1' SECOND\n) WITH ('connector' = 'generator', 'events' = '100');\nCREATE TABLE out (k BIGINT, v BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out');\n";
+
+/// Runs `sluice run` on a job file whose `sql` is `script`; expects exit
+/// code 2, no output, and a message `job.toml:<line>:<column>: …` that
+/// contains `message`.
+fn assert_refused(script: &str, line: u64, column: u64, message: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.toml");
+    // The script starts on the job file's line 3.
+    std::fs::write(&job, format!("shards = 1\nsql = \"\"\"\n{script}\"\"\"\n")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(&job)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{script}\n{stderr}");
+    assert!(
+        !dir.path().join("out").exists(),
+        "output written for {script}"
+    );
+    let at = format!("job.toml:{}:{column}: ", line + 2);
+    assert!(
+        stderr.contains(&at) && stderr.contains(message),
+        "expected `{at}… {message}…` for\n{script}\ngot: {stderr}"
+    );
+}
+
+#[test]
+fn malformed_sql_jobs_are_refused_at_their_line_and_column() {
+    let g = GENERATOR_TABLE;
+    // (script, line in the script, column, message)
+    let cases: Vec<(String, u64, u64, &str)> = vec![
+        // Syntax.
+        (format!("{g}INSERT INTO out SELEC `key`, `value` FROM events;\n"), 5, 17, "SELEC"),
+        (format!("{g}INSERT INTO out SELECT `key`, FROM events;\n"), 5, 31, "FROM"),
+        (format!("{g}INSERT INTO out SELECT `key`, `value` FROM events\n"), 6, 1, "INSERT INTO"),
+        ("CREATE TABLE t (a BIGINT,) WITH ('connector' = 'generator');\n".into(), 1, 26, ")"),
+        ("CREATE TABLE t (a BIGNUM) WITH ('connector' = 'generator');\n".into(), 1, 19, "BIGNUM"),
+        // Names.
+        (format!("{g}INSERT INTO out SELECT `key`, valu FROM events;\n"), 5, 31, "valu"),
+        (format!("{g}INSERT INTO out SELECT `key`, `value` FROM evnts;\n"), 5, 44, "evnts"),
+        (format!("{g}INSERT INTO outt SELECT `key`, `value` FROM events;\n"), 5, 1, "unknown table `outt`"),
+        (format!("{g}INSERT INTO out SELECT `key`, frobnicate(`value`) FROM events;\n"), 5, 31, "frobnicate"),
+        (format!("{g}INSERT INTO out SELECT e.`key`, x.`value` FROM events e;\n"), 5, 33, "x.`value`"),
+        ("CREATE FUNCTION f AS 'com.example.Nope';\n".into(), 1, 1, "no function of that name"),
+        // Types.
+        (format!("{g}INSERT INTO out SELECT `key`, `value` FROM events WHERE `key` + 1;\n"), 5, 51, "BOOLEAN"),
+        (format!("{g}INSERT INTO out SELECT `key`, `value` || 'x' FROM events;\n"), 5, 31, "||"),
+        (format!("{g}INSERT INTO out SELECT `key`, 'seven' FROM events;\n"), 5, 1, "column `v` is BIGINT"),
+        (format!("{g}INSERT INTO out SELECT `key` FROM events;\n"), 5, 1, "yields 1 column(s)"),
+        (format!("{g}INSERT INTO out SELECT `key`, `value` FROM events WHERE ts > 5;\n"), 5, 51, "TIMESTAMP(3)"),
+        // Unsupported or not allowed.
+        (format!("{g}INSERT INTO out SELECT `key`, COUNT(*) FROM events GROUP BY `key`;\n"), 5, 17, "GROUP BY is not supported yet"),
+        (format!("{g}INSERT INTO out SELECT `key`, `value` FROM events ORDER BY `key`;\n"), 5, 17, "ORDER BY"),
+        (format!("{g}SELECT `key`, `value` FROM events;\n"), 5, 1, "INSERT INTO sink_table"),
+        (format!("{g}INSERT INTO events SELECT seq, `key`, `value`, ts FROM events;\n"), 5, 1, "both read and written"),
+        (g.to_owned(), 1, 1, "no INSERT INTO"),
+        // Connector options.
+        ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'generator', 'events' = 'many');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 62, "option 'events'"),
+        ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'generator', 'evnts' = '5');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 62, "unknown field `evnts`"),
+        ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'pulsar');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 35, "\"pulsar\""),
+        ("CREATE TABLE e (sequence BIGINT) WITH ('connector' = 'generator');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT sequence FROM e;\n".into(), 1, 17, "connector 'generator' has no column `sequence`"),
+        ("CREATE TABLE e (seq INT) WITH ('connector' = 'generator');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 17, "is BIGINT, not INT"),
+        ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'generator');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'filesystem');\nINSERT INTO out SELECT seq FROM e;\n".into(), 2, 1, "option 'path' is missing"),
+        ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'generator', 'out_of_orderness_ms' = '5');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 62, "WATERMARK"),
+    ];
+    assert!(cases.len() >= 20);
+    for (script, line, column, message) in &cases {
+        assert_refused(script, *line, *column, message);
+    }
+}
+
+/// `examples/sql_generator.toml` (the README's SQL example) prints exactly
+/// the generated events its WHERE keeps, projected.
+#[test]
+fn the_readme_sql_example_prints_what_its_query_selects() {
+    use sluice_engine::connectors::GeneratorSource;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql_generator.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got = sorted(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+    );
+    let generator = GeneratorSource {
+        seed: 7,
+        events: Some(100_000),
+        keys: 100,
+        ..Default::default()
+    };
+    let want = sorted(
+        (0..100_000)
+            .map(|i| generator.event(i))
+            .filter(|e| e.value > 900)
+            .map(|e| serde_json::json!({"key": e.key, "doubled": 2 * e.value}))
+            .collect(),
+    );
+    assert!(want.len() > 1_000, "{} rows", want.len());
+    assert_eq!(got, want);
+}
+
+/// Every example Nexmark SQL job compiles, and `sluice explain` shows its
+/// fused stateless step over the one source.
+#[test]
+fn every_example_sql_job_explains() {
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+                .arg("explain")
+                .arg(&path)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(
+                stdout.contains("Sink nexmark_q") && stdout.contains("Source datagen reads ["),
+                "{}: {stdout}",
+                path.display()
+            );
+        }
+    }
+}

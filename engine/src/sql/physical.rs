@@ -1,0 +1,263 @@
+//! The physical plan of a SQL query: the operators a logical [`Plan`]
+//! becomes, and their wiring onto the DataStream API.
+//!
+//! Lowering fuses every run of `WHERE` and `SELECT` into one [`Calc`]
+//! (a projection over a projection is inlined when no non-trivial
+//! expression would be computed twice), and pruning then marks the source
+//! columns something reads, so a source fills only those (the rest stay
+//! NULL, which costs nothing) and unread computed outputs are not computed.
+//! Planning runs once, on the thread that builds the job; the built
+//! operators run on every shard.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use super::calc::Calc;
+use super::expr::BoundExpr;
+use super::plan::{Plan, PlanNode};
+use super::value::{Row, Value};
+use crate::Stream;
+
+/// An operator of the physical plan.
+#[derive(Debug, Clone)]
+pub enum Physical {
+    /// A table's rows: every column of it, those not `needed` left NULL.
+    Source {
+        table: String,
+        columns: Vec<String>,
+        needed: Vec<bool>,
+    },
+    /// Filters and a projection, fused (stateless; one pass per row).
+    Calc {
+        input: Box<Physical>,
+        calc: Calc,
+        /// The SQL each fused step came from, in order, for EXPLAIN.
+        steps: Vec<String>,
+    },
+    /// `UNION ALL` (inputs already coerced to the same types).
+    Union { inputs: Vec<Physical> },
+}
+
+/// Lowers `plan`, fusing stateless steps; then prunes it for a consumer
+/// that reads every output column.
+pub fn lower(plan: &Plan) -> Physical {
+    let mut physical = lower_node(plan);
+    let width = physical.width();
+    physical.prune(&vec![true; width]);
+    physical
+}
+
+fn lower_node(plan: &Plan) -> Physical {
+    match &plan.node {
+        PlanNode::Scan { table } => Physical::Source {
+            table: table.clone(),
+            columns: plan.schema.iter().map(|c| c.name.clone()).collect(),
+            needed: vec![false; plan.schema.len()],
+        },
+        PlanNode::Filter {
+            input,
+            predicate,
+            text,
+        } => {
+            let mut below = lower_node(input);
+            let mut predicate = [predicate.clone()];
+            if let Physical::Calc { calc, steps, .. } = &mut below {
+                if inline_into(&mut predicate, calc.projection.as_deref()) {
+                    let [predicate] = predicate;
+                    calc.filters.push(predicate);
+                    steps.push(format!("WHERE {text}"));
+                    return below;
+                }
+            }
+            let [predicate] = predicate;
+            Physical::Calc {
+                input: Box::new(below),
+                calc: Calc {
+                    filters: vec![predicate],
+                    projection: None,
+                },
+                steps: vec![format!("WHERE {text}")],
+            }
+        }
+        PlanNode::Project {
+            input,
+            exprs,
+            texts,
+        } => {
+            let mut below = lower_node(input);
+            let step = format!("SELECT {}", texts.join(", "));
+            let mut exprs = exprs.clone();
+            if let Physical::Calc { calc, steps, .. } = &mut below {
+                if inline_into(&mut exprs, calc.projection.as_deref()) {
+                    calc.projection = Some(exprs);
+                    steps.push(step);
+                    return below;
+                }
+            }
+            Physical::Calc {
+                input: Box::new(below),
+                calc: Calc {
+                    filters: Vec::new(),
+                    projection: Some(exprs),
+                },
+                steps: vec![step],
+            }
+        }
+        PlanNode::Union { inputs } => Physical::Union {
+            inputs: inputs.iter().map(lower_node).collect(),
+        },
+    }
+}
+
+/// Rewrites `outer` (expressions over the output of `inner`) to read
+/// `inner`'s input instead, unless that would compute a non-trivial inner
+/// expression more than once; returns whether it did.
+fn inline_into(outer: &mut [BoundExpr], inner: Option<&[BoundExpr]>) -> bool {
+    let Some(inner) = inner else {
+        return true;
+    };
+    let mut reads = vec![0usize; inner.len()];
+    for expr in outer.iter() {
+        expr.visit_columns(&mut |i| reads[i] += 1);
+    }
+    let trivial = |e: &BoundExpr| matches!(e, BoundExpr::Column(_) | BoundExpr::Literal(_));
+    if reads
+        .iter()
+        .zip(inner)
+        .any(|(&n, expr)| n > 1 && !trivial(expr))
+    {
+        return false;
+    }
+    for expr in outer.iter_mut() {
+        expr.rewrite_columns(&mut |i| inner[i].clone());
+    }
+    true
+}
+
+impl Physical {
+    /// How many columns the operator's rows have.
+    pub fn width(&self) -> usize {
+        match self {
+            Physical::Source { columns, .. } => columns.len(),
+            Physical::Calc { input, calc, .. } => match &calc.projection {
+                Some(exprs) => exprs.len(),
+                None => input.width(),
+            },
+            Physical::Union { inputs } => inputs[0].width(),
+        }
+    }
+
+    /// Marks what the consumer reads (`needed[i]`: output column `i`):
+    /// sources fill only what is read, projections compute only that.
+    pub fn prune(&mut self, needed: &[bool]) {
+        match self {
+            Physical::Source {
+                needed: source_needs,
+                ..
+            } => {
+                for (mine, theirs) in source_needs.iter_mut().zip(needed) {
+                    *mine |= *theirs;
+                }
+            }
+            Physical::Calc { input, calc, .. } => {
+                let mut reads = vec![false; input.width()];
+                for filter in &calc.filters {
+                    filter.visit_columns(&mut |i| reads[i] = true);
+                }
+                match &mut calc.projection {
+                    Some(exprs) => {
+                        for (expr, read) in exprs.iter_mut().zip(needed) {
+                            if *read {
+                                expr.visit_columns(&mut |i| reads[i] = true);
+                            } else {
+                                *expr = BoundExpr::Literal(Value::Null);
+                            }
+                        }
+                    }
+                    None => {
+                        for (mine, theirs) in reads.iter_mut().zip(needed) {
+                            *mine |= *theirs;
+                        }
+                    }
+                }
+                input.prune(&reads);
+            }
+            Physical::Union { inputs } => {
+                for input in inputs {
+                    input.prune(needed);
+                }
+            }
+        }
+    }
+
+    /// Adds, per table read, the columns read (merged over every read).
+    pub fn tables_read(&self, out: &mut HashMap<String, Vec<bool>>) {
+        match self {
+            Physical::Source { table, needed, .. } => {
+                let merged = out
+                    .entry(table.clone())
+                    .or_insert_with(|| vec![false; needed.len()]);
+                for (mine, theirs) in merged.iter_mut().zip(needed) {
+                    *mine |= *theirs;
+                }
+            }
+            Physical::Calc { input, .. } => input.tables_read(out),
+            Physical::Union { inputs } => inputs.iter().for_each(|i| i.tables_read(out)),
+        }
+    }
+
+    /// Wires the operators onto the streams of the tables (`sources`, one
+    /// stream per table, shared by every read of it).
+    pub fn build(&self, sources: &HashMap<String, Stream<Row>>) -> Stream<Row> {
+        match self {
+            Physical::Source { table, .. } => sources[table].clone(),
+            Physical::Calc { input, calc, .. } => {
+                let compiled = calc.compile();
+                input
+                    .build(sources)
+                    .try_filter_map(move |row| compiled.apply(row).map_err(|e| e.0))
+            }
+            Physical::Union { inputs } => {
+                let streams: Vec<Stream<Row>> = inputs.iter().map(|i| i.build(sources)).collect();
+                streams[0].union(&streams[1..])
+            }
+        }
+    }
+
+    /// The operators as an indented tree, one per line.
+    pub fn explain_into(&self, out: &mut String, depth: usize) {
+        let pad = "  ".repeat(depth);
+        match self {
+            Physical::Source {
+                table,
+                columns,
+                needed,
+            } => {
+                let read: Vec<&str> = columns
+                    .iter()
+                    .zip(needed)
+                    .filter(|(_, n)| **n)
+                    .map(|(c, _)| c.as_str())
+                    .collect();
+                let _ = writeln!(out, "{pad}Source {table} reads [{}]", read.join(", "));
+            }
+            Physical::Calc { input, steps, .. } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}Calc (stateless, fused into the chain): {}",
+                    steps.join("; ")
+                );
+                input.explain_into(out, depth + 1);
+            }
+            Physical::Union { inputs } => {
+                let _ = writeln!(out, "{pad}UnionAll (stateless)");
+                for input in inputs {
+                    input.explain_into(out, depth + 1);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! What a source table's rows are made of: the connector's record turned
+//! into a row of the table's columns.
+//!
+//! A connector has a fixed schema (Nexmark's events as Flink's `nexmark`
+//! connector declares them, the generator's numeric events); a table may
+//! declare any of its columns, in any order, with their exact types. Only
+//! the columns the plan reads are filled ([`Physical::prune`] decides);
+//! computed columns are computed after the stored ones, when read. Built
+//! once per job; the conversion runs on every shard.
+//!
+//! [`Physical::prune`]: super::physical::Physical::prune
+
+use super::catalog::Table;
+use super::error::SqlError;
+use super::expr::{BoundExpr, EvalError};
+use super::sql_type::SqlType;
+use super::value::{Row, Value};
+use crate::connectors::nexmark::Event;
+use crate::connectors::GeneratedEvent;
+
+/// A connector's column: its name and type.
+pub type ConnectorColumn = (&'static str, SqlType);
+
+const TS3: SqlType = SqlType::Timestamp { precision: 3 };
+
+/// The columns of the `nexmark` connector (Flink's Nexmark `datagen`
+/// table, its ROW columns flattened), in order.
+pub fn nexmark_schema() -> Vec<ConnectorColumn> {
+    use SqlType::{BigInt, Int, Varchar};
+    vec![
+        ("event_type", Int),
+        ("person.id", BigInt),
+        ("person.name", Varchar),
+        ("person.emailAddress", Varchar),
+        ("person.creditCard", Varchar),
+        ("person.city", Varchar),
+        ("person.state", Varchar),
+        ("person.dateTime", TS3),
+        ("person.extra", Varchar),
+        ("auction.id", BigInt),
+        ("auction.itemName", Varchar),
+        ("auction.description", Varchar),
+        ("auction.initialBid", BigInt),
+        ("auction.reserve", BigInt),
+        ("auction.dateTime", TS3),
+        ("auction.expires", TS3),
+        ("auction.seller", BigInt),
+        ("auction.category", BigInt),
+        ("auction.extra", Varchar),
+        ("bid.auction", BigInt),
+        ("bid.bidder", BigInt),
+        ("bid.price", BigInt),
+        ("bid.channel", Varchar),
+        ("bid.url", Varchar),
+        ("bid.dateTime", TS3),
+        ("bid.extra", Varchar),
+    ]
+}
+
+/// The columns of the `generator` connector, in order.
+pub fn generator_schema() -> Vec<ConnectorColumn> {
+    vec![
+        ("seq", SqlType::BigInt),
+        ("key", SqlType::BigInt),
+        ("value", SqlType::BigInt),
+        ("ts", TS3),
+    ]
+}
+
+/// How one source table's rows are made: for each stored column read, its
+/// index in the connector's schema; then the computed columns read.
+#[derive(Debug, Clone)]
+pub struct RowMaker {
+    width: usize,
+    /// `(table column, connector column)` of the stored columns read.
+    stored: Vec<(usize, usize)>,
+    /// `(table column, expression)` of the computed columns read.
+    computed: Vec<(usize, BoundExpr)>,
+}
+
+impl RowMaker {
+    /// Checks `table`'s stored columns against `schema` (connector
+    /// `connector`) and plans the rows for the columns `needed`.
+    pub fn new(
+        table: &Table,
+        connector: &str,
+        schema: &[ConnectorColumn],
+        needed: &[bool],
+    ) -> Result<RowMaker, SqlError> {
+        let mut stored = Vec::new();
+        let mut computed = Vec::new();
+        for (i, column) in table.columns.iter().enumerate() {
+            if let Some(expr) = &column.computed {
+                if needed[i] {
+                    computed.push((i, expr.clone()));
+                }
+                continue;
+            }
+            let Some(at) = schema.iter().position(|(name, _)| *name == column.name) else {
+                let names: Vec<&str> = schema.iter().map(|(n, _)| *n).collect();
+                return Err(SqlError::new(
+                    column.position,
+                    format!(
+                        "table `{}`: connector '{connector}' has no column `{}` (its columns: {})",
+                        table.name,
+                        column.name,
+                        names.join(", ")
+                    ),
+                ));
+            };
+            if schema[at].1 != column.ty {
+                return Err(SqlError::new(
+                    column.position,
+                    format!(
+                        "table `{}`: column `{}` of connector '{connector}' is {}, not {}",
+                        table.name, column.name, schema[at].1, column.ty
+                    ),
+                ));
+            }
+            if needed[i] {
+                stored.push((i, at));
+            }
+        }
+        // Computed columns read stored ones the plan may not: fill those too.
+        let mut reads = vec![false; table.columns.len()];
+        for (_, expr) in &computed {
+            expr.visit_columns(&mut |i| reads[i] = true);
+        }
+        for (i, column) in table.columns.iter().enumerate() {
+            if reads[i] && !needed[i] && column.computed.is_none() {
+                let at = schema
+                    .iter()
+                    .position(|(name, _)| *name == column.name)
+                    .expect("checked above");
+                stored.push((i, at));
+            }
+        }
+        Ok(RowMaker {
+            width: table.columns.len(),
+            stored,
+            computed,
+        })
+    }
+
+    /// A row from the connector's values: `value(c)` yields connector column `c`.
+    fn make(&self, mut value: impl FnMut(usize) -> Value) -> Result<Row, EvalError> {
+        let mut row = Row(vec![Value::Null; self.width]);
+        for &(column, at) in &self.stored {
+            row.0[column] = value(at);
+        }
+        for (column, expr) in &self.computed {
+            row.0[*column] = expr.eval(&row)?;
+        }
+        Ok(row)
+    }
+
+    /// The row of a Nexmark event (its strings moved, not copied).
+    pub fn nexmark_row(&self, event: Event) -> Result<Row, EvalError> {
+        let mut event = event;
+        self.make(|c| nexmark_value(&mut event, c))
+    }
+
+    /// The row of a generated event.
+    pub fn generator_row(&self, event: GeneratedEvent) -> Result<Row, EvalError> {
+        self.make(|c| match c {
+            0 => Value::Int(event.seq as i64),
+            1 => Value::Int(event.key as i64),
+            2 => Value::Int(event.value),
+            _ => Value::Timestamp(event.ts),
+        })
+    }
+}
+
+/// Column `c` of [`nexmark_schema`] for `event` (NULL for another kind's
+/// columns); strings are taken out of the event.
+fn nexmark_value(event: &mut Event, c: usize) -> Value {
+    let take = |s: &mut String| Value::Str(std::mem::take(s));
+    match (event, c) {
+        (Event::Person(_), 0) => Value::Int(0),
+        (Event::Auction(_), 0) => Value::Int(1),
+        (Event::Bid(_), 0) => Value::Int(2),
+        (Event::Person(p), 1..=8) => match c {
+            1 => Value::Int(p.id),
+            2 => take(&mut p.name),
+            3 => take(&mut p.email_address),
+            4 => take(&mut p.credit_card),
+            5 => take(&mut p.city),
+            6 => take(&mut p.state),
+            7 => Value::Timestamp(p.date_time),
+            _ => take(&mut p.extra),
+        },
+        (Event::Auction(a), 9..=18) => match c {
+            9 => Value::Int(a.id),
+            10 => take(&mut a.item_name),
+            11 => take(&mut a.description),
+            12 => Value::Int(a.initial_bid),
+            13 => Value::Int(a.reserve),
+            14 => Value::Timestamp(a.date_time),
+            15 => Value::Timestamp(a.expires),
+            16 => Value::Int(a.seller),
+            17 => Value::Int(a.category),
+            _ => take(&mut a.extra),
+        },
+        (Event::Bid(b), 19..=25) => match c {
+            19 => Value::Int(b.auction),
+            20 => Value::Int(b.bidder),
+            21 => Value::Int(b.price),
+            22 => take(&mut b.channel),
+            23 => take(&mut b.url),
+            24 => Value::Timestamp(b.date_time),
+            _ => take(&mut b.extra),
+        },
+        _ => Value::Null,
+    }
+}

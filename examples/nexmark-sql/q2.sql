@@ -1,0 +1,12 @@
+-- Query 2: Selection: the bids of every 123rd auction, with their price.
+-- As in the Nexmark repository, unchanged.
+
+CREATE TABLE nexmark_q2 (
+  auction  BIGINT,
+  price  BIGINT
+) WITH (
+  'connector' = 'blackhole'
+);
+
+INSERT INTO nexmark_q2
+SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0;
