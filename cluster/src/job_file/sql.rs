@@ -256,6 +256,19 @@ fn option_error(
                 .nth(1)
                 .filter(|k| table.option(k).is_some())
                 .map(str::to_owned)
+        })
+        .or_else(|| {
+            // "invalid type: string \"many\"": the option is the one with that value.
+            table
+                .options
+                .iter()
+                .find(|o| {
+                    let value = &o.node.1;
+                    o.node.0 != "connector"
+                        && (message.contains(&format!("\"{value}\""))
+                            || message.contains(&format!("`{value}`")))
+                })
+                .map(|o| o.node.0.clone())
         });
     let (position, text) = match key.as_deref().and_then(|k| table.option(k).map(|o| (k, o))) {
         Some((k, option)) => (

@@ -84,9 +84,33 @@ pub fn parse_script(sql: &str) -> Result<Vec<Located<Statement>>, SqlError> {
         // The end of the script has no token of its own: place errors there.
         if e.message.ends_with("found: EOF") || e.message.ends_with("found EOF") {
             e.position = end_of(sql);
+        } else if let Some(found) = found_token_before(sql, &e) {
+            e.position = found;
         }
         e
     })
+}
+
+/// Where the token an error says it found (`… found: FROM`) is, when
+/// sqlparser placed the error after it (it sometimes reports the position
+/// of the token it peeked next): the last such token at or before the
+/// reported position.
+fn found_token_before(sql: &str, error: &SqlError) -> Option<Position> {
+    let found = error.message.rsplit_once("found: ")?.1.trim();
+    let tokens = sqlparser::tokenizer::Tokenizer::new(&FlinkDialect, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let at_reported = tokens
+        .iter()
+        .find(|t| Position::of_token(t) == error.position)?;
+    if at_reported.token.to_string() == found {
+        return None;
+    }
+    tokens
+        .iter()
+        .filter(|t| Position::of_token(t) < error.position)
+        .rfind(|t| t.token.to_string() == found)
+        .map(Position::of_token)
 }
 
 /// The position just after the script's last character.
