@@ -328,7 +328,8 @@ pub fn compare_sql(spec: &BenchSpec, rounds: u32, results: &Path) -> Result<Stri
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        let n = v.len();
+        (v[(n - 1) / 2] + v[n / 2]) / 2.0
     };
     let [mut hand, mut sql] = rates;
     let (hand, sql) = (median(&mut hand), median(&mut sql));
