@@ -11,7 +11,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{read_lines, run, sorted, EVENTS, SEED};
+use support::{read_lines, run, sluice_succeeds, sorted, EVENTS, SEED};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark-sql")
@@ -47,16 +47,7 @@ fn run_sql(query: &str, shards: u32) -> Vec<Value> {
         format!("shards = {shards}\nsql_file = [\"nexmark.sql\", \"{query}.sql\"]\n"),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&job)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{query}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    sluice_succeeds("run", &job);
     sorted(read_lines(&dir.path().join("out")))
 }
 
@@ -189,16 +180,7 @@ fn malformed_sql_jobs_are_refused_at_their_line_and_column() {
 fn the_readme_sql_example_prints_what_its_query_selects() {
     use sluice_engine::connectors::GeneratorSource;
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql_generator.toml");
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&example)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = sluice_succeeds("run", &example);
     let got = sorted(
         String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -229,18 +211,8 @@ fn every_example_sql_job_explains() {
     for entry in std::fs::read_dir(examples()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-                .arg("explain")
-                .arg(&path)
-                .output()
-                .unwrap();
+            let output = sluice_succeeds("explain", &path);
             let stdout = String::from_utf8_lossy(&output.stdout);
-            assert!(
-                output.status.success(),
-                "{}: {}",
-                path.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
             assert!(
                 stdout.contains("Sink nexmark_q") && stdout.contains("Source datagen reads ["),
                 "{}: {stdout}",

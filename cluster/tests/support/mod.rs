@@ -50,17 +50,24 @@ pub fn run_job(query: &str, shards: u32, source: &str, params: &str) -> tempfile
         ),
     )
     .unwrap();
+    sluice_succeeds("run", &job);
+    dir
+}
+
+/// Runs `sluice <command> <path>`, requires it to succeed, and returns its output.
+pub fn sluice_succeeds(command: &str, path: &Path) -> std::process::Output {
     let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&job)
+        .arg(command)
+        .arg(path)
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "{}",
+        "sluice {command} {}: {}",
+        path.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    dir
+    output
 }
 
 pub fn read_lines(dir: &Path) -> Vec<Value> {

@@ -98,17 +98,16 @@ mod tests {
 
     #[test]
     fn rows_serialize_under_their_column_names() {
-        let layout = OutputLayout::intern([
+        let price = SqlType::Decimal {
+            precision: 23,
+            scale: 3,
+        };
+        let columns = [
             ("auction", &SqlType::BigInt),
-            (
-                "price",
-                &SqlType::Decimal {
-                    precision: 23,
-                    scale: 3,
-                },
-            ),
+            ("price", &price),
             ("extra", &SqlType::Varchar),
-        ]);
+        ];
+        let layout = OutputLayout::intern(columns);
         let row = OutputRow {
             layout,
             row: Row(vec![Value::Int(7), Value::Decimal(2_724), Value::Null]),
@@ -117,17 +116,7 @@ mod tests {
             serde_json::to_string(&row).unwrap(),
             r#"{"auction":7,"price":2.724,"extra":null}"#
         );
-        let again = OutputLayout::intern([
-            ("auction", &SqlType::BigInt),
-            (
-                "price",
-                &SqlType::Decimal {
-                    precision: 23,
-                    scale: 3,
-                },
-            ),
-            ("extra", &SqlType::Varchar),
-        ]);
+        let again = OutputLayout::intern(columns);
         assert!(std::ptr::eq(layout.0, again.0), "one layout, interned once");
     }
 }
