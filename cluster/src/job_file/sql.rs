@@ -138,8 +138,8 @@ pub struct SqlSource {
     /// What the table's options say, as a `[source]` section would.
     pub spec: SourceSpec,
     pub event_time: EventTimeSpec,
-    /// The event-time column (with a `WATERMARK`), whose value stamps each row.
-    pub rowtime: Option<usize>,
+    /// Makes the rows; their event-time column (`rows.rowtime()`, with a
+    /// `WATERMARK`) stamps each.
     pub rows: RowMaker,
 }
 
@@ -168,13 +168,10 @@ impl SqlJob {
     ) -> Result<SqlJob, JobFileError> {
         let udfs = crate::jobs::udfs::registered();
         let program = SqlProgram::compile(script, &udfs).map_err(|e| origin.error(e))?;
-        let mut needed: Vec<(String, Vec<bool>)> = program.sources().into_iter().collect();
-        // In script order, so errors and sources come in the order written.
-        needed.sort_by_key(|(name, _)| program.catalog.tables.iter().position(|t| &t.name == name));
         let mut sources = Vec::new();
-        for (name, columns) in &needed {
+        for (name, layout) in &program.sources {
             let table = program.catalog.table(name).expect("planned tables exist");
-            sources.push(source_of(file, origin, table, columns, config)?);
+            sources.push(source_of(file, origin, table, layout, config)?);
         }
         let mut sinks: Vec<SqlSink> = Vec::new();
         for insert in &program.inserts {
@@ -290,7 +287,7 @@ fn source_of(
     file: &FileContext,
     origin: &ScriptOrigin,
     table: &Table,
-    needed: &[bool],
+    layout: &[usize],
     config: &mut JobConfig,
 ) -> Result<SqlSource, JobFileError> {
     let mut options = options_table(table);
@@ -344,13 +341,12 @@ fn source_of(
             )));
         }
     };
-    let rows = RowMaker::new(table, name, &schema, needed).map_err(|e| origin.error(e))?;
+    let rows = RowMaker::new(table, name, &schema, layout).map_err(|e| origin.error(e))?;
     Ok(SqlSource {
         table: table.name.clone(),
         connector,
         spec,
         event_time,
-        rowtime: table.watermark.map(|w| w.column),
         rows,
     })
 }

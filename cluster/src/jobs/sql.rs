@@ -50,7 +50,7 @@ pub fn build(sql: &SqlJob, env: &StreamEnv) -> Result<(), JobFileError> {
 /// The rows of a source table.
 fn table_stream(source: &SqlSource, env: &StreamEnv) -> Stream<Row> {
     let mut strategy: WatermarkStrategy<Row> = source.event_time.strategy();
-    if let (Some(column), false) = (source.rowtime, source.event_time.processing_time) {
+    if let (Some(column), false) = (source.rows.rowtime(), source.event_time.processing_time) {
         strategy = strategy
             .with_timestamps(move |row: &Row| row.0[column].as_i64().unwrap_or(NO_TIMESTAMP));
     }

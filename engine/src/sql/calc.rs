@@ -5,11 +5,16 @@
 //! stateful operators (or a source and a sink) into one [`Calc`], so a chain
 //! of views costs one pass per row. Runs on each shard, inside the fused
 //! operator chain ([`crate::Stream::try_filter_map`]). Invariants: filters
-//! and projection read the input row; a projected column that is read
-//! exactly once and by nothing else is moved out of the input row, not
-//! cloned, so passing a string through allocates nothing.
+//! and projection read the input row; a subexpression written more than
+//! once is computed once per row ([`share_subexpressions`]); a projected
+//! column that is read exactly once and by nothing else is moved out of the
+//! input row, not cloned, so passing a string through allocates nothing;
+//! the output row reuses the input row's allocation.
+
+use std::cell::RefCell;
 
 use super::expr::{BoundExpr, EvalError};
+use super::shared_subexpressions::{share_subexpressions, SharedStages};
 use super::value::{Row, Value};
 
 /// Filters and an optional projection over the same input row.
@@ -29,16 +34,25 @@ enum Output {
     Eval(BoundExpr),
 }
 
-/// A [`Calc`] ready to run: moves decided once, at build time.
+/// A [`Calc`] ready to run: shared subexpressions and moves decided once,
+/// at build time.
 #[derive(Debug, Clone)]
 pub struct CompiledCalc {
+    /// The input rows' width.
+    width: usize,
     filters: Vec<BoundExpr>,
+    /// Values appended to the row before each filter and the projection.
+    shared: SharedStages,
     outputs: Option<Vec<Output>>,
 }
 
 impl Calc {
-    pub fn compile(&self) -> CompiledCalc {
-        let outputs = self.projection.as_ref().map(|exprs| {
+    /// The calc for input rows of `width` columns.
+    pub fn compile(&self, width: usize) -> CompiledCalc {
+        let mut filters = self.filters.clone();
+        let mut projection = self.projection.clone();
+        let shared = share_subexpressions(&mut filters, projection.as_deref_mut(), width);
+        let outputs = projection.as_ref().map(|exprs| {
             let mut reads: std::collections::HashMap<usize, usize> = Default::default();
             for expr in exprs {
                 expr.visit_columns(&mut |i| *reads.entry(i).or_default() += 1);
@@ -52,38 +66,57 @@ impl Calc {
                 .collect()
         });
         CompiledCalc {
-            filters: self.filters.clone(),
+            width,
+            filters,
+            shared,
             outputs,
         }
     }
 }
 
+thread_local! {
+    /// The output values of the row being projected on this thread, before
+    /// they move into the input row's allocation.
+    static PROJECTED: RefCell<Vec<Value>> = const { RefCell::new(Vec::new()) };
+}
+
 impl CompiledCalc {
     /// The row this step makes of `row`, or `None` if a filter drops it.
     pub fn apply(&self, mut row: Row) -> Result<Option<Row>, EvalError> {
-        for filter in &self.filters {
+        for (filter, shared) in self.filters.iter().zip(&self.shared) {
+            append_shared(&mut row, shared)?;
             if !filter.holds(&row)? {
                 return Ok(None);
             }
         }
         let Some(outputs) = &self.outputs else {
+            row.0.truncate(self.width);
             return Ok(Some(row));
         };
-        let mut out = Vec::with_capacity(outputs.len());
-        for output in outputs {
-            out.push(match output {
-                Output::Move(_) => Value::Null,
-                Output::Eval(expr) => expr.eval(&row)?,
-            });
-        }
-        // Every expression has read the input: now the moves may take from it.
-        for (slot, output) in out.iter_mut().zip(outputs) {
-            if let Output::Move(i) = output {
-                *slot = std::mem::take(&mut row.0[*i]);
+        append_shared(&mut row, &self.shared[self.filters.len()])?;
+        PROJECTED.with_borrow_mut(|projected| {
+            projected.clear();
+            for output in outputs {
+                // A moved column is read by this output only: taking it
+                // now changes nothing another output reads.
+                projected.push(match output {
+                    Output::Move(i) => std::mem::take(&mut row.0[*i]),
+                    Output::Eval(expr) => expr.eval(&row)?,
+                });
             }
-        }
-        Ok(Some(Row(out)))
+            row.0.clear();
+            row.0.append(projected);
+            Ok(Some(row))
+        })
     }
+}
+
+fn append_shared(row: &mut Row, shared: &[BoundExpr]) -> Result<(), EvalError> {
+    for expr in shared {
+        let value = expr.eval(row)?;
+        row.0.push(value);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -109,7 +142,7 @@ mod tests {
                 BoundExpr::Column(0),
             ]),
         }
-        .compile();
+        .compile(2);
         let kept = calc
             .apply(row(&[Value::Int(2), Value::Str("a".into())]))
             .unwrap();

@@ -18,6 +18,7 @@ use super::expr::BoundExpr;
 use super::functions::ScalarUdf;
 use super::physical::{lower, Physical};
 use super::plan::{plan_query, Plan, PlanNode};
+use super::scan::source_layout;
 use super::script::{parse_script, Located, Statement};
 use super::sql_type::SqlType;
 use super::value::Value;
@@ -42,6 +43,9 @@ pub struct SqlProgram {
     pub inserts: Vec<Insert>,
     /// The text of each `EXPLAIN` statement's plan, in script order.
     pub explains: Vec<String>,
+    /// The tables the job reads, in script order, each with the columns
+    /// its rows hold ([`source_layout`]: what any INSERT reads of it).
+    pub sources: Vec<(String, Vec<usize>)>,
 }
 
 impl SqlProgram {
@@ -53,6 +57,7 @@ impl SqlProgram {
             catalog: Catalog::default(),
             inserts: Vec::new(),
             explains: Vec::new(),
+            sources: Vec::new(),
         };
         for statement in &statements {
             if program.catalog.apply(statement, udfs)? {
@@ -87,23 +92,29 @@ impl SqlProgram {
                 "the script has no INSERT INTO: a job writes its results into a sink table",
             ));
         }
-        program.check_table_roles()?;
+        let mut read = HashMap::new();
+        for insert in &program.inserts {
+            insert.plan.tables_read(&mut read);
+        }
+        program.check_table_roles(&read)?;
+        let layouts: HashMap<String, Vec<usize>> = read
+            .iter()
+            .map(|(name, needed)| {
+                let table = program.catalog.table(name).expect("planned tables exist");
+                (name.clone(), source_layout(table, needed))
+            })
+            .collect();
+        for insert in &mut program.inserts {
+            insert.plan.narrow(&layouts);
+        }
+        program.sources = (program.catalog.tables.iter())
+            .filter_map(|t| Some((t.name.clone(), layouts.get(&t.name)?.clone())))
+            .collect();
         Ok(program)
     }
 
-    /// The tables the job reads, with the columns read (merged over every
-    /// INSERT that reads them).
-    pub fn sources(&self) -> HashMap<String, Vec<bool>> {
-        let mut tables = HashMap::new();
-        for insert in &self.inserts {
-            insert.plan.tables_read(&mut tables);
-        }
-        tables
-    }
-
     /// A table is read or written, not both (a job cannot read its output).
-    fn check_table_roles(&self) -> Result<(), SqlError> {
-        let read = self.sources();
+    fn check_table_roles(&self, read: &HashMap<String, Vec<bool>>) -> Result<(), SqlError> {
         for insert in &self.inserts {
             if read.contains_key(&insert.table) {
                 return Err(SqlError::new(

@@ -21,6 +21,7 @@ pub mod physical;
 pub mod plan;
 pub mod row_source;
 pub mod scan;
+pub mod shared_subexpressions;
 pub mod script;
 pub mod sql_type;
 pub mod value;

@@ -15,17 +15,21 @@ use std::fmt::Write;
 use super::calc::Calc;
 use super::expr::BoundExpr;
 use super::plan::{Plan, PlanNode};
+use super::scan::row_positions;
 use super::value::{Row, Value};
 use crate::Stream;
 
 /// An operator of the physical plan.
 #[derive(Debug, Clone)]
 pub enum Physical {
-    /// A table's rows: every column of it, those not `needed` left NULL.
+    /// A table's rows. Until [`Physical::narrow`], every column of the
+    /// table (those not `needed` NULL); after it, the `layout` columns only.
     Source {
         table: String,
         columns: Vec<String>,
         needed: Vec<bool>,
+        /// The table columns the rows hold (see [`super::scan::source_layout`]).
+        layout: Option<Vec<usize>>,
     },
     /// Filters and a projection, fused (stateless; one pass per row).
     Calc {
@@ -53,6 +57,7 @@ fn lower_node(plan: &Plan) -> Physical {
             table: table.clone(),
             columns: plan.schema.iter().map(|c| c.name.clone()).collect(),
             needed: vec![false; plan.schema.len()],
+            layout: None,
         },
         PlanNode::Filter {
             input,
@@ -138,6 +143,10 @@ impl Physical {
     /// How many columns the operator's rows have.
     pub fn width(&self) -> usize {
         match self {
+            Physical::Source {
+                layout: Some(layout),
+                ..
+            } => layout.len(),
             Physical::Source { columns, .. } => columns.len(),
             Physical::Calc { input, calc, .. } => match &calc.projection {
                 Some(exprs) => exprs.len(),
@@ -190,6 +199,45 @@ impl Physical {
         }
     }
 
+    /// Makes every read of a table take its rows in the table's source
+    /// layout (`layouts`, per table: the columns its rows hold), renumbering
+    /// the columns the operator above reads. A source read by something
+    /// other than a [`Calc`] gets one that puts the table's width back.
+    /// Runs once, after [`Physical::prune`] for every INSERT of the job.
+    pub fn narrow(&mut self, layouts: &HashMap<String, Vec<usize>>) {
+        match self {
+            Physical::Source { .. } => {
+                let source = std::mem::replace(self, Physical::Union { inputs: Vec::new() });
+                *self = widened(source, layouts);
+            }
+            Physical::Calc { input, calc, .. } => {
+                let Physical::Source {
+                    table,
+                    columns,
+                    layout,
+                    ..
+                } = input.as_mut()
+                else {
+                    return input.narrow(layouts);
+                };
+                let kept = &layouts[table.as_str()];
+                let at_in_row = row_positions(kept, columns.len());
+                let mut renumber = |i: usize| {
+                    BoundExpr::Column(at_in_row[i].expect("the layout keeps what is read"))
+                };
+                for filter in &mut calc.filters {
+                    filter.rewrite_columns(&mut renumber);
+                }
+                match &mut calc.projection {
+                    Some(exprs) => exprs.iter_mut().for_each(|e| e.rewrite_columns(&mut renumber)),
+                    None => calc.projection = Some(widening(&at_in_row)),
+                }
+                *layout = Some(kept.clone());
+            }
+            Physical::Union { inputs } => inputs.iter_mut().for_each(|i| i.narrow(layouts)),
+        }
+    }
+
     /// Adds, per table read, the columns read (merged over every read).
     pub fn tables_read(&self, out: &mut HashMap<String, Vec<bool>>) {
         match self {
@@ -212,7 +260,7 @@ impl Physical {
         match self {
             Physical::Source { table, .. } => sources[table].clone(),
             Physical::Calc { input, calc, .. } => {
-                let compiled = calc.compile();
+                let compiled = calc.compile(input.width());
                 input
                     .build(sources)
                     .try_filter_map(move |row| compiled.apply(row).map_err(|e| e.0))
@@ -232,13 +280,15 @@ impl Physical {
                 table,
                 columns,
                 needed,
+                layout,
             } => {
-                let read: Vec<&str> = columns
-                    .iter()
-                    .zip(needed)
-                    .filter(|(_, n)| **n)
-                    .map(|(c, _)| c.as_str())
-                    .collect();
+                let read: Vec<&str> = match layout {
+                    Some(kept) => kept.iter().map(|&i| columns[i].as_str()).collect(),
+                    None => (columns.iter().zip(needed))
+                        .filter(|(_, n)| **n)
+                        .map(|(c, _)| c.as_str())
+                        .collect(),
+                };
                 let _ = writeln!(out, "{pad}Source {table} reads [{}]", read.join(", "));
             }
             Physical::Calc { input, steps, .. } => {
@@ -257,6 +307,46 @@ impl Physical {
             }
         }
     }
+}
+
+/// `source` narrowed, under a Calc that puts the table's width back.
+fn widened(source: Physical, layouts: &HashMap<String, Vec<usize>>) -> Physical {
+    let Physical::Source {
+        table,
+        columns,
+        needed,
+        ..
+    } = source
+    else {
+        unreachable!("only sources are widened")
+    };
+    let kept = layouts[table.as_str()].clone();
+    let at_in_row = row_positions(&kept, columns.len());
+    Physical::Calc {
+        calc: Calc {
+            filters: Vec::new(),
+            projection: Some(widening(&at_in_row)),
+        },
+        steps: vec![format!("the columns of {table}")],
+        input: Box::new(Physical::Source {
+            table,
+            columns,
+            needed,
+            layout: Some(kept),
+        }),
+    }
+}
+
+/// A projection from a narrowed row back to the table's columns (`at_in_row`
+/// per table column); columns not kept are NULL, as nothing reads them.
+fn widening(at_in_row: &[Option<usize>]) -> Vec<BoundExpr> {
+    at_in_row
+        .iter()
+        .map(|at| match at {
+            Some(i) => BoundExpr::Column(*i),
+            None => BoundExpr::Literal(Value::Null),
+        })
+        .collect()
 }
 
 #[cfg(test)]

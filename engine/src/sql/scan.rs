@@ -67,32 +67,78 @@ pub fn generator_schema() -> Vec<ConnectorColumn> {
     ]
 }
 
-/// How one source table's rows are made: for each stored column read, its
-/// index in the connector's schema; then the computed columns read.
+/// The table columns a source's rows hold, in table order: those the job
+/// reads (`needed`), the event-time column, and the stored columns a kept
+/// computed column reads. A row is as wide as what the job reads, not as
+/// the table; plans over the table are narrowed to the same layout
+/// ([`Physical::narrow`]).
+///
+/// [`Physical::narrow`]: super::physical::Physical::narrow
+pub fn source_layout(table: &Table, needed: &[bool]) -> Vec<usize> {
+    let stored: Vec<usize> = (0..table.columns.len())
+        .filter(|&i| table.columns[i].computed.is_none())
+        .collect();
+    let mut keep = needed.to_vec();
+    if let Some(watermark) = table.watermark {
+        keep[watermark.column] = true;
+    }
+    for (i, column) in table.columns.iter().enumerate() {
+        if let (true, Some(expr)) = (keep[i], &column.computed) {
+            expr.visit_columns(&mut |s| keep[stored[s]] = true);
+        }
+    }
+    (0..keep.len()).filter(|&i| keep[i]).collect()
+}
+
+/// Where each of a table's `width` columns is in a row of `layout`
+/// (`None`: not kept).
+pub fn row_positions(layout: &[usize], width: usize) -> Vec<Option<usize>> {
+    let mut at_in_row = vec![None; width];
+    for (row_column, &column) in layout.iter().enumerate() {
+        at_in_row[column] = Some(row_column);
+    }
+    at_in_row
+}
+
+/// How one source table's rows are made: the columns of
+/// [`source_layout`], stored ones from the connector, then computed ones.
 #[derive(Debug, Clone)]
 pub struct RowMaker {
     width: usize,
-    /// `(table column, connector column)` of the stored columns read.
+    /// `(row column, connector column)` of the stored columns.
     stored: Vec<(usize, usize)>,
-    /// `(table column, expression)` of the computed columns read.
+    /// `(row column, expression over the row)` of the computed columns.
     computed: Vec<(usize, BoundExpr)>,
+    /// The row column of the table's event time, if it has a WATERMARK.
+    rowtime: Option<usize>,
 }
 
 impl RowMaker {
     /// Checks `table`'s stored columns against `schema` (connector
-    /// `connector`) and plans the rows for the columns `needed`.
+    /// `connector`) and plans rows of the table columns `layout` (from
+    /// [`source_layout`]).
     pub fn new(
         table: &Table,
         connector: &str,
         schema: &[ConnectorColumn],
-        needed: &[bool],
+        layout: &[usize],
     ) -> Result<RowMaker, SqlError> {
+        let at_in_row = row_positions(layout, table.columns.len());
+        // A computed column's expression indexes the stored columns.
+        let stored_in_row: Vec<Option<usize>> = (0..table.columns.len())
+            .filter(|&i| table.columns[i].computed.is_none())
+            .map(|i| at_in_row[i])
+            .collect();
         let mut stored = Vec::new();
         let mut computed = Vec::new();
         for (i, column) in table.columns.iter().enumerate() {
             if let Some(expr) = &column.computed {
-                if needed[i] {
-                    computed.push((i, expr.clone()));
+                if let Some(row_column) = at_in_row[i] {
+                    let mut expr = expr.clone();
+                    expr.rewrite_columns(&mut |s| {
+                        BoundExpr::Column(stored_in_row[s].expect("layout keeps what computed columns read"))
+                    });
+                    computed.push((row_column, expr));
                 }
                 continue;
             }
@@ -117,33 +163,25 @@ impl RowMaker {
                     ),
                 ));
             }
-            if needed[i] {
-                stored.push((i, at));
-            }
-        }
-        // Computed columns read stored ones the plan may not: fill those too.
-        let mut reads = vec![false; table.columns.len()];
-        for (_, expr) in &computed {
-            expr.visit_columns(&mut |i| reads[i] = true);
-        }
-        for (i, column) in table.columns.iter().enumerate() {
-            if reads[i] && !needed[i] && column.computed.is_none() {
-                let at = schema
-                    .iter()
-                    .position(|(name, _)| *name == column.name)
-                    .expect("checked above");
-                stored.push((i, at));
+            if let Some(row_column) = at_in_row[i] {
+                stored.push((row_column, at));
             }
         }
         Ok(RowMaker {
-            width: table.columns.len(),
+            width: layout.len(),
             stored,
             computed,
+            rowtime: table.watermark.and_then(|w| at_in_row[w.column]),
         })
     }
 
+    /// The row column of the table's event time, if it has a WATERMARK.
+    pub fn rowtime(&self) -> Option<usize> {
+        self.rowtime
+    }
+
     /// A row from the connector's values: `value(c)` yields connector column `c`.
-    fn make(&self, mut value: impl FnMut(usize) -> Value) -> Result<Row, EvalError> {
+    pub fn make(&self, mut value: impl FnMut(usize) -> Value) -> Result<Row, EvalError> {
         let mut row = Row(vec![Value::Null; self.width]);
         for &(column, at) in &self.stored {
             row.0[column] = value(at);
