@@ -117,7 +117,7 @@ pub fn build_job(file: &JobFile) -> Result<StreamEnv, JobFileError> {
 pub fn build_on(file: &JobFile, env: &StreamEnv) -> Result<(), JobFileError> {
     let io = match &file.program {
         Program::Registered(io) => io,
-        Program::Sql(sql) => return jobs::sql::build(sql, env),
+        Program::Sql(sql) => return jobs::sql::build(sql, &file.path, env),
     };
     let build = jobs::find(&file.job).ok_or_else(|| {
         let names: Vec<&str> = jobs::REGISTRY.iter().map(|(n, _, _)| *n).collect();

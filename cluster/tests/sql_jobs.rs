@@ -2,7 +2,7 @@
 //! `examples/nexmark-sql` against the hand-written jobs on the same
 //! generated events (1 and 3 shards), and malformed SQL job files, each
 //! refused with exit code 2, its message at its line and column, and
-//! nothing started.
+//! nothing started; file tables (JSON lines and CSV) read into rows.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -162,6 +162,8 @@ fn malformed_sql_jobs_are_refused_at_their_line_and_column() {
         ("CREATE TABLE e (sequence BIGINT) WITH ('connector' = 'generator');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT sequence FROM e;\n".into(), 1, 17, "connector 'generator' has no column `sequence`"),
         ("CREATE TABLE e (seq INT) WITH ('connector' = 'generator');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 17, "is BIGINT, not INT"),
         ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'generator');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'filesystem');\nINSERT INTO out SELECT seq FROM e;\n".into(), 2, 1, "option 'path' is missing"),
+        ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'filesystem', 'path' = 'job.toml', 'format' = 'text');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 84, "'json' or 'csv'"),
+        ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'filesystem', 'path' = 'nowhere.csv', 'format' = 'csv');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 63, "option 'path'"),
         ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'generator', 'out_of_orderness_ms' = '5');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 62, "WATERMARK"),
     ];
     assert!(cases.len() >= 20);
@@ -220,4 +222,136 @@ fn every_example_sql_job_explains() {
             );
         }
     }
+}
+
+/// Orders as a JSON table reads them and as a CSV table does: `(id, name,
+/// amount, ts)`, names and amounts sometimes missing.
+fn orders(count: u64) -> Vec<(u64, Option<String>, Option<f64>, String)> {
+    (0..count)
+        .map(|id| {
+            let name = (id % 7 != 0).then(|| format!("name, {}", id % 13));
+            let amount = (id % 11 != 0).then(|| (id * 37 % 100) as f64 + 0.5);
+            let ts = format!(
+                "2024-01-02 03:{:02}:{:02}.{:03}",
+                id / 60 % 60,
+                id % 60,
+                id % 1000
+            );
+            (id, name, amount, ts)
+        })
+        .collect()
+}
+
+/// A JSON lines table (nested field, watermark, several splits) and a CSV
+/// table feed one sink on 3 shards: the output is exactly the rows the
+/// WHERE keeps, projected, with NULLs where fields are missing or empty.
+#[test]
+fn json_and_csv_file_tables_are_read_by_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = orders(3_000);
+    let (json_orders, csv_orders) = all.split_at(1_500);
+    let mut json = String::new();
+    for (id, name, amount, ts) in json_orders {
+        let mut line = serde_json::json!({"id": id, "customer": {"name": name}, "ts": ts});
+        if let Some(amount) = amount {
+            // Numbers as JSON numbers and as text, as Flink's JSON format reads both.
+            line["amount"] = if id % 2 == 0 {
+                serde_json::json!(amount)
+            } else {
+                serde_json::json!(amount.to_string())
+            };
+        }
+        json.push_str(&format!("{line}\n"));
+    }
+    let mut csv = String::new();
+    for (id, name, amount, ts) in csv_orders {
+        let name = name
+            .as_deref()
+            .map_or(String::new(), |n| format!("\"{n}\""));
+        let amount = amount.map_or(String::new(), |a| a.to_string());
+        csv.push_str(&format!("{id},{name},{amount},{ts}\n"));
+    }
+    std::fs::write(dir.path().join("orders.jsonl"), json).unwrap();
+    std::fs::write(dir.path().join("orders.csv"), csv).unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        r#"shards = 3
+sql = """
+CREATE TABLE j (id BIGINT, customer ROW<name VARCHAR>, amount DOUBLE, ts TIMESTAMP(3),
+    WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+  WITH ('connector' = 'filesystem', 'path' = 'orders.jsonl', 'format' = 'json', 'split_bytes' = '9000');
+CREATE TABLE c (id BIGINT, name VARCHAR, amount DOUBLE, ts TIMESTAMP(3))
+  WITH ('connector' = 'filesystem', 'path' = 'orders.csv', 'format' = 'csv', 'split_bytes' = '9000');
+CREATE TABLE out (id BIGINT, name VARCHAR, doubled DOUBLE, at_ms BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'json');
+INSERT INTO out SELECT id, customer.name, amount * 2, EXTRACT(SECOND FROM ts) FROM j WHERE amount > 40 OR customer.name IS NULL;
+INSERT INTO out SELECT id, name, amount * 2, EXTRACT(SECOND FROM ts) FROM c WHERE amount > 40 OR name IS NULL;
+"""
+"#,
+    )
+    .unwrap();
+    sluice_succeeds("run", &job);
+    let got = sorted(read_lines(&dir.path().join("out")));
+    // An empty CSV field is an empty VARCHAR (NULL for other types).
+    let csv_read = csv_orders.iter().map(|(id, name, amount, ts)| {
+        (
+            *id,
+            Some(name.clone().unwrap_or_default()),
+            *amount,
+            ts.clone(),
+        )
+    });
+    let want = sorted(
+        (json_orders.iter().cloned().chain(csv_read))
+            .filter(|(_, name, amount, _)| amount.is_some_and(|a| a > 40.0) || name.is_none())
+            .map(|(id, name, amount, _)| {
+                serde_json::json!({"id": id, "name": name, "doubled": amount.map(|a| a * 2.0), "at_ms": id % 60})
+            })
+            .collect(),
+    );
+    assert!(want.len() > 1_000, "{} rows", want.len());
+    assert_eq!(got.len(), want.len());
+    if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
+        panic!("read {g}, expected {w}");
+    }
+}
+
+/// A line that does not convert fails the job naming file, line and
+/// column; `on_bad_record = skip` drops it and keeps the rest.
+#[test]
+fn a_bad_line_of_a_file_table_is_named_or_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "{\"id\": 1}\n{\"id\": \"one\"}\n{\"id\": 3}\n",
+    )
+    .unwrap();
+    let job = |policy: &str| {
+        format!(
+            "shards = 1\nsql = \"\"\"\nCREATE TABLE t (id BIGINT) WITH ('connector' = 'filesystem', 'path' = 'in.jsonl', 'format' = 'json'{policy});\n\
+             CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'json');\n\
+             INSERT INTO out SELECT id FROM t;\n\"\"\"\n"
+        )
+    };
+    let path = dir.path().join("job.toml");
+    std::fs::write(&path, job("")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("in.jsonl:2: column `id`: cannot cast 'one' to BIGINT"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir.path().join("out")).ok();
+    std::fs::write(&path, job(", 'on_bad_record' = 'skip'")).unwrap();
+    sluice_succeeds("run", &path);
+    assert_eq!(
+        sorted(read_lines(&dir.path().join("out"))),
+        vec![serde_json::json!({"id": 1}), serde_json::json!({"id": 3})]
+    );
 }

@@ -19,10 +19,12 @@ use std::sync::Arc;
 
 use sluice_engine::checkpoint::CheckpointConfig;
 use sluice_engine::connectors::nexmark::NexmarkConfig;
-use sluice_engine::connectors::GeneratorSource;
+use sluice_engine::connectors::{BadRecordPolicy, GeneratorSource, RecordFormat};
 use sluice_engine::sql::catalog::Table;
 use sluice_engine::sql::output::OutputLayout;
 use sluice_engine::sql::scan::{generator_schema, nexmark_schema, RowMaker};
+use sluice_engine::sql::sql_type::SqlType;
+use sluice_engine::sql::text_rows::TextRows;
 use sluice_engine::sql::{Position, SqlError, SqlProgram};
 use sluice_engine::JobConfig;
 
@@ -128,6 +130,13 @@ impl ScriptOrigin {
 pub enum TableConnector {
     Nexmark(NexmarkConfig),
     Generator(GeneratorSource),
+    /// Lines of files, JSON or CSV, made rows by the table's columns.
+    File {
+        paths: Vec<PathBuf>,
+        split_bytes: u64,
+        bad_records: BadRecordPolicy,
+        text: Arc<TextRows>,
+    },
 }
 
 /// A table the job reads: its connector, event time and row layout.
@@ -267,6 +276,11 @@ fn option_error(
                 })
                 .map(|o| o.node.0.clone())
         });
+    // Flink's 'path' is Sluice's `paths`.
+    let key = key.map(|k| match k.as_str() {
+        "paths" if table.option("path").is_some() => "path".to_owned(),
+        _ => k,
+    });
     let (position, text) = match key.as_deref().and_then(|k| table.option(k).map(|o| (k, o))) {
         Some((k, option)) => (
             option.position,
@@ -291,6 +305,10 @@ fn source_of(
     config: &mut JobConfig,
 ) -> Result<SqlSource, JobFileError> {
     let mut options = options_table(table);
+    // Flink's filesystem table reads one path; Sluice's file source a list.
+    if let Some(path) = options.remove("path") {
+        options.insert("paths".into(), toml::Value::Array(vec![path]));
+    }
     for key in ["time", "out_of_orderness_ms"] {
         if let Some(option) = table.option(key) {
             return Err(origin.error(SqlError::new(
@@ -313,18 +331,28 @@ fn source_of(
     }
     let (spec, event_time) = parse_source(file, options, config)
         .map_err(|e| option_error(origin, table, "source", e))?;
-    let (connector, name, schema) = match &spec {
-        SourceSpec::Nexmark(n) => (
-            TableConnector::Nexmark(n.clone()),
-            "nexmark",
-            nexmark_schema(),
-        ),
-        SourceSpec::Generator(g) => (
-            TableConnector::Generator(g.clone()),
-            "generator",
-            generator_schema(),
-        ),
-        SourceSpec::File { .. } | SourceSpec::Kafka(_) => {
+    let file_columns: Vec<(&str, SqlType)> = (table.stored())
+        .map(|c| (c.name.as_str(), c.ty.clone()))
+        .collect();
+    let (name, schema) = match &spec {
+        SourceSpec::Nexmark(_) => ("nexmark", nexmark_schema()),
+        SourceSpec::Generator(_) => ("generator", generator_schema()),
+        SourceSpec::File { format, .. } => {
+            if *format == RecordFormat::Text {
+                let position = table
+                    .option("format")
+                    .map_or(table.position, |o| o.position);
+                return Err(origin.error(SqlError::new(
+                    position,
+                    format!(
+                        "table `{}`: option 'format' of a SQL table is 'json' or 'csv' (its columns are read from each line)",
+                        table.name
+                    ),
+                )));
+            }
+            ("filesystem", file_columns.clone())
+        }
+        SourceSpec::Kafka(_) => {
             let connector = table
                 .option("connector")
                 .map(|o| o.node.1.clone())
@@ -335,13 +363,35 @@ fn source_of(
             return Err(origin.error(SqlError::new(
                 position,
                 format!(
-                    "table `{}`: connector '{connector}' cannot be read by SQL jobs yet (they read 'nexmark' and 'generator')",
+                    "table `{}`: connector '{connector}' cannot be read by SQL jobs yet (they read 'nexmark', 'generator' and 'filesystem')",
                     table.name
                 ),
             )));
         }
     };
     let rows = RowMaker::new(table, name, &schema, layout).map_err(|e| origin.error(e))?;
+    let connector = match &spec {
+        SourceSpec::Nexmark(n) => TableConnector::Nexmark(n.clone()),
+        SourceSpec::Generator(g) => TableConnector::Generator(g.clone()),
+        SourceSpec::File {
+            paths,
+            format,
+            split_bytes,
+            bad_records,
+        } => TableConnector::File {
+            paths: paths.clone(),
+            split_bytes: *split_bytes,
+            bad_records: bad_records.clone(),
+            text: Arc::new(TextRows {
+                format: *format,
+                columns: (file_columns.iter())
+                    .map(|(n, t)| (n.to_string(), t.clone()))
+                    .collect(),
+                rows: rows.clone(),
+            }),
+        },
+        SourceSpec::Kafka(_) => unreachable!("refused above"),
+    };
     Ok(SqlSource {
         table: table.name.clone(),
         connector,

@@ -8,23 +8,30 @@
 //! this only wires them.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use sluice_engine::connectors::nexmark::NexmarkSource;
+use sluice_engine::connectors::{FileSource, Parse};
 use sluice_engine::record::NO_TIMESTAMP;
 use sluice_engine::sql::output::OutputRow;
 use sluice_engine::sql::row_source::RowSource;
 use sluice_engine::sql::Row;
-use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
+use sluice_engine::{SourceError, Stream, StreamEnv, WatermarkStrategy};
 
 use super::attach_sink_spec;
 use crate::job_file::{JobFileError, SqlJob, SqlSource, TableConnector};
 
 /// Builds `sql` on `env`.
-pub fn build(sql: &SqlJob, env: &StreamEnv) -> Result<(), JobFileError> {
+/// `job_file` names the job in errors.
+pub fn build(sql: &SqlJob, job_file: &Path, env: &StreamEnv) -> Result<(), JobFileError> {
     let mut streams: HashMap<String, Stream<Row>> = HashMap::new();
     for source in &sql.sources {
-        streams.insert(source.table.clone(), table_stream(source, env));
+        let stream = table_stream(source, env).map_err(|e| JobFileError::Syntax {
+            file: job_file.to_owned(),
+            message: format!("table `{}`: {e}", source.table),
+        })?;
+        streams.insert(source.table.clone(), stream);
     }
     let checkpointing = env.config().checkpoint.is_some();
     for sink in &sql.sinks {
@@ -48,7 +55,7 @@ pub fn build(sql: &SqlJob, env: &StreamEnv) -> Result<(), JobFileError> {
 }
 
 /// The rows of a source table.
-fn table_stream(source: &SqlSource, env: &StreamEnv) -> Stream<Row> {
+fn table_stream(source: &SqlSource, env: &StreamEnv) -> Result<Stream<Row>, SourceError> {
     let mut strategy: WatermarkStrategy<Row> = source.event_time.strategy();
     if let (Some(column), false) = (source.rows.rowtime(), source.event_time.processing_time) {
         strategy = strategy
@@ -56,7 +63,7 @@ fn table_stream(source: &SqlSource, env: &StreamEnv) -> Stream<Row> {
     }
     let rows = source.rows.clone();
     let table = source.table.clone();
-    match &source.connector {
+    Ok(match &source.connector {
         TableConnector::Nexmark(config) => env.source(
             RowSource {
                 inner: NexmarkSource {
@@ -75,5 +82,17 @@ fn table_stream(source: &SqlSource, env: &StreamEnv) -> Stream<Row> {
             },
             strategy,
         ),
-    }
+        TableConnector::File {
+            paths,
+            split_bytes,
+            bad_records,
+            text,
+        } => {
+            let text = text.clone();
+            let parse: Parse<Row> = Arc::new(move |line| text.parse(line));
+            let files = FileSource::parsed_by(paths, *split_bytes, parse)?
+                .with_bad_records(bad_records.clone());
+            env.source(files, strategy)
+        }
+    })
 }

@@ -30,7 +30,8 @@ pub struct FileSplit {
     pub end: u64,
 }
 
-type Parse<T> = Arc<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
+/// Makes a record of one line (without its newline), or says why not.
+pub type Parse<T> = Arc<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
 
 pub struct FileSource<T> {
     splits: Vec<FileSplit>,
@@ -45,6 +46,19 @@ impl<T: DeserializeOwned + 'static> FileSource<T> {
         paths: &[PathBuf],
         format: RecordFormat,
         split_bytes: u64,
+    ) -> Result<Self, SourceError> {
+        let parse: Parse<T> = Arc::new(move |line| format.parse::<T>(line).map_err(|e| e.0));
+        FileSource::parsed_by(paths, split_bytes, parse)
+    }
+}
+
+impl<T: 'static> FileSource<T> {
+    /// Reads `paths`, each line made a record by `parse` (a SQL table's
+    /// rows), cutting files into splits of `split_bytes`.
+    pub fn parsed_by(
+        paths: &[PathBuf],
+        split_bytes: u64,
+        parse: Parse<T>,
     ) -> Result<Self, SourceError> {
         assert!(split_bytes > 0, "split size must be positive");
         let mut splits = Vec::new();
@@ -75,7 +89,7 @@ impl<T: DeserializeOwned + 'static> FileSource<T> {
         }
         Ok(FileSource {
             splits,
-            parse: Arc::new(move |line| format.parse::<T>(line).map_err(|e| e.0)),
+            parse,
             bad_records: BadRecordPolicy::Fail,
         })
     }

@@ -19,7 +19,7 @@ pub use file::{
     BlackholeSink, ExactlyOnceFileSink, FileSink, StdoutSink, ThrottledBlackholeSink,
     TimePartitionedFileSink, TransactionalFileWriter,
 };
-pub use file_source::{FileSource, FileSplit, SPLIT_BYTES_DEFAULT};
+pub use file_source::{FileSource, FileSplit, Parse, SPLIT_BYTES_DEFAULT};
 pub use generator::{GeneratedEvent, GeneratorSource};
 pub use record_format::{FormatError, RecordFormat};
 

@@ -21,9 +21,10 @@ pub mod physical;
 pub mod plan;
 pub mod row_source;
 pub mod scan;
-pub mod shared_subexpressions;
 pub mod script;
+pub mod shared_subexpressions;
 pub mod sql_type;
+pub mod text_rows;
 pub mod value;
 
 pub use error::{Position, SqlError};

@@ -229,7 +229,9 @@ impl Physical {
                     filter.rewrite_columns(&mut renumber);
                 }
                 match &mut calc.projection {
-                    Some(exprs) => exprs.iter_mut().for_each(|e| e.rewrite_columns(&mut renumber)),
+                    Some(exprs) => exprs
+                        .iter_mut()
+                        .for_each(|e| e.rewrite_columns(&mut renumber)),
                     None => calc.projection = Some(widening(&at_in_row)),
                 }
                 *layout = Some(kept.clone());

@@ -120,7 +120,7 @@ impl RowMaker {
     pub fn new(
         table: &Table,
         connector: &str,
-        schema: &[ConnectorColumn],
+        schema: &[(&str, SqlType)],
         layout: &[usize],
     ) -> Result<RowMaker, SqlError> {
         let at_in_row = row_positions(layout, table.columns.len());
@@ -136,7 +136,9 @@ impl RowMaker {
                 if let Some(row_column) = at_in_row[i] {
                     let mut expr = expr.clone();
                     expr.rewrite_columns(&mut |s| {
-                        BoundExpr::Column(stored_in_row[s].expect("layout keeps what computed columns read"))
+                        BoundExpr::Column(
+                            stored_in_row[s].expect("layout keeps what computed columns read"),
+                        )
                     });
                     computed.push((row_column, expr));
                 }
@@ -182,9 +184,17 @@ impl RowMaker {
 
     /// A row from the connector's values: `value(c)` yields connector column `c`.
     pub fn make(&self, mut value: impl FnMut(usize) -> Value) -> Result<Row, EvalError> {
+        self.try_make(|c| Ok(value(c)))
+    }
+
+    /// A row from values that may fail to convert (a file's text).
+    pub fn try_make(
+        &self,
+        mut value: impl FnMut(usize) -> Result<Value, EvalError>,
+    ) -> Result<Row, EvalError> {
         let mut row = Row(vec![Value::Null; self.width]);
         for &(column, at) in &self.stored {
-            row.0[column] = value(at);
+            row.0[column] = value(at)?;
         }
         for (column, expr) in &self.computed {
             row.0[*column] = expr.eval(&row)?;

@@ -10,8 +10,8 @@ use crate::sql::catalog::Catalog;
 use crate::sql::expr::EvalError;
 use crate::sql::plan::plan_query;
 use crate::sql::scan::{source_layout, ConnectorColumn, RowMaker};
-use crate::sql::sql_type::SqlType;
 use crate::sql::script::{parse_script, Statement};
+use crate::sql::sql_type::SqlType;
 
 /// The computed column comes between stored ones: its expression indexes
 /// the stored columns, not the table's.
@@ -73,7 +73,13 @@ fn eval_logical(plan: &Plan, rows: &[Row]) -> Rows {
         }
         PlanNode::Project { input, exprs, .. } => eval_logical(input, rows)?
             .iter()
-            .map(|r| exprs.iter().map(|e| e.eval(r)).collect::<Result<_, _>>().map(Row))
+            .map(|r| {
+                exprs
+                    .iter()
+                    .map(|e| e.eval(r))
+                    .collect::<Result<_, _>>()
+                    .map(Row)
+            })
             .collect(),
         PlanNode::Union { inputs } => union(inputs.iter().map(|i| eval_logical(i, rows))),
     }
@@ -106,9 +112,7 @@ fn eval_physical(plan: &Physical, stored: &[Stored], maker: &RowMaker) -> Rows {
             }
             Ok(out)
         }
-        Physical::Union { inputs } => {
-            union(inputs.iter().map(|i| eval_physical(i, stored, maker)))
-        }
+        Physical::Union { inputs } => union(inputs.iter().map(|i| eval_physical(i, stored, maker))),
     }
 }
 
@@ -160,7 +164,14 @@ fn query(levels: &[([usize; 6], i64)], outputs: &[usize]) -> String {
     for (i, (choice, k)) in levels.iter().enumerate() {
         inner = level(&inner, choice, *k, i);
     }
-    let all: Vec<&str> = A.iter().chain(&B).chain(&S).chain(&D).chain(&C).copied().collect();
+    let all: Vec<&str> = A
+        .iter()
+        .chain(&B)
+        .chain(&S)
+        .chain(&D)
+        .chain(&C)
+        .copied()
+        .collect();
     let columns: Vec<String> = outputs
         .iter()
         .enumerate()
