@@ -135,28 +135,30 @@ impl BoundExpr {
                 kind,
                 left,
                 right,
-            } => {
-                let (l, r) = (left.eval(row)?, right.eval(row)?);
-                if l.is_null() || r.is_null() {
-                    return Ok(Value::Null);
-                }
-                arith(*op, *kind, &l, &r)
-            }
-            BoundExpr::Compare { op, left, right } => {
-                let (l, r) = (left.eval(row)?, right.eval(row)?);
-                if l.is_null() || r.is_null() {
-                    return Ok(Value::Null);
-                }
-                let ordering = compare(&l, &r);
-                Ok(Value::Bool(match op {
-                    CompareOp::Eq => ordering.is_eq(),
-                    CompareOp::NotEq => ordering.is_ne(),
-                    CompareOp::Lt => ordering.is_lt(),
-                    CompareOp::LtEq => ordering.is_le(),
-                    CompareOp::Gt => ordering.is_gt(),
-                    CompareOp::GtEq => ordering.is_ge(),
-                }))
-            }
+            } => left.with_value(row, |l| {
+                right.with_value(row, |r| {
+                    if l.is_null() || r.is_null() {
+                        return Ok(Value::Null);
+                    }
+                    arith(*op, *kind, l, r)
+                })?
+            })?,
+            BoundExpr::Compare { op, left, right } => left.with_value(row, |l| {
+                right.with_value(row, |r| {
+                    if l.is_null() || r.is_null() {
+                        return Value::Null;
+                    }
+                    let ordering = compare(l, r);
+                    Value::Bool(match op {
+                        CompareOp::Eq => ordering.is_eq(),
+                        CompareOp::NotEq => ordering.is_ne(),
+                        CompareOp::Lt => ordering.is_lt(),
+                        CompareOp::LtEq => ordering.is_le(),
+                        CompareOp::Gt => ordering.is_gt(),
+                        CompareOp::GtEq => ordering.is_ge(),
+                    })
+                })
+            })?,
             BoundExpr::And(terms) => {
                 let mut unknown = false;
                 for term in terms {
@@ -192,7 +194,7 @@ impl BoundExpr {
                 _ => Value::Null,
             }),
             BoundExpr::IsNull { expr, negated } => {
-                Ok(Value::Bool(expr.eval(row)?.is_null() != *negated))
+                expr.with_value(row, |v| Value::Bool(v.is_null() != *negated))
             }
             BoundExpr::Case { whens, otherwise } => {
                 for (condition, result) in whens {
@@ -207,16 +209,13 @@ impl BoundExpr {
                 expr,
                 list,
                 negated,
-            } => {
-                let v = expr.eval(row)?;
+            } => expr.with_value(row, |v| {
                 if v.is_null() {
-                    return Ok(Value::Null);
+                    return Value::Null;
                 }
                 // Constants are never NULL here (the binder keeps them out).
-                Ok(Value::Bool(
-                    list.iter().any(|c| compare(&v, c).is_eq()) != *negated,
-                ))
-            }
+                Value::Bool(list.iter().any(|c| compare(v, c).is_eq()) != *negated)
+            }),
             BoundExpr::Call { function, args } => function.call(args, row),
             BoundExpr::Udf { function, args } => {
                 let values = args
@@ -225,6 +224,16 @@ impl BoundExpr {
                     .collect::<Result<Vec<_>, _>>()?;
                 (function.eval)(&values)
             }
+        }
+    }
+
+    /// `f` of the expression's value for `row`, borrowed from the row or the
+    /// plan when the expression is a column or a literal (no clone).
+    pub fn with_value<R>(&self, row: &Row, f: impl FnOnce(&Value) -> R) -> Result<R, EvalError> {
+        match self {
+            BoundExpr::Column(i) => Ok(f(&row.0[*i])),
+            BoundExpr::Literal(v) => Ok(f(v)),
+            _ => Ok(f(&self.eval(row)?)),
         }
     }
 

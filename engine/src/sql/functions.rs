@@ -99,13 +99,13 @@ impl Scalar {
         let arg = |i: usize| args[i].eval(row);
         match self {
             Scalar::Upper | Scalar::Lower | Scalar::CharLength => {
-                let Value::Str(s) = arg(0)? else {
-                    return Ok(Value::Null);
-                };
-                Ok(match self {
-                    Scalar::Upper => Value::Str(s.to_uppercase()),
-                    Scalar::Lower => Value::Str(s.to_lowercase()),
-                    _ => Value::Int(s.chars().count() as i64),
+                args[0].with_value(row, |v| match v {
+                    Value::Str(s) => match self {
+                        Scalar::Upper => Value::Str(s.to_uppercase()),
+                        Scalar::Lower => Value::Str(s.to_lowercase()),
+                        _ => Value::Int(s.chars().count() as i64),
+                    },
+                    _ => Value::Null,
                 })
             }
             Scalar::Concat => {
@@ -144,19 +144,20 @@ impl Scalar {
                     .take(end.map_or(usize::MAX, |e| (e - first).max(0) as usize));
                 Ok(Value::Str(chars.collect()))
             }
-            Scalar::SplitIndex => {
-                let (Value::Str(s), Value::Str(sep), Value::Int(index)) =
-                    (arg(0)?, arg(1)?, arg(2)?)
-                else {
-                    return Ok(Value::Null);
-                };
-                if index < 0 || sep.is_empty() {
-                    return Ok(Value::Null);
-                }
-                Ok(s.split(sep.as_str())
-                    .nth(index as usize)
-                    .map_or(Value::Null, |f| Value::Str(f.to_owned())))
-            }
+            Scalar::SplitIndex => args[0].with_value(row, |s| {
+                args[1].with_value(row, |sep| {
+                    let (Value::Str(s), Value::Str(sep), Value::Int(index)) = (s, sep, arg(2)?)
+                    else {
+                        return Ok(Value::Null);
+                    };
+                    if index < 0 || sep.is_empty() {
+                        return Ok(Value::Null);
+                    }
+                    Ok(s.split(sep.as_str())
+                        .nth(index as usize)
+                        .map_or(Value::Null, |f| Value::Str(f.to_owned())))
+                })?
+            })?,
             Scalar::DateFormat(parts) => {
                 let Value::Timestamp(ms) = arg(0)? else {
                     return Ok(Value::Null);
@@ -169,19 +170,19 @@ impl Scalar {
                 };
                 Ok(Value::Int(time_field(ms, *field)))
             }
-            Scalar::Like(tokens) => Ok(match arg(0)? {
-                Value::Str(s) => Value::Bool(like_matches(&s, tokens)),
+            Scalar::Like(tokens) => args[0].with_value(row, |v| match v {
+                Value::Str(s) => Value::Bool(like_matches(s, tokens)),
                 _ => Value::Null,
             }),
-            Scalar::RegexpExtract(Pattern(regex), group) => {
-                let Value::Str(s) = arg(0)? else {
-                    return Ok(Value::Null);
+            Scalar::RegexpExtract(Pattern(regex), group) => args[0].with_value(row, |v| {
+                let Value::Str(s) = v else {
+                    return Value::Null;
                 };
-                Ok(regex
-                    .captures(&s)
+                regex
+                    .captures(s)
                     .and_then(|c| c.get(*group))
-                    .map_or(Value::Null, |m| Value::Str(m.as_str().to_owned())))
-            }
+                    .map_or(Value::Null, |m| Value::Str(m.as_str().to_owned()))
+            }),
             Scalar::Abs => Ok(match arg(0)? {
                 Value::Int(v) => Value::Int(v.wrapping_abs()),
                 Value::Double(v) => Value::Double(v.abs()),
