@@ -297,6 +297,21 @@ fn option_error(
     origin.error(SqlError::new(position, text))
 }
 
+/// An error about `table`'s option `key`, placed where it is written (or at
+/// the table when it is not).
+fn refused_at_option(
+    origin: &ScriptOrigin,
+    table: &Table,
+    key: &str,
+    message: &str,
+) -> JobFileError {
+    let position = table.option(key).map_or(table.position, |o| o.position);
+    origin.error(SqlError::new(
+        position,
+        format!("table `{}`: {message}", table.name),
+    ))
+}
+
 fn source_of(
     file: &FileContext,
     origin: &ScriptOrigin,
@@ -310,14 +325,13 @@ fn source_of(
         options.insert("paths".into(), toml::Value::Array(vec![path]));
     }
     for key in ["time", "out_of_orderness_ms"] {
-        if let Some(option) = table.option(key) {
-            return Err(origin.error(SqlError::new(
-                option.position,
-                format!(
-                    "table `{}`: option '{key}' does not apply to SQL tables: event time is the table's WATERMARK FOR clause",
-                    table.name
-                ),
-            )));
+        if table.option(key).is_some() {
+            return Err(refused_at_option(
+                origin,
+                table,
+                key,
+                &format!("option '{key}' does not apply to SQL tables: event time is the table's WATERMARK FOR clause"),
+            ));
         }
     }
     match table.watermark {
@@ -339,16 +353,12 @@ fn source_of(
         SourceSpec::Generator(_) => ("generator", generator_schema()),
         SourceSpec::File { format, .. } => {
             if *format == RecordFormat::Text {
-                let position = table
-                    .option("format")
-                    .map_or(table.position, |o| o.position);
-                return Err(origin.error(SqlError::new(
-                    position,
-                    format!(
-                        "table `{}`: option 'format' of a SQL table is 'json' or 'csv' (its columns are read from each line)",
-                        table.name
-                    ),
-                )));
+                return Err(refused_at_option(
+                    origin,
+                    table,
+                    "format",
+                    "option 'format' of a SQL table is 'json' or 'csv' (its columns are read from each line)",
+                ));
             }
             ("filesystem", file_columns.clone())
         }
@@ -357,16 +367,12 @@ fn source_of(
                 .option("connector")
                 .map(|o| o.node.1.clone())
                 .unwrap_or_default();
-            let position = table
-                .option("connector")
-                .map_or(table.position, |o| o.position);
-            return Err(origin.error(SqlError::new(
-                position,
-                format!(
-                    "table `{}`: connector '{connector}' cannot be read by SQL jobs yet (they read 'nexmark', 'generator' and 'filesystem')",
-                    table.name
-                ),
-            )));
+            return Err(refused_at_option(
+                origin,
+                table,
+                "connector",
+                &format!("connector '{connector}' cannot be read by SQL jobs yet (they read 'nexmark', 'generator' and 'filesystem')"),
+            ));
         }
     };
     let rows = RowMaker::new(table, name, &schema, layout).map_err(|e| origin.error(e))?;
