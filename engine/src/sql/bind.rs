@@ -8,6 +8,9 @@
 //! widen, an approximate operand makes both DOUBLE, exact ones meet as a
 //! DECIMAL of Flink's precision and scale (`0.908 * price` is DECIMAL(23, 3)).
 
+pub mod grouping;
+
+use std::rc::Rc;
 use std::sync::Arc;
 
 use sqlparser::ast::{
@@ -15,6 +18,7 @@ use sqlparser::ast::{
     UnaryOperator, Value as Literal,
 };
 
+use self::grouping::Grouping;
 use super::error::{Position, SqlError};
 use super::expr::{cast, ArithKind, ArithOp, BoundExpr, CompareOp};
 use super::functions::{compile_date_pattern, compile_like, Pattern, Scalar, ScalarUdf, TimeField};
@@ -36,6 +40,9 @@ pub struct ScopeColumn {
 pub struct Scope {
     pub columns: Vec<ScopeColumn>,
     pub udfs: Vec<Arc<ScalarUdf>>,
+    /// Set in a grouped query's select list and `HAVING`: `columns` are
+    /// then the keys and aggregate calls (see [`grouping`]).
+    pub grouping: Option<Rc<Grouping>>,
 }
 
 fn at(expr: &Expr) -> Position {
@@ -93,6 +100,16 @@ impl Scope {
 
 /// Binds `expr` in `scope`: the bound expression and its type.
 pub fn bind(expr: &Expr, scope: &Scope) -> Result<(BoundExpr, SqlType), SqlError> {
+    if let Some(grouping) = &scope.grouping {
+        if let Some(bound) = grouping.bind_grouped(expr)? {
+            return Ok(bound);
+        }
+    }
+    bind_parts(expr, scope)
+}
+
+/// Binds `expr` itself, its parts through [`bind`].
+fn bind_parts(expr: &Expr, scope: &Scope) -> Result<(BoundExpr, SqlType), SqlError> {
     match expr {
         Expr::Identifier(ident) => {
             let i = scope.resolve(None, &ident.value, at(expr))?;

@@ -210,6 +210,7 @@ fn build_table(definition: &TableDefinition, position: Position) -> Result<Table
             })
             .collect(),
         udfs: Vec::new(),
+        grouping: None,
     };
     // Computed columns, bound over the stored ones, keep declaration order.
     let mut ordered = Vec::new();

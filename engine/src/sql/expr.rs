@@ -297,7 +297,7 @@ fn compare(l: &Value, r: &Value) -> std::cmp::Ordering {
 }
 
 /// Wraps `v` to a signed integer of `bits` bits (Java's overflow).
-fn wrap(v: i64, bits: u32) -> i64 {
+pub(crate) fn wrap(v: i64, bits: u32) -> i64 {
     match bits {
         8 => v as i8 as i64,
         16 => v as i16 as i64,
@@ -307,7 +307,7 @@ fn wrap(v: i64, bits: u32) -> i64 {
 }
 
 /// A DECIMAL result, or NULL when it does not fit `precision` digits.
-fn fit_decimal(unscaled: Option<i128>, precision: u8) -> Value {
+pub(crate) fn fit_decimal(unscaled: Option<i128>, precision: u8) -> Value {
     match unscaled {
         Some(v) if v.unsigned_abs() < pow10(precision) as u128 => Value::Decimal(v),
         _ => Value::Null,
@@ -315,7 +315,7 @@ fn fit_decimal(unscaled: Option<i128>, precision: u8) -> Value {
 }
 
 /// `numerator / denominator`, rounded half away from zero.
-fn divide_half_up(numerator: i128, denominator: i128) -> i128 {
+pub(crate) fn divide_half_up(numerator: i128, denominator: i128) -> i128 {
     let quotient = numerator / denominator;
     let remainder = numerator % denominator;
     if remainder.unsigned_abs() * 2 >= denominator.unsigned_abs() {

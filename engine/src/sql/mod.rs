@@ -8,6 +8,7 @@
 //! column of the script. All of it runs once, on the thread that builds the
 //! job, before any shard starts.
 
+pub mod aggregate;
 pub mod bind;
 pub mod calc;
 pub mod catalog;
@@ -15,6 +16,7 @@ pub mod dialect;
 pub mod error;
 pub mod expr;
 pub mod functions;
+pub mod group_aggregate;
 pub mod job;
 pub mod output;
 pub mod physical;

@@ -12,8 +12,14 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use std::sync::Arc;
+
+use sluice_state::StateBackend;
+
+use super::aggregate::AggregateCall;
 use super::calc::Calc;
 use super::expr::BoundExpr;
+use super::group_aggregate::GroupAggregate;
 use super::plan::{Plan, PlanNode};
 use super::scan::row_positions;
 use super::value::{Row, Value};
@@ -40,6 +46,15 @@ pub enum Physical {
     },
     /// `UNION ALL` (inputs already coerced to the same types).
     Union { inputs: Vec<Physical> },
+    /// Unbounded `GROUP BY`: a key_by exchange on the first `keys` columns,
+    /// then [`GroupAggregate`] with its accumulators in keyed state.
+    GroupAggregate {
+        input: Box<Physical>,
+        keys: usize,
+        calls: Arc<[AggregateCall]>,
+        /// The keys and calls as written, for EXPLAIN.
+        texts: Vec<String>,
+    },
 }
 
 /// Lowers `plan`, fusing stateless steps; then prunes it for a consumer
@@ -111,6 +126,17 @@ fn lower_node(plan: &Plan) -> Physical {
         PlanNode::Union { inputs } => Physical::Union {
             inputs: inputs.iter().map(lower_node).collect(),
         },
+        PlanNode::Aggregate {
+            input,
+            keys,
+            calls,
+            texts,
+        } => Physical::GroupAggregate {
+            input: Box::new(lower_node(input)),
+            keys: *keys,
+            calls: calls.clone().into(),
+            texts: texts.clone(),
+        },
     }
 }
 
@@ -153,6 +179,7 @@ impl Physical {
                 None => input.width(),
             },
             Physical::Union { inputs } => inputs[0].width(),
+            Physical::GroupAggregate { keys, calls, .. } => keys + calls.len(),
         }
     }
 
@@ -196,6 +223,11 @@ impl Physical {
                     input.prune(needed);
                 }
             }
+            // Every key and call is computed: the aggregation reads all it is given.
+            Physical::GroupAggregate { input, .. } => {
+                let width = input.width();
+                input.prune(&vec![true; width]);
+            }
         }
     }
 
@@ -237,6 +269,7 @@ impl Physical {
                 *layout = Some(kept.clone());
             }
             Physical::Union { inputs } => inputs.iter_mut().for_each(|i| i.narrow(layouts)),
+            Physical::GroupAggregate { input, .. } => input.narrow(layouts),
         }
     }
 
@@ -251,7 +284,9 @@ impl Physical {
                     *mine |= *theirs;
                 }
             }
-            Physical::Calc { input, .. } => input.tables_read(out),
+            Physical::Calc { input, .. } | Physical::GroupAggregate { input, .. } => {
+                input.tables_read(out)
+            }
             Physical::Union { inputs } => inputs.iter().for_each(|i| i.tables_read(out)),
         }
     }
@@ -270,6 +305,18 @@ impl Physical {
             Physical::Union { inputs } => {
                 let streams: Vec<Stream<Row>> = inputs.iter().map(|i| i.build(sources)).collect();
                 streams[0].union(&streams[1..])
+            }
+            Physical::GroupAggregate {
+                input, keys, calls, ..
+            } => {
+                let keys = *keys;
+                let calls = calls.clone();
+                input
+                    .build(sources)
+                    .key_by(move |row: &Row| Row(row.0[..keys].to_vec()))
+                    .process(move |state: &mut StateBackend| {
+                        GroupAggregate::new(keys, calls.clone(), state)
+                    })
             }
         }
     }
@@ -306,6 +353,29 @@ impl Physical {
                 for input in inputs {
                     input.explain_into(out, depth + 1);
                 }
+            }
+            Physical::GroupAggregate {
+                input,
+                keys,
+                calls,
+                texts,
+            } => {
+                let distinct = if calls.iter().any(|c| c.distinct) {
+                    " and the DISTINCT values seen"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    out,
+                    "{pad}GroupAggregate [{}] (keyed state: accumulators per group{distinct}; emits upserts)",
+                    texts[*keys..].join(", ")
+                );
+                let _ = writeln!(
+                    out,
+                    "{pad}  Exchange key_by [{}]",
+                    texts[..*keys].join(", ")
+                );
+                input.explain_into(out, depth + 2);
             }
         }
     }

@@ -14,10 +14,16 @@ use sqlparser::ast::{
     SetOperator, SetQuantifier, Spanned, TableFactor, TableWithJoins,
 };
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::aggregate::AggregateCall;
+use super::bind::grouping::Grouping;
 use super::bind::{bind, common_type, Scope, ScopeColumn};
 use super::catalog::Catalog;
 use super::error::{Position, SqlError};
 use super::expr::BoundExpr;
+use super::group_aggregate::MAX_DISTINCT_CALLS;
 use super::sql_type::SqlType;
 
 /// A node of the plan and the rows it yields.
@@ -47,6 +53,17 @@ pub enum PlanNode {
     },
     /// `UNION ALL`: the inputs' rows, coerced to the common types.
     Union { inputs: Vec<Plan> },
+    /// Unbounded `GROUP BY`: over rows whose first `keys` columns are the
+    /// group (its input is the projection that computes them and the
+    /// calls' arguments and filters), one row per group, updated as rows
+    /// come: the keys, then one column per call.
+    Aggregate {
+        input: Box<Plan>,
+        keys: usize,
+        calls: Vec<AggregateCall>,
+        /// The keys and calls as written, for EXPLAIN.
+        texts: Vec<String>,
+    },
 }
 
 fn at(expr: &impl Spanned) -> Position {
@@ -184,13 +201,15 @@ fn plan_select(select: &Select, catalog: &Catalog) -> Result<Plan, SqlError> {
     if select.distinct.is_some() {
         return Err(unsupported(position, "SELECT DISTINCT"));
     }
-    match &select.group_by {
-        GroupByExpr::Expressions(exprs, _) if exprs.is_empty() => {}
-        _ => return Err(unsupported(position, "GROUP BY")),
-    }
-    if let Some(having) = &select.having {
-        return Err(unsupported(at(having), "HAVING"));
-    }
+    let group_by = match &select.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs.as_slice(),
+        _ => {
+            return Err(unsupported(
+                position,
+                "GROUP BY ALL, ROLLUP, CUBE and GROUPING SETS",
+            ))
+        }
+    };
     let mut input = match select.from.as_slice() {
         [one] => plan_from(one, catalog)?,
         [] => {
@@ -204,7 +223,14 @@ fn plan_select(select: &Select, catalog: &Catalog) -> Result<Plan, SqlError> {
     let scope = Scope {
         columns: input.schema.clone(),
         udfs: catalog.functions.clone(),
+        grouping: None,
     };
+    if input.is_updating() && (select.selection.is_some() || !group_by.is_empty()) {
+        return Err(unsupported(
+            position,
+            "WHERE or GROUP BY over the result of an unbounded GROUP BY (an updating table)",
+        ));
+    }
     if let Some(selection) = &select.selection {
         let (predicate, ty) = bind(selection, &scope)?;
         if !matches!(ty, SqlType::Boolean | SqlType::Null) {
@@ -225,7 +251,169 @@ fn plan_select(select: &Select, catalog: &Catalog) -> Result<Plan, SqlError> {
             rowtime,
         };
     }
-    project(input, &select.projection, &scope)
+    if group_by.is_empty() && !has_aggregate(&select.projection, &scope)? {
+        if let Some(having) = &select.having {
+            return Err(SqlError::new(
+                at(having),
+                "HAVING needs GROUP BY or an aggregate in the select list",
+            ));
+        }
+        return project(input, &select.projection, &scope);
+    }
+    plan_grouped(input, select, group_by, scope)
+}
+
+/// Whether the select list calls an aggregate function (a global
+/// aggregation when there is no `GROUP BY`).
+fn has_aggregate(items: &[SelectItem], scope: &Scope) -> Result<bool, SqlError> {
+    let grouping = Rc::new(Grouping {
+        input: scope.clone(),
+        keys: Vec::new(),
+        calls: RefCell::new(Vec::new()),
+        detecting: true,
+    });
+    let detecting = Scope {
+        grouping: Some(grouping.clone()),
+        ..scope.clone()
+    };
+    for item in items {
+        if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
+            bind(expr, &detecting)?;
+        }
+    }
+    let found = !grouping.calls.borrow().is_empty();
+    Ok(found)
+}
+
+/// A grouped select over `input`: the projection of keys and the calls'
+/// arguments, the aggregation, then the select list (and `HAVING`) over
+/// the keys and the calls' results.
+fn plan_grouped(
+    input: Plan,
+    select: &Select,
+    group_by: &[Expr],
+    scope: Scope,
+) -> Result<Plan, SqlError> {
+    let position = Position::of_span(select.select_token.0.span);
+    if let Some(having) = &select.having {
+        return Err(unsupported(
+            at(having),
+            "HAVING on an unbounded GROUP BY (a group would have to leave the result)",
+        ));
+    }
+    let mut keys = Vec::new();
+    let mut key_columns = Vec::new();
+    for expr in group_by {
+        let (bound, ty) = bind(expr, &scope)?;
+        let column = match &bound {
+            BoundExpr::Column(i) => scope.columns[*i].clone(),
+            _ => ScopeColumn {
+                qualifier: None,
+                name: expr.to_string(),
+                ty: ty.clone(),
+            },
+        };
+        key_columns.push(column);
+        keys.push((bound, ty));
+    }
+    let grouping = Rc::new(Grouping {
+        input: scope.clone(),
+        keys,
+        calls: RefCell::new(Vec::new()),
+        detecting: false,
+    });
+    // Bind the select list first: it finds the calls, which are columns
+    // of the aggregation's output.
+    let mut output_scope = Scope {
+        columns: key_columns.clone(),
+        udfs: scope.udfs.clone(),
+        grouping: Some(grouping.clone()),
+    };
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                bind(expr, &output_scope)?;
+            }
+            _ => return Err(unsupported(at(item), "`*` in a grouped query")),
+        }
+    }
+    let calls = grouping.calls.borrow().clone();
+    let distinct = calls.iter().filter(|c| c.distinct).count();
+    if distinct > MAX_DISTINCT_CALLS {
+        return Err(SqlError::new(
+            position,
+            format!("{distinct} DISTINCT aggregates in one query; at most {MAX_DISTINCT_CALLS} are supported"),
+        ));
+    }
+    // The rows aggregated: keys, then each distinct argument and filter once.
+    let mut exprs: Vec<BoundExpr> = grouping.keys.iter().map(|(e, _)| e.clone()).collect();
+    let mut texts: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
+    let mut pre_schema = key_columns.clone();
+    let mut column_of = |expr: &BoundExpr, ty: &SqlType, exprs: &mut Vec<BoundExpr>| {
+        let text = format!("{expr:?}");
+        if let Some(i) = exprs.iter().position(|e| format!("{e:?}") == text) {
+            return i;
+        }
+        exprs.push(expr.clone());
+        texts.push(format!("${}", exprs.len() - 1));
+        pre_schema.push(ScopeColumn {
+            qualifier: None,
+            name: format!("${}", exprs.len() - 1),
+            ty: ty.clone(),
+        });
+        exprs.len() - 1
+    };
+    let mut aggregate_calls = Vec::new();
+    for call in &calls {
+        let arg = call
+            .arg
+            .as_ref()
+            .map(|(expr, ty)| column_of(expr, ty, &mut exprs));
+        let filter = call
+            .filter
+            .as_ref()
+            .map(|expr| column_of(expr, &SqlType::Boolean, &mut exprs));
+        aggregate_calls.push(AggregateCall {
+            kind: call.kind,
+            arg,
+            arg_type: call
+                .arg
+                .as_ref()
+                .map_or(SqlType::Null, |(_, ty)| ty.clone()),
+            filter,
+            distinct: call.distinct,
+            result_type: call.result_type.clone(),
+        });
+    }
+    let pre = Plan {
+        node: PlanNode::Project {
+            input: Box::new(input),
+            exprs,
+            texts,
+        },
+        schema: pre_schema,
+        rowtime: None,
+    };
+    let mut schema = key_columns;
+    schema.extend(calls.iter().map(|c| ScopeColumn {
+        qualifier: None,
+        name: c.text.clone(),
+        ty: c.result_type.clone(),
+    }));
+    let mut agg_texts: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
+    agg_texts.extend(calls.iter().map(|c| c.text.clone()));
+    let aggregated = Plan {
+        node: PlanNode::Aggregate {
+            input: Box::new(pre),
+            keys: grouping.keys.len(),
+            calls: aggregate_calls,
+            texts: agg_texts,
+        },
+        schema: schema.clone(),
+        rowtime: None,
+    };
+    output_scope.columns = schema;
+    project(aggregated, &select.projection, &output_scope)
 }
 
 fn project(input: Plan, items: &[SelectItem], scope: &Scope) -> Result<Plan, SqlError> {
@@ -423,6 +611,17 @@ fn plan_relation(relation: &TableFactor, catalog: &Catalog) -> Result<Plan, SqlE
 }
 
 impl Plan {
+    /// Whether the rows are updates of a table keyed by some columns (an
+    /// unbounded aggregation's) rather than appended rows.
+    pub fn is_updating(&self) -> bool {
+        match &self.node {
+            PlanNode::Scan { .. } => false,
+            PlanNode::Aggregate { .. } => true,
+            PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => input.is_updating(),
+            PlanNode::Union { inputs } => inputs.iter().any(Plan::is_updating),
+        }
+    }
+
     /// The plan as an indented tree, one operator per line, with its columns.
     pub fn explain(&self) -> String {
         let mut out = String::new();
@@ -455,12 +654,19 @@ impl Plan {
                 columns.join(", ")
             ),
             PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll [{}]", columns.join(", ")),
+            PlanNode::Aggregate { keys, texts, .. } => writeln!(
+                out,
+                "{pad}Aggregate group by [{}] compute [{}] -> [{}]",
+                texts[..*keys].join(", "),
+                texts[*keys..].join(", "),
+                columns.join(", ")
+            ),
         };
         match &self.node {
             PlanNode::Scan { .. } => {}
-            PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => {
-                input.explain_into(out, depth + 1)
-            }
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::Aggregate { input, .. } => input.explain_into(out, depth + 1),
             PlanNode::Union { inputs } => {
                 for input in inputs {
                     input.explain_into(out, depth + 1);

@@ -12,6 +12,7 @@ use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 
 use rkyv::{Archive, Deserialize, Serialize};
+use sluice_state::StableKey;
 
 /// One SQL value.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Default)]
@@ -120,6 +121,34 @@ impl Hash for Value {
             Value::Decimal(v) => v.hash(state),
             Value::Str(s) => s.hash(state),
         }
+    }
+}
+
+/// A value as a key of state and of the exchange: the same hash on every
+/// machine and version (see [`sluice_state::StableKey`]). A value hashes its
+/// payload's canonical bytes as the stable hash defines them (integers and
+/// timestamps as `i64`, decimals as `i128`, doubles as their bits, strings
+/// as UTF-8); NULL hashes no bytes. The variant is not hashed: after type
+/// checking a key column holds one variant (or NULL).
+impl StableKey for Value {
+    fn stable_hash_seeded(&self, seed: u64) -> u64 {
+        match self {
+            Value::Null => <[u8]>::stable_hash_seeded(&[], seed),
+            Value::Bool(b) => b.stable_hash_seeded(seed),
+            Value::Int(v) | Value::Timestamp(v) => v.stable_hash_seeded(seed),
+            Value::Double(v) => v.to_bits().stable_hash_seeded(seed),
+            Value::Decimal(v) => v.stable_hash_seeded(seed),
+            Value::Str(s) => s.stable_hash_seeded(seed),
+        }
+    }
+}
+
+/// A row as a key (a GROUP BY key): its values chained as a tuple's are.
+impl StableKey for Row {
+    fn stable_hash_seeded(&self, seed: u64) -> u64 {
+        self.0
+            .iter()
+            .fold(seed, |seed, value| value.stable_hash_seeded(seed))
     }
 }
 

@@ -41,6 +41,7 @@ fn scope() -> Scope {
                 _ => Ok(Value::Int(0)),
             }),
         })],
+        grouping: None,
     }
 }
 

@@ -1,0 +1,233 @@
+//! Grouped queries run as jobs (two shards, the key_by exchange, keyed
+//! state) against a brute-force model: random GROUP BY keys and aggregate
+//! lists (DISTINCT, FILTER, NULL arguments) over random rows; the last row
+//! each group emitted equals the model's aggregate of all its rows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::connectors::{CollectSink, GeneratedEvent, GeneratorSource};
+use crate::sql::catalog::Catalog;
+use crate::sql::physical::lower;
+use crate::sql::plan::plan_query;
+use crate::sql::row_source::RowSource;
+use crate::sql::scan::source_layout;
+use crate::sql::script::{parse_script, Statement};
+use crate::{JobConfig, StreamEnv, WatermarkStrategy};
+
+const TABLE: &str =
+    "CREATE TABLE t (g BIGINT, b BIGINT, s VARCHAR) WITH ('connector' = 'generator')";
+
+/// A row of `t`, derived from a generated event: `b` is NULL for every
+/// fifth event, `s` for every seventh.
+#[derive(Debug, Clone)]
+struct Source {
+    g: i64,
+    b: Option<i64>,
+    s: Option<String>,
+}
+
+fn source_row(event: &GeneratedEvent) -> Source {
+    Source {
+        g: event.key as i64,
+        b: (!event.seq.is_multiple_of(5)).then(|| event.value.rem_euclid(101) - 50),
+        s: (!event.seq.is_multiple_of(7))
+            .then(|| ["x", "y", "zz"][event.value.rem_euclid(3) as usize].into()),
+    }
+}
+
+fn values(row: &Source) -> [Value; 3] {
+    [
+        Value::Int(row.g),
+        row.b.map_or(Value::Null, Value::Int),
+        row.s.clone().map_or(Value::Null, Value::Str),
+    ]
+}
+
+/// The GROUP BY keys: SQL, and the model's key of a row.
+/// A model of a key: the key of a row.
+type KeyOf = fn(&Source) -> Value;
+
+const KEYS: [(&str, KeyOf); 3] = [
+    ("g", |r| Value::Int(r.g)),
+    ("MOD(g, 3)", |r| Value::Int(r.g % 3)),
+    ("s", |r| r.s.clone().map_or(Value::Null, Value::Str)),
+];
+
+type Model = fn(&[&Source]) -> Value;
+
+fn ints(rows: &[&Source], keep: impl Fn(&Source) -> bool) -> Vec<i64> {
+    rows.iter()
+        .filter(|r| keep(r))
+        .filter_map(|r| r.b)
+        .collect()
+}
+
+fn null_if_empty(values: &[i64], f: impl Fn(&[i64]) -> i64) -> Value {
+    if values.is_empty() {
+        Value::Null
+    } else {
+        Value::Int(f(values))
+    }
+}
+
+/// The aggregates: SQL, and the model over a group's rows.
+const CALLS: [(&str, Model); 12] = [
+    ("COUNT(*)", |rows| Value::Int(rows.len() as i64)),
+    ("COUNT(b)", |rows| {
+        Value::Int(ints(rows, |_| true).len() as i64)
+    }),
+    ("COUNT(DISTINCT b)", |rows| {
+        Value::Int(
+            ints(rows, |_| true)
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .len() as i64,
+        )
+    }),
+    ("SUM(b)", |rows| {
+        null_if_empty(&ints(rows, |_| true), |v| v.iter().sum())
+    }),
+    ("SUM(DISTINCT b)", |rows| {
+        let set: Vec<i64> = ints(rows, |_| true)
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        null_if_empty(&set, |v| v.iter().sum())
+    }),
+    ("MIN(b)", |rows| {
+        null_if_empty(&ints(rows, |_| true), |v| *v.iter().min().unwrap())
+    }),
+    ("MAX(b) FILTER (WHERE s = 'x')", |rows| {
+        null_if_empty(&ints(rows, |r| r.s.as_deref() == Some("x")), |v| {
+            *v.iter().max().unwrap()
+        })
+    }),
+    ("AVG(b)", |rows| {
+        null_if_empty(&ints(rows, |_| true), |v| {
+            v.iter().sum::<i64>() / v.len() as i64
+        })
+    }),
+    ("MAX(s)", |rows| {
+        rows.iter()
+            .filter_map(|r| r.s.clone())
+            .max()
+            .map_or(Value::Null, Value::Str)
+    }),
+    ("COUNT(*) FILTER (WHERE b > 0)", |rows| {
+        Value::Int(rows.iter().filter(|r| r.b.is_some_and(|b| b > 0)).count() as i64)
+    }),
+    ("COUNT(DISTINCT s) FILTER (WHERE b < 0)", |rows| {
+        let set: BTreeSet<&String> = rows
+            .iter()
+            .filter(|r| r.b.is_some_and(|b| b < 0))
+            .filter_map(|r| r.s.as_ref())
+            .collect();
+        Value::Int(set.len() as i64)
+    }),
+    ("COUNT(DISTINCT b) FILTER (WHERE s = 'x')", |rows| {
+        let set: BTreeSet<i64> = ints(rows, |r| r.s.as_deref() == Some("x"))
+            .into_iter()
+            .collect();
+        Value::Int(set.len() as i64)
+    }),
+];
+
+/// Runs `query` over the generator's rows on two shards: every row emitted.
+fn run(query: &str, generator: &GeneratorSource) -> Vec<Row> {
+    let mut catalog = Catalog::default();
+    for statement in parse_script(TABLE).unwrap() {
+        catalog.apply(&statement, &[]).unwrap();
+    }
+    let statements = parse_script(query).unwrap();
+    let Statement::Query(parsed) = &statements[0].node else {
+        panic!("not a query: {query}");
+    };
+    let plan = plan_query(parsed, &catalog).unwrap();
+    let mut physical = lower(&plan);
+    let mut read = HashMap::new();
+    physical.tables_read(&mut read);
+    let layout = source_layout(catalog.table("t").unwrap(), &read["t"]);
+    physical.narrow(&HashMap::from([("t".to_owned(), layout.clone())]));
+    let env = StreamEnv::new(JobConfig {
+        shards: 2,
+        ..JobConfig::default()
+    });
+    let rows = env.source(
+        RowSource {
+            inner: generator.clone(),
+            make_row: Arc::new(move |event: GeneratedEvent| {
+                let all = values(&source_row(&event));
+                Ok(Row(layout.iter().map(|&c| all[c].clone()).collect()))
+            }),
+            table: "t".into(),
+        },
+        WatermarkStrategy::no_watermarks(),
+    );
+    let (sink, collected) = CollectSink::new();
+    physical
+        .build(&HashMap::from([("t".to_owned(), rows)]))
+        .sink(sink);
+    env.execute().unwrap();
+    let rows = collected.lock().unwrap();
+    rows.iter().map(|r| r.value.clone()).collect()
+}
+
+/// The generator's events, in no particular order.
+fn events(generator: &GeneratorSource) -> Vec<GeneratedEvent> {
+    let env = StreamEnv::new(JobConfig::default());
+    let (sink, collected) = CollectSink::new();
+    env.source(generator.clone(), WatermarkStrategy::no_watermarks())
+        .sink(sink);
+    env.execute().unwrap();
+    let events = collected.lock().unwrap();
+    events.iter().map(|r| r.value).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn each_groups_last_row_is_the_aggregate_of_all_its_rows(
+        seed in 0u64..1_000,
+        events_count in 0u64..400,
+        keys in 1u64..12,
+        key in 0usize..KEYS.len(),
+        calls in proptest::collection::vec(0usize..CALLS.len(), 1..5),
+    ) {
+        let generator = GeneratorSource {
+            seed,
+            events: Some(events_count),
+            keys,
+            partitions: 3,
+            ..GeneratorSource::default()
+        };
+        let (key_sql, key_of) = KEYS[key];
+        let list: Vec<&str> = calls.iter().map(|&c| CALLS[c].0).collect();
+        let query = format!("SELECT {key_sql}, {} FROM t GROUP BY {key_sql}", list.join(", "));
+        let emitted = run(&query, &generator);
+        // A group's rows come from one shard, in order: its last is its result.
+        let mut got = BTreeMap::new();
+        for row in emitted {
+            got.insert(row.0[0].clone(), row);
+        }
+        let sources: Vec<Source> = events(&generator).iter().map(source_row).collect();
+        let mut groups: BTreeMap<Value, Vec<&Source>> = BTreeMap::new();
+        for row in &sources {
+            groups.entry(key_of(row)).or_default().push(row);
+        }
+        let want: BTreeMap<Value, Row> = groups
+            .into_iter()
+            .map(|(k, rows)| {
+                let mut out = vec![k.clone()];
+                out.extend(calls.iter().map(|&c| (CALLS[c].1)(&rows)));
+                (k, Row(out))
+            })
+            .collect();
+        prop_assert_eq!(got, want, "{}", query);
+    }
+}
