@@ -11,6 +11,9 @@ const QUERIES: &[(&str, &str)] = &[
     ("q1", include_str!("../../../examples/nexmark-sql/q1.sql")),
     ("q2", include_str!("../../../examples/nexmark-sql/q2.sql")),
     ("q14", include_str!("../../../examples/nexmark-sql/q14.sql")),
+    ("q15", include_str!("../../../examples/nexmark-sql/q15.sql")),
+    ("q16", include_str!("../../../examples/nexmark-sql/q16.sql")),
+    ("q17", include_str!("../../../examples/nexmark-sql/q17.sql")),
     ("q21", include_str!("../../../examples/nexmark-sql/q21.sql")),
     ("q22", include_str!("../../../examples/nexmark-sql/q22.sql")),
 ];

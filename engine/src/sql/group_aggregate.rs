@@ -39,6 +39,9 @@ pub struct GroupAggregate {
 /// Distinct calls a group aggregation can hold (one bit each).
 pub const MAX_DISTINCT_CALLS: usize = 64;
 
+/// Calls a group aggregation can hold (one bit each per row).
+pub const MAX_CALLS: usize = 128;
+
 impl GroupAggregate {
     /// The operator over rows whose first `keys` columns are the group, its
     /// state created in `state`. At most [`MAX_DISTINCT_CALLS`] calls may be
@@ -62,22 +65,13 @@ impl GroupAggregate {
             seen: MapState::new(state, "sql-group-aggregate/distinct-values"),
         }
     }
-
-    fn results(&self, accumulators: &[Accumulator]) -> Vec<Value> {
-        self.calls
-            .iter()
-            .zip(accumulators)
-            .map(|(call, acc)| call.result(acc))
-            .collect()
-    }
 }
 
 impl KeyedProcess<Row, Row, Row> for GroupAggregate {
     fn process_element(&mut self, row: Row, ctx: &mut ProcessContext<'_, Row, Row>) {
-        let previous = self.accumulators.value(ctx);
-        let before = previous.as_deref().map(|accs| self.results(accs));
-        let mut accumulators =
-            previous.unwrap_or_else(|| vec![Accumulator::default(); self.calls.len()]);
+        // Which calls take a value from this row (DISTINCT ones only once
+        // per value), decided before the accumulators are touched.
+        let mut takes = 0u128;
         for (i, call) in self.calls.iter().enumerate() {
             let Some(value) = call.input(&row.0) else {
                 continue;
@@ -90,16 +84,37 @@ impl KeyedProcess<Row, Row, Row> for GroupAggregate {
                 }
                 self.seen.put(ctx, entry, mask | (1 << bit));
             }
-            call.accumulate(&mut accumulators[i], value);
+            takes |= 1 << i;
         }
-        let after = self.results(&accumulators);
-        self.accumulators.update(ctx, accumulators);
-        if before.as_ref() == Some(&after) {
+        let calls = &self.calls;
+        let changed = self.accumulators.modify(ctx, |accumulators| {
+            // A new group (no accumulators yet) always emits its first row.
+            let mut changed = accumulators.is_empty();
+            accumulators.resize(calls.len(), Accumulator::default());
+            for (i, (call, acc)) in calls.iter().zip(accumulators.iter_mut()).enumerate() {
+                if takes & (1 << i) == 0 {
+                    continue;
+                }
+                let value = call.input(&row.0).expect("taken above");
+                let before = call.result(acc);
+                call.accumulate(acc, value);
+                changed |= call.result(acc) != before;
+            }
+            changed.then(|| {
+                calls
+                    .iter()
+                    .zip(accumulators.iter())
+                    .map(|(call, acc)| call.result(acc))
+                    .collect::<Vec<Value>>()
+            })
+        });
+        // Flink does not emit an update equal to the previous row.
+        let Some(results) = changed else {
             return;
-        }
+        };
         let mut out = row.0;
         out.truncate(self.keys);
-        out.extend(after);
+        out.extend(results);
         ctx.collect(Row(out));
     }
 }

@@ -23,7 +23,7 @@ use super::bind::{bind, common_type, Scope, ScopeColumn};
 use super::catalog::Catalog;
 use super::error::{Position, SqlError};
 use super::expr::BoundExpr;
-use super::group_aggregate::MAX_DISTINCT_CALLS;
+use super::group_aggregate::{MAX_CALLS, MAX_DISTINCT_CALLS};
 use super::sql_type::SqlType;
 
 /// A node of the plan and the rows it yields.
@@ -339,6 +339,15 @@ fn plan_grouped(
     }
     let calls = grouping.calls.borrow().clone();
     let distinct = calls.iter().filter(|c| c.distinct).count();
+    if calls.len() > MAX_CALLS {
+        return Err(SqlError::new(
+            position,
+            format!(
+                "{} aggregates in one query; at most {MAX_CALLS} are supported",
+                calls.len()
+            ),
+        ));
+    }
     if distinct > MAX_DISTINCT_CALLS {
         return Err(SqlError::new(
             position,
