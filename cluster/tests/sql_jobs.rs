@@ -284,6 +284,16 @@ fn every_example_sql_job_explains() {
                 "{}: {stdout}",
                 path.display()
             );
+            // A grouped query shows its exchange on the keys and its state.
+            if path.ends_with("q17.toml") {
+                assert!(
+                    stdout
+                        .contains("Exchange key_by [auction, DATE_FORMAT(dateTime, 'yyyy-MM-dd')]")
+                        && stdout.contains("GroupAggregate [count(*), ")
+                        && stdout.contains("keyed state: accumulators per group; emits upserts"),
+                    "{stdout}"
+                );
+            }
         }
     }
 }

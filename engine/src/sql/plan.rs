@@ -358,30 +358,34 @@ fn plan_grouped(
     let mut exprs: Vec<BoundExpr> = grouping.keys.iter().map(|(e, _)| e.clone()).collect();
     let mut texts: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
     let mut pre_schema = key_columns.clone();
-    let mut column_of = |expr: &BoundExpr, ty: &SqlType, exprs: &mut Vec<BoundExpr>| {
-        let text = format!("{expr:?}");
-        if let Some(i) = exprs.iter().position(|e| format!("{e:?}") == text) {
-            return i;
-        }
-        exprs.push(expr.clone());
-        texts.push(format!("${}", exprs.len() - 1));
-        pre_schema.push(ScopeColumn {
-            qualifier: None,
-            name: format!("${}", exprs.len() - 1),
-            ty: ty.clone(),
-        });
-        exprs.len() - 1
-    };
+    let mut column_of =
+        |expr: &BoundExpr, ty: &SqlType, written: &str, exprs: &mut Vec<BoundExpr>| {
+            let key = format!("{expr:?}");
+            if let Some(i) = exprs.iter().position(|e| format!("{e:?}") == key) {
+                return i;
+            }
+            exprs.push(expr.clone());
+            texts.push(written.to_owned());
+            pre_schema.push(ScopeColumn {
+                qualifier: None,
+                name: format!("${}", exprs.len() - 1),
+                ty: ty.clone(),
+            });
+            exprs.len() - 1
+        };
     let mut aggregate_calls = Vec::new();
     for call in &calls {
-        let arg = call
-            .arg
-            .as_ref()
-            .map(|(expr, ty)| column_of(expr, ty, &mut exprs));
-        let filter = call
-            .filter
-            .as_ref()
-            .map(|expr| column_of(expr, &SqlType::Boolean, &mut exprs));
+        let arg = call.arg.as_ref().map(|(expr, ty)| {
+            column_of(expr, ty, call.arg_text.as_deref().unwrap_or(""), &mut exprs)
+        });
+        let filter = call.filter.as_ref().map(|expr| {
+            column_of(
+                expr,
+                &SqlType::Boolean,
+                call.filter_text.as_deref().unwrap_or(""),
+                &mut exprs,
+            )
+        });
         aggregate_calls.push(AggregateCall {
             kind: call.kind,
             arg,

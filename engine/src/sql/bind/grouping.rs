@@ -32,6 +32,9 @@ pub struct FoundAggregate {
     pub result_type: SqlType,
     /// The call as written, for names and EXPLAIN.
     pub text: String,
+    /// The argument and the filter as written, for EXPLAIN.
+    pub arg_text: Option<String>,
+    pub filter_text: Option<String>,
 }
 
 impl FoundAggregate {
@@ -158,6 +161,11 @@ impl Grouping {
             filter,
             result_type: result_type.clone(),
             text: expr.to_string(),
+            arg_text: match args {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => Some(arg.to_string()),
+                _ => None,
+            },
+            filter_text: function.filter.as_ref().map(|f| f.to_string()),
         };
         let mut calls = self.calls.borrow_mut();
         let j = match calls.iter().position(|c| c.same_as(&found)) {
