@@ -697,7 +697,9 @@ where
         self
     }
 
-    fn apply<L>(self, logic: impl Fn() -> L + Send + Sync + 'static) -> Stream<L::Out>
+    /// The window operator with `logic` (made once per shard) keeping and
+    /// emitting each window's contents.
+    pub fn apply<L>(self, logic: impl Fn() -> L + Send + Sync + 'static) -> Stream<L::Out>
     where
         L: WindowLogic<K, T, A::W>,
     {

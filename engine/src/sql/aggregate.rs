@@ -192,6 +192,27 @@ impl AggregateCall {
         }
     }
 
+    /// Adds what `other` took to `acc`, as if `acc` had taken those
+    /// values too (panes of a window, merged sessions). `DISTINCT` calls
+    /// are merged from their values instead (their accumulators cannot
+    /// tell which values both took).
+    pub fn merge(&self, acc: &mut Accumulator, other: &Accumulator) {
+        if other.count == 0 {
+            return;
+        }
+        if acc.count == 0 {
+            *acc = other.clone();
+            return;
+        }
+        let count = acc.count + other.count;
+        if self.kind != AggregateKind::Count {
+            // One more value: `other`'s running value (an overflowed
+            // DECIMAL sum's NULL keeps the merged sum NULL).
+            self.accumulate(acc, &other.value);
+        }
+        acc.count = count;
+    }
+
     /// The call's result for `acc`.
     pub fn result(&self, acc: &Accumulator) -> Value {
         if self.kind == AggregateKind::Count {
@@ -373,6 +394,23 @@ mod tests {
             let c = call(kind, arg.clone());
             assert_eq!(c.result_type, want_type, "{kind:?}({arg})");
             assert_eq!(run(&c, &values), want, "{kind:?}({arg}) of {values:?}");
+            // Any split of the values, accumulated apart and merged, gives
+            // the same result (how panes and sessions combine).
+            for split in 0..=values.len() {
+                let mut parts = [Accumulator::default(), Accumulator::default()];
+                for (i, v) in values.iter().enumerate() {
+                    if let Some(v) = c.input(std::slice::from_ref(v)) {
+                        c.accumulate(&mut parts[usize::from(i >= split)], v);
+                    }
+                }
+                let [mut first, second] = parts;
+                c.merge(&mut first, &second);
+                assert_eq!(
+                    c.result(&first),
+                    want,
+                    "{kind:?}({arg}) of {values:?} merged at {split}"
+                );
+            }
         }
     }
 

@@ -120,4 +120,4 @@ impl KeyedProcess<Row, Row, Row> for GroupAggregate {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

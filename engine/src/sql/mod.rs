@@ -28,6 +28,7 @@ pub mod shared_subexpressions;
 pub mod sql_type;
 pub mod text_rows;
 pub mod value;
+pub mod window_aggregate;
 
 pub use error::{Position, SqlError};
 pub use job::{Insert, SqlProgram};

@@ -23,6 +23,7 @@ use super::group_aggregate::GroupAggregate;
 use super::plan::{Plan, PlanNode};
 use super::scan::row_positions;
 use super::value::{Row, Value};
+use super::window_aggregate::{window_aggregate, SqlWindow};
 use crate::Stream;
 
 /// An operator of the physical plan.
@@ -52,6 +53,16 @@ pub enum Physical {
         input: Box<Physical>,
         keys: usize,
         calls: Arc<[AggregateCall]>,
+        /// The keys and calls as written, for EXPLAIN.
+        texts: Vec<String>,
+    },
+    /// Windowed `GROUP BY`: a key_by exchange on the first `keys` columns,
+    /// then the window operator (see [`super::window_aggregate`]).
+    WindowAggregate {
+        input: Box<Physical>,
+        keys: usize,
+        calls: Arc<[AggregateCall]>,
+        window: SqlWindow,
         /// The keys and calls as written, for EXPLAIN.
         texts: Vec<String>,
     },
@@ -137,6 +148,22 @@ fn lower_node(plan: &Plan) -> Physical {
             calls: calls.clone().into(),
             texts: texts.clone(),
         },
+        PlanNode::WindowAggregate {
+            input,
+            keys,
+            calls,
+            window,
+            texts,
+        } => Physical::WindowAggregate {
+            input: Box::new(lower_node(input)),
+            keys: *keys,
+            calls: calls.clone().into(),
+            window: *window,
+            texts: texts.clone(),
+        },
+        PlanNode::WindowTvf { .. } => {
+            unreachable!("planning refuses a window table function outside a window aggregation")
+        }
     }
 }
 
@@ -180,6 +207,7 @@ impl Physical {
             },
             Physical::Union { inputs } => inputs[0].width(),
             Physical::GroupAggregate { keys, calls, .. } => keys + calls.len(),
+            Physical::WindowAggregate { keys, calls, .. } => keys + 3 + calls.len(),
         }
     }
 
@@ -224,7 +252,7 @@ impl Physical {
                 }
             }
             // Every key and call is computed: the aggregation reads all it is given.
-            Physical::GroupAggregate { input, .. } => {
+            Physical::GroupAggregate { input, .. } | Physical::WindowAggregate { input, .. } => {
                 let width = input.width();
                 input.prune(&vec![true; width]);
             }
@@ -269,7 +297,9 @@ impl Physical {
                 *layout = Some(kept.clone());
             }
             Physical::Union { inputs } => inputs.iter_mut().for_each(|i| i.narrow(layouts)),
-            Physical::GroupAggregate { input, .. } => input.narrow(layouts),
+            Physical::GroupAggregate { input, .. } | Physical::WindowAggregate { input, .. } => {
+                input.narrow(layouts)
+            }
         }
     }
 
@@ -284,9 +314,9 @@ impl Physical {
                     *mine |= *theirs;
                 }
             }
-            Physical::Calc { input, .. } | Physical::GroupAggregate { input, .. } => {
-                input.tables_read(out)
-            }
+            Physical::Calc { input, .. }
+            | Physical::GroupAggregate { input, .. }
+            | Physical::WindowAggregate { input, .. } => input.tables_read(out),
             Physical::Union { inputs } => inputs.iter().for_each(|i| i.tables_read(out)),
         }
     }
@@ -318,6 +348,13 @@ impl Physical {
                         GroupAggregate::new(keys, calls.clone(), state)
                     })
             }
+            Physical::WindowAggregate {
+                input,
+                keys,
+                calls,
+                window,
+                ..
+            } => window_aggregate(&input.build(sources), *keys, calls.clone(), *window),
         }
     }
 
@@ -360,25 +397,51 @@ impl Physical {
                 calls,
                 texts,
             } => {
-                let distinct = if calls.iter().any(|c| c.distinct) {
-                    " and the DISTINCT values seen"
-                } else {
-                    ""
+                let head = format!(
+                    "GroupAggregate [{}] (keyed state: accumulators per group{}; emits upserts)",
+                    texts[*keys..].join(", "),
+                    distinct_note(calls)
+                );
+                explain_keyed(out, depth, &head, &texts[..*keys], input);
+            }
+            Physical::WindowAggregate {
+                input,
+                keys,
+                calls,
+                window,
+                texts,
+            } => {
+                let panes = match window {
+                    SqlWindow::Hop { .. } | SqlWindow::Cumulate { .. } => "pane",
+                    SqlWindow::Session { .. } => "session",
+                    _ => "window",
                 };
-                let _ = writeln!(
-                    out,
-                    "{pad}GroupAggregate [{}] (keyed state: accumulators per group{distinct}; emits upserts)",
-                    texts[*keys..].join(", ")
+                let head = format!(
+                    "WindowAggregate {window} [{}] (keyed state: accumulators per group and {panes}{}; emits each window's rows when the watermark passes its end)",
+                    texts[*keys..].join(", "),
+                    distinct_note(calls)
                 );
-                let _ = writeln!(
-                    out,
-                    "{pad}  Exchange key_by [{}]",
-                    texts[..*keys].join(", ")
-                );
-                input.explain_into(out, depth + 2);
+                explain_keyed(out, depth, &head, &texts[..*keys], input);
             }
         }
     }
+}
+
+/// What a keyed aggregation keeps besides accumulators.
+fn distinct_note(calls: &[AggregateCall]) -> &'static str {
+    if calls.iter().any(|c| c.distinct) {
+        " and the DISTINCT values seen"
+    } else {
+        ""
+    }
+}
+
+/// A keyed operator's line `head`, its exchange on `keys`, then its input.
+fn explain_keyed(out: &mut String, depth: usize, head: &str, keys: &[String], input: &Physical) {
+    let pad = "  ".repeat(depth);
+    let _ = writeln!(out, "{pad}{head}");
+    let _ = writeln!(out, "{pad}  Exchange key_by [{}]", keys.join(", "));
+    input.explain_into(out, depth + 2);
 }
 
 /// `source` narrowed, under a Calc that puts the table's width back.

@@ -10,21 +10,25 @@
 use std::fmt::Write;
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
-    SetOperator, SetQuantifier, Spanned, TableFactor, TableWithJoins,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor,
+    TableWithJoins,
 };
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::aggregate::AggregateCall;
-use super::bind::grouping::Grouping;
+use super::bind::grouping::{arguments_text, FoundAggregate, GroupWindow, Grouping};
 use super::bind::{bind, common_type, Scope, ScopeColumn};
 use super::catalog::Catalog;
+use super::dialect::TABLE_ARGUMENT;
 use super::error::{Position, SqlError};
 use super::expr::BoundExpr;
 use super::group_aggregate::{MAX_CALLS, MAX_DISTINCT_CALLS};
 use super::sql_type::SqlType;
+use super::value::Value;
+use super::window_aggregate::SqlWindow;
 
 /// A node of the plan and the rows it yields.
 #[derive(Debug, Clone)]
@@ -64,6 +68,39 @@ pub enum PlanNode {
         /// The keys and calls as written, for EXPLAIN.
         texts: Vec<String>,
     },
+    /// A window table function over `input`: its columns, then
+    /// `window_start`, `window_end` and `window_time` (the event time).
+    /// Only a window aggregation reads it, and assigns the windows itself:
+    /// planning the aggregation removes this node.
+    WindowTvf {
+        input: Box<Plan>,
+        window: SqlWindow,
+        position: Position,
+    },
+    /// Windowed `GROUP BY`: over rows whose first `keys` columns are the
+    /// group (besides the window), one row per group and window once the
+    /// watermark passes the window's end: the keys, `window_start`,
+    /// `window_end`, `window_time`, then one column per call. Append-only.
+    WindowAggregate {
+        input: Box<Plan>,
+        keys: usize,
+        calls: Vec<AggregateCall>,
+        window: SqlWindow,
+        /// The keys and calls as written, for EXPLAIN.
+        texts: Vec<String>,
+    },
+}
+
+/// Where a plan's rows have window bounds: a window table function's
+/// columns (not yet assigned: the rows are the table's), or a window
+/// aggregation's (each row is one window's result).
+#[derive(Debug, Clone, Copy)]
+pub struct Windowing {
+    pub window: SqlWindow,
+    pub start: usize,
+    pub end: usize,
+    pub time: Option<usize>,
+    pub assigned: bool,
 }
 
 fn at(expr: &impl Spanned) -> Position {
@@ -76,6 +113,18 @@ fn unsupported(position: Position, what: &str) -> SqlError {
 
 /// Plans `query` against `catalog`.
 pub fn plan_query(query: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
+    let plan = plan_subquery(query, catalog)?;
+    if let Some(position) = plan.window_tvf_left() {
+        return Err(unsupported(
+            position,
+            "a window table function outside a window aggregation (GROUP BY window_start, window_end)",
+        ));
+    }
+    Ok(plan)
+}
+
+/// Plans a query, a view's or a subquery's.
+fn plan_subquery(query: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
     let position = at(query);
     if query.with.is_some() {
         return Err(unsupported(position, "WITH"));
@@ -95,7 +144,7 @@ pub fn plan_query(query: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
 fn plan_set_expr(body: &SetExpr, catalog: &Catalog, position: Position) -> Result<Plan, SqlError> {
     match body {
         SetExpr::Select(select) => plan_select(select, catalog),
-        SetExpr::Query(query) => plan_query(query, catalog),
+        SetExpr::Query(query) => plan_subquery(query, catalog),
         SetExpr::SetOperation {
             op: SetOperator::Union,
             set_quantifier: SetQuantifier::All,
@@ -271,6 +320,7 @@ fn has_aggregate(items: &[SelectItem], scope: &Scope) -> Result<bool, SqlError> 
         keys: Vec::new(),
         calls: RefCell::new(Vec::new()),
         detecting: true,
+        group_window: None,
     });
     let detecting = Scope {
         grouping: Some(grouping.clone()),
@@ -285,13 +335,581 @@ fn has_aggregate(items: &[SelectItem], scope: &Scope) -> Result<bool, SqlError> 
     Ok(found)
 }
 
+/// A `GROUP BY` expression, bound, and what it is.
+struct GroupKey {
+    text: String,
+    bound: BoundExpr,
+    ty: SqlType,
+    column: ScopeColumn,
+    /// A window bound of the input (0 start, 1 end, 2 time), if it is one.
+    window_role: Option<usize>,
+}
+
 /// A grouped select over `input`: the projection of keys and the calls'
-/// arguments, the aggregation, then the select list (and `HAVING`) over
-/// the keys and the calls' results.
+/// arguments, the aggregation (windowed when it groups by a window), then
+/// `HAVING` and the select list over the keys and the calls' results.
 fn plan_grouped(
     input: Plan,
     select: &Select,
     group_by: &[Expr],
+    scope: Scope,
+) -> Result<Plan, SqlError> {
+    let position = Position::of_span(select.select_token.0.span);
+    let windowing = input.windowing();
+    let mut group_window: Option<(SqlWindow, GroupWindow)> = None;
+    let mut found = Vec::new();
+    for expr in group_by {
+        if let Some(window) = legacy_group_window(expr, &input, &scope)? {
+            if group_window.is_some() {
+                return Err(SqlError::new(at(expr), "a GROUP BY has one group window"));
+            }
+            group_window = Some(window);
+            continue;
+        }
+        let (bound, ty) = bind(expr, &scope)?;
+        let window_role = match (&bound, &windowing) {
+            (BoundExpr::Column(i), Some(w)) => [Some(w.start), Some(w.end), w.time]
+                .iter()
+                .position(|c| *c == Some(*i)),
+            _ => None,
+        };
+        let column = match &bound {
+            BoundExpr::Column(i) => scope.columns[*i].clone(),
+            _ => ScopeColumn {
+                qualifier: None,
+                name: expr.to_string(),
+                ty: ty.clone(),
+            },
+        };
+        found.push(GroupKey {
+            text: expr.to_string(),
+            bound,
+            ty,
+            column,
+            window_role,
+        });
+    }
+    let by_window = found.iter().any(|k| k.window_role == Some(0))
+        && found.iter().any(|k| k.window_role == Some(1));
+    let window = match (&windowing, &group_window) {
+        (_, Some(_)) if by_window => {
+            return Err(unsupported(
+                position,
+                "a group window besides window_start and window_end",
+            ))
+        }
+        (_, Some((window, _))) => Some(*window),
+        (Some(w), None) if by_window => Some(match (w.assigned, w.window) {
+            (false, window) => window,
+            (
+                true,
+                SqlWindow::Tumble { size, .. }
+                | SqlWindow::Hop { size, .. }
+                | SqlWindow::Assigned { size },
+            ) => SqlWindow::Assigned { size },
+            (true, other) => {
+                return Err(unsupported(
+                    position,
+                    &format!("a window aggregation over the windows of a {other} aggregation"),
+                ))
+            }
+        }),
+        (Some(w), None) if !w.assigned => {
+            return Err(SqlError::new(
+                position,
+                "GROUP BY over a window table function must group by both window_start and window_end (a window aggregation); other uses of window table functions are not supported yet",
+            ))
+        }
+        _ => None,
+    };
+    let Some(window) = window else {
+        let keys = found.into_iter().map(|k| (k.bound, k.ty, k.column, k.text));
+        return plan_unbounded(input, select, keys.collect(), scope);
+    };
+    // The keys the rows carry, then the window's start, end and time.
+    let mut keys = Vec::new();
+    let mut key_columns = Vec::new();
+    let mut key_texts = Vec::new();
+    for key in &found {
+        if key.window_role.is_none() || group_window.is_some() {
+            keys.push((key.bound.clone(), key.ty.clone()));
+            key_columns.push(key.column.clone());
+            key_texts.push(key.text.clone());
+        }
+    }
+    let row_keys = keys.len();
+    let timestamp = SqlType::Timestamp { precision: 3 };
+    let bounds = match (&windowing, &group_window) {
+        (Some(w), None) => [Some(w.start), Some(w.end), w.time],
+        _ => [None; 3],
+    };
+    for (role, name) in ["window_start", "window_end", "window_time"]
+        .iter()
+        .enumerate()
+    {
+        // A group window's bounds are no expression of the input.
+        let bound = BoundExpr::Column(bounds[role].unwrap_or(usize::MAX - role));
+        let name =
+            bounds[role].map_or_else(|| (*name).to_owned(), |c| scope.columns[c].name.clone());
+        keys.push((bound, timestamp.clone()));
+        key_columns.push(ScopeColumn {
+            qualifier: None,
+            name,
+            ty: timestamp.clone(),
+        });
+    }
+    let grouping = Rc::new(Grouping {
+        input: scope.clone(),
+        keys,
+        calls: RefCell::new(Vec::new()),
+        detecting: false,
+        group_window: group_window.map(|(_, g)| GroupWindow {
+            start_key: row_keys,
+            ..g
+        }),
+    });
+    let mut output_scope = Scope {
+        columns: key_columns.clone(),
+        udfs: scope.udfs.clone(),
+        grouping: Some(grouping.clone()),
+    };
+    // The select list and HAVING find the calls.
+    bind_select_list(select, &output_scope)?;
+    if let Some(having) = &select.having {
+        bind(having, &output_scope)?;
+    }
+    let calls = grouping.calls.borrow().clone();
+    // Window bounds are not in the rows before the window assigns them.
+    let unassigned: Vec<usize> = match &windowing {
+        Some(w) if !w.assigned => [Some(w.start), Some(w.end), w.time]
+            .into_iter()
+            .flatten()
+            .collect(),
+        _ => Vec::new(),
+    };
+    for call in &calls {
+        let mut reads_window = false;
+        for expr in call.arg.iter().map(|(e, _)| e).chain(&call.filter) {
+            expr.visit_columns(&mut |i| reads_window |= unassigned.contains(&i));
+        }
+        if reads_window {
+            return Err(unsupported(
+                position,
+                &format!(
+                    "`{}`: an aggregate of window_start, window_end or window_time",
+                    call.text
+                ),
+            ));
+        }
+    }
+    let input = if unassigned.is_empty() {
+        input
+    } else {
+        without_window_tvf(input, position)?
+    };
+    let row_key_list: Vec<(BoundExpr, SqlType, ScopeColumn, String)> = grouping.keys[..row_keys]
+        .iter()
+        .zip(&key_columns)
+        .zip(&key_texts)
+        .map(|(((b, t), c), text)| (b.clone(), t.clone(), c.clone(), text.clone()))
+        .collect();
+    let (pre, aggregate_calls) = aggregated_rows(input, &row_key_list, &calls, position)?;
+    let mut schema = key_columns;
+    schema.extend(calls.iter().map(|c| ScopeColumn {
+        qualifier: None,
+        name: c.text.clone(),
+        ty: c.result_type.clone(),
+    }));
+    let mut texts = key_texts;
+    texts.extend(calls.iter().map(|c| c.text.clone()));
+    let aggregated = Plan {
+        node: PlanNode::WindowAggregate {
+            input: Box::new(pre),
+            keys: row_keys,
+            calls: aggregate_calls,
+            window,
+            texts,
+        },
+        schema: schema.clone(),
+        rowtime: Some(row_keys + 2),
+    };
+    output_scope.columns = schema;
+    let filtered = match &select.having {
+        Some(having) => {
+            let (predicate, ty) = bind(having, &output_scope)?;
+            if !matches!(ty, SqlType::Boolean | SqlType::Null) {
+                return Err(SqlError::new(
+                    at(having),
+                    format!("HAVING needs a BOOLEAN condition, found {ty}"),
+                ));
+            }
+            Plan {
+                schema: aggregated.schema.clone(),
+                rowtime: aggregated.rowtime,
+                node: PlanNode::Filter {
+                    input: Box::new(aggregated),
+                    predicate,
+                    text: having.to_string(),
+                },
+            }
+        }
+        None => aggregated,
+    };
+    project(filtered, &select.projection, &output_scope)
+}
+
+/// Binds the select list of a grouped query (which finds its calls).
+fn bind_select_list(select: &Select, scope: &Scope) -> Result<(), SqlError> {
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                bind(expr, scope)?;
+            }
+            _ => return Err(unsupported(at(item), "`*` in a grouped query")),
+        }
+    }
+    Ok(())
+}
+
+/// `GROUP BY TUMBLE(ts, size)`, `HOP(ts, slide, size)` or `SESSION(ts,
+/// gap)` (Flink's group windows), over the input's event time.
+fn legacy_group_window(
+    expr: &Expr,
+    input: &Plan,
+    scope: &Scope,
+) -> Result<Option<(SqlWindow, GroupWindow)>, SqlError> {
+    let Expr::Function(function) = expr else {
+        return Ok(None);
+    };
+    let upper = function.name.to_string().to_ascii_uppercase();
+    if !matches!(upper.as_str(), "TUMBLE" | "HOP" | "SESSION") {
+        return Ok(None);
+    }
+    let args = unnamed_arguments(function, at(expr))?;
+    let Some((time, intervals)) = args.split_first() else {
+        return Err(SqlError::new(
+            at(expr),
+            format!("{upper} needs the event-time column and its interval(s)"),
+        ));
+    };
+    let (bound, _) = bind(time, scope)?;
+    let is_rowtime = matches!(bound, BoundExpr::Column(i) if input.rowtime == Some(i));
+    if !is_rowtime {
+        return Err(SqlError::new(
+            at(*time),
+            format!("{upper}'s first argument `{time}` must be the event-time attribute (the column of a WATERMARK), passed through unchanged"),
+        ));
+    }
+    let intervals = interval_arguments(intervals)?;
+    let window = match (upper.as_str(), intervals.as_slice()) {
+        ("TUMBLE", [size]) => SqlWindow::Tumble {
+            size: *size,
+            offset: 0,
+        },
+        ("HOP", [slide, size]) => hop(*slide, *size, 0, at(expr))?,
+        ("SESSION", [gap]) => SqlWindow::Session { gap: *gap },
+        _ => {
+            return Err(SqlError::new(
+                at(expr),
+                format!(
+                    "{upper} takes the event-time column and {}",
+                    match upper.as_str() {
+                        "HOP" => "the slide and size intervals",
+                        "SESSION" => "the gap interval",
+                        _ => "the size interval",
+                    }
+                ),
+            ))
+        }
+    };
+    Ok(Some((
+        window,
+        GroupWindow {
+            function: upper,
+            arguments: arguments_text(function),
+            start_key: 0,
+        },
+    )))
+}
+
+/// A function's arguments, which must all be positional.
+fn unnamed_arguments(
+    function: &sqlparser::ast::Function,
+    position: Position,
+) -> Result<Vec<&Expr>, SqlError> {
+    let FunctionArguments::List(list) = &function.args else {
+        return Ok(Vec::new());
+    };
+    list.args
+        .iter()
+        .map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
+            other => Err(unsupported(
+                position,
+                &format!("the argument `{other}` (pass arguments by position)"),
+            )),
+        })
+        .collect()
+}
+
+/// Constant positive intervals, in ms.
+fn interval_arguments(args: &[&Expr]) -> Result<Vec<i64>, SqlError> {
+    args.iter()
+        .map(|arg| match bind(arg, &Scope::default()) {
+            Ok((BoundExpr::Literal(Value::Int(ms)), SqlType::Interval)) if ms > 0 => Ok(ms),
+            Ok((_, SqlType::Interval)) => Err(SqlError::new(
+                at(*arg),
+                format!("window interval `{arg}` must be positive"),
+            )),
+            _ => Err(SqlError::new(
+                at(*arg),
+                format!("`{arg}` is not a constant interval (INTERVAL '10' SECOND)"),
+            )),
+        })
+        .collect()
+}
+
+fn hop(slide: i64, size: i64, offset: i64, position: Position) -> Result<SqlWindow, SqlError> {
+    if size % slide != 0 {
+        return Err(SqlError::new(
+            position,
+            format!("HOP needs a size that is a whole multiple of the slide, got size {size} ms and slide {slide} ms"),
+        ));
+    }
+    Ok(SqlWindow::Hop {
+        slide,
+        size,
+        offset,
+    })
+}
+
+/// `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), size [, offset]))`, `HOP(…,
+/// slide, size [, offset])` or `CUMULATE(…, step, size [, offset])`: `t`'s
+/// columns, then `window_start`, `window_end` and `window_time`.
+fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
+    let position = at(expr);
+    let Expr::Function(function) = expr else {
+        return Err(unsupported(position, "this table function"));
+    };
+    let upper = function.name.to_string().to_ascii_uppercase();
+    if upper == "SESSION" {
+        return Err(unsupported(
+            position,
+            "the SESSION table function (write GROUP BY key, SESSION(time, INTERVAL …) with SESSION_START and SESSION_END)",
+        ));
+    }
+    if !matches!(upper.as_str(), "TUMBLE" | "HOP" | "CUMULATE") {
+        return Err(SqlError::new(
+            position,
+            format!("unknown table function `{}`: the window table functions are TUMBLE, HOP and CUMULATE", function.name),
+        ));
+    }
+    let args = unnamed_arguments(function, position)?;
+    let (table, descriptor, intervals) = match args.as_slice() {
+        [table, descriptor, intervals @ ..] => (table, descriptor, intervals),
+        _ => {
+            return Err(SqlError::new(
+                position,
+                format!("{upper} takes TABLE t, DESCRIPTOR(time column) and intervals"),
+            ))
+        }
+    };
+    let table_name = match table {
+        Expr::Prefixed { prefix, value } if prefix.value == TABLE_ARGUMENT => {
+            match value.as_ref() {
+                Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let Some(table_name) = table_name else {
+        return Err(SqlError::new(
+            at(*table),
+            format!("{upper}'s first argument is `TABLE name`, found `{table}`"),
+        ));
+    };
+    let input = plan_named(&table_name, at(*table), catalog)?;
+    let time = match descriptor {
+        Expr::Function(d) if d.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") => {
+            match unnamed_arguments(d, at(*descriptor))?.as_slice() {
+                [Expr::Identifier(column)] => Some(column.value.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let Some(time) = time else {
+        return Err(SqlError::new(
+            at(*descriptor),
+            format!("{upper}'s second argument is DESCRIPTOR(time column), found `{descriptor}`"),
+        ));
+    };
+    let scope = Scope {
+        columns: input.schema.clone(),
+        ..Scope::default()
+    };
+    let column = scope.resolve(None, &time, at(*descriptor))?;
+    if input.rowtime != Some(column) {
+        return Err(SqlError::new(
+            at(*descriptor),
+            format!("DESCRIPTOR({time}) must name the event-time attribute of `{table_name}` (the column of its WATERMARK), passed through unchanged"),
+        ));
+    }
+    if input.is_updating() {
+        return Err(unsupported(
+            position,
+            "a window table function over an updating table",
+        ));
+    }
+    let intervals = interval_arguments(intervals)?;
+    let window = match (upper.as_str(), intervals.as_slice()) {
+        ("TUMBLE", [size, offset @ ..]) if offset.len() <= 1 => SqlWindow::Tumble {
+            size: *size,
+            offset: offset.first().copied().unwrap_or(0),
+        },
+        ("HOP", [slide, size, offset @ ..]) if offset.len() <= 1 => hop(
+            *slide,
+            *size,
+            offset.first().copied().unwrap_or(0),
+            position,
+        )?,
+        ("CUMULATE", [step, size, offset @ ..]) if offset.len() <= 1 => {
+            if size % step != 0 {
+                return Err(SqlError::new(
+                    position,
+                    format!("CUMULATE needs a size that is a whole multiple of the step, got size {size} ms and step {step} ms"),
+                ));
+            }
+            SqlWindow::Cumulate {
+                step: *step,
+                size: *size,
+                offset: offset.first().copied().unwrap_or(0),
+            }
+        }
+        _ => {
+            return Err(SqlError::new(
+                position,
+                format!(
+                    "{upper} takes TABLE t, DESCRIPTOR(time column), {} and an optional offset",
+                    match upper.as_str() {
+                        "TUMBLE" => "the size",
+                        "HOP" => "the slide, the size",
+                        _ => "the step, the size",
+                    }
+                ),
+            ))
+        }
+    };
+    let width = input.schema.len();
+    let mut schema = input.schema.clone();
+    for name in ["window_start", "window_end", "window_time"] {
+        schema.push(ScopeColumn {
+            qualifier: None,
+            name: name.into(),
+            ty: SqlType::Timestamp { precision: 3 },
+        });
+    }
+    Ok(Plan {
+        node: PlanNode::WindowTvf {
+            input: Box::new(input),
+            window,
+            position,
+        },
+        schema,
+        rowtime: Some(width + 2),
+    })
+}
+
+/// `plan` (rows of a window table function, through filters and
+/// projections) without the function: the window aggregation above
+/// assigns the windows. What read the window bounds reads NULL instead;
+/// only the aggregation's keys may name them.
+fn without_window_tvf(plan: Plan, position: Position) -> Result<Plan, SqlError> {
+    let bounds = window_columns(&plan);
+    let Plan {
+        node,
+        schema,
+        rowtime,
+    } = plan;
+    let node = match node {
+        PlanNode::WindowTvf { input, .. } => return Ok(*input),
+        PlanNode::Filter {
+            input,
+            predicate,
+            text,
+        } => {
+            if reads_any(&predicate, &bounds) {
+                return Err(unsupported(
+                    position,
+                    &format!("WHERE {text}: a condition on window_start, window_end or window_time before the window aggregation"),
+                ));
+            }
+            PlanNode::Filter {
+                input: Box::new(without_window_tvf(*input, position)?),
+                predicate,
+                text,
+            }
+        }
+        PlanNode::Project {
+            input,
+            mut exprs,
+            texts,
+        } => {
+            let input_bounds = window_columns(&input);
+            for (expr, text) in exprs.iter_mut().zip(&texts) {
+                match expr {
+                    BoundExpr::Column(i) if input_bounds.contains(i) => {
+                        *expr = BoundExpr::Literal(Value::Null)
+                    }
+                    _ if reads_any(expr, &input_bounds) => {
+                        return Err(unsupported(
+                            position,
+                            &format!("`{text}`: an expression of window_start, window_end or window_time before the window aggregation"),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            PlanNode::Project {
+                input: Box::new(without_window_tvf(*input, position)?),
+                exprs,
+                texts,
+            }
+        }
+        other => other,
+    };
+    Ok(Plan {
+        node,
+        schema,
+        rowtime,
+    })
+}
+
+/// The columns of `plan` that hold window bounds (window_start,
+/// window_end, window_time), if its rows come from a window table function.
+fn window_columns(plan: &Plan) -> Vec<usize> {
+    plan.windowing().map_or_else(Vec::new, |w| {
+        [Some(w.start), Some(w.end), w.time]
+            .into_iter()
+            .flatten()
+            .collect()
+    })
+}
+
+/// Whether `expr` reads any of `columns`.
+fn reads_any(expr: &BoundExpr, columns: &[usize]) -> bool {
+    let mut reads = false;
+    expr.visit_columns(&mut |i| reads |= columns.contains(&i));
+    reads
+}
+
+/// An unbounded `GROUP BY` over `input` by `keys` (bound, type, column,
+/// text): an upsert stream keyed by the group.
+fn plan_unbounded(
+    input: Plan,
+    select: &Select,
+    keys: Vec<(BoundExpr, SqlType, ScopeColumn, String)>,
     scope: Scope,
 ) -> Result<Plan, SqlError> {
     let position = Position::of_span(select.select_token.0.span);
@@ -301,26 +919,13 @@ fn plan_grouped(
             "HAVING on an unbounded GROUP BY (a group would have to leave the result)",
         ));
     }
-    let mut keys = Vec::new();
-    let mut key_columns = Vec::new();
-    for expr in group_by {
-        let (bound, ty) = bind(expr, &scope)?;
-        let column = match &bound {
-            BoundExpr::Column(i) => scope.columns[*i].clone(),
-            _ => ScopeColumn {
-                qualifier: None,
-                name: expr.to_string(),
-                ty: ty.clone(),
-            },
-        };
-        key_columns.push(column);
-        keys.push((bound, ty));
-    }
+    let key_columns: Vec<ScopeColumn> = keys.iter().map(|k| k.2.clone()).collect();
     let grouping = Rc::new(Grouping {
         input: scope.clone(),
-        keys,
+        keys: keys.iter().map(|k| (k.0.clone(), k.1.clone())).collect(),
         calls: RefCell::new(Vec::new()),
         detecting: false,
+        group_window: None,
     });
     // Bind the select list first: it finds the calls, which are columns
     // of the aggregation's output.
@@ -329,15 +934,39 @@ fn plan_grouped(
         udfs: scope.udfs.clone(),
         grouping: Some(grouping.clone()),
     };
-    for item in &select.projection {
-        match item {
-            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
-                bind(expr, &output_scope)?;
-            }
-            _ => return Err(unsupported(at(item), "`*` in a grouped query")),
-        }
-    }
+    bind_select_list(select, &output_scope)?;
     let calls = grouping.calls.borrow().clone();
+    let (pre, aggregate_calls) = aggregated_rows(input, &keys, &calls, position)?;
+    let mut schema = key_columns;
+    schema.extend(calls.iter().map(|c| ScopeColumn {
+        qualifier: None,
+        name: c.text.clone(),
+        ty: c.result_type.clone(),
+    }));
+    let mut agg_texts: Vec<String> = keys.iter().map(|k| k.3.clone()).collect();
+    agg_texts.extend(calls.iter().map(|c| c.text.clone()));
+    let aggregated = Plan {
+        node: PlanNode::Aggregate {
+            input: Box::new(pre),
+            keys: keys.len(),
+            calls: aggregate_calls,
+            texts: agg_texts,
+        },
+        schema: schema.clone(),
+        rowtime: None,
+    };
+    output_scope.columns = schema;
+    project(aggregated, &select.projection, &output_scope)
+}
+
+/// The rows an aggregation takes: its `keys`, then each distinct argument
+/// and filter of `calls` once; and the calls over those columns.
+fn aggregated_rows(
+    input: Plan,
+    keys: &[(BoundExpr, SqlType, ScopeColumn, String)],
+    calls: &[FoundAggregate],
+    position: Position,
+) -> Result<(Plan, Vec<AggregateCall>), SqlError> {
     let distinct = calls.iter().filter(|c| c.distinct).count();
     if calls.len() > MAX_CALLS {
         return Err(SqlError::new(
@@ -354,10 +983,9 @@ fn plan_grouped(
             format!("{distinct} DISTINCT aggregates in one query; at most {MAX_DISTINCT_CALLS} are supported"),
         ));
     }
-    // The rows aggregated: keys, then each distinct argument and filter once.
-    let mut exprs: Vec<BoundExpr> = grouping.keys.iter().map(|(e, _)| e.clone()).collect();
-    let mut texts: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
-    let mut pre_schema = key_columns.clone();
+    let mut exprs: Vec<BoundExpr> = keys.iter().map(|k| k.0.clone()).collect();
+    let mut texts: Vec<String> = keys.iter().map(|k| k.3.clone()).collect();
+    let mut pre_schema: Vec<ScopeColumn> = keys.iter().map(|k| k.2.clone()).collect();
     let mut column_of =
         |expr: &BoundExpr, ty: &SqlType, written: &str, exprs: &mut Vec<BoundExpr>| {
             let key = format!("{expr:?}");
@@ -374,7 +1002,7 @@ fn plan_grouped(
             exprs.len() - 1
         };
     let mut aggregate_calls = Vec::new();
-    for call in &calls {
+    for call in calls {
         let arg = call.arg.as_ref().map(|(expr, ty)| {
             column_of(expr, ty, call.arg_text.as_deref().unwrap_or(""), &mut exprs)
         });
@@ -407,26 +1035,7 @@ fn plan_grouped(
         schema: pre_schema,
         rowtime: None,
     };
-    let mut schema = key_columns;
-    schema.extend(calls.iter().map(|c| ScopeColumn {
-        qualifier: None,
-        name: c.text.clone(),
-        ty: c.result_type.clone(),
-    }));
-    let mut agg_texts: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
-    agg_texts.extend(calls.iter().map(|c| c.text.clone()));
-    let aggregated = Plan {
-        node: PlanNode::Aggregate {
-            input: Box::new(pre),
-            keys: grouping.keys.len(),
-            calls: aggregate_calls,
-            texts: agg_texts,
-        },
-        schema: schema.clone(),
-        rowtime: None,
-    };
-    output_scope.columns = schema;
-    project(aggregated, &select.projection, &output_scope)
+    Ok((pre, aggregate_calls))
 }
 
 fn project(input: Plan, items: &[SelectItem], scope: &Scope) -> Result<Plan, SqlError> {
@@ -569,31 +1178,7 @@ fn plan_relation(relation: &TableFactor, catalog: &Catalog) -> Result<Plan, SqlE
                 .and_then(|p| p.as_ident())
                 .map(|i| i.value.clone())
                 .unwrap_or_default();
-            let plan = if let Some(table) = catalog.table(&name) {
-                Plan {
-                    node: PlanNode::Scan {
-                        table: name.clone(),
-                    },
-                    schema: table.scope(&name),
-                    rowtime: table.watermark.map(|w| w.column),
-                }
-            } else if let Some(view) = catalog.view(&name) {
-                plan_query(&view.query, catalog)?
-            } else {
-                let mut known: Vec<&str> = catalog.tables.iter().map(|t| t.name.as_str()).collect();
-                known.extend(catalog.views.iter().map(|v| v.name.as_str()));
-                return Err(SqlError::new(
-                    position,
-                    format!(
-                        "unknown table `{name}`; the script creates {}",
-                        if known.is_empty() {
-                            "none".into()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                ));
-            };
+            let plan = plan_named(&name, position, catalog)?;
             (plan, alias.as_ref().map_or(name, |a| a.name.value.clone()))
         }
         TableFactor::Derived {
@@ -601,7 +1186,7 @@ fn plan_relation(relation: &TableFactor, catalog: &Catalog) -> Result<Plan, SqlE
             alias,
             lateral: false,
         } => {
-            let plan = plan_query(subquery, catalog)?;
+            let plan = plan_subquery(subquery, catalog)?;
             (
                 plan,
                 alias
@@ -609,18 +1194,47 @@ fn plan_relation(relation: &TableFactor, catalog: &Catalog) -> Result<Plan, SqlE
                     .map_or_else(String::new, |a| a.name.value.clone()),
             )
         }
-        TableFactor::TableFunction { .. } => {
-            return Err(unsupported(
-                position,
-                "window table functions (TUMBLE, HOP, CUMULATE, SESSION)",
-            ))
-        }
+        TableFactor::TableFunction { expr, alias } => (
+            plan_window_tvf(expr, catalog)?,
+            alias
+                .as_ref()
+                .map_or_else(String::new, |a| a.name.value.clone()),
+        ),
         _ => return Err(unsupported(position, "this FROM item")),
     };
     for column in &mut plan.schema {
         column.qualifier = (!qualifier.is_empty()).then(|| qualifier.clone());
     }
     Ok(plan)
+}
+
+/// The table or view `name`.
+fn plan_named(name: &str, position: Position, catalog: &Catalog) -> Result<Plan, SqlError> {
+    if let Some(table) = catalog.table(name) {
+        Ok(Plan {
+            node: PlanNode::Scan {
+                table: name.to_owned(),
+            },
+            schema: table.scope(name),
+            rowtime: table.watermark.map(|w| w.column),
+        })
+    } else if let Some(view) = catalog.view(name) {
+        plan_subquery(&view.query, catalog)
+    } else {
+        let mut known: Vec<&str> = catalog.tables.iter().map(|t| t.name.as_str()).collect();
+        known.extend(catalog.views.iter().map(|v| v.name.as_str()));
+        Err(SqlError::new(
+            position,
+            format!(
+                "unknown table `{name}`; the script creates {}",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ))
+    }
 }
 
 impl Plan {
@@ -630,8 +1244,63 @@ impl Plan {
         match &self.node {
             PlanNode::Scan { .. } => false,
             PlanNode::Aggregate { .. } => true,
+            PlanNode::WindowAggregate { .. } => false,
+            PlanNode::WindowTvf { input, .. } => input.is_updating(),
             PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => input.is_updating(),
             PlanNode::Union { inputs } => inputs.iter().any(Plan::is_updating),
+        }
+    }
+
+    /// Where the rows have window bounds, if they have.
+    pub fn windowing(&self) -> Option<Windowing> {
+        match &self.node {
+            PlanNode::WindowTvf { input, window, .. } => {
+                let width = input.schema.len();
+                Some(Windowing {
+                    window: *window,
+                    start: width,
+                    end: width + 1,
+                    time: Some(width + 2),
+                    assigned: false,
+                })
+            }
+            PlanNode::WindowAggregate { keys, window, .. } => Some(Windowing {
+                window: *window,
+                start: *keys,
+                end: keys + 1,
+                time: Some(keys + 2),
+                assigned: true,
+            }),
+            PlanNode::Filter { input, .. } => input.windowing(),
+            PlanNode::Project { input, exprs, .. } => {
+                let below = input.windowing()?;
+                let find = |column: usize| {
+                    exprs
+                        .iter()
+                        .position(|e| matches!(e, BoundExpr::Column(i) if *i == column))
+                };
+                Some(Windowing {
+                    start: find(below.start)?,
+                    end: find(below.end)?,
+                    time: below.time.and_then(find),
+                    ..below
+                })
+            }
+            PlanNode::Scan { .. } | PlanNode::Union { .. } | PlanNode::Aggregate { .. } => None,
+        }
+    }
+
+    /// Where a window table function is left that no window aggregation
+    /// took (which nothing can run yet).
+    fn window_tvf_left(&self) -> Option<Position> {
+        match &self.node {
+            PlanNode::WindowTvf { position, .. } => Some(*position),
+            PlanNode::Scan { .. } => None,
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::Aggregate { input, .. }
+            | PlanNode::WindowAggregate { input, .. } => input.window_tvf_left(),
+            PlanNode::Union { inputs } => inputs.iter().find_map(Plan::window_tvf_left),
         }
     }
 
@@ -674,12 +1343,29 @@ impl Plan {
                 texts[*keys..].join(", "),
                 columns.join(", ")
             ),
+            PlanNode::WindowTvf { window, .. } => {
+                writeln!(out, "{pad}WindowTvf {window} -> [{}]", columns.join(", "))
+            }
+            PlanNode::WindowAggregate {
+                keys,
+                window,
+                texts,
+                ..
+            } => writeln!(
+                out,
+                "{pad}WindowAggregate {window} group by [{}] compute [{}] -> [{}]",
+                texts[..*keys].join(", "),
+                texts[*keys..].join(", "),
+                columns.join(", ")
+            ),
         };
         match &self.node {
             PlanNode::Scan { .. } => {}
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
-            | PlanNode::Aggregate { input, .. } => input.explain_into(out, depth + 1),
+            | PlanNode::Aggregate { input, .. }
+            | PlanNode::WindowTvf { input, .. }
+            | PlanNode::WindowAggregate { input, .. } => input.explain_into(out, depth + 1),
             PlanNode::Union { inputs } => {
                 for input in inputs {
                     input.explain_into(out, depth + 1);

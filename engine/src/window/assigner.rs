@@ -179,11 +179,83 @@ impl WindowAssigner for SlidingWindows {
         })
     }
     fn panes_of_window(&self, window: &TimeWindow, out: &mut Vec<TimeWindow>) {
-        let mut start = window.start;
-        while start < window.end {
-            out.push(TimeWindow::new(start, start + self.slide_ms));
-            start += self.slide_ms;
+        panes_of_length(window, self.slide_ms, out);
+    }
+}
+
+/// The `length`-long panes that tile `window`, in order.
+fn panes_of_length(window: &TimeWindow, length: i64, out: &mut Vec<TimeWindow>) {
+    let mut start = window.start;
+    while start < window.end {
+        out.push(TimeWindow::new(start, start + length));
+        start += length;
+    }
+}
+
+/// Windows that grow by `step_ms` from a fixed start until they are
+/// `size_ms` long, then start again (Flink SQL's `CUMULATE`): an element is
+/// in every window of its cycle that ends after it. Kept as step-long panes.
+#[derive(Debug, Clone, Copy)]
+pub struct CumulatingWindows {
+    pub step_ms: i64,
+    pub size_ms: i64,
+    pub offset_ms: i64,
+}
+
+impl CumulatingWindows {
+    /// `size_ms` must be a whole multiple of `step_ms`.
+    pub fn of(step_ms: i64, size_ms: i64) -> Self {
+        assert!(
+            step_ms > 0 && size_ms >= step_ms && size_ms % step_ms == 0,
+            "a cumulating window's size must be a whole multiple of its step"
+        );
+        CumulatingWindows {
+            step_ms,
+            size_ms,
+            offset_ms: 0,
         }
+    }
+    pub fn with_offset(mut self, offset_ms: i64) -> Self {
+        self.offset_ms = offset_ms.rem_euclid(self.size_ms);
+        self
+    }
+}
+
+impl WindowAssigner for CumulatingWindows {
+    type W = TimeWindow;
+    type DefaultTrigger = EventTimeTrigger;
+    fn assign(&mut self, timestamp: i64, out: &mut Vec<TimeWindow>) {
+        let start = window_start(timestamp, self.offset_ms, self.size_ms);
+        let mut end = window_start(timestamp, self.offset_ms, self.step_ms) + self.step_ms;
+        while end <= start + self.size_ms {
+            out.push(TimeWindow::new(start, end));
+            end += self.step_ms;
+        }
+    }
+    fn pane_of(&self, timestamp: i64) -> Option<TimeWindow> {
+        let start = window_start(timestamp, self.offset_ms, self.step_ms);
+        Some(TimeWindow::new(start, start + self.step_ms))
+    }
+    fn panes_of_window(&self, window: &TimeWindow, out: &mut Vec<TimeWindow>) {
+        panes_of_length(window, self.step_ms, out);
+    }
+}
+
+/// The one window of `size_ms` that ends just after each element: for
+/// elements that are already one window's result, with the window's last
+/// millisecond as their timestamp (a windowed aggregation of a windowed
+/// aggregation's output, which keeps its windows).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowsEndingAt {
+    pub size_ms: i64,
+}
+
+impl WindowAssigner for WindowsEndingAt {
+    type W = TimeWindow;
+    type DefaultTrigger = EventTimeTrigger;
+    fn assign(&mut self, timestamp: i64, out: &mut Vec<TimeWindow>) {
+        let end = timestamp.saturating_add(1);
+        out.push(TimeWindow::new(end - self.size_ms, end));
     }
 }
 
@@ -244,6 +316,31 @@ mod tests {
                 TimeWindow::new(-7, 3)
             ]
         );
+    }
+
+    #[test]
+    fn cumulating_assigns_the_windows_of_its_cycle_that_end_after_the_element() {
+        let mut out = Vec::new();
+        let mut windows = CumulatingWindows::of(2, 6);
+        windows.assign(7, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                TimeWindow::new(6, 8),
+                TimeWindow::new(6, 10),
+                TimeWindow::new(6, 12)
+            ]
+        );
+        out.clear();
+        windows.assign(11, &mut out);
+        assert_eq!(out, vec![TimeWindow::new(6, 12)]);
+        out.clear();
+        windows.assign(-1, &mut out);
+        assert_eq!(out, vec![TimeWindow::new(-6, 0)]);
+        assert_eq!(windows.pane_of(7), Some(TimeWindow::new(6, 8)));
+        out.clear();
+        windows.panes_of_window(&TimeWindow::new(6, 10), &mut out);
+        assert_eq!(out, vec![TimeWindow::new(6, 8), TimeWindow::new(8, 10)]);
     }
 
     #[test]

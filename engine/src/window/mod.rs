@@ -13,8 +13,8 @@ mod operator;
 mod trigger;
 
 pub use assigner::{
-    GlobalWindow, GlobalWindows, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows,
-    Window, WindowAssigner,
+    CumulatingWindows, GlobalWindow, GlobalWindows, SessionWindows, SlidingWindows, TimeWindow,
+    TumblingWindows, Window, WindowAssigner, WindowsEndingAt,
 };
 pub use function::{
     AggregateFunction, AggregateLogic, Count, ProcessLogic, ReduceLogic, WindowLogic,

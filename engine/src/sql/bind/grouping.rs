@@ -47,6 +47,32 @@ impl FoundAggregate {
     }
 }
 
+/// A group window of `GROUP BY` (`TUMBLE(ts, INTERVAL …)`, `HOP(…)`,
+/// `SESSION(…)`): its auxiliary functions (`TUMBLE_START(ts, INTERVAL …)`,
+/// `_END`, `_ROWTIME`, with the same arguments) are key columns.
+#[derive(Debug, Clone)]
+pub struct GroupWindow {
+    /// `TUMBLE`, `HOP` or `SESSION`.
+    pub function: String,
+    /// The arguments as written, which an auxiliary function must repeat.
+    pub arguments: String,
+    /// The key column of the window's start; its end and time follow.
+    pub start_key: usize,
+}
+
+/// The arguments of a function call as written, for comparing calls.
+pub fn arguments_text(function: &sqlparser::ast::Function) -> String {
+    match &function.args {
+        FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    }
+}
+
 /// What a grouped query's expressions see.
 #[derive(Debug)]
 pub struct Grouping {
@@ -59,6 +85,7 @@ pub struct Grouping {
     /// Detecting only (a query without `GROUP BY`): bare columns bind as
     /// usual, and the query is an aggregation if some call was found.
     pub detecting: bool,
+    pub group_window: Option<GroupWindow>,
 }
 
 impl Grouping {
@@ -72,6 +99,9 @@ impl Grouping {
             let upper = function.name.to_string().to_ascii_uppercase();
             if let (Some(kind), None) = (AggregateKind::named(&upper), &function.over) {
                 return self.bind_call(kind, function, expr).map(Some);
+            }
+            if let Some(found) = self.bind_window_function(&upper, function, expr)? {
+                return Ok(Some(found));
             }
         }
         let is_column = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
@@ -100,6 +130,39 @@ impl Grouping {
             }
             Err(e) if is_column => Err(e),
             Err(_) => Ok(None),
+        }
+    }
+
+    /// `TUMBLE_START(ts, INTERVAL '10' SECOND)` and the like: the group
+    /// window's start, end or time, if the call repeats its arguments.
+    fn bind_window_function(
+        &self,
+        upper: &str,
+        function: &sqlparser::ast::Function,
+        expr: &Expr,
+    ) -> Result<Option<(BoundExpr, SqlType)>, SqlError> {
+        let Some((window, property)) = upper.rsplit_once('_') else {
+            return Ok(None);
+        };
+        let offset = match property {
+            "START" => 0,
+            "END" => 1,
+            "ROWTIME" => 2,
+            _ => return Ok(None),
+        };
+        if !matches!(window, "TUMBLE" | "HOP" | "SESSION") {
+            return Ok(None);
+        }
+        let arguments = arguments_text(function);
+        match &self.group_window {
+            Some(group) if group.function == window && group.arguments == arguments => Ok(Some((
+                BoundExpr::Column(group.start_key + offset),
+                SqlType::Timestamp { precision: 3 },
+            ))),
+            _ => Err(SqlError::new(
+                Position::of_span(expr.span()),
+                format!("{upper}({arguments}) needs GROUP BY {window}({arguments}), with the same arguments"),
+            )),
         }
     }
 

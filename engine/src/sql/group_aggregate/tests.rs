@@ -2,6 +2,9 @@
 //! state) against a brute-force model: random GROUP BY keys and aggregate
 //! lists (DISTINCT, FILTER, NULL arguments) over random rows; the last row
 //! each group emitted equals the model's aggregate of all its rows.
+//!
+//! The table, its rows, the keys and the aggregates with their models are
+//! shared with the windowed aggregation's tests.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -19,45 +22,49 @@ use crate::sql::script::{parse_script, Statement};
 use crate::{JobConfig, StreamEnv, WatermarkStrategy};
 
 const TABLE: &str =
-    "CREATE TABLE t (g BIGINT, b BIGINT, s VARCHAR) WITH ('connector' = 'generator')";
+    "CREATE TABLE t (g BIGINT, b BIGINT, s VARCHAR, ts TIMESTAMP(3)) WITH ('connector' = 'generator')";
 
 /// A row of `t`, derived from a generated event: `b` is NULL for every
-/// fifth event, `s` for every seventh.
+/// fifth event, `s` for every seventh; `ts` is the event's time.
 #[derive(Debug, Clone)]
-struct Source {
-    g: i64,
-    b: Option<i64>,
-    s: Option<String>,
+pub(crate) struct Source {
+    pub g: i64,
+    pub b: Option<i64>,
+    pub s: Option<String>,
+    pub ts: i64,
 }
 
-fn source_row(event: &GeneratedEvent) -> Source {
+pub(crate) fn source_row(event: &GeneratedEvent) -> Source {
     Source {
         g: event.key as i64,
         b: (!event.seq.is_multiple_of(5)).then(|| event.value.rem_euclid(101) - 50),
         s: (!event.seq.is_multiple_of(7))
             .then(|| ["x", "y", "zz"][event.value.rem_euclid(3) as usize].into()),
+        ts: event.ts,
     }
 }
 
-fn values(row: &Source) -> [Value; 3] {
+fn values(row: &Source) -> [Value; 4] {
     [
         Value::Int(row.g),
         row.b.map_or(Value::Null, Value::Int),
         row.s.clone().map_or(Value::Null, Value::Str),
+        Value::Timestamp(row.ts),
     ]
 }
 
-/// The GROUP BY keys: SQL, and the model's key of a row.
 /// A model of a key: the key of a row.
-type KeyOf = fn(&Source) -> Value;
+pub(crate) type KeyOf = fn(&Source) -> Value;
 
-const KEYS: [(&str, KeyOf); 3] = [
+/// The GROUP BY keys: SQL, and the model's key of a row.
+pub(crate) const KEYS: [(&str, KeyOf); 3] = [
     ("g", |r| Value::Int(r.g)),
     ("MOD(g, 3)", |r| Value::Int(r.g % 3)),
     ("s", |r| r.s.clone().map_or(Value::Null, Value::Str)),
 ];
 
-type Model = fn(&[&Source]) -> Value;
+/// A model of an aggregate: its result over a group's rows.
+pub(crate) type Model = fn(&[&Source]) -> Value;
 
 fn ints(rows: &[&Source], keep: impl Fn(&Source) -> bool) -> Vec<i64> {
     rows.iter()
@@ -75,7 +82,7 @@ fn null_if_empty(values: &[i64], f: impl Fn(&[i64]) -> i64) -> Value {
 }
 
 /// The aggregates: SQL, and the model over a group's rows.
-const CALLS: [(&str, Model); 12] = [
+pub(crate) const CALLS: [(&str, Model); 12] = [
     ("COUNT(*)", |rows| Value::Int(rows.len() as i64)),
     ("COUNT(b)", |rows| {
         Value::Int(ints(rows, |_| true).len() as i64)
@@ -139,8 +146,19 @@ const CALLS: [(&str, Model); 12] = [
 
 /// Runs `query` over the generator's rows on two shards: every row emitted.
 fn run(query: &str, generator: &GeneratorSource) -> Vec<Row> {
+    run_over(TABLE, query, generator, WatermarkStrategy::no_watermarks())
+}
+
+/// Runs `query` over the generator's rows as table `t` (created by
+/// `table`), on two shards, with `watermarks`: every row emitted.
+pub(crate) fn run_over(
+    table: &str,
+    query: &str,
+    generator: &GeneratorSource,
+    watermarks: WatermarkStrategy<Row>,
+) -> Vec<Row> {
     let mut catalog = Catalog::default();
-    for statement in parse_script(TABLE).unwrap() {
+    for statement in parse_script(table).unwrap() {
         catalog.apply(&statement, &[]).unwrap();
     }
     let statements = parse_script(query).unwrap();
@@ -166,7 +184,7 @@ fn run(query: &str, generator: &GeneratorSource) -> Vec<Row> {
             }),
             table: "t".into(),
         },
-        WatermarkStrategy::no_watermarks(),
+        watermarks,
     );
     let (sink, collected) = CollectSink::new();
     physical
@@ -178,7 +196,7 @@ fn run(query: &str, generator: &GeneratorSource) -> Vec<Row> {
 }
 
 /// The generator's events, in no particular order.
-fn events(generator: &GeneratorSource) -> Vec<GeneratedEvent> {
+pub(crate) fn events(generator: &GeneratorSource) -> Vec<GeneratedEvent> {
     let env = StreamEnv::new(JobConfig::default());
     let (sink, collected) = CollectSink::new();
     env.source(generator.clone(), WatermarkStrategy::no_watermarks())

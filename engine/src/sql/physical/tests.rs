@@ -82,7 +82,9 @@ fn eval_logical(plan: &Plan, rows: &[Row]) -> Rows {
             })
             .collect(),
         PlanNode::Union { inputs } => union(inputs.iter().map(|i| eval_logical(i, rows))),
-        PlanNode::Aggregate { .. } => unreachable!("the templates do not aggregate"),
+        PlanNode::Aggregate { .. }
+        | PlanNode::WindowTvf { .. }
+        | PlanNode::WindowAggregate { .. } => unreachable!("the templates do not aggregate"),
     }
 }
 
@@ -114,7 +116,9 @@ fn eval_physical(plan: &Physical, stored: &[Stored], maker: &RowMaker) -> Rows {
             Ok(out)
         }
         Physical::Union { inputs } => union(inputs.iter().map(|i| eval_physical(i, stored, maker))),
-        Physical::GroupAggregate { .. } => unreachable!("the templates do not aggregate"),
+        Physical::GroupAggregate { .. } | Physical::WindowAggregate { .. } => {
+            unreachable!("the templates do not aggregate")
+        }
     }
 }
 

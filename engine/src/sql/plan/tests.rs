@@ -115,3 +115,102 @@ fn unplannable_queries_are_refused_by_name() {
         assert!(e.position.line >= 1, "{query}: {e}");
     }
 }
+
+#[test]
+fn malformed_window_queries_are_refused_by_name() {
+    let tvf = |function: &str, rest: &str| {
+        format!("SELECT auction, window_start, window_end, COUNT(*) FROM TABLE({function}) {rest}")
+    };
+    let grouped = "GROUP BY auction, window_start, window_end";
+    for (query, message) in [
+        (
+            "SELECT auction, window_start FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))".to_owned(),
+            "a window table function outside a window aggregation",
+        ),
+        (
+            tvf("TUMBLE(TABLE bid, DESCRIPTOR(price), INTERVAL '10' SECOND)", grouped),
+            "DESCRIPTOR(price) must name the event-time attribute of `bid`",
+        ),
+        (
+            tvf("HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND, INTERVAL '10' SECOND)", grouped),
+            "HOP needs a size that is a whole multiple of the slide, got size 10000 ms and slide 3000 ms",
+        ),
+        (
+            tvf("CUMULATE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND, INTERVAL '10' SECOND)", grouped),
+            "CUMULATE needs a size that is a whole multiple of the step",
+        ),
+        (
+            tvf("SESSION(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND)", grouped),
+            "the SESSION table function",
+        ),
+        (
+            tvf("TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '0' SECOND)", grouped),
+            "must be positive",
+        ),
+        (
+            tvf("TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), price)", grouped),
+            "`price` is not a constant interval",
+        ),
+        (
+            tvf("TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)", "GROUP BY auction, window_start"),
+            "must group by both window_start and window_end",
+        ),
+        (
+            tvf("SPLIT(TABLE bid)", grouped),
+            "unknown table function `SPLIT`",
+        ),
+        (
+            tvf("TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)", &format!("WHERE window_start < `dateTime` {grouped}")),
+            "a condition on window_start, window_end or window_time before the window aggregation",
+        ),
+        (
+            "SELECT TUMBLE_START(`dateTime`, INTERVAL '10' SECOND) FROM bid GROUP BY auction".to_owned(),
+            "needs GROUP BY TUMBLE",
+        ),
+        (
+            "SELECT TUMBLE_END(`dateTime`, INTERVAL '5' SECOND) FROM bid GROUP BY TUMBLE(`dateTime`, INTERVAL '10' SECOND)".to_owned(),
+            "with the same arguments",
+        ),
+        (
+            "SELECT COUNT(*) FROM bid GROUP BY TUMBLE(price, INTERVAL '10' SECOND)".to_owned(),
+            "TUMBLE's first argument `price` must be the event-time attribute",
+        ),
+        (
+            "SELECT COUNT(*) FROM bid GROUP BY TUMBLE(`dateTime`, INTERVAL '1' SECOND), HOP(`dateTime`, INTERVAL '1' SECOND, INTERVAL '2' SECOND)".to_owned(),
+            "a GROUP BY has one group window",
+        ),
+    ] {
+        let e = plan(&query).unwrap_err();
+        assert!(e.message.contains(message), "{query}: {e}");
+        assert!(e.position.line >= 1, "{query}: {e}");
+    }
+}
+
+#[test]
+fn window_aggregation_keeps_the_window_columns_and_event_time() {
+    let plan = plan(
+        "SELECT auction, window_start, window_end, window_time, COUNT(*) AS n, MAX(price) AS top \
+         FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) \
+         GROUP BY auction, window_start, window_end, window_time",
+    )
+    .unwrap();
+    let names: Vec<&str> = plan.schema.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "auction",
+            "window_start",
+            "window_end",
+            "window_time",
+            "n",
+            "top"
+        ]
+    );
+    assert_eq!(plan.rowtime, Some(3), "{}", plan.explain());
+    assert!(!plan.is_updating());
+    let explain = plan.explain();
+    assert!(
+        explain.contains("HOP(slide 2000 ms, size 10000 ms)"),
+        "{explain}"
+    );
+}
