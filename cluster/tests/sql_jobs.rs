@@ -80,6 +80,11 @@ fn q2_in_sql_equals_the_hand_written_job() {
 }
 
 #[test]
+fn q11_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q11", 1_000);
+}
+
+#[test]
 fn q14_in_sql_equals_the_hand_written_job() {
     assert_sql_matches_hand_written("q14", 1_000);
 }
@@ -216,6 +221,9 @@ fn malformed_sql_jobs_are_refused_at_their_line_and_column() {
         (format!("{g}INSERT INTO out SELECT `key`, COUNT(*) FROM events GROUP BY `key` HAVING COUNT(*) > 1;\n"), 5, 74, "HAVING on an unbounded GROUP BY"),
         (format!("{g}INSERT INTO out SELECT k, c FROM (SELECT `key` AS k, COUNT(*) AS c FROM events GROUP BY `key`) WHERE c > 1;\n"), 5, 17, "WHERE or GROUP BY over the result of an unbounded GROUP BY"),
         (format!("{g}INSERT INTO out SELECT `key`, `value` FROM events ORDER BY `key`;\n"), 5, 17, "ORDER BY"),
+        (format!("{g}INSERT INTO out SELECT `key`, COUNT(*) FROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '3' SECOND, INTERVAL '10' SECOND)) GROUP BY `key`, window_start, window_end;\n"), 5, 51, "HOP needs a size that is a whole multiple of the slide"),
+        (format!("{g}INSERT INTO out SELECT `key`, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY `key`, window_start;\n"), 5, 120, "must group by both window_start and window_end"),
+        (format!("{g}INSERT INTO out SELECT `key`, COUNT(*) FROM events GROUP BY `key`, TUMBLE(`value`, INTERVAL '10' SECOND);\n"), 5, 75, "TUMBLE's first argument `value` must be the event-time attribute"),
         (format!("{g}SELECT `key`, `value` FROM events;\n"), 5, 1, "INSERT INTO sink_table"),
         (format!("{g}INSERT INTO events SELECT seq, `key`, `value`, ts FROM events;\n"), 5, 1, "both read and written"),
         (g.to_owned(), 1, 1, "no INSERT INTO"),

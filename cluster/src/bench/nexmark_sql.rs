@@ -10,6 +10,7 @@ const QUERIES: &[(&str, &str)] = &[
     ("q0", include_str!("../../../examples/nexmark-sql/q0.sql")),
     ("q1", include_str!("../../../examples/nexmark-sql/q1.sql")),
     ("q2", include_str!("../../../examples/nexmark-sql/q2.sql")),
+    ("q11", include_str!("../../../examples/nexmark-sql/q11.sql")),
     ("q14", include_str!("../../../examples/nexmark-sql/q14.sql")),
     ("q15", include_str!("../../../examples/nexmark-sql/q15.sql")),
     ("q16", include_str!("../../../examples/nexmark-sql/q16.sql")),

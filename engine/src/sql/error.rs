@@ -35,6 +35,17 @@ impl fmt::Display for Position {
     }
 }
 
+/// `text` in backticks, as messages quote SQL, unless it already is
+/// (a quoted identifier as written: `` `value` ``).
+pub fn quoted(text: impl fmt::Display) -> String {
+    let text = text.to_string();
+    if text.len() >= 2 && text.starts_with('`') && text.ends_with('`') {
+        text
+    } else {
+        format!("`{text}`")
+    }
+}
+
 /// What is wrong with a SQL script, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {

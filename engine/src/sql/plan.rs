@@ -23,7 +23,7 @@ use super::bind::grouping::{arguments_text, FoundAggregate, GroupWindow, Groupin
 use super::bind::{bind, common_type, Scope, ScopeColumn};
 use super::catalog::Catalog;
 use super::dialect::TABLE_ARGUMENT;
-use super::error::{Position, SqlError};
+use super::error::{quoted, Position, SqlError};
 use super::expr::BoundExpr;
 use super::group_aggregate::{MAX_CALLS, MAX_DISTINCT_CALLS};
 use super::sql_type::SqlType;
@@ -416,7 +416,7 @@ fn plan_grouped(
         }),
         (Some(w), None) if !w.assigned => {
             return Err(SqlError::new(
-                position,
+                group_by.first().map(at).unwrap_or(position),
                 "GROUP BY over a window table function must group by both window_start and window_end (a window aggregation); other uses of window table functions are not supported yet",
             ))
         }
@@ -597,7 +597,7 @@ fn legacy_group_window(
     if !is_rowtime {
         return Err(SqlError::new(
             at(*time),
-            format!("{upper}'s first argument `{time}` must be the event-time attribute (the column of a WATERMARK), passed through unchanged"),
+            format!("{upper}'s first argument {} must be the event-time attribute (the column of a WATERMARK), passed through unchanged", quoted(time)),
         ));
     }
     let intervals = interval_arguments(intervals)?;
@@ -646,7 +646,10 @@ fn unnamed_arguments(
             FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
             other => Err(unsupported(
                 position,
-                &format!("the argument `{other}` (pass arguments by position)"),
+                &format!(
+                    "the argument {} (pass arguments by position)",
+                    quoted(other)
+                ),
             )),
         })
         .collect()
@@ -659,11 +662,14 @@ fn interval_arguments(args: &[&Expr]) -> Result<Vec<i64>, SqlError> {
             Ok((BoundExpr::Literal(Value::Int(ms)), SqlType::Interval)) if ms > 0 => Ok(ms),
             Ok((_, SqlType::Interval)) => Err(SqlError::new(
                 at(*arg),
-                format!("window interval `{arg}` must be positive"),
+                format!("window interval {} must be positive", quoted(arg)),
             )),
             _ => Err(SqlError::new(
                 at(*arg),
-                format!("`{arg}` is not a constant interval (INTERVAL '10' SECOND)"),
+                format!(
+                    "{} is not a constant interval (INTERVAL '10' SECOND)",
+                    quoted(arg)
+                ),
             )),
         })
         .collect()
