@@ -18,6 +18,7 @@ pub mod expr;
 pub mod functions;
 pub mod group_aggregate;
 pub mod job;
+pub mod join;
 pub mod output;
 pub mod physical;
 pub mod plan;

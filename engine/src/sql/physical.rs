@@ -20,6 +20,7 @@ use super::aggregate::AggregateCall;
 use super::calc::Calc;
 use super::expr::BoundExpr;
 use super::group_aggregate::GroupAggregate;
+use super::join::regular_join;
 use super::plan::{Plan, PlanNode};
 use super::scan::row_positions;
 use super::value::{Row, Value};
@@ -65,6 +66,19 @@ pub enum Physical {
         window: SqlWindow,
         /// The keys and calls as written, for EXPLAIN.
         texts: Vec<String>,
+    },
+    /// An inner join on equal keys: a key_by exchange of each input on its
+    /// key columns, then [`super::join::RegularJoin`] with both inputs'
+    /// rows in keyed state.
+    Join {
+        left: Box<Physical>,
+        right: Box<Physical>,
+        left_keys: Arc<[usize]>,
+        right_keys: Arc<[usize]>,
+        /// The key equalities as written, for EXPLAIN.
+        texts: Vec<String>,
+        /// Each side's key columns by name, for EXPLAIN.
+        key_names: [Vec<String>; 2],
     },
 }
 
@@ -161,6 +175,21 @@ fn lower_node(plan: &Plan) -> Physical {
             window: *window,
             texts: texts.clone(),
         },
+        PlanNode::Join {
+            left,
+            right,
+            left_keys,
+            right_keys,
+            texts,
+            key_names,
+        } => Physical::Join {
+            left: Box::new(lower_node(left)),
+            right: Box::new(lower_node(right)),
+            left_keys: left_keys.clone().into(),
+            right_keys: right_keys.clone().into(),
+            texts: texts.clone(),
+            key_names: key_names.clone(),
+        },
         PlanNode::WindowTvf { .. } => {
             unreachable!("planning refuses a window table function outside a window aggregation")
         }
@@ -208,6 +237,7 @@ impl Physical {
             Physical::Union { inputs } => inputs[0].width(),
             Physical::GroupAggregate { keys, calls, .. } => keys + calls.len(),
             Physical::WindowAggregate { keys, calls, .. } => keys + 3 + calls.len(),
+            Physical::Join { left, right, .. } => left.width() + right.width(),
         }
     }
 
@@ -256,6 +286,21 @@ impl Physical {
                 let width = input.width();
                 input.prune(&vec![true; width]);
             }
+            Physical::Join {
+                left,
+                right,
+                left_keys,
+                right_keys,
+                ..
+            } => {
+                let (left_needs, right_needs) = needed.split_at(left.width());
+                let mut left_needs = left_needs.to_vec();
+                let mut right_needs = right_needs.to_vec();
+                left_keys.iter().for_each(|&k| left_needs[k] = true);
+                right_keys.iter().for_each(|&k| right_needs[k] = true);
+                left.prune(&left_needs);
+                right.prune(&right_needs);
+            }
         }
     }
 
@@ -300,6 +345,10 @@ impl Physical {
             Physical::GroupAggregate { input, .. } | Physical::WindowAggregate { input, .. } => {
                 input.narrow(layouts)
             }
+            Physical::Join { left, right, .. } => {
+                left.narrow(layouts);
+                right.narrow(layouts);
+            }
         }
     }
 
@@ -318,6 +367,10 @@ impl Physical {
             | Physical::GroupAggregate { input, .. }
             | Physical::WindowAggregate { input, .. } => input.tables_read(out),
             Physical::Union { inputs } => inputs.iter().for_each(|i| i.tables_read(out)),
+            Physical::Join { left, right, .. } => {
+                left.tables_read(out);
+                right.tables_read(out);
+            }
         }
     }
 
@@ -355,6 +408,18 @@ impl Physical {
                 window,
                 ..
             } => window_aggregate(&input.build(sources), *keys, calls.clone(), *window),
+            Physical::Join {
+                left,
+                right,
+                left_keys,
+                right_keys,
+                ..
+            } => regular_join(
+                &left.build(sources),
+                &right.build(sources),
+                left_keys.clone(),
+                right_keys.clone(),
+            ),
         }
     }
 
@@ -422,6 +487,23 @@ impl Physical {
                     distinct_note(calls)
                 );
                 explain_keyed(out, depth, &head, &texts[..*keys], input);
+            }
+            Physical::Join {
+                left,
+                right,
+                texts,
+                key_names,
+                ..
+            } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}Join inner on [{}] (keyed state: every row of both inputs, per key; emits each match once)",
+                    texts.join(", ")
+                );
+                for (input, keys) in [left, right].into_iter().zip(key_names) {
+                    let _ = writeln!(out, "{pad}  Exchange key_by [{}]", keys.join(", "));
+                    input.explain_into(out, depth + 2);
+                }
             }
         }
     }

@@ -12,7 +12,6 @@ use std::fmt::Write;
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor,
-    TableWithJoins,
 };
 
 use std::cell::RefCell;
@@ -88,6 +87,19 @@ pub enum PlanNode {
         window: SqlWindow,
         /// The keys and calls as written, for EXPLAIN.
         texts: Vec<String>,
+    },
+    /// An inner join of two append-only inputs on equal keys (see
+    /// [`join`]): the left columns, then the right. Append-only, no event
+    /// time attribute.
+    Join {
+        left: Box<Plan>,
+        right: Box<Plan>,
+        left_keys: Vec<usize>,
+        right_keys: Vec<usize>,
+        /// The key equalities as written, for EXPLAIN.
+        texts: Vec<String>,
+        /// Each side's key columns by name, for EXPLAIN.
+        key_names: [Vec<String>; 2],
     },
 }
 
@@ -259,28 +271,34 @@ fn plan_select(select: &Select, catalog: &Catalog) -> Result<Plan, SqlError> {
             ))
         }
     };
-    let mut input = match select.from.as_slice() {
-        [one] => plan_from(one, catalog)?,
+    let (mut input, selection) = match select.from.as_slice() {
+        [one] if one.joins.is_empty() => (
+            plan_relation(&one.relation, catalog)?,
+            select.selection.as_ref(),
+        ),
         [] => {
             return Err(SqlError::new(
                 position,
                 "a streaming query needs a FROM clause",
             ))
         }
-        [_, second, ..] => return Err(unsupported(at(&second.relation), "a comma join")),
+        from => (
+            join::plan_joins(from, select.selection.as_ref(), catalog)?,
+            None,
+        ),
     };
     let scope = Scope {
         columns: input.schema.clone(),
         udfs: catalog.functions.clone(),
         grouping: None,
     };
-    if input.is_updating() && (select.selection.is_some() || !group_by.is_empty()) {
+    if input.is_updating() && (selection.is_some() || !group_by.is_empty()) {
         return Err(unsupported(
             position,
             "WHERE or GROUP BY over the result of an unbounded GROUP BY (an updating table)",
         ));
     }
-    if let Some(selection) = &select.selection {
+    if let Some(selection) = selection {
         let (predicate, ty) = bind(selection, &scope)?;
         if !matches!(ty, SqlType::Boolean | SqlType::Null) {
             return Err(SqlError::new(
@@ -1151,13 +1169,6 @@ fn project(input: Plan, items: &[SelectItem], scope: &Scope) -> Result<Plan, Sql
     })
 }
 
-fn plan_from(from: &TableWithJoins, catalog: &Catalog) -> Result<Plan, SqlError> {
-    if let Some(join) = from.joins.first() {
-        return Err(unsupported(at(&join.relation), "JOIN"));
-    }
-    plan_relation(&from.relation, catalog)
-}
-
 /// A table, view or subquery, its columns qualified by its alias or name.
 fn plan_relation(relation: &TableFactor, catalog: &Catalog) -> Result<Plan, SqlError> {
     let position = at(relation);
@@ -1250,7 +1261,7 @@ impl Plan {
         match &self.node {
             PlanNode::Scan { .. } => false,
             PlanNode::Aggregate { .. } => true,
-            PlanNode::WindowAggregate { .. } => false,
+            PlanNode::WindowAggregate { .. } | PlanNode::Join { .. } => false,
             PlanNode::WindowTvf { input, .. } => input.is_updating(),
             PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => input.is_updating(),
             PlanNode::Union { inputs } => inputs.iter().any(Plan::is_updating),
@@ -1292,7 +1303,10 @@ impl Plan {
                     ..below
                 })
             }
-            PlanNode::Scan { .. } | PlanNode::Union { .. } | PlanNode::Aggregate { .. } => None,
+            PlanNode::Scan { .. }
+            | PlanNode::Union { .. }
+            | PlanNode::Aggregate { .. }
+            | PlanNode::Join { .. } => None,
         }
     }
 
@@ -1307,6 +1321,9 @@ impl Plan {
             | PlanNode::Aggregate { input, .. }
             | PlanNode::WindowAggregate { input, .. } => input.window_tvf_left(),
             PlanNode::Union { inputs } => inputs.iter().find_map(Plan::window_tvf_left),
+            PlanNode::Join { left, right, .. } => {
+                left.window_tvf_left().or_else(|| right.window_tvf_left())
+            }
         }
     }
 
@@ -1364,6 +1381,12 @@ impl Plan {
                 texts[*keys..].join(", "),
                 columns.join(", ")
             ),
+            PlanNode::Join { texts, .. } => writeln!(
+                out,
+                "{pad}Join inner on [{}] -> [{}]",
+                texts.join(", "),
+                columns.join(", ")
+            ),
         };
         match &self.node {
             PlanNode::Scan { .. } => {}
@@ -1377,9 +1400,15 @@ impl Plan {
                     input.explain_into(out, depth + 1);
                 }
             }
+            PlanNode::Join { left, right, .. } => {
+                left.explain_into(out, depth + 1);
+                right.explain_into(out, depth + 1);
+            }
         }
     }
 }
+
+mod join;
 
 #[cfg(test)]
 mod tests;

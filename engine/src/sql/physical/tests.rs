@@ -84,7 +84,8 @@ fn eval_logical(plan: &Plan, rows: &[Row]) -> Rows {
         PlanNode::Union { inputs } => union(inputs.iter().map(|i| eval_logical(i, rows))),
         PlanNode::Aggregate { .. }
         | PlanNode::WindowTvf { .. }
-        | PlanNode::WindowAggregate { .. } => unreachable!("the templates do not aggregate"),
+        | PlanNode::WindowAggregate { .. }
+        | PlanNode::Join { .. } => unreachable!("the templates neither aggregate nor join"),
     }
 }
 
@@ -116,8 +117,10 @@ fn eval_physical(plan: &Physical, stored: &[Stored], maker: &RowMaker) -> Rows {
             Ok(out)
         }
         Physical::Union { inputs } => union(inputs.iter().map(|i| eval_physical(i, stored, maker))),
-        Physical::GroupAggregate { .. } | Physical::WindowAggregate { .. } => {
-            unreachable!("the templates do not aggregate")
+        Physical::GroupAggregate { .. }
+        | Physical::WindowAggregate { .. }
+        | Physical::Join { .. } => {
+            unreachable!("the templates neither aggregate nor join")
         }
     }
 }

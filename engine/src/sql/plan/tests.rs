@@ -93,7 +93,7 @@ fn unplannable_queries_are_refused_by_name() {
         ),
         (
             "SELECT auction FROM bid, bid",
-            "a comma join is not supported yet",
+            "a join without an equality between a column of each side (a cross join)",
         ),
         (
             "SELECT auction FROM bid UNION SELECT auction FROM bid",
@@ -213,4 +213,73 @@ fn window_aggregation_keeps_the_window_columns_and_event_time() {
         explain.contains("HOP(slide 2000 ms, size 10000 ms)"),
         "{explain}"
     );
+}
+
+#[test]
+fn malformed_joins_are_refused_by_name() {
+    for (query, message) in [
+        (
+            "SELECT a.price FROM bid a LEFT JOIN bid b ON a.auction = b.auction",
+            "LEFT JOIN (an outer join) is not supported yet",
+        ),
+        (
+            "SELECT a.price FROM bid a FULL OUTER JOIN bid b ON a.auction = b.auction",
+            "FULL JOIN (an outer join)",
+        ),
+        (
+            "SELECT a.price FROM bid a JOIN bid b USING (auction)",
+            "JOIN … USING",
+        ),
+        (
+            "SELECT a.price FROM bid a, bid b WHERE a.price > b.price",
+            "a join without an equality between a column of each side",
+        ),
+        (
+            "SELECT a.price FROM bid a JOIN bid b ON a.auction + 1 = b.auction",
+            "a join without an equality between a column of each side",
+        ),
+        (
+            "SELECT a.price FROM bid a JOIN bid b ON a.auction",
+            "ON needs a BOOLEAN condition, found BIGINT",
+        ),
+        (
+            "SELECT a.price FROM bid a JOIN bid b ON a.auction = b.bidder WHERE b.price",
+            "WHERE needs a BOOLEAN condition, found BIGINT",
+        ),
+        (
+            "SELECT a.price FROM bid a JOIN bid b ON a.auction = c.auction",
+            "unknown column `c.auction`",
+        ),
+        (
+            "SELECT price FROM bid a JOIN bid b ON a.auction = b.auction",
+            "ambiguous",
+        ),
+        (
+            "SELECT a.n FROM (SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction) a JOIN bid b ON a.auction = b.auction",
+            "a join of the result of an unbounded GROUP BY (an updating table)",
+        ),
+    ] {
+        let e = plan(query).unwrap_err();
+        assert!(e.message.contains(message), "{query}: {e}");
+        assert!(e.position.line >= 1, "{query}: {e}");
+    }
+}
+
+#[test]
+fn a_join_pushes_one_sided_conditions_below_it_and_keys_on_the_equalities() {
+    let plan = plan(
+        "SELECT a.auction, b.price FROM bid a, bid b \
+         WHERE a.auction = b.auction AND a.price > 10 AND b.bidder = a.bidder AND a.price < b.price",
+    )
+    .unwrap();
+    assert_eq!(plan.rowtime, None, "a regular join keeps no event time");
+    let explain = plan.explain();
+    let lines: Vec<&str> = explain.lines().map(str::trim).collect();
+    assert!(lines[0].starts_with("Project"), "{explain}");
+    assert_eq!(lines[1], "Filter a.price < b.price", "{explain}");
+    assert!(
+        lines[2].starts_with("Join inner on [a.auction = b.auction, b.bidder = a.bidder]"),
+        "{explain}"
+    );
+    assert_eq!(lines[3], "Filter a.price > 10", "{explain}");
 }
