@@ -17,17 +17,23 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark-sql")
 }
 
-/// `examples/nexmark-sql/nexmark.sql` with the tests' events and seed.
-fn nexmark_ddl() -> String {
+/// `examples/nexmark-sql/nexmark.sql` with the tests' events and seed,
+/// at `rate` events per second of event time (the generator's default if
+/// `None`).
+fn nexmark_ddl(rate: Option<u64>) -> String {
     let text = std::fs::read_to_string(examples().join("nexmark.sql")).unwrap();
     let events = "'events' = '1000000'";
     assert!(text.contains(events));
-    text.replace(events, &format!("'events' = '{EVENTS}', 'seed' = '{SEED}'"))
+    let rate = rate.map_or(String::new(), |r| format!(", 'events_per_second' = '{r}'"));
+    text.replace(
+        events,
+        &format!("'events' = '{EVENTS}', 'seed' = '{SEED}'{rate}"),
+    )
 }
 
 /// Runs `examples/nexmark-sql/<query>.sql` on `shards` shards into files;
 /// returns the output lines, sorted.
-fn run_sql(query: &str, shards: u32) -> Vec<Value> {
+fn run_sql(query: &str, shards: u32, rate: Option<u64>) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(examples().join(format!("{query}.sql"))).unwrap();
     let blackhole = "'connector' = 'blackhole'";
@@ -39,7 +45,7 @@ fn run_sql(query: &str, shards: u32) -> Vec<Value> {
         blackhole,
         "'connector' = 'filesystem', 'path' = 'out', 'format' = 'jsonl'",
     );
-    std::fs::write(dir.path().join("nexmark.sql"), nexmark_ddl()).unwrap();
+    std::fs::write(dir.path().join("nexmark.sql"), nexmark_ddl(rate)).unwrap();
     std::fs::write(dir.path().join(format!("{query}.sql")), text).unwrap();
     let job = dir.path().join("job.toml");
     std::fs::write(
@@ -53,10 +59,20 @@ fn run_sql(query: &str, shards: u32) -> Vec<Value> {
 
 /// The SQL query's output equals the hand-written job's, row for row.
 fn assert_sql_matches_hand_written(query: &str, min_rows: usize) {
+    assert_sql_matches_hand_written_at(query, min_rows, None)
+}
+
+/// The same at `rate` events per second of event time (more windows).
+fn assert_sql_matches_hand_written_at(query: &str, min_rows: usize, rate: Option<u64>) {
     for shards in [1, 3] {
-        let want = run(query, shards, "");
+        let source = rate.map_or(String::new(), |r| format!("events_per_second = {r}"));
+        let want = sorted(read_lines(
+            &support::run_job(query, shards, &source, "")
+                .path()
+                .join("out"),
+        ));
         assert!(want.len() >= min_rows, "{query}: {} rows", want.len());
-        let got = run_sql(query, shards);
+        let got = run_sql(query, shards, rate);
         assert_eq!(got.len(), want.len(), "{query} on {shards} shard(s)");
         if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
             panic!("{query} on {shards} shard(s): SQL gave {g}, the hand-written job {w}");
@@ -80,6 +96,26 @@ fn q2_in_sql_equals_the_hand_written_job() {
 }
 
 #[test]
+fn q3_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q3", 100);
+}
+
+#[test]
+fn q5_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written_at("q5", 50, Some(1_000));
+}
+
+#[test]
+fn q7_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written_at("q7", 10, Some(1_000));
+}
+
+#[test]
+fn q8_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q8", 10);
+}
+
+#[test]
 fn q11_in_sql_equals_the_hand_written_job() {
     assert_sql_matches_hand_written("q11", 1_000);
 }
@@ -87,6 +123,11 @@ fn q11_in_sql_equals_the_hand_written_job() {
 #[test]
 fn q14_in_sql_equals_the_hand_written_job() {
     assert_sql_matches_hand_written("q14", 1_000);
+}
+
+#[test]
+fn q20_in_sql_equals_the_hand_written_job() {
+    assert_sql_matches_hand_written("q20", 1_000);
 }
 
 #[test]
@@ -123,7 +164,7 @@ fn final_rows(rows: &[Value], key: &[&str]) -> std::collections::BTreeMap<String
 fn assert_sql_upserts_match_hand_written(query: &str, key: &[&str], min_groups: usize) {
     for shards in [1, 3] {
         let want = run(query, shards, "");
-        let got = run_sql(query, shards);
+        let got = run_sql(query, shards, None);
         assert_eq!(got.len(), want.len(), "{query} on {shards} shard(s)");
         if shards == 1 {
             if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
