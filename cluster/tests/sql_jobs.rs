@@ -343,6 +343,17 @@ fn every_example_sql_job_explains() {
                     "{stdout}"
                 );
             }
+            // A join shows both exchanges; q5's second count of the same
+            // windows is the first one, reused.
+            if path.ends_with("q5.toml") {
+                assert!(
+                    stdout.contains("Join inner on [AuctionBids.starttime = MaxBids.starttime, AuctionBids.endtime = MaxBids.endtime]")
+                        && stdout.contains("Exchange key_by [MaxBids.starttime, MaxBids.endtime]")
+                        && stdout.matches("[count(*)] (keyed state").count() == 1
+                        && stdout.contains("Reused: the same WindowAggregate HOP(slide 2000 ms, size 10000 ms) by [auction] [count(*)] as above"),
+                    "{stdout}"
+                );
+            }
         }
     }
 }

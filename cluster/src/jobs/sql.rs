@@ -34,13 +34,14 @@ pub fn build(sql: &SqlJob, job_file: &Path, env: &StreamEnv) -> Result<(), JobFi
         streams.insert(source.table.clone(), stream);
     }
     let checkpointing = env.config().checkpoint.is_some();
+    let mut built = HashMap::new();
     for sink in &sql.sinks {
         let outputs: Vec<Stream<Row>> = sql
             .program
             .inserts
             .iter()
             .filter(|insert| insert.table == sink.table)
-            .map(|insert| insert.plan.build(&streams))
+            .map(|insert| insert.plan.build(&streams, &mut built))
             .collect();
         let rows = match outputs.split_first() {
             Some((first, [])) => first.clone(),

@@ -6,7 +6,7 @@
 //! columns its readers need. `EXPLAIN` statements are planned like the
 //! statement they wrap and kept as text. Runs once, where the job is built.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlparser::ast::Query;
@@ -132,17 +132,18 @@ impl SqlProgram {
     /// The whole job as text: each INSERT's sink over its operators.
     pub fn explain(&self) -> String {
         let mut out = String::new();
+        let mut shown = HashSet::new();
         for insert in &self.inserts {
-            explain_insert(insert, &mut out);
+            explain_insert(insert, &mut out, &mut shown);
         }
         out
     }
 }
 
-fn explain_insert(insert: &Insert, out: &mut String) {
+fn explain_insert(insert: &Insert, out: &mut String, shown: &mut HashSet<String>) {
     let names: Vec<&str> = insert.columns.iter().map(|c| c.name.as_str()).collect();
     out.push_str(&format!("Sink {} [{}]\n", insert.table, names.join(", ")));
-    insert.plan.explain_into(out, 1);
+    insert.plan.explain_into(out, 1, shown);
 }
 
 fn explain_statement(
@@ -160,14 +161,14 @@ fn explain_statement(
             out.push_str("== Logical plan ==\n");
             out.push_str(&insert.logical.explain());
             out.push_str("== Physical plan ==\n");
-            explain_insert(&insert, &mut out);
+            explain_insert(&insert, &mut out, &mut HashSet::new());
         }
         Statement::Query(query) => {
             let logical = plan_query(query, catalog)?;
             out.push_str("== Logical plan ==\n");
             out.push_str(&logical.explain());
             out.push_str("== Physical plan ==\n");
-            lower(&logical).explain_into(&mut out, 0);
+            lower(&logical).explain_into(&mut out, 0, &mut HashSet::new());
         }
         // The parser lets EXPLAIN wrap nothing else.
         _ => {}

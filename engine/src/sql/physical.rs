@@ -9,7 +9,7 @@
 //! Planning runs once, on the thread that builds the job; the built
 //! operators run on every shard.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use std::sync::Arc;
@@ -375,18 +375,52 @@ impl Physical {
     }
 
     /// Wires the operators onto the streams of the tables (`sources`, one
-    /// stream per table, shared by every read of it).
-    pub fn build(&self, sources: &HashMap<String, Stream<Row>>) -> Stream<Row> {
+    /// stream per table, shared by every read of it). A stateful operator
+    /// equal to one already in `built` (the same operator over the same
+    /// input, as q5 aggregates the same windows twice) is not built again:
+    /// its stream is shared, as Flink reuses a common sub-plan. `built`
+    /// spans every INSERT of the job.
+    pub fn build(
+        &self,
+        sources: &HashMap<String, Stream<Row>>,
+        built: &mut HashMap<String, Stream<Row>>,
+    ) -> Stream<Row> {
+        let stateful = matches!(
+            self,
+            Physical::GroupAggregate { .. }
+                | Physical::WindowAggregate { .. }
+                | Physical::Join { .. }
+        );
+        if !stateful {
+            return self.build_here(sources, built);
+        }
+        // The debug form is the whole subtree: operators, expressions and
+        // the columns each source fills.
+        let shape = format!("{self:?}");
+        if let Some(stream) = built.get(&shape) {
+            return stream.clone();
+        }
+        let stream = self.build_here(sources, built);
+        built.insert(shape, stream.clone());
+        stream
+    }
+
+    fn build_here(
+        &self,
+        sources: &HashMap<String, Stream<Row>>,
+        built: &mut HashMap<String, Stream<Row>>,
+    ) -> Stream<Row> {
         match self {
             Physical::Source { table, .. } => sources[table].clone(),
             Physical::Calc { input, calc, .. } => {
                 let compiled = calc.compile(input.width());
                 input
-                    .build(sources)
+                    .build(sources, built)
                     .try_filter_map(move |row| compiled.apply(row).map_err(|e| e.0))
             }
             Physical::Union { inputs } => {
-                let streams: Vec<Stream<Row>> = inputs.iter().map(|i| i.build(sources)).collect();
+                let streams: Vec<Stream<Row>> =
+                    inputs.iter().map(|i| i.build(sources, built)).collect();
                 streams[0].union(&streams[1..])
             }
             Physical::GroupAggregate {
@@ -395,7 +429,7 @@ impl Physical {
                 let keys = *keys;
                 let calls = calls.clone();
                 input
-                    .build(sources)
+                    .build(sources, built)
                     .key_by(move |row: &Row| Row(row.0[..keys].to_vec()))
                     .process(move |state: &mut StateBackend| {
                         GroupAggregate::new(keys, calls.clone(), state)
@@ -407,7 +441,7 @@ impl Physical {
                 calls,
                 window,
                 ..
-            } => window_aggregate(&input.build(sources), *keys, calls.clone(), *window),
+            } => window_aggregate(&input.build(sources, built), *keys, calls.clone(), *window),
             Physical::Join {
                 left,
                 right,
@@ -415,17 +449,30 @@ impl Physical {
                 right_keys,
                 ..
             } => regular_join(
-                &left.build(sources),
-                &right.build(sources),
+                &left.build(sources, built),
+                &right.build(sources, built),
                 left_keys.clone(),
                 right_keys.clone(),
             ),
         }
     }
 
-    /// The operators as an indented tree, one per line.
-    pub fn explain_into(&self, out: &mut String, depth: usize) {
+    /// The operators as an indented tree, one per line. A stateful
+    /// operator already in `shown` (built once and shared, see
+    /// [`Physical::build`]) is named, not expanded again.
+    pub fn explain_into(&self, out: &mut String, depth: usize, shown: &mut HashSet<String>) {
         let pad = "  ".repeat(depth);
+        if matches!(
+            self,
+            Physical::GroupAggregate { .. }
+                | Physical::WindowAggregate { .. }
+                | Physical::Join { .. }
+        ) && !shown.insert(format!("{self:?}"))
+        {
+            let first = self.explain_head();
+            let _ = writeln!(out, "{pad}Reused: the same {first} as above (built once)");
+            return;
+        }
         match self {
             Physical::Source {
                 table,
@@ -448,12 +495,12 @@ impl Physical {
                     "{pad}Calc (stateless, fused into the chain): {}",
                     steps.join("; ")
                 );
-                input.explain_into(out, depth + 1);
+                input.explain_into(out, depth + 1, shown);
             }
             Physical::Union { inputs } => {
                 let _ = writeln!(out, "{pad}UnionAll (stateless)");
                 for input in inputs {
-                    input.explain_into(out, depth + 1);
+                    input.explain_into(out, depth + 1, shown);
                 }
             }
             Physical::GroupAggregate {
@@ -467,7 +514,7 @@ impl Physical {
                     texts[*keys..].join(", "),
                     distinct_note(calls)
                 );
-                explain_keyed(out, depth, &head, &texts[..*keys], input);
+                explain_keyed(out, depth, &head, &texts[..*keys], input, shown);
             }
             Physical::WindowAggregate {
                 input,
@@ -486,7 +533,7 @@ impl Physical {
                     texts[*keys..].join(", "),
                     distinct_note(calls)
                 );
-                explain_keyed(out, depth, &head, &texts[..*keys], input);
+                explain_keyed(out, depth, &head, &texts[..*keys], input, shown);
             }
             Physical::Join {
                 left,
@@ -502,9 +549,34 @@ impl Physical {
                 );
                 for (input, keys) in [left, right].into_iter().zip(key_names) {
                     let _ = writeln!(out, "{pad}  Exchange key_by [{}]", keys.join(", "));
-                    input.explain_into(out, depth + 2);
+                    input.explain_into(out, depth + 2, shown);
                 }
             }
+        }
+    }
+}
+
+impl Physical {
+    /// A stateful operator's name and what it computes, on one line.
+    fn explain_head(&self) -> String {
+        match self {
+            Physical::GroupAggregate { keys, texts, .. } => format!(
+                "GroupAggregate by [{}] [{}]",
+                texts[..*keys].join(", "),
+                texts[*keys..].join(", ")
+            ),
+            Physical::WindowAggregate {
+                keys,
+                window,
+                texts,
+                ..
+            } => format!(
+                "WindowAggregate {window} by [{}] [{}]",
+                texts[..*keys].join(", "),
+                texts[*keys..].join(", ")
+            ),
+            Physical::Join { texts, .. } => format!("Join inner on [{}]", texts.join(", ")),
+            _ => "operator".to_owned(),
         }
     }
 }
@@ -519,11 +591,18 @@ fn distinct_note(calls: &[AggregateCall]) -> &'static str {
 }
 
 /// A keyed operator's line `head`, its exchange on `keys`, then its input.
-fn explain_keyed(out: &mut String, depth: usize, head: &str, keys: &[String], input: &Physical) {
+fn explain_keyed(
+    out: &mut String,
+    depth: usize,
+    head: &str,
+    keys: &[String],
+    input: &Physical,
+    shown: &mut HashSet<String>,
+) {
     let pad = "  ".repeat(depth);
     let _ = writeln!(out, "{pad}{head}");
     let _ = writeln!(out, "{pad}  Exchange key_by [{}]", keys.join(", "));
-    input.explain_into(out, depth + 2);
+    input.explain_into(out, depth + 2, shown);
 }
 
 /// `source` narrowed, under a Calc that puts the table's width back.

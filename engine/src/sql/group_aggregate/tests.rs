@@ -188,7 +188,10 @@ pub(crate) fn run_over(
     );
     let (sink, collected) = CollectSink::new();
     physical
-        .build(&HashMap::from([("t".to_owned(), rows)]))
+        .build(
+            &HashMap::from([("t".to_owned(), rows)]),
+            &mut HashMap::new(),
+        )
         .sink(sink);
     env.execute().unwrap();
     let rows = collected.lock().unwrap();

@@ -250,7 +250,7 @@ fn a_chain_of_views_fuses_into_one_calc_reading_only_what_it_needs() {
     };
     let physical = lower(&plan_query(parsed, &catalog).unwrap());
     let mut text = String::new();
-    physical.explain_into(&mut text, 0);
+    physical.explain_into(&mut text, 0, &mut Default::default());
     assert_eq!(
         text,
         "Calc (stateless, fused into the chain): WHERE b > 0; SELECT a, s; WHERE s = 'x'; SELECT a\n  \
