@@ -22,6 +22,7 @@ pub mod join;
 pub mod output;
 pub mod physical;
 pub mod plan;
+pub mod rank;
 pub mod row_source;
 pub mod scan;
 pub mod script;

@@ -22,6 +22,7 @@ use super::expr::BoundExpr;
 use super::group_aggregate::GroupAggregate;
 use super::join::regular_join;
 use super::plan::{Plan, PlanNode};
+use super::rank::{RankOrder, Ties, TopN};
 use super::scan::row_positions;
 use super::value::{Row, Value};
 use super::window_aggregate::{window_aggregate, SqlWindow};
@@ -79,6 +80,17 @@ pub enum Physical {
         texts: Vec<String>,
         /// Each side's key columns by name, for EXPLAIN.
         key_names: [Vec<String>; 2],
+    },
+    /// Top-N or deduplication: a key_by exchange on the partition columns,
+    /// then [`TopN`] with each partition's best rows in keyed state.
+    Rank {
+        input: Box<Physical>,
+        partition: Arc<[usize]>,
+        order: RankOrder,
+        limit: usize,
+        /// The partition columns and the ORDER BY as written, for EXPLAIN.
+        partition_texts: Vec<String>,
+        order_text: String,
     },
 }
 
@@ -190,6 +202,38 @@ fn lower_node(plan: &Plan) -> Physical {
             texts: texts.clone(),
             key_names: key_names.clone(),
         },
+        PlanNode::Rank {
+            input,
+            partition,
+            order,
+            limit,
+            partition_texts,
+            order_text,
+            ..
+        } => {
+            // Flink's deduplication keeping the last row orders by the
+            // event-time attribute, descending.
+            let keeps_last = input
+                .rowtime
+                .is_some_and(|t| order.as_slice() == [(t, true)]);
+            Physical::Rank {
+                input: Box::new(lower_node(input)),
+                partition: partition.clone().into(),
+                order: RankOrder {
+                    keys: order.clone().into(),
+                    ties: if keeps_last {
+                        Ties::GreaterFirst
+                    } else {
+                        Ties::EarlierFirst {
+                            rowtime: input.rowtime,
+                        }
+                    },
+                },
+                limit: limit.expect("planning refuses a rank without a limit"),
+                partition_texts: partition_texts.clone(),
+                order_text: order_text.clone(),
+            }
+        }
         PlanNode::WindowTvf { .. } => {
             unreachable!("planning refuses a window table function outside a window aggregation")
         }
@@ -238,6 +282,7 @@ impl Physical {
             Physical::GroupAggregate { keys, calls, .. } => keys + calls.len(),
             Physical::WindowAggregate { keys, calls, .. } => keys + 3 + calls.len(),
             Physical::Join { left, right, .. } => left.width() + right.width(),
+            Physical::Rank { input, .. } => input.width() + 1,
         }
     }
 
@@ -301,6 +346,20 @@ impl Physical {
                 left.prune(&left_needs);
                 right.prune(&right_needs);
             }
+            Physical::Rank {
+                input,
+                partition,
+                order,
+                ..
+            } => {
+                let mut reads = needed[..input.width()].to_vec();
+                partition.iter().for_each(|&c| reads[c] = true);
+                order.keys.iter().for_each(|&(c, _)| reads[c] = true);
+                if let Ties::EarlierFirst { rowtime: Some(t) } = order.ties {
+                    reads[t] = true;
+                }
+                input.prune(&reads);
+            }
         }
     }
 
@@ -342,9 +401,9 @@ impl Physical {
                 *layout = Some(kept.clone());
             }
             Physical::Union { inputs } => inputs.iter_mut().for_each(|i| i.narrow(layouts)),
-            Physical::GroupAggregate { input, .. } | Physical::WindowAggregate { input, .. } => {
-                input.narrow(layouts)
-            }
+            Physical::GroupAggregate { input, .. }
+            | Physical::WindowAggregate { input, .. }
+            | Physical::Rank { input, .. } => input.narrow(layouts),
             Physical::Join { left, right, .. } => {
                 left.narrow(layouts);
                 right.narrow(layouts);
@@ -365,7 +424,8 @@ impl Physical {
             }
             Physical::Calc { input, .. }
             | Physical::GroupAggregate { input, .. }
-            | Physical::WindowAggregate { input, .. } => input.tables_read(out),
+            | Physical::WindowAggregate { input, .. }
+            | Physical::Rank { input, .. } => input.tables_read(out),
             Physical::Union { inputs } => inputs.iter().for_each(|i| i.tables_read(out)),
             Physical::Join { left, right, .. } => {
                 left.tables_read(out);
@@ -385,13 +445,7 @@ impl Physical {
         sources: &HashMap<String, Stream<Row>>,
         built: &mut HashMap<String, Stream<Row>>,
     ) -> Stream<Row> {
-        let stateful = matches!(
-            self,
-            Physical::GroupAggregate { .. }
-                | Physical::WindowAggregate { .. }
-                | Physical::Join { .. }
-        );
-        if !stateful {
+        if !self.is_stateful() {
             return self.build_here(sources, built);
         }
         // The debug form is the whole subtree: operators, expressions and
@@ -454,6 +508,22 @@ impl Physical {
                 left_keys.clone(),
                 right_keys.clone(),
             ),
+            Physical::Rank {
+                input,
+                partition,
+                order,
+                limit,
+                ..
+            } => {
+                let partition = partition.clone();
+                let (order, limit) = (order.clone(), *limit);
+                input
+                    .build(sources, built)
+                    .key_by(move |row: &Row| {
+                        Row(partition.iter().map(|&c| row.0[c].clone()).collect())
+                    })
+                    .process(move |state: &mut StateBackend| TopN::new(order.clone(), limit, state))
+            }
         }
     }
 
@@ -462,13 +532,7 @@ impl Physical {
     /// [`Physical::build`]) is named, not expanded again.
     pub fn explain_into(&self, out: &mut String, depth: usize, shown: &mut HashSet<String>) {
         let pad = "  ".repeat(depth);
-        if matches!(
-            self,
-            Physical::GroupAggregate { .. }
-                | Physical::WindowAggregate { .. }
-                | Physical::Join { .. }
-        ) && !shown.insert(format!("{self:?}"))
-        {
+        if self.is_stateful() && !shown.insert(format!("{self:?}")) {
             let first = self.explain_head();
             let _ = writeln!(out, "{pad}Reused: the same {first} as above (built once)");
             return;
@@ -552,11 +616,33 @@ impl Physical {
                     input.explain_into(out, depth + 2, shown);
                 }
             }
+            Physical::Rank {
+                input,
+                partition_texts,
+                ..
+            } => {
+                let head = format!(
+                    "{} (keyed state: the top rows per partition; emits upserts)",
+                    self.explain_head()
+                );
+                explain_keyed(out, depth, &head, partition_texts, input, shown);
+            }
         }
     }
 }
 
 impl Physical {
+    /// Whether the operator keeps keyed state (and is keyed by an exchange).
+    fn is_stateful(&self) -> bool {
+        matches!(
+            self,
+            Physical::GroupAggregate { .. }
+                | Physical::WindowAggregate { .. }
+                | Physical::Join { .. }
+                | Physical::Rank { .. }
+        )
+    }
+
     /// A stateful operator's name and what it computes, on one line.
     fn explain_head(&self) -> String {
         match self {
@@ -576,6 +662,15 @@ impl Physical {
                 texts[*keys..].join(", ")
             ),
             Physical::Join { texts, .. } => format!("Join inner on [{}]", texts.join(", ")),
+            Physical::Rank {
+                partition_texts,
+                order_text,
+                limit,
+                ..
+            } => format!(
+                "Rank ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {order_text}) <= {limit}",
+                partition_texts.join(", ")
+            ),
             _ => "operator".to_owned(),
         }
     }

@@ -101,6 +101,20 @@ pub enum PlanNode {
         /// Each side's key columns by name, for EXPLAIN.
         key_names: [Vec<String>; 2],
     },
+    /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` bounded by the
+    /// enclosing `WHERE` (see [`rank`]): the input's columns, then the row
+    /// number. An upsert stream.
+    Rank {
+        input: Box<Plan>,
+        partition: Vec<usize>,
+        /// `(column, descending)` per ORDER BY key.
+        order: Vec<(usize, bool)>,
+        /// The `N` of `rn <= N`, once the enclosing query gave it.
+        limit: Option<usize>,
+        partition_texts: Vec<String>,
+        order_text: String,
+        position: Position,
+    },
 }
 
 /// Where a plan's rows have window bounds: a window table function's
@@ -126,6 +140,12 @@ fn unsupported(position: Position, what: &str) -> SqlError {
 /// Plans `query` against `catalog`.
 pub fn plan_query(query: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
     let plan = plan_subquery(query, catalog)?;
+    if let Some(position) = rank::unlimited_rank(&plan) {
+        return Err(unsupported(
+            position,
+            "ROW_NUMBER() without a bound on it in the enclosing query's WHERE (rn <= N)",
+        ));
+    }
     if let Some(position) = plan.window_tvf_left() {
         return Err(unsupported(
             position,
@@ -292,6 +312,11 @@ fn plan_select(select: &Select, catalog: &Catalog) -> Result<Plan, SqlError> {
         udfs: catalog.functions.clone(),
         grouping: None,
     };
+    let selection = match selection {
+        Some(s) => rank::take_rank_limit(&mut input, s, &scope)?,
+        None => None,
+    };
+    let selection = selection.as_ref();
     if input.is_updating() && (selection.is_some() || !group_by.is_empty()) {
         return Err(unsupported(
             position,
@@ -325,7 +350,14 @@ fn plan_select(select: &Select, catalog: &Catalog) -> Result<Plan, SqlError> {
                 "HAVING needs GROUP BY or an aggregate in the select list",
             ));
         }
-        return project(input, &select.projection, &scope);
+        let plan = project(input, &select.projection, &scope)?;
+        if let Some(position) = rank::top_n_without_number(&plan) {
+            return Err(unsupported(
+                position,
+                "a Top-N of more than one row without its row number in the select list (a row leaving the top N would need a retraction)",
+            ));
+        }
+        return Ok(plan);
     }
     plan_grouped(input, select, group_by, scope)
 }
@@ -346,7 +378,9 @@ fn has_aggregate(items: &[SelectItem], scope: &Scope) -> Result<bool, SqlError> 
     };
     for item in items {
         if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
-            bind(expr, &detecting)?;
+            if !rank::is_row_number(expr) {
+                bind(expr, &detecting)?;
+            }
         }
     }
     let found = !grouping.calls.borrow().is_empty();
@@ -1063,6 +1097,7 @@ fn aggregated_rows(
 }
 
 fn project(input: Plan, items: &[SelectItem], scope: &Scope) -> Result<Plan, SqlError> {
+    let (input, row_number) = rank::row_number_input(input, items, scope)?;
     let mut exprs = Vec::new();
     let mut texts = Vec::new();
     let mut schema = Vec::new();
@@ -1084,6 +1119,20 @@ fn project(input: Plan, items: &[SelectItem], scope: &Scope) -> Result<Plan, Sql
         };
     for (n, item) in items.iter().enumerate() {
         match item {
+            SelectItem::UnnamedExpr(expr) if rank::is_row_number(expr) => push(
+                BoundExpr::Column(row_number.expect("planned above")),
+                SqlType::BigInt,
+                format!("EXPR${n}"),
+                expr.to_string(),
+                None,
+            ),
+            SelectItem::ExprWithAlias { expr, alias } if rank::is_row_number(expr) => push(
+                BoundExpr::Column(row_number.expect("planned above")),
+                SqlType::BigInt,
+                alias.value.clone(),
+                format!("{expr} AS {alias}"),
+                None,
+            ),
             SelectItem::UnnamedExpr(expr) => {
                 let (bound, ty) = bind(expr, scope)?;
                 let (name, qualifier) = match (&bound, expr) {
@@ -1260,7 +1309,7 @@ impl Plan {
     pub fn is_updating(&self) -> bool {
         match &self.node {
             PlanNode::Scan { .. } => false,
-            PlanNode::Aggregate { .. } => true,
+            PlanNode::Aggregate { .. } | PlanNode::Rank { .. } => true,
             PlanNode::WindowAggregate { .. } | PlanNode::Join { .. } => false,
             PlanNode::WindowTvf { input, .. } => input.is_updating(),
             PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => input.is_updating(),
@@ -1306,7 +1355,8 @@ impl Plan {
             PlanNode::Scan { .. }
             | PlanNode::Union { .. }
             | PlanNode::Aggregate { .. }
-            | PlanNode::Join { .. } => None,
+            | PlanNode::Join { .. }
+            | PlanNode::Rank { .. } => None,
         }
     }
 
@@ -1319,6 +1369,7 @@ impl Plan {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Aggregate { input, .. }
+            | PlanNode::Rank { input, .. }
             | PlanNode::WindowAggregate { input, .. } => input.window_tvf_left(),
             PlanNode::Union { inputs } => inputs.iter().find_map(Plan::window_tvf_left),
             PlanNode::Join { left, right, .. } => {
@@ -1387,6 +1438,18 @@ impl Plan {
                 texts.join(", "),
                 columns.join(", ")
             ),
+            PlanNode::Rank {
+                partition_texts,
+                order_text,
+                limit,
+                ..
+            } => writeln!(
+                out,
+                "{pad}Rank ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {order_text}) <= {} -> [{}]",
+                partition_texts.join(", "),
+                limit.map_or("?".into(), |l| l.to_string()),
+                columns.join(", ")
+            ),
         };
         match &self.node {
             PlanNode::Scan { .. } => {}
@@ -1394,6 +1457,7 @@ impl Plan {
             | PlanNode::Project { input, .. }
             | PlanNode::Aggregate { input, .. }
             | PlanNode::WindowTvf { input, .. }
+            | PlanNode::Rank { input, .. }
             | PlanNode::WindowAggregate { input, .. } => input.explain_into(out, depth + 1),
             PlanNode::Union { inputs } => {
                 for input in inputs {
@@ -1409,6 +1473,24 @@ impl Plan {
 }
 
 mod join;
+mod rank;
+
+impl Plan {
+    /// The plans this one reads.
+    fn inputs(&self) -> Vec<&Plan> {
+        match &self.node {
+            PlanNode::Scan { .. } => Vec::new(),
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::Aggregate { input, .. }
+            | PlanNode::WindowTvf { input, .. }
+            | PlanNode::WindowAggregate { input, .. }
+            | PlanNode::Rank { input, .. } => vec![input],
+            PlanNode::Union { inputs } => inputs.iter().collect(),
+            PlanNode::Join { left, right, .. } => vec![left, right],
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -85,7 +85,8 @@ fn eval_logical(plan: &Plan, rows: &[Row]) -> Rows {
         PlanNode::Aggregate { .. }
         | PlanNode::WindowTvf { .. }
         | PlanNode::WindowAggregate { .. }
-        | PlanNode::Join { .. } => unreachable!("the templates neither aggregate nor join"),
+        | PlanNode::Join { .. }
+        | PlanNode::Rank { .. } => unreachable!("the templates neither aggregate, join nor rank"),
     }
 }
 
@@ -119,8 +120,9 @@ fn eval_physical(plan: &Physical, stored: &[Stored], maker: &RowMaker) -> Rows {
         Physical::Union { inputs } => union(inputs.iter().map(|i| eval_physical(i, stored, maker))),
         Physical::GroupAggregate { .. }
         | Physical::WindowAggregate { .. }
-        | Physical::Join { .. } => {
-            unreachable!("the templates neither aggregate nor join")
+        | Physical::Join { .. }
+        | Physical::Rank { .. } => {
+            unreachable!("the templates neither aggregate, join nor rank")
         }
     }
 }

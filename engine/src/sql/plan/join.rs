@@ -247,7 +247,7 @@ fn filtered(plan: Plan, conjuncts: Vec<(BoundExpr, String)>) -> Plan {
 }
 
 /// The conjuncts of `expr`: its operands of `AND`, through parentheses.
-fn split_conjuncts<'e>(expr: &'e Expr, out: &mut Vec<&'e Expr>) {
+pub(super) fn split_conjuncts<'e>(expr: &'e Expr, out: &mut Vec<&'e Expr>) {
     match expr {
         Expr::BinaryOp {
             left,

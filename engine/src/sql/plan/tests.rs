@@ -283,3 +283,48 @@ fn a_join_pushes_one_sided_conditions_below_it_and_keys_on_the_equalities() {
     );
     assert_eq!(lines[3], "Filter a.price > 10", "{explain}");
 }
+
+#[test]
+fn malformed_rankings_are_refused_by_name() {
+    let ranked = |over: &str, outer: &str| {
+        format!("SELECT {outer} FROM (SELECT auction, price, ROW_NUMBER() OVER ({over}) AS rn FROM bid) WHERE rn <= 3")
+    };
+    for (query, message) in [
+        (
+            "SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS rn FROM bid".to_owned(),
+            "ROW_NUMBER() without a bound on it in the enclosing query's WHERE",
+        ),
+        (
+            "SELECT * FROM (SELECT auction, RANK() OVER (PARTITION BY auction ORDER BY price) AS rn FROM bid) WHERE rn <= 3".to_owned(),
+            "RANK(…) OVER is only supported as ROW_NUMBER() OVER",
+        ),
+        (
+            ranked("PARTITION BY auction ORDER BY price DESC", "auction, price"),
+            "a Top-N of more than one row without its row number",
+        ),
+        (
+            ranked("PARTITION BY auction", "*"),
+            "ROW_NUMBER() needs ORDER BY",
+        ),
+        (
+            ranked("PARTITION BY auction ORDER BY price + 1", "*"),
+            "ORDER BY an expression in ROW_NUMBER()",
+        ),
+        (
+            ranked("PARTITION BY auction ORDER BY price NULLS LAST", "*"),
+            "NULLS FIRST or NULLS LAST",
+        ),
+        (
+            "SELECT * FROM (SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS rn FROM bid) WHERE rn <= 0".to_owned(),
+            "keeps no row",
+        ),
+        (
+            "SELECT * FROM (SELECT auction, price, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS rn FROM bid) WHERE rn <= 3 AND price > 10".to_owned(),
+            "WHERE or GROUP BY over the result of an unbounded GROUP BY",
+        ),
+    ] {
+        let e = plan(&query).unwrap_err();
+        assert!(e.message.contains(message), "{query}: {e}");
+        assert!(e.position.line >= 1, "{query}: {e}");
+    }
+}
