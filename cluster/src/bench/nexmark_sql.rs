@@ -19,6 +19,8 @@ const QUERIES: &[(&str, &str)] = &[
     ("q15", include_str!("../../../examples/nexmark-sql/q15.sql")),
     ("q16", include_str!("../../../examples/nexmark-sql/q16.sql")),
     ("q17", include_str!("../../../examples/nexmark-sql/q17.sql")),
+    ("q18", include_str!("../../../examples/nexmark-sql/q18.sql")),
+    ("q19", include_str!("../../../examples/nexmark-sql/q19.sql")),
     ("q20", include_str!("../../../examples/nexmark-sql/q20.sql")),
     ("q21", include_str!("../../../examples/nexmark-sql/q21.sql")),
     ("q22", include_str!("../../../examples/nexmark-sql/q22.sql")),
