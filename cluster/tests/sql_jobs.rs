@@ -161,11 +161,18 @@ fn last_rows(rows: &[Value], key: &[&str]) -> std::collections::BTreeMap<String,
 /// on three (both break ties in the same total order, so the final tables
 /// are equal on any number of shards).
 fn assert_sql_final_table_matches_hand_written(query: &str, key: &[&str], min_keys: usize) {
+    assert_sql_final_table_matches(query, key, min_keys, true)
+}
+
+/// The same, without comparing the streams when the hand-written job
+/// emits only final rows (`same_stream` false: q9 writes an auction once,
+/// when it expires; the SQL job each time its winner changes).
+fn assert_sql_final_table_matches(query: &str, key: &[&str], min_keys: usize, same_stream: bool) {
     for shards in [1, 3] {
         let want_stream = support::run_in_order(query, shards, "");
         let got_stream = run_sql_in_order(query, shards, None);
         // On one shard the rows arrive in one order: the streams are equal.
-        if shards == 1 {
+        if shards == 1 && same_stream {
             assert_eq!(got_stream.len(), want_stream.len(), "{query} on 1 shard");
             if let Some((g, w)) = got_stream.iter().zip(&want_stream).find(|(g, w)| g != w) {
                 panic!("{query} on 1 shard: SQL gave {g}, the hand-written job {w}");
@@ -179,6 +186,11 @@ fn assert_sql_final_table_matches_hand_written(query: &str, key: &[&str], min_ke
             panic!("{query} on {shards} shard(s), key {k}: SQL ends with {g}, the hand-written job with {w}");
         }
     }
+}
+
+#[test]
+fn q9_in_sql_ends_with_the_hand_written_jobs_table() {
+    assert_sql_final_table_matches("q9", &["id"], 1_000, false);
 }
 
 #[test]

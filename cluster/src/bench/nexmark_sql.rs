@@ -14,6 +14,7 @@ const QUERIES: &[(&str, &str)] = &[
     ("q5", include_str!("../../../examples/nexmark-sql/q5.sql")),
     ("q7", include_str!("../../../examples/nexmark-sql/q7.sql")),
     ("q8", include_str!("../../../examples/nexmark-sql/q8.sql")),
+    ("q9", include_str!("../../../examples/nexmark-sql/q9.sql")),
     ("q11", include_str!("../../../examples/nexmark-sql/q11.sql")),
     ("q14", include_str!("../../../examples/nexmark-sql/q14.sql")),
     ("q15", include_str!("../../../examples/nexmark-sql/q15.sql")),
