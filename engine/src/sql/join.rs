@@ -72,11 +72,6 @@ impl KeyedCoProcess<Row, Row, Row, Row> for RegularJoin {
     }
 }
 
-/// The key of `row`: its `columns`, in order.
-fn key_of(row: &Row, columns: &[usize]) -> Row {
-    Row(columns.iter().map(|&i| row.0[i].clone()).collect())
-}
-
 /// `left` joined with `right` where `left_keys` of a left row equal
 /// `right_keys` of a right row (as many of each, of the same types).
 pub fn regular_join(
@@ -85,8 +80,8 @@ pub fn regular_join(
     left_keys: Arc<[usize]>,
     right_keys: Arc<[usize]>,
 ) -> Stream<Row> {
-    let right = right.key_by(move |row: &Row| key_of(row, &right_keys));
-    left.key_by(move |row: &Row| key_of(row, &left_keys))
+    let right = right.key_by(move |row: &Row| row.select(&right_keys));
+    left.key_by(move |row: &Row| row.select(&left_keys))
         .connect(&right)
         .process(RegularJoin::new)
 }

@@ -519,9 +519,7 @@ impl Physical {
                 let (order, limit) = (order.clone(), *limit);
                 input
                     .build(sources, built)
-                    .key_by(move |row: &Row| {
-                        Row(partition.iter().map(|&c| row.0[c].clone()).collect())
-                    })
+                    .key_by(move |row: &Row| row.select(&partition))
                     .process(move |state: &mut StateBackend| TopN::new(order.clone(), limit, state))
             }
         }

@@ -162,6 +162,11 @@ impl Row {
     pub fn get(&self, column: usize) -> &Value {
         &self.0[column]
     }
+
+    /// The values of `columns`, in that order (a key of the row).
+    pub fn select(&self, columns: &[usize]) -> Row {
+        Row(columns.iter().map(|&c| self.0[c].clone()).collect())
+    }
 }
 
 /// 10^scale, for DECIMAL arithmetic (scales are at most 38).

@@ -30,12 +30,12 @@ pub(super) fn row_number_input(
     items: &[SelectItem],
     scope: &Scope,
 ) -> Result<(Plan, Option<usize>), SqlError> {
-    let mut calls = items.iter().filter_map(|item| match item {
+    let calls = items.iter().filter_map(|item| match item {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
         _ => None,
     });
     let mut found = None;
-    for expr in calls.by_ref() {
+    for expr in calls {
         let Expr::Function(function) = expr else {
             continue;
         };
