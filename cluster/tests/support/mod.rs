@@ -146,3 +146,40 @@ pub fn assert_committed_as_reference(dir: &Path, min_lines: usize, what: &str) {
         "{what} committed output that differs from the clean run"
     );
 }
+
+/// A job file running `examples/nexmark-sql/<query>.sql` on `shards` shards:
+/// 600 000 events of seed 8 at 10 000 events per second of event time (plus
+/// `source_options`, such as `, 'rate' = '100000'`), its blackhole sink
+/// replaced by exactly-once files in `sink`, then the `checkpoint` sections.
+pub fn nexmark_sql_job(
+    query: &str,
+    shards: u32,
+    sink: &str,
+    checkpoint: &str,
+    source_options: &str,
+) -> String {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark-sql");
+    let read = |name: &str| std::fs::read_to_string(examples.join(name)).unwrap();
+    let events = "'events' = '1000000'";
+    let ddl = read("nexmark.sql");
+    assert!(ddl.contains(events));
+    let ddl = ddl.replace(
+        events,
+        &format!(
+            "'events' = '600000', 'seed' = '8', 'events_per_second' = '10000'{source_options}"
+        ),
+    );
+    let blackhole = "'connector' = 'blackhole'";
+    let text = read(&format!("{query}.sql"));
+    assert!(
+        text.contains(blackhole),
+        "{query}.sql writes to a blackhole"
+    );
+    let text = text.replace(
+        blackhole,
+        &format!("'connector' = 'filesystem', 'path' = '{sink}', 'format' = 'jsonl'"),
+    );
+    format!(
+        "shards = {shards}\nprogress = false\nsql = \"\"\"\n{ddl}\n{text}\n\"\"\"\n{checkpoint}"
+    )
+}
