@@ -666,6 +666,7 @@ async fn run_shard(
     if !flushables.is_empty() {
         let period = (config.flush_timeout / 2).max(Duration::from_micros(50));
         let all: Vec<Rc<EdgeOutbox>> = outboxes.values().cloned().collect();
+        let abort = abort.clone();
         tasks.push(spawn(Box::pin(async move {
             loop {
                 glommio::timer::sleep(period).await;
@@ -679,7 +680,10 @@ async fn run_shard(
                 for outbox in &all {
                     outbox.drain().await;
                 }
-                if all_ended {
+                // An aborted job's inputs break instead of ending (see
+                // `read_channel`), so its operators may never end: nothing
+                // they would still send after an abort is needed.
+                if all_ended || abort.is_set() {
                     break;
                 }
             }
@@ -733,6 +737,7 @@ async fn run_shard(
     let tickers = std::mem::take(&mut builder.tickers);
     if !tickers.is_empty() {
         let all: Vec<Rc<EdgeOutbox>> = outboxes.values().cloned().collect();
+        let abort = abort.clone();
         tasks.push(spawn(Box::pin(async move {
             loop {
                 glommio::timer::sleep(PROCESSING_TIME_TICK).await;
@@ -745,7 +750,10 @@ async fn run_shard(
                 for outbox in &all {
                     outbox.drain().await;
                 }
-                if all_ended {
+                // An aborted job's inputs break instead of ending (see
+                // `read_channel`), so its operators may never end: nothing
+                // they would still send after an abort is needed.
+                if all_ended || abort.is_set() {
                     break;
                 }
             }
