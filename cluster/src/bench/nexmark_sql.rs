@@ -11,6 +11,7 @@ const QUERIES: &[(&str, &str)] = &[
     ("q1", include_str!("../../../examples/nexmark-sql/q1.sql")),
     ("q2", include_str!("../../../examples/nexmark-sql/q2.sql")),
     ("q3", include_str!("../../../examples/nexmark-sql/q3.sql")),
+    ("q4", include_str!("../../../examples/nexmark-sql/q4.sql")),
     ("q5", include_str!("../../../examples/nexmark-sql/q5.sql")),
     ("q7", include_str!("../../../examples/nexmark-sql/q7.sql")),
     ("q8", include_str!("../../../examples/nexmark-sql/q8.sql")),

@@ -192,6 +192,46 @@ impl AggregateCall {
         }
     }
 
+    /// Whether [`Self::retract`] can take a value back out of this call's
+    /// accumulator: `COUNT`, `SUM` and `AVG`, not `DISTINCT`. (`MIN` and
+    /// `MAX` would need every value kept, as Flink's retracting `MAX` does.)
+    pub fn retracts(&self) -> bool {
+        !self.distinct
+            && matches!(
+                self.kind,
+                AggregateKind::Count | AggregateKind::Sum | AggregateKind::Avg
+            )
+    }
+
+    /// Takes `value` (from [`Self::input`] of a row taken before) back out
+    /// of `acc`, as Flink's retracting `COUNT`, `SUM` and `AVG` do: the
+    /// count goes down, the sum by the value (wrapping as it went up); with
+    /// no value left the call is back to its empty state (`SUM` NULL).
+    /// Only for calls that [`Self::retracts`].
+    pub fn retract(&self, acc: &mut Accumulator, value: &Value) {
+        debug_assert!(self.retracts(), "bug: {:?} cannot retract", self.kind);
+        acc.count -= 1;
+        if acc.count <= 0 {
+            *acc = Accumulator::default();
+            return;
+        }
+        if self.kind == AggregateKind::Count {
+            return;
+        }
+        let width = if self.kind == AggregateKind::Sum {
+            bits(&self.arg_type)
+        } else {
+            64
+        };
+        acc.value = match (&acc.value, value) {
+            (Value::Int(a), Value::Int(b)) => Value::Int(wrap(a.wrapping_sub(*b), width)),
+            (Value::Double(a), Value::Double(b)) => Value::Double(a - b),
+            (Value::Decimal(a), Value::Decimal(b)) => fit_decimal(a.checked_sub(*b), 38),
+            // An overflowed DECIMAL sum stays NULL.
+            _ => Value::Null,
+        };
+    }
+
     /// Adds what `other` took to `acc`, as if `acc` had taken those
     /// values too (panes of a window, merged sessions). `DISTINCT` calls
     /// are merged from their values instead (their accumulators cannot
@@ -436,6 +476,63 @@ mod tests {
             }
         }
         assert_eq!(c.result(&acc), Value::Int(2));
+    }
+
+    proptest::proptest! {
+        /// Taking values and retracting some of them leaves what taking
+        /// only the others gives, for every call that retracts (integer
+        /// sums wrap both ways; the doubles are small integers, exact).
+        #[test]
+        fn retracting_values_leaves_what_the_others_give(
+            values in proptest::collection::vec((proptest::option::of(-1_000i64..1_000), proptest::bool::ANY), 0..40),
+            wrapping in proptest::bool::ANY,
+        ) {
+            let big = |v: i64| if wrapping { v.wrapping_mul(i64::MAX / 700) } else { v };
+            for (kind, arg_type) in [
+                (AggregateKind::Count, SqlType::BigInt),
+                (AggregateKind::Sum, SqlType::BigInt),
+                (AggregateKind::Sum, SqlType::Int),
+                (AggregateKind::Avg, SqlType::BigInt),
+                (AggregateKind::Sum, SqlType::Double),
+                (AggregateKind::Avg, SqlType::Double),
+                (AggregateKind::Sum, dec(10, 2)),
+                (AggregateKind::Avg, dec(10, 2)),
+            ] {
+                let c = call(kind, arg_type.clone());
+                proptest::prop_assert!(c.retracts());
+                let value = |v: Option<i64>| match (v, &arg_type) {
+                    (None, _) => Value::Null,
+                    (Some(v), SqlType::Double) => Value::Double(v as f64),
+                    (Some(v), SqlType::Decimal { .. }) => Value::Decimal(i128::from(v)),
+                    (Some(v), SqlType::Int) => Value::Int(wrap(big(v), 32)),
+                    (Some(v), _) => Value::Int(big(v)),
+                };
+                let mut acc = Accumulator::default();
+                for (v, _) in &values {
+                    if let Some(v) = c.input(std::slice::from_ref(&value(*v))) {
+                        c.accumulate(&mut acc, v);
+                    }
+                }
+                for (v, retracted) in &values {
+                    if let (true, Some(v)) = (*retracted, c.input(std::slice::from_ref(&value(*v)))) {
+                        c.retract(&mut acc, v);
+                    }
+                }
+                let kept: Vec<Value> = values.iter().filter(|(_, r)| !r).map(|(v, _)| value(*v)).collect();
+                proptest::prop_assert_eq!(c.result(&acc), run(&c, &kept), "{:?}({}) of {:?}", kind, arg_type, values);
+            }
+        }
+    }
+
+    #[test]
+    fn min_max_and_distinct_do_not_retract() {
+        assert!(!call(AggregateKind::Max, SqlType::BigInt).retracts());
+        assert!(!call(AggregateKind::Min, SqlType::BigInt).retracts());
+        let distinct = AggregateCall {
+            distinct: true,
+            ..call(AggregateKind::Count, SqlType::BigInt)
+        };
+        assert!(!distinct.retracts());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::calc::Calc;
 use super::expr::BoundExpr;
 use super::group_aggregate::GroupAggregate;
 use super::join::regular_join;
-use super::plan::{Plan, PlanNode};
+use super::plan::{Plan, PlanNode, UpstreamKey};
 use super::rank::{RankOrder, Ties, TopN};
 use super::scan::row_positions;
 use super::value::{Row, Value};
@@ -57,6 +57,8 @@ pub enum Physical {
         calls: Arc<[AggregateCall]>,
         /// The keys and calls as written, for EXPLAIN.
         texts: Vec<String>,
+        /// Over an updating input: where the rows carry its key.
+        upstream_key: Option<UpstreamKey>,
     },
     /// Windowed `GROUP BY`: a key_by exchange on the first `keys` columns,
     /// then the window operator (see [`super::window_aggregate`]).
@@ -168,11 +170,13 @@ fn lower_node(plan: &Plan) -> Physical {
             keys,
             calls,
             texts,
+            upstream_key,
         } => Physical::GroupAggregate {
             input: Box::new(lower_node(input)),
             keys: *keys,
             calls: calls.clone().into(),
             texts: texts.clone(),
+            upstream_key: upstream_key.clone(),
         },
         PlanNode::WindowAggregate {
             input,
@@ -478,15 +482,21 @@ impl Physical {
                 streams[0].union(&streams[1..])
             }
             Physical::GroupAggregate {
-                input, keys, calls, ..
+                input,
+                keys,
+                calls,
+                upstream_key,
+                ..
             } => {
                 let keys = *keys;
                 let calls = calls.clone();
+                let upstream_key: Option<Arc<[usize]>> =
+                    upstream_key.as_ref().map(|k| k.columns.clone().into());
                 input
                     .build(sources, built)
                     .key_by(move |row: &Row| Row(row.0[..keys].to_vec()))
                     .process(move |state: &mut StateBackend| {
-                        GroupAggregate::new(keys, calls.clone(), state)
+                        GroupAggregate::new(keys, calls.clone(), upstream_key.clone(), state)
                     })
             }
             Physical::WindowAggregate {
@@ -570,9 +580,16 @@ impl Physical {
                 keys,
                 calls,
                 texts,
+                upstream_key,
             } => {
+                let replacing = upstream_key.as_ref().map_or(String::new(), |k| {
+                    format!(
+                        ", the last row of each upstream [{}] to take back when it is replaced",
+                        k.names.join(", ")
+                    )
+                });
                 let head = format!(
-                    "GroupAggregate [{}] (keyed state: accumulators per group{}; emits upserts)",
+                    "GroupAggregate [{}] (keyed state: accumulators per group{}{replacing}; emits upserts)",
                     texts[*keys..].join(", "),
                     distinct_note(calls)
                 );

@@ -39,6 +39,16 @@ pub struct Plan {
     pub rowtime: Option<usize>,
 }
 
+/// The key of the updating table an aggregation takes its rows from: a row
+/// replaces the one before it with the same key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamKey {
+    /// Where the aggregation's rows carry it.
+    pub columns: Vec<usize>,
+    /// Its columns' names, for EXPLAIN.
+    pub names: Vec<String>,
+}
+
 /// An operator.
 #[derive(Debug, Clone)]
 pub enum PlanNode {
@@ -66,6 +76,8 @@ pub enum PlanNode {
         calls: Vec<AggregateCall>,
         /// The keys and calls as written, for EXPLAIN.
         texts: Vec<String>,
+        /// Over an updating input: where its rows carry the upstream key.
+        upstream_key: Option<UpstreamKey>,
     },
     /// A window table function over `input`: its columns, then
     /// `window_start`, `window_end` and `window_time` (the event time).
@@ -317,10 +329,10 @@ fn plan_select(select: &Select, catalog: &Catalog) -> Result<Plan, SqlError> {
         None => None,
     };
     let selection = selection.as_ref();
-    if input.is_updating() && (selection.is_some() || !group_by.is_empty()) {
+    if input.is_updating() && selection.is_some() {
         return Err(unsupported(
             position,
-            "WHERE or GROUP BY over the result of an unbounded GROUP BY (an updating table)",
+            "WHERE over an updating table (the result of an unbounded GROUP BY or a Top-N)",
         ));
     }
     if let Some(selection) = selection {
@@ -478,6 +490,12 @@ fn plan_grouped(
         let keys = found.into_iter().map(|k| (k.bound, k.ty, k.column, k.text));
         return plan_unbounded(input, select, keys.collect(), scope);
     };
+    if input.is_updating() {
+        return Err(unsupported(
+            position,
+            "a window aggregation over the result of an unbounded GROUP BY (an updating table)",
+        ));
+    }
     // The keys the rows carry, then the window's start, end and time.
     let mut keys = Vec::new();
     let mut key_columns = Vec::new();
@@ -994,7 +1012,35 @@ fn plan_unbounded(
     };
     bind_select_list(select, &output_scope)?;
     let calls = grouping.calls.borrow().clone();
-    let (pre, aggregate_calls) = aggregated_rows(input, &keys, &calls, position)?;
+    let (input, keys, calls, upstream) = match input.is_updating() {
+        false => (input, keys, calls, None),
+        true => {
+            let over = over_upstream_aggregate(input, keys, calls, position)?;
+            (over.base, over.keys, over.calls, Some(over.upstream))
+        }
+    };
+    let (mut pre, aggregate_calls) = aggregated_rows(input, &keys, &calls, position)?;
+    if let Some(call) = (upstream.is_some())
+        .then(|| {
+            calls
+                .iter()
+                .zip(&aggregate_calls)
+                .find(|(_, c)| !c.retracts())
+        })
+        .flatten()
+    {
+        return Err(unsupported(
+            position,
+            &format!(
+                "`{}` over the result of an unbounded GROUP BY (an updating table): only COUNT, SUM and AVG without DISTINCT take back a replaced row",
+                call.0.text
+            ),
+        ));
+    }
+    let upstream_key = upstream.map(|(columns, names)| UpstreamKey {
+        columns: append_columns(&mut pre, &columns),
+        names,
+    });
     let mut schema = key_columns;
     schema.extend(calls.iter().map(|c| ScopeColumn {
         qualifier: None,
@@ -1009,12 +1055,133 @@ fn plan_unbounded(
             keys: keys.len(),
             calls: aggregate_calls,
             texts: agg_texts,
+            upstream_key,
         },
         schema: schema.clone(),
         rowtime: None,
     };
     output_scope.columns = schema;
     project(aggregated, &select.projection, &output_scope)
+}
+
+/// A key, with its type, scope column and text as written.
+type BoundKey = (BoundExpr, SqlType, ScopeColumn, String);
+
+/// An aggregation rewritten to read the upstream aggregation's rows.
+struct OverUpstream {
+    /// The upstream aggregation.
+    base: Plan,
+    keys: Vec<BoundKey>,
+    calls: Vec<FoundAggregate>,
+    /// The upstream key's columns in `base`'s rows, and their names.
+    upstream: (Vec<usize>, Vec<String>),
+}
+
+/// An unbounded aggregation over `input`, the upserts of another one (seen
+/// through projections): the keys and calls rewritten to read that
+/// aggregation's rows directly, which carry its key (the upstream key).
+/// Refused unless each group key is an upstream key column, so that the
+/// rows of one upstream key stay in one group (which then never empties).
+fn over_upstream_aggregate(
+    input: Plan,
+    mut keys: Vec<BoundKey>,
+    mut calls: Vec<FoundAggregate>,
+    position: Position,
+) -> Result<OverUpstream, SqlError> {
+    let Some((base, to_base)) = upstream_aggregate(input) else {
+        return Err(unsupported(
+            position,
+            "GROUP BY over an updating table other than an unbounded GROUP BY's result (a Top-N, or a UNION with one)",
+        ));
+    };
+    let PlanNode::Aggregate {
+        keys: upstream_keys,
+        ..
+    } = &base.node
+    else {
+        unreachable!("upstream_aggregate finds an aggregation");
+    };
+    let upstream: Vec<usize> = (0..*upstream_keys).collect();
+    let names: Vec<String> = base.schema[..*upstream_keys]
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let rewrite = |e: &mut BoundExpr| e.rewrite_columns(&mut |i| to_base[i].clone());
+    for key in &mut keys {
+        rewrite(&mut key.0);
+        if !matches!(key.0, BoundExpr::Column(c) if upstream.contains(&c)) {
+            return Err(unsupported(
+                position,
+                &format!(
+                    "GROUP BY {} over the result of an unbounded GROUP BY (an updating table) that is not grouped by it: group by columns of its key ({})",
+                    quoted(&key.3),
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    for call in &mut calls {
+        if let Some((arg, _)) = &mut call.arg {
+            rewrite(arg);
+        }
+        if let Some(filter) = &mut call.filter {
+            rewrite(filter);
+        }
+    }
+    Ok(OverUpstream {
+        base,
+        keys,
+        calls,
+        upstream: (upstream, names),
+    })
+}
+
+/// An updating `plan` as the unbounded aggregation it shows (through
+/// projections), and its columns as expressions over that aggregation's.
+fn upstream_aggregate(plan: Plan) -> Option<(Plan, Vec<BoundExpr>)> {
+    if let PlanNode::Aggregate { .. } = &plan.node {
+        let columns = (0..plan.schema.len()).map(BoundExpr::Column).collect();
+        return Some((plan, columns));
+    }
+    let PlanNode::Project {
+        input, mut exprs, ..
+    } = plan.node
+    else {
+        return None;
+    };
+    let (base, inner) = upstream_aggregate(*input)?;
+    for expr in &mut exprs {
+        expr.rewrite_columns(&mut |i| inner[i].clone());
+    }
+    Some((base, exprs))
+}
+
+/// Adds `columns` of a projection's input to its output (where it does not
+/// output them already); returns where they are.
+fn append_columns(projection: &mut Plan, columns: &[usize]) -> Vec<usize> {
+    let PlanNode::Project {
+        input,
+        exprs,
+        texts,
+    } = &mut projection.node
+    else {
+        unreachable!("an aggregation's rows are a projection");
+    };
+    columns
+        .iter()
+        .map(|&c| {
+            if let Some(at) = exprs
+                .iter()
+                .position(|e| matches!(e, BoundExpr::Column(i) if *i == c))
+            {
+                return at;
+            }
+            exprs.push(BoundExpr::Column(c));
+            texts.push(input.schema[c].name.clone());
+            projection.schema.push(input.schema[c].clone());
+            exprs.len() - 1
+        })
+        .collect()
 }
 
 /// The rows an aggregation takes: its `keys`, then each distinct argument
@@ -1410,11 +1577,20 @@ impl Plan {
                 columns.join(", ")
             ),
             PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll [{}]", columns.join(", ")),
-            PlanNode::Aggregate { keys, texts, .. } => writeln!(
+            PlanNode::Aggregate {
+                keys,
+                texts,
+                upstream_key,
+                ..
+            } => writeln!(
                 out,
-                "{pad}Aggregate group by [{}] compute [{}] -> [{}]",
+                "{pad}Aggregate group by [{}] compute [{}]{} -> [{}]",
                 texts[..*keys].join(", "),
                 texts[*keys..].join(", "),
+                upstream_key.as_ref().map_or(String::new(), |k| format!(
+                    " replacing rows by [{}]",
+                    k.names.join(", ")
+                )),
                 columns.join(", ")
             ),
             PlanNode::WindowTvf { window, .. } => {

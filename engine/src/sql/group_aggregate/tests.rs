@@ -252,3 +252,124 @@ proptest! {
         prop_assert_eq!(got, want, "{}", query);
     }
 }
+
+/// Aggregates over the inner aggregation `(g, m, sb, c, mb)` of the
+/// updating-input test: SQL, and the model over a group's final inner rows.
+type InnerModel = fn(&[&[Value; 5]]) -> Value;
+
+const OUTER_CALLS: [(&str, InnerModel); 6] = [
+    ("COUNT(*)", |rows| Value::Int(rows.len() as i64)),
+    ("COUNT(mb)", |rows| {
+        Value::Int(rows.iter().filter(|r| !r[4].is_null()).count() as i64)
+    }),
+    ("SUM(sb)", |rows| {
+        let v: Vec<i64> = rows.iter().filter_map(|r| r[2].as_i64()).collect();
+        null_if_empty(&v, |v| v.iter().sum())
+    }),
+    ("AVG(mb)", |rows| {
+        let v: Vec<i64> = rows.iter().filter_map(|r| r[4].as_i64()).collect();
+        null_if_empty(&v, |v| v.iter().sum::<i64>() / v.len() as i64)
+    }),
+    ("SUM(c) FILTER (WHERE sb > 0)", |rows| {
+        let v: Vec<i64> = rows
+            .iter()
+            .filter(|r| r[2].as_i64().is_some_and(|s| s > 0))
+            .filter_map(|r| r[3].as_i64())
+            .collect();
+        null_if_empty(&v, |v| v.iter().sum())
+    }),
+    ("AVG(sb + c)", |rows| {
+        let v: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| Some(r[2].as_i64()? + r[3].as_i64()?))
+            .collect();
+        null_if_empty(&v, |v| v.iter().sum::<i64>() / v.len() as i64)
+    }),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// An aggregation over another's upserts: each inner update replaces
+    /// its group's previous row in the outer accumulators, so each outer
+    /// group ends as the aggregate of the inner groups' final rows.
+    #[test]
+    fn an_aggregation_over_upserts_ends_as_the_aggregate_of_the_final_rows(
+        seed in 0u64..1_000,
+        events_count in 0u64..400,
+        keys in 1u64..12,
+        calls in proptest::collection::vec(0usize..OUTER_CALLS.len(), 1..4),
+    ) {
+        let generator = GeneratorSource {
+            seed,
+            events: Some(events_count),
+            keys,
+            partitions: 3,
+            ..GeneratorSource::default()
+        };
+        let list: Vec<&str> = calls.iter().map(|&c| OUTER_CALLS[c].0).collect();
+        let query = format!(
+            "SELECT m, {} FROM (SELECT g, MOD(g, 3) AS m, SUM(b) AS sb, COUNT(*) AS c, MAX(b) AS mb FROM t GROUP BY g, MOD(g, 3)) GROUP BY m",
+            list.join(", ")
+        );
+        let mut got = BTreeMap::new();
+        for row in run(&query, &generator) {
+            got.insert(row.0[0].clone(), row);
+        }
+        let sources: Vec<Source> = events(&generator).iter().map(source_row).collect();
+        let mut inner: BTreeMap<i64, Vec<&Source>> = BTreeMap::new();
+        for row in &sources {
+            inner.entry(row.g).or_default().push(row);
+        }
+        let finals: Vec<[Value; 5]> = inner
+            .iter()
+            .map(|(g, rows)| {
+                let b = ints(rows, |_| true);
+                [
+                    Value::Int(*g),
+                    Value::Int(g % 3),
+                    null_if_empty(&b, |v| v.iter().sum()),
+                    Value::Int(rows.len() as i64),
+                    null_if_empty(&b, |v| *v.iter().max().unwrap()),
+                ]
+            })
+            .collect();
+        let mut outer: BTreeMap<Value, Vec<&[Value; 5]>> = BTreeMap::new();
+        for row in &finals {
+            outer.entry(row[1].clone()).or_default().push(row);
+        }
+        let want: BTreeMap<Value, Row> = outer
+            .into_iter()
+            .map(|(m, rows)| {
+                let mut out = vec![m.clone()];
+                out.extend(calls.iter().map(|&c| (OUTER_CALLS[c].1)(&rows)));
+                (m, Row(out))
+            })
+            .collect();
+        prop_assert_eq!(got, want, "{}", query);
+    }
+}
+
+/// What aggregating an updating table refuses, by name.
+#[test]
+fn aggregations_over_upserts_that_cannot_take_a_row_back_are_refused() {
+    let mut catalog = Catalog::default();
+    for statement in parse_script(TABLE).unwrap() {
+        catalog.apply(&statement, &[]).unwrap();
+    }
+    let inner = "(SELECT g, MOD(g, 3) AS m, SUM(b) AS sb FROM t GROUP BY g, MOD(g, 3))";
+    for (outer, message) in [
+        ("SELECT m, MAX(sb) FROM {inner} GROUP BY m", "`MAX(sb)` over the result of an unbounded GROUP BY"),
+        ("SELECT m, COUNT(DISTINCT sb) FROM {inner} GROUP BY m", "`COUNT(DISTINCT sb)` over the result"),
+        ("SELECT sb, COUNT(*) FROM {inner} GROUP BY sb", "GROUP BY `sb` over the result of an unbounded GROUP BY (an updating table) that is not grouped by it: group by columns of its key (g, MOD(g, 3))"),
+        ("SELECT m, COUNT(*) FROM {inner} WHERE sb > 0 GROUP BY m", "WHERE over an updating table"),
+    ] {
+        let query = outer.replace("{inner}", inner);
+        let statements = parse_script(&query).unwrap();
+        let Statement::Query(parsed) = &statements[0].node else {
+            panic!("not a query: {query}");
+        };
+        let error = plan_query(parsed, &catalog).unwrap_err().to_string();
+        assert!(error.contains(message), "{query}: {error}");
+    }
+}

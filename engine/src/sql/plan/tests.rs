@@ -320,7 +320,7 @@ fn malformed_rankings_are_refused_by_name() {
         ),
         (
             "SELECT * FROM (SELECT auction, price, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS rn FROM bid) WHERE rn <= 3 AND price > 10".to_owned(),
-            "WHERE or GROUP BY over the result of an unbounded GROUP BY",
+            "WHERE over an updating table (the result of an unbounded GROUP BY or a Top-N)",
         ),
     ] {
         let e = plan(&query).unwrap_err();
