@@ -16,6 +16,11 @@ use sqlparser::tokenizer::Token;
 /// The prefix of the expression that stands for a `TABLE t` argument.
 pub const TABLE_ARGUMENT: &str = "TABLE";
 
+/// The prefix of the expression that stands for a `TABLE t PARTITION BY k`
+/// or `TABLE t PARTITION BY (k, …)` argument: a tuple of the table's name,
+/// then the partition columns.
+pub const PARTITIONED_TABLE_ARGUMENT: &str = "TABLE PARTITION BY";
+
 /// Flink SQL as Sluice reads it.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlinkDialect;
@@ -50,7 +55,8 @@ impl Dialect for FlinkDialect {
     }
 
     /// `TABLE name` inside a function's arguments: a `Prefixed` expression
-    /// with the prefix [`TABLE_ARGUMENT`] and the table's (compound) name.
+    /// with the prefix [`TABLE_ARGUMENT`] and the table's (compound) name;
+    /// with `PARTITION BY` columns after it, [`PARTITIONED_TABLE_ARGUMENT`].
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         let next = parser.peek_tokens_with_location::<2>();
         let is_table = matches!(&next[0].token, Token::Word(w) if w.keyword == Keyword::TABLE)
@@ -59,16 +65,37 @@ impl Dialect for FlinkDialect {
             return None;
         }
         parser.next_token();
-        Some(parser.parse_object_name(false).map(|name| {
-            Expr::Prefixed {
-                prefix: Ident::new(TABLE_ARGUMENT),
-                value: Box::new(Expr::CompoundIdentifier(
-                    name.0
-                        .into_iter()
-                        .filter_map(|part| part.as_ident().cloned())
-                        .collect(),
-                )),
-            }
-        }))
+        Some(parse_table_argument(parser))
     }
+}
+
+/// The rest of a `TABLE name [PARTITION BY k | PARTITION BY (k, …)]`
+/// argument, after `TABLE`.
+fn parse_table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {
+    let name = parser.parse_object_name(false)?;
+    let table = Expr::CompoundIdentifier(
+        name.0
+            .into_iter()
+            .filter_map(|part| part.as_ident().cloned())
+            .collect(),
+    );
+    if !parser.parse_keywords(&[Keyword::PARTITION, Keyword::BY]) {
+        return Ok(Expr::Prefixed {
+            prefix: Ident::new(TABLE_ARGUMENT),
+            value: Box::new(table),
+        });
+    }
+    let columns = if parser.consume_token(&Token::LParen) {
+        let columns = parser.parse_comma_separated(|p| p.parse_identifier())?;
+        parser.expect_token(&Token::RParen)?;
+        columns
+    } else {
+        vec![parser.parse_identifier()?]
+    };
+    let mut parts = vec![table];
+    parts.extend(columns.into_iter().map(Expr::Identifier));
+    Ok(Expr::Prefixed {
+        prefix: Ident::new(PARTITIONED_TABLE_ARGUMENT),
+        value: Box::new(Expr::Tuple(parts)),
+    })
 }

@@ -21,7 +21,7 @@ use super::aggregate::AggregateCall;
 use super::bind::grouping::{arguments_text, FoundAggregate, GroupWindow, Grouping};
 use super::bind::{bind, common_type, Scope, ScopeColumn};
 use super::catalog::Catalog;
-use super::dialect::TABLE_ARGUMENT;
+use super::dialect::{PARTITIONED_TABLE_ARGUMENT, TABLE_ARGUMENT};
 use super::error::{quoted, Position, SqlError};
 use super::expr::BoundExpr;
 use super::group_aggregate::{MAX_CALLS, MAX_DISTINCT_CALLS};
@@ -86,6 +86,8 @@ pub enum PlanNode {
     WindowTvf {
         input: Box<Plan>,
         window: SqlWindow,
+        /// SESSION's `PARTITION BY` columns (sessions are per partition).
+        partition: Vec<usize>,
         position: Position,
     },
     /// Windowed `GROUP BY`: over rows whose first `keys` columns are the
@@ -132,13 +134,16 @@ pub enum PlanNode {
 /// Where a plan's rows have window bounds: a window table function's
 /// columns (not yet assigned: the rows are the table's), or a window
 /// aggregation's (each row is one window's result).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Windowing {
     pub window: SqlWindow,
     pub start: usize,
     pub end: usize,
     pub time: Option<usize>,
     pub assigned: bool,
+    /// A SESSION table function's partition columns (`usize::MAX` for one
+    /// a projection dropped).
+    pub partition: Vec<usize>,
 }
 
 fn at(expr: &impl Spanned) -> Position {
@@ -490,6 +495,26 @@ fn plan_grouped(
         let keys = found.into_iter().map(|k| (k.bound, k.ty, k.column, k.text));
         return plan_unbounded(input, select, keys.collect(), scope);
     };
+    if let (Some(w), None, SqlWindow::Session { .. }) = (&windowing, &group_window, window) {
+        // The window operator forms sessions per group: that is the
+        // table function's only when the groups are its partitions.
+        let mut grouped: Vec<usize> = (found.iter())
+            .filter(|k| k.window_role.is_none())
+            .map(|k| match k.bound {
+                BoundExpr::Column(c) => c,
+                _ => usize::MAX - 1,
+            })
+            .collect();
+        let mut partition = w.partition.clone();
+        grouped.sort_unstable();
+        partition.sort_unstable();
+        if grouped != partition {
+            return Err(unsupported(
+                position,
+                "a SESSION window aggregation whose GROUP BY columns (besides window_start and window_end) are not the table function's PARTITION BY columns",
+            ));
+        }
+    }
     if input.is_updating() {
         return Err(unsupported(
             position,
@@ -768,16 +793,10 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
         return Err(unsupported(position, "this table function"));
     };
     let upper = function.name.to_string().to_ascii_uppercase();
-    if upper == "SESSION" {
-        return Err(unsupported(
-            position,
-            "the SESSION table function (write GROUP BY key, SESSION(time, INTERVAL …) with SESSION_START and SESSION_END)",
-        ));
-    }
-    if !matches!(upper.as_str(), "TUMBLE" | "HOP" | "CUMULATE") {
+    if !matches!(upper.as_str(), "TUMBLE" | "HOP" | "CUMULATE" | "SESSION") {
         return Err(SqlError::new(
             position,
-            format!("unknown table function `{}`: the window table functions are TUMBLE, HOP and CUMULATE", function.name),
+            format!("unknown table function `{}`: the window table functions are TUMBLE, HOP, CUMULATE and SESSION", function.name),
         ));
     }
     let args = unnamed_arguments(function, position)?;
@@ -790,15 +809,28 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
             ))
         }
     };
-    let table_name = match table {
-        Expr::Prefixed { prefix, value } if prefix.value == TABLE_ARGUMENT => {
-            match value.as_ref() {
-                Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()),
-                _ => None,
-            }
-        }
+    let name_of = |table: &Expr| match table {
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()),
         _ => None,
     };
+    let (table_name, partition) = match table {
+        Expr::Prefixed { prefix, value } if prefix.value == TABLE_ARGUMENT => {
+            (name_of(value), None)
+        }
+        Expr::Prefixed { prefix, value } if prefix.value == PARTITIONED_TABLE_ARGUMENT => {
+            match value.as_ref() {
+                Expr::Tuple(parts) if !parts.is_empty() => (name_of(&parts[0]), Some(&parts[1..])),
+                _ => (None, None),
+            }
+        }
+        _ => (None, None),
+    };
+    if partition.is_some() && upper != "SESSION" {
+        return Err(unsupported(
+            at(*table),
+            &format!("PARTITION BY in {upper} (only SESSION takes it)"),
+        ));
+    }
     let Some(table_name) = table_name else {
         return Err(SqlError::new(
             at(*table),
@@ -826,6 +858,16 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
         ..Scope::default()
     };
     let column = scope.resolve(None, &time, at(*descriptor))?;
+    let partition = match partition {
+        Some(columns) => columns
+            .iter()
+            .map(|c| match c {
+                Expr::Identifier(name) => scope.resolve(None, &name.value, at(c)),
+                other => Err(SqlError::new(at(other), "PARTITION BY takes columns")),
+            })
+            .collect::<Result<Vec<usize>, SqlError>>()?,
+        None => Vec::new(),
+    };
     if input.rowtime != Some(column) {
         return Err(SqlError::new(
             at(*descriptor),
@@ -850,6 +892,7 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
             offset.first().copied().unwrap_or(0),
             position,
         )?,
+        ("SESSION", [gap]) => SqlWindow::Session { gap: *gap },
         ("CUMULATE", [step, size, offset @ ..]) if offset.len() <= 1 => {
             if size % step != 0 {
                 return Err(SqlError::new(
@@ -867,11 +910,12 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
             return Err(SqlError::new(
                 position,
                 format!(
-                    "{upper} takes TABLE t, DESCRIPTOR(time column), {} and an optional offset",
+                    "{upper} takes TABLE t, DESCRIPTOR(time column), {}",
                     match upper.as_str() {
-                        "TUMBLE" => "the size",
-                        "HOP" => "the slide, the size",
-                        _ => "the step, the size",
+                        "TUMBLE" => "the size and an optional offset",
+                        "HOP" => "the slide, the size and an optional offset",
+                        "SESSION" => "the gap",
+                        _ => "the step, the size and an optional offset",
                     }
                 ),
             ))
@@ -890,6 +934,7 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
         node: PlanNode::WindowTvf {
             input: Box::new(input),
             window,
+            partition,
             position,
         },
         schema,
@@ -1487,7 +1532,12 @@ impl Plan {
     /// Where the rows have window bounds, if they have.
     pub fn windowing(&self) -> Option<Windowing> {
         match &self.node {
-            PlanNode::WindowTvf { input, window, .. } => {
+            PlanNode::WindowTvf {
+                input,
+                window,
+                partition,
+                ..
+            } => {
                 let width = input.schema.len();
                 Some(Windowing {
                     window: *window,
@@ -1495,6 +1545,7 @@ impl Plan {
                     end: width + 1,
                     time: Some(width + 2),
                     assigned: false,
+                    partition: partition.clone(),
                 })
             }
             PlanNode::WindowAggregate { keys, window, .. } => Some(Windowing {
@@ -1503,6 +1554,7 @@ impl Plan {
                 end: keys + 1,
                 time: Some(keys + 2),
                 assigned: true,
+                partition: Vec::new(),
             }),
             PlanNode::Filter { input, .. } => input.windowing(),
             PlanNode::Project { input, exprs, .. } => {
@@ -1516,6 +1568,9 @@ impl Plan {
                     start: find(below.start)?,
                     end: find(below.end)?,
                     time: below.time.and_then(find),
+                    partition: (below.partition.iter())
+                        .map(|&c| find(c).unwrap_or(usize::MAX))
+                        .collect(),
                     ..below
                 })
             }

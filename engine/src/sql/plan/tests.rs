@@ -141,7 +141,23 @@ fn malformed_window_queries_are_refused_by_name() {
         ),
         (
             tvf("SESSION(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND)", grouped),
-            "the SESSION table function",
+            "a SESSION window aggregation whose GROUP BY columns (besides window_start and window_end) are not the table function's PARTITION BY columns",
+        ),
+        (
+            tvf("SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND)", grouped),
+            "are not the table function's PARTITION BY columns",
+        ),
+        (
+            tvf("TUMBLE(TABLE bid PARTITION BY auction, DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND)", grouped),
+            "PARTITION BY in TUMBLE (only SESSION takes it) is not supported yet",
+        ),
+        (
+            tvf("SESSION(TABLE bid PARTITION BY (auction, nobody), DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND)", grouped),
+            "nobody",
+        ),
+        (
+            tvf("SESSION(TABLE bid PARTITION BY auction, DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND, INTERVAL '1' SECOND)", grouped),
+            "SESSION takes TABLE t, DESCRIPTOR(time column), the gap",
         ),
         (
             tvf("TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '0' SECOND)", grouped),

@@ -95,7 +95,12 @@ fn query(window: TestWindow, tvf: bool, with_time: bool, key: &str, calls: &str)
                     ms(size)
                 )
             }
-            TestWindow::Session(_) => unreachable!("no SESSION table function"),
+            TestWindow::Session(gap) => {
+                format!(
+                    "SESSION(TABLE t PARTITION BY {key}, DESCRIPTOR(ts), {})",
+                    ms(gap)
+                )
+            }
         };
         let time = if with_time { ", window_time" } else { "" };
         format!(
@@ -197,9 +202,11 @@ proptest! {
         tvf in any::<bool>(),
         with_time in any::<bool>(),
     ) {
-        // Sessions exist only as group windows, CUMULATE only as a table function.
+        let (key_sql, key_of) = KEYS[key];
+        // CUMULATE exists only as a table function; SESSION's partitions
+        // are columns (`MOD(g, 3)` groups only a group window).
         let tvf = match window {
-            TestWindow::Session(_) => false,
+            TestWindow::Session(_) => tvf && !key_sql.contains('('),
             TestWindow::Cumulate { .. } => true,
             _ => tvf,
         };
@@ -214,7 +221,6 @@ proptest! {
             max_delay_ms: MAX_DELAY_MS,
             ..GeneratorSource::default()
         };
-        let (key_sql, key_of) = KEYS[key];
         let list: Vec<&str> = calls.iter().map(|&c| CALLS[c].0).collect();
         let sql = query(window, tvf, with_time, key_sql, &list.join(", "));
         let mut got = run_over(
