@@ -198,6 +198,25 @@ pub(crate) fn run_over(
     rows.iter().map(|r| r.value.clone()).collect()
 }
 
+/// An unpaced generator of `events` events over `keys` keys, in 3 partitions.
+pub(crate) fn generator(seed: u64, events: u64, keys: u64) -> GeneratorSource {
+    GeneratorSource {
+        seed,
+        events: Some(events),
+        keys,
+        partitions: 3,
+        ..GeneratorSource::default()
+    }
+}
+
+/// The last row emitted per value of the first column (a group's rows come
+/// from one shard, in order: its last is its result).
+fn last_per_group(rows: Vec<Row>) -> BTreeMap<Value, Row> {
+    rows.into_iter()
+        .map(|row| (row.0[0].clone(), row))
+        .collect()
+}
+
 /// The generator's events, in no particular order.
 pub(crate) fn events(generator: &GeneratorSource) -> Vec<GeneratedEvent> {
     let env = StreamEnv::new(JobConfig::default());
@@ -220,22 +239,11 @@ proptest! {
         key in 0usize..KEYS.len(),
         calls in proptest::collection::vec(0usize..CALLS.len(), 1..5),
     ) {
-        let generator = GeneratorSource {
-            seed,
-            events: Some(events_count),
-            keys,
-            partitions: 3,
-            ..GeneratorSource::default()
-        };
+        let generator = generator(seed, events_count, keys);
         let (key_sql, key_of) = KEYS[key];
         let list: Vec<&str> = calls.iter().map(|&c| CALLS[c].0).collect();
         let query = format!("SELECT {key_sql}, {} FROM t GROUP BY {key_sql}", list.join(", "));
-        let emitted = run(&query, &generator);
-        // A group's rows come from one shard, in order: its last is its result.
-        let mut got = BTreeMap::new();
-        for row in emitted {
-            got.insert(row.0[0].clone(), row);
-        }
+        let got = last_per_group(run(&query, &generator));
         let sources: Vec<Source> = events(&generator).iter().map(source_row).collect();
         let mut groups: BTreeMap<Value, Vec<&Source>> = BTreeMap::new();
         for row in &sources {
@@ -300,22 +308,13 @@ proptest! {
         keys in 1u64..12,
         calls in proptest::collection::vec(0usize..OUTER_CALLS.len(), 1..4),
     ) {
-        let generator = GeneratorSource {
-            seed,
-            events: Some(events_count),
-            keys,
-            partitions: 3,
-            ..GeneratorSource::default()
-        };
+        let generator = generator(seed, events_count, keys);
         let list: Vec<&str> = calls.iter().map(|&c| OUTER_CALLS[c].0).collect();
         let query = format!(
             "SELECT m, {} FROM (SELECT g, MOD(g, 3) AS m, SUM(b) AS sb, COUNT(*) AS c, MAX(b) AS mb FROM t GROUP BY g, MOD(g, 3)) GROUP BY m",
             list.join(", ")
         );
-        let mut got = BTreeMap::new();
-        for row in run(&query, &generator) {
-            got.insert(row.0[0].clone(), row);
-        }
+        let got = last_per_group(run(&query, &generator));
         let sources: Vec<Source> = events(&generator).iter().map(source_row).collect();
         let mut inner: BTreeMap<i64, Vec<&Source>> = BTreeMap::new();
         for row in &sources {

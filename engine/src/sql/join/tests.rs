@@ -6,8 +6,7 @@
 
 use proptest::prelude::*;
 
-use crate::connectors::GeneratorSource;
-use crate::sql::group_aggregate::tests::{events, run_over, source_row, Source};
+use crate::sql::group_aggregate::tests::{events, generator, run_over, source_row, Source};
 use crate::sql::value::{Row, Value};
 use crate::WatermarkStrategy;
 
@@ -68,16 +67,6 @@ const TWO_WAY: [(&str, PairModel); 6] = [
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort();
     rows
-}
-
-fn generator(seed: u64, events: u64, keys: u64) -> GeneratorSource {
-    GeneratorSource {
-        seed,
-        events: Some(events),
-        keys,
-        partitions: 3,
-        ..GeneratorSource::default()
-    }
 }
 
 proptest! {

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use crate::connectors::GeneratorSource;
-use crate::sql::group_aggregate::tests::{events, run_over, source_row, Source};
+use crate::sql::group_aggregate::tests::{events, generator, run_over, source_row, Source};
 use crate::sql::value::{Row, Value};
 use crate::WatermarkStrategy;
 
@@ -98,13 +97,7 @@ proptest! {
         let ranking = &RANKINGS[which];
         let sql = ranking.sql.replace("{n}", &n.to_string());
         let n = if ranking.numbered { n } else { 1 };
-        let generator = GeneratorSource {
-            seed,
-            events: Some(events_count),
-            keys,
-            partitions: 3,
-            ..GeneratorSource::default()
-        };
+        let generator = generator(seed, events_count, keys);
         let emitted = run_over(TABLE, &sql, &generator, WatermarkStrategy::no_watermarks());
         // A partition's rows come from one shard, in order: the last row
         // emitted for a rank is the rank's row.
