@@ -1065,20 +1065,16 @@ fn plan_unbounded(
         }
     };
     let (mut pre, aggregate_calls) = aggregated_rows(input, &keys, &calls, position)?;
-    if let Some(call) = (upstream.is_some())
-        .then(|| {
-            calls
-                .iter()
-                .zip(&aggregate_calls)
-                .find(|(_, c)| !c.retracts())
-        })
-        .flatten()
-    {
+    let cannot_retract = calls
+        .iter()
+        .zip(&aggregate_calls)
+        .find(|(_, c)| !c.retracts());
+    if let (Some(_), Some((found, _))) = (&upstream, cannot_retract) {
         return Err(unsupported(
             position,
             &format!(
                 "`{}` over the result of an unbounded GROUP BY (an updating table): only COUNT, SUM and AVG without DISTINCT take back a replaced row",
-                call.0.text
+                found.text
             ),
         ));
     }
