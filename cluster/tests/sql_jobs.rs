@@ -59,6 +59,12 @@ fn run_sql_text_in_order(query: &str, text: &str, shards: u32, rate: Option<u64>
     );
     std::fs::write(dir.path().join("nexmark.sql"), nexmark_ddl(rate)).unwrap();
     std::fs::write(dir.path().join(format!("{query}.sql")), text).unwrap();
+    // q13's lookup table, next to the script as in the examples.
+    std::fs::copy(
+        examples().join("side_input.csv"),
+        dir.path().join("side_input.csv"),
+    )
+    .unwrap();
     let job = dir.path().join("job.toml");
     std::fs::write(
         &job,
@@ -130,6 +136,38 @@ fn q8_in_sql_equals_the_hand_written_job() {
 #[test]
 fn q11_in_sql_equals_the_hand_written_job() {
     assert_sql_matches_hand_written("q11", 1_000);
+}
+
+/// q13's lookup join against the hand-written job's side input, the same
+/// file. The SQL sink's `customTime` (the repository's name) is the bid's
+/// `dateTime`, as the hand-written job names it.
+#[test]
+fn q13_in_sql_equals_the_hand_written_job() {
+    let side_input = examples().join("side_input.csv");
+    let params = format!("side_input = {:?}", side_input.to_str().unwrap());
+    for shards in [1, 3] {
+        let want = sorted(read_lines(
+            &support::run_job("q13", shards, "", &params)
+                .path()
+                .join("out"),
+        ));
+        assert!(want.len() >= 10_000, "q13: {} rows", want.len());
+        let got = sorted(
+            run_sql_in_order("q13", shards, None)
+                .into_iter()
+                .map(|mut row| {
+                    let object = row.as_object_mut().unwrap();
+                    let time = object.remove("customTime").unwrap();
+                    object.insert("dateTime".into(), time);
+                    row
+                })
+                .collect(),
+        );
+        assert_eq!(got.len(), want.len(), "q13 on {shards} shard(s)");
+        if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
+            panic!("q13 on {shards} shard(s): SQL gave {g}, the hand-written job {w}");
+        }
+    }
 }
 
 /// q11 with Flink's SESSION table function (partitioned by bidder) in
@@ -373,6 +411,12 @@ fn malformed_sql_jobs_are_refused_at_their_line_and_column() {
         (format!("{g}INSERT INTO out SELECT a.`key`, b.`value` FROM events a LEFT JOIN events b ON a.seq = b.seq;\n"), 5, 67, "LEFT JOIN (an outer join) is not supported yet"),
         (format!("{g}INSERT INTO out SELECT a.`key`, b.`value` FROM events a, events b WHERE a.seq < b.seq;\n"), 5, 58, "a join without an equality between a column of each side"),
         (format!("{g}INSERT INTO out SELECT `key`, `value` FROM (SELECT `key`, `value`, ROW_NUMBER() OVER (PARTITION BY `key` ORDER BY `value`) AS rn FROM events);\n"), 5, 68, "ROW_NUMBER() without a bound on it"),
+        // Lookup joins (FOR SYSTEM_TIME AS OF).
+        (format!("{g}INSERT INTO out SELECT e.`key`, l.`value` FROM events e JOIN events FOR SYSTEM_TIME AS OF e.ts AS l ON e.seq = l.seq;\n"), 5, 91, "FOR SYSTEM_TIME AS OF an event-time attribute (a temporal join against a versioned table"),
+        (format!("{g}INSERT INTO out SELECT e.`key`, l.`value` FROM events e JOIN events FOR SYSTEM_TIME AS OF e.seq AS l ON e.seq = l.seq;\n"), 5, 91, "needs a processing-time attribute (a column defined as PROCTIME()), and `seq` is not one"),
+        (format!("{g}INSERT INTO out SELECT e.`key`, l.`value` FROM (SELECT *, PROCTIME() AS pt FROM events) e JOIN events FOR SYSTEM_TIME AS OF e.pt AS l ON e.seq < l.seq;\n"), 5, 96, "a lookup join needs an equality between a column of `events`"),
+        (format!("{g}INSERT INTO out SELECT e.`key`, l.`value` FROM (SELECT *, PROCTIME() AS pt FROM events) e JOIN events FOR SYSTEM_TIME AS OF e.pt AS l ON e.seq = l.seq;\n"), 3, 9, "a lookup table is a 'filesystem' table, read whole when the job starts (connector 'generator' is a stream)"),
+        (format!("{g}INSERT INTO out SELECT l.`key`, l.`value` FROM events FOR SYSTEM_TIME AS OF ts AS l;\n"), 5, 48, "FOR SYSTEM_TIME AS OF outside JOIN … ON"),
         (format!("{g}SELECT `key`, `value` FROM events;\n"), 5, 1, "INSERT INTO sink_table"),
         (format!("{g}INSERT INTO events SELECT seq, `key`, `value`, ts FROM events;\n"), 5, 1, "both read and written"),
         (g.to_owned(), 1, 1, "no INSERT INTO"),
@@ -557,6 +601,61 @@ INSERT INTO out SELECT id, name, amount * 2, EXTRACT(SECOND FROM ts) FROM c WHER
     if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
         panic!("read {g}, expected {w}");
     }
+}
+
+/// A lookup table read whole: each streamed row joined with every row of
+/// its key (a computed key on the stream's side, a PROCTIME() column of
+/// the table), rows without a match and NULL keys dropped, a condition on
+/// the table's rows applied; a bad line of the file refuses the job,
+/// naming file and line, unless the table skips bad records.
+#[test]
+fn a_lookup_table_is_read_whole_and_its_bad_line_named_or_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "{\"id\": 10, \"k\": 0}\n{\"id\": 11, \"k\": 1}\n{\"id\": 12, \"k\": 5}\n{\"id\": 13, \"k\": 2}\n{\"id\": 14, \"k\": null}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("side.csv"),
+        "1,one\n2,two\n2,deux\nx,bad\n,no key\n3,skip-me\n",
+    )
+    .unwrap();
+    let job = |policy: &str| {
+        format!(
+            "shards = 2\nsql = \"\"\"\n\
+             CREATE TABLE t (id BIGINT, k BIGINT, pt AS PROCTIME()) WITH ('connector' = 'filesystem', 'path' = 'in.jsonl', 'format' = 'json');\n\
+             CREATE TABLE side (`key` BIGINT, name VARCHAR) WITH ('connector' = 'filesystem', 'path' = 'side.csv', 'format' = 'csv'{policy});\n\
+             CREATE TABLE out (id BIGINT, name VARCHAR) WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'json');\n\
+             INSERT INTO out SELECT t.id, s.name FROM t JOIN side FOR SYSTEM_TIME AS OF t.pt AS s\n\
+             ON t.k + 1 = s.`key` AND s.name <> 'skip-me';\n\"\"\"\n"
+        )
+    };
+    let path = dir.path().join("job.toml");
+    std::fs::write(&path, job("")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(!dir.path().join("out").exists());
+    assert!(
+        stderr.contains("job.toml:4:82: table `side`:")
+            && stderr.contains("side.csv:4: column `key`: cannot cast 'x' to BIGINT"),
+        "{stderr}"
+    );
+    std::fs::write(&path, job(", 'on_bad_record' = 'skip'")).unwrap();
+    sluice_succeeds("run", &path);
+    assert_eq!(
+        sorted(read_lines(&dir.path().join("out"))),
+        sorted(vec![
+            serde_json::json!({"id": 10, "name": "one"}),
+            serde_json::json!({"id": 11, "name": "two"}),
+            serde_json::json!({"id": 11, "name": "deux"}),
+        ])
+    );
 }
 
 /// A line that does not convert fails the job naming file, line and

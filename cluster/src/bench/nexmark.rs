@@ -215,7 +215,14 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
     let mut params = spec.params.clone();
     let side_input = side_input_for(query, &mut params)?;
     let file = if spec.sql {
-        let script = super::nexmark_sql::script(query, spec.events, spec.seed, nexmark.partitions)?;
+        let side_input = params.get("side_input").and_then(|p| p.as_str());
+        let script = super::nexmark_sql::script(
+            query,
+            spec.events,
+            spec.seed,
+            nexmark.partitions,
+            side_input,
+        )?;
         JobFile::from_sql(
             Path::new(&format!("<sluice bench nexmark --sql --query {query}>")),
             &script,

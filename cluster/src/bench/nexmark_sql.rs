@@ -17,6 +17,7 @@ const QUERIES: &[(&str, &str)] = &[
     ("q8", include_str!("../../../examples/nexmark-sql/q8.sql")),
     ("q9", include_str!("../../../examples/nexmark-sql/q9.sql")),
     ("q11", include_str!("../../../examples/nexmark-sql/q11.sql")),
+    ("q13", include_str!("../../../examples/nexmark-sql/q13.sql")),
     ("q14", include_str!("../../../examples/nexmark-sql/q14.sql")),
     ("q15", include_str!("../../../examples/nexmark-sql/q15.sql")),
     ("q16", include_str!("../../../examples/nexmark-sql/q16.sql")),
@@ -28,9 +29,18 @@ const QUERIES: &[(&str, &str)] = &[
     ("q22", include_str!("../../../examples/nexmark-sql/q22.sql")),
 ];
 
+/// The side table q13 looks up, as its file names it.
+const SIDE_INPUT_PATH: &str = "'path' = 'side_input.csv'";
+
 /// The script of `query` over `events` Nexmark events of `seed`, in
-/// `partitions` partitions.
-pub fn script(query: &str, events: u64, seed: u64, partitions: u32) -> Result<String, String> {
+/// `partitions` partitions; q13 looks up `side_input` (a file's path).
+pub fn script(
+    query: &str,
+    events: u64,
+    seed: u64,
+    partitions: u32,
+    side_input: Option<&str>,
+) -> Result<String, String> {
     let Some((_, text)) = QUERIES.iter().find(|(name, _)| *name == query) else {
         let names: Vec<&str> = QUERIES.iter().map(|(n, _)| *n).collect();
         return Err(format!(
@@ -48,5 +58,12 @@ pub fn script(query: &str, events: u64, seed: u64, partitions: u32) -> Result<St
         options,
         &format!("'events' = '{events}', 'seed' = '{seed}', 'partitions' = '{partitions}'"),
     );
+    let text = match side_input {
+        Some(path) if text.contains(SIDE_INPUT_PATH) => {
+            text.replace(SIDE_INPUT_PATH, &format!("'path' = '{path}'"))
+        }
+        Some(_) => return Err(format!("{query}.sql lost its `{SIDE_INPUT_PATH}` option")),
+        None => text.to_string(),
+    };
     Ok(format!("{ddl}\n{text}"))
 }

@@ -10,10 +10,14 @@
 //! string otherwise. Event time comes from the table's `WATERMARK` (a table
 //! without one is read in processing time), so `time` and
 //! `out_of_orderness_ms` are not options. Flink's connector names `print`
-//! and `filesystem` are Sluice's `stdout` and `file`. Every error points at
+//! and `filesystem` are Sluice's `stdout` and `file`. A table the job looks
+//! up (`FOR SYSTEM_TIME AS OF`) is a `filesystem` table read whole here,
+//! when the job file is read, its bad lines named by file and line before
+//! anything starts. Every error points at
 //! the script's line and column: in the job file for `sql`, in the script
 //! file for `sql_file`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,7 +29,7 @@ use sluice_engine::sql::output::OutputLayout;
 use sluice_engine::sql::scan::{generator_schema, nexmark_schema, RowMaker};
 use sluice_engine::sql::sql_type::SqlType;
 use sluice_engine::sql::text_rows::TextRows;
-use sluice_engine::sql::{Position, SqlError, SqlProgram};
+use sluice_engine::sql::{Position, Row, SqlError, SqlProgram};
 use sluice_engine::JobConfig;
 
 use super::sink::{parse_sink, SinkSpec};
@@ -166,6 +170,8 @@ pub struct SqlJob {
     pub program: Arc<SqlProgram>,
     pub sources: Vec<SqlSource>,
     pub sinks: Vec<SqlSink>,
+    /// The rows of each table the job looks up, read when the job file was.
+    pub lookups: HashMap<String, Arc<[Row]>>,
 }
 
 impl SqlJob {
@@ -181,6 +187,11 @@ impl SqlJob {
         for (name, layout) in &program.sources {
             let table = program.catalog.table(name).expect("planned tables exist");
             sources.push(source_of(file, origin, table, layout, config)?);
+        }
+        let mut lookups = HashMap::new();
+        for name in &program.lookups {
+            let table = program.catalog.table(name).expect("planned tables exist");
+            lookups.insert(name.clone(), lookup_rows(file, origin, table, config)?);
         }
         let mut sinks: Vec<SqlSink> = Vec::new();
         for insert in &program.inserts {
@@ -202,6 +213,7 @@ impl SqlJob {
             program: Arc::new(program),
             sources,
             sinks,
+            lookups,
         })
     }
 }
@@ -312,13 +324,13 @@ fn refused_at_option(
     ))
 }
 
-fn source_of(
+/// `table`'s options read as a `[source]` section would be.
+fn source_spec(
     file: &FileContext,
     origin: &ScriptOrigin,
     table: &Table,
-    layout: &[usize],
     config: &mut JobConfig,
-) -> Result<SqlSource, JobFileError> {
+) -> Result<(SourceSpec, EventTimeSpec), JobFileError> {
     let mut options = options_table(table);
     // Flink's filesystem table reads one path; Sluice's file source a list.
     if let Some(path) = options.remove("path") {
@@ -343,8 +355,17 @@ fn source_of(
             options.insert("time".into(), "processing".into());
         }
     }
-    let (spec, event_time) = parse_source(file, options, config)
-        .map_err(|e| option_error(origin, table, "source", e))?;
+    parse_source(file, options, config).map_err(|e| option_error(origin, table, "source", e))
+}
+
+fn source_of(
+    file: &FileContext,
+    origin: &ScriptOrigin,
+    table: &Table,
+    layout: &[usize],
+    config: &mut JobConfig,
+) -> Result<SqlSource, JobFileError> {
+    let (spec, event_time) = source_spec(file, origin, table, config)?;
     let file_columns: Vec<(&str, SqlType)> = (table.stored())
         .map(|c| (c.name.as_str(), c.ty.clone()))
         .collect();
@@ -405,6 +426,94 @@ fn source_of(
         event_time,
         rows,
     })
+}
+
+/// The rows of the lookup table `table`, every column: its files read
+/// whole, now. A line that does not parse fails the job (naming the file
+/// and line) unless the table skips bad records.
+fn lookup_rows(
+    file: &FileContext,
+    origin: &ScriptOrigin,
+    table: &Table,
+    config: &JobConfig,
+) -> Result<Arc<[Row]>, JobFileError> {
+    // A lookup table is no source: its options leave the job's alone.
+    let (spec, _) = source_spec(file, origin, table, &mut config.clone())?;
+    let SourceSpec::File {
+        paths,
+        format,
+        bad_records,
+        ..
+    } = spec
+    else {
+        let connector = table
+            .option("connector")
+            .map(|o| o.node.1.clone())
+            .unwrap_or_default();
+        return Err(refused_at_option(
+            origin,
+            table,
+            "connector",
+            &format!("it is looked up with FOR SYSTEM_TIME AS OF: a lookup table is a 'filesystem' table, read whole when the job starts (connector '{connector}' is a stream)"),
+        ));
+    };
+    if format == RecordFormat::Text || matches!(bad_records, BadRecordPolicy::SideOutput { .. }) {
+        let (key, message) = if format == RecordFormat::Text {
+            ("format", "option 'format' of a SQL table is 'json' or 'csv' (its columns are read from each line)")
+        } else {
+            ("on_bad_record", "a lookup table fails on a bad line or skips it ('fail' or 'skip'): it is read before the job starts, with nowhere to send it")
+        };
+        return Err(refused_at_option(origin, table, key, message));
+    }
+    let columns: Vec<(String, SqlType)> = (table.stored())
+        .map(|c| (c.name.clone(), c.ty.clone()))
+        .collect();
+    let schema: Vec<(&str, SqlType)> = columns
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
+    let every_column: Vec<usize> = (0..table.columns.len()).collect();
+    let rows =
+        RowMaker::new(table, "filesystem", &schema, &every_column).map_err(|e| origin.error(e))?;
+    let text = TextRows {
+        format,
+        columns,
+        rows,
+    };
+    let option = if table.option("path").is_some() {
+        "path"
+    } else {
+        "paths"
+    };
+    let mut out = Vec::new();
+    for path in &paths {
+        let content = std::fs::read_to_string(path).map_err(|e| {
+            refused_at_option(
+                origin,
+                table,
+                option,
+                &format!("reading `{}`: {e}", path.display()),
+            )
+        })?;
+        for (i, line) in content.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match text.parse(line) {
+                Ok(row) => out.push(row),
+                Err(_) if bad_records == BadRecordPolicy::Skip => {}
+                Err(message) => {
+                    return Err(refused_at_option(
+                        origin,
+                        table,
+                        option,
+                        &format!("{}:{}: {message}", path.display(), i + 1),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(out.into())
 }
 
 fn sink_of(

@@ -3,7 +3,8 @@
 //!
 //! Every table read is one source, shared by all reads of it; rows are made
 //! inside the source reader ([`RowSource`]), stamped with the table's
-//! `WATERMARK FOR` column. INSERTs into the same table meet in one sink
+//! `WATERMARK FOR` column; a lookup table's rows, read with the job file,
+//! are shared by every shard. INSERTs into the same table meet in one sink
 //! (a union). The plans were made and checked when the job file was read;
 //! this only wires them.
 
@@ -15,6 +16,7 @@ use sluice_engine::connectors::nexmark::NexmarkSource;
 use sluice_engine::connectors::{FileSource, Parse};
 use sluice_engine::record::NO_TIMESTAMP;
 use sluice_engine::sql::output::OutputRow;
+use sluice_engine::sql::physical::JobTables;
 use sluice_engine::sql::row_source::RowSource;
 use sluice_engine::sql::Row;
 use sluice_engine::{SourceError, Stream, StreamEnv, WatermarkStrategy};
@@ -25,13 +27,16 @@ use crate::job_file::{JobFileError, SqlJob, SqlSource, TableConnector};
 /// Builds `sql` on `env`.
 /// `job_file` names the job in errors.
 pub fn build(sql: &SqlJob, job_file: &Path, env: &StreamEnv) -> Result<(), JobFileError> {
-    let mut streams: HashMap<String, Stream<Row>> = HashMap::new();
+    let mut tables = JobTables {
+        streams: HashMap::new(),
+        lookups: sql.lookups.clone(),
+    };
     for source in &sql.sources {
         let stream = table_stream(source, env).map_err(|e| JobFileError::Syntax {
             file: job_file.to_owned(),
             message: format!("table `{}`: {e}", source.table),
         })?;
-        streams.insert(source.table.clone(), stream);
+        tables.streams.insert(source.table.clone(), stream);
     }
     let checkpointing = env.config().checkpoint.is_some();
     let mut built = HashMap::new();
@@ -41,7 +46,7 @@ pub fn build(sql: &SqlJob, job_file: &Path, env: &StreamEnv) -> Result<(), JobFi
             .inserts
             .iter()
             .filter(|insert| insert.table == sink.table)
-            .map(|insert| insert.plan.build(&streams, &mut built))
+            .map(|insert| insert.plan.build(&tables, &mut built))
             .collect();
         let rows = match outputs.split_first() {
             Some((first, [])) => first.clone(),

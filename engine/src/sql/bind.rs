@@ -574,6 +574,14 @@ fn bind_function(
             }
             arithmetic(ArithOp::Mod, l, r, expr)
         }
+        "PROCTIME" => {
+            arity(0)?;
+            call(
+                Scalar::Proctime,
+                Vec::new(),
+                SqlType::TimestampLtz { precision: 3 },
+            )
+        }
         "UPPER" | "LOWER" | "CHAR_LENGTH" | "CHARACTER_LENGTH" => {
             arity(1)?;
             let arg = expect_string(bind(args[0], scope)?, args[0])?;

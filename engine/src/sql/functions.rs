@@ -32,6 +32,9 @@ pub enum Scalar {
     /// `REGEXP_EXTRACT(s, regex, group)` with a constant regex: the group of
     /// the first match; NULL without a match or with no such group.
     RegexpExtract(Pattern, usize),
+    /// `PROCTIME()`: the wall-clock time the row is processed at, a
+    /// TIMESTAMP_LTZ(3) (Flink's processing-time attribute).
+    Proctime,
 }
 
 /// A piece of a LIKE pattern.
@@ -183,6 +186,7 @@ impl Scalar {
                     .and_then(|c| c.get(*group))
                     .map_or(Value::Null, |m| Value::Str(m.as_str().to_owned()))
             }),
+            Scalar::Proctime => Ok(Value::Timestamp(wall_clock_ms())),
             Scalar::Abs => Ok(match arg(0)? {
                 Value::Int(v) => Value::Int(v.wrapping_abs()),
                 Value::Double(v) => Value::Double(v.abs()),
@@ -191,6 +195,13 @@ impl Scalar {
             }),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A LIKE pattern's tokens; `escape` makes the next character literal.

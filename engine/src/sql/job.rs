@@ -46,6 +46,9 @@ pub struct SqlProgram {
     /// The tables the job reads, in script order, each with the columns
     /// its rows hold ([`source_layout`]: what any INSERT reads of it).
     pub sources: Vec<(String, Vec<usize>)>,
+    /// The tables the job looks up (`FOR SYSTEM_TIME AS OF`), in script
+    /// order: read whole when the job is built, every column.
+    pub lookups: Vec<String>,
 }
 
 impl SqlProgram {
@@ -58,6 +61,7 @@ impl SqlProgram {
             inserts: Vec::new(),
             explains: Vec::new(),
             sources: Vec::new(),
+            lookups: Vec::new(),
         };
         for statement in &statements {
             if program.catalog.apply(statement, udfs)? {
@@ -93,10 +97,12 @@ impl SqlProgram {
             ));
         }
         let mut read = HashMap::new();
+        let mut looked_up = HashSet::new();
         for insert in &program.inserts {
             insert.plan.tables_read(&mut read);
+            insert.plan.tables_looked_up(&mut looked_up);
         }
-        program.check_table_roles(&read)?;
+        program.check_table_roles(&read, &looked_up)?;
         let layouts: HashMap<String, Vec<usize>> = read
             .iter()
             .map(|(name, needed)| {
@@ -110,13 +116,21 @@ impl SqlProgram {
         program.sources = (program.catalog.tables.iter())
             .filter_map(|t| Some((t.name.clone(), layouts.get(&t.name)?.clone())))
             .collect();
+        program.lookups = (program.catalog.tables.iter())
+            .filter(|t| looked_up.contains(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
         Ok(program)
     }
 
     /// A table is read or written, not both (a job cannot read its output).
-    fn check_table_roles(&self, read: &HashMap<String, Vec<bool>>) -> Result<(), SqlError> {
+    fn check_table_roles(
+        &self,
+        read: &HashMap<String, Vec<bool>>,
+        looked_up: &HashSet<String>,
+    ) -> Result<(), SqlError> {
         for insert in &self.inserts {
-            if read.contains_key(&insert.table) {
+            if read.contains_key(&insert.table) || looked_up.contains(&insert.table) {
                 return Err(SqlError::new(
                     insert.position,
                     format!(

@@ -19,6 +19,7 @@ pub mod functions;
 pub mod group_aggregate;
 pub mod job;
 pub mod join;
+pub mod lookup_join;
 pub mod output;
 pub mod physical;
 pub mod plan;

@@ -21,6 +21,7 @@ use super::calc::Calc;
 use super::expr::BoundExpr;
 use super::group_aggregate::GroupAggregate;
 use super::join::regular_join;
+use super::lookup_join::LookupIndex;
 use super::plan::{Plan, PlanNode, UpstreamKey};
 use super::rank::{RankOrder, Ties, TopN};
 use super::scan::row_positions;
@@ -83,6 +84,21 @@ pub enum Physical {
         /// Each side's key columns by name, for EXPLAIN.
         key_names: [Vec<String>; 2],
     },
+    /// A lookup join: each input row joined with the rows of the bounded
+    /// table `table` (see [`super::lookup_join`]); stateless, in the
+    /// input's chain.
+    LookupJoin {
+        input: Box<Physical>,
+        /// The input's columns that are output; the rest are computed keys.
+        left_width: usize,
+        table: String,
+        left_keys: Arc<[usize]>,
+        right_keys: Arc<[usize]>,
+        /// Which of the table's columns are read (the others stay NULL).
+        right_needed: Vec<bool>,
+        /// The key equalities as written, for EXPLAIN.
+        texts: Vec<String>,
+    },
     /// Top-N or deduplication: a key_by exchange on the partition columns,
     /// then [`TopN`] with each partition's best rows in keyed state.
     Rank {
@@ -94,6 +110,14 @@ pub enum Physical {
         partition_texts: Vec<String>,
         order_text: String,
     },
+}
+
+/// What a job's operators read: a stream per table read as a source, and
+/// the rows of each lookup table (every column of the table).
+#[derive(Default)]
+pub struct JobTables {
+    pub streams: HashMap<String, Stream<Row>>,
+    pub lookups: HashMap<String, Arc<[Row]>>,
 }
 
 /// Lowers `plan`, fusing stateless steps; then prunes it for a consumer
@@ -206,6 +230,22 @@ fn lower_node(plan: &Plan) -> Physical {
             texts: texts.clone(),
             key_names: key_names.clone(),
         },
+        PlanNode::LookupJoin {
+            input,
+            left_width,
+            table,
+            left_keys,
+            right_keys,
+            texts,
+        } => Physical::LookupJoin {
+            input: Box::new(lower_node(input)),
+            left_width: *left_width,
+            table: table.clone(),
+            left_keys: left_keys.clone().into(),
+            right_keys: right_keys.clone().into(),
+            right_needed: vec![false; plan.schema.len() - left_width],
+            texts: texts.clone(),
+        },
         PlanNode::Rank {
             input,
             partition,
@@ -287,6 +327,11 @@ impl Physical {
             Physical::WindowAggregate { keys, calls, .. } => keys + 3 + calls.len(),
             Physical::Join { left, right, .. } => left.width() + right.width(),
             Physical::Rank { input, .. } => input.width() + 1,
+            Physical::LookupJoin {
+                left_width,
+                right_needed,
+                ..
+            } => left_width + right_needed.len(),
         }
     }
 
@@ -350,6 +395,22 @@ impl Physical {
                 left.prune(&left_needs);
                 right.prune(&right_needs);
             }
+            Physical::LookupJoin {
+                input,
+                left_width,
+                left_keys,
+                right_needed,
+                ..
+            } => {
+                let (left_needs, right_needs) = needed.split_at(*left_width);
+                let mut reads = vec![false; input.width()];
+                reads[..*left_width].copy_from_slice(left_needs);
+                left_keys.iter().for_each(|&k| reads[k] = true);
+                for (mine, theirs) in right_needed.iter_mut().zip(right_needs) {
+                    *mine |= *theirs;
+                }
+                input.prune(&reads);
+            }
             Physical::Rank {
                 input,
                 partition,
@@ -407,6 +468,7 @@ impl Physical {
             Physical::Union { inputs } => inputs.iter_mut().for_each(|i| i.narrow(layouts)),
             Physical::GroupAggregate { input, .. }
             | Physical::WindowAggregate { input, .. }
+            | Physical::LookupJoin { input, .. }
             | Physical::Rank { input, .. } => input.narrow(layouts),
             Physical::Join { left, right, .. } => {
                 left.narrow(layouts);
@@ -429,6 +491,7 @@ impl Physical {
             Physical::Calc { input, .. }
             | Physical::GroupAggregate { input, .. }
             | Physical::WindowAggregate { input, .. }
+            | Physical::LookupJoin { input, .. }
             | Physical::Rank { input, .. } => input.tables_read(out),
             Physical::Union { inputs } => inputs.iter().for_each(|i| i.tables_read(out)),
             Physical::Join { left, right, .. } => {
@@ -438,19 +501,44 @@ impl Physical {
         }
     }
 
-    /// Wires the operators onto the streams of the tables (`sources`, one
-    /// stream per table, shared by every read of it). A stateful operator
+    /// Adds the tables looked up (by a lookup join) to `out`.
+    pub fn tables_looked_up(&self, out: &mut HashSet<String>) {
+        if let Physical::LookupJoin { table, .. } = self {
+            out.insert(table.clone());
+        }
+        for input in self.inputs() {
+            input.tables_looked_up(out);
+        }
+    }
+
+    /// The operators this one reads.
+    fn inputs(&self) -> Vec<&Physical> {
+        match self {
+            Physical::Source { .. } => Vec::new(),
+            Physical::Calc { input, .. }
+            | Physical::GroupAggregate { input, .. }
+            | Physical::WindowAggregate { input, .. }
+            | Physical::LookupJoin { input, .. }
+            | Physical::Rank { input, .. } => vec![input],
+            Physical::Union { inputs } => inputs.iter().collect(),
+            Physical::Join { left, right, .. } => vec![left, right],
+        }
+    }
+
+    /// Wires the operators onto the streams of the tables (`tables`: one
+    /// stream per table read, shared by every read of it, and the rows of
+    /// each lookup table). A stateful operator
     /// equal to one already in `built` (the same operator over the same
     /// input, as q5 aggregates the same windows twice) is not built again:
     /// its stream is shared, as Flink reuses a common sub-plan. `built`
     /// spans every INSERT of the job.
     pub fn build(
         &self,
-        sources: &HashMap<String, Stream<Row>>,
+        tables: &JobTables,
         built: &mut HashMap<String, Stream<Row>>,
     ) -> Stream<Row> {
         if !self.is_stateful() {
-            return self.build_here(sources, built);
+            return self.build_here(tables, built);
         }
         // The debug form is the whole subtree: operators, expressions and
         // the columns each source fills.
@@ -458,27 +546,27 @@ impl Physical {
         if let Some(stream) = built.get(&shape) {
             return stream.clone();
         }
-        let stream = self.build_here(sources, built);
+        let stream = self.build_here(tables, built);
         built.insert(shape, stream.clone());
         stream
     }
 
     fn build_here(
         &self,
-        sources: &HashMap<String, Stream<Row>>,
+        tables: &JobTables,
         built: &mut HashMap<String, Stream<Row>>,
     ) -> Stream<Row> {
         match self {
-            Physical::Source { table, .. } => sources[table].clone(),
+            Physical::Source { table, .. } => tables.streams[table].clone(),
             Physical::Calc { input, calc, .. } => {
                 let compiled = calc.compile(input.width());
                 input
-                    .build(sources, built)
+                    .build(tables, built)
                     .try_filter_map(move |row| compiled.apply(row).map_err(|e| e.0))
             }
             Physical::Union { inputs } => {
                 let streams: Vec<Stream<Row>> =
-                    inputs.iter().map(|i| i.build(sources, built)).collect();
+                    inputs.iter().map(|i| i.build(tables, built)).collect();
                 streams[0].union(&streams[1..])
             }
             Physical::GroupAggregate {
@@ -493,7 +581,7 @@ impl Physical {
                 let upstream_key: Option<Arc<[usize]>> =
                     upstream_key.as_ref().map(|k| k.columns.clone().into());
                 input
-                    .build(sources, built)
+                    .build(tables, built)
                     .key_by(move |row: &Row| Row(row.0[..keys].to_vec()))
                     .process(move |state: &mut StateBackend| {
                         GroupAggregate::new(keys, calls.clone(), upstream_key.clone(), state)
@@ -505,7 +593,7 @@ impl Physical {
                 calls,
                 window,
                 ..
-            } => window_aggregate(&input.build(sources, built), *keys, calls.clone(), *window),
+            } => window_aggregate(&input.build(tables, built), *keys, calls.clone(), *window),
             Physical::Join {
                 left,
                 right,
@@ -513,11 +601,30 @@ impl Physical {
                 right_keys,
                 ..
             } => regular_join(
-                &left.build(sources, built),
-                &right.build(sources, built),
+                &left.build(tables, built),
+                &right.build(tables, built),
                 left_keys.clone(),
                 right_keys.clone(),
             ),
+            Physical::LookupJoin {
+                input,
+                left_width,
+                table,
+                left_keys,
+                right_keys,
+                right_needed,
+                ..
+            } => {
+                let index = Arc::new(LookupIndex::new(
+                    &tables.lookups[table],
+                    right_keys,
+                    right_needed,
+                ));
+                let (left_width, left_keys) = (*left_width, left_keys.clone());
+                input
+                    .build(tables, built)
+                    .flat_map(move |row: Row| index.lookup(row, left_width, &left_keys))
+            }
             Physical::Rank {
                 input,
                 partition,
@@ -528,7 +635,7 @@ impl Physical {
                 let partition = partition.clone();
                 let (order, limit) = (order.clone(), *limit);
                 input
-                    .build(sources, built)
+                    .build(tables, built)
                     .key_by(move |row: &Row| row.select(&partition))
                     .process(move |state: &mut StateBackend| TopN::new(order.clone(), limit, state))
             }
@@ -630,6 +737,19 @@ impl Physical {
                     let _ = writeln!(out, "{pad}  Exchange key_by [{}]", keys.join(", "));
                     input.explain_into(out, depth + 2, shown);
                 }
+            }
+            Physical::LookupJoin {
+                input,
+                table,
+                texts,
+                ..
+            } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}LookupJoin {table} on [{}] (stateless: the table read whole when the job starts, indexed by its key; no exchange)",
+                    texts.join(", ")
+                );
+                input.explain_into(out, depth + 1, shown);
             }
             Physical::Rank {
                 input,

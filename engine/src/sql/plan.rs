@@ -115,6 +115,21 @@ pub enum PlanNode {
         /// Each side's key columns by name, for EXPLAIN.
         key_names: [Vec<String>; 2],
     },
+    /// A lookup join, `JOIN t FOR SYSTEM_TIME AS OF l.proc_time ON …` (see
+    /// [`join`]): each row of `input` joined with the rows of the bounded
+    /// table `table` whose `right_keys` columns equal its `left_keys`
+    /// columns. The first `left_width` input columns, then the table's
+    /// (the input's further columns are key expressions computed for the
+    /// lookup). Append-only, stateless; keeps the input's event time.
+    LookupJoin {
+        input: Box<Plan>,
+        left_width: usize,
+        table: String,
+        left_keys: Vec<usize>,
+        right_keys: Vec<usize>,
+        /// The key equalities as written, for EXPLAIN.
+        texts: Vec<String>,
+    },
     /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` bounded by the
     /// enclosing `WHERE` (see [`rank`]): the input's columns, then the row
     /// number. An upsert stream.
@@ -1443,7 +1458,7 @@ fn plan_relation(relation: &TableFactor, catalog: &Catalog) -> Result<Plan, SqlE
             if version.is_some() {
                 return Err(unsupported(
                     position,
-                    "FOR SYSTEM_TIME AS OF (a temporal join)",
+                    "FOR SYSTEM_TIME AS OF outside JOIN … ON (a lookup join reads `a JOIN t FOR SYSTEM_TIME AS OF a.proc_time ON …`)",
                 ));
             }
             let name = name
@@ -1519,6 +1534,8 @@ impl Plan {
             PlanNode::Scan { .. } => false,
             PlanNode::Aggregate { .. } | PlanNode::Rank { .. } => true,
             PlanNode::WindowAggregate { .. } | PlanNode::Join { .. } => false,
+            // Planning refuses a lookup join of an updating table.
+            PlanNode::LookupJoin { .. } => false,
             PlanNode::WindowTvf { input, .. } => input.is_updating(),
             PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => input.is_updating(),
             PlanNode::Union { inputs } => inputs.iter().any(Plan::is_updating),
@@ -1574,6 +1591,7 @@ impl Plan {
             | PlanNode::Union { .. }
             | PlanNode::Aggregate { .. }
             | PlanNode::Join { .. }
+            | PlanNode::LookupJoin { .. }
             | PlanNode::Rank { .. } => None,
         }
     }
@@ -1588,6 +1606,7 @@ impl Plan {
             | PlanNode::Project { input, .. }
             | PlanNode::Aggregate { input, .. }
             | PlanNode::Rank { input, .. }
+            | PlanNode::LookupJoin { input, .. }
             | PlanNode::WindowAggregate { input, .. } => input.window_tvf_left(),
             PlanNode::Union { inputs } => inputs.iter().find_map(Plan::window_tvf_left),
             PlanNode::Join { left, right, .. } => {
@@ -1665,6 +1684,12 @@ impl Plan {
                 texts.join(", "),
                 columns.join(", ")
             ),
+            PlanNode::LookupJoin { table, texts, .. } => writeln!(
+                out,
+                "{pad}LookupJoin {table} on [{}] -> [{}]",
+                texts.join(", "),
+                columns.join(", ")
+            ),
             PlanNode::Rank {
                 partition_texts,
                 order_text,
@@ -1685,6 +1710,7 @@ impl Plan {
             | PlanNode::Aggregate { input, .. }
             | PlanNode::WindowTvf { input, .. }
             | PlanNode::Rank { input, .. }
+            | PlanNode::LookupJoin { input, .. }
             | PlanNode::WindowAggregate { input, .. } => input.explain_into(out, depth + 1),
             PlanNode::Union { inputs } => {
                 for input in inputs {
@@ -1712,6 +1738,7 @@ impl Plan {
             | PlanNode::Aggregate { input, .. }
             | PlanNode::WindowTvf { input, .. }
             | PlanNode::WindowAggregate { input, .. }
+            | PlanNode::LookupJoin { input, .. }
             | PlanNode::Rank { input, .. } => vec![input],
             PlanNode::Union { inputs } => inputs.iter().collect(),
             PlanNode::Join { left, right, .. } => vec![left, right],

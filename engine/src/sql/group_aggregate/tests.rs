@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::connectors::{CollectSink, GeneratedEvent, GeneratorSource};
 use crate::sql::catalog::Catalog;
-use crate::sql::physical::lower;
+use crate::sql::physical::{lower, JobTables};
 use crate::sql::plan::plan_query;
 use crate::sql::row_source::RowSource;
 use crate::sql::scan::source_layout;
@@ -189,7 +189,10 @@ pub(crate) fn run_over(
     let (sink, collected) = CollectSink::new();
     physical
         .build(
-            &HashMap::from([("t".to_owned(), rows)]),
+            &JobTables {
+                streams: HashMap::from([("t".to_owned(), rows)]),
+                lookups: HashMap::new(),
+            },
             &mut HashMap::new(),
         )
         .sink(sink);

@@ -86,6 +86,7 @@ fn eval_logical(plan: &Plan, rows: &[Row]) -> Rows {
         | PlanNode::WindowTvf { .. }
         | PlanNode::WindowAggregate { .. }
         | PlanNode::Join { .. }
+        | PlanNode::LookupJoin { .. }
         | PlanNode::Rank { .. } => unreachable!("the templates neither aggregate, join nor rank"),
     }
 }
@@ -121,6 +122,7 @@ fn eval_physical(plan: &Physical, stored: &[Stored], maker: &RowMaker) -> Rows {
         Physical::GroupAggregate { .. }
         | Physical::WindowAggregate { .. }
         | Physical::Join { .. }
+        | Physical::LookupJoin { .. }
         | Physical::Rank { .. } => {
             unreachable!("the templates neither aggregate, join nor rank")
         }

@@ -11,8 +11,13 @@
 //! else filters the join's output. (Moving `WHERE` conjuncts into the join
 //! is exact for inner joins, and it is what Flink's optimizer does.) A join
 //! without a key equality would be a cross product and is refused.
+//!
+//! A table joined `FOR SYSTEM_TIME AS OF` the processing time is a lookup
+//! join instead (see [`lookup`]).
 
-use sqlparser::ast::{BinaryOperator, Expr, JoinConstraint, JoinOperator, TableWithJoins};
+use sqlparser::ast::{
+    BinaryOperator, Expr, JoinConstraint, JoinOperator, TableFactor, TableVersion, TableWithJoins,
+};
 
 use super::{at, plan_relation, unsupported, Plan, PlanNode};
 use crate::sql::bind::{bind, Scope};
@@ -36,10 +41,11 @@ pub(super) fn plan_joins(
     selection: Option<&Expr>,
     catalog: &Catalog,
 ) -> Result<Plan, SqlError> {
-    let mut relations = Vec::new();
+    // Each table, and the time it is looked up as of (a lookup table).
+    let mut relations: Vec<(&TableFactor, Option<&Expr>)> = Vec::new();
     let mut conditions: Vec<(&Expr, &str)> = Vec::new();
     for item in from {
-        relations.push(&item.relation);
+        relations.push((&item.relation, None));
         for join in &item.joins {
             let position = at(&join.relation);
             let constraint = match &join.join_operator {
@@ -65,26 +71,29 @@ pub(super) fn plan_joins(
                 }
                 JoinConstraint::Natural => return Err(unsupported(position, "NATURAL JOIN")),
             }
-            relations.push(&join.relation);
+            relations.push((&join.relation, looked_up_as_of(&join.relation)));
         }
     }
     conditions.extend(selection.map(|s| (s, "WHERE")));
 
     let mut inputs = Vec::with_capacity(relations.len());
-    for relation in &relations {
-        let plan = plan_relation(relation, catalog)?;
+    for &(relation, as_of) in &relations {
+        let plan = match as_of {
+            Some(_) => lookup::lookup_table(relation, catalog)?,
+            None => plan_relation(relation, catalog)?,
+        };
         if plan.is_updating() {
             return Err(unsupported(
-                at(*relation),
+                at(relation),
                 "a join of the result of an unbounded GROUP BY (an updating table)",
             ));
         }
-        inputs.push((plan, at(*relation)));
+        inputs.push((plan, at(relation), as_of));
     }
     let scope = Scope {
         columns: inputs
             .iter()
-            .flat_map(|(p, _)| p.schema.iter().cloned())
+            .flat_map(|(p, _, _)| p.schema.iter().cloned())
             .collect(),
         udfs: catalog.functions.clone(),
         grouping: None,
@@ -116,18 +125,32 @@ pub(super) fn plan_joins(
     }
 
     let mut inputs = inputs.into_iter();
-    let (mut left, _) = inputs.next().expect("a FROM clause names a table");
-    for (right, position) in inputs {
+    let (mut left, _, _) = inputs.next().expect("a FROM clause names a table");
+    for (right, position, as_of) in inputs {
         let left_width = left.schema.len();
         let end = left_width + right.schema.len();
         let (here, later): (Vec<Conjunct>, Vec<Conjunct>) = pending
             .into_iter()
             .partition(|c| c.last_column.is_none_or(|l| l < end));
         pending = later;
-        left = join_two(left, right, left_width, here, position)?;
+        left = match as_of {
+            Some(as_of) => lookup::lookup_join(left, right, here, position, as_of, catalog)?,
+            None => join_two(left, right, left_width, here, position)?,
+        };
     }
     debug_assert!(pending.is_empty(), "every column is in the last join");
     Ok(left)
+}
+
+/// The time `relation` is looked up as of, if it is a lookup table.
+fn looked_up_as_of(relation: &TableFactor) -> Option<&Expr> {
+    match relation {
+        TableFactor::Table {
+            version: Some(TableVersion::ForSystemTimeAsOf(as_of)),
+            ..
+        } => Some(as_of),
+        _ => None,
+    }
 }
 
 /// `left` joined to `right` (whose columns follow the left's `left_width`
@@ -216,6 +239,8 @@ fn key_pair(bound: &BoundExpr, left_width: usize) -> Option<(usize, usize)> {
         _ => None,
     }
 }
+
+mod lookup;
 
 /// `plan` under a filter of `conjuncts` (none: `plan` itself).
 fn filtered(plan: Plan, conjuncts: Vec<(BoundExpr, String)>) -> Plan {
