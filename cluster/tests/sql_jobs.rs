@@ -343,6 +343,17 @@ fn q17_in_sql_equals_the_hand_written_job() {
 /// A generator table with a stdout sink, then `query` (one line per statement).
 const GENERATOR_TABLE: &str = "CREATE TABLE events (seq BIGINT, `key` BIGINT, `value` BIGINT, ts TIMESTAMP(3),\n    WATERMARK FOR ts AS ts - INTERVAL '1' SECOND\n) WITH ('connector' = 'generator', 'events' = '100');\nCREATE TABLE out (k BIGINT, v BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out');\n";
 
+/// `sluice run <job>`: its exit code and standard error.
+fn sluice_run(job: &Path) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(job)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
 /// Runs `sluice run` on a job file whose `sql` is `script`; expects exit
 /// code 2, no output, and a message `job.toml:<line>:<column>: …` that
 /// contains `message` (else says what it got).
@@ -351,21 +362,16 @@ fn check_refused(script: &str, line: u64, column: u64, message: &str) -> Result<
     let job = dir.path().join("job.toml");
     // The script starts on the job file's line 3.
     std::fs::write(&job, format!("shards = 1\nsql = \"\"\"\n{script}\"\"\"\n")).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&job)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = sluice_run(&job);
     let at = format!("job.toml:{}:{column}: ", line + 2);
-    if output.status.code() != Some(2)
+    if code != Some(2)
         || dir.path().join("out").exists()
         || !stderr.contains(&at)
         || !stderr.contains(message)
     {
         return Err(format!(
             "expected exit 2, no output and `{at}… {message}…` for\n{script}got {:?}: {stderr}",
-            output.status.code()
+            code
         ));
     }
     Ok(())
@@ -633,13 +639,8 @@ fn a_lookup_table_is_read_whole_and_its_bad_line_named_or_skipped() {
     };
     let path = dir.path().join("job.toml");
     std::fs::write(&path, job("")).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = sluice_run(&path);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(!dir.path().join("out").exists());
     assert!(
         stderr.contains("job.toml:4:82: table `side`:")
@@ -677,13 +678,8 @@ fn a_bad_line_of_a_file_table_is_named_or_skipped() {
     };
     let path = dir.path().join("job.toml");
     std::fs::write(&path, job("")).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let (code, stderr) = sluice_run(&path);
+    assert_ne!(code, Some(0));
     assert!(
         stderr.contains("in.jsonl:2: column `id`: cannot cast 'one' to BIGINT"),
         "{stderr}"

@@ -309,6 +309,14 @@ fn option_error(
     origin.error(SqlError::new(position, text))
 }
 
+/// The `connector` option of `table` as written.
+fn connector_name(table: &Table) -> String {
+    table
+        .option("connector")
+        .map(|o| o.node.1.clone())
+        .unwrap_or_default()
+}
+
 /// An error about `table`'s option `key`, placed where it is written (or at
 /// the table when it is not).
 fn refused_at_option(
@@ -384,10 +392,7 @@ fn source_of(
             ("filesystem", file_columns.clone())
         }
         SourceSpec::Kafka(_) => {
-            let connector = table
-                .option("connector")
-                .map(|o| o.node.1.clone())
-                .unwrap_or_default();
+            let connector = connector_name(table);
             return Err(refused_at_option(
                 origin,
                 table,
@@ -446,10 +451,7 @@ fn lookup_rows(
         ..
     } = spec
     else {
-        let connector = table
-            .option("connector")
-            .map(|o| o.node.1.clone())
-            .unwrap_or_default();
+        let connector = connector_name(table);
         return Err(refused_at_option(
             origin,
             table,
@@ -465,21 +467,8 @@ fn lookup_rows(
         };
         return Err(refused_at_option(origin, table, key, message));
     }
-    let columns: Vec<(String, SqlType)> = (table.stored())
-        .map(|c| (c.name.clone(), c.ty.clone()))
-        .collect();
-    let schema: Vec<(&str, SqlType)> = columns
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.clone()))
-        .collect();
     let every_column: Vec<usize> = (0..table.columns.len()).collect();
-    let rows =
-        RowMaker::new(table, "filesystem", &schema, &every_column).map_err(|e| origin.error(e))?;
-    let text = TextRows {
-        format,
-        columns,
-        rows,
-    };
+    let text = TextRows::of_table(table, format, &every_column).map_err(|e| origin.error(e))?;
     let option = if table.option("path").is_some() {
         "path"
     } else {

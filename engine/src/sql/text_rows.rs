@@ -14,6 +14,8 @@
 //! record naming the column. Runs in the file source's reader, on the shard
 //! reading the split.
 
+use super::catalog::Table;
+use super::error::SqlError;
 use super::expr::{cast, EvalError};
 use super::scan::RowMaker;
 use super::sql_type::SqlType;
@@ -32,6 +34,27 @@ pub struct TextRows {
 }
 
 impl TextRows {
+    /// The rows of the file table `table` (its stored columns are the
+    /// lines' fields), holding its columns `layout`.
+    pub fn of_table(
+        table: &Table,
+        format: RecordFormat,
+        layout: &[usize],
+    ) -> Result<TextRows, SqlError> {
+        let columns: Vec<(String, SqlType)> = (table.stored())
+            .map(|c| (c.name.clone(), c.ty.clone()))
+            .collect();
+        let schema: Vec<(&str, SqlType)> = (columns.iter())
+            .map(|(n, t)| (n.as_str(), t.clone()))
+            .collect();
+        let rows = RowMaker::new(table, "filesystem", &schema, layout)?;
+        Ok(TextRows {
+            format,
+            columns,
+            rows,
+        })
+    }
+
     /// The row of one line (without its newline).
     pub fn parse(&self, line: &str) -> Result<Row, String> {
         match self.format {
@@ -145,19 +168,7 @@ mod tests {
         let needed: Vec<bool> = (table.columns.iter())
             .map(|c| read.contains(&c.name.as_str()))
             .collect();
-        let columns: Vec<(String, SqlType)> = (table.stored())
-            .map(|c| (c.name.clone(), c.ty.clone()))
-            .collect();
-        let schema: Vec<(&str, SqlType)> = columns
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.clone()))
-            .collect();
-        let layout = source_layout(table, &needed);
-        TextRows {
-            format,
-            rows: RowMaker::new(table, "filesystem", &schema, &layout).unwrap(),
-            columns,
-        }
+        TextRows::of_table(table, format, &source_layout(table, &needed)).unwrap()
     }
 
     #[test]

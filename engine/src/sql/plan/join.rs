@@ -218,18 +218,22 @@ fn join_two(
     Ok(filtered(join, residual))
 }
 
+/// The two sides of `bound` if it is an equality.
+fn equality_sides(bound: &BoundExpr) -> Option<(&BoundExpr, &BoundExpr)> {
+    match bound {
+        BoundExpr::Compare {
+            op: CompareOp::Eq,
+            left,
+            right,
+        } => Some((left, right)),
+        _ => None,
+    }
+}
+
 /// `(left column, right column)` if `bound` is `a = b` with `a` a column
 /// of the left side and `b` of the right, or the other way round.
 fn key_pair(bound: &BoundExpr, left_width: usize) -> Option<(usize, usize)> {
-    let BoundExpr::Compare {
-        op: CompareOp::Eq,
-        left,
-        right,
-    } = bound
-    else {
-        return None;
-    };
-    match (left.as_ref(), right.as_ref()) {
+    match equality_sides(bound)? {
         (BoundExpr::Column(a), BoundExpr::Column(b)) if *a < left_width && *b >= left_width => {
             Some((*a, *b))
         }

@@ -20,11 +20,11 @@
 use sqlparser::ast::{Expr, TableFactor};
 
 use super::super::{at, unsupported, Plan, PlanNode};
-use super::{filtered, Conjunct};
+use super::{equality_sides, filtered, Conjunct};
 use crate::sql::bind::{bind, Scope, ScopeColumn};
 use crate::sql::catalog::Catalog;
 use crate::sql::error::{Position, SqlError};
-use crate::sql::expr::{BoundExpr, CompareOp};
+use crate::sql::expr::BoundExpr;
 use crate::sql::functions::Scalar;
 
 /// The columns of the table `relation` looks up (qualified by its alias).
@@ -163,14 +163,7 @@ pub(super) fn lookup_join(
 /// columns of the other side only. The binder gave both one type; an
 /// integer column cast to a wider integer is still its plain value.
 fn lookup_key(bound: &BoundExpr, left_width: usize) -> Option<(BoundExpr, usize)> {
-    let BoundExpr::Compare {
-        op: CompareOp::Eq,
-        left,
-        right,
-    } = bound
-    else {
-        return None;
-    };
+    let (left, right) = equality_sides(bound)?;
     let table_column = |e: &BoundExpr| match e {
         BoundExpr::Column(c) if *c >= left_width => Some(*c),
         BoundExpr::Cast { expr, from, to } if from.is_integer() && to.is_integer() => {
@@ -190,8 +183,8 @@ fn lookup_key(bound: &BoundExpr, left_width: usize) -> Option<(BoundExpr, usize)
         reads && only_left
     };
     match (table_column(left), table_column(right)) {
-        (None, Some(c)) if of_left_side(left) => Some((left.as_ref().clone(), c)),
-        (Some(c), None) if of_left_side(right) => Some((right.as_ref().clone(), c)),
+        (None, Some(c)) if of_left_side(left) => Some((left.clone(), c)),
+        (Some(c), None) if of_left_side(right) => Some((right.clone(), c)),
         _ => None,
     }
 }
