@@ -17,6 +17,7 @@ const QUERIES: &[(&str, &str)] = &[
     ("q8", include_str!("../../../examples/nexmark-sql/q8.sql")),
     ("q9", include_str!("../../../examples/nexmark-sql/q9.sql")),
     ("q11", include_str!("../../../examples/nexmark-sql/q11.sql")),
+    ("q12", include_str!("../../../examples/nexmark-sql/q12.sql")),
     ("q13", include_str!("../../../examples/nexmark-sql/q13.sql")),
     ("q14", include_str!("../../../examples/nexmark-sql/q14.sql")),
     ("q15", include_str!("../../../examples/nexmark-sql/q15.sql")),

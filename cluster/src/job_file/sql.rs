@@ -8,7 +8,8 @@
 //! '1000'` is `events = 1000`). Each option value is read as a TOML value
 //! when it is one (`'1000'`, `'true'`, `'["a.csv", "b.csv"]'`) and as a
 //! string otherwise. Event time comes from the table's `WATERMARK` (a table
-//! without one is read in processing time), so `time` and
+//! without one is read in processing time, and so is one that a window of
+//! `PROCTIME()` reads), so `time` and
 //! `out_of_orderness_ms` are not options. Flink's connector names `print`
 //! and `filesystem` are Sluice's `stdout` and `file`. A table the job looks
 //! up (`FOR SYSTEM_TIME AS OF`) is a `filesystem` table read whole here,
@@ -186,7 +187,15 @@ impl SqlJob {
         let mut sources = Vec::new();
         for (name, layout) in &program.sources {
             let table = program.catalog.table(name).expect("planned tables exist");
-            sources.push(source_of(file, origin, table, layout, config)?);
+            let processing_time = program.processing_time_tables.contains(name);
+            sources.push(source_of(
+                file,
+                origin,
+                table,
+                layout,
+                processing_time,
+                config,
+            )?);
         }
         let mut lookups = HashMap::new();
         for name in &program.lookups {
@@ -332,11 +341,13 @@ fn refused_at_option(
     ))
 }
 
-/// `table`'s options read as a `[source]` section would be.
+/// `table`'s options read as a `[source]` section would be, in event time
+/// if it has a `WATERMARK` unless `processing_time`.
 fn source_spec(
     file: &FileContext,
     origin: &ScriptOrigin,
     table: &Table,
+    processing_time: bool,
     config: &mut JobConfig,
 ) -> Result<(SourceSpec, EventTimeSpec), JobFileError> {
     let mut options = options_table(table);
@@ -355,11 +366,11 @@ fn source_spec(
         }
     }
     match table.watermark {
-        Some(watermark) => {
+        Some(watermark) if !processing_time => {
             options.insert("time".into(), "event".into());
             options.insert("out_of_orderness_ms".into(), watermark.delay_ms.into());
         }
-        None => {
+        _ => {
             options.insert("time".into(), "processing".into());
         }
     }
@@ -371,9 +382,10 @@ fn source_of(
     origin: &ScriptOrigin,
     table: &Table,
     layout: &[usize],
+    processing_time: bool,
     config: &mut JobConfig,
 ) -> Result<SqlSource, JobFileError> {
-    let (spec, event_time) = source_spec(file, origin, table, config)?;
+    let (spec, event_time) = source_spec(file, origin, table, processing_time, config)?;
     let file_columns: Vec<(&str, SqlType)> = (table.stored())
         .map(|c| (c.name.as_str(), c.ty.clone()))
         .collect();
@@ -443,7 +455,7 @@ fn lookup_rows(
     config: &JobConfig,
 ) -> Result<Arc<[Row]>, JobFileError> {
     // A lookup table is no source: its options leave the job's alone.
-    let (spec, _) = source_spec(file, origin, table, &mut config.clone())?;
+    let (spec, _) = source_spec(file, origin, table, false, &mut config.clone())?;
     let SourceSpec::File {
         paths,
         format,

@@ -49,6 +49,9 @@ pub struct SqlProgram {
     /// The tables the job looks up (`FOR SYSTEM_TIME AS OF`), in script
     /// order: read whole when the job is built, every column.
     pub lookups: Vec<String>,
+    /// The tables read in processing time (a window of `PROCTIME()` reads
+    /// them), whatever their `WATERMARK`.
+    pub processing_time_tables: Vec<String>,
 }
 
 impl SqlProgram {
@@ -62,6 +65,7 @@ impl SqlProgram {
             explains: Vec::new(),
             sources: Vec::new(),
             lookups: Vec::new(),
+            processing_time_tables: Vec::new(),
         };
         for statement in &statements {
             if program.catalog.apply(statement, udfs)? {
@@ -103,6 +107,7 @@ impl SqlProgram {
             insert.plan.tables_looked_up(&mut looked_up);
         }
         program.check_table_roles(&read, &looked_up)?;
+        let processing_time = program.check_table_times()?;
         let layouts: HashMap<String, Vec<usize>> = read
             .iter()
             .map(|(name, needed)| {
@@ -115,6 +120,10 @@ impl SqlProgram {
         }
         program.sources = (program.catalog.tables.iter())
             .filter_map(|t| Some((t.name.clone(), layouts.get(&t.name)?.clone())))
+            .collect();
+        program.processing_time_tables = (program.catalog.tables.iter())
+            .filter(|t| processing_time.contains(&t.name))
+            .map(|t| t.name.clone())
             .collect();
         program.lookups = (program.catalog.tables.iter())
             .filter(|t| looked_up.contains(&t.name))
@@ -141,6 +150,25 @@ impl SqlProgram {
             }
         }
         Ok(())
+    }
+
+    /// A table is read in one time: a window of the processing time reads
+    /// it in processing time, so no window of the job may take its event
+    /// time. Returns the tables read in processing time.
+    fn check_table_times(&self) -> Result<HashSet<String>, SqlError> {
+        let (mut processing, mut event) = (HashSet::new(), HashSet::new());
+        for insert in &self.inserts {
+            insert.plan.tables_by_time(&mut processing, &mut event);
+            if let Some(table) = processing.intersection(&event).next() {
+                return Err(SqlError::new(
+                    insert.position,
+                    format!(
+                        "table `{table}` is windowed by its processing time (PROCTIME()) and by its event time in this job: a job reads a table in one time"
+                    ),
+                ));
+            }
+        }
+        Ok(processing)
     }
 
     /// The whole job as text: each INSERT's sink over its operators.

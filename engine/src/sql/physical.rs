@@ -70,6 +70,9 @@ pub enum Physical {
         window: SqlWindow,
         /// The keys and calls as written, for EXPLAIN.
         texts: Vec<String>,
+        /// Windows of the processing time: the tables below are read in
+        /// processing time (see [`Physical::tables_by_time`]).
+        processing_time: bool,
     },
     /// An inner join on equal keys: a key_by exchange of each input on its
     /// key columns, then [`super::join::RegularJoin`] with both inputs'
@@ -208,12 +211,14 @@ fn lower_node(plan: &Plan) -> Physical {
             calls,
             window,
             texts,
+            processing_time,
         } => Physical::WindowAggregate {
             input: Box::new(lower_node(input)),
             keys: *keys,
             calls: calls.clone().into(),
             window: *window,
             texts: texts.clone(),
+            processing_time: *processing_time,
         },
         PlanNode::Join {
             left,
@@ -511,6 +516,29 @@ impl Physical {
         }
     }
 
+    /// Adds the tables read below a window aggregation to `processing`
+    /// (its windows are of processing time) or `event` (of event time).
+    pub fn tables_by_time(&self, processing: &mut HashSet<String>, event: &mut HashSet<String>) {
+        if let Physical::WindowAggregate {
+            input,
+            processing_time,
+            ..
+        } = self
+        {
+            let mut read = HashMap::new();
+            input.tables_read(&mut read);
+            let out = if *processing_time {
+                &mut *processing
+            } else {
+                &mut *event
+            };
+            out.extend(read.into_keys());
+        }
+        for input in self.inputs() {
+            input.tables_by_time(processing, event);
+        }
+    }
+
     /// The operators this one reads.
     fn inputs(&self) -> Vec<&Physical> {
         match self {
@@ -708,14 +736,20 @@ impl Physical {
                 calls,
                 window,
                 texts,
+                processing_time,
             } => {
                 let panes = match window {
                     SqlWindow::Hop { .. } | SqlWindow::Cumulate { .. } => "pane",
                     SqlWindow::Session { .. } => "session",
                     _ => "window",
                 };
+                let time = if *processing_time {
+                    " of processing time"
+                } else {
+                    ""
+                };
                 let head = format!(
-                    "WindowAggregate {window} [{}] (keyed state: accumulators per group and {panes}{}; emits each window's rows when the watermark passes its end)",
+                    "WindowAggregate {window}{time} [{}] (keyed state: accumulators per group and {panes}{}; emits each window's rows when the watermark passes its end)",
                     texts[*keys..].join(", "),
                     distinct_note(calls)
                 );

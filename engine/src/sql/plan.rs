@@ -24,6 +24,7 @@ use super::catalog::Catalog;
 use super::dialect::{PARTITIONED_TABLE_ARGUMENT, TABLE_ARGUMENT};
 use super::error::{quoted, Position, SqlError};
 use super::expr::BoundExpr;
+use super::functions::Scalar;
 use super::group_aggregate::{MAX_CALLS, MAX_DISTINCT_CALLS};
 use super::sql_type::SqlType;
 use super::value::Value;
@@ -88,6 +89,9 @@ pub enum PlanNode {
         window: SqlWindow,
         /// SESSION's `PARTITION BY` columns (sessions are per partition).
         partition: Vec<usize>,
+        /// Windows of the processing time (`DESCRIPTOR` names a
+        /// `PROCTIME()` column) rather than of event time.
+        processing_time: bool,
         position: Position,
     },
     /// Windowed `GROUP BY`: over rows whose first `keys` columns are the
@@ -101,6 +105,10 @@ pub enum PlanNode {
         window: SqlWindow,
         /// The keys and calls as written, for EXPLAIN.
         texts: Vec<String>,
+        /// Windows of the processing time: the rows' time is when their
+        /// source read them (the job reads the tables below in processing
+        /// time), and the output has no event-time attribute.
+        processing_time: bool,
     },
     /// An inner join of two append-only inputs on equal keys (see
     /// [`join`]): the left columns, then the right. Append-only, no event
@@ -159,6 +167,8 @@ pub struct Windowing {
     /// A SESSION table function's partition columns (`usize::MAX` for one
     /// a projection dropped).
     pub partition: Vec<usize>,
+    /// Windows of the processing time.
+    pub processing_time: bool,
 }
 
 fn at(expr: &impl Spanned) -> Position {
@@ -510,6 +520,8 @@ fn plan_grouped(
         let keys = found.into_iter().map(|k| (k.bound, k.ty, k.column, k.text));
         return plan_unbounded(input, select, keys.collect(), scope);
     };
+    let processing_time =
+        group_window.is_none() && windowing.as_ref().is_some_and(|w| w.processing_time);
     if let (Some(w), None, SqlWindow::Session { .. }) = (&windowing, &group_window, window) {
         // The window operator forms sessions per group: that is the
         // table function's only when the groups are its partitions.
@@ -639,9 +651,11 @@ fn plan_grouped(
             calls: aggregate_calls,
             window,
             texts,
+            processing_time,
         },
         schema: schema.clone(),
-        rowtime: Some(row_keys + 2),
+        // A processing-time window's time is no event time.
+        rowtime: (!processing_time).then_some(row_keys + 2),
     };
     output_scope.columns = schema;
     let filtered = match &select.having {
@@ -883,10 +897,11 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
             .collect::<Result<Vec<usize>, SqlError>>()?,
         None => Vec::new(),
     };
-    if input.rowtime != Some(column) {
+    let processing_time = input.rowtime != Some(column);
+    if processing_time && !input.is_proctime(column, catalog) {
         return Err(SqlError::new(
             at(*descriptor),
-            format!("DESCRIPTOR({time}) must name the event-time attribute of `{table_name}` (the column of its WATERMARK), passed through unchanged"),
+            format!("DESCRIPTOR({time}) must name a time attribute of `{table_name}`: its event time (the column of its WATERMARK) or its processing time (a column defined as PROCTIME()), passed through unchanged"),
         ));
     }
     if input.is_updating() {
@@ -950,10 +965,11 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
             input: Box::new(input),
             window,
             partition,
+            processing_time,
             position,
         },
         schema,
-        rowtime: Some(width + 2),
+        rowtime: (!processing_time).then_some(width + 2),
     })
 }
 
@@ -1527,6 +1543,39 @@ fn plan_named(name: &str, position: Position, catalog: &Catalog) -> Result<Plan,
 }
 
 impl Plan {
+    /// Whether `column` is a processing-time attribute: `PROCTIME()`
+    /// computed in a projection or a table's computed column, passed
+    /// through unchanged.
+    pub(crate) fn is_proctime(&self, column: usize, catalog: &Catalog) -> bool {
+        let is_call = |e: &BoundExpr| {
+            matches!(
+                e,
+                BoundExpr::Call {
+                    function: Scalar::Proctime,
+                    ..
+                }
+            )
+        };
+        match &self.node {
+            PlanNode::Scan { table } => catalog
+                .table(table)
+                .and_then(|t| t.columns.get(column))
+                .and_then(|c| c.computed.as_ref())
+                .is_some_and(is_call),
+            PlanNode::Filter { input, .. } => input.is_proctime(column, catalog),
+            PlanNode::Project { input, exprs, .. } => match &exprs[column] {
+                BoundExpr::Column(i) => input.is_proctime(*i, catalog),
+                other => is_call(other),
+            },
+            PlanNode::LookupJoin {
+                input, left_width, ..
+            } => column < *left_width && input.is_proctime(column, catalog),
+            PlanNode::Union { inputs } => inputs.iter().all(|i| i.is_proctime(column, catalog)),
+            // A regular join, an aggregation or a rank materializes time.
+            _ => false,
+        }
+    }
+
     /// Whether the rows are updates of a table keyed by some columns (an
     /// unbounded aggregation's) rather than appended rows.
     pub fn is_updating(&self) -> bool {
@@ -1549,6 +1598,7 @@ impl Plan {
                 input,
                 window,
                 partition,
+                processing_time,
                 ..
             } => {
                 let width = input.schema.len();
@@ -1559,15 +1609,22 @@ impl Plan {
                     time: Some(width + 2),
                     assigned: false,
                     partition: partition.clone(),
+                    processing_time: *processing_time,
                 })
             }
-            PlanNode::WindowAggregate { keys, window, .. } => Some(Windowing {
+            PlanNode::WindowAggregate {
+                keys,
+                window,
+                processing_time,
+                ..
+            } => Some(Windowing {
                 window: *window,
                 start: *keys,
                 end: keys + 1,
                 time: Some(keys + 2),
                 assigned: true,
                 partition: Vec::new(),
+                processing_time: *processing_time,
             }),
             PlanNode::Filter { input, .. } => input.windowing(),
             PlanNode::Project { input, exprs, .. } => {

@@ -129,7 +129,7 @@ fn malformed_window_queries_are_refused_by_name() {
         ),
         (
             tvf("TUMBLE(TABLE bid, DESCRIPTOR(price), INTERVAL '10' SECOND)", grouped),
-            "DESCRIPTOR(price) must name the event-time attribute of `bid`",
+            "DESCRIPTOR(price) must name a time attribute of `bid`: its event time (the column of its WATERMARK) or its processing time (a column defined as PROCTIME())",
         ),
         (
             tvf("HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '3' SECOND, INTERVAL '10' SECOND)", grouped),

@@ -25,7 +25,6 @@ use crate::sql::bind::{bind, Scope, ScopeColumn};
 use crate::sql::catalog::Catalog;
 use crate::sql::error::{Position, SqlError};
 use crate::sql::expr::BoundExpr;
-use crate::sql::functions::Scalar;
 
 /// The columns of the table `relation` looks up (qualified by its alias).
 pub(super) fn lookup_table(relation: &TableFactor, catalog: &Catalog) -> Result<Plan, SqlError> {
@@ -211,7 +210,7 @@ fn check_as_of(left: &Plan, as_of: &Expr, catalog: &Catalog) -> Result<(), SqlEr
              table; Sluice looks tables up as of the processing time, a column defined as PROCTIME())",
         ));
     }
-    if !is_proctime(left, column, catalog) {
+    if !left.is_proctime(column, catalog) {
         return Err(SqlError::new(
             at(as_of),
             format!(
@@ -222,37 +221,4 @@ fn check_as_of(left: &Plan, as_of: &Expr, catalog: &Catalog) -> Result<(), SqlEr
         ));
     }
     Ok(())
-}
-
-/// Whether `column` of `plan` is a processing-time attribute: `PROCTIME()`
-/// computed in a projection or a table's computed column, passed through
-/// unchanged.
-fn is_proctime(plan: &Plan, column: usize, catalog: &Catalog) -> bool {
-    let is_call = |e: &BoundExpr| {
-        matches!(
-            e,
-            BoundExpr::Call {
-                function: Scalar::Proctime,
-                ..
-            }
-        )
-    };
-    match &plan.node {
-        PlanNode::Scan { table } => catalog
-            .table(table)
-            .and_then(|t| t.columns.get(column))
-            .and_then(|c| c.computed.as_ref())
-            .is_some_and(is_call),
-        PlanNode::Filter { input, .. } => is_proctime(input, column, catalog),
-        PlanNode::Project { input, exprs, .. } => match &exprs[column] {
-            BoundExpr::Column(i) => is_proctime(input, *i, catalog),
-            other => is_call(other),
-        },
-        PlanNode::LookupJoin {
-            input, left_width, ..
-        } => column < *left_width && is_proctime(input, column, catalog),
-        PlanNode::Union { inputs } => inputs.iter().all(|i| is_proctime(i, column, catalog)),
-        // A regular join, an aggregation or a rank materializes time.
-        _ => false,
-    }
 }
