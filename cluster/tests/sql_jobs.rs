@@ -212,6 +212,85 @@ fn q12_in_sql_counts_every_bid_once_in_windows_of_the_processing_time() {
     }
 }
 
+/// Per partition directory under `root` (relative, its escapes undone):
+/// its rows, sorted (without `dropped` fields), and whether its `_SUCCESS`
+/// marker is there.
+fn partitions(
+    root: &Path,
+    dropped: &[&str],
+) -> std::collections::BTreeMap<String, (Vec<Value>, bool)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let (mut rows, mut marked) = (Vec::new(), false);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else if name == "_SUCCESS" {
+                marked = true;
+            } else if !name.starts_with('.') {
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                for line in text.lines() {
+                    let mut row: Value = serde_json::from_str(line).unwrap();
+                    for field in dropped {
+                        row.as_object_mut().unwrap().remove(*field);
+                    }
+                    rows.push(row);
+                }
+            }
+        }
+        if marked || !rows.is_empty() {
+            let relative = dir.strip_prefix(root).unwrap().display().to_string();
+            out.insert(relative.replace("%3A", ":"), (sorted(rows), marked));
+        }
+    }
+    out
+}
+
+/// q10 in SQL writes what the hand-written job writes, in Flink's layout:
+/// a directory per minute (`hm=22%3A13`, escaped as Flink escapes it), rows
+/// without the partition columns, every partition marked `_SUCCESS` by the
+/// end; on 1 shard without checkpoints and on 3 with (exactly-once parts).
+#[test]
+fn q10_in_sql_writes_the_hand_written_jobs_partitions_in_flinks_layout() {
+    let text = std::fs::read_to_string(examples().join("q10.sql")).unwrap();
+    let (path, format) = ("'path' = '/tmp/sluice-nexmark/q10/bid'", "'format' = 'csv'");
+    assert!(text.contains(path) && text.contains(format));
+    let text = text
+        .replace(path, "'path' = 'out'")
+        .replace(format, "'format' = 'json'");
+    for (shards, checkpoint) in [(1, ""), (3, "[checkpoint]\ninterval_ms = 200\n")] {
+        let hand = support::run_job("q10", shards, "events_per_second = 200", "");
+        let want = partitions(&hand.path().join("out"), &["dt", "hm"]);
+        assert!(want.len() >= 5, "q10: {} partitions", want.len());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nexmark.sql"), nexmark_ddl(Some(200))).unwrap();
+        std::fs::write(dir.path().join("q10.sql"), &text).unwrap();
+        let job = dir.path().join("job.toml");
+        std::fs::write(
+            &job,
+            format!("shards = {shards}\nsql_file = [\"nexmark.sql\", \"q10.sql\"]\n{checkpoint}"),
+        )
+        .unwrap();
+        sluice_succeeds("run", &job);
+        let got = partitions(&dir.path().join("out"), &[]);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "q10 partitions on {shards} shard(s)"
+        );
+        for (partition, (rows, marked)) in &got {
+            assert!(*marked, "{partition} has no _SUCCESS");
+            assert!(
+                want[partition] == (rows.clone(), true),
+                "{partition} on {shards} shard(s) differs"
+            );
+        }
+    }
+}
+
 /// q11 with Flink's SESSION table function (partitioned by bidder) in
 /// place of the group window: the same sessions.
 #[test]
@@ -465,6 +544,12 @@ fn malformed_sql_jobs_are_refused_at_their_line_and_column() {
         (format!("{g}INSERT INTO out SELECT e.`key`, l.`value` FROM (SELECT *, PROCTIME() AS pt FROM events) e JOIN events FOR SYSTEM_TIME AS OF e.pt AS l ON e.seq < l.seq;\n"), 5, 96, "a lookup join needs an equality between a column of `events`"),
         (format!("{g}INSERT INTO out SELECT e.`key`, l.`value` FROM (SELECT *, PROCTIME() AS pt FROM events) e JOIN events FOR SYSTEM_TIME AS OF e.pt AS l ON e.seq = l.seq;\n"), 3, 9, "a lookup table is a 'filesystem' table, read whole when the job starts (connector 'generator' is a stream)"),
         (format!("{g}INSERT INTO out SELECT l.`key`, l.`value` FROM events FOR SYSTEM_TIME AS OF ts AS l;\n"), 5, 48, "FOR SYSTEM_TIME AS OF outside JOIN … ON"),
+        // Partitioned file sinks.
+        (format!("{g}CREATE TABLE p (k BIGINT, d STRING) PARTITIONED BY (d) WITH ('connector' = 'filesystem', 'path' = 'out', 'sink.partition-commit.trigger' = 'process-time', 'sink.partition-commit.policy.kind' = 'success-file');\nINSERT INTO p SELECT seq, DATE_FORMAT(ts, 'yyyy-MM-dd') FROM events;\n"), 5, 106, "option 'sink.partition-commit.trigger' is 'process-time'"),
+        (format!("{g}CREATE TABLE p (k BIGINT, d STRING) PARTITIONED BY (d) WITH ('connector' = 'filesystem', 'path' = 'out', 'sink.partition-commit.trigger' = 'partition-time', 'partition.time-extractor.timestamp-pattern' = '$day 00:00:00', 'sink.partition-commit.policy.kind' = 'success-file');\nINSERT INTO p SELECT seq, DATE_FORMAT(ts, 'yyyy-MM-dd') FROM events;\n"), 5, 158, "names `$day`, which is not a partition column (they are d)"),
+        (format!("{g}CREATE TABLE p (k BIGINT, d STRING) WITH ('connector' = 'filesystem', 'path' = 'out', 'sink.partition-commit.delay' = '1 min');\nINSERT INTO p SELECT seq, DATE_FORMAT(ts, 'yyyy-MM-dd') FROM events;\n"), 5, 87, "option 'sink.partition-commit.delay' applies to a table PARTITIONED BY columns"),
+        (format!("{g}CREATE TABLE p (k BIGINT, d STRING) PARTITIONED BY (d) WITH ('connector' = 'blackhole', 'sink.partition-commit.trigger' = 'partition-time', 'sink.partition-commit.policy.kind' = 'success-file');\nINSERT INTO p SELECT seq, DATE_FORMAT(ts, 'yyyy-MM-dd') FROM events;\n"), 5, 62, "PARTITIONED BY applies to 'filesystem' sink tables"),
+        (format!("{g}CREATE TABLE p (k BIGINT, d STRING) PARTITIONED BY (d) WITH ('connector' = 'filesystem', 'path' = 'out', 'sink.partition-commit.trigger' = 'partition-time', 'sink.partition-commit.policy.kind' = 'success-file', 'sink.partition-commit.delay' = 'soon');\nINSERT INTO p SELECT seq, DATE_FORMAT(ts, 'yyyy-MM-dd') FROM events;\n"), 5, 212, "option 'sink.partition-commit.delay' is 'soon', expected a duration"),
         // Windows of the processing time.
         (format!("{g}CREATE VIEW p AS SELECT *, PROCTIME() AS pt FROM events;\nINSERT INTO out SELECT `key`, COUNT(*) FROM TABLE(TUMBLE(TABLE p, DESCRIPTOR(pt), INTERVAL '1' SECOND)) GROUP BY `key`, window_start, window_end;\nINSERT INTO out SELECT `key`, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY `key`, window_start, window_end;\n"), 7, 1, "table `events` is windowed by its processing time (PROCTIME()) and by its event time in this job"),
         (format!("{g}SELECT `key`, `value` FROM events;\n"), 5, 1, "INSERT INTO sink_table"),

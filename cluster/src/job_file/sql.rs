@@ -34,6 +34,10 @@ use sluice_engine::sql::{Position, Row, SqlError, SqlProgram};
 use sluice_engine::JobConfig;
 
 use super::sink::{parse_sink, SinkSpec};
+use partitioned::partitioning;
+pub use partitioned::SqlPartitioning;
+
+mod partitioned;
 use super::source::{parse_source, EventTimeSpec, SourceSpec};
 use super::{FileContext, JobFileError};
 
@@ -162,7 +166,10 @@ pub struct SqlSource {
 pub struct SqlSink {
     pub table: String,
     pub spec: SinkSpec,
+    /// The columns the sink writes (a partitioned table's others).
     pub layout: OutputLayout,
+    /// `PARTITIONED BY`: a directory per partition, committed by its time.
+    pub partitioning: Option<SqlPartitioning>,
 }
 
 /// A job file's SQL, compiled, with its tables' connectors.
@@ -209,13 +216,28 @@ impl SqlJob {
             }
             let table = program.catalog.table(&insert.table).expect("planned");
             let source = sources.first().map(|s| &s.spec);
-            let spec = sink_of(file, origin, table, source, config.checkpoint.as_ref())?;
-            let layout =
-                OutputLayout::intern(insert.columns.iter().map(|c| (c.name.as_str(), &c.ty)));
+            let columns: Vec<(String, SqlType)> = (insert.columns.iter())
+                .map(|c| (c.name.clone(), c.ty.clone()))
+                .collect();
+            let (spec, partitioning) = sink_of(
+                file,
+                origin,
+                table,
+                &columns,
+                source,
+                config.checkpoint.as_ref(),
+            )?;
+            // A partitioned table's files hold its other columns only.
+            let written = match &partitioning {
+                Some(p) => p.rows.written().iter().map(|&i| &columns[i]).collect(),
+                None => columns.iter().collect::<Vec<_>>(),
+            };
+            let layout = OutputLayout::intern(written.into_iter().map(|(n, t)| (n.as_str(), t)));
             sinks.push(SqlSink {
                 table: insert.table.clone(),
                 spec,
                 layout,
+                partitioning,
             });
         }
         Ok(SqlJob {
@@ -517,13 +539,16 @@ fn lookup_rows(
     Ok(out.into())
 }
 
+/// The sink `table` is, and its partitioning; the rows written are
+/// `columns` (name, type).
 fn sink_of(
     file: &FileContext,
     origin: &ScriptOrigin,
     table: &Table,
+    columns: &[(String, SqlType)],
     source: Option<&SourceSpec>,
     checkpoint: Option<&CheckpointConfig>,
-) -> Result<SinkSpec, JobFileError> {
+) -> Result<(SinkSpec, Option<SqlPartitioning>), JobFileError> {
     if table.watermark.is_some() {
         return Err(origin.error(SqlError::new(
             table.position,
@@ -533,9 +558,19 @@ fn sink_of(
             ),
         )));
     }
-    let options = options_table(table);
-    parse_sink(file, options, source, checkpoint)
-        .map_err(|e| option_error(origin, table, "sink", e))
+    let mut options = options_table(table);
+    let partitioning = partitioning(origin, table, columns, &mut options)?;
+    let spec = parse_sink(file, options, source, checkpoint)
+        .map_err(|e| option_error(origin, table, "sink", e))?;
+    if partitioning.is_some() && !matches!(spec, SinkSpec::File { .. }) {
+        return Err(refused_at_option(
+            origin,
+            table,
+            "connector",
+            "PARTITIONED BY applies to 'filesystem' sink tables (a directory per partition)",
+        ));
+    }
+    Ok((spec, partitioning))
 }
 
 /// The scripts of `sql_file` (one file or a list, read one after another),

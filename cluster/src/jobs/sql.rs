@@ -13,16 +13,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sluice_engine::connectors::nexmark::NexmarkSource;
+use sluice_engine::connectors::TimePartitionedFileSink;
 use sluice_engine::connectors::{FileSource, Parse};
 use sluice_engine::record::NO_TIMESTAMP;
 use sluice_engine::sql::output::OutputRow;
+use sluice_engine::sql::partitioned_sink::{LastPartition, PartitionedRows};
 use sluice_engine::sql::physical::JobTables;
 use sluice_engine::sql::row_source::RowSource;
 use sluice_engine::sql::Row;
 use sluice_engine::{SourceError, Stream, StreamEnv, WatermarkStrategy};
 
 use super::attach_sink_spec;
-use crate::job_file::{JobFileError, SqlJob, SqlSource, TableConnector};
+use crate::job_file::{JobFileError, SinkSpec, SqlJob, SqlSource, TableConnector};
 
 /// Builds `sql` on `env`.
 /// `job_file` names the job in errors.
@@ -54,8 +56,31 @@ pub fn build(sql: &SqlJob, job_file: &Path, env: &StreamEnv) -> Result<(), JobFi
             None => continue,
         };
         let layout = sink.layout;
-        let out = rows.map(move |row| OutputRow { layout, row });
-        attach_sink_spec(&sink.spec, checkpointing, &out);
+        match (&sink.partitioning, &sink.spec) {
+            (Some(partitioning), SinkSpec::File { directory, format }) => {
+                let partitioned = partitioning.rows.clone();
+                let last = LastPartition::default();
+                let out = rows.try_filter_map(move |row| {
+                    let row = partitioned.prepare(row, &last)?;
+                    Ok(Some(OutputRow { layout, row }))
+                });
+                let paths = partitioning.rows.clone();
+                out.sink(TimePartitionedFileSink::new(
+                    directory.clone(),
+                    *format,
+                    // A partition is the instant of its time: it commits
+                    // once the watermark passes that time plus the delay.
+                    1,
+                    partitioning.commit_delay_ms,
+                    |out: &OutputRow| PartitionedRows::time_of_prepared(&out.row),
+                    move |time| paths.path(time),
+                ));
+            }
+            _ => {
+                let out = rows.map(move |row| OutputRow { layout, row });
+                attach_sink_spec(&sink.spec, checkpointing, &out);
+            }
+        }
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod job;
 pub mod join;
 pub mod lookup_join;
 pub mod output;
+pub mod partitioned_sink;
 pub mod physical;
 pub mod plan;
 pub mod rank;

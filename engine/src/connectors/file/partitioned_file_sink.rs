@@ -51,8 +51,8 @@ impl<T> TimePartitionedFileSink<T> {
         format: RecordFormat,
         bucket_ms: i64,
         commit_delay_ms: i64,
-        time_of: fn(&T) -> i64,
-        bucket_path: fn(i64) -> String,
+        time_of: impl Fn(&T) -> i64 + Send + Sync + 'static,
+        bucket_path: impl Fn(i64) -> String + Send + Sync + 'static,
     ) -> Self {
         assert!(bucket_ms > 0, "buckets need a positive length");
         TimePartitionedFileSink {
@@ -61,8 +61,8 @@ impl<T> TimePartitionedFileSink<T> {
                 format,
                 bucket_ms,
                 commit_delay_ms,
-                time_of,
-                bucket_path,
+                time_of: Arc::new(time_of),
+                bucket_path: Arc::new(bucket_path),
             },
             tracker: Arc::default(),
             marks: Arc::default(),

@@ -54,9 +54,15 @@ pub(super) struct Bucketing<T> {
     pub format: RecordFormat,
     pub bucket_ms: i64,
     pub commit_delay_ms: i64,
-    pub time_of: fn(&T) -> i64,
-    pub bucket_path: fn(i64) -> String,
+    pub time_of: TimeOf<T>,
+    pub bucket_path: BucketPath,
 }
+
+/// A record's event time.
+pub type TimeOf<T> = Arc<dyn Fn(&T) -> i64 + Send + Sync>;
+
+/// The directory of the bucket starting at a time, relative to the sink's.
+pub type BucketPath = Arc<dyn Fn(i64) -> String + Send + Sync>;
 
 impl<T> Clone for Bucketing<T> {
     fn clone(&self) -> Self {
@@ -65,8 +71,8 @@ impl<T> Clone for Bucketing<T> {
             format: self.format,
             bucket_ms: self.bucket_ms,
             commit_delay_ms: self.commit_delay_ms,
-            time_of: self.time_of,
-            bucket_path: self.bucket_path,
+            time_of: self.time_of.clone(),
+            bucket_path: self.bucket_path.clone(),
         }
     }
 }
@@ -583,8 +589,8 @@ mod tests {
             format: RecordFormat::JsonLines,
             bucket_ms: 100,
             commit_delay_ms: 10,
-            time_of: |r: &(i64, u32)| r.0,
-            bucket_path: |start| format!("t={start}"),
+            time_of: Arc::new(|r: &(i64, u32)| r.0),
+            bucket_path: Arc::new(|start| format!("t={start}")),
         }
     }
 
