@@ -299,36 +299,6 @@ fn nexmark_q10(sink: &str, checkpoint: &str, rate: &str) -> String {
     )
 }
 
-/// Per bucket directory under `root` (by path relative to it): its committed
-/// lines, sorted, and whether its `_SUCCESS` marker is there. Hidden files
-/// (parts pending or in progress) are not output.
-fn committed_buckets(root: &Path) -> std::collections::BTreeMap<String, (Vec<String>, bool)> {
-    let mut buckets = std::collections::BTreeMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let mut lines = Vec::new();
-        let mut marked = false;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else if name == "_SUCCESS" {
-                marked = true;
-            } else if !name.starts_with('.') {
-                let text = std::fs::read_to_string(entry.path()).unwrap();
-                lines.extend(text.lines().map(str::to_owned));
-            }
-        }
-        if marked || !lines.is_empty() {
-            lines.sort();
-            let relative = dir.strip_prefix(root).unwrap().display().to_string();
-            buckets.insert(relative, (lines, marked));
-        }
-    }
-    buckets
-}
-
 /// Nexmark q10 writes into a directory per minute of event time, marking
 /// each complete with `_SUCCESS`: killed ten times, every bucket holds
 /// exactly the clean run's lines and is marked.
@@ -341,7 +311,7 @@ fn nexmark_q10_partitioned_sink_killed_ten_times_commits_exactly_the_clean_outpu
         &nexmark_q10("reference", "", ""),
     );
     run_to_end_plain(&reference);
-    let expected = committed_buckets(&dir.path().join("reference"));
+    let expected = support::committed_buckets(&dir.path().join("reference"));
     assert!(expected.len() >= 4, "{} buckets", expected.len());
     assert!(expected
         .values()
@@ -353,7 +323,7 @@ fn nexmark_q10_partitioned_sink_killed_ten_times_commits_exactly_the_clean_outpu
     );
     let restored = kill_and_recover(&job, 10, 0x5eed_0010, (250, 650));
     assert!(restored >= 5, "only {restored} runs restored a checkpoint");
-    let got = committed_buckets(&dir.path().join("out"));
+    let got = support::committed_buckets(&dir.path().join("out"));
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>(),

@@ -219,34 +219,22 @@ fn partitions(
     root: &Path,
     dropped: &[&str],
 ) -> std::collections::BTreeMap<String, (Vec<Value>, bool)> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let (mut rows, mut marked) = (Vec::new(), false);
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else if name == "_SUCCESS" {
-                marked = true;
-            } else if !name.starts_with('.') {
-                let text = std::fs::read_to_string(entry.path()).unwrap();
-                for line in text.lines() {
+    support::committed_buckets(root)
+        .into_iter()
+        .map(|(partition, (lines, marked))| {
+            let rows = lines
+                .iter()
+                .map(|line| {
                     let mut row: Value = serde_json::from_str(line).unwrap();
                     for field in dropped {
                         row.as_object_mut().unwrap().remove(*field);
                     }
-                    rows.push(row);
-                }
-            }
-        }
-        if marked || !rows.is_empty() {
-            let relative = dir.strip_prefix(root).unwrap().display().to_string();
-            out.insert(relative.replace("%3A", ":"), (sorted(rows), marked));
-        }
-    }
-    out
+                    row
+                })
+                .collect();
+            (partition.replace("%3A", ":"), (sorted(rows), marked))
+        })
+        .collect()
 }
 
 /// q10 in SQL writes what the hand-written job writes, in Flink's layout:

@@ -183,3 +183,33 @@ pub fn nexmark_sql_job(
         "shards = {shards}\nprogress = false\nsql = \"\"\"\n{ddl}\n{text}\n\"\"\"\n{checkpoint}"
     )
 }
+
+/// Per bucket directory under `root` (by path relative to it): its committed
+/// lines, sorted, and whether its `_SUCCESS` marker is there. Hidden files
+/// (parts pending or in progress) are not output.
+pub fn committed_buckets(root: &Path) -> std::collections::BTreeMap<String, (Vec<String>, bool)> {
+    let mut buckets = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let mut lines = Vec::new();
+        let mut marked = false;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else if name == "_SUCCESS" {
+                marked = true;
+            } else if !name.starts_with('.') {
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                lines.extend(text.lines().map(str::to_owned));
+            }
+        }
+        if marked || !lines.is_empty() {
+            lines.sort();
+            let relative = dir.strip_prefix(root).unwrap().display().to_string();
+            buckets.insert(relative, (lines, marked));
+        }
+    }
+    buckets
+}
