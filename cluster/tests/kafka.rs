@@ -795,3 +795,163 @@ fn a_stale_attempt_is_fenced_by_the_next_one() {
         );
     }
 }
+
+/// A windowed aggregation in SQL whose events table is `source` and whose
+/// result table is `sink` (their `WITH` options).
+fn sql_windows_job(shards: u32, source: &str, sink: &str, checkpoint: &str) -> String {
+    format!(
+        "shards = {shards}\nprogress = false\nsql = \"\"\"\n\
+         CREATE TABLE events (\n    seq BIGINT, `key` BIGINT, `value` BIGINT, ts BIGINT,\n    \
+         rowtime AS TO_TIMESTAMP_LTZ(ts, 3),\n    WATERMARK FOR rowtime AS rowtime - INTERVAL '1' SECOND\n\
+         ) WITH ({source});\n\
+         CREATE TABLE windows (`key` BIGINT, window_start TIMESTAMP(3), events BIGINT, total BIGINT) WITH ({sink});\n\
+         INSERT INTO windows\nSELECT `key`, window_start, COUNT(*), SUM(`value`)\n\
+         FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '1' SECOND))\n\
+         GROUP BY `key`, window_start, window_end;\n\"\"\"\n{checkpoint}"
+    )
+}
+
+/// A SQL job's Kafka tables, written with Flink's options: the windows it
+/// makes of a topic's records are those it makes of a file of the same
+/// records (a malformed one skipped, as 'json.ignore-parse-errors' says),
+/// and it writes them to a topic keyed by 'key.fields'.
+#[test]
+fn a_sql_job_reads_and_writes_kafka_tables_written_with_flinks_options() {
+    let broker = Broker::start();
+    let servers = broker.bootstrap();
+    let events = events(6_000);
+    broker.create_topic("sql-in", 4);
+    broker.create_topic("sql-out", 3);
+    let mut records = events.clone();
+    records.insert(1_001, "{\"seq\": 1001, not JSON".to_owned());
+    broker.produce("sql-in", &records, |i| (i % 4) as i32, None);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(
+        &reference,
+        sql_windows_job(
+            1,
+            "'connector' = 'filesystem', 'path' = 'events.jsonl', 'format' = 'json'",
+            "'connector' = 'filesystem', 'path' = 'reference', 'format' = 'jsonl'",
+            "",
+        ),
+    )
+    .unwrap();
+    run_ok(&reference);
+    let expected = committed_lines(&dir.path().join("reference"));
+    // 18 s of events, 40 keys.
+    assert_eq!(expected.len(), 18 * 40);
+
+    let job = dir.path().join("kafka.toml");
+    std::fs::write(
+        &job,
+        sql_windows_job(
+            2,
+            &format!(
+                "'connector' = 'kafka', 'topic' = 'sql-in', 'properties.bootstrap.servers' = '{servers}',\n    \
+                 'properties.group.id' = 'sql-windows', 'scan.startup.mode' = 'earliest-offset',\n    \
+                 'scan.bounded.mode' = 'latest-offset', 'format' = 'json', 'json.ignore-parse-errors' = 'true'"
+            ),
+            &format!(
+                "'connector' = 'kafka', 'topic' = 'sql-out', 'properties.bootstrap.servers' = '{servers}',\n    \
+                 'format' = 'json', 'key.format' = 'json', 'key.fields' = 'key',\n    \
+                 'sink.delivery-guarantee' = 'at-least-once', 'properties.linger.ms' = '5'"
+            ),
+            "",
+        ),
+    )
+    .unwrap();
+    run_ok(&job);
+    let written = broker.read_all("sql-out");
+    let mut got: Vec<String> = written.iter().map(|(_, _, v)| v.clone()).collect();
+    got.sort();
+    assert_eq!(got, expected);
+    // One key, one partition.
+    let mut partition_of_key = std::collections::BTreeMap::new();
+    for (partition, _, value) in &written {
+        let v: serde_json::Value = serde_json::from_str(value).unwrap();
+        let previous = partition_of_key.insert(v["key"].as_u64().unwrap(), *partition);
+        assert!(previous.is_none_or(|p| p == *partition), "{value}");
+    }
+    assert!(partition_of_key.len() == 40, "{partition_of_key:?}");
+}
+
+/// Nexmark q8 in SQL (two window aggregations joined) over the Nexmark
+/// events in a topic, as `format = 'nexmark'` reads them, written to a topic
+/// exactly once: what a `read_committed` consumer sees is the result of
+/// the same query over the generator's events.
+#[test]
+fn nexmark_q8_in_sql_from_a_topic_to_a_topic_exactly_once_equals_it_over_the_generator() {
+    use sluice_engine::connectors::nexmark::{NexmarkConfig, NexmarkGenerator};
+
+    const EVENTS: u64 = 20_000;
+    let broker = Broker::start();
+    let servers = broker.bootstrap();
+    broker.create_topic("nexmark", 4);
+    broker.create_topic("q8", 2);
+    let mut generator = NexmarkGenerator::new(NexmarkConfig {
+        seed: 8,
+        first_event_rate: 200,
+        ..Default::default()
+    });
+    let events: Vec<String> = (0..EVENTS)
+        .map(|n| serde_json::to_string(&generator.event(n)).unwrap())
+        .collect();
+    broker.produce("nexmark", &events, |i| (i % 4) as i32, None);
+
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark-sql");
+    let read = |name: &str| std::fs::read_to_string(examples.join(name)).unwrap();
+    let generator_options = "'connector' = 'nexmark',\n    'events' = '1000000'";
+    let ddl = read("nexmark.sql");
+    assert!(ddl.contains(generator_options));
+    let blackhole = "'connector' = 'blackhole'";
+    let query = read("q8.sql");
+    assert!(query.contains(blackhole));
+    let job_text = |shards: u32, source: &str, sink: &str, checkpoint: &str| {
+        format!(
+            "shards = {shards}\nprogress = false\nsql = \"\"\"\n{}\n{}\n\"\"\"\n{checkpoint}",
+            ddl.replace(generator_options, source),
+            query.replace(blackhole, sink)
+        )
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(
+        &reference,
+        job_text(
+            1,
+            &format!("'connector' = 'nexmark', 'events' = '{EVENTS}', 'seed' = '8', 'events_per_second' = '200'"),
+            "'connector' = 'filesystem', 'path' = 'reference', 'format' = 'jsonl'",
+            "",
+        ),
+    )
+    .unwrap();
+    run_ok(&reference);
+    let expected = committed_lines(&dir.path().join("reference"));
+    assert!(expected.len() > 20, "{}", expected.len());
+
+    let job = dir.path().join("kafka.toml");
+    std::fs::write(
+        &job,
+        job_text(
+            2,
+            &format!(
+                "'connector' = 'kafka', 'topic' = 'nexmark', 'properties.bootstrap.servers' = '{servers}',\n    \
+                 'scan.bounded.mode' = 'latest-offset', 'format' = 'nexmark'"
+            ),
+            &format!(
+                "'connector' = 'kafka', 'topic' = 'q8', 'properties.bootstrap.servers' = '{servers}',\n    \
+                 'format' = 'json', 'sink.delivery-guarantee' = 'exactly-once',\n    \
+                 'sink.transactional-id-prefix' = 'nexmark-q8'"
+            ),
+            "[checkpoint]\ninterval_ms = 100\nstorage = \"file://checkpoints\"\n",
+        ),
+    )
+    .unwrap();
+    run_ok(&job);
+    let (committed, _) = committed_view(&broker.read_all_headed("q8"));
+    assert_committed_once(&committed, &expected);
+}

@@ -490,7 +490,7 @@ fn check_refused(script: &str, line: u64, column: u64, message: &str) -> Result<
 fn malformed_sql_jobs_are_refused_at_their_line_and_column() {
     let g = GENERATOR_TABLE;
     // (script, line in the script, column, message)
-    let cases: Vec<(String, u64, u64, &str)> = vec![
+    let mut cases: Vec<(String, u64, u64, &str)> = vec![
         // Syntax.
         (format!("{g}INSERT INTO out SELEC `key`, `value` FROM events;\n"), 5, 17, "SELEC"),
         (format!("{g}INSERT INTO out SELECT `key`, FROM events;\n"), 5, 31, "FROM"),
@@ -554,6 +554,58 @@ fn malformed_sql_jobs_are_refused_at_their_line_and_column() {
         ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'filesystem', 'path' = 'nowhere.csv', 'format' = 'csv');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 63, "option 'path'"),
         ("CREATE TABLE e (seq BIGINT) WITH ('connector' = 'generator', 'out_of_orderness_ms' = '5');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM e;\n".into(), 1, 62, "WATERMARK"),
     ];
+    // Kafka tables, in Flink's option names (nothing is connected to).
+    let column_of = |script: &str, line: usize, option: &str| {
+        let text = script.lines().nth(line - 1).unwrap();
+        text.find(option)
+            .unwrap_or_else(|| panic!("{option} in {text}")) as u64
+            + 1
+    };
+    let kafka_source = |options: &str| {
+        format!(
+            "CREATE TABLE k (seq BIGINT) WITH ('connector' = 'kafka', 'topic' = 'in', 'properties.bootstrap.servers' = '127.0.0.1:1'{options});\n\
+             CREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM k;\n"
+        )
+    };
+    for (options, at, message) in [
+        (", 'scan.startup.mode' = 'specific-offsets'", "'scan.startup.mode'", "option 'scan.startup.mode' is 'specific-offsets', expected 'earliest-offset', 'latest-offset', 'group-offsets' or 'timestamp'"),
+        (", 'scan.startup.mode' = 'timestamp'", "'scan.startup.mode'", "option 'scan.startup.mode' is 'timestamp': give 'scan.startup.timestamp-millis'"),
+        (", 'scan.bounded.mode' = 'group-offsets'", "'scan.bounded.mode'", "expected 'unbounded' or 'latest-offset'"),
+        (", 'topics' = '[\"in\"]'", "'topic'", "option 'topic' and option 'topics' say the same: give one"),
+        (", 'value.format' = 'raw'", "'value.format'", "option 'value.format' of a SQL table is 'json' or 'csv'"),
+        (", 'format' = 'avro'", "'format'", "option 'format' is \"avro\", expected \"jsonl\", \"csv\""),
+        (", 'timestamps' = 'record'", "'timestamps'", "option 'timestamps' does not apply to SQL tables"),
+        (", 'key.fields' = 'seq'", "'key.fields'", "a source table's columns are read from the message value"),
+        (", 'scan.topic-partition-discovery.interval' = 'often'", "'scan.topic-partition-discovery.interval'", "is 'often', expected a duration"),
+        (", 'json.ignore-parse-errors' = 'maybe'", "'json.ignore-parse-errors'", "is 'maybe', expected 'true' or 'false'"),
+    ] {
+        let script = kafka_source(options);
+        let column = column_of(&script, 1, at);
+        cases.push((script, 1, column, message));
+    }
+    cases.push((
+        "CREATE TABLE k (seq BIGINT) WITH ('connector' = 'kafka', 'topic' = 'in');\nCREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT seq FROM k;\n".into(),
+        1,
+        1,
+        "option 'properties.bootstrap.servers' (or 'bootstrap_servers') is missing",
+    ));
+    let kafka_sink = |options: &str| {
+        format!(
+            "CREATE TABLE e (seq BIGINT) WITH ('connector' = 'generator');\n\
+             CREATE TABLE out (seq BIGINT) WITH ('connector' = 'kafka', 'topic' = 'out', 'properties.bootstrap.servers' = '127.0.0.1:1'{options});\n\
+             INSERT INTO out SELECT seq FROM e;\n"
+        )
+    };
+    for (options, at, message) in [
+        (", 'key.fields' = 'sq'", "'key.fields'", "option 'key.fields' names `sq`, which is not a column the table is written with (seq)"),
+        (", 'key.format' = 'csv', 'key.fields' = 'seq'", "'key.format'", "option 'key.format' is 'csv'"),
+        (", 'sink.delivery-guarantee' = 'exactly-once'", "'sink.delivery-guarantee'", "option 'sink.delivery-guarantee' is \"exactly-once\", which commits records when checkpoints complete"),
+        (", 'scan.startup.mode' = 'earliest-offset'", "'scan.startup.mode'", "option 'scan.startup.mode' applies to tables the job reads"),
+    ] {
+        let script = kafka_sink(options);
+        let column = column_of(&script, 2, at);
+        cases.push((script, 2, column, message));
+    }
     assert!(cases.len() >= 20);
     let failures: Vec<String> = cases
         .iter()

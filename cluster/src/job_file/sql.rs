@@ -10,8 +10,11 @@
 //! string otherwise. Event time comes from the table's `WATERMARK` (a table
 //! without one is read in processing time, and so is one that a window of
 //! `PROCTIME()` reads), so `time` and
-//! `out_of_orderness_ms` are not options. Flink's connector names `print`
-//! and `filesystem` are Sluice's `stdout` and `file`. A table the job looks
+//! `out_of_orderness_ms` (nor a Kafka table's `timestamps`) are not
+//! options. Flink's connector names `print` and `filesystem` are Sluice's
+//! `stdout` and `file`; a Kafka table may use Flink's option names
+//! ([`kafka_options`]), its message values read as a file table's lines
+//! are, or as Nexmark events (`'format' = 'nexmark'`). A table the job looks
 //! up (`FOR SYSTEM_TIME AS OF`) is a `filesystem` table read whole here,
 //! when the job file is read, its bad lines named by file and line before
 //! anything starts. Every error points at
@@ -34,9 +37,11 @@ use sluice_engine::sql::{Position, Row, SqlError, SqlProgram};
 use sluice_engine::JobConfig;
 
 use super::sink::{parse_sink, SinkSpec};
+use crate::kafka::{KafkaSourceConfig, PayloadFormat};
 use partitioned::partitioning;
 pub use partitioned::SqlPartitioning;
 
+mod kafka_options;
 mod partitioned;
 use super::source::{parse_source, EventTimeSpec, SourceSpec};
 use super::{FileContext, JobFileError};
@@ -145,6 +150,17 @@ pub enum TableConnector {
         split_bytes: u64,
         bad_records: BadRecordPolicy,
         text: Arc<TextRows>,
+    },
+    /// Messages of Kafka topics, each value a JSON or CSV line made a row
+    /// by the table's columns.
+    Kafka {
+        config: KafkaSourceConfig,
+        text: Arc<TextRows>,
+    },
+    /// Nexmark events (as JSON) in Kafka topics, the `nexmark` connector's
+    /// columns.
+    KafkaNexmark {
+        config: KafkaSourceConfig,
     },
 }
 
@@ -319,10 +335,11 @@ fn option_error(
                 })
                 .map(|o| o.node.0.clone())
         });
-    // Flink's 'path' is Sluice's `paths`.
-    let key = key.map(|k| match k.as_str() {
-        "paths" if table.option("path").is_some() => "path".to_owned(),
-        _ => k,
+    // Flink's option names ('path', 'topic', …) for Sluice's fields.
+    let key = key.map(|k| {
+        kafka_options::written_option(table, &k)
+            .map(str::to_owned)
+            .unwrap_or(k)
     });
     let (position, text) = match key.as_deref().and_then(|k| table.option(k).map(|o| (k, o))) {
         Some((k, option)) => (
@@ -330,10 +347,17 @@ fn option_error(
             format!("table `{}`: option '{k}' {message}", table.name),
         ),
         None => match key {
-            Some(k) => (
-                table.position,
-                format!("table `{}`: option '{k}' {message}", table.name),
-            ),
+            Some(k) => {
+                // Not written: named as a Flink user would write it too.
+                let name = match kafka_options::flink_name(&k) {
+                    Some(flink) => format!("'{flink}' (or '{k}')"),
+                    None => format!("'{k}'"),
+                };
+                (
+                    table.position,
+                    format!("table `{}`: option {name} {message}", table.name),
+                )
+            }
             None => (table.position, format!("table `{}`: {message}", table.name)),
         },
     };
@@ -377,7 +401,10 @@ fn source_spec(
     if let Some(path) = options.remove("path") {
         options.insert("paths".into(), toml::Value::Array(vec![path]));
     }
-    for key in ["time", "out_of_orderness_ms"] {
+    if connector_name(table) == "kafka" {
+        kafka_options::kafka_fields(origin, table, &mut options, true)?;
+    }
+    for key in ["time", "out_of_orderness_ms", "timestamps"] {
         if table.option(key).is_some() {
             return Err(refused_at_option(
                 origin,
@@ -408,34 +435,21 @@ fn source_of(
     config: &mut JobConfig,
 ) -> Result<SqlSource, JobFileError> {
     let (spec, event_time) = source_spec(file, origin, table, processing_time, config)?;
-    let file_columns: Vec<(&str, SqlType)> = (table.stored())
-        .map(|c| (c.name.as_str(), c.ty.clone()))
-        .collect();
-    let (name, schema) = match &spec {
-        SourceSpec::Nexmark(_) => ("nexmark", nexmark_schema()),
-        SourceSpec::Generator(_) => ("generator", generator_schema()),
-        SourceSpec::File { format, .. } => {
-            if *format == RecordFormat::Text {
-                return Err(refused_at_option(
-                    origin,
-                    table,
-                    "format",
-                    "option 'format' of a SQL table is 'json' or 'csv' (its columns are read from each line)",
-                ));
-            }
-            ("filesystem", file_columns.clone())
-        }
-        SourceSpec::Kafka(_) => {
-            let connector = connector_name(table);
-            return Err(refused_at_option(
-                origin,
-                table,
-                "connector",
-                &format!("connector '{connector}' cannot be read by SQL jobs yet (they read 'nexmark', 'generator' and 'filesystem')"),
-            ));
-        }
+    let refuse_format = || {
+        let key = kafka_options::written_option(table, "format").unwrap_or("format");
+        refused_at_option(
+            origin,
+            table,
+            key,
+            &format!("option '{key}' of a SQL table is 'json' or 'csv' (its columns are read from each line)"),
+        )
     };
-    let rows = RowMaker::new(table, name, &schema, layout).map_err(|e| origin.error(e))?;
+    let text_rows = |format| match format {
+        RecordFormat::Text => Err(refuse_format()),
+        format => TextRows::of_table(table, format, layout)
+            .map(Arc::new)
+            .map_err(|e| origin.error(e)),
+    };
     let connector = match &spec {
         SourceSpec::Nexmark(n) => TableConnector::Nexmark(n.clone()),
         SourceSpec::Generator(g) => TableConnector::Generator(g.clone()),
@@ -448,16 +462,31 @@ fn source_of(
             paths: paths.clone(),
             split_bytes: *split_bytes,
             bad_records: bad_records.clone(),
-            text: Arc::new(TextRows {
-                format: *format,
-                columns: (file_columns.iter())
-                    .map(|(n, t)| (n.to_string(), t.clone()))
-                    .collect(),
-                rows: rows.clone(),
-            }),
+            text: text_rows(*format)?,
         },
-        SourceSpec::Kafka(_) => unreachable!("refused above"),
+        SourceSpec::Kafka(kafka) if kafka.nexmark => TableConnector::KafkaNexmark {
+            config: kafka.config.clone(),
+        },
+        SourceSpec::Kafka(kafka) => match kafka.config.format {
+            PayloadFormat::Text(format) => TableConnector::Kafka {
+                config: kafka.config.clone(),
+                text: text_rows(format)?,
+            },
+            PayloadFormat::Raw => return Err(refuse_format()),
+        },
     };
+    let rows = match &connector {
+        TableConnector::Nexmark(_) | TableConnector::KafkaNexmark { .. } => {
+            RowMaker::new(table, "nexmark", &nexmark_schema(), layout)
+        }
+        TableConnector::Generator(_) => {
+            RowMaker::new(table, "generator", &generator_schema(), layout)
+        }
+        TableConnector::File { text, .. } | TableConnector::Kafka { text, .. } => {
+            Ok(text.rows.clone())
+        }
+    }
+    .map_err(|e| origin.error(e))?;
     Ok(SqlSource {
         table: table.name.clone(),
         connector,
@@ -559,9 +588,29 @@ fn sink_of(
         )));
     }
     let mut options = options_table(table);
+    if connector_name(table) == "kafka" {
+        kafka_options::kafka_fields(origin, table, &mut options, false)?;
+    }
     let partitioning = partitioning(origin, table, columns, &mut options)?;
     let spec = parse_sink(file, options, source, checkpoint)
         .map_err(|e| option_error(origin, table, "sink", e))?;
+    if let SinkSpec::Kafka(kafka) = &spec {
+        if let Some(field) =
+            (kafka.key_fields.iter()).find(|f| !columns.iter().any(|(c, _)| c == *f))
+        {
+            let key = kafka_options::written_option(table, "key_fields").unwrap_or("key_fields");
+            let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+            return Err(refused_at_option(
+                origin,
+                table,
+                key,
+                &format!(
+                    "option '{key}' names `{field}`, which is not a column the table is written with ({})",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
     if partitioning.is_some() && !matches!(spec, SinkSpec::File { .. }) {
         return Err(refused_at_option(
             origin,

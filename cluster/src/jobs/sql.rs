@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use sluice_engine::connectors::nexmark::NexmarkSource;
+use sluice_engine::connectors::nexmark::{Event, NexmarkSource};
 use sluice_engine::connectors::TimePartitionedFileSink;
 use sluice_engine::connectors::{FileSource, Parse};
 use sluice_engine::record::NO_TIMESTAMP;
@@ -21,10 +21,11 @@ use sluice_engine::sql::partitioned_sink::{LastPartition, PartitionedRows};
 use sluice_engine::sql::physical::JobTables;
 use sluice_engine::sql::row_source::RowSource;
 use sluice_engine::sql::Row;
-use sluice_engine::{SourceError, Stream, StreamEnv, WatermarkStrategy};
+use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
 
 use super::attach_sink_spec;
 use crate::job_file::{JobFileError, SinkSpec, SqlJob, SqlSource, TableConnector};
+use crate::kafka::{KafkaSource, ParseValue};
 
 /// Builds `sql` on `env`.
 /// `job_file` names the job in errors.
@@ -34,9 +35,9 @@ pub fn build(sql: &SqlJob, job_file: &Path, env: &StreamEnv) -> Result<(), JobFi
         lookups: sql.lookups.clone(),
     };
     for source in &sql.sources {
-        let stream = table_stream(source, env).map_err(|e| JobFileError::Syntax {
+        let stream = table_stream(source, env).map_err(|message| JobFileError::Syntax {
             file: job_file.to_owned(),
-            message: format!("table `{}`: {e}", source.table),
+            message: format!("table `{}`: {message}", source.table),
         })?;
         tables.streams.insert(source.table.clone(), stream);
     }
@@ -86,7 +87,7 @@ pub fn build(sql: &SqlJob, job_file: &Path, env: &StreamEnv) -> Result<(), JobFi
 }
 
 /// The rows of a source table.
-fn table_stream(source: &SqlSource, env: &StreamEnv) -> Result<Stream<Row>, SourceError> {
+fn table_stream(source: &SqlSource, env: &StreamEnv) -> Result<Stream<Row>, String> {
     let mut strategy: WatermarkStrategy<Row> = source.event_time.strategy();
     if let (Some(column), false) = (source.rows.rowtime(), source.event_time.processing_time) {
         strategy = strategy
@@ -121,9 +122,29 @@ fn table_stream(source: &SqlSource, env: &StreamEnv) -> Result<Stream<Row>, Sour
         } => {
             let text = text.clone();
             let parse: Parse<Row> = Arc::new(move |line| text.parse(line));
-            let files = FileSource::parsed_by(paths, *split_bytes, parse)?
+            let files = FileSource::parsed_by(paths, *split_bytes, parse)
+                .map_err(|e| e.to_string())?
                 .with_bad_records(bad_records.clone());
             env.source(files, strategy)
         }
+        TableConnector::Kafka { config, text } => {
+            let text = text.clone();
+            let parse: ParseValue<Row> = Arc::new(move |value| {
+                let line = std::str::from_utf8(value)
+                    .map_err(|e| format!("the value is not UTF-8 text: {e}"))?;
+                text.parse(line.trim_end_matches(['\n', '\r']))
+            });
+            let messages =
+                KafkaSource::parsed_by(config.clone(), parse).map_err(|e| e.to_string())?;
+            env.source(messages, strategy)
+        }
+        TableConnector::KafkaNexmark { config } => env.source(
+            RowSource {
+                inner: KafkaSource::<Event>::new(config.clone()).map_err(|e| e.to_string())?,
+                make_row: Arc::new(move |event| rows.nexmark_row(event).map_err(|e| e.0)),
+                table,
+            },
+            strategy,
+        ),
     })
 }

@@ -36,4 +36,4 @@ pub use connection::{KafkaConnection, KafkaError};
 pub use exactly_once::ExactlyOnce;
 pub use payload::PayloadFormat;
 pub use sink::{Delivery, KafkaSink};
-pub use source::{KafkaSource, KafkaSourceConfig, StartFrom, TopicSelection};
+pub use source::{KafkaSource, KafkaSourceConfig, ParseValue, StartFrom, TopicSelection};

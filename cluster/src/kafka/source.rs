@@ -91,14 +91,15 @@ struct KafkaPartition {
     end: Option<i64>,
 }
 
-type Parse<T> = Arc<dyn Fn(&[u8]) -> Result<T, String> + Send + Sync>;
+/// Reads one record from a message value.
+pub type ParseValue<T> = Arc<dyn Fn(&[u8]) -> Result<T, String> + Send + Sync>;
 
 /// See the module docs.
 pub struct KafkaSource<T> {
     config: Arc<KafkaSourceConfig>,
     /// Partition `i` of this process's numbering: only grows.
     partitions: Arc<Mutex<Vec<KafkaPartition>>>,
-    parse: Parse<T>,
+    parse: ParseValue<T>,
     _discovery: Option<DiscoveryThread>,
 }
 
@@ -271,8 +272,17 @@ impl<T: DeserializeOwned + 'static> KafkaSource<T> {
     /// Lists the topics' partitions and resolves where each starts; starts
     /// the discovery thread. Fails, naming the brokers and the topic, when
     /// the brokers cannot be reached in time or a listed topic does not
-    /// exist.
+    /// exist. Values are read as the config's format says.
     pub fn new(config: KafkaSourceConfig) -> Result<Self, KafkaError> {
+        let format = config.format;
+        KafkaSource::parsed_by(config, Arc::new(move |value| format.parse::<T>(value)))
+    }
+}
+
+impl<T: 'static> KafkaSource<T> {
+    /// As [`KafkaSource::new`], each message value read by `parse` (the
+    /// config's format is not used).
+    pub fn parsed_by(config: KafkaSourceConfig, parse: ParseValue<T>) -> Result<Self, KafkaError> {
         let consumer = metadata_consumer(&config)?;
         let listed = list_partitions(&consumer, &config)?;
         let partitions = resolve(&consumer, &config, &listed, config.start)?;
@@ -297,11 +307,10 @@ impl<T: DeserializeOwned + 'static> KafkaSource<T> {
             }
             _ => None,
         };
-        let format = config.format;
         Ok(KafkaSource {
             config,
             partitions,
-            parse: Arc::new(move |value| format.parse::<T>(value)),
+            parse,
             _discovery: discovery,
         })
     }
@@ -375,7 +384,7 @@ struct KafkaPartitionReader<T> {
     /// The next offset to read: the position in checkpoints.
     next_offset: i64,
     end: Option<i64>,
-    parse: Parse<T>,
+    parse: ParseValue<T>,
     bad_records: BadRecords,
     connection: KafkaConnection,
     last_error_logged: Option<Instant>,
@@ -511,7 +520,7 @@ impl<T: 'static> SourceReader<T> for KafkaPartitionReader<T> {
     }
 }
 
-impl<T: DeserializeOwned + 'static> Source<T> for KafkaSource<T> {
+impl<T: 'static> Source<T> for KafkaSource<T> {
     fn partitions(&self) -> u32 {
         self.partitions.lock().expect("partitions lock").len() as u32
     }

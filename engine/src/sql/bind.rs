@@ -582,6 +582,23 @@ fn bind_function(
                 SqlType::TimestampLtz { precision: 3 },
             )
         }
+        "TO_TIMESTAMP_LTZ" => {
+            arity(2)?;
+            let epoch = expect_integer(bind(args[0], scope)?, args[0])?;
+            let unit_ms = match bind(args[1], scope)? {
+                (BoundExpr::Literal(Value::Int(0)), _) => 1_000,
+                (BoundExpr::Literal(Value::Int(3)), _) => 1,
+                _ => return Err(SqlError::new(
+                    at(args[1]),
+                    "TO_TIMESTAMP_LTZ's precision is 0 (epoch seconds) or 3 (epoch milliseconds)",
+                )),
+            };
+            call(
+                Scalar::ToTimestampLtz(unit_ms),
+                vec![epoch],
+                SqlType::TimestampLtz { precision: 3 },
+            )
+        }
         "UPPER" | "LOWER" | "CHAR_LENGTH" | "CHARACTER_LENGTH" => {
             arity(1)?;
             let arg = expect_string(bind(args[0], scope)?, args[0])?;

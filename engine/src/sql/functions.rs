@@ -35,6 +35,10 @@ pub enum Scalar {
     /// `PROCTIME()`: the wall-clock time the row is processed at, a
     /// TIMESTAMP_LTZ(3) (Flink's processing-time attribute).
     Proctime,
+    /// `TO_TIMESTAMP_LTZ(n, 0 | 3)`: epoch seconds (0) or milliseconds (3)
+    /// as a TIMESTAMP_LTZ(3); the milliseconds per unit of `n`. NULL gives
+    /// NULL; a time beyond BIGINT milliseconds fails the row.
+    ToTimestampLtz(i64),
 }
 
 /// A piece of a LIKE pattern.
@@ -187,6 +191,17 @@ impl Scalar {
                     .map_or(Value::Null, |m| Value::Str(m.as_str().to_owned()))
             }),
             Scalar::Proctime => Ok(Value::Timestamp(wall_clock_ms())),
+            Scalar::ToTimestampLtz(unit_ms) => match arg(0)? {
+                Value::Int(n) => n
+                    .checked_mul(*unit_ms)
+                    .map(Value::Timestamp)
+                    .ok_or_else(|| {
+                        EvalError(format!(
+                            "TO_TIMESTAMP_LTZ({n}, 0) is beyond the range of TIMESTAMP_LTZ(3)"
+                        ))
+                    }),
+                _ => Ok(Value::Null),
+            },
             Scalar::Abs => Ok(match arg(0)? {
                 Value::Int(v) => Value::Int(v.wrapping_abs()),
                 Value::Double(v) => Value::Double(v.abs()),

@@ -106,7 +106,7 @@ pub(super) fn partitioning(
 
 /// A duration as Flink writes one (`1 min`, `10s`, `500 ms`, a bare number
 /// of milliseconds), in milliseconds.
-fn duration_ms(text: &str) -> Result<i64, String> {
+pub(super) fn duration_ms(text: &str) -> Result<i64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -172,6 +172,22 @@ fn expressions_evaluate_as_flink_does() {
         ("DATE_FORMAT(ts, 'yyyy-MM-dd')", s("2015-07-15"), "STRING"),
         ("DATE_FORMAT(ts, 'HH:mm')", s("12:34"), "STRING"),
         ("HOUR(ts)", int(12), "BIGINT"),
+        (
+            "TO_TIMESTAMP_LTZ(1436963696789, 3)",
+            Value::Timestamp(1_436_963_696_789),
+            "TIMESTAMP_LTZ(3)",
+        ),
+        (
+            "TO_TIMESTAMP_LTZ(price, 0)",
+            Value::Timestamp(3_000),
+            "TIMESTAMP_LTZ(3)",
+        ),
+        ("TO_TIMESTAMP_LTZ(n, 3)", Value::Null, "TIMESTAMP_LTZ(3)"),
+        (
+            "HOUR(TO_TIMESTAMP_LTZ(1436963696789, 3))",
+            int(12),
+            "BIGINT",
+        ),
         ("EXTRACT(MINUTE FROM ts)", int(34), "BIGINT"),
         (
             "ts - INTERVAL '4' SECOND",
@@ -211,6 +227,10 @@ fn runtime_errors_fail_as_flink_fails() {
         ("MOD(price, 0)", "MOD by zero"),
         ("dec / 0", "division of a DECIMAL by zero"),
         ("CAST(s AS INT)", "cannot cast 'Apple' to INT"),
+        (
+            "TO_TIMESTAMP_LTZ(9223372036854775807, 0)",
+            "TO_TIMESTAMP_LTZ(9223372036854775807, 0) is beyond the range of TIMESTAMP_LTZ(3)",
+        ),
     ] {
         assert_eq!(eval(text).0, Err(EvalError(message.into())), "{text}");
     }
@@ -249,6 +269,16 @@ fn binding_errors_name_the_problem_and_place() {
         ("INTERVAL '1' YEAR", 10, "unsupported interval unit"),
         ("CAST(ts AS INT)", 6, "cannot cast TIMESTAMP(3) to INT"),
         ("X.price", 1, "unknown column `X.price`"),
+        (
+            "TO_TIMESTAMP_LTZ(price, 6)",
+            25,
+            "precision is 0 (epoch seconds) or 3",
+        ),
+        (
+            "TO_TIMESTAMP_LTZ(s, 3)",
+            18,
+            "expected an integer, found STRING",
+        ),
     ] {
         let e = bind(&parse(text), &scope()).unwrap_err();
         assert!(e.message.contains(message), "{text}: {e}");
