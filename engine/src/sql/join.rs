@@ -39,14 +39,14 @@ impl RegularJoin {
 }
 
 /// `left` then `right`, as one row.
-fn joined(left: &Row, right: &Row) -> Row {
+pub(super) fn joined(left: &Row, right: &Row) -> Row {
     let mut values = Vec::with_capacity(left.0.len() + right.0.len());
     values.extend_from_slice(&left.0);
     values.extend_from_slice(&right.0);
     Row(values)
 }
 
-fn has_null(key: &Row) -> bool {
+pub(super) fn has_null(key: &Row) -> bool {
     key.0.iter().any(Value::is_null)
 }
 

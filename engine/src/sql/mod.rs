@@ -17,6 +17,7 @@ pub mod error;
 pub mod expr;
 pub mod functions;
 pub mod group_aggregate;
+pub mod interval_join;
 pub mod job;
 pub mod join;
 pub mod lookup_join;

@@ -20,9 +20,10 @@ use super::aggregate::AggregateCall;
 use super::calc::Calc;
 use super::expr::BoundExpr;
 use super::group_aggregate::GroupAggregate;
+use super::interval_join::{interval_join, TimeCondition};
 use super::join::regular_join;
 use super::lookup_join::LookupIndex;
-use super::plan::{Plan, PlanNode, UpstreamKey};
+use super::plan::{join_head, Plan, PlanNode, UpstreamKey};
 use super::rank::{RankOrder, Ties, TopN};
 use super::scan::row_positions;
 use super::value::{Row, Value};
@@ -86,6 +87,8 @@ pub enum Physical {
         texts: Vec<String>,
         /// Each side's key columns by name, for EXPLAIN.
         key_names: [Vec<String>; 2],
+        /// An interval join's time bounds (none: a regular join).
+        interval: Option<TimeCondition>,
     },
     /// A lookup join: each input row joined with the rows of the bounded
     /// table `table` (see [`super::lookup_join`]); stateless, in the
@@ -227,6 +230,7 @@ fn lower_node(plan: &Plan) -> Physical {
             right_keys,
             texts,
             key_names,
+            interval,
         } => Physical::Join {
             left: Box::new(lower_node(left)),
             right: Box::new(lower_node(right)),
@@ -234,6 +238,7 @@ fn lower_node(plan: &Plan) -> Physical {
             right_keys: right_keys.clone().into(),
             texts: texts.clone(),
             key_names: key_names.clone(),
+            interval: interval.clone(),
         },
         PlanNode::LookupJoin {
             input,
@@ -390,6 +395,7 @@ impl Physical {
                 right,
                 left_keys,
                 right_keys,
+                interval,
                 ..
             } => {
                 let (left_needs, right_needs) = needed.split_at(left.width());
@@ -397,6 +403,10 @@ impl Physical {
                 let mut right_needs = right_needs.to_vec();
                 left_keys.iter().for_each(|&k| left_needs[k] = true);
                 right_keys.iter().for_each(|&k| right_needs[k] = true);
+                if let Some(time) = interval {
+                    left_needs[time.bounds.left_time] = true;
+                    right_needs[time.bounds.right_time] = true;
+                }
                 left.prune(&left_needs);
                 right.prune(&right_needs);
             }
@@ -627,13 +637,21 @@ impl Physical {
                 right,
                 left_keys,
                 right_keys,
+                interval,
                 ..
-            } => regular_join(
-                &left.build(tables, built),
-                &right.build(tables, built),
-                left_keys.clone(),
-                right_keys.clone(),
-            ),
+            } => {
+                let (left, right) = (left.build(tables, built), right.build(tables, built));
+                match interval {
+                    None => regular_join(&left, &right, left_keys.clone(), right_keys.clone()),
+                    Some(time) => interval_join(
+                        &left,
+                        &right,
+                        left_keys.clone(),
+                        right_keys.clone(),
+                        time.bounds,
+                    ),
+                }
+            }
             Physical::LookupJoin {
                 input,
                 left_width,
@@ -760,12 +778,18 @@ impl Physical {
                 right,
                 texts,
                 key_names,
+                interval,
                 ..
             } => {
+                let state = match interval {
+                    None => "keyed state: every row of both inputs, per key; emits each match once",
+                    Some(time) if time.window => "keyed state: each window's rows of both inputs, per key, dropped when the watermark passes the window's end; emits each match once",
+                    Some(_) => "keyed state: each input's rows per key by time, dropped when the watermark passes the last time a row of the other input can match; emits each match once",
+                };
                 let _ = writeln!(
                     out,
-                    "{pad}Join inner on [{}] (keyed state: every row of both inputs, per key; emits each match once)",
-                    texts.join(", ")
+                    "{pad}{} ({state})",
+                    join_head(texts, interval.as_ref())
                 );
                 for (input, keys) in [left, right].into_iter().zip(key_names) {
                     let _ = writeln!(out, "{pad}  Exchange key_by [{}]", keys.join(", "));
@@ -830,7 +854,9 @@ impl Physical {
                 texts[..*keys].join(", "),
                 texts[*keys..].join(", ")
             ),
-            Physical::Join { texts, .. } => format!("Join inner on [{}]", texts.join(", ")),
+            Physical::Join {
+                texts, interval, ..
+            } => join_head(texts, interval.as_ref()),
             Physical::Rank {
                 partition_texts,
                 order_text,

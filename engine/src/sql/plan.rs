@@ -26,6 +26,7 @@ use super::error::{quoted, Position, SqlError};
 use super::expr::BoundExpr;
 use super::functions::Scalar;
 use super::group_aggregate::{MAX_CALLS, MAX_DISTINCT_CALLS};
+use super::interval_join::TimeCondition;
 use super::sql_type::SqlType;
 use super::value::Value;
 use super::window_aggregate::SqlWindow;
@@ -122,6 +123,9 @@ pub enum PlanNode {
         texts: Vec<String>,
         /// Each side's key columns by name, for EXPLAIN.
         key_names: [Vec<String>; 2],
+        /// An interval join's bound on the two sides' event times (none: a
+        /// regular join).
+        interval: Option<TimeCondition>,
     },
     /// A lookup join, `JOIN t FOR SYSTEM_TIME AS OF l.proc_time ON …` (see
     /// [`join`]): each row of `input` joined with the rows of the bounded
@@ -1735,10 +1739,12 @@ impl Plan {
                 texts[*keys..].join(", "),
                 columns.join(", ")
             ),
-            PlanNode::Join { texts, .. } => writeln!(
+            PlanNode::Join {
+                texts, interval, ..
+            } => writeln!(
                 out,
-                "{pad}Join inner on [{}] -> [{}]",
-                texts.join(", "),
+                "{pad}{} -> [{}]",
+                join_head(texts, interval.as_ref()),
                 columns.join(", ")
             ),
             PlanNode::LookupJoin { table, texts, .. } => writeln!(
@@ -1783,6 +1789,20 @@ impl Plan {
 }
 
 mod join;
+
+/// `Join inner on [keys]`, or `IntervalJoin inner on [keys] within [time
+/// bounds]`, for EXPLAIN.
+pub(crate) fn join_head(keys: &[String], interval: Option<&TimeCondition>) -> String {
+    match interval {
+        None => format!("Join inner on [{}]", keys.join(", ")),
+        Some(time) if time.window => format!("WindowJoin inner on [{}]", keys.join(", ")),
+        Some(time) => format!(
+            "IntervalJoin inner on [{}] within [{}]",
+            keys.join(", "),
+            time.texts.join(", ")
+        ),
+    }
+}
 mod rank;
 
 impl Plan {

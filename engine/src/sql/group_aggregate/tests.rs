@@ -157,6 +157,19 @@ pub(crate) fn run_over(
     generator: &GeneratorSource,
     watermarks: WatermarkStrategy<Row>,
 ) -> Vec<Row> {
+    run_over_in_batches(table, query, generator, watermarks, None)
+}
+
+/// As [`run_over`], the source reading at most `source_batch_records` rows
+/// of a partition at a time and every exchange batch sent at once (so the
+/// watermark rises while the job runs).
+pub(crate) fn run_over_in_batches(
+    table: &str,
+    query: &str,
+    generator: &GeneratorSource,
+    watermarks: WatermarkStrategy<Row>,
+    source_batch_records: Option<usize>,
+) -> Vec<Row> {
     let mut catalog = Catalog::default();
     for statement in parse_script(table).unwrap() {
         catalog.apply(&statement, &[]).unwrap();
@@ -171,9 +184,15 @@ pub(crate) fn run_over(
     physical.tables_read(&mut read);
     let layout = source_layout(catalog.table("t").unwrap(), &read["t"]);
     physical.narrow(&HashMap::from([("t".to_owned(), layout.clone())]));
+    let defaults = JobConfig::default();
     let env = StreamEnv::new(JobConfig {
         shards: 2,
-        ..JobConfig::default()
+        source_batch_records: source_batch_records.unwrap_or(defaults.source_batch_records),
+        flush_timeout: match source_batch_records {
+            Some(_) => std::time::Duration::ZERO,
+            None => defaults.flush_timeout,
+        },
+        ..defaults
     });
     let rows = env.source(
         RowSource {

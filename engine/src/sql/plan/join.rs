@@ -12,6 +12,13 @@
 //! is exact for inner joins, and it is what Flink's optimizer does.) A join
 //! without a key equality would be a cross product and is refused.
 //!
+//! Conjuncts that compare the two sides' event-time attributes, each moved
+//! by constant intervals (`a.ts BETWEEN b.ts - INTERVAL '1' MINUTE AND
+//! b.ts`, `a.ts > b.ts`, …), bound `a.ts - b.ts`; when they bound it from
+//! below and above, the join is an interval join (see
+//! [`crate::sql::interval_join`]) that applies them itself. With one bound
+//! only, they filter a regular join's output, as in Flink.
+//!
 //! A table joined `FOR SYSTEM_TIME AS OF` the processing time is a lookup
 //! join instead (see [`lookup`]).
 
@@ -23,8 +30,10 @@ use super::{at, plan_relation, unsupported, Plan, PlanNode};
 use crate::sql::bind::{bind, Scope};
 use crate::sql::catalog::Catalog;
 use crate::sql::error::{Position, SqlError};
-use crate::sql::expr::{BoundExpr, CompareOp};
+use crate::sql::expr::{ArithKind, ArithOp, BoundExpr, CompareOp};
+use crate::sql::interval_join::{TimeBounds, TimeCondition};
 use crate::sql::sql_type::SqlType;
+use crate::sql::value::Value;
 
 /// A condition's conjunct, bound against the columns of every table.
 struct Conjunct {
@@ -166,6 +175,9 @@ fn join_two(
     let mut right_filters = Vec::new();
     let mut keys: Vec<(usize, usize, String)> = Vec::new();
     let mut residual = Vec::new();
+    // The conjuncts that bound one side's event time by the other's.
+    let times = left.rowtime.zip(right.rowtime.map(|r| r + left_width));
+    let mut time_bounds: Vec<TimeConjunct> = Vec::new();
     for mut c in conjuncts {
         let only_left = c.last_column.is_some_and(|l| l < left_width);
         let only_right = c.first_column.is_some_and(|f| f >= left_width);
@@ -177,6 +189,12 @@ fn join_two(
             right_filters.push((c.bound, c.text));
         } else if let Some((l, r)) = key_pair(&c.bound, left_width) {
             keys.push((l, r - left_width, c.text));
+        } else if let Some(bounds) = times.and_then(|(l, r)| time_bounds_of(&c.bound, l, r)) {
+            time_bounds.push(TimeConjunct {
+                bound: c.bound,
+                text: c.text,
+                limits: bounds,
+            });
         } else {
             residual.push((c.bound, c.text));
         }
@@ -187,6 +205,41 @@ fn join_two(
             "a join without an equality between a column of each side (a cross join)",
         ));
     }
+    let same_windows = window_bounds(&left).zip(window_bounds(&right)).filter(
+        |((left_start, left_end), (right_start, right_end))| {
+            let keyed = |l: usize, r: usize| keys.iter().any(|k| (k.0, k.1) == (l, r));
+            keyed(*left_start, *right_start) && keyed(*left_end, *right_end)
+        },
+    );
+    let interval = match (times, interval_of(&time_bounds), same_windows) {
+        (_, _, Some(((_, left_end), (_, right_end)))) if time_bounds.is_empty() => {
+            Some(TimeCondition {
+                bounds: TimeBounds {
+                    left_time: left_end,
+                    right_time: right_end,
+                    lower: 0,
+                    upper: 0,
+                },
+                texts: Vec::new(),
+                window: true,
+            })
+        }
+        (Some((left_time, right_time)), Some((lower, upper)), _) => Some(TimeCondition {
+            bounds: TimeBounds {
+                left_time,
+                right_time: right_time - left_width,
+                lower,
+                upper,
+            },
+            texts: time_bounds.into_iter().map(|t| t.text).collect(),
+            window: false,
+        }),
+        // One bound only: a regular join that filters its output (as Flink).
+        _ => {
+            residual.extend(time_bounds.into_iter().map(|t| (t.bound, t.text)));
+            None
+        }
+    };
     let left = filtered(left, left_filters);
     let right = filtered(right, right_filters);
     let names = |plan: &Plan, column: usize| {
@@ -207,6 +260,7 @@ fn join_two(
             right_keys: keys.iter().map(|k| k.1).collect(),
             texts: keys.into_iter().map(|k| k.2).collect(),
             key_names,
+            interval,
             left: Box::new(left),
             right: Box::new(right),
         },
@@ -216,6 +270,135 @@ fn join_two(
         rowtime: None,
     };
     Ok(filtered(join, residual))
+}
+
+/// A conjunct that bounds `l - r`, the left input's event time minus the
+/// right's: `l - r op limit` for each of its limits.
+struct TimeConjunct {
+    bound: BoundExpr,
+    text: String,
+    limits: Vec<(CompareOp, i64)>,
+}
+
+/// The columns of `plan` that are the `window_start` and `window_end` of
+/// an event-time window aggregation below it (through filters and
+/// projections that keep them as they are), if it has both.
+fn window_bounds(plan: &Plan) -> Option<(usize, usize)> {
+    match &plan.node {
+        PlanNode::WindowAggregate {
+            keys,
+            processing_time: false,
+            ..
+        } => Some((*keys, keys + 1)),
+        PlanNode::Filter { input, .. } => window_bounds(input),
+        PlanNode::Project { input, exprs, .. } => {
+            let (start, end) = window_bounds(input)?;
+            let kept = |column: usize| {
+                (exprs.iter()).position(|e| matches!(e, BoundExpr::Column(c) if *c == column))
+            };
+            Some((kept(start)?, kept(end)?))
+        }
+        _ => None,
+    }
+}
+
+/// The bounds that `bound` puts on `l - r`, the left input's event time
+/// (column `left_time`) minus the right's (column `right_time`): for a
+/// comparison of the two, each moved by constant intervals, or a BETWEEN
+/// of such (an AND of two comparisons).
+fn time_bounds_of(
+    bound: &BoundExpr,
+    left_time: usize,
+    right_time: usize,
+) -> Option<Vec<(CompareOp, i64)>> {
+    match bound {
+        BoundExpr::And(parts) => (parts.iter())
+            .map(|part| time_bounds_of(part, left_time, right_time))
+            .collect::<Option<Vec<_>>>()
+            .map(|bounds| bounds.concat()),
+        BoundExpr::Compare { op, left, right } if *op != CompareOp::NotEq => {
+            let (a, a_moved) = time_term(left)?;
+            let (b, b_moved) = time_term(right)?;
+            if (a, b) == (left_time, right_time) {
+                // l + a_moved op r + b_moved  <=>  l - r op b_moved - a_moved
+                Some(vec![(*op, b_moved.checked_sub(a_moved)?)])
+            } else if (a, b) == (right_time, left_time) {
+                // r + a_moved op l + b_moved  <=>  l - r op' a_moved - b_moved
+                Some(vec![(mirrored(*op), a_moved.checked_sub(b_moved)?)])
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `op` with its operands swapped: `a < b` is `b > a`.
+fn mirrored(op: CompareOp) -> CompareOp {
+    match op {
+        CompareOp::Lt => CompareOp::Gt,
+        CompareOp::LtEq => CompareOp::GtEq,
+        CompareOp::Gt => CompareOp::Lt,
+        CompareOp::GtEq => CompareOp::LtEq,
+        same => same,
+    }
+}
+
+/// `expr` as a column moved by a constant number of milliseconds, when it
+/// is one: `ts`, `ts - INTERVAL '5' SECOND`, `INTERVAL '1' MINUTE + ts`.
+fn time_term(expr: &BoundExpr) -> Option<(usize, i64)> {
+    match expr {
+        BoundExpr::Column(c) => Some((*c, 0)),
+        BoundExpr::Cast { expr, from, to } if from.is_timestamp() && to.is_timestamp() => {
+            time_term(expr)
+        }
+        BoundExpr::Arith {
+            op,
+            kind: ArithKind::TimestampInterval,
+            left,
+            right,
+        } => match (left.as_ref(), right.as_ref(), op) {
+            (term, BoundExpr::Literal(Value::Int(ms)), ArithOp::Add)
+            | (BoundExpr::Literal(Value::Int(ms)), term, ArithOp::Add) => {
+                let (column, moved) = time_term(term)?;
+                Some((column, moved.checked_add(*ms)?))
+            }
+            (term, BoundExpr::Literal(Value::Int(ms)), ArithOp::Sub) => {
+                let (column, moved) = time_term(term)?;
+                Some((column, moved.checked_sub(*ms)?))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The interval `[lower, upper]` of `l - r` that the bounds allow (in
+/// milliseconds, both ends included), if they bound it on both sides.
+fn interval_of(bounds: &[TimeConjunct]) -> Option<(i64, i64)> {
+    let (mut lower, mut upper) = (None::<i64>, None::<i64>);
+    let mut at_least = |v: i64| lower = Some(lower.map_or(v, |l| l.max(v)));
+    for time in bounds {
+        for &(op, limit) in &time.limits {
+            match op {
+                CompareOp::GtEq => at_least(limit),
+                CompareOp::Gt => at_least(limit.saturating_add(1)),
+                CompareOp::Eq => at_least(limit),
+                _ => {}
+            }
+        }
+    }
+    let mut at_most = |v: i64| upper = Some(upper.map_or(v, |u| u.min(v)));
+    for time in bounds {
+        for &(op, limit) in &time.limits {
+            match op {
+                CompareOp::LtEq | CompareOp::Eq => at_most(limit),
+                CompareOp::Lt => at_most(limit.saturating_sub(1)),
+                _ => {}
+            }
+        }
+    }
+    lower.zip(upper)
 }
 
 /// The two sides of `bound` if it is an equality.

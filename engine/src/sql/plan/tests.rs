@@ -1,4 +1,5 @@
 use super::*;
+use crate::sql::interval_join::TimeBounds;
 use crate::sql::script::{parse_script, Statement};
 
 const NEXMARK: &str = "
@@ -298,6 +299,97 @@ fn a_join_pushes_one_sided_conditions_below_it_and_keys_on_the_equalities() {
         "{explain}"
     );
     assert_eq!(lines[3], "Filter a.price > 10", "{explain}");
+}
+
+#[test]
+fn bounds_between_the_two_event_times_make_an_interval_join() {
+    let interval = |query: &str| -> Option<TimeBounds> {
+        let plan = plan(query).unwrap();
+        let mut nodes = vec![&plan];
+        while let Some(node) = nodes.pop() {
+            if let PlanNode::Join { interval, .. } = &node.node {
+                return interval.as_ref().map(|t| t.bounds);
+            }
+            nodes.extend(node.inputs());
+        }
+        panic!("no join in {query}");
+    };
+    let from = "SELECT a.price, b.price FROM bid a JOIN bid b ON a.auction = b.auction AND";
+    // `dateTime` is the view's column 5: a.dateTime - b.dateTime in [lower, upper].
+    let bounds = |lower, upper| {
+        Some(TimeBounds {
+            left_time: 5,
+            right_time: 5,
+            lower,
+            upper,
+        })
+    };
+    for (condition, want) in [
+        (
+            "a.`dateTime` BETWEEN b.`dateTime` - INTERVAL '1' MINUTE AND b.`dateTime` + INTERVAL '2' SECOND",
+            bounds(-60_000, 2_000),
+        ),
+        (
+            "b.`dateTime` > a.`dateTime` - INTERVAL '10' SECOND AND b.`dateTime` <= a.`dateTime`",
+            bounds(0, 9_999),
+        ),
+        (
+            "a.`dateTime` >= b.`dateTime` AND a.`dateTime` < b.`dateTime` + INTERVAL '1' SECOND AND a.price > b.price",
+            bounds(0, 999),
+        ),
+        // One bound, or bounds on other columns: a regular join.
+        ("a.`dateTime` >= b.`dateTime`", None),
+        ("a.`dateTime` = b.`dateTime`", None),
+        ("a.price BETWEEN b.price - 1 AND b.price + 1", None),
+    ] {
+        assert_eq!(interval(&format!("{from} {condition}")), want, "{condition}");
+    }
+    // Two window aggregations joined on their windows: a window join, timed
+    // by both window ends (each side's column 2 here).
+    let windowed = |key: &str| {
+        format!(
+            "(SELECT {key}, window_start AS s, window_end AS e FROM TABLE(TUMBLE(TABLE bid, \
+             DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)) GROUP BY {key}, window_start, window_end)"
+        )
+    };
+    let window_join = |on: &str| {
+        format!(
+            "SELECT a.auction, b.e FROM {} a JOIN {} b ON a.auction = b.bidder {on}",
+            windowed("auction"),
+            windowed("bidder")
+        )
+    };
+    assert_eq!(
+        interval(&window_join("AND a.s = b.s AND b.e = a.e")),
+        bounds(0, 0).map(|b| TimeBounds {
+            left_time: 2,
+            right_time: 2,
+            ..b
+        })
+    );
+    assert_eq!(
+        interval(&window_join("AND a.e = b.e")),
+        None,
+        "one window bound only"
+    );
+    let explain = plan(&window_join("AND a.s = b.s AND a.e = b.e"))
+        .unwrap()
+        .explain();
+    assert!(
+        explain.contains("WindowJoin inner on [a.auction = b.bidder, a.s = b.s, a.e = b.e]"),
+        "{explain}"
+    );
+    let explain = plan(&format!(
+        "{from} a.`dateTime` BETWEEN b.`dateTime` AND b.`dateTime` + INTERVAL '1' SECOND WHERE a.price > b.price"
+    ))
+    .unwrap()
+    .explain();
+    let lines: Vec<&str> = explain.lines().map(str::trim).collect();
+    assert_eq!(lines[1], "Filter a.price > b.price", "{explain}");
+    assert!(
+        lines[2].starts_with("IntervalJoin inner on [a.auction = b.auction] within [a.`dateTime` BETWEEN b.`dateTime` AND b.`dateTime` + INTERVAL '1' SECOND]"),
+        "{explain}"
+    );
 }
 
 #[test]
