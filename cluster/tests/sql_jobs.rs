@@ -646,13 +646,28 @@ fn the_readme_sql_example_prints_what_its_query_selects() {
     assert_eq!(got, want);
 }
 
+/// q6 averages over an OVER window of Top-1 rows, an updating table, which
+/// Flink's OVER aggregation does not read (the Nexmark repository marks it
+/// unsupported): Sluice refuses it by name at the OVER aggregate, exit 2.
+#[test]
+fn q6_in_sql_is_refused_as_flink_refuses_it() {
+    let job = examples().join("q6.toml");
+    let (code, stderr) = sluice_run(&job);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("q6.sql:31:5: AVG(…) OVER (an OVER aggregation) over an updating table (the result of an unbounded GROUP BY or a Top-N) is not supported: an OVER aggregation reads append-only rows, and Flink refuses it too"),
+        "{stderr}"
+    );
+}
+
 /// Every example Nexmark SQL job compiles, and `sluice explain` shows its
 /// fused stateless step over the one source.
 #[test]
 fn every_example_sql_job_explains() {
     for entry in std::fs::read_dir(examples()).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
+        // q6 is refused, as Flink refuses it (its own test below).
+        if path.extension().is_some_and(|e| e == "toml") && !path.ends_with("q6.toml") {
             let output = sluice_succeeds("explain", &path);
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(

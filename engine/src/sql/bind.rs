@@ -516,7 +516,12 @@ fn bind_function(
     let name = function.name.to_string();
     let upper = name.to_ascii_uppercase();
     if function.over.is_some() {
-        return Err(SqlError::new(at(expr), format!("{name}(…) OVER is only supported as ROW_NUMBER() OVER in a Top-N or deduplication query")));
+        let message = if AGGREGATES.contains(&upper.as_str()) {
+            format!("{name}(…) OVER (an OVER aggregation) is not supported yet; ROW_NUMBER() OVER is, in a Top-N or deduplication query")
+        } else {
+            format!("{name}(…) OVER is only supported as ROW_NUMBER() OVER in a Top-N or deduplication query")
+        };
+        return Err(SqlError::new(at(expr), message));
     }
     if AGGREGATES.contains(&upper.as_str()) {
         return Err(SqlError::new(

@@ -201,6 +201,27 @@ pub fn plan_query(query: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
     Ok(plan)
 }
 
+/// The first select item that is an aggregate function with OVER (not
+/// ROW_NUMBER()): its name and position.
+fn over_aggregate(projection: &[SelectItem]) -> Option<(String, Position)> {
+    projection.iter().find_map(|item| {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => return None,
+        };
+        match expr {
+            Expr::Function(f) if f.over.is_some() => {
+                let name = f.name.to_string();
+                let upper = name.to_ascii_uppercase();
+                super::bind::AGGREGATES
+                    .contains(&upper.as_str())
+                    .then(|| (name, at(expr)))
+            }
+            _ => None,
+        }
+    })
+}
+
 /// Plans a query, a view's or a subquery's.
 fn plan_subquery(query: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
     let position = at(query);
@@ -388,6 +409,14 @@ fn plan_select(select: &Select, catalog: &Catalog) -> Result<Plan, SqlError> {
             schema,
             rowtime,
         };
+    }
+    if input.is_updating() {
+        if let Some((name, position)) = over_aggregate(&select.projection) {
+            return Err(SqlError::new(
+                position,
+                format!("{name}(…) OVER (an OVER aggregation) over an updating table (the result of an unbounded GROUP BY or a Top-N) is not supported: an OVER aggregation reads append-only rows, and Flink refuses it too"),
+            ));
+        }
     }
     if group_by.is_empty() && !has_aggregate(&select.projection, &scope)? {
         if let Some(having) = &select.having {
