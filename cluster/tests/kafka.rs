@@ -195,13 +195,19 @@ fn kafka_to_sluice_to_kafka_delivers_every_window() {
     let mut got: Vec<String> = records.iter().map(|(_, _, v)| v.clone()).collect();
     got.sort();
     assert_eq!(got, expected);
-    // One key, one partition.
+    partitions_by_key(&records);
+}
+
+/// Asserts that the records (JSON values with a `key`) of each key went to
+/// one partition; returns how many keys there are.
+fn partitions_by_key(records: &[(i32, i64, String)]) -> usize {
     let mut partition_of_key = std::collections::BTreeMap::new();
-    for (partition, _, value) in &records {
+    for (partition, _, value) in records {
         let v: serde_json::Value = serde_json::from_str(value).unwrap();
         let previous = partition_of_key.insert(v["key"].as_u64().unwrap(), *partition);
         assert!(previous.is_none_or(|p| p == *partition), "{value}");
     }
+    partition_of_key.len()
 }
 
 fn spawn(job: &Path, restore: Option<&str>) -> std::process::Child {
@@ -868,14 +874,7 @@ fn a_sql_job_reads_and_writes_kafka_tables_written_with_flinks_options() {
     let mut got: Vec<String> = written.iter().map(|(_, _, v)| v.clone()).collect();
     got.sort();
     assert_eq!(got, expected);
-    // One key, one partition.
-    let mut partition_of_key = std::collections::BTreeMap::new();
-    for (partition, _, value) in &written {
-        let v: serde_json::Value = serde_json::from_str(value).unwrap();
-        let previous = partition_of_key.insert(v["key"].as_u64().unwrap(), *partition);
-        assert!(previous.is_none_or(|p| p == *partition), "{value}");
-    }
-    assert!(partition_of_key.len() == 40, "{partition_of_key:?}");
+    assert_eq!(partitions_by_key(&written), 40);
 }
 
 /// Nexmark q8 in SQL (two window aggregations joined) over the Nexmark

@@ -122,57 +122,71 @@ fn keep_until(
     ctx.register_event_timer(cleanup_at(expires));
 }
 
-impl KeyedCoProcess<Row, Row, Row, Row> for IntervalJoin {
-    fn process_first(&mut self, row: Row, ctx: &mut ProcessContext<'_, Row, Row>) {
+/// Which input a row came from.
+#[derive(Clone, Copy)]
+enum Side {
+    Left,
+    Right,
+}
+
+impl IntervalJoin {
+    /// Joins `row` of `side` with the stored rows of the other side in its
+    /// time range, then stores it while a row yet to come can match it.
+    fn arrive(&mut self, row: Row, side: Side, ctx: &mut ProcessContext<'_, Row, Row>) {
         let TimeBounds {
             left_time,
-            lower,
-            upper,
-            ..
-        } = self.bounds;
-        let Some(time) = time_of(&row, left_time) else {
-            return;
-        };
-        if has_null(ctx.key()) {
-            return;
-        }
-        // Right rows with l.rt - upper <= r.rt <= l.rt - lower.
-        let (from, to) = (time.saturating_sub(upper), time.saturating_sub(lower));
-        for (right_time, rights) in self.right_rows.entries(ctx) {
-            if (from..=to).contains(&right_time) {
-                for right in &rights {
-                    ctx.collect(joined(&row, right));
-                }
-            }
-        }
-        let expires = time.saturating_sub(lower);
-        keep_until(&mut self.left_rows, row, time, expires, ctx);
-    }
-
-    fn process_second(&mut self, row: Row, ctx: &mut ProcessContext<'_, Row, Row>) {
-        let TimeBounds {
             right_time,
             lower,
             upper,
-            ..
         } = self.bounds;
-        let Some(time) = time_of(&row, right_time) else {
+        let column = match side {
+            Side::Left => left_time,
+            Side::Right => right_time,
+        };
+        let Some(time) = time_of(&row, column) else {
             return;
         };
         if has_null(ctx.key()) {
             return;
         }
-        // Left rows with r.rt + lower <= l.rt <= r.rt + upper.
-        let (from, to) = (time.saturating_add(lower), time.saturating_add(upper));
-        for (left_time, lefts) in self.left_rows.entries(ctx) {
-            if (from..=to).contains(&left_time) {
-                for left in &lefts {
-                    ctx.collect(joined(left, &row));
+        // A left row meets right rows of times [t - upper, t - lower], a
+        // right row left rows of [t + lower, t + upper]; the range's end is
+        // when it stops mattering.
+        let (from, to, stored, other) = match side {
+            Side::Left => (
+                time.saturating_sub(upper),
+                time.saturating_sub(lower),
+                &mut self.left_rows,
+                &self.right_rows,
+            ),
+            Side::Right => (
+                time.saturating_add(lower),
+                time.saturating_add(upper),
+                &mut self.right_rows,
+                &self.left_rows,
+            ),
+        };
+        for (other_time, others) in other.entries(ctx) {
+            if (from..=to).contains(&other_time) {
+                for other_row in &others {
+                    ctx.collect(match side {
+                        Side::Left => joined(&row, other_row),
+                        Side::Right => joined(other_row, &row),
+                    });
                 }
             }
         }
-        let expires = time.saturating_add(upper);
-        keep_until(&mut self.right_rows, row, time, expires, ctx);
+        keep_until(stored, row, time, to, ctx);
+    }
+}
+
+impl KeyedCoProcess<Row, Row, Row, Row> for IntervalJoin {
+    fn process_first(&mut self, row: Row, ctx: &mut ProcessContext<'_, Row, Row>) {
+        self.arrive(row, Side::Left, ctx);
+    }
+
+    fn process_second(&mut self, row: Row, ctx: &mut ProcessContext<'_, Row, Row>) {
+        self.arrive(row, Side::Right, ctx);
     }
 
     fn on_timer(&mut self, time: i64, _domain: TimeDomain, ctx: &mut ProcessContext<'_, Row, Row>) {

@@ -87,4 +87,4 @@ pub fn regular_join(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

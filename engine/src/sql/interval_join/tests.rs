@@ -10,6 +10,7 @@ use proptest::prelude::*;
 
 use crate::connectors::GeneratorSource;
 use crate::sql::group_aggregate::tests::{events, run_over_in_batches, source_row, Source};
+use crate::sql::join::tests::{b, s, sorted, PairModel};
 use crate::sql::value::{Row, Value};
 use crate::WatermarkStrategy;
 
@@ -18,17 +19,6 @@ const MAX_DELAY_MS: i64 = 80;
 
 const TABLE: &str = "CREATE TABLE t (g BIGINT, b BIGINT, s VARCHAR, ts TIMESTAMP(3), \
      WATERMARK FOR ts AS ts - INTERVAL '80' MILLISECOND) WITH ('connector' = 'generator')";
-
-fn b(row: &Source) -> Value {
-    row.b.map_or(Value::Null, Value::Int)
-}
-
-fn s(row: &Source) -> Value {
-    row.s.clone().map_or(Value::Null, Value::Str)
-}
-
-/// A model of a two-way join: the output row of a pair, if it is joined.
-type PairModel = fn(&Source, &Source) -> Option<Vec<Value>>;
 
 const QUERIES: [(&str, PairModel); 6] = [
     (
@@ -74,11 +64,6 @@ const QUERIES: [(&str, PairModel); 6] = [
         |l, r| (l.g == r.g && l.ts >= r.ts + 500).then(|| vec![Value::Int(l.g), Value::Int(r.g)]),
     ),
 ];
-
-fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
-    rows.sort();
-    rows
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]

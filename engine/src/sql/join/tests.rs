@@ -13,11 +13,11 @@ use crate::WatermarkStrategy;
 const TABLE: &str =
     "CREATE TABLE t (g BIGINT, b BIGINT, s VARCHAR, ts TIMESTAMP(3)) WITH ('connector' = 'generator')";
 
-fn b(row: &Source) -> Value {
+pub(crate) fn b(row: &Source) -> Value {
     row.b.map_or(Value::Null, Value::Int)
 }
 
-fn s(row: &Source) -> Value {
+pub(crate) fn s(row: &Source) -> Value {
     row.s.clone().map_or(Value::Null, Value::Str)
 }
 
@@ -27,7 +27,7 @@ fn equal<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
 }
 
 /// A model of a two-way join: the output row of a pair, if it is joined.
-type PairModel = fn(&Source, &Source) -> Option<Vec<Value>>;
+pub(crate) type PairModel = fn(&Source, &Source) -> Option<Vec<Value>>;
 
 const TWO_WAY: [(&str, PairModel); 6] = [
     (
@@ -64,7 +64,7 @@ const TWO_WAY: [(&str, PairModel); 6] = [
     ),
 ];
 
-fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+pub(crate) fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort();
     rows
 }
