@@ -17,8 +17,10 @@
 //! second of event time) drop the rows that expired. Unlike the regular
 //! join, state stays bounded by the interval and the input rate.
 //!
-//! A window join — both inputs windowed aggregations, joined on equal
-//! `window_start` and `window_end` (Nexmark q5, q8) — is this join with the
+//! A window join — both inputs windowed (window aggregations, as in
+//! Nexmark q5 and q8, or window table functions whose windows a stateless
+//! step assigns to each row), joined on equal `window_start` and
+//! `window_end` — is this join with the
 //! keys including the window and the times being both `window_end`s,
 //! bounded by `[0, 0]`: a window's rows are kept until the watermark passes
 //! its end, when no row of that window can come from either side (Flink

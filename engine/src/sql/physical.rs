@@ -27,7 +27,7 @@ use super::plan::{join_head, Plan, PlanNode, UpstreamKey};
 use super::rank::{RankOrder, Ties, TopN};
 use super::scan::row_positions;
 use super::value::{Row, Value};
-use super::window_aggregate::{window_aggregate, SqlWindow};
+use super::window_aggregate::{assign_windows, window_aggregate, SqlWindow};
 use crate::Stream;
 
 /// An operator of the physical plan.
@@ -89,6 +89,14 @@ pub enum Physical {
         key_names: [Vec<String>; 2],
         /// An interval join's time bounds (none: a regular join).
         interval: Option<TimeCondition>,
+    },
+    /// A window table function's windows assigned to each row of `input`
+    /// (a window join's input): stateless, one row per window.
+    WindowAssign {
+        input: Box<Physical>,
+        window: SqlWindow,
+        /// The column holding the time the windows are of.
+        time_column: usize,
     },
     /// A lookup join: each input row joined with the rows of the bounded
     /// table `table` (see [`super::lookup_join`]); stateless, in the
@@ -288,9 +296,17 @@ fn lower_node(plan: &Plan) -> Physical {
                 order_text: order_text.clone(),
             }
         }
-        PlanNode::WindowTvf { .. } => {
-            unreachable!("planning refuses a window table function outside a window aggregation")
-        }
+        // Planning leaves a table function only below a window join.
+        PlanNode::WindowTvf {
+            input,
+            window,
+            time_column,
+            ..
+        } => Physical::WindowAssign {
+            input: Box::new(lower_node(input)),
+            window: *window,
+            time_column: *time_column,
+        },
     }
 }
 
@@ -337,6 +353,7 @@ impl Physical {
             Physical::WindowAggregate { keys, calls, .. } => keys + 3 + calls.len(),
             Physical::Join { left, right, .. } => left.width() + right.width(),
             Physical::Rank { input, .. } => input.width() + 1,
+            Physical::WindowAssign { input, .. } => input.width() + 3,
             Physical::LookupJoin {
                 left_width,
                 right_needed,
@@ -440,6 +457,13 @@ impl Physical {
                 }
                 input.prune(&reads);
             }
+            Physical::WindowAssign {
+                input, time_column, ..
+            } => {
+                let mut reads = needed[..input.width()].to_vec();
+                reads[*time_column] = true;
+                input.prune(&reads);
+            }
         }
     }
 
@@ -484,6 +508,7 @@ impl Physical {
             Physical::GroupAggregate { input, .. }
             | Physical::WindowAggregate { input, .. }
             | Physical::LookupJoin { input, .. }
+            | Physical::WindowAssign { input, .. }
             | Physical::Rank { input, .. } => input.narrow(layouts),
             Physical::Join { left, right, .. } => {
                 left.narrow(layouts);
@@ -507,6 +532,7 @@ impl Physical {
             | Physical::GroupAggregate { input, .. }
             | Physical::WindowAggregate { input, .. }
             | Physical::LookupJoin { input, .. }
+            | Physical::WindowAssign { input, .. }
             | Physical::Rank { input, .. } => input.tables_read(out),
             Physical::Union { inputs } => inputs.iter().for_each(|i| i.tables_read(out)),
             Physical::Join { left, right, .. } => {
@@ -557,6 +583,7 @@ impl Physical {
             | Physical::GroupAggregate { input, .. }
             | Physical::WindowAggregate { input, .. }
             | Physical::LookupJoin { input, .. }
+            | Physical::WindowAssign { input, .. }
             | Physical::Rank { input, .. } => vec![input],
             Physical::Union { inputs } => inputs.iter().collect(),
             Physical::Join { left, right, .. } => vec![left, right],
@@ -685,6 +712,11 @@ impl Physical {
                     .key_by(move |row: &Row| row.select(&partition))
                     .process(move |state: &mut StateBackend| TopN::new(order.clone(), limit, state))
             }
+            Physical::WindowAssign {
+                input,
+                window,
+                time_column,
+            } => assign_windows(&input.build(tables, built), *window, *time_column),
         }
     }
 
@@ -819,6 +851,13 @@ impl Physical {
                     self.explain_head()
                 );
                 explain_keyed(out, depth, &head, partition_texts, input, shown);
+            }
+            Physical::WindowAssign { input, window, .. } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}WindowAssign {window} (stateless, in the chain: each row once per window, with window_start, window_end, window_time)"
+                );
+                input.explain_into(out, depth + 1, shown);
             }
         }
     }

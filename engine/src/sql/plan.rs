@@ -93,6 +93,8 @@ pub enum PlanNode {
         /// Windows of the processing time (`DESCRIPTOR` names a
         /// `PROCTIME()` column) rather than of event time.
         processing_time: bool,
+        /// The column `DESCRIPTOR` names.
+        time_column: usize,
         position: Position,
     },
     /// Windowed `GROUP BY`: over rows whose first `keys` columns are the
@@ -195,7 +197,7 @@ pub fn plan_query(query: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
     if let Some(position) = plan.window_tvf_left() {
         return Err(unsupported(
             position,
-            "a window table function outside a window aggregation (GROUP BY window_start, window_end)",
+            "a window table function outside a window aggregation (GROUP BY window_start, window_end) or a window join (ON … AND l.window_start = r.window_start AND l.window_end = r.window_end)",
         ));
     }
     Ok(plan)
@@ -999,6 +1001,7 @@ fn plan_window_tvf(expr: &Expr, catalog: &Catalog) -> Result<Plan, SqlError> {
             window,
             partition,
             processing_time,
+            time_column: column,
             position,
         },
         schema,
@@ -1699,9 +1702,31 @@ impl Plan {
             | PlanNode::LookupJoin { input, .. }
             | PlanNode::WindowAggregate { input, .. } => input.window_tvf_left(),
             PlanNode::Union { inputs } => inputs.iter().find_map(Plan::window_tvf_left),
+            // A window join's inputs assign their windows themselves.
+            PlanNode::Join {
+                left,
+                right,
+                interval: Some(TimeCondition { window: true, .. }),
+                ..
+            } => left
+                .window_tvf_left_below_assignment()
+                .or_else(|| right.window_tvf_left_below_assignment()),
             PlanNode::Join { left, right, .. } => {
                 left.window_tvf_left().or_else(|| right.window_tvf_left())
             }
+        }
+    }
+
+    /// As [`Plan::window_tvf_left`], the first window table function
+    /// reached through filters and projections excepted (it assigns the
+    /// windows of a window join's input).
+    fn window_tvf_left_below_assignment(&self) -> Option<Position> {
+        match &self.node {
+            PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => {
+                input.window_tvf_left_below_assignment()
+            }
+            PlanNode::WindowTvf { input, .. } => input.window_tvf_left(),
+            _ => self.window_tvf_left(),
         }
     }
 

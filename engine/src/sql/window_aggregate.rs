@@ -23,8 +23,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 use super::aggregate::{Accumulator, AggregateCall};
 use super::value::{Row, Value};
 use crate::window::{
-    CumulatingWindows, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows, WindowLogic,
-    WindowsEndingAt,
+    CumulatingWindows, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows, WindowAssigner,
+    WindowLogic, WindowsEndingAt,
 };
 use crate::{Rec, Stream};
 
@@ -210,5 +210,52 @@ pub fn window_aggregate(
     }
 }
 
+/// The rows of a window table function outside an aggregation (a window
+/// join's input): each row once per window that holds its event time in
+/// column `time_column` (TUMBLE: one, HOP: size / slide, CUMULATE: the
+/// windows up to the end of its period), with `window_start`,
+/// `window_end` and `window_time` (the window's last millisecond)
+/// appended, as Flink's table functions make them. Stateless. A row with a
+/// NULL time is in no window.
+pub fn assign_windows(input: &Stream<Row>, window: SqlWindow, time_column: usize) -> Stream<Row> {
+    input.flat_map(move |row: Row| {
+        let mut windows = Vec::new();
+        if let Value::Timestamp(ts) = row.0[time_column] {
+            match window {
+                SqlWindow::Tumble { size, offset } => TumblingWindows::of(size)
+                    .with_offset(offset)
+                    .assign(ts, &mut windows),
+                SqlWindow::Hop {
+                    slide,
+                    size,
+                    offset,
+                } => {
+                    let mut assigner = SlidingWindows::of(size, slide);
+                    assigner.offset_ms = offset.rem_euclid(slide);
+                    assigner.assign(ts, &mut windows)
+                }
+                SqlWindow::Cumulate { step, size, offset } => CumulatingWindows::of(step, size)
+                    .with_offset(offset)
+                    .assign(ts, &mut windows),
+                SqlWindow::Session { .. } | SqlWindow::Assigned { .. } => {
+                    unreachable!("planning assigns only TUMBLE, HOP and CUMULATE windows to rows")
+                }
+            }
+        }
+        let mut rows = Vec::with_capacity(windows.len());
+        for TimeWindow { start, end } in windows {
+            let mut values = Vec::with_capacity(row.0.len() + 3);
+            values.extend_from_slice(&row.0);
+            values.extend([
+                Value::Timestamp(start),
+                Value::Timestamp(end),
+                Value::Timestamp(end - 1),
+            ]);
+            rows.push(Row(values));
+        }
+        rows
+    })
+}
+
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

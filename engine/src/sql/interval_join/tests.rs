@@ -1,4 +1,4 @@
-//! Interval joins run as jobs (two shards, both key_by exchanges, keyed
+//! Interval and window joins run as jobs (two shards, both key_by exchanges, keyed
 //! state, cleanup timers, events out of order within the watermark's
 //! delay) against a nested-loop model: BETWEEN, strict and mirrored
 //! bounds, a NULL-able key, a condition on one side, and a single bound
@@ -12,6 +12,7 @@ use crate::connectors::GeneratorSource;
 use crate::sql::group_aggregate::tests::{events, run_over_in_batches, source_row, Source};
 use crate::sql::join::tests::{b, s, sorted, PairModel};
 use crate::sql::value::{Row, Value};
+use crate::sql::window_aggregate::tests::{windows_of, TestWindow};
 use crate::WatermarkStrategy;
 
 /// The generator delays events by up to this; the watermark trails by it.
@@ -65,6 +66,37 @@ const QUERIES: [(&str, PairModel); 6] = [
     ),
 ];
 
+/// `events_count` rows over `keys` keys, 50 per second of event time
+/// (several cleanup periods), 30 % of them late by up to the watermark's
+/// delay.
+fn generator(seed: u64, events_count: u64, keys: u64) -> GeneratorSource {
+    GeneratorSource {
+        seed,
+        events: Some(events_count),
+        keys,
+        partitions: 3,
+        start_ts_ms: 1_700_000_000_000 + (seed as i64 % 1000),
+        events_per_second: 50,
+        delayed_percent: 30,
+        max_delay_ms: MAX_DELAY_MS,
+        ..GeneratorSource::default()
+    }
+}
+
+/// The rows `sql` emits over the generator's, and those rows as the
+/// model reads them. Small source batches: the watermark rises while rows
+/// come, so rows expire and are dropped during the run.
+fn run(sql: &str, generator: &GeneratorSource) -> (Vec<Row>, Vec<Source>) {
+    let got = run_over_in_batches(
+        TABLE,
+        sql,
+        generator,
+        WatermarkStrategy::bounded_out_of_orderness(MAX_DELAY_MS),
+        Some(4),
+    );
+    (got, events(generator).iter().map(source_row).collect())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -75,32 +107,77 @@ proptest! {
         keys in 1u64..8,
         query in 0usize..QUERIES.len(),
     ) {
-        let generator = GeneratorSource {
-            seed,
-            events: Some(events_count),
-            keys,
-            partitions: 3,
-            start_ts_ms: 1_700_000_000_000 + (seed as i64 % 1000),
-            events_per_second: 50,
-            delayed_percent: 30,
-            max_delay_ms: MAX_DELAY_MS,
-            ..GeneratorSource::default()
-        };
+        let generator = generator(seed, events_count, keys);
         let (sql, model) = QUERIES[query];
-        // Small source batches: the watermark rises while rows come, so
-        // rows expire and are dropped during the run.
-        let got = run_over_in_batches(
-            TABLE,
-            sql,
-            &generator,
-            WatermarkStrategy::bounded_out_of_orderness(MAX_DELAY_MS),
-            Some(4),
-        );
-        let sources: Vec<Source> = events(&generator).iter().map(source_row).collect();
+        let (got, sources) = run(sql, &generator);
         let mut want = Vec::new();
         for l in &sources {
             for r in &sources {
                 want.extend(model(l, r).map(Row));
+            }
+        }
+        prop_assert_eq!(sorted(got), sorted(want), "{}", sql);
+    }
+}
+
+/// Window joins of two window table functions (windows assigned to each
+/// row, no aggregation), on the key and both window bounds: the SQL and the
+/// model's windows.
+const WINDOW_JOINS: [(&str, TestWindow); 3] = [
+    (
+        "TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '200' MILLISECOND)",
+        TestWindow::Tumble(200),
+    ),
+    (
+        "HOP(TABLE t, DESCRIPTOR(ts), INTERVAL '100' MILLISECOND, INTERVAL '300' MILLISECOND)",
+        TestWindow::Hop {
+            slide: 100,
+            size: 300,
+        },
+    ),
+    (
+        "CUMULATE(TABLE t, DESCRIPTOR(ts), INTERVAL '100' MILLISECOND, INTERVAL '300' MILLISECOND)",
+        TestWindow::Cumulate {
+            step: 100,
+            size: 300,
+        },
+    ),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_window_join_emits_every_pair_sharing_a_window_once(
+        seed in 0u64..1_000,
+        events_count in 0u64..300,
+        keys in 1u64..8,
+        which in 0usize..WINDOW_JOINS.len(),
+    ) {
+        let generator = generator(seed, events_count, keys);
+        let (function, window) = WINDOW_JOINS[which];
+        let sql = format!(
+            "SELECT l.g, l.b, r.b, l.window_start, r.window_end \
+             FROM (SELECT * FROM TABLE({function})) l \
+             JOIN (SELECT * FROM TABLE({function}) WHERE s IS NOT NULL) r \
+             ON l.g = r.g AND l.window_start = r.window_start AND l.window_end = r.window_end"
+        );
+        let (got, sources) = run(&sql, &generator);
+        let mut want = Vec::new();
+        for l in &sources {
+            for r in sources.iter().filter(|r| r.g == l.g && r.s.is_some()) {
+                let right_windows = windows_of(window, r.ts);
+                for (start, end) in windows_of(window, l.ts) {
+                    if right_windows.contains(&(start, end)) {
+                        want.push(Row(vec![
+                            Value::Int(l.g),
+                            b(l),
+                            b(r),
+                            Value::Timestamp(start),
+                            Value::Timestamp(end),
+                        ]));
+                    }
+                }
             }
         }
         prop_assert_eq!(sorted(got), sorted(want), "{}", sql);

@@ -123,6 +123,7 @@ fn eval_physical(plan: &Physical, stored: &[Stored], maker: &RowMaker) -> Rows {
         | Physical::WindowAggregate { .. }
         | Physical::Join { .. }
         | Physical::LookupJoin { .. }
+        | Physical::WindowAssign { .. }
         | Physical::Rank { .. } => {
             unreachable!("the templates neither aggregate, join nor rank")
         }

@@ -34,6 +34,7 @@ use crate::sql::expr::{ArithKind, ArithOp, BoundExpr, CompareOp};
 use crate::sql::interval_join::{TimeBounds, TimeCondition};
 use crate::sql::sql_type::SqlType;
 use crate::sql::value::Value;
+use crate::sql::window_aggregate::SqlWindow;
 
 /// A condition's conjunct, bound against the columns of every table.
 struct Conjunct {
@@ -281,8 +282,9 @@ struct TimeConjunct {
 }
 
 /// The columns of `plan` that are the `window_start` and `window_end` of
-/// an event-time window aggregation below it (through filters and
-/// projections that keep them as they are), if it has both.
+/// an event-time window aggregation or window table function below it
+/// (through filters and projections that keep them as they are), if it
+/// has both.
 fn window_bounds(plan: &Plan) -> Option<(usize, usize)> {
     match &plan.node {
         PlanNode::WindowAggregate {
@@ -290,6 +292,15 @@ fn window_bounds(plan: &Plan) -> Option<(usize, usize)> {
             processing_time: false,
             ..
         } => Some((*keys, keys + 1)),
+        // The rows of a table function, windows assigned to each (SESSION
+        // windows need the rows around them; processing time has no
+        // watermark to end a window by).
+        PlanNode::WindowTvf {
+            input,
+            window: SqlWindow::Tumble { .. } | SqlWindow::Hop { .. } | SqlWindow::Cumulate { .. },
+            processing_time: false,
+            ..
+        } => Some((input.schema.len(), input.schema.len() + 1)),
         PlanNode::Filter { input, .. } => window_bounds(input),
         PlanNode::Project { input, exprs, .. } => {
             let (start, end) = window_bounds(input)?;

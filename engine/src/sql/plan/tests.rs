@@ -372,6 +372,30 @@ fn bounds_between_the_two_event_times_make_an_interval_join() {
         None,
         "one window bound only"
     );
+    // Two window table functions (no aggregation) joined on their windows:
+    // a window join over each row's windows (the bid view's 7 columns,
+    // then window_start, window_end, window_time).
+    let tvf = "(SELECT * FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '10' SECOND)))";
+    let tvf_join = plan(&format!(
+        "SELECT a.price, b.price FROM {tvf} a JOIN {tvf} b ON a.auction = b.auction \
+         AND a.window_start = b.window_start AND a.window_end = b.window_end"
+    ))
+    .unwrap();
+    assert!(
+        tvf_join.explain().contains("WindowJoin inner on [a.auction = b.auction, a.window_start = b.window_start, a.window_end = b.window_end]"),
+        "{}",
+        tvf_join.explain()
+    );
+    let unaggregated = format!(
+        "SELECT a.price FROM {tvf} a JOIN {tvf} b ON a.auction = b.auction AND a.window_end = b.window_end"
+    );
+    let refused = plan(&unaggregated).unwrap_err();
+    assert!(
+        refused
+            .message
+            .contains("a window table function outside a window aggregation"),
+        "{refused}"
+    );
     let explain = plan(&window_join("AND a.s = b.s AND a.e = b.e"))
         .unwrap()
         .explain();

@@ -25,7 +25,7 @@ const TABLE: &str = "CREATE TABLE t (g BIGINT, b BIGINT, s VARCHAR, ts TIMESTAMP
 
 /// A window of the test, in the model's terms (ms).
 #[derive(Debug, Clone, Copy)]
-enum TestWindow {
+pub(crate) enum TestWindow {
     Tumble(i64),
     Hop { slide: i64, size: i64 },
     Cumulate { step: i64, size: i64 },
@@ -33,7 +33,7 @@ enum TestWindow {
 }
 
 /// The windows (start, end) that contain `ts` (not for sessions).
-fn windows_of(window: TestWindow, ts: i64) -> Vec<(i64, i64)> {
+pub(crate) fn windows_of(window: TestWindow, ts: i64) -> Vec<(i64, i64)> {
     match window {
         TestWindow::Tumble(size) => {
             let start = ts - ts.rem_euclid(size);
