@@ -348,8 +348,14 @@ fn option_error(
         ),
         None => match key {
             Some(k) => {
-                // Not written: named as a Flink user would write it too.
-                let name = match kafka_options::flink_name(&k) {
+                // Not written: named as a Flink user would write it too
+                // (Kafka's option names belong to Kafka tables only).
+                let flink = if connector_name(table) == "kafka" {
+                    kafka_options::flink_name(&k)
+                } else {
+                    (k == "paths").then_some("path")
+                };
+                let name = match flink {
                     Some(flink) => format!("'{flink}' (or '{k}')"),
                     None => format!("'{k}'"),
                 };

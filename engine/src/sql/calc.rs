@@ -13,8 +13,9 @@
 
 use std::cell::RefCell;
 
+use super::compiled_expr::{CompiledExpr, CompiledPredicate};
 use super::expr::{BoundExpr, EvalError};
-use super::shared_subexpressions::{share_subexpressions, SharedStages};
+use super::shared_subexpressions::share_subexpressions;
 use super::value::{Row, Value};
 
 /// Filters and an optional projection over the same input row.
@@ -31,18 +32,18 @@ pub struct Calc {
 enum Output {
     /// Moved out of the input row (read nowhere else).
     Move(usize),
-    Eval(BoundExpr),
+    Eval(CompiledExpr),
 }
 
 /// A [`Calc`] ready to run: shared subexpressions and moves decided once,
-/// at build time.
+/// at build time, and every expression compiled to closures over the row.
 #[derive(Debug, Clone)]
 pub struct CompiledCalc {
     /// The input rows' width.
     width: usize,
-    filters: Vec<BoundExpr>,
+    filters: Vec<CompiledPredicate>,
     /// Values appended to the row before each filter and the projection.
-    shared: SharedStages,
+    shared: Vec<Vec<CompiledExpr>>,
     outputs: Option<Vec<Output>>,
 }
 
@@ -61,14 +62,17 @@ impl Calc {
                 .iter()
                 .map(|expr| match expr {
                     BoundExpr::Column(i) if reads[i] == 1 => Output::Move(*i),
-                    _ => Output::Eval(expr.clone()),
+                    _ => Output::Eval(CompiledExpr::new(expr)),
                 })
                 .collect()
         });
         CompiledCalc {
             width,
-            filters,
-            shared,
+            filters: filters.iter().map(CompiledPredicate::new).collect(),
+            shared: shared
+                .iter()
+                .map(|stage| stage.iter().map(CompiledExpr::new).collect())
+                .collect(),
             outputs,
         }
     }
@@ -111,7 +115,7 @@ impl CompiledCalc {
     }
 }
 
-fn append_shared(row: &mut Row, shared: &[BoundExpr]) -> Result<(), EvalError> {
+fn append_shared(row: &mut Row, shared: &[CompiledExpr]) -> Result<(), EvalError> {
     for expr in shared {
         let value = expr.eval(row)?;
         row.0.push(value);

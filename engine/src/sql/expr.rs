@@ -73,6 +73,21 @@ pub enum CompareOp {
     GtEq,
 }
 
+impl CompareOp {
+    /// Whether two operands ordered as `ordering` satisfy the operator.
+    #[inline]
+    pub fn holds_for(self, ordering: std::cmp::Ordering) -> bool {
+        match self {
+            CompareOp::Eq => ordering.is_eq(),
+            CompareOp::NotEq => ordering.is_ne(),
+            CompareOp::Lt => ordering.is_lt(),
+            CompareOp::LtEq => ordering.is_le(),
+            CompareOp::Gt => ordering.is_gt(),
+            CompareOp::GtEq => ordering.is_ge(),
+        }
+    }
+}
+
 /// A scalar expression, bound to a row layout.
 #[derive(Debug, Clone)]
 pub enum BoundExpr {
@@ -148,15 +163,7 @@ impl BoundExpr {
                     if l.is_null() || r.is_null() {
                         return Value::Null;
                     }
-                    let ordering = compare(l, r);
-                    Value::Bool(match op {
-                        CompareOp::Eq => ordering.is_eq(),
-                        CompareOp::NotEq => ordering.is_ne(),
-                        CompareOp::Lt => ordering.is_lt(),
-                        CompareOp::LtEq => ordering.is_le(),
-                        CompareOp::Gt => ordering.is_gt(),
-                        CompareOp::GtEq => ordering.is_ge(),
-                    })
+                    Value::Bool(op.holds_for(compare(l, r)))
                 })
             })?,
             BoundExpr::And(terms) => {
@@ -289,7 +296,7 @@ impl BoundExpr {
 
 /// Values of one type, compared; doubles by IEEE order (NaN equals itself
 /// here, as Java's `Double.compare` has it).
-fn compare(l: &Value, r: &Value) -> std::cmp::Ordering {
+pub(crate) fn compare(l: &Value, r: &Value) -> std::cmp::Ordering {
     match (l, r) {
         (Value::Double(a), Value::Double(b)) => a.partial_cmp(b).unwrap_or_else(|| a.total_cmp(b)),
         _ => l.cmp(r),
@@ -329,66 +336,17 @@ pub(crate) fn divide_half_up(numerator: i128, denominator: i128) -> i128 {
     }
 }
 
-fn arith(op: ArithOp, kind: ArithKind, l: &Value, r: &Value) -> EvalResult {
+pub(crate) fn arith(op: ArithOp, kind: ArithKind, l: &Value, r: &Value) -> EvalResult {
     match (kind, l, r) {
         (ArithKind::Int { bits }, Value::Int(a), Value::Int(b)) => {
-            let v = match op {
-                ArithOp::Add => a.wrapping_add(*b),
-                ArithOp::Sub => a.wrapping_sub(*b),
-                ArithOp::Mul => a.wrapping_mul(*b),
-                ArithOp::Div if *b == 0 => return Err(EvalError("division by zero".into())),
-                ArithOp::Mod if *b == 0 => return Err(EvalError("MOD by zero".into())),
-                ArithOp::Div => a.wrapping_div(*b),
-                ArithOp::Mod => a.wrapping_rem(*b),
-            };
-            Ok(Value::Int(wrap(v, bits)))
+            int_arith(op, bits, *a, *b).map(Value::Int)
         }
-        (ArithKind::Double, Value::Double(a), Value::Double(b)) => Ok(Value::Double(match op {
-            ArithOp::Add => a + b,
-            ArithOp::Sub => a - b,
-            ArithOp::Mul => a * b,
-            ArithOp::Div => a / b,
-            ArithOp::Mod => a % b,
-        })),
-        (
-            ArithKind::Decimal {
-                left_scale,
-                right_scale,
-                precision,
-                scale,
-            },
-            Value::Decimal(a),
-            Value::Decimal(b),
-        ) => {
-            let rescale = |v: i128, from: u8| v.checked_mul(pow10(scale.saturating_sub(from)));
-            let v = match op {
-                ArithOp::Add => rescale(*a, left_scale)
-                    .zip(rescale(*b, right_scale))
-                    .and_then(|(a, b)| a.checked_add(b)),
-                ArithOp::Sub => rescale(*a, left_scale)
-                    .zip(rescale(*b, right_scale))
-                    .and_then(|(a, b)| a.checked_sub(b)),
-                // The product's scale is the sum of the operands'.
-                ArithOp::Mul => a.checked_mul(*b),
-                ArithOp::Div | ArithOp::Mod if *b == 0 => {
-                    return Err(EvalError("division of a DECIMAL by zero".into()))
-                }
-                ArithOp::Div => {
-                    // a/10^ls ÷ b/10^rs at scale s: a × 10^(s - ls + rs) ÷ b.
-                    let shift = i32::from(scale) - i32::from(left_scale) + i32::from(right_scale);
-                    if shift >= 0 {
-                        a.checked_mul(pow10(shift as u8))
-                            .map(|n| divide_half_up(n, *b))
-                    } else {
-                        b.checked_mul(pow10((-shift) as u8))
-                            .map(|d| divide_half_up(*a, d))
-                    }
-                }
-                ArithOp::Mod => rescale(*a, left_scale)
-                    .zip(rescale(*b, right_scale))
-                    .map(|(a, b)| a % b),
-            };
-            Ok(fit_decimal(v, precision))
+        (ArithKind::Double, Value::Double(a), Value::Double(b)) => {
+            Ok(Value::Double(double_arith(op, *a, *b)))
+        }
+        (ArithKind::Decimal { .. }, Value::Decimal(a), Value::Decimal(b)) => {
+            let decimal = DecimalArith::new(op, kind);
+            Ok(decimal.apply(*a, *b)?.map_or(Value::Null, Value::Decimal))
         }
         (ArithKind::TimestampInterval, Value::Timestamp(t), Value::Int(ms)) => {
             Ok(Value::Timestamp(match op {
@@ -402,6 +360,94 @@ fn arith(op: ArithOp, kind: ArithKind, l: &Value, r: &Value) -> EvalResult {
         _ => Err(EvalError(format!(
             "bug: {op:?} of {l:?} and {r:?} bound as {kind:?}"
         ))),
+    }
+}
+
+/// Integer arithmetic wrapping at `bits` bits, as Java's.
+pub(crate) fn int_arith(op: ArithOp, bits: u32, a: i64, b: i64) -> Result<i64, EvalError> {
+    let v = match op {
+        ArithOp::Add => a.wrapping_add(b),
+        ArithOp::Sub => a.wrapping_sub(b),
+        ArithOp::Mul => a.wrapping_mul(b),
+        ArithOp::Div if b == 0 => return Err(EvalError("division by zero".into())),
+        ArithOp::Mod if b == 0 => return Err(EvalError("MOD by zero".into())),
+        ArithOp::Div => a.wrapping_div(b),
+        ArithOp::Mod => a.wrapping_rem(b),
+    };
+    Ok(wrap(v, bits))
+}
+
+/// IEEE arithmetic on doubles.
+pub(crate) fn double_arith(op: ArithOp, a: f64, b: f64) -> f64 {
+    match op {
+        ArithOp::Add => a + b,
+        ArithOp::Sub => a - b,
+        ArithOp::Mul => a * b,
+        ArithOp::Div => a / b,
+        ArithOp::Mod => a % b,
+    }
+}
+
+/// One DECIMAL operator with its scales' powers of ten worked out, so a
+/// row pays for the arithmetic only.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DecimalArith {
+    op: ArithOp,
+    /// What brings each operand to the result's scale (Add, Sub, Mod);
+    /// `None` when the power of ten is beyond i128 (the result is NULL).
+    left_factor: Option<i128>,
+    right_factor: Option<i128>,
+    /// Division: the numerator's factor (≥ 0 shift) or the denominator's.
+    numerator_factor: Option<i128>,
+    denominator_factor: Option<i128>,
+    /// 10^precision: results at or beyond it in magnitude are NULL.
+    limit: u128,
+}
+
+impl DecimalArith {
+    /// The operator `op` of a node bound as `kind` (a [`ArithKind::Decimal`]).
+    pub(crate) fn new(op: ArithOp, kind: ArithKind) -> DecimalArith {
+        let ArithKind::Decimal {
+            left_scale,
+            right_scale,
+            precision,
+            scale,
+        } = kind
+        else {
+            unreachable!("DecimalArith of {kind:?}")
+        };
+        // a/10^ls ÷ b/10^rs at scale s: a × 10^(s - ls + rs) ÷ b.
+        let shift = i32::from(scale) - i32::from(left_scale) + i32::from(right_scale);
+        let factor = |exponent: i32| 10i128.checked_pow(exponent.max(0) as u32);
+        DecimalArith {
+            op,
+            left_factor: factor(i32::from(scale) - i32::from(left_scale)),
+            right_factor: factor(i32::from(scale) - i32::from(right_scale)),
+            numerator_factor: factor(shift),
+            denominator_factor: factor(-shift),
+            limit: pow10(precision) as u128,
+        }
+    }
+
+    /// `a op b` of unscaled operands; `None` (NULL) when the result does
+    /// not fit the precision.
+    pub(crate) fn apply(&self, a: i128, b: i128) -> Result<Option<i128>, EvalError> {
+        let times = |v: i128, factor: Option<i128>| factor.and_then(|f| v.checked_mul(f));
+        let rescaled = || times(a, self.left_factor).zip(times(b, self.right_factor));
+        let v = match self.op {
+            ArithOp::Add => rescaled().and_then(|(a, b)| a.checked_add(b)),
+            ArithOp::Sub => rescaled().and_then(|(a, b)| a.checked_sub(b)),
+            // The product's scale is the sum of the operands'.
+            ArithOp::Mul => a.checked_mul(b),
+            ArithOp::Div | ArithOp::Mod if b == 0 => {
+                return Err(EvalError("division of a DECIMAL by zero".into()))
+            }
+            ArithOp::Div => times(a, self.numerator_factor)
+                .zip(times(b, self.denominator_factor))
+                .map(|(n, d)| divide_half_up(n, d)),
+            ArithOp::Mod => rescaled().and_then(|(a, b)| a.checked_rem(b)),
+        };
+        Ok(v.filter(|v| v.unsigned_abs() < self.limit))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod aggregate;
 pub mod bind;
 pub mod calc;
 pub mod catalog;
+pub mod compiled_expr;
 pub mod dialect;
 pub mod error;
 pub mod expr;

@@ -11,6 +11,7 @@
 //! [`Physical::prune`]: super::physical::Physical::prune
 
 use super::catalog::Table;
+use super::compiled_expr::CompiledExpr;
 use super::error::SqlError;
 use super::expr::{BoundExpr, EvalError};
 use super::sql_type::SqlType;
@@ -108,7 +109,7 @@ pub struct RowMaker {
     /// `(row column, connector column)` of the stored columns.
     stored: Vec<(usize, usize)>,
     /// `(row column, expression over the row)` of the computed columns.
-    computed: Vec<(usize, BoundExpr)>,
+    computed: Vec<(usize, CompiledExpr)>,
     /// The row column of the table's event time, if it has a WATERMARK.
     rowtime: Option<usize>,
 }
@@ -140,7 +141,7 @@ impl RowMaker {
                             stored_in_row[s].expect("layout keeps what computed columns read"),
                         )
                     });
-                    computed.push((row_column, expr));
+                    computed.push((row_column, CompiledExpr::new(&expr)));
                 }
                 continue;
             }
