@@ -105,9 +105,9 @@ pub fn row_positions(layout: &[usize], width: usize) -> Vec<Option<usize>> {
 /// [`source_layout`], stored ones from the connector, then computed ones.
 #[derive(Debug, Clone)]
 pub struct RowMaker {
-    width: usize,
-    /// `(row column, connector column)` of the stored columns.
-    stored: Vec<(usize, usize)>,
+    /// Per row column, in order: the connector column it is read from, or
+    /// `None` for a computed column (filled after the stored ones).
+    fill: Vec<Option<usize>>,
     /// `(row column, expression over the row)` of the computed columns.
     computed: Vec<(usize, CompiledExpr)>,
     /// The row column of the table's event time, if it has a WATERMARK.
@@ -130,7 +130,7 @@ impl RowMaker {
             .filter(|&i| table.columns[i].computed.is_none())
             .map(|i| at_in_row[i])
             .collect();
-        let mut stored = Vec::new();
+        let mut fill = vec![None; layout.len()];
         let mut computed = Vec::new();
         for (i, column) in table.columns.iter().enumerate() {
             if let Some(expr) = &column.computed {
@@ -167,12 +167,11 @@ impl RowMaker {
                 ));
             }
             if let Some(row_column) = at_in_row[i] {
-                stored.push((row_column, at));
+                fill[row_column] = Some(at);
             }
         }
         Ok(RowMaker {
-            width: layout.len(),
-            stored,
+            fill,
             computed,
             rowtime: table.watermark.and_then(|w| at_in_row[w.column]),
         })
@@ -193,10 +192,16 @@ impl RowMaker {
         &self,
         mut value: impl FnMut(usize) -> Result<Value, EvalError>,
     ) -> Result<Row, EvalError> {
-        let mut row = Row(vec![Value::Null; self.width]);
-        for &(column, at) in &self.stored {
-            row.0[column] = value(at)?;
+        // Pushed in order into an exact allocation: no NULLs written first
+        // and then dropped.
+        let mut values = Vec::with_capacity(self.fill.len());
+        for at in &self.fill {
+            values.push(match at {
+                Some(at) => value(*at)?,
+                None => Value::Null,
+            });
         }
+        let mut row = Row(values);
         for (column, expr) in &self.computed {
             row.0[*column] = expr.eval(&row)?;
         }
