@@ -235,34 +235,8 @@ fn from_value<T: 'static>(
 fn truth(expr: &BoundExpr) -> Compiled<Option<bool>> {
     match expr {
         BoundExpr::Compare { op, left, right } => comparison(*op, left, right),
-        BoundExpr::And(terms) => {
-            let terms: Vec<_> = terms.iter().map(truth).collect();
-            Box::new(move |row| {
-                let mut unknown = false;
-                for term in &terms {
-                    match term(row)? {
-                        Some(false) => return Ok(Some(false)),
-                        None => unknown = true,
-                        Some(true) => {}
-                    }
-                }
-                Ok((!unknown).then_some(true))
-            })
-        }
-        BoundExpr::Or(terms) => {
-            let terms: Vec<_> = terms.iter().map(truth).collect();
-            Box::new(move |row| {
-                let mut unknown = false;
-                for term in &terms {
-                    match term(row)? {
-                        Some(true) => return Ok(Some(true)),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                Ok((!unknown).then_some(false))
-            })
-        }
+        BoundExpr::And(terms) => connective(terms, false),
+        BoundExpr::Or(terms) => connective(terms, true),
         BoundExpr::Not(e) => {
             let inner = truth(e);
             Box::new(move |row| Ok(inner(row)?.map(|b| !b)))
@@ -293,6 +267,24 @@ fn truth(expr: &BoundExpr) -> Compiled<Option<bool>> {
             Box::new(move |row| Ok(step(row)?.as_bool()))
         }
     }
+}
+
+/// AND (`decisive` false) or OR (`decisive` true) of `terms`, in SQL's
+/// three-valued logic: the first term equal to `decisive` decides;
+/// otherwise any unknown term makes the result unknown.
+fn connective(terms: &[BoundExpr], decisive: bool) -> Compiled<Truth> {
+    let terms: Vec<_> = terms.iter().map(truth).collect();
+    Box::new(move |row| {
+        let mut unknown = false;
+        for term in &terms {
+            match term(row)? {
+                Some(b) if b == decisive => return Ok(Some(decisive)),
+                None => unknown = true,
+                Some(_) => {}
+            }
+        }
+        Ok((!unknown).then_some(!decisive))
+    })
 }
 
 /// `left op right`: a column against a constant integer, timestamp or
