@@ -9,7 +9,9 @@
 //! once is computed once per row ([`share_subexpressions`]); a projected
 //! column that is read exactly once and by nothing else is moved out of the
 //! input row, not cloned, so passing a string through allocates nothing;
-//! the output row reuses the input row's allocation.
+//! the output row reuses the input row's allocation, and is written over
+//! the input row in place when every output reads only columns at or after
+//! its own position (the usual narrowing projection).
 
 use std::cell::RefCell;
 
@@ -45,6 +47,23 @@ pub struct CompiledCalc {
     /// Values appended to the row before each filter and the projection.
     shared: Vec<Vec<CompiledExpr>>,
     outputs: Option<Vec<Output>>,
+    /// Whether output `j` reads only input columns `>= j`, so outputs can
+    /// be written over the input row in order (see [`reads_only_ahead`]).
+    in_place: bool,
+}
+
+/// Whether every output `j` of `outputs` reads only input columns at or
+/// after `j`, and there are no more outputs than input columns. Then
+/// writing output `j` into column `j`, in order, never overwrites a
+/// column a later output still reads: the projection needs no second
+/// buffer. (Appended shared values sit after the input columns.)
+fn reads_only_ahead(outputs: &[BoundExpr], width: usize) -> bool {
+    outputs.len() <= width
+        && outputs.iter().enumerate().all(|(j, output)| {
+            let mut ahead = true;
+            output.visit_columns(&mut |i| ahead &= i >= j);
+            ahead
+        })
 }
 
 impl Calc {
@@ -66,8 +85,12 @@ impl Calc {
                 })
                 .collect()
         });
+        let in_place = projection
+            .as_deref()
+            .is_some_and(|outputs| reads_only_ahead(outputs, width));
         CompiledCalc {
             width,
+            in_place,
             filters: filters.iter().map(CompiledPredicate::new).collect(),
             shared: shared
                 .iter()
@@ -98,6 +121,17 @@ impl CompiledCalc {
             return Ok(Some(row));
         };
         append_shared(&mut row, &self.shared[self.filters.len()])?;
+        if self.in_place {
+            for (j, output) in outputs.iter().enumerate() {
+                let value = match output {
+                    Output::Move(i) => std::mem::take(&mut row.0[*i]),
+                    Output::Eval(expr) => expr.eval(&row)?,
+                };
+                row.0[j] = value;
+            }
+            row.0.truncate(outputs.len());
+            return Ok(Some(row));
+        }
         PROJECTED.with_borrow_mut(|projected| {
             projected.clear();
             for output in outputs {
@@ -154,11 +188,35 @@ mod tests {
             kept,
             Some(row(&[Value::Str("a".into()), Value::Int(2), Value::Int(2)]))
         );
+        assert!(
+            !calc.in_place,
+            "output 1 reads column 0, already overwritten"
+        );
         // NULL does not pass a filter.
         assert_eq!(calc.apply(row(&[Value::Null, Value::Null])).unwrap(), None);
         assert_eq!(
             calc.apply(row(&[Value::Int(1), Value::Null])).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn projects_over_the_input_row_when_every_output_reads_ahead() {
+        // Column 2 is read twice: evaluated (cloned) at 1, then at 2.
+        let calc = Calc {
+            filters: vec![],
+            projection: Some(vec![
+                BoundExpr::Column(0),
+                BoundExpr::Column(2),
+                BoundExpr::Column(2),
+            ]),
+        }
+        .compile(3);
+        assert!(calc.in_place);
+        assert_eq!(
+            calc.apply(row(&[Value::Str("a".into()), Value::Null, Value::Int(4)]))
+                .unwrap(),
+            Some(row(&[Value::Str("a".into()), Value::Int(4), Value::Int(4)]))
         );
     }
 }

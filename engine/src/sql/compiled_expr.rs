@@ -32,6 +32,7 @@ use super::expr::{
     arith, cast, compare, double_arith, int_arith, ArithKind, BoundExpr, CompareOp, DecimalArith,
     EvalError, EvalResult,
 };
+use super::functions::{split_nth, Scalar};
 use super::sql_type::SqlType;
 use super::value::{pow10, Row, Value};
 
@@ -198,6 +199,18 @@ fn value(expr: &BoundExpr) -> Compiled<Value> {
             let (inner, from, to) = (value(expr), from.clone(), to.clone());
             Box::new(move |row| cast(inner(row)?, &from, &to))
         }
+        BoundExpr::Call {
+            function: Scalar::SplitIndex,
+            args,
+        } => match (&args[1], &args[2]) {
+            (BoundExpr::Literal(sep), BoundExpr::Literal(index)) => {
+                split_index(Operand::of(&args[0]), sep, index)
+            }
+            _ => {
+                let call = expr.clone();
+                Box::new(move |row| call.eval(row))
+            }
+        },
         BoundExpr::Call { .. } => {
             let call = expr.clone();
             Box::new(move |row| call.eval(row))
@@ -211,6 +224,30 @@ fn value(expr: &BoundExpr) -> Compiled<Value> {
             })
         }
     }
+}
+
+/// `SPLIT_INDEX(s, sep, index)` with a constant separator and index: the
+/// string read in place, only the field copied out.
+fn split_index(s: Operand, sep: &Value, index: &Value) -> Compiled<Value> {
+    // NULL whatever the string, which is still evaluated (its errors are
+    // raised, as the tree walk raises them).
+    let null =
+        move |s: Operand| -> Compiled<Value> { Box::new(move |row| s.with(row, |_| Value::Null)) };
+    let (Value::Str(sep), &Value::Int(index)) = (sep, index) else {
+        return null(s);
+    };
+    if index < 0 || sep.is_empty() {
+        return null(s);
+    }
+    let (sep, index) = (sep.clone(), index as usize);
+    Box::new(move |row| {
+        s.with(row, |v| match v {
+            Value::Str(s) => {
+                split_nth(s, &sep, index).map_or(Value::Null, |f| Value::Str(f.into()))
+            }
+            _ => Value::Null,
+        })
+    })
 }
 
 /// A typed step's result as a value: `None` is NULL.

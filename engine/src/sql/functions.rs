@@ -160,8 +160,7 @@ impl Scalar {
                     if index < 0 || sep.is_empty() {
                         return Ok(Value::Null);
                     }
-                    Ok(s.split(sep.as_str())
-                        .nth(index as usize)
+                    Ok(split_nth(s, sep, index as usize)
                         .map_or(Value::Null, |f| Value::Str(f.to_owned())))
                 })?
             })?,
@@ -431,6 +430,24 @@ pub fn to_text(v: &Value, ty: &SqlType) -> String {
     }
 }
 
+/// Field `index` of `s` split at every `sep` (empty fields kept, as
+/// Flink's `splitPreserveAllTokens`). A one-byte (ASCII) separator is
+/// searched with memchr, not as a substring.
+pub(crate) fn split_nth<'s>(s: &'s str, sep: &str, index: usize) -> Option<&'s str> {
+    let &[byte] = sep.as_bytes() else {
+        return s.split(sep).nth(index);
+    };
+    let mut fields = memchr::memchr_iter(byte, s.as_bytes());
+    // An ASCII byte only ever occurs as that character: every cut is on a
+    // character boundary.
+    let start = match index {
+        0 => 0,
+        _ => fields.nth(index - 1)? + 1,
+    };
+    let end = fields.next().unwrap_or(s.len());
+    Some(&s[start..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,5 +467,16 @@ mod tests {
         assert_eq!(parse_timestamp("2015-07-15 12:34:56.789"), Some(ms));
         assert_eq!(time_field(ms, TimeField::Hour), 12);
         assert!(compile_date_pattern("EEE").unwrap_err().contains("'EEE'"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn split_nth_is_the_nth_field_of_split(
+            s in "[a/é:]{0,12}",
+            sep in proptest::sample::select(vec!["/", ":", "é", "::", "/a"]),
+            index in 0usize..6,
+        ) {
+            proptest::prop_assert_eq!(split_nth(&s, sep, index), s.split(sep).nth(index));
+        }
     }
 }

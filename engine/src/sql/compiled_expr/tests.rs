@@ -184,13 +184,28 @@ fn expr(kind: Kind, depth: u32, c: &mut Choices) -> BoundExpr {
             left: boxed(expr(Kind::Timestamp, d, c)),
             right: boxed(BoundExpr::Literal(Value::Int(c.pick(&[0, 4_000, -1])))),
         },
-        Kind::Str => BoundExpr::Call {
-            function: if c.pick(&[0, 1]) == 0 {
-                Scalar::Upper
-            } else {
-                Scalar::Lower
+        Kind::Str => match c.below(3) {
+            // Constant separators and indexes (compiled apart), or computed.
+            0 => BoundExpr::Call {
+                function: Scalar::SplitIndex,
+                args: vec![
+                    expr(Kind::Str, d, c),
+                    match c.below(4) {
+                        0 => expr(Kind::Str, d, c),
+                        1 => BoundExpr::Literal(Value::Null),
+                        _ => BoundExpr::Literal(Value::Str(c.pick(&["a", "", "ab", "é"]).into())),
+                    },
+                    match c.below(4) {
+                        0 => expr(Kind::Int, d, c),
+                        1 => BoundExpr::Literal(Value::Null),
+                        _ => BoundExpr::Literal(Value::Int(c.pick(&[0, 1, 2, -1]))),
+                    },
+                ],
             },
-            args: vec![expr(Kind::Str, d, c)],
+            n => BoundExpr::Call {
+                function: if n == 1 { Scalar::Upper } else { Scalar::Lower },
+                args: vec![expr(Kind::Str, d, c)],
+            },
         },
         Kind::Bool => match c.below(6) {
             0 => {
