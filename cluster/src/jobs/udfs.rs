@@ -21,8 +21,8 @@ fn count_char() -> ScalarUdf {
         name: "count_char".into(),
         args: vec![SqlType::Varchar, SqlType::Varchar],
         result: SqlType::BigInt,
-        eval: Box::new(|args: &[Value]| {
-            let c = match &args[1] {
+        eval: Box::new(|args: &[&Value]| {
+            let c = match args[1] {
                 Value::Str(c) => c.chars().next().ok_or_else(|| {
                     EvalError("count_char: the character to count is an empty string".into())
                 })?,
@@ -32,7 +32,7 @@ fn count_char() -> ScalarUdf {
                     ))
                 }
             };
-            Ok(Value::Int(match &args[0] {
+            Ok(Value::Int(match args[0] {
                 Value::Str(s) => super::nexmark::count_char(s, c) as i64,
                 _ => 0,
             }))

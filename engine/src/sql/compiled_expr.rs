@@ -32,7 +32,7 @@ use super::expr::{
     arith, cast, compare, double_arith, int_arith, ArithKind, BoundExpr, CompareOp, DecimalArith,
     EvalError, EvalResult,
 };
-use super::functions::{split_nth, Scalar};
+use super::functions::{split_nth, Scalar, ScalarUdf};
 use super::sql_type::SqlType;
 use super::value::{pow10, Row, Value};
 
@@ -215,14 +215,7 @@ fn value(expr: &BoundExpr) -> Compiled<Value> {
             let call = expr.clone();
             Box::new(move |row| call.eval(row))
         }
-        BoundExpr::Udf { function, args } => {
-            let function = function.clone();
-            let args: Vec<Compiled<Value>> = args.iter().map(value).collect();
-            Box::new(move |row| {
-                let values = args.iter().map(|a| a(row)).collect::<Result<Vec<_>, _>>()?;
-                (function.eval)(&values)
-            })
-        }
+        BoundExpr::Udf { function, args } => udf_call(function.clone(), args),
     }
 }
 
@@ -247,6 +240,48 @@ fn split_index(s: Operand, sep: &Value, index: &Value) -> Compiled<Value> {
             }
             _ => Value::Null,
         })
+    })
+}
+
+/// A UDF call whose column and constant arguments are lent to the function
+/// in place; computed ones are evaluated first, left to right.
+fn udf_call(function: Arc<ScalarUdf>, args: &[BoundExpr]) -> Compiled<Value> {
+    /// Arguments lent from an array on the stack, not a vector.
+    const LENT_ON_STACK: usize = 4;
+    static NULL: Value = Value::Null;
+    let operands: Vec<Operand> = args.iter().map(Operand::of).collect();
+    let computed = operands.iter().any(|o| matches!(o, Operand::Computed(_)));
+    if !computed && operands.len() <= LENT_ON_STACK {
+        return Box::new(move |row| {
+            let mut lent = [&NULL; LENT_ON_STACK];
+            for (slot, operand) in lent.iter_mut().zip(&operands) {
+                *slot = match operand {
+                    Operand::Column(i) => &row.0[*i],
+                    Operand::Constant(v) => v,
+                    Operand::Computed(_) => unreachable!("no computed arguments here"),
+                };
+            }
+            (function.eval)(&lent[..operands.len()])
+        });
+    }
+    Box::new(move |row| {
+        let values = operands
+            .iter()
+            .map(|o| match o {
+                Operand::Computed(e) => e(row).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<Option<Value>>, _>>()?;
+        let lent: Vec<&Value> = operands
+            .iter()
+            .zip(&values)
+            .map(|(operand, value)| match (operand, value) {
+                (Operand::Column(i), _) => &row.0[*i],
+                (Operand::Constant(v), _) => v,
+                (Operand::Computed(_), value) => value.as_ref().expect("evaluated above"),
+            })
+            .collect();
+        (function.eval)(&lent)
     })
 }
 

@@ -229,7 +229,8 @@ impl BoundExpr {
                     .iter()
                     .map(|a| a.eval(row))
                     .collect::<Result<Vec<_>, _>>()?;
-                (function.eval)(&values)
+                let lent: Vec<&Value> = values.iter().collect();
+                (function.eval)(&lent)
             }
         }
     }

@@ -91,7 +91,9 @@ pub struct ScalarUdf {
     pub args: Vec<SqlType>,
     pub result: SqlType,
     #[allow(clippy::type_complexity)]
-    pub eval: Box<dyn Fn(&[Value]) -> EvalResult + Send + Sync>,
+    /// The function of the arguments' values, lent from the row (a string
+    /// argument is not copied to call it).
+    pub eval: Box<dyn Fn(&[&Value]) -> EvalResult + Send + Sync>,
 }
 
 impl std::fmt::Debug for ScalarUdf {

@@ -33,7 +33,7 @@ fn scope() -> Scope {
             name: "count_char".into(),
             args: vec![SqlType::Varchar, SqlType::Varchar],
             result: SqlType::BigInt,
-            eval: Box::new(|args: &[Value]| match args {
+            eval: Box::new(|args: &[&Value]| match args {
                 [Value::Str(s), Value::Str(c)] => {
                     let c = c.chars().next().unwrap_or('\0');
                     Ok(Value::Int(s.chars().filter(|&x| x == c).count() as i64))

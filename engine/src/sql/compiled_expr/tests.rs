@@ -121,6 +121,22 @@ fn sql_type(kind: Kind, c: &mut Choices) -> SqlType {
     }
 }
 
+/// `f(s, t)`: the length of `s` plus twice that of `t`; NULL `s` counts 0,
+/// NULL `t` is an error.
+fn test_udf() -> std::sync::Arc<crate::sql::functions::ScalarUdf> {
+    std::sync::Arc::new(crate::sql::functions::ScalarUdf {
+        name: "f".into(),
+        args: vec![SqlType::Varchar, SqlType::Varchar],
+        result: SqlType::BigInt,
+        eval: Box::new(|args: &[&Value]| match args {
+            [s, Value::Str(t)] => Ok(Value::Int(
+                s.as_str().map_or(0, |s| s.len() as i64) + 2 * t.len() as i64,
+            )),
+            _ => Err(EvalError("f: NULL t".into())),
+        }),
+    })
+}
+
 /// A random expression of `kind`, at most `depth` deep.
 fn expr(kind: Kind, depth: u32, c: &mut Choices) -> BoundExpr {
     let leaf = depth == 0 || c.below(3) == 0;
@@ -153,6 +169,12 @@ fn expr(kind: Kind, depth: u32, c: &mut Choices) -> BoundExpr {
         _ => {}
     }
     match kind {
+        // A UDF over two strings (columns and constants lent in place,
+        // computed ones evaluated first), failing on a NULL second one.
+        Kind::Int if c.below(4) == 0 => BoundExpr::Udf {
+            function: test_udf(),
+            args: vec![expr(Kind::Str, d, c), expr(Kind::Str, d, c)],
+        },
         Kind::Int => BoundExpr::Arith {
             op: c.pick(&OPS),
             kind: ArithKind::Int {
