@@ -32,7 +32,7 @@ use super::expr::{
     arith, cast, compare, double_arith, int_arith, ArithKind, BoundExpr, CompareOp, DecimalArith,
     EvalError, EvalResult,
 };
-use super::functions::{split_nth, Scalar, ScalarUdf};
+use super::functions::{split_index, Scalar, ScalarUdf};
 use super::sql_type::SqlType;
 use super::value::{pow10, Row, Value};
 
@@ -204,7 +204,7 @@ fn value(expr: &BoundExpr) -> Compiled<Value> {
             args,
         } => match (&args[1], &args[2]) {
             (BoundExpr::Literal(sep), BoundExpr::Literal(index)) => {
-                split_index(Operand::of(&args[0]), sep, index)
+                split_index_of_constants(Operand::of(&args[0]), sep, index)
             }
             _ => {
                 let call = expr.clone();
@@ -221,22 +221,17 @@ fn value(expr: &BoundExpr) -> Compiled<Value> {
 
 /// `SPLIT_INDEX(s, sep, index)` with a constant separator and index: the
 /// string read in place, only the field copied out.
-fn split_index(s: Operand, sep: &Value, index: &Value) -> Compiled<Value> {
-    // NULL whatever the string, which is still evaluated (its errors are
-    // raised, as the tree walk raises them).
-    let null =
-        move |s: Operand| -> Compiled<Value> { Box::new(move |row| s.with(row, |_| Value::Null)) };
-    let (Value::Str(sep), &Value::Int(index)) = (sep, index) else {
-        return null(s);
+fn split_index_of_constants(s: Operand, sep: &Value, index: &Value) -> Compiled<Value> {
+    // A NULL separator or index: NULL, the string still evaluated (its
+    // errors are raised, as the tree walk raises them).
+    let constants = match (sep, index) {
+        (Value::Str(sep), &Value::Int(index)) => Some((sep.clone(), index)),
+        _ => None,
     };
-    if index < 0 || sep.is_empty() {
-        return null(s);
-    }
-    let (sep, index) = (sep.clone(), index as usize);
     Box::new(move |row| {
-        s.with(row, |v| match v {
-            Value::Str(s) => {
-                split_nth(s, &sep, index).map_or(Value::Null, |f| Value::Str(f.into()))
+        s.with(row, |v| match (v, &constants) {
+            (Value::Str(s), Some((sep, index))) => {
+                split_index(s, sep, *index).map_or(Value::Null, |f| Value::Str(f.into()))
             }
             _ => Value::Null,
         })

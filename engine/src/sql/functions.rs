@@ -153,19 +153,18 @@ impl Scalar {
                     .take(end.map_or(usize::MAX, |e| (e - first).max(0) as usize));
                 Ok(Value::Str(chars.collect()))
             }
-            Scalar::SplitIndex => args[0].with_value(row, |s| {
-                args[1].with_value(row, |sep| {
-                    let (Value::Str(s), Value::Str(sep), Value::Int(index)) = (s, sep, arg(2)?)
-                    else {
-                        return Ok(Value::Null);
-                    };
-                    if index < 0 || sep.is_empty() {
-                        return Ok(Value::Null);
-                    }
-                    Ok(split_nth(s, sep, index as usize)
-                        .map_or(Value::Null, |f| Value::Str(f.to_owned())))
+            Scalar::SplitIndex => {
+                args[0].with_value(row, |s| {
+                    args[1].with_value(row, |sep| {
+                        let (Value::Str(s), Value::Str(sep), Value::Int(index)) = (s, sep, arg(2)?)
+                        else {
+                            return Ok(Value::Null);
+                        };
+                        Ok(split_index(s, sep, index)
+                            .map_or(Value::Null, |f| Value::Str(f.to_owned())))
+                    })?
                 })?
-            })?,
+            }
             Scalar::DateFormat(parts) => {
                 let Value::Timestamp(ms) = arg(0)? else {
                     return Ok(Value::Null);
@@ -432,10 +431,20 @@ pub fn to_text(v: &Value, ty: &SqlType) -> String {
     }
 }
 
+/// `SPLIT_INDEX(s, sep, index)` on non-NULL arguments: field `index` of
+/// `s` split at `sep`; `None` (NULL) for a negative index, an empty
+/// separator or too few fields.
+pub(crate) fn split_index<'s>(s: &'s str, sep: &str, index: i64) -> Option<&'s str> {
+    if index < 0 || sep.is_empty() {
+        return None;
+    }
+    split_nth(s, sep, index as usize)
+}
+
 /// Field `index` of `s` split at every `sep` (empty fields kept, as
 /// Flink's `splitPreserveAllTokens`). A one-byte (ASCII) separator is
 /// searched with memchr, not as a substring.
-pub(crate) fn split_nth<'s>(s: &'s str, sep: &str, index: usize) -> Option<&'s str> {
+fn split_nth<'s>(s: &'s str, sep: &str, index: usize) -> Option<&'s str> {
     let &[byte] = sep.as_bytes() else {
         return s.split(sep).nth(index);
     };
