@@ -300,7 +300,10 @@ fn q16_reports_q15s_statistics_per_channel_and_day() {
     let mut groups: BTreeMap<(String, String), Statistics> = BTreeMap::new();
     for b in &bids {
         let day = utc_day_minute(b.date_time).0;
-        groups.entry((b.channel.clone(), day)).or_default().add(b);
+        groups
+            .entry((b.channel.to_string(), day))
+            .or_default()
+            .add(b);
     }
     assert!(groups.len() > 100, "{}", groups.len());
     let want: BTreeMap<String, Value> = groups

@@ -57,7 +57,15 @@ fn q1_converts_prices() {
     let want = sort(
         bids()
             .into_iter()
-            .map(|b| (b.auction, b.bidder, b.date_time, b.extra, euros(b.price)))
+            .map(|b| {
+                (
+                    b.auction,
+                    b.bidder,
+                    b.date_time,
+                    b.extra.to_string(),
+                    euros(b.price),
+                )
+            })
             .collect(),
     );
     for shards in [1, 2] {
@@ -238,7 +246,7 @@ fn q8_finds_sellers_who_joined_in_the_same_window() {
         let persons_by_window: std::collections::BTreeSet<(i64, String, i64)> = events
             .iter()
             .filter_map(|e| match e {
-                Event::Person(p) => Some((p.id, p.name.clone(), start(p.date_time))),
+                Event::Person(p) => Some((p.id, p.name.to_string(), start(p.date_time))),
                 _ => None,
             })
             .collect();

@@ -62,6 +62,7 @@ pub mod operators;
 pub mod push;
 pub mod record;
 pub mod runtime;
+pub mod shared_str;
 pub mod sql;
 pub mod stream;
 pub mod time;
@@ -73,6 +74,7 @@ pub use config::JobConfig;
 pub use error::{EngineError, SourceError};
 pub use push::{Control, Push};
 pub use record::{Data, ExchangeData, Rec};
+pub use shared_str::SharedStr;
 pub use stream::{KeyedStream, OutputTag, Stream, StreamEnv};
 pub use watermark::WatermarkStrategy;
 

@@ -18,6 +18,7 @@ use super::sql_type::SqlType;
 use super::value::{Row, Value};
 use crate::connectors::nexmark::Event;
 use crate::connectors::GeneratedEvent;
+use crate::SharedStr;
 
 /// A connector's column: its name and type.
 pub type ConnectorColumn = (&'static str, SqlType);
@@ -228,7 +229,7 @@ impl RowMaker {
 /// Column `c` of [`nexmark_schema`] for `event` (NULL for another kind's
 /// columns); strings are taken out of the event.
 fn nexmark_value(event: &mut Event, c: usize) -> Value {
-    let take = |s: &mut String| Value::Str(std::mem::take(s));
+    let take = |s: &mut SharedStr| Value::Str(String::from(std::mem::take(s)));
     match (event, c) {
         (Event::Person(_), 0) => Value::Int(0),
         (Event::Auction(_), 0) => Value::Int(1),

@@ -17,6 +17,7 @@ use sluice_engine::StreamEnv;
 use super::bids;
 use super::calendar::{day_number, format_day, format_minute, minute_of_day};
 use crate::job_file::{JobFileError, RegisteredJob, SinkSpec};
+use sluice_engine::SharedStr;
 
 /// q10's output.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +27,7 @@ pub struct LoggedBid {
     pub price: i64,
     #[serde(rename = "dateTime")]
     pub date_time: i64,
-    pub extra: String,
+    pub extra: SharedStr,
     pub dt: String,
     pub hm: String,
 }

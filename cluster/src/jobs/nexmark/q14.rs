@@ -9,6 +9,7 @@ use sluice_engine::StreamEnv;
 use super::calendar::hour;
 use super::{bids, dollars_to_euros};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// q14's output.
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +21,7 @@ pub struct ClassifiedBid {
     pub bid_time_type: &'static str,
     #[serde(rename = "dateTime")]
     pub date_time: i64,
-    pub extra: String,
+    pub extra: SharedStr,
     pub c_counts: u64,
 }
 

@@ -12,11 +12,12 @@ use super::bids;
 use super::calendar::{day_number, format_day, format_minute, minute_of_day};
 use super::price_ranks::{PriceRankCounts, PriceRankState, PriceRanks};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// q16's output: a channel's statistics of a day so far.
 #[derive(Debug, Clone)]
 pub struct ChannelStatistics {
-    pub channel: String,
+    pub channel: SharedStr,
     pub day: String,
     pub minute: String,
     pub counts: PriceRankCounts,
@@ -34,7 +35,7 @@ impl Serialize for ChannelStatistics {
     }
 }
 
-type ChannelDay = (String, i64);
+type ChannelDay = (SharedStr, i64);
 
 /// (bidder, auction, price, dateTime) of a bid.
 type BidFacts = (i64, i64, i64, i64);

@@ -15,6 +15,7 @@ use sluice_engine::StreamEnv;
 
 use super::{at_least_one, bids, Ctx};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,11 +35,11 @@ pub struct RankedBid {
     pub auction: i64,
     pub bidder: i64,
     pub price: i64,
-    pub channel: String,
-    pub url: String,
+    pub channel: SharedStr,
+    pub url: SharedStr,
     #[serde(rename = "dateTime")]
     pub date_time: i64,
-    pub extra: String,
+    pub extra: SharedStr,
     pub rank_number: u64,
 }
 

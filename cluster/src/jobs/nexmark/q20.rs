@@ -17,6 +17,7 @@ use sluice_engine::StreamEnv;
 
 use super::{events, Ctx};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// q20's output.
 #[derive(Debug, Clone, Serialize)]
@@ -24,14 +25,14 @@ pub struct ExpandedBid {
     pub auction: i64,
     pub bidder: i64,
     pub price: i64,
-    pub channel: String,
-    pub url: String,
+    pub channel: SharedStr,
+    pub url: SharedStr,
     #[serde(rename = "bid_dateTime")]
     pub bid_date_time: i64,
-    pub bid_extra: String,
+    pub bid_extra: SharedStr,
     #[serde(rename = "itemName")]
-    pub item_name: String,
-    pub description: String,
+    pub item_name: SharedStr,
+    pub description: SharedStr,
     #[serde(rename = "initialBid")]
     pub initial_bid: i64,
     pub reserve: i64,
@@ -40,7 +41,7 @@ pub struct ExpandedBid {
     pub expires: i64,
     pub seller: i64,
     pub category: i64,
-    pub auction_extra: String,
+    pub auction_extra: SharedStr,
 }
 
 fn expand(bid: Bid, a: &Auction) -> ExpandedBid {

@@ -7,6 +7,7 @@ use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// q21's output.
 #[derive(Debug, Clone, Serialize)]
@@ -14,7 +15,7 @@ pub struct ChannelBid {
     pub auction: i64,
     pub bidder: i64,
     pub price: i64,
-    pub channel: String,
+    pub channel: SharedStr,
     pub channel_id: String,
 }
 

@@ -7,6 +7,7 @@ use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// q22's output; a directory past the URL's last `/` is null.
 #[derive(Debug, Clone, Serialize)]
@@ -14,7 +15,7 @@ pub struct BidDirectories {
     pub auction: i64,
     pub bidder: i64,
     pub price: i64,
-    pub channel: String,
+    pub channel: SharedStr,
     pub dir1: Option<String>,
     pub dir2: Option<String>,
     pub dir3: Option<String>,

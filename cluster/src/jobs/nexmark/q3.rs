@@ -6,19 +6,20 @@ use sluice_engine::StreamEnv;
 
 use super::{persons_and_auctions, Ctx};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// q3's output.
 #[derive(Debug, Clone, Serialize)]
 pub struct LocalItem {
-    pub name: String,
-    pub city: String,
-    pub state: String,
+    pub name: SharedStr,
+    pub city: SharedStr,
+    pub state: SharedStr,
     pub id: i64,
 }
 
 /// Joins auctions to their sellers as both arrive (an unbounded inner join).
 struct SellerJoin {
-    person: sluice_engine::keyed_state::ValueState<i64, (String, String, String)>,
+    person: sluice_engine::keyed_state::ValueState<i64, (SharedStr, SharedStr, SharedStr)>,
     waiting: sluice_engine::keyed_state::ListState<i64, i64>,
 }
 
@@ -26,7 +27,7 @@ impl
     sluice_engine::operators::KeyedCoProcess<
         i64,
         (i64, i64),
-        (i64, String, String, String),
+        (i64, SharedStr, SharedStr, SharedStr),
         LocalItem,
     > for SellerJoin
 {
@@ -45,7 +46,7 @@ impl
     }
     fn process_second(
         &mut self,
-        (_id, name, city, state): (i64, String, String, String),
+        (_id, name, city, state): (i64, SharedStr, SharedStr, SharedStr),
         ctx: &mut Ctx<'_, LocalItem>,
     ) {
         for auction in self.waiting.take(ctx) {
@@ -83,9 +84,11 @@ pub fn q3(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let Q3Params { category, states } = file.params()?;
     let (persons, auctions) = persons_and_auctions(file, env, "q3")?;
     let sellers = persons
-        .filter(move |p: &sluice_engine::connectors::nexmark::Person| states.contains(&p.state))
+        .filter(move |p: &sluice_engine::connectors::nexmark::Person| {
+            states.iter().any(|s| *s == p.state)
+        })
         .map(|p: sluice_engine::connectors::nexmark::Person| (p.id, p.name, p.city, p.state))
-        .key_by(|p: &(i64, String, String, String)| p.0);
+        .key_by(|p: &(i64, SharedStr, SharedStr, SharedStr)| p.0);
     let items = auctions
         .filter(move |a: &sluice_engine::connectors::nexmark::Auction| a.category == category)
         .map(|a: sluice_engine::connectors::nexmark::Auction| (a.seller, a.id))

@@ -12,6 +12,7 @@ use sluice_engine::StreamEnv;
 
 use super::{bids, Ctx, WindowParams};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// q7's output: a bid with the highest price of its window, in the sink
 /// table's columns filled by position (the price under `bidder`, the bidder
@@ -25,12 +26,12 @@ pub struct HighestBid {
     pub bidder: i64,
     #[serde(rename = "dateTime")]
     pub date_time: i64,
-    pub extra: String,
+    pub extra: SharedStr,
 }
 
 /// A bid projected for q7, with the end of the window it is compared in and
 /// whether it belongs to that window (or only touches its end).
-type WindowedBid = (i64, bool, i64, i64, i64, i64, String);
+type WindowedBid = (i64, bool, i64, i64, i64, i64, SharedStr);
 
 /// Per window: the highest price of its bids, the bids at that price, and the
 /// bids exactly at its end (which SQL's `BETWEEN` also compares with it).

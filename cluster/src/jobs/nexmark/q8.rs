@@ -12,13 +12,14 @@ use sluice_engine::StreamEnv;
 
 use super::{persons_and_auctions, Ctx, WindowParams};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// q8's output, under the names of the reference's sink table
 /// `nexmark_q8 (id, name, stime)`.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewSeller {
     pub id: i64,
-    pub name: String,
+    pub name: SharedStr,
     #[serde(rename = "stime")]
     pub starttime: i64,
 }
@@ -27,7 +28,7 @@ pub struct NewSeller {
 /// and the auctions they opened in it.
 struct WindowJoin {
     size: i64,
-    joined: sluice_engine::keyed_state::MapState<i64, i64, String>,
+    joined: sluice_engine::keyed_state::MapState<i64, i64, SharedStr>,
     auctions: sluice_engine::keyed_state::MapState<i64, i64, u64>,
 }
 
@@ -37,10 +38,10 @@ impl WindowJoin {
     }
 }
 
-impl sluice_engine::operators::KeyedCoProcess<i64, (i64, String), (i64, i64), NewSeller>
+impl sluice_engine::operators::KeyedCoProcess<i64, (i64, SharedStr), (i64, i64), NewSeller>
     for WindowJoin
 {
-    fn process_first(&mut self, (_id, name): (i64, String), ctx: &mut Ctx<'_, NewSeller>) {
+    fn process_first(&mut self, (_id, name): (i64, SharedStr), ctx: &mut Ctx<'_, NewSeller>) {
         let start = self.window_start(ctx.timestamp());
         self.joined.put(ctx, start, name);
         ctx.register_event_timer(start + self.size - 1);
@@ -78,7 +79,7 @@ pub fn q8(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let (persons, auctions) = persons_and_auctions(file, env, "q8")?;
     let people = persons
         .map(|p: sluice_engine::connectors::nexmark::Person| (p.id, p.name))
-        .key_by(|p: &(i64, String)| p.0);
+        .key_by(|p: &(i64, SharedStr)| p.0);
     let sellers = auctions
         .map(|a: sluice_engine::connectors::nexmark::Auction| (a.seller, a.id))
         .key_by(|a: &(i64, i64)| a.0);

@@ -10,20 +10,21 @@ use sluice_engine::{Stream, StreamEnv};
 
 use super::{events, Ctx, NoParams};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// How long a bid waits for its auction before it is dropped (as in q4).
 const EARLY_BID_HORIZON_MS: i64 = 60_000;
 
 /// A bid as q9 needs it: auction, bidder, price, dateTime, extra.
-type WinnerBid = (i64, i64, i64, i64, String);
+type WinnerBid = (i64, i64, i64, i64, SharedStr);
 
 /// q9's output: the auction's fields, then its winning bid's.
 #[derive(Debug, Clone, Serialize)]
 pub struct WinningBid {
     pub id: i64,
     #[serde(rename = "itemName")]
-    pub item_name: String,
-    pub description: String,
+    pub item_name: SharedStr,
+    pub description: SharedStr,
     #[serde(rename = "initialBid")]
     pub initial_bid: i64,
     pub reserve: i64,
@@ -32,13 +33,13 @@ pub struct WinningBid {
     pub expires: i64,
     pub seller: i64,
     pub category: i64,
-    pub extra: String,
+    pub extra: SharedStr,
     pub auction: i64,
     pub bidder: i64,
     pub price: i64,
     #[serde(rename = "bid_dateTime")]
     pub bid_date_time: i64,
-    pub bid_extra: String,
+    pub bid_extra: SharedStr,
 }
 
 /// True if `a` beats `b`: higher price, then earlier, then lower bidder, then extra.

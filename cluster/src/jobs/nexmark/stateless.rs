@@ -7,6 +7,7 @@ use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};
 use crate::job_file::{JobFileError, RegisteredJob};
+use sluice_engine::SharedStr;
 
 /// A bid without its channel and URL (q0 and q1).
 #[derive(Debug, Clone, Serialize)]
@@ -16,7 +17,7 @@ pub struct BidRow<P> {
     pub price: P,
     #[serde(rename = "dateTime")]
     pub date_time: i64,
-    pub extra: String,
+    pub extra: SharedStr,
 }
 
 /// `SELECT auction, bidder, price, dateTime, extra FROM bid`

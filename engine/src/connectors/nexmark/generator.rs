@@ -12,11 +12,21 @@
 //! URLs and channel URLs are derived from the seed instead of process-random;
 //! and a bid's bidder gets `FIRST_PERSON_ID` added once (the reference adds it
 //! twice, so its hot bidders never match a person).
+//!
+//! Building an event allocates nothing for a bid or a person: short strings
+//! are written into stack buffers and stored inline in their [`SharedStr`],
+//! and URLs and the padding (`extra`, a cut of one of the pre-drawn padding
+//! strings) are interned text shared by every generator of the same seed
+//! (`SharedStr::interned`: no allocation, no reference count).
+//! An auction's description longer than a `SharedStr` holds inline is the one
+//! allocation left (6 % of the events by default).
 
 use std::time::{Duration, Instant};
 
+use std::fmt::Write as _;
+
 use crate::connectors::{Source, SourcePoll, SourceReader};
-use crate::{Rec, SourceError};
+use crate::{Rec, SharedStr, SourceError};
 
 use super::config::{FIRST_AUCTION_ID, FIRST_CATEGORY_ID, FIRST_PERSON_ID};
 use super::event_rng::EventRng;
@@ -50,29 +60,90 @@ const LAST_NAMES: [&str; 9] = [
 const MIN_STRING_LENGTH: u32 = 3;
 /// Pre-drawn padding strings per generator.
 const PADDING_STRINGS: u64 = 64;
+/// The longest random string drawn (`next_string`'s `max_length`).
+const LONGEST_RANDOM_STRING: usize = 100;
 
 /// Generates Nexmark events by number; see the module docs.
 #[derive(Debug, Clone)]
 pub struct NexmarkGenerator {
     config: NexmarkConfig,
-    hot_urls: [String; 4],
+    hot_urls: [SharedStr; 4],
     /// Channel names and URLs, filled on first use (deterministic contents).
-    channels: Vec<Option<(String, String)>>,
+    channels: Vec<Option<(SharedStr, SharedStr)>>,
     /// Random letters the padding of events is cut from (drawn from the seed).
-    padding: Vec<String>,
+    padding: Vec<SharedStr>,
 }
 
-fn next_string(rng: &mut EventRng, max_length: u32, space: char) -> String {
-    let len = MIN_STRING_LENGTH + rng.next_int(max_length - MIN_STRING_LENGTH);
-    let mut s = String::with_capacity(len as usize);
-    for _ in 0..len {
-        if rng.next_int(13) == 0 {
-            s.push(space);
-        } else {
-            s.push((b'a' + rng.next_int(26) as u8) as char);
+/// A string of up to `N` bytes built on the stack (`fmt::Write` fails
+/// beyond that, which the generator's fixed formats never reach).
+struct StackText<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackText<N> {
+    fn new() -> Self {
+        StackText {
+            bytes: [0; N],
+            len: 0,
         }
     }
-    s.trim().to_owned()
+
+    fn push_ascii(&mut self, byte: u8) {
+        assert!(byte.is_ascii());
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn as_str(&self) -> &str {
+        let written = &self.bytes[..self.len];
+        debug_assert!(std::str::from_utf8(written).is_ok());
+        // SAFETY: only `push_ascii` (ASCII bytes, asserted) and `write_str`
+        // (whole `&str`s, appended at the end) write, so the written prefix
+        // is a concatenation of valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(written) }
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackText<N> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Appends the reference's random string (letters with an occasional
+/// `space`, trimmed) to `out`.
+fn write_next_string<const N: usize>(
+    rng: &mut EventRng,
+    max_length: u32,
+    space: u8,
+    out: &mut StackText<N>,
+) {
+    debug_assert!(max_length as usize <= LONGEST_RANDOM_STRING);
+    let len = MIN_STRING_LENGTH + rng.next_int(max_length - MIN_STRING_LENGTH);
+    let mut drawn = StackText::<LONGEST_RANDOM_STRING>::new();
+    for _ in 0..len {
+        if rng.next_int(13) == 0 {
+            drawn.push_ascii(space);
+        } else {
+            drawn.push_ascii(b'a' + rng.next_int(26) as u8);
+        }
+    }
+    // Writing at most `LONGEST_RANDOM_STRING` bytes into a buffer the
+    // callers size for their formats cannot fail.
+    let _ = out.write_str(drawn.as_str().trim());
+}
+
+fn next_string(rng: &mut EventRng, max_length: u32, space: u8) -> SharedStr {
+    let mut text = StackText::<LONGEST_RANDOM_STRING>::new();
+    write_next_string(rng, max_length, space, &mut text);
+    SharedStr::copy_of(text.as_str())
 }
 
 /// `length` random lowercase letters, eight from each 64-bit draw (each byte
@@ -94,12 +165,12 @@ fn next_exact_string(rng: &mut EventRng, length: usize) -> String {
 /// nothing reads the padding's content).
 fn next_extra(
     rng: &mut EventRng,
-    padding: &[String],
+    padding: &[SharedStr],
     current_size: usize,
     average_size: usize,
-) -> String {
+) -> SharedStr {
     if current_size > average_size {
-        return String::new();
+        return SharedStr::new();
     }
     let desired = average_size - current_size;
     let delta = (desired as f64 * 0.2).round() as usize;
@@ -110,27 +181,50 @@ fn next_extra(
             rng.next_int(2 * delta as u32) as usize
         };
     let source = &padding[rng.next_int(padding.len() as u32) as usize];
-    source[..size.min(source.len())].to_owned()
+    source.slice(0..size.min(source.len()))
 }
 
 /// A price in cents, log-uniform over 1 to 10⁶ dollars (the reference's rule).
 fn next_price(rng: &mut EventRng) -> i64 {
-    (10f64.powf(rng.next_double() * 6.0) * 100.0).round() as i64
+    price_of_draw(rng.next_double())
+}
+
+/// The reference's price for the uniform draw `u`: `round(10^(6u) * 100)`
+/// as `10f64.powf(6u)` computes it, to the cent. `powf` and the libm
+/// `round` were a quarter of the generator's time; `exp2` is several times
+/// cheaper, and its result is within 1e-14 relative (1e-6 cents at the
+/// largest price) of `powf`'s, so the two round to the same cent unless a
+/// half cent lies within 1e-4 of it — then (once in ~5,000 draws) `powf`
+/// decides, and the prices are exactly the reference formula's.
+pub(super) fn price_of_draw(u: f64) -> i64 {
+    let exponent = u * 6.0;
+    let cents = (exponent * std::f64::consts::LOG2_10).exp2() * 100.0;
+    let whole = cents as i64;
+    let fraction = cents - whole as f64;
+    if (fraction - 0.5).abs() > 1e-4 {
+        whole + i64::from(fraction > 0.5)
+    } else {
+        (10f64.powf(exponent) * 100.0).round() as i64
+    }
 }
 
 fn base_url(rng: &mut EventRng) -> String {
     format!(
         "https://www.nexmark.com/{}/{}/{}/item.htm?query=1",
-        next_string(rng, 5, '_'),
-        next_string(rng, 5, '_'),
-        next_string(rng, 5, '_')
+        next_string(rng, 5, b'_'),
+        next_string(rng, 5, b'_'),
+        next_string(rng, 5, b'_')
     )
 }
 
 impl NexmarkGenerator {
     pub fn new(config: NexmarkConfig) -> Self {
-        let hot_urls =
-            std::array::from_fn(|i| base_url(&mut EventRng::new(config.seed, u64::MAX - i as u64)));
+        let hot_urls = std::array::from_fn(|i| {
+            SharedStr::interned(&base_url(&mut EventRng::new(
+                config.seed,
+                u64::MAX - i as u64,
+            )))
+        });
         let longest = [
             config.avg_person_byte_size,
             config.avg_auction_byte_size,
@@ -144,10 +238,10 @@ impl NexmarkGenerator {
             + 1;
         let padding = (0..PADDING_STRINGS)
             .map(|i| {
-                next_exact_string(
+                SharedStr::interned(&next_exact_string(
                     &mut EventRng::new(config.seed, u64::MAX - 1_000_000 - i),
                     longest,
-                )
+                ))
             })
             .collect();
         NexmarkGenerator {
@@ -204,22 +298,31 @@ impl NexmarkGenerator {
     }
 
     fn person(&self, n: u64, ts: i64, rng: &mut EventRng) -> Person {
-        let name = format!(
+        // The longest name, e-mail address and card number fit in 32 bytes.
+        let mut name = StackText::<32>::new();
+        let _ = write!(
+            name,
             "{} {}",
             FIRST_NAMES[rng.next_int(FIRST_NAMES.len() as u32) as usize],
             LAST_NAMES[rng.next_int(LAST_NAMES.len() as u32) as usize]
         );
-        let email_address = format!(
-            "{}@{}.com",
-            next_string(rng, 7, ' '),
-            next_string(rng, 5, ' ')
+        let mut email_address = StackText::<32>::new();
+        write_next_string(rng, 7, b' ', &mut email_address);
+        let _ = email_address.write_str("@");
+        write_next_string(rng, 5, b' ', &mut email_address);
+        let _ = email_address.write_str(".com");
+        let mut credit_card = StackText::<32>::new();
+        for i in 0..4 {
+            let separator = if i == 0 { "" } else { " " };
+            let _ = write!(credit_card, "{separator}{:04}", rng.next_int(10_000));
+        }
+        let (name, email_address, credit_card) = (
+            SharedStr::copy_of(name.as_str()),
+            SharedStr::copy_of(email_address.as_str()),
+            SharedStr::copy_of(credit_card.as_str()),
         );
-        let credit_card = (0..4)
-            .map(|_| format!("{:04}", rng.next_int(10_000)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let city = US_CITIES[rng.next_int(US_CITIES.len() as u32) as usize].to_owned();
-        let state = US_STATES[rng.next_int(US_STATES.len() as u32) as usize].to_owned();
+        let city = SharedStr::copy_of(US_CITIES[rng.next_int(US_CITIES.len() as u32) as usize]);
+        let state = SharedStr::copy_of(US_STATES[rng.next_int(US_STATES.len() as u32) as usize]);
         let size =
             8 + name.len() + email_address.len() + credit_card.len() + city.len() + state.len();
         let extra = next_extra(rng, &self.padding, size, self.config.avg_person_byte_size);
@@ -248,8 +351,8 @@ impl NexmarkGenerator {
         let events_for_auctions = c.num_in_flight_auctions * self.total() / c.auction_proportion;
         let horizon_ms = c.timestamp_for_event(n + events_for_auctions) - ts;
         let expires = ts + 1 + rng.next_long((horizon_ms * 2).max(1) as u64) as i64;
-        let item_name = next_string(rng, 20, ' ');
-        let description = next_string(rng, 100, ' ');
+        let item_name = next_string(rng, 20, b' ');
+        let description = next_string(rng, 100, b' ');
         let reserve = initial_bid + next_price(rng);
         let size = 8 + item_name.len() + description.len() + 8 * 5;
         let extra = next_extra(rng, &self.padding, size, c.avg_auction_byte_size);
@@ -267,7 +370,7 @@ impl NexmarkGenerator {
         }
     }
 
-    fn channel(&mut self, channel: u32) -> (String, String) {
+    fn channel(&mut self, channel: u32) -> (SharedStr, SharedStr) {
         let seed = self.config.seed;
         self.channels[channel as usize]
             .get_or_insert_with(|| {
@@ -279,7 +382,10 @@ impl NexmarkGenerator {
                         (channel as i32).reverse_bits().unsigned_abs()
                     ));
                 }
-                (format!("channel-{channel}"), url)
+                (
+                    SharedStr::from_string(format!("channel-{channel}")),
+                    SharedStr::interned(&url),
+                )
             })
             .clone()
     }
@@ -289,7 +395,10 @@ impl NexmarkGenerator {
         let price = next_price(rng);
         let (channel, url) = if rng.next_int(2) > 0 {
             let i = rng.next_int(HOT_CHANNELS.len() as u32) as usize;
-            (HOT_CHANNELS[i].to_owned(), self.hot_urls[i].clone())
+            (
+                SharedStr::from_static(HOT_CHANNELS[i]),
+                self.hot_urls[i].clone(),
+            )
         } else {
             self.channel(rng.next_int(CHANNELS))
         };

@@ -1,7 +1,10 @@
 //! The Nexmark records, with the reference field names. Times are milliseconds
-//! since the Unix epoch.
+//! since the Unix epoch. Their strings are [`SharedStr`]s: the generator builds
+//! an event without allocating (short strings inline, URLs and padding shared).
 
 use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::SharedStr;
 
 #[derive(
     Archive,
@@ -17,16 +20,16 @@ use rkyv::{Archive, Deserialize, Serialize};
 )]
 pub struct Person {
     pub id: i64,
-    pub name: String,
+    pub name: SharedStr,
     #[serde(rename = "emailAddress")]
-    pub email_address: String,
+    pub email_address: SharedStr,
     #[serde(rename = "creditCard")]
-    pub credit_card: String,
-    pub city: String,
-    pub state: String,
+    pub credit_card: SharedStr,
+    pub city: SharedStr,
+    pub state: SharedStr,
     #[serde(rename = "dateTime")]
     pub date_time: i64,
-    pub extra: String,
+    pub extra: SharedStr,
 }
 
 #[derive(
@@ -44,8 +47,8 @@ pub struct Person {
 pub struct Auction {
     pub id: i64,
     #[serde(rename = "itemName")]
-    pub item_name: String,
-    pub description: String,
+    pub item_name: SharedStr,
+    pub description: SharedStr,
     #[serde(rename = "initialBid")]
     pub initial_bid: i64,
     pub reserve: i64,
@@ -54,7 +57,7 @@ pub struct Auction {
     pub expires: i64,
     pub seller: i64,
     pub category: i64,
-    pub extra: String,
+    pub extra: SharedStr,
 }
 
 #[derive(
@@ -73,11 +76,11 @@ pub struct Bid {
     pub auction: i64,
     pub bidder: i64,
     pub price: i64,
-    pub channel: String,
-    pub url: String,
+    pub channel: SharedStr,
+    pub url: SharedStr,
     #[serde(rename = "dateTime")]
     pub date_time: i64,
-    pub extra: String,
+    pub extra: SharedStr,
 }
 
 /// One Nexmark event.

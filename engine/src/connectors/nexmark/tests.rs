@@ -330,7 +330,11 @@ fn generator_output_is_pinned_for_fixed_seeds() {
     };
     // (FNV-1a of the first 20,000 events' JSON lines, their bytes)
     let cases = [
-        (NexmarkConfig::default(), 0x995f_253d_f453_cd9a_u64, 5_590_065),
+        (
+            NexmarkConfig::default(),
+            0x995f_253d_f453_cd9a_u64,
+            5_590_065,
+        ),
         (seed_42, 0xf255_f28f_3fa7_c03c, 5_586_596),
         (varied, 0x103d_364f_3e01_74f6, 7_674_062),
     ];
@@ -341,5 +345,36 @@ fn generator_output_is_pinned_for_fixed_seeds() {
             (hash, bytes),
             "seed {seed}: the events changed"
         );
+    }
+}
+
+/// The fast price path against the reference formula, over a million
+/// uniform draws and the draws nearest to each half cent's boundary.
+#[test]
+fn prices_are_the_reference_formula_to_the_cent() {
+    let reference = |u: f64| (10f64.powf(u * 6.0) * 100.0).round() as i64;
+    let mut rng = super::event_rng::EventRng::new(3, 4);
+    for _ in 0..1_000_000 {
+        let u = rng.next_double();
+        assert_eq!(super::generator::price_of_draw(u), reference(u), "u = {u}");
+    }
+    // Draws whose price lies next to a half cent: u = log10((k + 0.5) / 100) / 6,
+    // and its neighbouring doubles.
+    for k in (100..100_000_000i64).step_by(9_973) {
+        let u = ((k as f64 + 0.5) / 100.0).log10() / 6.0;
+        let mut near = u;
+        for _ in 0..4 {
+            near = near.next_down();
+        }
+        for _ in 0..9 {
+            if (0.0..1.0).contains(&near) {
+                assert_eq!(
+                    super::generator::price_of_draw(near),
+                    reference(near),
+                    "u = {near}"
+                );
+            }
+            near = near.next_up();
+        }
     }
 }
