@@ -8,8 +8,6 @@
 //! - **inline**: up to [`INLINE_CAPACITY`] bytes stored in the value itself
 //!   (names, e-mail addresses, card numbers, channel names, short keys);
 //! - **whole**: a reference-counted shared buffer (cloning bumps a count);
-//! - **slice**: a range of such a buffer — a source that cuts many fields from
-//!   one buffer (a batch of lines) shares it instead of copying each piece;
 //! - **interned**: a range of text that lives as long as the process
 //!   ([`SharedStr::interned`]): a generator's fixed strings (URLs, padding)
 //!   are cloned and cut with no count to bump — an atomic increment and
@@ -19,9 +17,6 @@
 //! only the text: a `SharedStr` archives as an rkyv `ArchivedString` and
 //! serializes as a JSON string, so the wire, state and file formats are those
 //! of `String`. Values are immutable; any thread may hold them (`Send + Sync`).
-//!
-//! What state keeps should not pin a large buffer through a small slice:
-//! [`SharedStr::compacted`] copies such a slice out.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -52,12 +47,6 @@ enum Repr {
     },
     /// All of a shared buffer.
     Whole(Arc<Box<str>>),
-    /// `buffer[start..start + len]`, on character boundaries.
-    Slice {
-        buffer: Arc<Box<str>>,
-        start: u32,
-        len: u32,
-    },
     /// Text of the process-wide intern table (or a literal).
     Interned(&'static str),
 }
@@ -84,12 +73,6 @@ impl SharedStr {
     /// the text when its capacity equals its length).
     pub fn from_string(text: String) -> Self {
         Self::inline(&text).unwrap_or_else(|| SharedStr(Repr::Whole(Arc::new(text.into()))))
-    }
-
-    /// `text` in a shared buffer even when short: for strings that are cut
-    /// into slices or cloned many times (a generator's fixed strings).
-    pub fn shared(text: String) -> Self {
-        SharedStr(Repr::Whole(Arc::new(text.into_boxed_str())))
     }
 
     /// A string literal (no copy, no count).
@@ -139,55 +122,20 @@ impl SharedStr {
                 unsafe { std::str::from_utf8_unchecked(bytes.get_unchecked(..*len as usize)) }
             }
             Repr::Whole(buffer) => buffer,
-            Repr::Slice { buffer, start, len } => {
-                let (start, len) = (*start as usize, *len as usize);
-                // SAFETY: `slice` checked that `start..start + len` lies on
-                // character boundaries of this same immutable buffer.
-                unsafe { buffer.get_unchecked(start..start + len) }
-            }
             Repr::Interned(text) => text,
         }
     }
 
-    /// The text's `range` (byte offsets): inline when it fits, else sharing
-    /// this string's buffer (no copy).
+    /// The text's `range` (byte offsets): a cut of interned text in place
+    /// (no copy), else a copy (inline when it fits).
     ///
     /// # Panics
     /// As `&str[range]` does: when the range is out of bounds or not on
     /// character boundaries.
     pub fn slice(&self, range: Range<usize>) -> Self {
-        let text = &self.as_str()[range.clone()];
-        if let Repr::Interned(interned) = &self.0 {
-            return SharedStr(Repr::Interned(&interned[range]));
-        }
-        if let Some(inline) = Self::inline(text) {
-            return inline;
-        }
-        let (buffer, base) = match &self.0 {
-            Repr::Whole(buffer) => (buffer, 0),
-            Repr::Slice { buffer, start, .. } => (buffer, *start as usize),
-            Repr::Inline { .. } | Repr::Interned(_) => return Self::copy_of(text),
-        };
-        let start = base + range.start;
-        match (u32::try_from(start), u32::try_from(text.len())) {
-            (Ok(start), Ok(len)) => SharedStr(Repr::Slice {
-                buffer: Arc::clone(buffer),
-                start,
-                len,
-            }),
-            // Beyond 4 GiB a slice cannot be described: copy it.
-            _ => Self::copy_of(text),
-        }
-    }
-
-    /// The same text, copied out if it is a slice of a larger buffer (so
-    /// that what state keeps does not hold the rest of the buffer alive).
-    pub fn compacted(&self) -> Self {
         match &self.0 {
-            Repr::Slice { buffer, len, .. } if (*len as usize) < buffer.len() => {
-                Self::copy_of(self.as_str())
-            }
-            _ => self.clone(),
+            Repr::Interned(text) => SharedStr(Repr::Interned(&text[range])),
+            _ => Self::copy_of(&self.as_str()[range]),
         }
     }
 
@@ -398,26 +346,19 @@ mod tests {
         let long = SharedStr::copy_of(&"y".repeat(INLINE_CAPACITY + 1));
         assert!(!long.is_inline());
         assert_eq!(long.len(), INLINE_CAPACITY + 1);
-        assert!(!SharedStr::shared("ab".into()).is_inline());
+        assert!(matches!(long.0, Repr::Whole(_)));
+        assert!(!SharedStr::from_static("ab").is_inline());
     }
 
     #[test]
-    fn slices_share_the_buffer_until_compacted() {
-        let buffer = SharedStr::shared("0123456789".repeat(10));
-        let slice = buffer.slice(5..65);
-        assert_eq!(slice, &"0123456789".repeat(10)[5..65]);
-        assert!(matches!(slice.0, Repr::Slice { .. }));
+    fn slices_of_buffers_are_copies() {
+        let buffer = SharedStr::copy_of(&"0123456789".repeat(10));
         let Repr::Whole(arc) = &buffer.0 else {
             panic!("shared")
         };
-        assert_eq!(Arc::strong_count(arc), 2);
-        let compacted = slice.compacted();
-        assert_eq!(compacted, slice);
-        assert!(matches!(compacted.0, Repr::Whole(_)));
-        // A slice of a slice is a slice of the original buffer.
-        let inner = slice.slice(10..50);
-        assert_eq!(inner, &"0123456789".repeat(10)[15..55]);
-        assert_eq!(Arc::strong_count(arc), 3);
+        let slice = buffer.slice(5..65);
+        assert_eq!(slice, &"0123456789".repeat(10)[5..65]);
+        assert_eq!(Arc::strong_count(arc), 1);
         assert!(buffer.slice(3..7).is_inline());
     }
 
@@ -434,20 +375,19 @@ mod tests {
         let slice = a.slice(8..30);
         assert_eq!(slice, &text[8..30]);
         assert!(matches!(slice.0, Repr::Interned(_)));
-        assert_eq!(slice.compacted(), slice);
         assert_eq!(SharedStr::from_static("lit"), "lit");
     }
 
     #[test]
     #[should_panic]
     fn slices_off_character_boundaries_panic_like_str() {
-        let text = SharedStr::shared("é".repeat(20));
+        let text = SharedStr::copy_of(&"é".repeat(20));
         let _ = text.slice(1..30);
     }
 
     #[test]
     fn serde_and_rkyv_see_a_plain_string() {
-        let text = SharedStr::shared("a \"quoted\" and long enough string".into());
+        let text = SharedStr::copy_of("a \"quoted\" and long enough string");
         let json = serde_json::to_string(&text).unwrap();
         assert_eq!(
             json,
@@ -471,7 +411,7 @@ mod tests {
             b in "\\PC{0,40}",
             cut in (0usize..=40, 0usize..=40),
         ) {
-            let (sa, sb) = (SharedStr::copy_of(&a), SharedStr::shared(b.clone()));
+            let (sa, sb) = (SharedStr::copy_of(&a), SharedStr::copy_of(&b));
             prop_assert_eq!(sa.as_str(), a.as_str());
             prop_assert_eq!(sb.as_str(), b.as_str());
             prop_assert_eq!(sa.cmp(&sb), a.cmp(&b));
@@ -481,7 +421,7 @@ mod tests {
             if let Some(text) = b.get(lo..hi) {
                 let slice = sb.slice(lo..hi);
                 prop_assert_eq!(slice.as_str(), text);
-                prop_assert_eq!(slice.compacted(), text);
+                prop_assert_eq!(SharedStr::interned(&b).slice(lo..hi), text);
                 prop_assert_eq!(slice.slice(0..text.len()), text);
             }
         }

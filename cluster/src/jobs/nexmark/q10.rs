@@ -12,12 +12,12 @@
 use serde::Serialize;
 use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::connectors::TimePartitionedFileSink;
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::bids;
 use super::calendar::{day_number, format_day, format_minute, minute_of_day};
 use crate::job_file::{JobFileError, RegisteredJob, SinkSpec};
-use sluice_engine::SharedStr;
 
 /// q10's output.
 #[derive(Debug, Clone, Serialize)]

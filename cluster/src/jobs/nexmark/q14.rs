@@ -4,12 +4,12 @@
 
 use serde::Serialize;
 use sluice_engine::connectors::nexmark::Bid;
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::calendar::hour;
 use super::{bids, dollars_to_euros};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 /// q14's output.
 #[derive(Debug, Clone, Serialize)]

@@ -6,13 +6,13 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::keyed_state::ValueState;
 use sluice_engine::operators::ProcessContext;
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::bids;
 use super::calendar::{day_number, format_day, format_minute, minute_of_day};
 use super::price_ranks::{PriceRankCounts, PriceRankState, PriceRanks};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 /// q16's output: a channel's statistics of a day so far.
 #[derive(Debug, Clone)]

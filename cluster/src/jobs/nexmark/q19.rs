@@ -11,11 +11,11 @@
 use serde::Serialize;
 use sluice_engine::connectors::nexmark::Bid;
 use sluice_engine::keyed_state::ValueState;
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::{at_least_one, bids, Ctx};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,11 +13,11 @@ use serde::Serialize;
 use sluice_engine::connectors::nexmark::{Auction, Bid, Event};
 use sluice_engine::keyed_state::{ListState, ValueState};
 use sluice_engine::operators::{KeyedCoProcess, TimeDomain};
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::{events, Ctx};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 /// q20's output.
 #[derive(Debug, Clone, Serialize)]

@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 use sluice_engine::connectors::nexmark::Bid;
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::{bids, NoParams};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 /// q21's output.
 #[derive(Debug, Clone, Serialize)]

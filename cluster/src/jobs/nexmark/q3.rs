@@ -2,11 +2,11 @@
 //! and their sellers.
 
 use serde::Serialize;
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::{persons_and_auctions, Ctx};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 /// q3's output.
 #[derive(Debug, Clone, Serialize)]

@@ -8,11 +8,11 @@
 
 use serde::Serialize;
 use sluice_engine::connectors::nexmark::Bid;
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::{bids, Ctx, WindowParams};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 /// q7's output: a bid with the highest price of its window, in the sink
 /// table's columns filled by position (the price under `bidder`, the bidder

@@ -8,11 +8,11 @@
 //! auctions they opened there (set semantics on the auction side).
 
 use serde::Serialize;
+use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
 use super::{persons_and_auctions, Ctx, WindowParams};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 /// q8's output, under the names of the reference's sink table
 /// `nexmark_q8 (id, name, stime)`.

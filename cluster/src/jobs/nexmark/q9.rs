@@ -6,11 +6,11 @@
 
 use serde::Serialize;
 use sluice_engine::connectors::nexmark::{Auction, Event};
+use sluice_engine::SharedStr;
 use sluice_engine::{Stream, StreamEnv};
 
 use super::{events, Ctx, NoParams};
 use crate::job_file::{JobFileError, RegisteredJob};
-use sluice_engine::SharedStr;
 
 /// How long a bid waits for its auction before it is dropped (as in q4).
 const EARLY_BID_HORIZON_MS: i64 = 60_000;

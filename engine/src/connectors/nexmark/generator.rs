@@ -21,9 +21,8 @@
 //! An auction's description longer than a `SharedStr` holds inline is the one
 //! allocation left (6 % of the events by default).
 
-use std::time::{Duration, Instant};
-
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use crate::connectors::{Source, SourcePoll, SourceReader};
 use crate::{Rec, SharedStr, SourceError};
@@ -117,17 +116,12 @@ impl<const N: usize> std::fmt::Write for StackText<N> {
     }
 }
 
-/// Appends the reference's random string (letters with an occasional
-/// `space`, trimmed) to `out`.
-fn write_next_string<const N: usize>(
-    rng: &mut EventRng,
-    max_length: u32,
-    space: u8,
-    out: &mut StackText<N>,
-) {
+/// The reference's random string before it is trimmed: letters with an
+/// occasional `space`.
+fn draw_string(rng: &mut EventRng, max_length: u32, space: u8) -> StackText<LONGEST_RANDOM_STRING> {
     debug_assert!(max_length as usize <= LONGEST_RANDOM_STRING);
     let len = MIN_STRING_LENGTH + rng.next_int(max_length - MIN_STRING_LENGTH);
-    let mut drawn = StackText::<LONGEST_RANDOM_STRING>::new();
+    let mut drawn = StackText::new();
     for _ in 0..len {
         if rng.next_int(13) == 0 {
             drawn.push_ascii(space);
@@ -135,15 +129,12 @@ fn write_next_string<const N: usize>(
             drawn.push_ascii(b'a' + rng.next_int(26) as u8);
         }
     }
-    // Writing at most `LONGEST_RANDOM_STRING` bytes into a buffer the
-    // callers size for their formats cannot fail.
-    let _ = out.write_str(drawn.as_str().trim());
+    drawn
 }
 
+/// The reference's random string (trimmed).
 fn next_string(rng: &mut EventRng, max_length: u32, space: u8) -> SharedStr {
-    let mut text = StackText::<LONGEST_RANDOM_STRING>::new();
-    write_next_string(rng, max_length, space, &mut text);
-    SharedStr::copy_of(text.as_str())
+    SharedStr::copy_of(draw_string(rng, max_length, space).as_str().trim())
 }
 
 /// `length` random lowercase letters, eight from each 64-bit draw (each byte
@@ -307,10 +298,14 @@ impl NexmarkGenerator {
             LAST_NAMES[rng.next_int(LAST_NAMES.len() as u32) as usize]
         );
         let mut email_address = StackText::<32>::new();
-        write_next_string(rng, 7, b' ', &mut email_address);
-        let _ = email_address.write_str("@");
-        write_next_string(rng, 5, b' ', &mut email_address);
-        let _ = email_address.write_str(".com");
+        let user = draw_string(rng, 7, b' ');
+        let domain = draw_string(rng, 5, b' ');
+        let _ = write!(
+            email_address,
+            "{}@{}.com",
+            user.as_str().trim(),
+            domain.as_str().trim()
+        );
         let mut credit_card = StackText::<32>::new();
         for i in 0..4 {
             let separator = if i == 0 { "" } else { " " };
@@ -321,8 +316,9 @@ impl NexmarkGenerator {
             SharedStr::copy_of(email_address.as_str()),
             SharedStr::copy_of(credit_card.as_str()),
         );
-        let city = SharedStr::copy_of(US_CITIES[rng.next_int(US_CITIES.len() as u32) as usize]);
-        let state = SharedStr::copy_of(US_STATES[rng.next_int(US_STATES.len() as u32) as usize]);
+        let city = SharedStr::from_static(US_CITIES[rng.next_int(US_CITIES.len() as u32) as usize]);
+        let state =
+            SharedStr::from_static(US_STATES[rng.next_int(US_STATES.len() as u32) as usize]);
         let size =
             8 + name.len() + email_address.len() + credit_card.len() + city.len() + state.len();
         let extra = next_extra(rng, &self.padding, size, self.config.avg_person_byte_size);
