@@ -227,6 +227,15 @@ enum BenchCommand {
         /// With --sql: rounds of (hand-written, SQL).
         #[arg(long, default_value_t = 2, requires = "sql")]
         rounds: u32,
+        /// Shards poll this many µs before they park when idle (the
+        /// job file's `exchange.spin_before_park_us`; default: park at once).
+        #[arg(long)]
+        spin_before_park_us: Option<u64>,
+        /// Reads the events from this file (the JSON lines `sluice nexmark
+        /// generate` writes) instead of generating them: the events are the
+        /// file's lines, counted before the run (`--events` does not apply).
+        #[arg(long, conflicts_with_all = ["all", "rate"])]
+        events_file: Option<PathBuf>,
     },
     /// Measures the Kafka source and sink against librdkafka's own consumer
     /// and producer on the same broker, alternating.
@@ -313,8 +322,8 @@ enum NexmarkCommand {
     /// Writes the events the `nexmark` source produces, for checking results
     /// with other tools.
     Generate {
-        /// Number of events.
-        #[arg(long)]
+        /// Number of events (accepts 10M, 500k).
+        #[arg(long, value_parser = parse_count)]
         events: u64,
         /// Generator seed.
         #[arg(long, default_value_t = 0)]
@@ -578,6 +587,8 @@ fn main() -> ExitCode {
                     results,
                     sql,
                     rounds,
+                    spin_before_park_us,
+                    events_file,
                 },
         } => {
             if all {
@@ -597,9 +608,23 @@ fn main() -> ExitCode {
                     }
                 };
             }
+            // Absolute: the SQL job resolves a relative path against its script.
+            let events_file = events_file.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+            let events = match &events_file {
+                Some(path) => match bench_nexmark::events_in_file(path) {
+                    Ok(events) => events,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => events,
+            };
             let spec = bench_nexmark::BenchSpec {
                 query: query.unwrap_or_default(),
                 events,
+                events_file,
+                spin_before_park: spin_before_park_us.map(std::time::Duration::from_micros),
                 shards,
                 seed,
                 rate,

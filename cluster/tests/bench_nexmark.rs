@@ -153,3 +153,86 @@ fn latency_mode_offers_events_on_a_schedule_and_reports_percentiles() {
         assert!(run["elapsed_s"].as_f64().unwrap() >= 3.0, "{run}");
     }
 }
+
+/// `--events-file`: the events of a generated file, counted from it; the
+/// hand-written job and the SQL one give the results they give on the
+/// generator's same events.
+#[test]
+fn reads_the_events_from_a_generated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sluice = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let events = dir.path().join("events");
+    sluice(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "30k",
+        "--seed",
+        "5",
+        "--out",
+        events.to_str().unwrap(),
+    ]);
+    let results = dir.path().join("results.jsonl");
+    let file = events.join("events.jsonl");
+    let common = ["bench", "nexmark", "--query", "q3", "--shards", "1"];
+    sluice(
+        &[
+            &common[..],
+            &["--sql", "--rounds", "1", "--seed", "5", "--events", "30k"],
+        ]
+        .concat()
+        .iter()
+        .copied()
+        .chain(["--results", results.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+    );
+    sluice(
+        &[&common[..], &["--sql", "--rounds", "1", "--events-file"]]
+            .concat()
+            .iter()
+            .copied()
+            .chain([
+                file.to_str().unwrap(),
+                "--results",
+                results.to_str().unwrap(),
+            ])
+            .collect::<Vec<_>>(),
+    );
+    let text = std::fs::read_to_string(&results).unwrap();
+    let runs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<_> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["input"].as_str().unwrap().to_owned(),
+                r["job"].as_str().unwrap().to_owned(),
+                r["events"].as_u64().unwrap(),
+                r["records_out"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let out = summary[0].3;
+    assert!(out > 10, "{summary:?}");
+    assert_eq!(
+        summary,
+        [
+            ("generator".into(), "hand-written".into(), 30_000, out),
+            ("generator".into(), "sql".into(), 30_000, out),
+            ("events-file".into(), "hand-written".into(), 30_000, out),
+            ("events-file".into(), "sql".into(), 30_000, out),
+        ]
+    );
+}

@@ -16,23 +16,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../../.." && pwd)
-venv=${SLUICE_FLINK_VENV:-/var/cache/sluice-flink-venv}
+# shellcheck source=setup.sh
+source "$here/setup.sh"
 rows=${ROWS:-20000000}
 results=${RESULTS:-$repo/bench/results.jsonl}
 export JVM_ARGS=${JVM_ARGS:--Xms2g -Xmx2g}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
-
-if ! "$venv/bin/python" -c 'import pyflink' 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet apache-flink
-fi
-flink_version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-flink"))')
-echo "Flink $flink_version (PyFlink), $(java -version 2>&1 | head -1)" >&2
-
-cargo build --manifest-path "$repo/Cargo.toml" --release -j2 --bin sluice >&2
-sluice="$CARGO_TARGET_DIR/release/sluice"
 
 flink_lines=$(mktemp)
 trap 'rm -f "$flink_lines"' EXIT

@@ -295,6 +295,8 @@ fn in_process_spec(
         checkpoint_alignment: Default::default(),
         state_backend: Default::default(),
         sql: false,
+        events_file: None,
+        spin_before_park: None,
     }
 }
 

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sluice_engine::connectors::nexmark::{unix_nanos, NexmarkConfig};
+use sluice_engine::connectors::{BadRecordPolicy, RecordFormat, SPLIT_BYTES_DEFAULT};
 use sluice_engine::StreamEnv;
 
 use crate::bench::latency_sink::{LatencyRecord, LatencySink};
@@ -46,6 +47,11 @@ pub struct BenchSpec {
     pub state_backend: sluice_engine::StateBackendKind,
     /// Run the query's SQL (`examples/nexmark-sql`) instead of the hand-written job.
     pub sql: bool,
+    /// Read the events from this file (JSON lines, as `sluice nexmark
+    /// generate` writes them; `events` of them) instead of generating them.
+    pub events_file: Option<PathBuf>,
+    /// How long idle shards poll before they park (`None`: park at once).
+    pub spin_before_park: Option<Duration>,
 }
 
 /// The checkpoints of a run.
@@ -95,11 +101,15 @@ pub struct BenchResult {
     /// "sql" or "hand-written".
     pub job: &'static str,
     pub mode: &'static str,
+    /// "generator" (in-process) or "events-file" (`--events-file`).
+    pub input: &'static str,
     pub events: u64,
     pub shards: u32,
     pub seed: u64,
     pub rate: Option<u64>,
     pub flush_timeout_ms: u64,
+    /// How long idle shards polled before they parked (none: at once).
+    pub spin_before_park_us: Option<u64>,
     pub state_backend: &'static str,
     pub elapsed_s: f64,
     pub events_per_s: f64,
@@ -155,6 +165,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         config.flush_timeout = Duration::from_millis(ms);
     }
     config.state_backend = spec.state_backend;
+    config.spin_before_park = spec.spin_before_park;
     if let Some(shards) = spec.shards {
         config.shards = shards;
         config.max_parallelism = config.max_parallelism.max(shards);
@@ -209,6 +220,9 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         }
         None => None,
     };
+    if spec.events_file.is_some() && latency_sink.is_some() {
+        return Err("--events-file reads events as fast as it can: no --rate".into());
+    }
     if spec.sql && (latency_sink.is_some() || !spec.params.is_empty()) {
         return Err("--sql runs the SQL file as written: no --rate or --param yet".into());
     }
@@ -216,13 +230,15 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
     let side_input = side_input_for(query, &mut params)?;
     let file = if spec.sql {
         let side_input = params.get("side_input").and_then(|p| p.as_str());
-        let script = super::nexmark_sql::script(
-            query,
-            spec.events,
-            spec.seed,
-            nexmark.partitions,
-            side_input,
-        )?;
+        let events = match &spec.events_file {
+            Some(path) => super::nexmark_sql::EventsFrom::File(path),
+            None => super::nexmark_sql::EventsFrom::Generator {
+                events: spec.events,
+                seed: spec.seed,
+                partitions: nexmark.partitions,
+            },
+        };
+        let script = super::nexmark_sql::script(query, events, side_input)?;
         JobFile::from_sql(
             Path::new(&format!("<sluice bench nexmark --sql --query {query}>")),
             &script,
@@ -230,11 +246,26 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         )
         .map_err(|e| e.to_string())?
     } else {
+        let out_of_orderness_ms = if spec.rate.is_some() {
+            0
+        } else {
+            nexmark.occasional_delay_ms
+        };
+        let source = match &spec.events_file {
+            Some(path) => SourceSpec::File {
+                paths: vec![path.clone()],
+                format: RecordFormat::JsonLines,
+                nexmark: true,
+                split_bytes: SPLIT_BYTES_DEFAULT,
+                bad_records: BadRecordPolicy::Fail,
+            },
+            None => SourceSpec::Nexmark(nexmark.clone()),
+        };
         registered_file(
             name,
-            nexmark.clone(),
+            source,
+            out_of_orderness_ms,
             &latency_sink,
-            spec.rate,
             params,
             &config,
         )
@@ -294,11 +325,17 @@ pub fn run(spec: &BenchSpec) -> Result<BenchResult, String> {
         } else {
             "throughput"
         },
+        input: if spec.events_file.is_some() {
+            "events-file"
+        } else {
+            "generator"
+        },
         events: spec.events,
         shards: report.shards,
         seed: spec.seed,
         rate: spec.rate,
         flush_timeout_ms: config_flush_timeout_ms,
+        spin_before_park_us: spec.spin_before_park.map(|d| d.as_micros() as u64),
         state_backend: spec.state_backend.name(),
         elapsed_s,
         events_per_s,
@@ -350,9 +387,9 @@ pub fn compare_sql(spec: &BenchSpec, rounds: u32, results: &Path) -> Result<Stri
 /// The job file of the hand-written `nexmark.<query>` job `name`.
 fn registered_file(
     name: String,
-    nexmark: NexmarkConfig,
+    source: SourceSpec,
+    out_of_orderness_ms: i64,
     latency_sink: &Option<LatencySink>,
-    rate: Option<u64>,
     params: toml::Table,
     config: &sluice_engine::JobConfig,
 ) -> JobFile {
@@ -364,14 +401,10 @@ fn registered_file(
         program: Program::Registered(Box::new(RegisteredIo {
             event_time: EventTimeSpec {
                 processing_time: false,
-                out_of_orderness_ms: if rate.is_some() {
-                    0
-                } else {
-                    nexmark.occasional_delay_ms
-                },
+                out_of_orderness_ms,
                 idle_timeout: None,
             },
-            source: SourceSpec::Nexmark(nexmark),
+            source,
             sink: match latency_sink {
                 Some(sink) => SinkSpec::Latency(sink.clone()),
                 None => SinkSpec::Blackhole {
@@ -381,6 +414,25 @@ fn registered_file(
             params,
         })),
     }
+}
+
+/// The events in `path`, a file `sluice nexmark generate` wrote: its lines.
+pub fn events_in_file(path: &Path) -> Result<u64, String> {
+    let mut file =
+        std::fs::File::open(path).map_err(|e| format!("events file `{}`: {e}", path.display()))?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buffer)
+            .map_err(|e| format!("events file `{}`: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        lines += buffer[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buffer[n - 1];
+    }
+    // A last line without its newline is an event too.
+    Ok(lines + u64::from(last != b'\n'))
 }
 
 /// q13 needs a side table: unless `side_input` is given, a standard one (keys

@@ -2,6 +2,8 @@
 //! the files of `examples/nexmark-sql`, built into the binary, with the
 //! events table's options set from the benchmark's arguments.
 
+use std::path::Path;
+
 /// The shared events table and views.
 const NEXMARK_DDL: &str = include_str!("../../../examples/nexmark-sql/nexmark.sql");
 
@@ -33,13 +35,23 @@ const QUERIES: &[(&str, &str)] = &[
 /// The side table q13 looks up, as its file names it.
 const SIDE_INPUT_PATH: &str = "'path' = 'side_input.csv'";
 
-/// The script of `query` over `events` Nexmark events of `seed`, in
-/// `partitions` partitions; q13 looks up `side_input` (a file's path).
+/// Where the script's events come from.
+pub enum EventsFrom<'a> {
+    /// `events` Nexmark events of `seed`, in `partitions` partitions.
+    Generator {
+        events: u64,
+        seed: u64,
+        partitions: u32,
+    },
+    /// The JSON lines of a file `sluice nexmark generate` wrote.
+    File(&'a Path),
+}
+
+/// The script of `query` over `events`; q13 looks up `side_input` (a
+/// file's path).
 pub fn script(
     query: &str,
-    events: u64,
-    seed: u64,
-    partitions: u32,
+    events: EventsFrom<'_>,
     side_input: Option<&str>,
 ) -> Result<String, String> {
     let Some((_, text)) = QUERIES.iter().find(|(name, _)| *name == query) else {
@@ -55,10 +67,27 @@ pub fn script(
             "examples/nexmark-sql/nexmark.sql lost its `'events' = '1000000'` option".into(),
         );
     }
-    let ddl = NEXMARK_DDL.replace(
-        options,
-        &format!("'events' = '{events}', 'seed' = '{seed}', 'partitions' = '{partitions}'"),
-    );
+    let with = match events {
+        EventsFrom::Generator {
+            events,
+            seed,
+            partitions,
+        } => format!("'events' = '{events}', 'seed' = '{seed}', 'partitions' = '{partitions}'"),
+        EventsFrom::File(path) => {
+            let path = path.to_str().filter(|p| !p.contains(['\'', '"', '\\']));
+            let path = path.ok_or("--events-file: the path must be UTF-8 without quotes or backslashes (it goes into the SQL text)")?;
+            format!("'format' = 'nexmark', 'path' = '{path}'")
+        }
+    };
+    let connector = "'connector' = 'nexmark'";
+    if !NEXMARK_DDL.contains(connector) {
+        return Err("examples/nexmark-sql/nexmark.sql lost its `'connector' = 'nexmark'`".into());
+    }
+    let ddl = NEXMARK_DDL.replace(options, &with);
+    let ddl = match events {
+        EventsFrom::Generator { .. } => ddl,
+        EventsFrom::File(_) => ddl.replace(connector, "'connector' = 'filesystem'"),
+    };
     let text = match side_input {
         Some(path) if text.contains(SIDE_INPUT_PATH) => {
             text.replace(SIDE_INPUT_PATH, &format!("'path' = '{path}'"))

@@ -14,7 +14,8 @@
 //! options. Flink's connector names `print` and `filesystem` are Sluice's
 //! `stdout` and `file`; a Kafka table may use Flink's option names
 //! ([`kafka_options`]), its message values read as a file table's lines
-//! are, or as Nexmark events (`'format' = 'nexmark'`). A table the job looks
+//! are, or as Nexmark events (`'format' = 'nexmark'`, and so may a
+//! `filesystem` table's lines). A table the job looks
 //! up (`FOR SYSTEM_TIME AS OF`) is a `filesystem` table read whole here,
 //! when the job file is read, its bad lines named by file and line before
 //! anything starts. Every error points at
@@ -161,6 +162,13 @@ pub enum TableConnector {
     /// columns.
     KafkaNexmark {
         config: KafkaSourceConfig,
+    },
+    /// Nexmark events in files (JSON lines, as `sluice nexmark generate`
+    /// writes them), the `nexmark` connector's columns.
+    FileNexmark {
+        paths: Vec<PathBuf>,
+        split_bytes: u64,
+        bad_records: BadRecordPolicy,
     },
 }
 
@@ -461,9 +469,21 @@ fn source_of(
         SourceSpec::Generator(g) => TableConnector::Generator(g.clone()),
         SourceSpec::File {
             paths,
+            nexmark: true,
+            split_bytes,
+            bad_records,
+            ..
+        } => TableConnector::FileNexmark {
+            paths: paths.clone(),
+            split_bytes: *split_bytes,
+            bad_records: bad_records.clone(),
+        },
+        SourceSpec::File {
+            paths,
             format,
             split_bytes,
             bad_records,
+            ..
         } => TableConnector::File {
             paths: paths.clone(),
             split_bytes: *split_bytes,
@@ -482,7 +502,9 @@ fn source_of(
         },
     };
     let rows = match &connector {
-        TableConnector::Nexmark(_) | TableConnector::KafkaNexmark { .. } => {
+        TableConnector::Nexmark(_)
+        | TableConnector::KafkaNexmark { .. }
+        | TableConnector::FileNexmark { .. } => {
             RowMaker::new(table, "nexmark", &nexmark_schema(), layout)
         }
         TableConnector::Generator(_) => {
@@ -516,6 +538,7 @@ fn lookup_rows(
     let SourceSpec::File {
         paths,
         format,
+        nexmark,
         bad_records,
         ..
     } = spec
@@ -528,8 +551,11 @@ fn lookup_rows(
             &format!("it is looked up with FOR SYSTEM_TIME AS OF: a lookup table is a 'filesystem' table, read whole when the job starts (connector '{connector}' is a stream)"),
         ));
     };
-    if format == RecordFormat::Text || matches!(bad_records, BadRecordPolicy::SideOutput { .. }) {
-        let (key, message) = if format == RecordFormat::Text {
+    if format == RecordFormat::Text
+        || nexmark
+        || matches!(bad_records, BadRecordPolicy::SideOutput { .. })
+    {
+        let (key, message) = if format == RecordFormat::Text || nexmark {
             ("format", "option 'format' of a SQL table is 'json' or 'csv' (its columns are read from each line)")
         } else {
             ("on_bad_record", "a lookup table fails on a bad line or skips it ('fail' or 'skip'): it is read before the job starts, with nowhere to send it")

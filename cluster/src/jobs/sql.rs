@@ -138,6 +138,20 @@ fn table_stream(source: &SqlSource, env: &StreamEnv) -> Result<Stream<Row>, Stri
                 KafkaSource::parsed_by(config.clone(), parse).map_err(|e| e.to_string())?;
             env.source(messages, strategy)
         }
+        TableConnector::FileNexmark {
+            paths,
+            split_bytes,
+            bad_records,
+        } => {
+            let parse: Parse<Row> = Arc::new(move |line| {
+                let event: Event = serde_json::from_str(line).map_err(|e| e.to_string())?;
+                rows.nexmark_row(event).map_err(|e| e.0)
+            });
+            let files = FileSource::parsed_by(paths, *split_bytes, parse)
+                .map_err(|e| e.to_string())?
+                .with_bad_records(bad_records.clone());
+            env.source(files, strategy)
+        }
         TableConnector::KafkaNexmark { config } => env.source(
             RowSource {
                 inner: KafkaSource::<Event>::new(config.clone()).map_err(|e| e.to_string())?,

@@ -94,11 +94,18 @@ pub fn build(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> 
     let strategy = file.event_time.strategy();
     let events: Stream<GeneratedEvent> = match &file.source {
         SourceSpec::Generator(g) => env.source(g.clone(), strategy),
+        SourceSpec::File { nexmark: true, .. } => {
+            return Err(file.invalid(
+                "source.format",
+                "job `windowed_aggregation` reads generated events, not Nexmark events: expected \"jsonl\" or \"csv\"",
+            ))
+        }
         SourceSpec::File {
             paths,
             format,
             split_bytes,
             bad_records,
+            ..
         } => {
             let source = FileSource::<GeneratedEvent>::new(paths, *format, *split_bytes)
                 .map_err(|e| file.invalid("source.paths", e.to_string()))?

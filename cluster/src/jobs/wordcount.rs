@@ -71,6 +71,7 @@ pub fn build(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> 
             format,
             split_bytes,
             bad_records,
+            ..
         } => {
             if *format != RecordFormat::Text {
                 return Err(text_expected());

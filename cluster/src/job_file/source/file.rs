@@ -1,10 +1,12 @@
 //! `[source] connector = "file"`: lines of local files, split for parallel
-//! reading.
+//! reading; `format = "nexmark"` reads the Nexmark events that
+//! `sluice nexmark generate` wrote (JSON lines) for the Nexmark jobs and
+//! SQL tables of the `nexmark` connector's columns.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use sluice_engine::connectors::SPLIT_BYTES_DEFAULT;
+use sluice_engine::connectors::{RecordFormat, SPLIT_BYTES_DEFAULT};
 
 use super::super::{parse_format, FileContext, JobFileError};
 use super::bad_record_policy::bad_record_policy;
@@ -52,8 +54,22 @@ impl RawFileSource {
                 }
             }
         }
-        let format = parse_format(self.format.as_deref().unwrap_or("text"))
-            .map_err(|m| file.invalid("source.format", m))?;
+        // "nexmark": the JSON lines `sluice nexmark generate` writes, read
+        // as Nexmark events (the `nexmark` connector's, from files).
+        let format_name = self.format.as_deref().unwrap_or("text");
+        let nexmark = format_name == "nexmark";
+        let format = if nexmark {
+            RecordFormat::JsonLines
+        } else {
+            parse_format(format_name).map_err(|_| {
+                file.invalid(
+                    "source.format",
+                    format!(
+                        "is \"{format_name}\", expected \"jsonl\", \"csv\", \"text\" or \"nexmark\""
+                    ),
+                )
+            })?
+        };
         let split_bytes = self.split_bytes.unwrap_or(SPLIT_BYTES_DEFAULT);
         if split_bytes == 0 {
             return Err(file.invalid("source.split_bytes", "is 0, expected at least 1"));
@@ -63,6 +79,7 @@ impl RawFileSource {
         Ok(SourceSpec::File {
             paths: resolved,
             format,
+            nexmark,
             split_bytes,
             bad_records,
         })

@@ -38,6 +38,9 @@ pub enum SourceSpec {
     File {
         paths: Vec<PathBuf>,
         format: RecordFormat,
+        /// `format = "nexmark"`: the lines are Nexmark events (JSON, as
+        /// `sluice nexmark generate` writes them); `format` is JSON lines.
+        nexmark: bool,
         split_bytes: u64,
         /// What a line that does not parse does.
         bad_records: sluice_engine::connectors::BadRecordPolicy,
@@ -151,6 +154,7 @@ pub(in crate::job_file) fn parse_source(
         // Events that `sluice nexmark generate` wrote: as late as its
         // generator's delays.
         SourceSpec::Kafka(k) if k.nexmark => NexmarkConfig::default().occasional_delay_ms,
+        SourceSpec::File { nexmark: true, .. } => NexmarkConfig::default().occasional_delay_ms,
         SourceSpec::File { .. } | SourceSpec::Kafka(_) => 0,
     };
     let out_of_orderness_ms = out_of_orderness_ms.unwrap_or(default_bound);

@@ -63,6 +63,7 @@ pub use q9::q9;
 pub use stateless::{dollars_to_euros, q0, q1, q2};
 
 use sluice_engine::connectors::nexmark::{Auction, Bid, Event, NexmarkSource, Person};
+use sluice_engine::connectors::{FileSource, RecordFormat};
 use sluice_engine::{Stream, StreamEnv, WatermarkStrategy};
 
 use crate::job_file::{JobFileError, RegisteredJob, SourceSpec};
@@ -95,11 +96,28 @@ fn events_with(
             };
             return Ok(env.source(source, strategy));
         }
+        SourceSpec::File {
+            paths,
+            nexmark: true,
+            split_bytes,
+            bad_records,
+            ..
+        } => {
+            let source = FileSource::<Event>::new(paths, RecordFormat::JsonLines, *split_bytes)
+                .map_err(|e| file.invalid("source.paths", e.to_string()))?
+                .with_bad_records(bad_records.clone());
+            let strategy = if file.event_time.processing_time {
+                strategy
+            } else {
+                strategy.with_timestamps(Event::date_time)
+            };
+            return Ok(env.source(source, strategy));
+        }
         _ => {
             return Err(file.invalid(
                 "source.connector",
                 format!(
-                    "job `nexmark.{query}` reads Nexmark events: expected \"nexmark\", or \"kafka\" with format = \"nexmark\""
+                    "job `nexmark.{query}` reads Nexmark events: expected \"nexmark\", or \"kafka\" or \"file\" with format = \"nexmark\""
                 ),
             ))
         }
