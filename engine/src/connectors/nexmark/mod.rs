@@ -6,6 +6,7 @@
 //! every run with the same seed produces the same events.
 
 mod config;
+mod event_json;
 mod event_rng;
 mod generator;
 mod model;

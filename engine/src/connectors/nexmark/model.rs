@@ -83,19 +83,9 @@ pub struct Bid {
     pub extra: SharedStr,
 }
 
-/// One Nexmark event.
-#[derive(
-    Archive,
-    Serialize,
-    Deserialize,
-    serde::Serialize,
-    serde::Deserialize,
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    Hash,
-)]
+/// One Nexmark event. As JSON, its kind is in `"type"`; it is read back by
+/// `event_json.rs` in one pass (serde's derived reader buffers the object).
+#[derive(Archive, Serialize, Deserialize, serde::Serialize, Debug, Clone, PartialEq, Eq, Hash)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Event {
     Person(Person),
