@@ -229,7 +229,7 @@ enum BenchCommand {
         rounds: u32,
         /// Shards poll this many µs before they park when idle (the
         /// job file's `exchange.spin_before_park_us`; default: park at once).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "all")]
         spin_before_park_us: Option<u64>,
         /// Reads the events from this file (the JSON lines `sluice nexmark
         /// generate` writes) instead of generating them: the events are the

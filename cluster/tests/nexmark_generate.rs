@@ -4,6 +4,10 @@ use std::process::Command;
 
 use sluice_engine::connectors::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
 
+mod support;
+
+use support::{read_lines, sluice_succeeds, sorted};
+
 fn generate(format: &str, events: u64, seed: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -87,27 +91,12 @@ fn csv_has_one_file_per_kind_with_headers() {
     assert_eq!(bids, want);
 }
 
-/// Runs the job file `text` in `dir` and returns its `out` lines, sorted.
+/// Runs the job file `text` in `dir` and returns its `out-<name>` lines, sorted.
 fn run_job_in(dir: &std::path::Path, name: &str, text: &str) -> Vec<serde_json::Value> {
     let job = dir.join(format!("{name}.toml"));
     std::fs::write(&job, text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&job)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{name}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir.join(format!("out-{name}"))).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        lines.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
-    }
-    lines.sort_by_key(|v: &serde_json::Value| v.to_string());
-    lines
+    sluice_succeeds("run", &job);
+    sorted(read_lines(&dir.join(format!("out-{name}"))))
 }
 
 const FILE_EVENTS: u64 = 100_000;
