@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::codec::{PartReader, PartWriter};
-use crate::rocks_backend::{NativePart, NativeRestore, RocksInstance};
+use crate::rocks_backend::{NativeRestore, PendingNative, RocksInstance};
 use crate::{
     CodecError, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue,
 };
@@ -551,15 +551,16 @@ impl StateRegistry {
     }
 
     /// The synchronous part of plan node `owner`'s native checkpoint, if its
-    /// states live in RocksDB.
+    /// states live in RocksDB: begun at the barrier, polled until its files
+    /// are listed.
     pub fn native_checkpoint(
         &self,
         owner: u64,
         checkpoint: u64,
-    ) -> Result<Option<NativePart>, String> {
+    ) -> Result<Option<PendingNative>, String> {
         self.instances
             .get(&owner)
-            .map(|instance| instance.checkpoint(checkpoint))
+            .map(|instance| instance.begin_checkpoint(checkpoint))
             .transpose()
     }
 

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use std::cell::Cell;
 
-use sluice_state::rocks_backend::NativePart;
+use sluice_state::rocks_backend::{NativePart, PendingNative};
 use sluice_state::{OwnerSnapshot, SnapshotKind, StateFile, StateFileWriter, StateRegistry};
 
 use super::CheckpointId;
@@ -105,6 +105,9 @@ struct InProgress {
     sources: SourcePositions,
     channels: ChannelStates,
     native: Vec<NativePart>,
+    /// RocksDB checkpoints begun at the barrier, until their background
+    /// flush is done and their files are listed.
+    native_pending: Vec<PendingNative>,
     done: Vec<bool>,
     /// Owners whose states are still being written (participant, snapshot).
     pending: Vec<(usize, OwnerSnapshot)>,
@@ -363,6 +366,7 @@ impl ShardCheckpoints {
             sources: SourcePositions::new(),
             channels: ChannelStates::new(),
             native: Vec::new(),
+            native_pending: Vec::new(),
             done: vec![false; count],
             pending: Vec::new(),
         });
@@ -408,7 +412,7 @@ impl ShardCheckpoints {
                     true => registry.native_checkpoint(node, progress.checkpoint),
                     false => Ok(None),
                 }
-                .map(|part| progress.native.extend(part))
+                .map(|pending| progress.native_pending.extend(pending))
                 .and_then(|()| {
                     registry
                         .begin_owner(node, progress.file.kind(), native)
@@ -453,12 +457,13 @@ impl ShardCheckpoints {
         }
     }
 
-    /// Whether states are still being written for the checkpoint in progress.
+    /// Whether states are still being written for the checkpoint in
+    /// progress (or RocksDB is still flushing what its barrier switched).
     pub fn has_pending(&self) -> bool {
         self.current
             .borrow()
             .as_ref()
-            .is_some_and(|c| !c.pending.is_empty())
+            .is_some_and(|c| !c.pending.is_empty() || !c.native_pending.is_empty())
     }
 
     /// Every participant has ended: nothing more to do.
@@ -466,45 +471,53 @@ impl ShardCheckpoints {
         *self.finished_sent.borrow()
     }
 
-    /// Writes one more key group of the checkpoint in progress (called by
-    /// the shard's snapshot task between other work).
-    pub fn step(&self) {
+    /// Writes one more key group of the checkpoint in progress, after
+    /// listing the files of RocksDB checkpoints whose background flush has
+    /// finished (called by the shard's snapshot task between other work).
+    /// False when nothing could be done but wait for RocksDB's flush.
+    pub fn step(&self) -> bool {
         let mut current = self.current.borrow_mut();
         let Some(progress) = current.as_mut() else {
-            return;
+            return false;
         };
-        let Some((index, mut snapshot)) = progress.pending.pop() else {
-            return;
-        };
-        let registry = self.registry.borrow();
-        let stepped = registry.step_owner(&mut snapshot).and_then(|complete| {
-            if complete {
-                registry.write_owner(snapshot, &mut progress.file)?;
-                progress.done[index] = true;
-            } else {
-                progress.pending.push((index, snapshot));
+        let mut worked = false;
+        let mut stepped = poll_natives(progress).map(|listed| worked |= listed);
+        if stepped.is_ok() {
+            if let Some((index, mut snapshot)) = progress.pending.pop() {
+                worked = true;
+                let registry = self.registry.borrow();
+                stepped = registry
+                    .step_owner(&mut snapshot)
+                    .and_then(|complete| {
+                        if complete {
+                            registry.write_owner(snapshot, &mut progress.file)?;
+                            progress.done[index] = true;
+                        } else {
+                            progress.pending.push((index, snapshot));
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| e.to_string());
             }
-            Ok(())
-        });
-        if let Err(e) = stepped {
+        }
+        if let Err(reason) = stepped {
             let checkpoint = progress.checkpoint;
             let dropped = current.take().expect("in progress");
-            self.abandon(&registry, dropped);
+            self.abandon(&self.registry.borrow(), dropped);
             self.needs_full.set(true);
             let _ = self.reports.send(ShardReport::Declined {
                 shard: self.shard,
                 checkpoint,
-                reason: e.to_string(),
+                reason,
             });
-            drop(registry);
             drop(current);
             self.finish_if_idle();
-            return;
+            return true;
         }
-        drop(registry);
         drop(current);
         self.send_if_complete();
         self.finish_if_idle();
+        worked
     }
 
     fn send_if_complete(&self) {
@@ -512,7 +525,7 @@ impl ShardCheckpoints {
             .current
             .borrow()
             .as_ref()
-            .is_some_and(|c| c.done.iter().all(|d| *d));
+            .is_some_and(|c| c.done.iter().all(|d| *d) && c.native_pending.is_empty());
         if !complete {
             return;
         }
@@ -557,6 +570,24 @@ impl ShardCheckpoints {
             sources,
         )
     }
+}
+
+/// Lists the files of the RocksDB checkpoints in `progress` whose
+/// background flush has finished; true if any was.
+fn poll_natives(progress: &mut InProgress) -> Result<bool, String> {
+    let mut listed = false;
+    let mut index = 0;
+    while index < progress.native_pending.len() {
+        match progress.native_pending[index].poll()? {
+            Some(part) => {
+                progress.native_pending.swap_remove(index);
+                progress.native.push(part);
+                listed = true;
+            }
+            None => index += 1,
+        }
+    }
+    Ok(listed)
 }
 
 #[cfg(test)]

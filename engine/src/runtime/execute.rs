@@ -52,7 +52,8 @@ pub(crate) struct ShardContext {
 }
 
 /// How often a shard looks for states to write while no checkpoint is
-/// being written.
+/// being written, and, while RocksDB flushes the memtables a barrier
+/// switched, whether it is done.
 const SNAPSHOT_POLL: Duration = Duration::from_millis(1);
 /// The snapshot task queue's shares (the shard's default queue has 1,000).
 const SNAPSHOT_SHARES: usize = 100;
@@ -713,14 +714,20 @@ async fn run_shard(
                 if checkpoints.has_pending() {
                     let started = Instant::now();
                     let budget = started.duration_since(last_turn) / SNAPSHOT_CATCH_UP_DIVISOR;
-                    loop {
-                        checkpoints.step();
-                        if !checkpoints.has_pending() || started.elapsed() >= budget {
-                            break;
+                    let waiting = loop {
+                        let waiting = !checkpoints.step();
+                        if waiting || !checkpoints.has_pending() || started.elapsed() >= budget {
+                            break waiting;
                         }
-                    }
+                    };
                     last_turn = Instant::now();
-                    glommio::timer::sleep(SNAPSHOT_PAUSE).await;
+                    // Only RocksDB's background flush left: look again later.
+                    let pause = if waiting {
+                        SNAPSHOT_POLL
+                    } else {
+                        SNAPSHOT_PAUSE
+                    };
+                    glommio::timer::sleep(pause).await;
                 } else if checkpoints.is_finished() || abort.is_set() {
                     break;
                 } else {

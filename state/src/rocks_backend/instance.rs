@@ -2,7 +2,8 @@
 //!
 //! Lives on its shard's core (RocksDB's own flush and compaction threads run
 //! beside it). The instance sits in `<shard directory>/node-<node>/db`, one
-//! column family per state. Instances of a shard share one block cache and
+//! column family per state; its checkpoints' links in
+//! `…/node-<node>/checkpoints/<instance>/<checkpoint>`. Instances of a shard share one block cache and
 //! one memtable budget ([`RocksResources`]).
 //!
 //! Why an instance per plan node and not per shard: a checkpoint is taken
@@ -11,9 +12,12 @@
 //! need their own.
 //!
 //! Writes skip the write-ahead log: durability comes from checkpoints, and a
-//! crashed shard restores from the last one. A checkpoint flushes the
-//! memtables and hard-links the live files into a directory (the synchronous
-//! part, milliseconds); uploading happens elsewhere.
+//! crashed shard restores from the last one. At the barrier a checkpoint
+//! only switches the memtables (the synchronous part, well under a
+//! millisecond); once RocksDB's threads have flushed them, the live files
+//! are hard-linked into a directory, checked to hold no write after the
+//! barrier ([`barrier_view`](super::barrier_view)); uploading happens
+//! elsewhere.
 //!
 //! Restoring: when one stored part covers exactly this shard's key groups,
 //! its files are linked into place and opened (no data is rewritten);
@@ -23,13 +27,16 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
-    BlockBasedOptions, Cache, DBCompressionType, Options, WriteBatch, WriteBufferManager,
-    WriteOptions, DB,
+    BlockBasedOptions, Cache, DBCompressionType, FlushOptions, Options, WriteBatch,
+    WriteBufferManager, WriteOptions, DB,
 };
 
+use super::barrier_view::{check_view, live_file_sequence_numbers, HeldSnapshot, ViewCheck};
 use super::key_layout::range_bounds;
 use super::native::{is_sst, NativeFile, NativePart, NativeRestore, SharedFile};
 use crate::KeyGroupRange;
@@ -40,6 +47,11 @@ const BLOCK_CACHE_BYTES: usize = 128 << 20;
 const MEMTABLE_BUDGET_BYTES: usize = 256 << 20;
 /// Entries copied per write batch when restoring on a new shard count.
 const RESTORE_BATCH_ENTRIES: usize = 4096;
+/// How often a checkpoint lists the files again when one came and went
+/// while they were linked (a compaction finishing), before it gives up.
+const LISTING_ATTEMPTS: u32 = 8;
+/// How long [`RocksInstance::checkpoint`] waits for the background flush.
+const FLUSH_WAIT: Duration = Duration::from_secs(120);
 
 /// What a shard's instances share, and where they live.
 pub struct RocksResources {
@@ -71,6 +83,11 @@ impl RocksResources {
         options.create_missing_column_families(true);
         options.set_compression_type(DBCompressionType::Lz4);
         options.set_write_buffer_manager(&self.memtables);
+        // A barrier switches the memtables while the last switch may still
+        // be flushing: with RocksDB's default of two, the switch would wait
+        // for that flush (the shard with it). The shared budget above, not
+        // this count, bounds their memory.
+        options.set_max_write_buffer_number(4);
         // State is read by exact key: bloom filters in the memtable and the
         // table files answer most lookups of absent entries (a window's
         // first record) without a search.
@@ -97,6 +114,9 @@ pub struct RocksInstance {
     /// Local SST files the checkpoint storage already holds (from the
     /// checkpoint this instance was restored from).
     inherited: BTreeMap<String, SharedFile>,
+    /// Its column families but the unused default one (the memtables a
+    /// barrier switches).
+    families: RefCell<Vec<String>>,
 }
 
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
@@ -114,14 +134,19 @@ impl RocksInstance {
     ) -> Result<Self, String> {
         let directory = resources.directory.join(format!("node-{node}"));
         let db_dir = directory.join("db");
-        if directory.exists() {
-            std::fs::remove_dir_all(&directory)
-                .map_err(|e| io("clearing the state directory", &directory, e))?;
+        // Only the database of an earlier incarnation goes: the checkpoint
+        // directories it linked may still be uploading.
+        if db_dir.exists() {
+            std::fs::remove_dir_all(&db_dir)
+                .map_err(|e| io("clearing the state directory", &db_dir, e))?;
         }
         std::fs::create_dir_all(&directory)
             .map_err(|e| io("creating the state directory", &directory, e))?;
         let options = resources.options();
         let mut inherited = BTreeMap::new();
+        // The default family is never written (every state has its own),
+        // so a barrier has no memtable of it to switch.
+        let mut families = Vec::new();
         let exact = match restore.as_slice() {
             [only] if only.groups == groups => Some(only),
             _ => None,
@@ -132,16 +157,18 @@ impl RocksInstance {
                 link_directory(&part.directory, &db_dir)?;
                 inherited = part.inherited.clone();
                 inherited.retain(|name, _| is_sst(name));
-                let families = DB::list_cf(&options, &db_dir)
+                let listed = DB::list_cf(&options, &db_dir)
                     .map_err(|e| io("listing the column families of", &db_dir, e))?;
-                DB::open_cf(&options, &db_dir, families)
-                    .map_err(|e| io("opening the restored RocksDB", &db_dir, e))?
+                let db = DB::open_cf(&options, &db_dir, &listed)
+                    .map_err(|e| io("opening the restored RocksDB", &db_dir, e))?;
+                families = listed.into_iter().filter(|f| f != "default").collect();
+                db
             }
             None => {
                 let mut db =
                     DB::open(&options, &db_dir).map_err(|e| io("opening RocksDB", &db_dir, e))?;
                 for part in &restore {
-                    copy_groups(&mut db, &options, part, groups)?;
+                    copy_groups(&mut db, &options, part, groups, &mut families)?;
                 }
                 db
             }
@@ -164,6 +191,7 @@ impl RocksInstance {
             groups,
             write,
             inherited,
+            families: RefCell::new(families),
         })
     }
 
@@ -176,7 +204,9 @@ impl RocksInstance {
         db.as_mut()
             .expect("open until dropped")
             .create_cf(name, &self.options)
-            .map_err(|e| format!("creating column family {name}: {e}"))
+            .map_err(|e| format!("creating column family {name}: {e}"))?;
+        self.families.borrow_mut().push(name.to_owned());
+        Ok(())
     }
 
     pub(crate) fn db(&self) -> std::cell::Ref<'_, DB> {
@@ -194,12 +224,80 @@ impl RocksInstance {
         &self.instance
     }
 
-    /// The synchronous part of checkpoint `checkpoint`: flushes the memtables
-    /// and hard-links every live file into a directory of its own.
-    pub fn checkpoint(&self, checkpoint: u64) -> Result<NativePart, String> {
-        let directory = self
-            .directory
-            .join("checkpoints")
+    /// The synchronous part of checkpoint `checkpoint`, at its barrier:
+    /// switches the memtables (RocksDB's threads flush them) and holds a
+    /// snapshot at the barrier's sequence number. The returned checkpoint
+    /// is [polled](PendingNative::poll) until its files are listed.
+    pub fn begin_checkpoint(self: &Rc<Self>, checkpoint: u64) -> Result<PendingNative, String> {
+        let db = self.db();
+        let barrier = db.latest_sequence_number();
+        let snapshot = HeldSnapshot::take(&db);
+        let mut flush = FlushOptions::default();
+        flush.set_wait(false);
+        let families = self.families.borrow();
+        let handles: Vec<_> = (families.iter())
+            .map(|name| db.cf_handle(name).expect("created by this instance"))
+            .collect();
+        db.flush_cfs_opt(&handles, &flush)
+            .map_err(|e| format!("switching the memtables of {}: {e}", self.instance))?;
+        drop(db);
+        Ok(PendingNative {
+            _snapshot: snapshot,
+            instance: self.clone(),
+            checkpoint,
+            barrier,
+            attempts: 0,
+        })
+    }
+
+    /// Takes checkpoint `checkpoint` and waits for it (tests and tools; the
+    /// engine polls instead).
+    pub fn checkpoint(self: &Rc<Self>, checkpoint: u64) -> Result<NativePart, String> {
+        let mut pending = self.begin_checkpoint(checkpoint)?;
+        let deadline = Instant::now() + FLUSH_WAIT;
+        loop {
+            if let Some(part) = pending.poll()? {
+                return Ok(part);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "RocksDB did not flush the memtables of {} within {FLUSH_WAIT:?}",
+                    self.instance
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Whether every memtable switched so far is flushed.
+    fn memtables_flushed(&self) -> Result<bool, String> {
+        let db = self.db();
+        let failed = db
+            .property_int_value("rocksdb.background-errors")
+            .map_err(|e| format!("reading the state of {}: {e}", self.instance))?;
+        if failed.is_some_and(|n| n > 0) {
+            return Err(format!(
+                "RocksDB's background flush or compaction of {} failed",
+                self.instance
+            ));
+        }
+        for name in self.families.borrow().iter() {
+            let family = db.cf_handle(name).expect("created by this instance");
+            let unflushed = db
+                .property_int_value_cf(family, "rocksdb.num-immutable-mem-table")
+                .map_err(|e| format!("reading the memtables of {}: {e}", self.instance))?;
+            if unflushed.unwrap_or(0) > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Hard-links the live files into the directory of checkpoint
+    /// `checkpoint`, without flushing, and lists them.
+    fn link_live_files(&self, checkpoint: u64) -> Result<(PathBuf, Vec<String>), String> {
+        let directory = (self.directory.join("checkpoints"))
+            .join(&self.instance)
             .join(format!("{checkpoint:020}"));
         if directory.exists() {
             std::fs::remove_dir_all(&directory)
@@ -209,25 +307,89 @@ impl RocksInstance {
         std::fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
         let db = self.db();
         Checkpoint::new(&db)
-            .and_then(|c| c.create_checkpoint(&directory))
+            .and_then(|c| c.create_checkpoint_with_log_size(&directory, u64::MAX))
             .map_err(|e| io("RocksDB checkpoint into", &directory, e))?;
-        let mut files = Vec::new();
+        let mut names = Vec::new();
         for entry in std::fs::read_dir(&directory).map_err(|e| io("listing", &directory, e))? {
             let entry = entry.map_err(|e| io("listing", &directory, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            files.push(NativeFile {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok((directory, names))
+    }
+
+    fn part(&self, directory: PathBuf, names: Vec<String>) -> NativePart {
+        let files = (names.into_iter())
+            .map(|name| NativeFile {
                 inherited: self.inherited.get(&name).cloned(),
                 name,
-            });
-        }
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(NativePart {
+            })
+            .collect();
+        NativePart {
             node: self.node,
             instance: self.instance.clone(),
             groups: self.groups,
             directory,
             files,
-        })
+        }
+    }
+}
+
+/// A native checkpoint begun at its barrier, waiting for the background
+/// flush of the memtables the barrier switched. Dropping it abandons the
+/// checkpoint (and releases the barrier's snapshot).
+pub struct PendingNative {
+    /// Held until dropped; declared before `instance`, so released while
+    /// the database is open.
+    _snapshot: HeldSnapshot,
+    instance: Rc<RocksInstance>,
+    checkpoint: u64,
+    /// The sequence number of the last write before the barrier.
+    barrier: u64,
+    attempts: u32,
+}
+
+impl PendingNative {
+    /// The checkpoint's part once the barrier's memtables are flushed
+    /// (`None` until then): its files checked to hold no later write. An
+    /// error when they do (a memtable filled and was flushed after the
+    /// barrier first: this checkpoint cannot be taken any more).
+    pub fn poll(&mut self) -> Result<Option<NativePart>, String> {
+        let instance = &self.instance;
+        if !instance.memtables_flushed()? {
+            return Ok(None);
+        }
+        let before = live_file_sequence_numbers(&instance.db());
+        let (directory, names) = instance.link_live_files(self.checkpoint)?;
+        let after = live_file_sequence_numbers(&instance.db());
+        let tables = names.iter().filter(|n| is_sst(n)).map(String::as_str);
+        match check_view(self.barrier, tables, &before, &after) {
+            ViewCheck::Consistent => Ok(Some(instance.part(directory, names))),
+            ViewCheck::Unknown(file) => {
+                let _ = std::fs::remove_dir_all(&directory);
+                self.attempts += 1;
+                if self.attempts >= LISTING_ATTEMPTS {
+                    return Err(format!(
+                        "the files of {} kept changing while checkpoint {} linked them ({file} last)",
+                        instance.instance, self.checkpoint
+                    ));
+                }
+                Ok(None)
+            }
+            ViewCheck::After { file, largest } => {
+                let _ = std::fs::remove_dir_all(&directory);
+                Err(format!(
+                    "{file} of {} holds writes after the barrier of checkpoint {} \
+                     (sequence number {largest} > {}): a memtable filled and was flushed \
+                     before the barrier's own flush was listed",
+                    instance.instance, self.checkpoint, self.barrier
+                ))
+            }
+        }
+    }
+
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoint
     }
 }
 
@@ -235,9 +397,11 @@ impl Drop for RocksInstance {
     fn drop(&mut self) {
         // Closed first (closing flushes the memtables, which needs the
         // directory), then removed: its files are scratch, checkpoints hold
-        // what must last.
+        // what must last. Its checkpoint directories stay: the last may
+        // still be uploading after the shard ended, and the uploader removes
+        // each (the run's local directory goes at the end in any case).
         drop(self.db.borrow_mut().take());
-        let _ = std::fs::remove_dir_all(&self.directory);
+        let _ = std::fs::remove_dir_all(self.directory.join("db"));
     }
 }
 
@@ -262,6 +426,7 @@ fn copy_groups(
     options: &Options,
     part: &NativeRestore,
     groups: KeyGroupRange,
+    created: &mut Vec<String>,
 ) -> Result<(), String> {
     let wanted = KeyGroupRange {
         start: groups.start.max(part.groups.start),
@@ -279,6 +444,7 @@ fn copy_groups(
         if db.cf_handle(family).is_none() {
             db.create_cf(family, options)
                 .map_err(|e| format!("creating column family {family}: {e}"))?;
+            created.push(family.clone());
         }
         let from = source.cf_handle(family).expect("listed");
         let into = db.cf_handle(family).expect("created");

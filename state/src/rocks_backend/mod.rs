@@ -6,13 +6,16 @@
 //! - [`RocksInstance`]: one RocksDB per plan node per shard, a column family
 //!   per state, its checkpoints and its restore,
 //! - [`RocksTable`]: a [`KeyedTable`](crate::KeyedTable) over one column family,
-//! - [`native`]: what a checkpoint of an instance consists of.
+//! - [`native`]: what a checkpoint of an instance consists of,
+//! - `barrier_view`: how a checkpoint holds the barrier's view while the
+//!   memtables flush in the background.
 
+mod barrier_view;
 mod instance;
 pub mod key_layout;
 pub mod native;
 mod table;
 
-pub use instance::{RocksInstance, RocksResources};
+pub use instance::{PendingNative, RocksInstance, RocksResources};
 pub use native::{NativeFile, NativeHandle, NativePart, NativeRestore, SharedFile};
 pub use table::RocksTable;
