@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sluice_bench::window_count::Phases;
 use sluice_bench::{measuring, peers, window_count};
 
 fn bench(c: &mut Criterion) {
@@ -16,15 +17,20 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(events));
     let spin = Some(Duration::from_micros(200));
-    for (shards, spin, mode) in [
-        (1u32, None, "park"),
-        (2, None, "park"),
-        (1, spin, "spin"),
-        (2, spin, "spin"),
+    let two = Phases::Two {
+        max_partials: 100_000,
+    };
+    for (shards, spin, phases, mode) in [
+        (1u32, None, Phases::One, "park"),
+        (2, None, Phases::One, "park"),
+        (1, spin, Phases::One, "spin"),
+        (2, spin, Phases::One, "spin"),
+        (1, None, two, "two-phase/park"),
+        (2, None, two, "two-phase/park"),
     ] {
         group.bench_function(format!("sluice/{shards}-shards/{mode}"), |b| {
             b.iter(|| {
-                let report = window_count::sluice(shards, events, spin);
+                let report = window_count::sluice(shards, events, spin, phases);
                 assert_eq!(report.totals.records_in, events / 50 * 46, "the bids");
                 report.totals.records_out
             })
@@ -36,10 +42,19 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
-    // Both computed the same number of (key, window) results.
+    // All computed the same number of (key, window) results.
+    let timely = peers::timely::window_count(2, events);
     assert_eq!(
-        window_count::sluice(2, events, None).totals.records_out,
-        peers::timely::window_count(2, events)
+        window_count::sluice(2, events, None, Phases::One)
+            .totals
+            .records_out,
+        timely
+    );
+    assert_eq!(
+        window_count::sluice(2, events, None, two)
+            .totals
+            .records_out,
+        timely
     );
 }
 

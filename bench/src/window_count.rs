@@ -38,9 +38,24 @@ pub fn bids(events: u64, partitions: u32) -> NumericBidSource {
     }
 }
 
+/// How the count is aggregated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phases {
+    /// Every bid crosses the exchange to its auction's shard.
+    One,
+    /// Each shard counts its bids per auction and window before the exchange
+    /// (at most this many counts held) and the owner adds the counts up.
+    Two { max_partials: usize },
+}
+
 /// Runs the count in Sluice on `shards` shards; returns the job report.
 /// `spin_before_park`: busy-poll this long before an idle shard sleeps.
-pub fn sluice(shards: u32, events_total: u64, spin_before_park: Option<Duration>) -> JobReport {
+pub fn sluice(
+    shards: u32,
+    events_total: u64,
+    spin_before_park: Option<Duration>,
+    phases: Phases,
+) -> JobReport {
     let config = JobConfig {
         shards,
         spin_before_park,
@@ -49,15 +64,18 @@ pub fn sluice(shards: u32, events_total: u64, spin_before_park: Option<Duration>
         ..Default::default()
     };
     let env = StreamEnv::new(config);
-    env.source(
-        bids(events_total, shards.max(2)),
-        WatermarkStrategy::monotonous(),
-    )
-    .key_by(|b: &NumericBid| b.auction)
-    .window(TumblingWindows::of(WINDOW_MS))
-    .aggregate(Count, |key: &i64, w: &TimeWindow, count: u64| {
-        (*key, w.start, count)
-    })
+    let windows = env
+        .source(
+            bids(events_total, shards.max(2)),
+            WatermarkStrategy::monotonous(),
+        )
+        .key_by(|b: &NumericBid| b.auction)
+        .window(TumblingWindows::of(WINDOW_MS));
+    let result = |key: &i64, w: &TimeWindow, count: u64| (*key, w.start, count);
+    match phases {
+        Phases::One => windows.aggregate(Count, result),
+        Phases::Two { max_partials } => windows.aggregate_two_phase(Count, max_partials, result),
+    }
     .sink(BlackholeSink);
     env.execute().expect("window count job")
 }

@@ -27,8 +27,10 @@ use crate::operators::{
 use crate::push::{Discard, Push};
 use crate::runtime::{self, reachable_outboxes, JobReport, RootBuilder, ShardBuilder};
 use crate::window::{
-    AggregateFunction, AggregateLogic, CountTrigger, GlobalWindows, ProcessLogic, PurgingTrigger,
-    ReduceLogic, Trigger, WindowAssigner, WindowLogic, WindowOperator, WindowSpec,
+    AggregateFunction, AggregateLogic, CountTrigger, EventTimeTrigger, FixedSizeWindows,
+    GlobalWindows, LocalWindowAggregate, MergePartialsLogic, ProcessLogic, PurgingTrigger,
+    ReduceLogic, TimeWindow, Trigger, WindowAssigner, WindowLogic, WindowOperator, WindowSpec,
+    WindowsEndingAt,
 };
 use crate::{Data, EngineError, ExchangeData, JobConfig, SourceError, WatermarkStrategy};
 
@@ -418,6 +420,7 @@ impl<T: ExchangeData> Stream<T> {
         let input = self.exchange(move |sb| KeyPartitioner::new(selector.clone(), sb.key_groups));
         KeyedStream {
             input,
+            unpartitioned: self.clone(),
             key_of,
             _key: PhantomData,
         }
@@ -437,6 +440,8 @@ impl<T: ExchangeData> Stream<T> {
 /// A stream partitioned by key.
 pub struct KeyedStream<K, T, F> {
     input: Stream<T>,
+    /// The stream before the key exchange (for work done before it).
+    unpartitioned: Stream<T>,
     key_of: F,
     _key: PhantomData<fn() -> K>,
 }
@@ -533,11 +538,13 @@ where
         ConnectedStreams {
             first: KeyedStream {
                 input: self.input.clone(),
+                unpartitioned: self.unpartitioned.clone(),
                 key_of: self.key_of.clone(),
                 _key: PhantomData,
             },
             second: KeyedStream {
                 input: other.input.clone(),
+                unpartitioned: other.unpartitioned.clone(),
                 key_of: other.key_of.clone(),
                 _key: PhantomData,
             },
@@ -552,6 +559,7 @@ where
         WindowedStream {
             keyed: KeyedStream {
                 input: self.input.clone(),
+                unpartitioned: self.unpartitioned.clone(),
                 key_of: self.key_of.clone(),
                 _key: PhantomData,
             },
@@ -776,6 +784,62 @@ where
             function: function.clone(),
             _types: PhantomData,
         })
+    }
+}
+
+impl<K, T, F, A> WindowedStream<K, T, F, A, EventTimeTrigger>
+where
+    K: StableKey + StateKey,
+    T: ExchangeData,
+    F: Fn(&T) -> K + Clone + Send + Sync + 'static,
+    A: FixedSizeWindows,
+{
+    /// Incremental aggregation in two phases (Flink's local-global
+    /// aggregation): each shard folds its records into one accumulator per
+    /// key and window before the key exchange, holding at most
+    /// `max_partials` of them, and the key's owner merges what arrives.
+    /// Same results as [`aggregate`](Self::aggregate); a hot key costs the
+    /// exchange one record per window and shard instead of all of its own.
+    /// Needs an accumulator that merges (count, sum, min, max, sketches).
+    /// Late elements cannot go to a side output: they are folded before the
+    /// window sees them (they are dropped, or, within the allowed lateness,
+    /// fire the window again, as with `aggregate`).
+    pub fn aggregate_two_phase<Ag, O>(
+        self,
+        function: Ag,
+        max_partials: usize,
+        finish: impl Fn(&K, &TimeWindow, Ag::Out) -> O + Clone + Send + Sync + 'static,
+    ) -> Stream<O>
+    where
+        Ag: AggregateFunction<T>,
+        (K, Ag::Acc): ExchangeData,
+        O: Data,
+    {
+        let Self { keyed, spec, late } = self;
+        assert!(
+            late.is_none(),
+            "late elements of a two-phase aggregation cannot go to a side output"
+        );
+        let size_ms = spec.assigner.size_ms();
+        let (key_of, assigner, local) = (keyed.key_of, spec.assigner, function.clone());
+        let partials = keyed.unpartitioned.derive(move |_, _, next| {
+            Box::new(LocalWindowAggregate::new(
+                key_of.clone(),
+                assigner.clone(),
+                local.clone(),
+                max_partials,
+                next,
+            ))
+        });
+        partials
+            .key_by(|partial: &(K, Ag::Acc)| partial.0.clone())
+            .window(WindowsEndingAt { size_ms })
+            .allowed_lateness(spec.allowed_lateness_ms)
+            .apply(move || MergePartialsLogic {
+                function: function.clone(),
+                finish: finish.clone(),
+                _input: PhantomData,
+            })
     }
 }
 

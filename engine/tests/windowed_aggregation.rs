@@ -48,7 +48,9 @@ fn generator(events: u64) -> GeneratorSource {
     }
 }
 
-fn run(shards: u32, batch_bytes: usize, events: u64) -> Results {
+/// `two_phase`: fold before the key exchange, holding at most this many
+/// partial results per shard.
+fn run(shards: u32, batch_bytes: usize, events: u64, two_phase: Option<usize>) -> Results {
     let config = JobConfig {
         shards,
         batch_bytes_limit: batch_bytes,
@@ -57,15 +59,18 @@ fn run(shards: u32, batch_bytes: usize, events: u64) -> Results {
     };
     let env = StreamEnv::new(config);
     let (sink, collected) = CollectSink::new();
-    env.source(
-        generator(events),
-        WatermarkStrategy::bounded_out_of_orderness(800),
-    )
-    .key_by(|e: &GeneratedEvent| e.key)
-    .window(TumblingWindows::of(WINDOW_MS))
-    .aggregate(CountSum, |key: &u64, w: &TimeWindow, (count, sum)| {
-        (*key, w.start, count, sum)
-    })
+    let windows = env
+        .source(
+            generator(events),
+            WatermarkStrategy::bounded_out_of_orderness(800),
+        )
+        .key_by(|e: &GeneratedEvent| e.key)
+        .window(TumblingWindows::of(WINDOW_MS));
+    let result = |key: &u64, w: &TimeWindow, (count, sum)| (*key, w.start, count, sum);
+    match two_phase {
+        None => windows.aggregate(CountSum, result),
+        Some(max_partials) => windows.aggregate_two_phase(CountSum, max_partials, result),
+    }
     .sink(sink);
     let report = env.execute().expect("job runs");
     assert_eq!(report.totals.records_in, events);
@@ -109,7 +114,7 @@ fn identical_for_any_shard_count_and_batch_size() {
         (4, 1),
         (3, 500),
     ] {
-        let got = run(shards, batch_bytes, events);
+        let got = run(shards, batch_bytes, events, None);
         assert_eq!(
             got.len(),
             expected.len(),
@@ -120,4 +125,48 @@ fn identical_for_any_shard_count_and_batch_size() {
             "shards {shards}, batch {batch_bytes}: results differ"
         );
     }
+}
+
+// Folding per shard before the exchange (local-global aggregation) changes
+// no result, however little of it a shard may hold.
+#[test]
+fn two_phase_is_identical_for_any_shard_count_and_cap() {
+    let events = 1_000_000;
+    let expected = plain(events);
+    for (shards, max_partials) in [(1, 100_000), (2, 100_000), (4, 1_000), (3, 1)] {
+        let got = run(shards, 32 * 1024, events, Some(max_partials));
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "shards {shards}, cap {max_partials}"
+        );
+        assert!(
+            got == expected,
+            "shards {shards}, cap {max_partials}: results differ"
+        );
+    }
+}
+
+// A keyed stream nobody reads declares an exchange that no operator sends
+// on: the job must still end (its shards end that exchange at once).
+#[test]
+fn an_unused_keyed_stream_does_not_hold_up_the_job() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let env = StreamEnv::new(JobConfig {
+            shards: 2,
+            ..Default::default()
+        });
+        let (sink, collected) = CollectSink::new();
+        let events = env.source(generator(10_000), WatermarkStrategy::monotonous());
+        let _unused = events.key_by(|e: &GeneratedEvent| e.key);
+        events.map(|e: GeneratedEvent| e.key).sink(sink);
+        let ran = env.execute().map(|report| report.totals.records_in);
+        let _ = done.send(ran.map(|records_in| (records_in, collected.lock().unwrap().len())));
+    });
+    let (records_in, results) = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the job ended within a minute")
+        .expect("the job ran");
+    assert_eq!((records_in, results), (10_000, 10_000));
 }

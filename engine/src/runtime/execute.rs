@@ -633,6 +633,20 @@ async fn run_shard(
     };
     let spawn = |task: Pin<Box<dyn Future<Output = ()>>>| glommio::spawn_local(guarded(task));
     let mut tasks = Vec::new();
+    // An exchange the plan declared but no operator reads (a keyed stream
+    // left unused, or replaced as a two-phase aggregation replaces its
+    // input's) has no sender here: this shard ends it at once, or its peers
+    // would wait for that end forever.
+    for (edge, outbox) in &outboxes {
+        if builder.gates.contains_key(edge) {
+            continue;
+        }
+        for destination in (0..builder.shards).filter(|d| *d != shard) {
+            outbox.enqueue(destination, ExchangeMessage::End);
+        }
+        let outbox = outbox.clone();
+        tasks.push(spawn(Box::pin(async move { outbox.drain().await })));
+    }
     let (abort_watch, keep_watch) = AbortWatch::new(abort.clone());
     glommio::spawn_local(keep_watch).detach();
     for IncomingChannel {

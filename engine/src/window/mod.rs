@@ -9,6 +9,7 @@
 
 mod assigner;
 mod function;
+mod local_aggregate;
 mod operator;
 mod trigger;
 
@@ -19,6 +20,7 @@ pub use assigner::{
 pub use function::{
     AggregateFunction, AggregateLogic, Count, ProcessLogic, ReduceLogic, WindowLogic,
 };
+pub use local_aggregate::{FixedSizeWindows, LocalWindowAggregate, MergePartialsLogic};
 pub use operator::{WindowOperator, WindowSpec};
 pub use trigger::{
     CountTrigger, EventTimeTrigger, NeverTrigger, PurgingTrigger, Trigger, TriggerContext,
