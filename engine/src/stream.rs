@@ -20,15 +20,15 @@ use crate::exchange::{
     wire_exchange, BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner,
 };
 use crate::operators::{
-    co_process, CoTick, Filter, FirstInput, FlatMap, KeyedAggregate, KeyedCoProcess, KeyedHost,
-    KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SecondInput, SinkOperator, TickFor,
-    TryFilterMap, Union, UnionInput,
+    co_process, BatchFold, CoTick, Filter, FirstInput, FlatMap, KeyedAggregate, KeyedCoProcess,
+    KeyedHost, KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SecondInput, SinkOperator,
+    TickFor, TryFilterMap, Union, UnionInput,
 };
 use crate::push::{Discard, Push};
 use crate::runtime::{self, reachable_outboxes, JobReport, RootBuilder, ShardBuilder};
 use crate::window::{
     AggregateFunction, AggregateLogic, CountTrigger, EventTimeTrigger, FixedSizeWindows,
-    GlobalWindows, LocalWindowAggregate, MergePartialsLogic, ProcessLogic, PurgingTrigger,
+    GlobalWindows, LocalWindowAggregate, MergeAccumulators, ProcessLogic, PurgingTrigger,
     ReduceLogic, TimeWindow, Trigger, WindowAssigner, WindowLogic, WindowOperator, WindowSpec,
     WindowsEndingAt,
 };
@@ -496,6 +496,28 @@ where
         })
     }
 
+    /// Rolling aggregate in two phases (Flink's local-global aggregation):
+    /// each shard folds every input batch into one accumulator per key
+    /// before the key exchange, and the key's owner merges them. The keys'
+    /// results are those of [`aggregate`](Self::aggregate); updates are
+    /// emitted per folded batch instead of per record, so a hot key costs
+    /// the exchange and the owner one record per batch and shard. Needs an
+    /// accumulator that merges (count, sum, min, max, sketches).
+    pub fn aggregate_two_phase<A>(&self, function: A) -> Stream<(K, A::Out)>
+    where
+        A: AggregateFunction<T>,
+        A::Out: Data,
+        (K, A::Acc): ExchangeData,
+    {
+        let (key_of, local) = (self.key_of.clone(), function.clone());
+        let partials = self.unpartitioned.derive(move |_, _, next| {
+            Box::new(BatchFold::new(key_of.clone(), local.clone(), next))
+        });
+        partials
+            .key_by(|partial: &(K, A::Acc)| partial.0.clone())
+            .aggregate(MergeAccumulators::new(function))
+    }
+
     /// Runs `factory`'s function per key, with keyed state and timers. The
     /// factory runs once per shard and creates the function's state handles.
     pub fn process<O, P>(
@@ -835,11 +857,7 @@ where
             .key_by(|partial: &(K, Ag::Acc)| partial.0.clone())
             .window(WindowsEndingAt { size_ms })
             .allowed_lateness(spec.allowed_lateness_ms)
-            .apply(move || MergePartialsLogic {
-                function: function.clone(),
-                finish: finish.clone(),
-                _input: PhantomData,
-            })
+            .aggregate(MergeAccumulators::new(function), finish)
     }
 }
 

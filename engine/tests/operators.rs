@@ -612,6 +612,50 @@ fn rolling_reduce_and_aggregate_emit_running_values() {
     }
 }
 
+// The rolling aggregate in two phases: the same totals per key, each
+// key's updates still rising one by one to its total, and fewer of them
+// (each shard folds a batch's records of a key into one partial).
+#[test]
+fn two_phase_rolling_aggregate_reaches_the_same_totals_with_fewer_updates() {
+    let events = 20_000;
+    let source = generator(events);
+    let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+    for i in 0..events {
+        *counts.entry(source.event(i).key).or_default() += 1;
+    }
+    for shards in [1, 2, 3] {
+        let env = StreamEnv::new(config(shards));
+        let (sink, counted) = CollectSink::new();
+        env.source(
+            source.clone(),
+            WatermarkStrategy::bounded_out_of_orderness(200),
+        )
+        .key_by(|e: &GeneratedEvent| e.key)
+        .aggregate_two_phase(Count)
+        .sink(sink);
+        let report = env.execute().unwrap();
+        assert_eq!(report.totals.records_in, events);
+        let counted = counted.lock().unwrap().clone();
+        // A key's updates come from its owner in order: each one larger.
+        let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in &counted {
+            let previous = last.insert(r.value.0, r.value.1).unwrap_or(0);
+            assert!(
+                r.value.1 > previous,
+                "{shards} shards: key {} went from {previous} to {}",
+                r.value.0,
+                r.value.1
+            );
+        }
+        assert_eq!(last, counts, "{shards} shards");
+        assert!(
+            (counted.len() as u64) < events / 2,
+            "{shards} shards: {} updates for {events} records",
+            counted.len()
+        );
+    }
+}
+
 /// A sink that cannot be opened on shard 1.
 struct BrokenOnShardOne;
 

@@ -1,6 +1,7 @@
 //! The operators of the fused chain. Each lives on one shard's core, receives
 //! batches through [`Push`](crate::Push), and owns its successor.
 
+mod batch_fold;
 mod co_process;
 mod fan_out;
 mod filter;
@@ -15,6 +16,7 @@ mod sink;
 mod try_filter_map;
 mod union;
 
+pub use batch_fold::BatchFold;
 pub(crate) use co_process::{co_process, CoTick};
 pub use co_process::{FirstInput, KeyedCoProcess, SecondInput};
 pub use fan_out::FanOut;

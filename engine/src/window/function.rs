@@ -40,6 +40,52 @@ impl<T> AggregateFunction<T> for Count {
     }
 }
 
+/// The second phase of a two-phase aggregation: merges the partial
+/// accumulators `(key, accumulator)` that the first phase folded before the
+/// key exchange, so that the result is `function`'s over all the records.
+pub struct MergeAccumulators<T, A> {
+    pub function: A,
+    _input: PhantomData<fn(T)>,
+}
+
+impl<T, A> MergeAccumulators<T, A> {
+    pub fn new(function: A) -> Self {
+        MergeAccumulators {
+            function,
+            _input: PhantomData,
+        }
+    }
+}
+
+impl<T, A: Clone> Clone for MergeAccumulators<T, A> {
+    fn clone(&self) -> Self {
+        MergeAccumulators::new(self.function.clone())
+    }
+}
+
+impl<K, T, A> AggregateFunction<(K, A::Acc)> for MergeAccumulators<T, A>
+where
+    T: 'static,
+    A: AggregateFunction<T>,
+{
+    type Acc = A::Acc;
+    type Out = A::Out;
+    fn create_accumulator(&self) -> A::Acc {
+        self.function.create_accumulator()
+    }
+    #[inline]
+    fn add(&self, partial: &(K, A::Acc), acc: &mut A::Acc) {
+        let current = std::mem::replace(acc, self.function.create_accumulator());
+        *acc = self.function.merge(current, partial.1.clone());
+    }
+    fn get_result(&self, acc: &A::Acc) -> A::Out {
+        self.function.get_result(acc)
+    }
+    fn merge(&self, a: A::Acc, b: A::Acc) -> A::Acc {
+        self.function.merge(a, b)
+    }
+}
+
 /// How the window operator keeps and emits one window's contents.
 pub trait WindowLogic<K, T, W>: 'static {
     /// Cloned when panes shared by overlapping windows are combined.

@@ -1,6 +1,6 @@
 //! Two-phase window aggregation: the local phase, before the key exchange,
-//! and the merge of its partial results after it (Flink's local-global
-//! aggregation).
+//! whose partial results [`MergeAccumulators`](super::MergeAccumulators)
+//! merges after it (Flink's local-global aggregation).
 //!
 //! A hot key (Nexmark's hot auction takes half of all bids) sends its
 //! records to the one shard that owns it. With two phases each shard first
@@ -26,7 +26,7 @@ use sluice_state::FastHashMap;
 use crate::push::{Control, EdgeId, Push};
 use crate::Rec;
 
-use super::{AggregateFunction, TimeWindow, Window, WindowAssigner, WindowLogic};
+use super::{AggregateFunction, TimeWindow, Window, WindowAssigner};
 
 /// How many partials go downstream in one batch.
 const OUTPUT_BATCH: usize = 1024;
@@ -170,41 +170,5 @@ where
 
     fn reachable_edges(&self, out: &mut Vec<EdgeId>) {
         self.next.reachable_edges(out);
-    }
-}
-
-/// The global phase's window logic: merges the partial accumulators of a
-/// (key, window) and emits like [`AggregateLogic`](super::AggregateLogic).
-pub struct MergePartialsLogic<T, Ag, E> {
-    pub function: Ag,
-    pub finish: E,
-    pub _input: std::marker::PhantomData<fn(T)>,
-}
-
-impl<K, T, Ag, E, O> WindowLogic<K, (K, Ag::Acc), TimeWindow> for MergePartialsLogic<T, Ag, E>
-where
-    T: 'static,
-    Ag: AggregateFunction<T>,
-    E: Fn(&K, &TimeWindow, Ag::Out) -> O + 'static,
-    O: crate::Data,
-{
-    type Acc = Ag::Acc;
-    type Out = O;
-    fn create(&self) -> Ag::Acc {
-        self.function.create_accumulator()
-    }
-    #[inline]
-    fn add(&self, acc: &mut Ag::Acc, partial: &(K, Ag::Acc)) {
-        let current = std::mem::replace(acc, self.function.create_accumulator());
-        *acc = self.function.merge(current, partial.1.clone());
-    }
-    fn merge(&self, a: Ag::Acc, b: Ag::Acc) -> Ag::Acc {
-        self.function.merge(a, b)
-    }
-    fn emit(&self, key: &K, window: &TimeWindow, acc: &Ag::Acc, ts: i64, out: &mut Vec<Rec<O>>) {
-        out.push(Rec {
-            ts,
-            value: (self.finish)(key, window, self.function.get_result(acc)),
-        });
     }
 }

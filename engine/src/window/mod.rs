@@ -18,9 +18,10 @@ pub use assigner::{
     TumblingWindows, Window, WindowAssigner, WindowsEndingAt,
 };
 pub use function::{
-    AggregateFunction, AggregateLogic, Count, ProcessLogic, ReduceLogic, WindowLogic,
+    AggregateFunction, AggregateLogic, Count, MergeAccumulators, ProcessLogic, ReduceLogic,
+    WindowLogic,
 };
-pub use local_aggregate::{FixedSizeWindows, LocalWindowAggregate, MergePartialsLogic};
+pub use local_aggregate::{FixedSizeWindows, LocalWindowAggregate};
 pub use operator::{WindowOperator, WindowSpec};
 pub use trigger::{
     CountTrigger, EventTimeTrigger, NeverTrigger, PurgingTrigger, Trigger, TriggerContext,

@@ -482,10 +482,9 @@ fn run_two_phase<A: FixedSizeWindows>(
         trigger: EventTimeTrigger,
         allowed_lateness_ms: lateness,
     };
-    let logic = MergePartialsLogic {
-        function: CountSum,
+    let logic = AggregateLogic {
+        function: MergeAccumulators::<Element, _>::new(CountSum),
         finish: |k: &u8, w: &TimeWindow, (c, s): (u64, i64)| (*k, w.start, w.end, c, s),
-        _input: std::marker::PhantomData::<fn(Element)>,
     };
     let global: Box<dyn Push<(u8, (u64, i64))>> = Box::new(WindowOperator::new(
         "g",
