@@ -3,7 +3,9 @@
 //! Isolates the keyed exchange plus window state and timers; sources are
 //! in-process generators and results go to a blackhole. Sluice runs with its
 //! defaults (shards park when idle) and with `spin_before_park` = 200 µs (the
-//! polling mode a dedicated machine would use; timely's workers spin too).
+//! polling mode a dedicated machine would use; timely's workers spin too),
+//! and in two phases (each shard counts before the exchange). A second
+//! group: the rolling count per auction, in one phase and in two.
 
 use std::time::Duration;
 
@@ -42,6 +44,22 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+    // The rolling count: one update per bid against one per folded batch.
+    let mut rolling = c.benchmark_group("rolling_count");
+    rolling.sample_size(10);
+    rolling.throughput(Throughput::Elements(events));
+    for shards in [1u32, 2] {
+        for (phases, mode) in [(Phases::One, "one-phase"), (two, "two-phase")] {
+            rolling.bench_function(format!("sluice/{shards}-shards/{mode}"), |b| {
+                b.iter(|| {
+                    let report = window_count::sluice_rolling(shards, events, phases);
+                    assert_eq!(report.totals.records_in, events / 50 * 46, "the bids");
+                    report.totals.records_out
+                })
+            });
+        }
+    }
+    rolling.finish();
     // All computed the same number of (key, window) results.
     let timely = peers::timely::window_count(2, events);
     assert_eq!(

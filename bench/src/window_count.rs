@@ -1,7 +1,8 @@
 //! The keyed tumbling-window count over numeric Nexmark bids: bids keyed by
 //! auction, counted per auction in 1-second event-time windows, results to
 //! the blackhole — Nexmark's hot-auction skew included (half the bids go to
-//! the current hot auction).
+//! the current hot auction). Also its rolling (unbounded) counterpart, and
+//! both in one or two phases.
 //!
 //! Bids come from the Nexmark generator's numeric projection (no strings) with
 //! no delays, so timestamps are monotonic per partition and every peer can
@@ -78,4 +79,29 @@ pub fn sluice(
     }
     .sink(BlackholeSink);
     env.execute().expect("window count job")
+}
+
+/// The rolling (unbounded) count of bids per auction in Sluice on `shards`
+/// shards: one update per bid, or with two phases one per auction and
+/// folded batch of each shard; updates to the blackhole.
+pub fn sluice_rolling(shards: u32, events_total: u64, phases: Phases) -> JobReport {
+    let config = JobConfig {
+        shards,
+        flush_timeout: Duration::from_millis(5),
+        progress_interval: None,
+        ..Default::default()
+    };
+    let env = StreamEnv::new(config);
+    let keyed = env
+        .source(
+            bids(events_total, shards.max(2)),
+            WatermarkStrategy::monotonous(),
+        )
+        .key_by(|b: &NumericBid| b.auction);
+    match phases {
+        Phases::One => keyed.aggregate(Count),
+        Phases::Two { .. } => keyed.aggregate_two_phase(Count),
+    }
+    .sink(BlackholeSink);
+    env.execute().expect("rolling count job")
 }
