@@ -301,18 +301,28 @@ fn wait_for(pending: &mut crate::rocks_backend::PendingNative) -> crate::rocks_b
     panic!("the background flush did not finish within 20 s");
 }
 
+/// An instance of one shard owning key groups 0..16 whose table holds
+/// keys 0..100, each counted once.
+fn instance_with_100_counts(
+    dir: &tempfile::TempDir,
+) -> (Rc<RocksInstance>, RocksTable<String, u8, i64>, Model) {
+    let layout = KeyGroups::new(16, 1);
+    let (instance, mut table) = rocks_table(&resources(dir, 0), layout.range_of(0), Vec::new());
+    let mut model = Model::new();
+    for k in 0..100u16 {
+        apply(&mut table, &mut model, layout, &Op::Put(k, 0, 1)).unwrap();
+    }
+    (instance, table, model)
+}
+
 // Writes after the barrier that reach a table file before the checkpoint
 // lists its files (a memtable filled and flushed meanwhile; forced here)
 // make the checkpoint fail, instead of holding them.
 #[test]
 fn a_native_checkpoint_refuses_files_with_writes_after_its_barrier() {
-    let layout = KeyGroups::new(16, 1);
     let dir = tempfile::tempdir().unwrap();
-    let (instance, mut table) = rocks_table(&resources(&dir, 0), layout.range_of(0), Vec::new());
-    let mut model = Model::new();
-    for k in 0..100u16 {
-        apply(&mut table, &mut model, layout, &Op::Put(k, 0, 1)).unwrap();
-    }
+    let (instance, mut table, mut model) = instance_with_100_counts(&dir);
+    let layout = KeyGroups::new(16, 1);
     let mut pending = instance.begin_checkpoint(1).unwrap();
     for k in 0..100u16 {
         apply(&mut table, &mut model, layout, &Op::Put(k, 0, 2)).unwrap();
@@ -341,13 +351,8 @@ fn a_native_checkpoint_refuses_files_with_writes_after_its_barrier() {
 // shard ends: dropping the instance must not take its linked files along.
 #[test]
 fn a_native_checkpoint_outlives_its_instance_until_uploaded() {
-    let layout = KeyGroups::new(16, 1);
     let dir = tempfile::tempdir().unwrap();
-    let (instance, mut table) = rocks_table(&resources(&dir, 0), layout.range_of(0), Vec::new());
-    let mut model = Model::new();
-    for k in 0..100u16 {
-        apply(&mut table, &mut model, layout, &Op::Put(k, 0, 1)).unwrap();
-    }
+    let (instance, table, _model) = instance_with_100_counts(&dir);
     let part = instance.checkpoint(1).unwrap();
     drop(table);
     drop(instance);

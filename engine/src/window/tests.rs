@@ -62,6 +62,15 @@ impl AggregateFunction<Element> for CountSum {
     }
 }
 
+/// The keyed state of one shard that owns every key group of `groups`.
+fn memory_backend(groups: KeyGroups) -> StateBackend {
+    StateBackend::new(
+        StateBackendKind::Memory,
+        groups.range_of(0),
+        Default::default(),
+    )
+}
+
 /// Runs the operator over `steps`; returns per step (sorted fired, sorted late).
 fn run_operator<A: WindowAssigner<W = TimeWindow>>(
     assigner: A,
@@ -76,11 +85,7 @@ where
     let late = FanOut::<Element>::new();
     late.add(Box::new(Collect(late_records.clone())));
     let groups = KeyGroups::new(16, 1);
-    let mut backend = StateBackend::new(
-        StateBackendKind::Memory,
-        groups.range_of(0),
-        Default::default(),
-    );
+    let mut backend = memory_backend(groups);
     let spec = WindowSpec {
         assigner,
         trigger: EventTimeTrigger,
@@ -293,7 +298,7 @@ proptest! {
     fn count_windows_match_model(elements in proptest::collection::vec((0u8..3, -5i64..5), 1..200), n in 1u64..6) {
         let fired = Rc::new(RefCell::new(Vec::new()));
         let groups = KeyGroups::new(16, 1);
-        let mut backend = StateBackend::new(StateBackendKind::Memory, groups.range_of(0), Default::default());
+        let mut backend = memory_backend(groups);
         let spec = WindowSpec { assigner: GlobalWindows, trigger: PurgingTrigger(CountTrigger::of(n)), allowed_lateness_ms: 0 };
         let logic = AggregateLogic { function: CountSum, finish: |k: &u8, _: &GlobalWindow, r: (u64, i64)| (*k, r) };
         let mut op = WindowOperator::new("c", |e: &Element| e.0, groups, spec, logic, &mut backend,
@@ -380,11 +385,7 @@ impl Trigger<Element, TimeWindow> for FireOnNegative {
 fn custom_trigger_fires_early() {
     let fired = Rc::new(RefCell::new(Vec::new()));
     let groups = KeyGroups::new(16, 1);
-    let mut backend = StateBackend::new(
-        StateBackendKind::Memory,
-        groups.range_of(0),
-        Default::default(),
-    );
+    let mut backend = memory_backend(groups);
     let spec = WindowSpec {
         assigner: TumblingWindows::of(100),
         trigger: FireOnNegative,
@@ -470,11 +471,7 @@ fn run_two_phase<A: FixedSizeWindows>(
 ) -> Vec<Vec<Fired>> {
     let fired = Rc::new(RefCell::new(Vec::new()));
     let groups = KeyGroups::new(16, 1);
-    let mut backend = StateBackend::new(
-        StateBackendKind::Memory,
-        groups.range_of(0),
-        Default::default(),
-    );
+    let mut backend = memory_backend(groups);
     let spec = WindowSpec {
         assigner: WindowsEndingAt {
             size_ms: assigner.size_ms(),
