@@ -16,9 +16,9 @@
 //!
 //! Compaction to the bottom level sets sequence numbers older than the
 //! oldest snapshot to zero, which would hide a later write from that check:
-//! a [`BarrierView`] therefore holds a RocksDB snapshot at `S` until the
-//! files are listed, so later writes keep their numbers (and earlier
-//! versions their place).
+//! a [`PendingNative`](super::PendingNative) therefore holds a RocksDB
+//! snapshot at `S` until the files are listed, so later writes keep their
+//! numbers (and earlier versions their place).
 //!
 //! Lives on its shard's core, beside the instance it views.
 
@@ -28,7 +28,8 @@ use std::ffi::CStr;
 use rocksdb::{AsRawPtr, DB};
 
 /// A RocksDB snapshot at the barrier, released on drop. The instance that
-/// took it must outlive it (the [`BarrierView`] holds the instance).
+/// took it must outlive it (the [`PendingNative`](super::PendingNative)
+/// holding it holds the instance).
 pub(super) struct HeldSnapshot {
     db: *mut librocksdb_sys::rocksdb_t,
     snapshot: *const librocksdb_sys::rocksdb_snapshot_t,
