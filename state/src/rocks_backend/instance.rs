@@ -3,8 +3,8 @@
 //! Lives on its shard's core (RocksDB's own flush and compaction threads run
 //! beside it). The instance sits in `<shard directory>/node-<node>/db`, one
 //! column family per state; its checkpoints' links in
-//! `…/node-<node>/checkpoints/<instance>/<checkpoint>`. Instances of a shard share one block cache and
-//! one memtable budget ([`RocksResources`]).
+//! `…/node-<node>/checkpoints/<instance>/<checkpoint>`. Instances of a shard
+//! share one block cache and one memtable budget ([`RocksResources`]).
 //!
 //! Why an instance per plan node and not per shard: a checkpoint is taken
 //! when the barrier reaches a node, and nodes of a shard reach it at different
@@ -13,8 +13,8 @@
 //!
 //! Writes skip the write-ahead log: durability comes from checkpoints, and a
 //! crashed shard restores from the last one. At the barrier a checkpoint
-//! only switches the memtables (the synchronous part, well under a
-//! millisecond); once RocksDB's threads have flushed them, the live files
+//! only switches the memtables (the synchronous part: q18's whole barrier
+//! took 4–9 ms with it, against 238–287 ms with a flush); once RocksDB's threads have flushed them, the live files
 //! are hard-linked into a directory, checked to hold no write after the
 //! barrier ([`barrier_view`](super::barrier_view)); uploading happens
 //! elsewhere.
