@@ -27,6 +27,7 @@ mod fast_hash;
 mod key_group;
 mod memory;
 mod namespaced_memory;
+mod open_table;
 pub mod rocks_backend;
 mod snapshot;
 mod stable_hash;

@@ -1,41 +1,31 @@
-//! The memory state backend: one hash map per key group, values as Rust objects.
+//! The memory state backend: one open-addressing table per key group,
+//! values as Rust objects stored inline ([`OpenTable`]).
 //!
 //! Lives on its shard's core. Lookups take the key and namespace by reference
-//! (no clone, no allocation); only inserting a new entry clones them. Maps
-//! grow staggered by key group ([`grow_staggered`]). Invariant: `maps[i]`
+//! (no clone, no allocation); only inserting a new entry clones them. Tables
+//! grow incrementally (a few entries moved per insert), staggered by key
+//! group. Invariant: `maps[i]`
 //! holds exactly the entries of key group `groups.start + i`.
 
 use std::hash::{Hash, Hasher};
 
-use hashbrown::Equivalent;
+use crate::open_table::OpenTable;
+use crate::{FastHasher, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey};
 
-use crate::fast_hash::grow_staggered;
-use crate::{FastHashMap, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey};
-
-/// Borrowed `(key, namespace)` that hashes and compares like the owned tuple.
-struct EntryRef<'a, K, N>(&'a K, &'a N);
-
-impl<K: Hash, N: Hash> Hash for EntryRef<'_, K, N> {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must match the derived `Hash` of `(K, N)`: elements in order.
-        self.0.hash(state);
-        self.1.hash(state);
-    }
-}
-
-impl<K: Eq, N: Eq> Equivalent<(K, N)> for EntryRef<'_, K, N> {
-    #[inline]
-    fn equivalent(&self, owned: &(K, N)) -> bool {
-        *self.0 == owned.0 && *self.1 == owned.1
-    }
+/// The in-shard hash of `(key, namespace)`.
+#[inline]
+pub(crate) fn entry_hash<K: Hash, N: Hash>(key: &K, namespace: &N) -> u64 {
+    let mut hasher = FastHasher::default();
+    key.hash(&mut hasher);
+    namespace.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// In-memory [`KeyedTable`].
 pub struct MemoryTable<K, N, V> {
     name: String,
     groups: KeyGroupRange,
-    maps: Vec<FastHashMap<(K, N), V>>,
+    maps: Vec<OpenTable<(K, N), V>>,
     len: usize,
 }
 
@@ -44,7 +34,7 @@ impl<K: StateKey, N: StateKey, V> MemoryTable<K, N, V> {
         MemoryTable {
             name: name.to_owned(),
             groups,
-            maps: (0..groups.len()).map(|_| FastHashMap::default()).collect(),
+            maps: (0..groups.len()).map(OpenTable::staggered).collect(),
             len: 0,
         }
     }
@@ -54,7 +44,7 @@ impl<K: StateKey, N: StateKey, V> MemoryTable<K, N, V> {
     }
 
     #[inline]
-    fn map(&self, group: KeyGroup) -> &FastHashMap<(K, N), V> {
+    fn map(&self, group: KeyGroup) -> &OpenTable<(K, N), V> {
         assert!(
             self.groups.contains(group),
             "{group} is not owned by table {} ({:?})",
@@ -65,7 +55,7 @@ impl<K: StateKey, N: StateKey, V> MemoryTable<K, N, V> {
     }
 
     #[inline]
-    fn map_mut(&mut self, group: KeyGroup) -> &mut FastHashMap<(K, N), V> {
+    fn map_mut(&mut self, group: KeyGroup) -> &mut OpenTable<(K, N), V> {
         assert!(
             self.groups.contains(group),
             "{group} is not owned by table {} ({:?})",
@@ -82,11 +72,17 @@ impl<K: StateKey, N: StateKey, V> KeyedTable<K, N, V> for MemoryTable<K, N, V> {
     where
         V: Clone,
     {
-        self.map(group).get(&EntryRef(key, namespace)).cloned()
+        let hash = entry_hash(key, namespace);
+        self.map(group)
+            .get(hash, |(k, n)| k == key && n == namespace)
+            .cloned()
     }
 
     fn read(&self, group: KeyGroup, key: &K, namespace: &N, f: &mut dyn FnMut(Option<&V>)) {
-        f(self.map(group).get(&EntryRef(key, namespace)))
+        let hash = entry_hash(key, namespace);
+        f(self
+            .map(group)
+            .get(hash, |(k, n)| k == key && n == namespace))
     }
 
     #[inline]
@@ -97,52 +93,49 @@ impl<K: StateKey, N: StateKey, V> KeyedTable<K, N, V> for MemoryTable<K, N, V> {
         namespace: &N,
         f: &mut dyn FnMut(Slot<'_, V>) -> SlotAction<V>,
     ) {
+        let hash = entry_hash(key, namespace);
         let map = self.map_mut(group);
-        let delta: isize = match map.get_mut(&EntryRef(key, namespace)) {
-            Some(value) => match f(Slot::Present(value)) {
-                SlotAction::Keep => 0,
-                SlotAction::Put(new) => {
-                    *value = new;
-                    0
-                }
+        match map.find(hash, |(k, n)| k == key && n == namespace) {
+            Some(position) => match f(Slot::Present(map.value_mut(position))) {
+                SlotAction::Keep => {}
+                SlotAction::Put(new) => *map.value_mut(position) = new,
                 SlotAction::Remove => {
-                    map.remove(&EntryRef(key, namespace));
-                    -1
+                    map.remove_at(position);
+                    self.len -= 1;
                 }
             },
-            None => match f(Slot::Absent) {
-                SlotAction::Keep | SlotAction::Remove => 0,
-                SlotAction::Put(new) => {
-                    map.insert((key.clone(), namespace.clone()), new);
-                    grow_staggered(map, group.0 as usize);
-                    1
+            None => {
+                if let SlotAction::Put(new) = f(Slot::Absent) {
+                    map.insert_new(hash, (key.clone(), namespace.clone()), new);
+                    self.len += 1;
                 }
-            },
-        };
-        self.len = self.len.wrapping_add_signed(delta);
+            }
+        }
     }
 
     fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V> {
-        let removed = self.map_mut(group).remove(&EntryRef(key, namespace));
-        if removed.is_some() {
-            self.len -= 1;
-        }
-        removed
+        let hash = entry_hash(key, namespace);
+        let map = self.map_mut(group);
+        let position = map.find(hash, |(k, n)| k == key && n == namespace)?;
+        let (_, removed) = map.remove_at(position);
+        self.len -= 1;
+        Some(removed)
     }
 
     fn put(&mut self, group: KeyGroup, key: &K, namespace: &N, value: V) {
+        let hash = entry_hash(key, namespace);
         let map = self.map_mut(group);
-        if let Some(slot) = map.get_mut(&EntryRef(key, namespace)) {
-            *slot = value;
-        } else {
-            map.insert((key.clone(), namespace.clone()), value);
-            grow_staggered(map, group.0 as usize);
-            self.len += 1;
+        match map.find(hash, |(k, n)| k == key && n == namespace) {
+            Some(position) => *map.value_mut(position) = value,
+            None => {
+                map.insert_new(hash, (key.clone(), namespace.clone()), value);
+                self.len += 1;
+            }
         }
     }
 
     fn for_each_in_group(&self, group: KeyGroup, f: &mut dyn FnMut(&K, &N, &V)) {
-        for ((k, n), v) in self.map(group) {
+        for ((k, n), v) in self.map(group).iter() {
             f(k, n, v);
         }
     }
