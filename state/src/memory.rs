@@ -4,8 +4,8 @@
 //! Lives on its shard's core. Lookups take the key and namespace by reference
 //! (no clone, no allocation); only inserting a new entry clones them. Tables
 //! grow incrementally (a few entries moved per insert), staggered by key
-//! group. Invariant: `maps[i]`
-//! holds exactly the entries of key group `groups.start + i`.
+//! group. Invariant: `maps[i]` holds exactly the entries of key group
+//! `groups.start + i`.
 
 use std::hash::{Hash, Hasher};
 
