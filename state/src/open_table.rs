@@ -294,14 +294,7 @@ impl<K, V> Slots<K, V> {
     /// its home.
     fn take(&mut self, index: usize) -> (u64, (K, V)) {
         let mask = self.mask();
-        let slot = &mut self.slots[index];
-        let hash = mem::replace(&mut slot.hash, 0);
-        assert_ne!(hash, 0, "taking from an empty slot");
-        // SAFETY: the slot was full; its hash now marks it empty, so the
-        // entry is read out once.
-        let taken = unsafe { slot.entry.assume_init_read() };
-        self.tags[index] = 0;
-        self.len -= 1;
+        let taken = self.take_alone(index);
         let mut hole = index;
         let mut next = (index + 1) & mask;
         while self.tags[next] != 0 {
@@ -315,16 +308,18 @@ impl<K, V> Slots<K, V> {
             }
             next = (next + 1) & mask;
         }
-        (hash, taken)
+        taken
     }
 
     /// Takes the entry at `index` out without shifting the rest of its
-    /// run: for draining, which takes whole runs in one step.
+    /// run: for draining, which takes whole runs in one step, and for
+    /// `take`, which shifts after it.
     fn take_alone(&mut self, index: usize) -> (u64, (K, V)) {
         let slot = &mut self.slots[index];
         let hash = mem::replace(&mut slot.hash, 0);
         assert_ne!(hash, 0, "taking from an empty slot");
-        // SAFETY: as in `take`.
+        // SAFETY: the slot was full; its hash now marks it empty, so the
+        // entry is read out once.
         let taken = unsafe { slot.entry.assume_init_read() };
         self.tags[index] = 0;
         self.len -= 1;
