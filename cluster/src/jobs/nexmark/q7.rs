@@ -8,10 +8,11 @@
 
 use serde::Serialize;
 use sluice_engine::connectors::nexmark::Bid;
+use sluice_engine::window::{AggregateFunction, SlidingWindows, TimeWindow};
 use sluice_engine::SharedStr;
 use sluice_engine::StreamEnv;
 
-use super::{bids, Ctx, WindowParams};
+use super::{bids, WindowParams};
 use crate::job_file::{JobFileError, RegisteredJob};
 
 /// q7's output: a bid with the highest price of its window, in the sink
@@ -29,58 +30,102 @@ pub struct HighestBid {
     pub extra: SharedStr,
 }
 
-/// A bid projected for q7, with the end of the window it is compared in and
-/// whether it belongs to that window (or only touches its end).
-type WindowedBid = (i64, bool, i64, i64, i64, i64, SharedStr);
-
-/// Per window: the highest price of its bids, the bids at that price, and the
-/// bids exactly at its end (which SQL's `BETWEEN` also compares with it).
-struct HighestInWindow {
-    best: sluice_engine::keyed_state::ValueState<i64, (i64, Vec<HighestBid>)>,
-    at_end: sluice_engine::keyed_state::ListState<i64, HighestBid>,
+/// Per window, the bids of one shard or, merged, of all: the highest price
+/// among the bids off the windows' edges and those bids, and every bid on an
+/// edge (a time that is a multiple of the window size), kept whole because
+/// such a bid is inside one window and at the closing end of the one before
+/// (see [`HighestOfWindow`]).
+#[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Highest {
+    /// `i64::MIN` while no bid off an edge has been seen.
+    price: i64,
+    at_price: Vec<HighestBid>,
+    on_edges: Vec<HighestBid>,
 }
 
-impl sluice_engine::operators::KeyedProcess<i64, WindowedBid, HighestBid> for HighestInWindow {
-    fn process_element(&mut self, bid: WindowedBid, ctx: &mut Ctx<'_, HighestBid>) {
-        let (end, member, auction, price, bidder, date_time, extra) = bid;
-        let bid = HighestBid {
-            auction,
-            price,
-            bidder,
-            date_time,
-            extra,
+/// The aggregate of q7's windows. Each window spans `[start, start + size]`,
+/// both ends included as in the SQL's `BETWEEN` (a sliding window of
+/// `size + 1` ms every `size` ms): its highest price is that of the bids in
+/// `[start, start + size)`, and every bid of the span at that price is a
+/// result. The accumulator cannot tell which window it serves, so it keeps
+/// the bids on edges apart and [`HighestOfWindow::results`] sorts them out
+/// once the window is known. The accumulators merge, so each shard folds its
+/// own bids before the exchange (Flink's local-global aggregation) and the
+/// window's owner merges one partial per shard: the window is no longer one
+/// hot key that takes every bid.
+#[derive(Debug, Clone, Copy)]
+struct HighestOfWindow {
+    size: i64,
+}
+
+impl HighestOfWindow {
+    /// Window `window`'s results from its accumulator.
+    fn results(size: i64, window: &TimeWindow, acc: Highest) -> Vec<HighestBid> {
+        let (start, closing_edge) = (window.start, window.start + size);
+        let highest = acc
+            .on_edges
+            .iter()
+            .filter(|b| b.date_time == start)
+            .map(|b| b.price)
+            .fold(acc.price, i64::max);
+        if highest == i64::MIN {
+            return Vec::new(); // no bid inside the window
+        }
+        let mut results = if acc.price == highest {
+            acc.at_price
+        } else {
+            Vec::new()
         };
-        // Fire once every bid up to and including `end` has arrived.
-        ctx.register_event_timer(end);
-        if !member {
-            self.at_end.add(ctx, bid);
-            return;
-        }
-        let (max, mut at_max) = self.best.value(ctx).unwrap_or((i64::MIN, Vec::new()));
-        if price > max {
-            self.best.update(ctx, (price, vec![bid]));
-        } else if price == max {
-            at_max.push(bid);
-            self.best.update(ctx, (max, at_max));
+        results.extend(acc.on_edges.into_iter().filter(|b| {
+            b.price == highest && (b.date_time == start || b.date_time == closing_edge)
+        }));
+        results
+    }
+}
+
+impl AggregateFunction<HighestBid> for HighestOfWindow {
+    type Acc = Highest;
+    type Out = Highest;
+
+    fn create_accumulator(&self) -> Highest {
+        Highest {
+            price: i64::MIN,
+            at_price: Vec::new(),
+            on_edges: Vec::new(),
         }
     }
 
-    fn on_timer(
-        &mut self,
-        _time: i64,
-        _domain: sluice_engine::operators::TimeDomain,
-        ctx: &mut Ctx<'_, HighestBid>,
-    ) {
-        if let Some((max, at_max)) = self.best.value(ctx) {
-            let at_end = self.at_end.get(ctx).into_iter().filter(|b| b.price == max);
-            for bid in at_max.into_iter().chain(at_end) {
-                ctx.collect(bid);
-            }
+    fn add(&self, bid: &HighestBid, acc: &mut Highest) {
+        if bid.date_time.rem_euclid(self.size) == 0 {
+            acc.on_edges.push(bid.clone());
+        } else if bid.price > acc.price {
+            acc.price = bid.price;
+            acc.at_price.clear();
+            acc.at_price.push(bid.clone());
+        } else if bid.price == acc.price {
+            acc.at_price.push(bid.clone());
         }
-        self.best.clear(ctx);
-        self.at_end.clear(ctx);
+    }
+
+    fn get_result(&self, acc: &Highest) -> Highest {
+        acc.clone()
+    }
+
+    fn merge(&self, mut a: Highest, mut b: Highest) -> Highest {
+        a.on_edges.append(&mut b.on_edges);
+        if b.price > a.price {
+            a.price = b.price;
+            a.at_price = b.at_price;
+        } else if b.price == a.price {
+            a.at_price.append(&mut b.at_price);
+        }
+        a
     }
 }
+
+/// Partials each shard may hold before sending them on: q7 has one key and
+/// a window or two open at a time.
+const MAX_PARTIALS: usize = 64;
 
 /// Highest bid: the bids whose price is the highest of their 10 s tumbling
 /// window (`B.dateTime BETWEEN window_end - 10 s AND window_end`, both
@@ -88,38 +133,30 @@ impl sluice_engine::operators::KeyedProcess<i64, WindowedBid, HighestBid> for Hi
 pub fn q7(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
     let p: WindowParams = file.params()?;
     let size = WindowParams::positive(file, "window_size_ms", p.window_size_ms, 10_000)?;
-    let windowed = bids(file, env, "q7")?.flat_map(move |b: Bid| {
-        let end = b.date_time - b.date_time.rem_euclid(size) + size;
-        let member = (
-            end,
-            true,
-            b.auction,
-            b.price,
-            b.bidder,
-            b.date_time,
-            b.extra.clone(),
-        );
-        // A bid at a window's start is also at the end of the window before.
-        let boundary = (b.date_time.rem_euclid(size) == 0).then(|| {
-            (
-                end - size,
-                false,
-                b.auction,
-                b.price,
-                b.bidder,
-                b.date_time,
-                b.extra,
-            )
-        });
-        std::iter::once(member).chain(boundary)
-    });
-    let highest =
-        windowed
-            .key_by(|b: &WindowedBid| b.0)
-            .process(|state: &mut sluice_state::StateBackend| HighestInWindow {
-                best: sluice_engine::keyed_state::ValueState::new(state, "q7/best"),
-                at_end: sluice_engine::keyed_state::ListState::new(state, "q7/at_end"),
-            });
+    let Some(span) = size.checked_add(1) else {
+        return Err(file.invalid(
+            "params.window_size_ms",
+            format!("is {size}, too large for a window"),
+        ));
+    };
+    let highest = bids(file, env, "q7")?
+        .map(|b: Bid| HighestBid {
+            auction: b.auction,
+            price: b.price,
+            bidder: b.bidder,
+            date_time: b.date_time,
+            extra: b.extra,
+        })
+        .key_by(|_: &HighestBid| 0i64)
+        .window(SlidingWindows::of(span, size))
+        .aggregate_two_phase(
+            HighestOfWindow { size },
+            MAX_PARTIALS,
+            move |_: &i64, window: &TimeWindow, acc: Highest| {
+                HighestOfWindow::results(size, window, acc)
+            },
+        )
+        .flat_map(|results: Vec<HighestBid>| results);
     crate::jobs::attach_sink(file, &highest);
     Ok(())
 }
