@@ -3,7 +3,10 @@
 //! `GROUP BY TUMBLE(…)`, `HOP(…)` and `SESSION(…)`, on the window operator.
 //!
 //! Runs on the shard that owns the group's key group, after a `key_by` on
-//! the grouping columns that are not window bounds. Its input rows are those
+//! the grouping columns that are not window bounds. A `TUMBLE` aggregation
+//! without `DISTINCT` runs in two phases, as Flink plans it: each shard
+//! first folds its rows into partial accumulators per group and window
+//! ([`TwoPhaseCalls`]), and the owner merges them. Its input rows are those
 //! key columns first, then the columns its [`AggregateCall`]s read; each
 //! record's event time places it in windows (the time attribute named by
 //! `DESCRIPTOR`, which the source set as the record's timestamp). The
@@ -23,8 +26,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 use super::aggregate::{Accumulator, AggregateCall};
 use super::value::{Row, Value};
 use crate::window::{
-    CumulatingWindows, SessionWindows, SlidingWindows, TimeWindow, TumblingWindows, WindowAssigner,
-    WindowLogic, WindowsEndingAt,
+    AggregateFunction, CumulatingWindows, SessionWindows, SlidingWindows, TimeWindow,
+    TumblingWindows, WindowAssigner, WindowLogic, WindowsEndingAt,
 };
 use crate::{Rec, Stream};
 
@@ -97,7 +100,6 @@ pub struct WindowAccumulators {
 
 /// The window operator's logic for the calls of one windowed aggregation.
 pub struct SqlWindowLogic {
-    keys: usize,
     calls: Arc<[AggregateCall]>,
 }
 
@@ -156,21 +158,73 @@ impl WindowLogic<Row, Row, TimeWindow> for SqlWindowLogic {
         ts: i64,
         out: &mut Vec<Rec<Row>>,
     ) {
-        let mut row = Vec::with_capacity(self.keys + 3 + self.calls.len());
-        row.extend_from_slice(&key.0);
-        row.push(Value::Timestamp(window.start));
-        row.push(Value::Timestamp(window.end));
-        row.push(Value::Timestamp(window.end - 1));
-        row.extend(
-            self.calls
-                .iter()
-                .zip(&acc.accumulators)
-                .map(|(call, acc)| call.result(acc)),
-        );
         out.push(Rec {
             ts,
-            value: Row(row),
+            value: window_row(key, window, self.results(acc)),
         });
+    }
+}
+
+impl SqlWindowLogic {
+    /// The calls' results, in order.
+    fn results<'a>(
+        &'a self,
+        acc: &'a WindowAccumulators,
+    ) -> impl ExactSizeIterator<Item = Value> + 'a {
+        self.calls
+            .iter()
+            .zip(&acc.accumulators)
+            .map(|(call, acc)| call.result(acc))
+    }
+}
+
+/// A window's output row: the keys, `window_start`, `window_end`,
+/// `window_time`, then the calls' results.
+fn window_row(
+    key: &Row,
+    window: &TimeWindow,
+    results: impl ExactSizeIterator<Item = Value>,
+) -> Row {
+    let mut row = Vec::with_capacity(key.0.len() + 3 + results.len());
+    row.extend_from_slice(&key.0);
+    row.push(Value::Timestamp(window.start));
+    row.push(Value::Timestamp(window.end));
+    row.push(Value::Timestamp(window.end - 1));
+    row.extend(results);
+    Row(row)
+}
+
+/// How many (group, window) partials a shard holds before it sends them on
+/// in a two-phase windowed aggregation.
+const MAX_PARTIALS: usize = 4096;
+
+/// The calls of a windowed aggregation as an [`AggregateFunction`], for
+/// its two-phase form: each shard folds its rows into partial accumulators
+/// before the key exchange and the group's owner merges them (Flink's
+/// local-global aggregation, which its planner picks when every call
+/// merges and none is `DISTINCT`). A group of few keys — `GROUP BY` the
+/// window alone is one key — then no longer sends every row to one shard.
+#[derive(Clone)]
+struct TwoPhaseCalls(Arc<SqlWindowLogic>);
+
+impl AggregateFunction<Row> for TwoPhaseCalls {
+    type Acc = WindowAccumulators;
+    type Out = Vec<Value>;
+
+    fn create_accumulator(&self) -> WindowAccumulators {
+        WindowLogic::<Row, Row, TimeWindow>::create(&*self.0)
+    }
+
+    fn add(&self, row: &Row, acc: &mut WindowAccumulators) {
+        WindowLogic::<Row, Row, TimeWindow>::add(&*self.0, acc, row)
+    }
+
+    fn get_result(&self, acc: &WindowAccumulators) -> Vec<Value> {
+        self.0.results(acc).collect()
+    }
+
+    fn merge(&self, a: WindowAccumulators, b: WindowAccumulators) -> WindowAccumulators {
+        WindowLogic::<Row, Row, TimeWindow>::merge(&*self.0, a, b)
     }
 }
 
@@ -183,11 +237,22 @@ pub fn window_aggregate(
     window: SqlWindow,
 ) -> Stream<Row> {
     let keyed = input.key_by(move |row: &Row| Row(row.0[..keys].to_vec()));
+    let two_phase = calls.iter().all(|call| !call.distinct);
     let logic = move || SqlWindowLogic {
-        keys,
         calls: calls.clone(),
     };
     match window {
+        // HOP stays in one phase: there the window operator adds each row
+        // to one pane, where the local phase would add it to every window.
+        SqlWindow::Tumble { size, offset } if two_phase => keyed
+            .window(TumblingWindows::of(size).with_offset(offset))
+            .aggregate_two_phase(
+                TwoPhaseCalls(Arc::new(logic())),
+                MAX_PARTIALS,
+                |key: &Row, window: &TimeWindow, results: Vec<Value>| {
+                    window_row(key, window, results.into_iter())
+                },
+            ),
         SqlWindow::Tumble { size, offset } => keyed
             .window(TumblingWindows::of(size).with_offset(offset))
             .apply(logic),
