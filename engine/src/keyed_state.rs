@@ -214,6 +214,35 @@ impl<K: StateKey, MK: StateKey, V: StateValue + Clone> MapState<K, MK, V> {
         );
         removed
     }
+    /// Calls `f` with each of the key's entries, in no order (no copy).
+    pub fn for_each(&self, ctx: &impl CurrentKey<K>, mut f: impl FnMut(&MK, &V)) {
+        self.table
+            .read(ctx.current_group(), ctx.current_key(), &(), &mut |map| {
+                for (map_key, value) in map.into_iter().flat_map(|m| m.0.iter()) {
+                    f(map_key, value);
+                }
+            });
+    }
+    /// Keeps the key's entries for which `keep` holds (the key's map goes
+    /// when none is left).
+    pub fn retain(&mut self, ctx: &impl CurrentKey<K>, mut keep: impl FnMut(&MK, &V) -> bool) {
+        self.table.update(
+            ctx.current_group(),
+            ctx.current_key(),
+            &(),
+            &mut |slot| match slot {
+                Slot::Present(StateMap(map)) => {
+                    map.retain(|map_key, value| keep(map_key, value));
+                    if map.is_empty() {
+                        SlotAction::Remove
+                    } else {
+                        SlotAction::Keep
+                    }
+                }
+                Slot::Absent => SlotAction::Keep,
+            },
+        );
+    }
     /// A copy of the key's entries.
     pub fn entries(&self, ctx: &impl CurrentKey<K>) -> Vec<(MK, V)> {
         self.table
@@ -344,6 +373,35 @@ mod tests {
         assert_eq!(state.value(&At(8)), Some(vec![3]));
         state.clear(&At(7));
         assert_eq!(state.value(&At(7)), None);
+    }
+
+    #[test]
+    fn map_for_each_sees_the_entries_and_retain_drops_the_rest() {
+        let mut backend = StateBackend::new(
+            StateBackendKind::Memory,
+            KeyGroupRange { start: 0, end: 1 },
+            Default::default(),
+        );
+        let mut state: MapState<u64, i64, u32> = MapState::new(&mut backend, "m");
+        for (map_key, value) in [(1, 10), (2, 20), (3, 30)] {
+            state.put(&At(7), map_key, value);
+        }
+        state.put(&At(8), 1, 99);
+        let seen = |state: &MapState<u64, i64, u32>, key| {
+            let mut seen = Vec::new();
+            state.for_each(&At(key), |k, v| seen.push((*k, *v)));
+            seen.sort();
+            seen
+        };
+        assert_eq!(seen(&state, 7), [(1, 10), (2, 20), (3, 30)]);
+        state.retain(&At(7), |k, _| *k != 2);
+        assert_eq!(seen(&state, 7), [(1, 10), (3, 30)]);
+        assert_eq!(seen(&state, 8), [(1, 99)], "another key's map is untouched");
+        state.retain(&At(7), |_, _| false);
+        assert_eq!(seen(&state, 7), []);
+        assert_eq!(state.get(&At(7), &1), None);
+        state.retain(&At(9), |_, _| false); // an absent key stays absent
+        assert_eq!(seen(&state, 9), []);
     }
 
     #[test]

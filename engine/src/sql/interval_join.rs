@@ -168,15 +168,18 @@ impl IntervalJoin {
                 &self.left_rows,
             ),
         };
-        for (other_time, others) in other.entries(ctx) {
-            if (from..=to).contains(&other_time) {
-                for other_row in &others {
-                    ctx.collect(match side {
-                        Side::Left => joined(&row, other_row),
-                        Side::Right => joined(other_row, &row),
-                    });
-                }
+        // Joined in place, emitted after (the state is read under the key).
+        let mut pairs = Vec::new();
+        other.for_each(ctx, |other_time, others| {
+            if (from..=to).contains(other_time) {
+                pairs.extend(others.iter().map(|other_row| match side {
+                    Side::Left => joined(&row, other_row),
+                    Side::Right => joined(other_row, &row),
+                }));
             }
+        });
+        for pair in pairs {
+            ctx.collect(pair);
         }
         keep_until(stored, row, time, to, ctx);
     }
@@ -193,16 +196,8 @@ impl KeyedCoProcess<Row, Row, Row, Row> for IntervalJoin {
 
     fn on_timer(&mut self, time: i64, _domain: TimeDomain, ctx: &mut ProcessContext<'_, Row, Row>) {
         let TimeBounds { lower, upper, .. } = self.bounds;
-        for (left_time, _) in self.left_rows.entries(ctx) {
-            if left_time.saturating_sub(lower) <= time {
-                self.left_rows.remove(ctx, &left_time);
-            }
-        }
-        for (right_time, _) in self.right_rows.entries(ctx) {
-            if right_time.saturating_add(upper) <= time {
-                self.right_rows.remove(ctx, &right_time);
-            }
-        }
+        (self.left_rows).retain(ctx, |left_time, _| left_time.saturating_sub(lower) > time);
+        (self.right_rows).retain(ctx, |right_time, _| right_time.saturating_add(upper) > time);
     }
 }
 
