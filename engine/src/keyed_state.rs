@@ -345,6 +345,15 @@ mod tests {
 
     struct At(u64);
 
+    /// A memory backend owning key group 0 (every `At` key's group).
+    fn memory_backend() -> StateBackend {
+        StateBackend::new(
+            StateBackendKind::Memory,
+            KeyGroupRange { start: 0, end: 1 },
+            Default::default(),
+        )
+    }
+
     impl CurrentKey<u64> for At {
         fn current_key(&self) -> &u64 {
             &self.0
@@ -356,11 +365,7 @@ mod tests {
 
     #[test]
     fn modify_starts_from_the_default_and_changes_in_place() {
-        let mut backend = StateBackend::new(
-            StateBackendKind::Memory,
-            KeyGroupRange { start: 0, end: 1 },
-            Default::default(),
-        );
+        let mut backend = memory_backend();
         let mut state: ValueState<u64, Vec<u32>> = ValueState::new(&mut backend, "v");
         let len = state.modify(&At(7), |v| {
             v.push(1);
@@ -377,11 +382,7 @@ mod tests {
 
     #[test]
     fn map_for_each_sees_the_entries_and_retain_drops_the_rest() {
-        let mut backend = StateBackend::new(
-            StateBackendKind::Memory,
-            KeyGroupRange { start: 0, end: 1 },
-            Default::default(),
-        );
+        let mut backend = memory_backend();
         let mut state: MapState<u64, i64, u32> = MapState::new(&mut backend, "m");
         for (map_key, value) in [(1, 10), (2, 20), (3, 30)] {
             state.put(&At(7), map_key, value);
@@ -406,11 +407,7 @@ mod tests {
 
     #[test]
     fn list_add_counts_and_take_empties() {
-        let mut backend = StateBackend::new(
-            StateBackendKind::Memory,
-            KeyGroupRange { start: 0, end: 1 },
-            Default::default(),
-        );
+        let mut backend = memory_backend();
         let mut state: ListState<u64, u32> = ListState::new(&mut backend, "l");
         assert_eq!(state.add(&At(1), 10), 1);
         assert_eq!(state.add(&At(1), 11), 2);
@@ -422,11 +419,7 @@ mod tests {
 
     #[test]
     fn map_modify_starts_from_the_default_per_map_key() {
-        let mut backend = StateBackend::new(
-            StateBackendKind::Memory,
-            KeyGroupRange { start: 0, end: 1 },
-            Default::default(),
-        );
+        let mut backend = memory_backend();
         let mut state: MapState<u64, u32, u8> = MapState::new(&mut backend, "m");
         let before = state.modify(&At(1), 5, |mask| std::mem::replace(mask, *mask | 2));
         assert_eq!(before, 0);

@@ -99,6 +99,7 @@ pub struct WindowAccumulators {
 }
 
 /// The window operator's logic for the calls of one windowed aggregation.
+#[derive(Clone)]
 pub struct SqlWindowLogic {
     calls: Arc<[AggregateCall]>,
 }
@@ -205,18 +206,18 @@ const MAX_PARTIALS: usize = 4096;
 /// merges and none is `DISTINCT`). A group of few keys — `GROUP BY` the
 /// window alone is one key — then no longer sends every row to one shard.
 #[derive(Clone)]
-struct TwoPhaseCalls(Arc<SqlWindowLogic>);
+struct TwoPhaseCalls(SqlWindowLogic);
 
 impl AggregateFunction<Row> for TwoPhaseCalls {
     type Acc = WindowAccumulators;
     type Out = Vec<Value>;
 
     fn create_accumulator(&self) -> WindowAccumulators {
-        WindowLogic::<Row, Row, TimeWindow>::create(&*self.0)
+        WindowLogic::<Row, Row, TimeWindow>::create(&self.0)
     }
 
     fn add(&self, row: &Row, acc: &mut WindowAccumulators) {
-        WindowLogic::<Row, Row, TimeWindow>::add(&*self.0, acc, row)
+        WindowLogic::<Row, Row, TimeWindow>::add(&self.0, acc, row)
     }
 
     fn get_result(&self, acc: &WindowAccumulators) -> Vec<Value> {
@@ -224,7 +225,7 @@ impl AggregateFunction<Row> for TwoPhaseCalls {
     }
 
     fn merge(&self, a: WindowAccumulators, b: WindowAccumulators) -> WindowAccumulators {
-        WindowLogic::<Row, Row, TimeWindow>::merge(&*self.0, a, b)
+        WindowLogic::<Row, Row, TimeWindow>::merge(&self.0, a, b)
     }
 }
 
@@ -247,7 +248,7 @@ pub fn window_aggregate(
         SqlWindow::Tumble { size, offset } if two_phase => keyed
             .window(TumblingWindows::of(size).with_offset(offset))
             .aggregate_two_phase(
-                TwoPhaseCalls(Arc::new(logic())),
+                TwoPhaseCalls(logic()),
                 MAX_PARTIALS,
                 |key: &Row, window: &TimeWindow, results: Vec<Value>| {
                     window_row(key, window, results.into_iter())

@@ -48,7 +48,7 @@ pub struct Highest {
 /// `size + 1` ms every `size` ms): its highest price is that of the bids in
 /// `[start, start + size)`, and every bid of the span at that price is a
 /// result. The accumulator cannot tell which window it serves, so it keeps
-/// the bids on edges apart and [`HighestOfWindow::results`] sorts them out
+/// the bids on edges apart and [`results`](HighestOfWindow::results) sorts them out
 /// once the window is known. The accumulators merge, so each shard folds its
 /// own bids before the exchange (Flink's local-global aggregation) and the
 /// window's owner merges one partial per shard: the window is no longer one
@@ -60,8 +60,8 @@ struct HighestOfWindow {
 
 impl HighestOfWindow {
     /// Window `window`'s results from its accumulator.
-    fn results(size: i64, window: &TimeWindow, acc: Highest) -> Vec<HighestBid> {
-        let (start, closing_edge) = (window.start, window.start + size);
+    fn results(&self, window: &TimeWindow, acc: Highest) -> Vec<HighestBid> {
+        let (start, closing_edge) = (window.start, window.start + self.size);
         let highest = acc
             .on_edges
             .iter()
@@ -139,6 +139,7 @@ pub fn q7(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
             format!("is {size}, too large for a window"),
         ));
     };
+    let highest_of_window = HighestOfWindow { size };
     let highest = bids(file, env, "q7")?
         .map(|b: Bid| HighestBid {
             auction: b.auction,
@@ -150,10 +151,10 @@ pub fn q7(file: &RegisteredJob, env: &StreamEnv) -> Result<(), JobFileError> {
         .key_by(|_: &HighestBid| 0i64)
         .window(SlidingWindows::of(span, size))
         .aggregate_two_phase(
-            HighestOfWindow { size },
+            highest_of_window,
             MAX_PARTIALS,
             move |_: &i64, window: &TimeWindow, acc: Highest| {
-                HighestOfWindow::results(size, window, acc)
+                highest_of_window.results(window, acc)
             },
         )
         .flat_map(|results: Vec<HighestBid>| results);
