@@ -35,9 +35,17 @@ use crate::{
     CodecError, KeyGroup, KeyGroupRange, KeyedTable, Slot, SlotAction, StateKey, StateValue,
 };
 
-/// First bytes of a full state file and of a file of changes.
-const FULL_FILE_MAGIC: &[u8] = b"sluice-state v1\n";
-const CHANGES_FILE_MAGIC: &[u8] = b"sluice-changes v1\n";
+/// First bytes of a full state file and of a file of changes (format 2:
+/// fragments, each tagged, then an end record; see [`StateFileWriter`]).
+const FULL_FILE_MAGIC: &[u8] = b"sluice-state v2\n";
+const CHANGES_FILE_MAGIC: &[u8] = b"sluice-changes v2\n";
+/// The same in format 1 (before streaming: a section count after the magic,
+/// then the sections), still read.
+const FULL_FILE_MAGIC_V1: &[u8] = b"sluice-state v1\n";
+const CHANGES_FILE_MAGIC_V1: &[u8] = b"sluice-changes v1\n";
+/// The tag before each fragment of a format-2 file, and before its end.
+const FRAGMENT_TAG: u64 = 1;
+const END_TAG: u64 = 0;
 
 /// What a snapshot writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +97,15 @@ pub trait SnapshotState {
     /// snapshot once every group is written.
     fn snapshot_step(&mut self) -> Result<Option<Vec<GroupBytes>>, CodecError> {
         Ok(Some(Vec::new()))
+    }
+
+    /// The key groups of the snapshot in progress written completely since
+    /// the last call (any order); the final result of
+    /// [`snapshot_step`](Self::snapshot_step) holds only the rest. Lets the
+    /// groups go to storage while the others are still being written. By
+    /// default none (everything comes at the end).
+    fn take_finished(&mut self) -> Vec<GroupBytes> {
+        Vec::new()
     }
 
     /// Drops a snapshot begun and not finished (its checkpoint was dropped).
@@ -277,51 +294,91 @@ impl RestoreSet {
         bytes: &[u8],
         wanted: KeyGroupRange,
     ) -> Result<(), CodecError> {
-        let (kind, body) = match (
-            bytes.strip_prefix(FULL_FILE_MAGIC),
-            bytes.strip_prefix(CHANGES_FILE_MAGIC),
-        ) {
-            (Some(body), _) => (SnapshotKind::Full, body),
-            (_, Some(body)) => (SnapshotKind::Changes, body),
-            _ => {
-                return Err(CodecError::new(format!(
-                    "{file}: not a Sluice state file (bad header)"
-                )))
-            }
+        let formats = [
+            (FULL_FILE_MAGIC, SnapshotKind::Full, 2),
+            (CHANGES_FILE_MAGIC, SnapshotKind::Changes, 2),
+            (FULL_FILE_MAGIC_V1, SnapshotKind::Full, 1),
+            (CHANGES_FILE_MAGIC_V1, SnapshotKind::Changes, 1),
+        ];
+        let Some((kind, version, body)) = formats.iter().find_map(|(magic, kind, version)| {
+            bytes
+                .strip_prefix(*magic)
+                .map(|body| (*kind, *version, body))
+        }) else {
+            return Err(CodecError::new(format!(
+                "{file}: not a Sluice state file (bad header)"
+            )));
         };
         let mut r = PartReader::new(body);
         let context = |e: CodecError| CodecError::new(format!("{file}: {e}"));
-        let sections = r.count().map_err(context)?;
-        for _ in 0..sections {
-            let name = std::str::from_utf8(r.raw().map_err(context)?)
-                .map_err(|_| CodecError::new(format!("{file}: a state name is not UTF-8")))?
-                .to_owned();
-            let groups = r.count().map_err(context)?;
-            for _ in 0..groups {
-                let group = r.count().map_err(context)?;
-                let group = u16::try_from(group).map(KeyGroup).map_err(|_| {
-                    CodecError::new(format!(
-                        "{file}: state {name}: key group {group} out of range"
-                    ))
-                })?;
-                let data = r.raw().map_err(context)?;
-                if wanted.contains(group) {
-                    let chain = self
-                        .states
-                        .entry(name.clone())
-                        .or_default()
-                        .entry(group)
-                        .or_default();
-                    if kind == SnapshotKind::Full && !chain.is_empty() {
-                        return Err(CodecError::new(format!(
-                            "{file}: state {name}: {group} appears in two full snapshots"
-                        )));
+        if version == 1 {
+            let sections = r.count().map_err(context)?;
+            for _ in 0..sections {
+                self.add_fragment(file, kind, &mut r, wanted)?;
+            }
+        } else {
+            let mut fragments = 0u64;
+            loop {
+                match r.count().map_err(context)? {
+                    FRAGMENT_TAG => {
+                        self.add_fragment(file, kind, &mut r, wanted)?;
+                        fragments += 1;
                     }
-                    chain.push((kind, data.to_vec()));
+                    END_TAG => break,
+                    other => {
+                        return Err(CodecError::new(format!(
+                            "{file}: a record tagged {other} after {fragments} fragment(s)"
+                        )))
+                    }
                 }
+            }
+            let counted = r.count().map_err(context)?;
+            if counted != fragments {
+                return Err(CodecError::new(format!(
+                    "{file}: the end record counts {counted} fragment(s), the file holds {fragments}"
+                )));
             }
         }
         r.finish().map_err(context)
+    }
+
+    /// Reads one fragment (a state's name, then some of its key groups).
+    fn add_fragment(
+        &mut self,
+        file: &str,
+        kind: SnapshotKind,
+        r: &mut PartReader<'_>,
+        wanted: KeyGroupRange,
+    ) -> Result<(), CodecError> {
+        let context = |e: CodecError| CodecError::new(format!("{file}: {e}"));
+        let name = std::str::from_utf8(r.raw().map_err(context)?)
+            .map_err(|_| CodecError::new(format!("{file}: a state name is not UTF-8")))?
+            .to_owned();
+        let groups = r.count().map_err(context)?;
+        for _ in 0..groups {
+            let group = r.count().map_err(context)?;
+            let group = u16::try_from(group).map(KeyGroup).map_err(|_| {
+                CodecError::new(format!(
+                    "{file}: state {name}: key group {group} out of range"
+                ))
+            })?;
+            let data = r.raw().map_err(context)?;
+            if wanted.contains(group) {
+                let chain = self
+                    .states
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(group)
+                    .or_default();
+                if kind == SnapshotKind::Full && !chain.is_empty() {
+                    return Err(CodecError::new(format!(
+                        "{file}: state {name}: {group} appears in two full snapshots"
+                    )));
+                }
+                chain.push((kind, data.to_vec()));
+            }
+        }
+        Ok(())
     }
 
     /// Adds a RocksDB part if it holds any of the groups in `wanted`.
@@ -350,17 +407,18 @@ impl RestoreSet {
     }
 }
 
-/// A state file as the chunks it was built from: the bytes of large key
-/// groups are moved in, not copied (a copy of hundreds of MB into freshly
-/// faulted memory stalled a shard for 0.5 s), and storage writes the
-/// chunks one after another.
+/// Bytes of a state file as the chunks they were built from: the bytes of
+/// large key groups are moved in, not copied (a copy of hundreds of MB into
+/// freshly faulted memory stalled a shard for 0.5 s), and storage writes the
+/// chunks one after another. A whole file, or the part of one that a
+/// [`StateFileWriter`] had not handed out yet.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StateFile {
     chunks: Vec<Vec<u8>>,
 }
 
 impl StateFile {
-    /// The file's size in bytes.
+    /// The size in bytes.
     pub fn len(&self) -> usize {
         self.chunks.iter().map(Vec::len).sum()
     }
@@ -369,12 +427,12 @@ impl StateFile {
         self.chunks.iter().all(Vec::is_empty)
     }
 
-    /// The file's bytes, in order, as slices.
+    /// The bytes, in order, as slices.
     pub fn chunks(&self) -> Vec<&[u8]> {
         self.chunks.iter().map(Vec::as_slice).collect()
     }
 
-    /// The file's bytes in one buffer (a copy).
+    /// The bytes in one buffer (a copy).
     pub fn to_vec(&self) -> Vec<u8> {
         self.chunks.concat()
     }
@@ -385,27 +443,31 @@ impl StateFile {
 /// tests, so that their files mix both).
 const MOVED_GROUP_BYTES: usize = if cfg!(test) { 64 } else { 16 * 1024 };
 
-/// Builds one shard's state file for one checkpoint, section by section.
+/// Builds one shard's state file for one checkpoint, fragment by fragment,
+/// and hands its bytes out as they are ready ([`take_ready`](Self::take_ready)),
+/// so that storage can write the beginning while the rest is encoded.
+///
+/// Format 2: the magic; then fragments, each [`FRAGMENT_TAG`], a state's
+/// name, a group count and that many groups (id as `u64`, length-prefixed
+/// bytes); then [`END_TAG`] and the number of fragments. Nothing is patched
+/// once written. A state's groups may span several fragments (its groups
+/// are handed out as they finish); a group appears once per state.
 pub struct StateFileWriter {
     kind: SnapshotKind,
-    sections: u64,
-    /// The chunks so far; the first is the header, whose section count is
-    /// written at `finish`.
+    fragments: u64,
+    /// Chunks complete and not handed out yet.
     chunks: Vec<Vec<u8>>,
-    /// The chunk being built (section headers and small groups).
+    /// The chunk being built (the magic, fragment headers, small groups).
     building: Vec<u8>,
 }
 
 impl StateFileWriter {
     pub fn new(kind: SnapshotKind) -> Self {
-        let mut header = Vec::new();
-        header.extend_from_slice(Self::magic(kind));
-        PartWriter::new(&mut header).count(0);
         StateFileWriter {
             kind,
-            sections: 0,
-            chunks: vec![header],
-            building: Vec::new(),
+            fragments: 0,
+            chunks: Vec::new(),
+            building: Self::magic(kind).to_vec(),
         }
     }
 
@@ -431,10 +493,14 @@ impl StateFileWriter {
         self.section_of(name, groups)
     }
 
-    /// Writes state `name` from its encoded key groups (large ones are
-    /// moved into the file, not copied).
+    /// Writes a fragment of state `name` from its encoded key groups (large
+    /// ones are moved into the file, not copied); none when `groups` is empty.
     pub fn section_of(&mut self, name: &str, groups: Vec<GroupBytes>) -> Result<(), CodecError> {
+        if groups.is_empty() {
+            return Ok(());
+        }
         let mut w = PartWriter::new(&mut self.building);
+        w.count(FRAGMENT_TAG);
         w.bytes(name.as_bytes())?;
         w.count(groups.len() as u64);
         for (group, chunks) in groups {
@@ -455,24 +521,37 @@ impl StateFileWriter {
                     .extend(chunks.into_iter().filter(|c| !c.is_empty()));
             }
         }
-        self.sections += 1;
+        self.fragments += 1;
         Ok(())
     }
 
+    /// No state written yet.
     pub fn is_empty(&self) -> bool {
-        self.sections == 0
+        self.fragments == 0
     }
 
-    /// The file.
-    pub fn finish(mut self) -> StateFile {
-        let at = Self::magic(self.kind).len();
-        self.chunks[0][at..at + 8].copy_from_slice(&self.sections.to_le_bytes());
+    /// Bytes written and not handed out yet.
+    pub fn ready_len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum::<usize>() + self.building.len()
+    }
+
+    /// The bytes written since the last call, in order; the file is their
+    /// concatenation over every call, then [`finish`](Self::finish)'s.
+    pub fn take_ready(&mut self) -> StateFile {
         if !self.building.is_empty() {
-            self.chunks.push(self.building);
+            self.chunks.push(std::mem::take(&mut self.building));
         }
         StateFile {
-            chunks: self.chunks,
+            chunks: std::mem::take(&mut self.chunks),
         }
+    }
+
+    /// The rest of the file (all of it if nothing was taken).
+    pub fn finish(mut self) -> StateFile {
+        let mut w = PartWriter::new(&mut self.building);
+        w.count(END_TAG);
+        w.count(self.fragments);
+        self.take_ready()
     }
 }
 
@@ -690,6 +769,21 @@ impl StateRegistry {
             .snapshot_step()
             .map_err(|e| CodecError::new(format!("state {}: {e}", registered.name)))?;
         Ok(snapshot.states.iter().all(|(_, r)| r.is_some()))
+    }
+
+    /// Writes the key groups that the unfinished states of `snapshot` have
+    /// finished since the last call into `file`, as fragments.
+    pub fn drain_owner(
+        &self,
+        snapshot: &OwnerSnapshot,
+        file: &mut StateFileWriter,
+    ) -> Result<(), CodecError> {
+        for (index, _) in snapshot.states.iter().filter(|(_, r)| r.is_none()) {
+            let registered = &self.states[*index];
+            let finished = registered.state.borrow_mut().take_finished();
+            file.section_of(&registered.name, finished)?;
+        }
+        Ok(())
     }
 
     /// Writes a complete `snapshot` into `file`.
@@ -945,6 +1039,7 @@ mod tests {
             before in proptest::collection::vec(op(), 0..200),
             after in proptest::collection::vec(op(), 0..200),
             changes in any::<bool>(),
+            take_every in 1usize..5,
         ) {
             let layout = KeyGroups::new(16, 1);
             let range = layout.range_of(0);
@@ -963,18 +1058,28 @@ mod tests {
             let kind = if changes { SnapshotKind::Changes } else { SnapshotKind::Full };
             let mut snapshot = registry.begin_owner(1, kind, false).unwrap();
             let mut after = after.iter();
+            // Streamed: finished groups go into the file between steps, and
+            // its bytes are taken out now and then.
+            let mut file = StateFileWriter::new(kind);
+            let mut streamed = Vec::new();
+            let mut steps = 0;
             while !registry.step_owner(&mut snapshot).unwrap() {
                 if let Some(op) = after.next() {
                     apply(&table, &mut model, op);
                 }
+                registry.drain_owner(&snapshot, &mut file).unwrap();
+                steps += 1;
+                if steps % take_every == 0 {
+                    streamed.extend(file.take_ready().to_vec());
+                }
             }
-            let mut file = StateFileWriter::new(kind);
             registry.write_owner(snapshot, &mut file).unwrap();
+            streamed.extend(file.finish().to_vec());
             let mut set = RestoreSet::default();
             if changes {
                 set.add_file("base", &base, range).unwrap();
             }
-            set.add_file("snapshot", &file.finish().to_vec(), range).unwrap();
+            set.add_file("snapshot", &streamed, range).unwrap();
             let mut restored_registry = StateRegistry::new(range, set);
             let restored = tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
             restored_registry.register("a", 1, restored.clone());
@@ -984,6 +1089,66 @@ mod tests {
             }
             prop_assert_eq!(got, at_barrier);
         }
+    }
+
+    /// A state file in format 1 (a section count after the magic, then
+    /// the sections), as checkpoints taken before format 2 hold them.
+    fn format_1_file(kind: SnapshotKind, sections: &[(&str, Vec<(u16, Vec<u8>)>)]) -> Vec<u8> {
+        let mut bytes = match kind {
+            SnapshotKind::Full => FULL_FILE_MAGIC_V1.to_vec(),
+            SnapshotKind::Changes => CHANGES_FILE_MAGIC_V1.to_vec(),
+        };
+        let mut w = PartWriter::new(&mut bytes);
+        w.count(sections.len() as u64);
+        for (name, groups) in sections {
+            w.bytes(name.as_bytes()).unwrap();
+            w.count(groups.len() as u64);
+            for (group, data) in groups {
+                w.count(u64::from(*group));
+                w.bytes(data).unwrap();
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn format_1_files_still_restore() {
+        let range = KeyGroups::new(16, 1).range_of(0);
+        let mut entries = EntryWriter::new();
+        (entries.entry(&[&|w| w.part(&7u16), &|w| w.part(&0u8), &|w| w.part(&70i64)])).unwrap();
+        let group = KeyGroups::new(16, 1).key_group_of_hash(7u16.stable_hash());
+        let full = format_1_file(SnapshotKind::Full, &[("a", vec![(group.0, entries.finish())])]);
+        let mut changes = EntryWriter::new();
+        let put = |w: &mut PartWriter<'_>| w.tag(CHANGE_TAG_PUT);
+        (changes.entry(&[&put, &|w| w.part(&7u16), &|w| w.part(&0u8), &|w| w.part(&71i64)]))
+            .unwrap();
+        let changes =
+            format_1_file(SnapshotKind::Changes, &[("a", vec![(group.0, changes.finish())])]);
+        let mut set = RestoreSet::default();
+        set.add_file("full", &full, range).unwrap();
+        set.add_file("changes", &changes, range).unwrap();
+        let mut registry = StateRegistry::new(range, set);
+        let table = tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
+        registry.register("a", 1, table.clone());
+        assert!(registry.restore_problems().is_empty(), "{:?}", registry.restore_problems());
+        assert_eq!(table.borrow().get(group, &7, &0), Some(71));
+    }
+
+    #[test]
+    fn a_file_cut_short_or_with_a_wrong_end_is_refused() {
+        let range = KeyGroups::new(16, 1).range_of(0);
+        let mut model = Model::new();
+        model.insert((1, 0), 5);
+        let file = files_of(&model, |s| KeyGroups::new(16, s), 1).remove(0);
+        // Without its end record (16 bytes: the tag and the fragment count).
+        let cut = &file[..file.len() - 16];
+        let err = RestoreSet::default().add_file("f", cut, range).unwrap_err();
+        assert!(err.to_string().contains("f: truncated"), "{err}");
+        let mut wrong_count = file.clone();
+        let at = wrong_count.len() - 8;
+        wrong_count[at..].copy_from_slice(&9u64.to_le_bytes());
+        let err = (RestoreSet::default().add_file("f", &wrong_count, range)).unwrap_err();
+        assert!(err.to_string().contains("counts 9 fragment(s)"), "{err}");
     }
 
     #[test]

@@ -791,6 +791,12 @@ where
         Ok(Some(written))
     }
 
+    fn take_finished(&mut self) -> Vec<GroupBytes> {
+        (self.snapshot.as_mut())
+            .map(|snapshot| std::mem::take(&mut snapshot.written))
+            .unwrap_or_default()
+    }
+
     fn abandon_snapshot(&mut self) {
         if let Some(PendingSnapshot {
             frozen: Frozen::Changes { changes, .. },
