@@ -1093,7 +1093,10 @@ mod tests {
 
     /// A state file in format 1 (a section count after the magic, then
     /// the sections), as checkpoints taken before format 2 hold them.
-    fn format_1_file(kind: SnapshotKind, sections: &[(&str, Vec<(u16, Vec<u8>)>)]) -> Vec<u8> {
+    /// A state's name and its groups' bytes.
+    type Section<'a> = (&'a str, Vec<(u16, Vec<u8>)>);
+
+    fn format_1_file(kind: SnapshotKind, sections: &[Section<'_>]) -> Vec<u8> {
         let mut bytes = match kind {
             SnapshotKind::Full => FULL_FILE_MAGIC_V1.to_vec(),
             SnapshotKind::Changes => CHANGES_FILE_MAGIC_V1.to_vec(),
@@ -1117,20 +1120,31 @@ mod tests {
         let mut entries = EntryWriter::new();
         (entries.entry(&[&|w| w.part(&7u16), &|w| w.part(&0u8), &|w| w.part(&70i64)])).unwrap();
         let group = KeyGroups::new(16, 1).key_group_of_hash(7u16.stable_hash());
-        let full = format_1_file(SnapshotKind::Full, &[("a", vec![(group.0, entries.finish())])]);
+        let full = format_1_file(
+            SnapshotKind::Full,
+            &[("a", vec![(group.0, entries.finish())])],
+        );
         let mut changes = EntryWriter::new();
         let put = |w: &mut PartWriter<'_>| w.tag(CHANGE_TAG_PUT);
-        (changes.entry(&[&put, &|w| w.part(&7u16), &|w| w.part(&0u8), &|w| w.part(&71i64)]))
-            .unwrap();
-        let changes =
-            format_1_file(SnapshotKind::Changes, &[("a", vec![(group.0, changes.finish())])]);
+        (changes.entry(&[&put, &|w| w.part(&7u16), &|w| w.part(&0u8), &|w| {
+            w.part(&71i64)
+        }]))
+        .unwrap();
+        let changes = format_1_file(
+            SnapshotKind::Changes,
+            &[("a", vec![(group.0, changes.finish())])],
+        );
         let mut set = RestoreSet::default();
         set.add_file("full", &full, range).unwrap();
         set.add_file("changes", &changes, range).unwrap();
         let mut registry = StateRegistry::new(range, set);
         let table = tracked(MemoryTable::<u16, u8, Marked<i64>>::new("a", range), range);
         registry.register("a", 1, table.clone());
-        assert!(registry.restore_problems().is_empty(), "{:?}", registry.restore_problems());
+        assert!(
+            registry.restore_problems().is_empty(),
+            "{:?}",
+            registry.restore_problems()
+        );
         assert_eq!(table.borrow().get(group, &7, &0), Some(71));
     }
 

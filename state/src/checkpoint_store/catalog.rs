@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::manifest::{FileInfo, Manifest};
-use super::object_store::{ObjectStore, StoreError};
+use super::object_store::{ObjectStore, PendingPut, StoreError};
 
 const SHARED: &str = "shared/";
 const CHECKPOINTS: &str = "checkpoints/";
@@ -31,6 +31,26 @@ pub struct Unusable {
 pub struct Retained {
     pub dropped_checkpoints: Vec<u64>,
     pub deleted_files: Vec<String>,
+}
+
+/// A shared file being uploaded as its bytes come
+/// ([`CheckpointCatalog::begin_shared`]): the store's put and the file's
+/// size and checksum so far.
+pub struct SharedUpload {
+    put: PendingPut,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    size: u64,
+}
+
+impl SharedUpload {
+    /// Bytes appended so far.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
 }
 
 /// See the module docs.
@@ -64,6 +84,39 @@ impl<S: ObjectStore> CheckpointCatalog<S> {
     pub fn put_shared_chunks(&self, name: &str, chunks: &[&[u8]]) -> Result<FileInfo, StoreError> {
         self.store.put_chunks(&shared_key(name), chunks)?;
         Ok(FileInfo::of_chunks(chunks))
+    }
+
+    /// Starts a streamed upload of a shared file (see
+    /// [`ObjectStore::begin_put`]): it appears whole at
+    /// [`finish_shared`](Self::finish_shared), or never.
+    pub fn begin_shared(&self, name: &str) -> Result<SharedUpload, StoreError> {
+        Ok(SharedUpload {
+            put: self.store.begin_put(&shared_key(name))?,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            size: 0,
+        })
+    }
+
+    /// Appends bytes to a streamed upload.
+    pub fn append_shared(&self, upload: &mut SharedUpload, bytes: &[u8]) -> Result<(), StoreError> {
+        upload.hasher.update(bytes);
+        upload.size += bytes.len() as u64;
+        self.store.append_put(&mut upload.put, bytes)
+    }
+
+    /// Finishes a streamed upload; returns what a manifest records of it.
+    pub fn finish_shared(&self, upload: SharedUpload) -> Result<FileInfo, StoreError> {
+        let info = FileInfo {
+            size: upload.size,
+            xxh3: upload.hasher.digest(),
+        };
+        self.store.finish_put(upload.put)?;
+        Ok(info)
+    }
+
+    /// Drops a streamed upload: nothing of it stays.
+    pub fn abort_shared(&self, upload: SharedUpload) {
+        self.store.abort_put(upload.put)
     }
 
     /// Reads a shared file and checks it against what the manifest says.

@@ -15,10 +15,10 @@ mod s3_store;
 #[path = "../../../tests/src/s3_server.rs"]
 mod s3_test_server;
 
-pub use catalog::{CheckpointCatalog, Retained, Unusable};
+pub use catalog::{CheckpointCatalog, Retained, SharedUpload, Unusable};
 pub use location::StorageLocation;
 pub use manifest::{FileInfo, Manifest};
-pub use object_store::{check_key, FileStore, ObjectStore, StoreError};
+pub use object_store::{check_key, FileStore, ObjectStore, PendingPut, StoreError};
 pub use s3_store::{S3Settings, S3Store, MULTIPART_PART_BYTES};
 
 #[cfg(test)]

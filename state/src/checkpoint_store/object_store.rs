@@ -2,9 +2,13 @@
 //! `/`-separated keys, with the operations S3 offers (put whole, get, list by
 //! prefix, delete) and no rename, so the file and S3 stores behave alike.
 //! A put is atomic: a reader sees the old object, none, or the whole new one.
+//! A put may also be streamed ([`ObjectStore::begin_put`]): the object is
+//! written piece by piece as its bytes are produced, and appears whole at
+//! the end, or not at all if the put is aborted.
 //!
 //! Calls block: they run on an I/O thread, never on a shard's core.
 
+use std::any::Any;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,6 +34,50 @@ pub enum StoreError {
     },
 }
 
+/// A put in progress ([`ObjectStore::begin_put`]): the object's key and the
+/// store's state of the upload (a temporary file, a multipart upload, or the
+/// bytes so far for stores that put whole).
+pub struct PendingPut {
+    key: String,
+    state: Box<dyn Any + Send>,
+}
+
+impl PendingPut {
+    pub fn new(key: &str, state: impl Any + Send) -> Self {
+        PendingPut {
+            key: key.to_owned(),
+            state: Box::new(state),
+        }
+    }
+
+    /// The key of the object being put.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The store's state; a store is only ever handed its own puts.
+    pub fn state_mut<T: Any>(&mut self) -> &mut T {
+        self.state
+            .downcast_mut()
+            .expect("bug: a put handed to another kind of store")
+    }
+
+    pub fn into_state<T: Any>(self) -> T {
+        *self
+            .state
+            .downcast()
+            .expect("bug: a put handed to another kind of store")
+    }
+}
+
+impl std::fmt::Debug for PendingPut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingPut")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
 /// See the module docs.
 pub trait ObjectStore: Send + Sync {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
@@ -40,6 +88,27 @@ pub trait ObjectStore: Send + Sync {
             [one] => self.put(key, one),
             _ => self.put(key, &chunks.concat()),
         }
+    }
+    /// Starts a streamed put of `key`. By default the bytes are kept and
+    /// put whole at the end.
+    fn begin_put(&self, key: &str) -> Result<PendingPut, StoreError> {
+        check_key(key)?;
+        Ok(PendingPut::new(key, Vec::<u8>::new()))
+    }
+    /// Appends bytes to a streamed put. After an error the put is aborted
+    /// (nothing of it stays); finishing it fails.
+    fn append_put(&self, put: &mut PendingPut, bytes: &[u8]) -> Result<(), StoreError> {
+        put.state_mut::<Vec<u8>>().extend_from_slice(bytes);
+        Ok(())
+    }
+    /// Makes the object of a streamed put appear, whole.
+    fn finish_put(&self, put: PendingPut) -> Result<(), StoreError> {
+        let key = put.key.clone();
+        self.put(&key, &put.into_state::<Vec<u8>>())
+    }
+    /// Drops a streamed put: nothing of it stays.
+    fn abort_put(&self, put: PendingPut) {
+        drop(put);
     }
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
     /// The keys that start with `prefix`, sorted.
@@ -56,6 +125,18 @@ impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
     }
     fn put_chunks(&self, key: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
         (**self).put_chunks(key, chunks)
+    }
+    fn begin_put(&self, key: &str) -> Result<PendingPut, StoreError> {
+        (**self).begin_put(key)
+    }
+    fn append_put(&self, put: &mut PendingPut, bytes: &[u8]) -> Result<(), StoreError> {
+        (**self).append_put(put, bytes)
+    }
+    fn finish_put(&self, put: PendingPut) -> Result<(), StoreError> {
+        (**self).finish_put(put)
+    }
+    fn abort_put(&self, put: PendingPut) {
+        (**self).abort_put(put)
     }
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         (**self).get(key)
@@ -126,6 +207,14 @@ impl FileStore {
     }
 }
 
+/// A [`FileStore`] put in progress: its temporary file (`None` once a write
+/// failed and the file was removed).
+struct FilePut {
+    file: Option<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
 /// Asks the kernel to drop a synced file's pages from its cache: a
 /// checkpoint's files are read back only to restore, and gigabytes of them
 /// cached crowd out the state they were written from (the kernel must then
@@ -142,6 +231,15 @@ impl ObjectStore for FileStore {
     }
 
     fn put_chunks(&self, key: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
+        let mut put = self.begin_put(key)?;
+        for chunk in chunks {
+            self.append_put(&mut put, chunk)?;
+        }
+        self.finish_put(put)
+    }
+
+    /// Writes a temporary file next to the object's place.
+    fn begin_put(&self, key: &str) -> Result<PendingPut, StoreError> {
         let path = self.path(key)?;
         let dir = path.parent().expect("a key has a parent: the root");
         std::fs::create_dir_all(dir).map_err(Self::io("creating", dir))?;
@@ -151,17 +249,63 @@ impl ObjectStore for FileStore {
                 .expect("a checked key names a file")
                 .to_string_lossy()
         ));
-        let mut file = File::create(&tmp).map_err(Self::io("creating", &tmp))?;
-        for chunk in chunks {
-            file.write_all(chunk).map_err(Self::io("writing", &tmp))?;
+        let file = File::create(&tmp).map_err(Self::io("creating", &tmp))?;
+        Ok(PendingPut::new(
+            key,
+            FilePut {
+                file: Some(file),
+                tmp,
+                path,
+            },
+        ))
+    }
+
+    fn append_put(&self, put: &mut PendingPut, bytes: &[u8]) -> Result<(), StoreError> {
+        let put = put.state_mut::<FilePut>();
+        let Some(file) = put.file.as_mut() else {
+            return Err(StoreError::Io {
+                what: "writing",
+                path: put.tmp.clone(),
+                source: std::io::Error::other("an earlier write failed"),
+            });
+        };
+        let written = file.write_all(bytes).map_err(Self::io("writing", &put.tmp));
+        if written.is_err() {
+            put.file = None;
+            let _ = std::fs::remove_file(&put.tmp);
         }
-        file.sync_all().map_err(Self::io("syncing", &tmp))?;
+        written
+    }
+
+    /// Syncs the file, renames it into place and syncs the directory.
+    fn finish_put(&self, put: PendingPut) -> Result<(), StoreError> {
+        let FilePut { file, tmp, path } = put.into_state::<FilePut>();
+        let Some(file) = file else {
+            return Err(StoreError::Io {
+                what: "writing",
+                path: tmp,
+                source: std::io::Error::other("an earlier write failed"),
+            });
+        };
+        let synced = file.sync_all().map_err(Self::io("syncing", &tmp));
+        if let Err(e) = synced {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         drop_cached_pages(&file);
         drop(file);
         std::fs::rename(&tmp, &path).map_err(Self::io("renaming into place", &path))?;
+        let dir = path.parent().expect("a key has a parent: the root");
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(Self::io("syncing", dir))
+    }
+
+    fn abort_put(&self, put: PendingPut) {
+        let put = put.into_state::<FilePut>();
+        drop(put.file);
+        let _ = std::fs::remove_file(&put.tmp);
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
@@ -270,6 +414,29 @@ mod tests {
             store.get("shared/a"),
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn a_streamed_put_appears_whole_at_its_end_and_an_aborted_one_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path());
+        store.put("shared/a", b"old").unwrap();
+        let mut put = store.begin_put("shared/a").unwrap();
+        store.append_put(&mut put, b"new ").unwrap();
+        store.append_put(&mut put, b"bytes").unwrap();
+        assert_eq!(store.get("shared/a").unwrap(), b"old", "not before the end");
+        store.finish_put(put).unwrap();
+        assert_eq!(store.get("shared/a").unwrap(), b"new bytes");
+        let mut aborted = store.begin_put("shared/b").unwrap();
+        store.append_put(&mut aborted, b"half").unwrap();
+        store.abort_put(aborted);
+        assert_eq!(store.list("").unwrap(), ["shared/a"]);
+        // No temporary file either.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("shared"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a"]);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use super::object_store::{check_key, ObjectStore, StoreError};
+use super::object_store::{check_key, ObjectStore, PendingPut, StoreError};
 
 /// Objects at least this large are uploaded in parts of this size.
 pub const MULTIPART_PART_BYTES: usize = 8 << 20;
@@ -190,6 +190,15 @@ impl S3Store {
         })
     }
 
+    /// A put whose earlier request failed (and was reported then).
+    fn failed_earlier(&self, key: &str) -> StoreError {
+        StoreError::Remote {
+            what: "uploading",
+            location: format!("{}/{key}", self.settings.url()),
+            message: "an earlier part failed; the upload was aborted".into(),
+        }
+    }
+
     fn failed(&self, what: &'static str, key: &str, e: impl std::error::Error) -> StoreError {
         StoreError::Remote {
             what,
@@ -198,38 +207,152 @@ impl S3Store {
         }
     }
 
-    async fn put_in_parts(&self, object: &str, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Sends the bytes buffered in `put` as its next part (starting the
+    /// multipart upload with the first); on failure aborts the upload.
+    fn send_part(&self, key: &str, put: &mut S3Put, bytes: Vec<u8>) -> Result<(), StoreError> {
         let bucket = &self.settings.bucket;
-        let created = (self.client.create_multipart_upload())
-            .bucket(bucket)
-            .key(object)
-            .send()
-            .await
-            .map_err(|e| self.failed("starting a multipart upload of", key, e))?;
-        let upload = created.upload_id().unwrap_or_default().to_owned();
-        let uploaded = async {
-            let mut parts = Vec::new();
-            for (index, chunk) in bytes.chunks(MULTIPART_PART_BYTES).enumerate() {
-                let number = index as i32 + 1;
-                let part = (self.client.upload_part())
-                    .bucket(bucket)
-                    .key(object)
-                    .upload_id(&upload)
+        let sent = self.runtime.block_on(async {
+            let upload = match &put.upload {
+                Some(upload) => upload.clone(),
+                None => {
+                    let created = (self.client.create_multipart_upload())
+                        .bucket(bucket)
+                        .key(&put.object)
+                        .send()
+                        .await
+                        .map_err(|e| self.failed("starting a multipart upload of", key, e))?;
+                    let upload = created.upload_id().unwrap_or_default().to_owned();
+                    put.upload = Some(upload.clone());
+                    upload
+                }
+            };
+            let number = put.parts.len() as i32 + 1;
+            let part = (self.client.upload_part())
+                .bucket(bucket)
+                .key(&put.object)
+                .upload_id(&upload)
+                .part_number(number)
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .map_err(|e| self.failed("uploading a part of", key, e))?;
+            put.parts.push(
+                CompletedPart::builder()
+                    .set_e_tag(part.e_tag().map(str::to_owned))
                     .part_number(number)
-                    .body(ByteStream::from(chunk.to_vec()))
+                    .build(),
+            );
+            Ok(())
+        });
+        if sent.is_err() {
+            self.abort_upload(put);
+        }
+        sent
+    }
+
+    /// Best effort: parts of an unfinished upload cost storage.
+    fn abort_upload(&self, put: &mut S3Put) {
+        put.failed = true;
+        put.buffered = Vec::new();
+        if let Some(upload) = put.upload.take() {
+            let _ = self.runtime.block_on(
+                (self.client.abort_multipart_upload())
+                    .bucket(&self.settings.bucket)
+                    .key(&put.object)
+                    .upload_id(&upload)
+                    .send(),
+            );
+        }
+    }
+}
+
+/// An [`S3Store`] put in progress: objects below [`MULTIPART_PART_BYTES`]
+/// go up in one request at the end; larger ones in parts of that size as
+/// their bytes come (a multipart upload, begun with the first part).
+struct S3Put {
+    object: String,
+    upload: Option<String>,
+    parts: Vec<CompletedPart>,
+    /// Bytes not sent yet (less than a part, between calls).
+    buffered: Vec<u8>,
+    /// A request failed: the upload was aborted.
+    failed: bool,
+}
+
+impl ObjectStore for S3Store {
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_chunks(key, &[bytes])
+    }
+
+    fn put_chunks(&self, key: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
+        let mut put = self.begin_put(key)?;
+        for chunk in chunks {
+            self.append_put(&mut put, chunk)?;
+        }
+        self.finish_put(put)
+    }
+
+    fn begin_put(&self, key: &str) -> Result<PendingPut, StoreError> {
+        let object = self.object_key(key)?;
+        Ok(PendingPut::new(
+            key,
+            S3Put {
+                object,
+                upload: None,
+                parts: Vec::new(),
+                buffered: Vec::new(),
+                failed: false,
+            },
+        ))
+    }
+
+    fn append_put(&self, pending: &mut PendingPut, mut bytes: &[u8]) -> Result<(), StoreError> {
+        let key = pending.key().to_owned();
+        let put = pending.state_mut::<S3Put>();
+        if put.failed {
+            return Err(self.failed_earlier(&key));
+        }
+        while put.buffered.len() + bytes.len() >= MULTIPART_PART_BYTES {
+            let (head, rest) = bytes.split_at(MULTIPART_PART_BYTES - put.buffered.len());
+            let mut part = std::mem::take(&mut put.buffered);
+            part.extend_from_slice(head);
+            bytes = rest;
+            self.send_part(&key, put, part)?;
+        }
+        put.buffered.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish_put(&self, pending: PendingPut) -> Result<(), StoreError> {
+        let key = pending.key().to_owned();
+        let mut put = pending.into_state::<S3Put>();
+        if put.failed {
+            return Err(self.failed_earlier(&key));
+        }
+        let bucket = &self.settings.bucket;
+        if put.upload.is_none() {
+            let body = std::mem::take(&mut put.buffered);
+            return self.runtime.block_on(async {
+                (self.client.put_object())
+                    .bucket(bucket)
+                    .key(&put.object)
+                    .body(ByteStream::from(body))
                     .send()
                     .await
-                    .map_err(|e| self.failed("uploading a part of", key, e))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .set_e_tag(part.e_tag().map(str::to_owned))
-                        .part_number(number)
-                        .build(),
-                );
-            }
+                    .map(|_| ())
+                    .map_err(|e| self.failed("uploading", &key, e))
+            });
+        }
+        if !put.buffered.is_empty() {
+            let last = std::mem::take(&mut put.buffered);
+            self.send_part(&key, &mut put, last)?;
+        }
+        let upload = put.upload.clone().unwrap_or_default();
+        let parts = std::mem::take(&mut put.parts);
+        let completed = self.runtime.block_on(async {
             (self.client.complete_multipart_upload())
                 .bucket(bucket)
-                .key(object)
+                .key(&put.object)
                 .upload_id(&upload)
                 .multipart_upload(
                     CompletedMultipartUpload::builder()
@@ -238,39 +361,18 @@ impl S3Store {
                 )
                 .send()
                 .await
-                .map_err(|e| self.failed("completing the multipart upload of", key, e))?;
-            Ok(())
-        }
-        .await;
-        if uploaded.is_err() {
-            // Best effort: parts of an unfinished upload cost storage.
-            let _ = (self.client.abort_multipart_upload())
-                .bucket(bucket)
-                .key(object)
-                .upload_id(&upload)
-                .send()
-                .await;
-        }
-        uploaded
-    }
-}
-
-impl ObjectStore for S3Store {
-    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let object = self.object_key(key)?;
-        self.runtime.block_on(async {
-            if bytes.len() >= MULTIPART_PART_BYTES {
-                return self.put_in_parts(&object, key, bytes).await;
-            }
-            (self.client.put_object())
-                .bucket(&self.settings.bucket)
-                .key(&object)
-                .body(ByteStream::from(bytes.to_vec()))
-                .send()
-                .await
                 .map(|_| ())
-                .map_err(|e| self.failed("uploading", key, e))
-        })
+                .map_err(|e| self.failed("completing the multipart upload of", &key, e))
+        });
+        if completed.is_err() {
+            self.abort_upload(&mut put);
+        }
+        completed
+    }
+
+    fn abort_put(&self, pending: PendingPut) {
+        let mut put = pending.into_state::<S3Put>();
+        self.abort_upload(&mut put);
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
@@ -413,6 +515,37 @@ mod tests {
         let listed = store.list("many/").unwrap();
         assert_eq!(listed.len(), 1_005);
         assert_eq!(listed[1_004], "many/01004");
+    }
+
+    #[test]
+    fn a_streamed_put_crosses_parts_and_an_aborted_one_leaves_nothing() {
+        let server = server();
+        let store = S3Store::new(server.settings("bucket", "p")).unwrap();
+        let big: Vec<u8> = (0..(MULTIPART_PART_BYTES + MULTIPART_PART_BYTES / 2 + 7))
+            .map(|i| (i * 17 % 251) as u8)
+            .collect();
+        let mut put = store.begin_put("shared/streamed").unwrap();
+        // Pieces that end inside a part and across its end.
+        for piece in big.chunks(MULTIPART_PART_BYTES / 3 + 1) {
+            store.append_put(&mut put, piece).unwrap();
+        }
+        assert!(
+            store.list("shared/").unwrap().is_empty(),
+            "not before the end"
+        );
+        store.finish_put(put).unwrap();
+        assert!(
+            store.get("shared/streamed").unwrap() == big,
+            "streamed round trip"
+        );
+        let mut small = store.begin_put("shared/small").unwrap();
+        store.append_put(&mut small, b"one request").unwrap();
+        store.finish_put(small).unwrap();
+        assert_eq!(store.get("shared/small").unwrap(), b"one request");
+        let mut aborted = store.begin_put("shared/aborted").unwrap();
+        store.append_put(&mut aborted, &big).unwrap();
+        store.abort_put(aborted);
+        assert_eq!(store.list("").unwrap(), ["shared/small", "shared/streamed"]);
     }
 
     #[test]

@@ -191,3 +191,22 @@ fn restore_falls_back_past_a_corrupt_manifest_and_a_missing_file() {
         "{err}"
     );
 }
+
+#[test]
+fn a_streamed_shared_file_is_recorded_as_the_same_bytes_put_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = CheckpointCatalog::new(FileStore::new(dir.path()));
+    let whole = catalog.put_shared("whole", b"abcdefgh").unwrap();
+    let mut upload = catalog.begin_shared("streamed").unwrap();
+    for piece in [&b"abc"[..], b"", b"defgh"] {
+        catalog.append_shared(&mut upload, piece).unwrap();
+    }
+    assert_eq!(upload.len(), 8);
+    let streamed = catalog.finish_shared(upload).unwrap();
+    assert_eq!(streamed, whole);
+    assert_eq!(catalog.get_shared("streamed", &whole).unwrap(), b"abcdefgh");
+    let mut aborted = catalog.begin_shared("aborted").unwrap();
+    catalog.append_shared(&mut aborted, b"x").unwrap();
+    catalog.abort_shared(aborted);
+    assert!(catalog.get_shared("aborted", &whole).is_err());
+}
