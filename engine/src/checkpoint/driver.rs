@@ -172,6 +172,7 @@ impl CheckpointDriver {
             // Stopped with a savepoint: the job is ending, and nothing after
             // the savepoint may be triggered or committed.
             while self.reports.try_recv().is_ok() {}
+            self.writer.abort_streams();
             return;
         }
         while let Ok(report) = self.reports.try_recv() {

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo};
-use sluice_state::SnapshotKind;
+use sluice_state::checkpoint_store::{CheckpointCatalog, FileInfo, SharedUpload};
+use sluice_state::{SnapshotKind, StateFile};
 
 use super::channel_file::encode_channels;
 use super::native_upload::{upload_native, UploadedFiles};
@@ -110,8 +110,27 @@ pub struct PartWriter {
     /// Files of aborted checkpoints that could not be deleted yet (the
     /// storage was unreachable): retried after the next completed one.
     undiscarded: Vec<String>,
+    /// Per shard, its state file of a checkpoint still being written,
+    /// uploaded as its bytes come ([`ShardReport::StateBytes`]).
+    streaming: BTreeMap<u32, StreamedFile>,
     /// A failure that must fail the job (a shard could not write its final part).
     pub fatal: Option<CheckpointError>,
+}
+
+/// A shard's state file on its way to storage.
+struct StreamedFile {
+    checkpoint: CheckpointId,
+    name: String,
+    /// The upload, or why it failed (the shard's part is then declined).
+    upload: Result<SharedUpload, CheckpointError>,
+}
+
+/// The name of `shard`'s state file for `checkpoint`.
+fn state_file_name(checkpoint: CheckpointId, shard: u32, kind: SnapshotKind) -> String {
+    match kind {
+        SnapshotKind::Full => format!("{checkpoint:020}-{shard:05}.state"),
+        SnapshotKind::Changes => format!("{checkpoint:020}-{shard:05}.changes"),
+    }
 }
 
 impl PartWriter {
@@ -131,8 +150,99 @@ impl PartWriter {
             chains: BTreeMap::new(),
             acked: BTreeMap::new(),
             undiscarded: Vec::new(),
+            streaming: BTreeMap::new(),
             fatal: None,
         }
+    }
+
+    /// Drops the upload of `shard`'s state file if `drop_it` says so.
+    fn abort_streamed(&mut self, shard: u32, drop_it: impl Fn(CheckpointId) -> bool) {
+        if let Some(streamed) = self.streaming.get(&shard) {
+            if drop_it(streamed.checkpoint) {
+                let streamed = self.streaming.remove(&shard).expect("just seen");
+                if let Ok(upload) = streamed.upload {
+                    self.catalog.abort_shared(upload);
+                }
+            }
+        }
+    }
+
+    /// Drops every state file still being uploaded (the job is ending).
+    pub fn abort_streams(&mut self) {
+        let shards: Vec<u32> = self.streaming.keys().copied().collect();
+        for shard in shards {
+            self.abort_streamed(shard, |_| true);
+        }
+    }
+
+    /// Uploads the next bytes of `shard`'s state file for `checkpoint`.
+    fn stream(
+        &mut self,
+        shard: u32,
+        checkpoint: CheckpointId,
+        kind: SnapshotKind,
+        bytes: &StateFile,
+    ) {
+        // A checkpoint the shard dropped for a newer one.
+        self.abort_streamed(shard, |c| c != checkpoint);
+        let catalog = &self.catalog;
+        let streamed = self.streaming.entry(shard).or_insert_with(|| {
+            let name = state_file_name(checkpoint, shard, kind);
+            let upload = (catalog.begin_shared(&name))
+                .map_err(CheckpointError::storage(format!("writing {name}")));
+            StreamedFile {
+                checkpoint,
+                name,
+                upload,
+            }
+        });
+        if let Ok(upload) = &mut streamed.upload {
+            for chunk in bytes.chunks() {
+                if let Err(e) = catalog.append_shared(upload, chunk) {
+                    // The store dropped what it had of the file.
+                    streamed.upload = Err(CheckpointError::Storage {
+                        context: format!("writing {}", streamed.name),
+                        source: e,
+                    });
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Writes the rest of `shard`'s state file for `checkpoint`: after the
+    /// bytes streamed before, or the whole file.
+    fn write_state(
+        &mut self,
+        shard: u32,
+        checkpoint: CheckpointId,
+        name: &str,
+        rest: &StateFile,
+    ) -> Result<FileInfo, CheckpointError> {
+        let streamed = match self.streaming.remove(&shard) {
+            Some(streamed) if streamed.checkpoint == checkpoint => streamed,
+            other => {
+                if let Some(StreamedFile {
+                    upload: Ok(upload), ..
+                }) = other
+                {
+                    self.catalog.abort_shared(upload);
+                }
+                return self.write(checkpoint, name, &rest.chunks());
+            }
+        };
+        let mut upload = streamed.upload?;
+        for chunk in rest.chunks() {
+            (self.catalog.append_shared(&mut upload, chunk))
+                .map_err(CheckpointError::storage(format!("writing {name}")))?;
+        }
+        let info = (self.catalog.finish_shared(upload))
+            .map_err(CheckpointError::storage(format!("writing {name}")))?;
+        self.written
+            .entry(checkpoint)
+            .or_default()
+            .push(name.to_owned());
+        Ok(info)
     }
 
     /// Writes what a shard reported; `final_id` names a final part (above
@@ -149,8 +259,16 @@ impl PartWriter {
                 channels,
                 native,
             } => {
+                let streamed_bytes = match self.streaming.get(&shard) {
+                    Some(StreamedFile {
+                        checkpoint: c,
+                        upload: Ok(upload),
+                        ..
+                    }) if *c == checkpoint => upload.len(),
+                    _ => 0,
+                };
                 let mut cost = PartCost {
-                    bytes: state.len() as u64,
+                    bytes: streamed_bytes + state.len() as u64,
                     sync_micros,
                     ..PartCost::default()
                 };
@@ -169,10 +287,7 @@ impl PartWriter {
                         cost.bytes += upload.bytes;
                         (upload.handles, upload.files)
                     });
-                let name = match kind {
-                    SnapshotKind::Full => format!("{checkpoint:020}-{shard:05}.state"),
-                    SnapshotKind::Changes => format!("{checkpoint:020}-{shard:05}.changes"),
-                };
+                let name = state_file_name(checkpoint, shard, kind);
                 let mut files = match kind {
                     SnapshotKind::Full => Vec::new(),
                     SnapshotKind::Changes => self.chains.get(&shard).cloned().unwrap_or_default(),
@@ -192,10 +307,12 @@ impl PartWriter {
                 };
                 let written = native.and_then(|native| {
                     channels.and_then(|channels| {
-                        self.write(checkpoint, &name, &state.chunks())
+                        self.write_state(shard, checkpoint, &name, &state)
                             .map(|info| (info, channels, native))
                     })
                 });
+                // Whatever happened, nothing of this part streams any more.
+                self.abort_streamed(shard, |c| c <= checkpoint);
                 Some(match written {
                     Ok((info, channels, (native, native_files))) => {
                         files.push((name, info));
@@ -220,11 +337,21 @@ impl PartWriter {
                     },
                 })
             }
+            ShardReport::StateBytes {
+                shard,
+                checkpoint,
+                kind,
+                bytes,
+            } => {
+                self.stream(shard, checkpoint, kind, &bytes);
+                None
+            }
             ShardReport::Declined {
                 shard,
                 checkpoint,
                 reason,
             } => {
+                self.abort_streamed(shard, |c| c <= checkpoint);
                 if checkpoint == super::FINAL_CHECKPOINT {
                     self.fatal = Some(CheckpointError::FinalState { shard, reason });
                     return None;
@@ -240,6 +367,7 @@ impl PartWriter {
                 state,
                 sources,
             } => {
+                self.abort_streamed(shard, |_| true);
                 let name = format!("{final_id:020}-{shard:05}{}.final.state", self.final_tag);
                 match self.catalog.put_shared(&name, &state) {
                     Ok(info) => Some(PartEvent::Finished {
@@ -312,6 +440,10 @@ impl PartWriter {
                     self.signals.stop_sources_at.store(0, Ordering::Release);
                 }
                 self.acked.remove(&checkpoint);
+                let shards: Vec<u32> = self.streaming.keys().copied().collect();
+                for shard in shards {
+                    self.abort_streamed(shard, |c| c == checkpoint);
+                }
                 if let Some(files) = self.written.remove(&checkpoint) {
                     for name in &files {
                         self.uploaded.remove(name);
@@ -405,4 +537,128 @@ fn write_file(
         .map_err(CheckpointError::storage(format!("writing {name}")))?;
     written.entry(checkpoint).or_default().push(name.to_owned());
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use sluice_state::checkpoint_store::FileStore;
+    use sluice_state::{KeyGroup, KeyGroups, RestoreSet, StateFileWriter};
+
+    use super::*;
+
+    fn writer(dir: &Path) -> PartWriter {
+        let store: Store = Arc::new(FileStore::new(dir));
+        PartWriter::new(
+            CheckpointCatalog::new(store),
+            Committers::default(),
+            CheckpointSignals::default(),
+            String::new(),
+        )
+    }
+
+    /// Writes a fragment of one group into `file` and takes its bytes.
+    fn piece(file: &mut StateFileWriter, group: u16) -> StateFile {
+        let bytes = vec![group as u8; 100];
+        (file.section_of("s", vec![(KeyGroup(group), vec![bytes])])).unwrap();
+        file.take_ready()
+    }
+
+    fn bytes_of(shard: u32, checkpoint: CheckpointId, bytes: StateFile) -> ShardReport {
+        ShardReport::StateBytes {
+            shard,
+            checkpoint,
+            kind: SnapshotKind::Full,
+            bytes,
+        }
+    }
+
+    fn snapshot(shard: u32, checkpoint: CheckpointId, state: StateFile) -> ShardReport {
+        ShardReport::Snapshot {
+            shard,
+            checkpoint,
+            state,
+            sources: Default::default(),
+            sync_micros: 0,
+            kind: SnapshotKind::Full,
+            channels: Default::default(),
+            native: Vec::new(),
+        }
+    }
+
+    fn shared_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("shared"))
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_streamed_state_file_is_the_whole_file_and_a_dropped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        let final_id = super::super::FINAL_CHECKPOINT;
+        // Checkpoint 1 streams a piece; the shard then drops it for 2.
+        let mut one = StateFileWriter::new(SnapshotKind::Full);
+        assert!(w
+            .report(bytes_of(0, 1, piece(&mut one, 1)), final_id)
+            .is_none());
+        let mut two = StateFileWriter::new(SnapshotKind::Full);
+        let mut whole = Vec::new();
+        for group in [2, 3] {
+            let bytes = piece(&mut two, group);
+            whole.extend(bytes.to_vec());
+            assert!(w.report(bytes_of(0, 2, bytes), final_id).is_none());
+        }
+        (two.section_of("s", vec![(KeyGroup(4), vec![vec![4; 100]])])).unwrap();
+        let rest = two.finish();
+        whole.extend(rest.to_vec());
+        let Some(PartEvent::Acknowledged { ack, cost, .. }) =
+            w.report(snapshot(0, 2, rest), final_id)
+        else {
+            panic!("checkpoint 2 not acknowledged");
+        };
+        let name = "00000000000000000002-00000.state";
+        assert_eq!(ack.files, [(name.to_owned(), FileInfo::of(&whole))]);
+        assert_eq!(cost.bytes, whole.len() as u64);
+        let stored = std::fs::read(dir.path().join("shared").join(name)).unwrap();
+        assert!(
+            stored == whole,
+            "the file is the bytes streamed, then the rest"
+        );
+        let range = KeyGroups::new(8, 1).range_of(0);
+        RestoreSet::default()
+            .add_file(name, &stored, range)
+            .unwrap();
+        // Nothing of checkpoint 1, no temporary file.
+        assert_eq!(shared_files(dir.path()), [name]);
+
+        // A part declined after streaming leaves nothing either, and so
+        // does a checkpoint the leader aborts.
+        let mut three = StateFileWriter::new(SnapshotKind::Full);
+        w.report(bytes_of(0, 3, piece(&mut three, 1)), final_id);
+        let declined = ShardReport::Declined {
+            shard: 0,
+            checkpoint: 3,
+            reason: "test".into(),
+        };
+        assert!(matches!(
+            w.report(declined, final_id),
+            Some(PartEvent::Declined { checkpoint: 3, .. })
+        ));
+        let mut four = StateFileWriter::new(SnapshotKind::Full);
+        w.report(bytes_of(1, 4, piece(&mut four, 1)), final_id);
+        w.apply(&PartCommand::Aborted {
+            checkpoint: 4,
+            resume_sources: false,
+        });
+        assert_eq!(shared_files(dir.path()), [name]);
+        assert!(w.streaming.is_empty());
+    }
 }

@@ -35,6 +35,11 @@ use sluice_state::{OwnerSnapshot, SnapshotKind, StateFile, StateFileWriter, Stat
 
 use super::CheckpointId;
 
+/// Bytes of a state file a shard collects before it hands them to the
+/// driver ([`ShardReport::StateBytes`]) while its snapshot is still being
+/// written (a few in unit tests, so that their snapshots stream).
+const STREAMED_STATE_BYTES: usize = if cfg!(test) { 64 } else { 1 << 20 };
+
 /// Source positions by `<source node>/<partition>`.
 pub type SourcePositions = BTreeMap<String, u64>;
 
@@ -50,6 +55,8 @@ pub enum ShardReport {
     Snapshot {
         shard: u32,
         checkpoint: CheckpointId,
+        /// The shard's state file: what `StateBytes` reports of this
+        /// checkpoint did not already carry (all of it when none came).
         state: StateFile,
         sources: SourcePositions,
         /// Time spent writing state on the shard's core (the synchronous part).
@@ -62,6 +69,16 @@ pub enum ShardReport {
         /// RocksDB checkpoints of the plan nodes whose states live there
         /// (local directories the driver uploads from).
         native: Vec<NativePart>,
+    },
+    /// The next bytes of the shard's state file for `checkpoint`, written
+    /// while its tables are still being encoded (the `Snapshot` that ends
+    /// the part holds the rest of the file); sent once a few of them are
+    /// ready, so that a snapshot never sits whole in memory.
+    StateBytes {
+        shard: u32,
+        checkpoint: CheckpointId,
+        kind: SnapshotKind,
+        bytes: StateFile,
     },
     /// The shard could not take its part of `checkpoint`.
     Declined {
@@ -493,12 +510,21 @@ impl ShardCheckpoints {
                             registry.write_owner(snapshot, &mut progress.file)?;
                             progress.done[index] = true;
                         } else {
+                            registry.drain_owner(&snapshot, &mut progress.file)?;
                             progress.pending.push((index, snapshot));
                         }
                         Ok(())
                     })
                     .map_err(|e| e.to_string());
             }
+        }
+        if stepped.is_ok() && progress.file.ready_len() >= STREAMED_STATE_BYTES {
+            let _ = self.reports.send(ShardReport::StateBytes {
+                shard: self.shard,
+                checkpoint: progress.checkpoint,
+                kind: progress.file.kind(),
+                bytes: progress.file.take_ready(),
+            });
         }
         if let Err(reason) = stepped {
             let checkpoint = progress.checkpoint;
@@ -653,18 +679,51 @@ mod tests {
             steps += 1;
             assert!(steps <= 1_000, "the snapshot never completes");
         }
-        match reports_in.try_recv() {
-            Ok(ShardReport::Snapshot {
-                checkpoint,
-                sources,
-                state,
-                ..
-            }) => {
-                assert_eq!((checkpoint, sources), (1, at(10)));
-                assert!(state.len() > 8_000, "{} bytes", state.len());
+        // The file streams out while it is written, then the part ends it.
+        let mut file = Vec::new();
+        let mut streamed = 0;
+        loop {
+            match reports_in.try_recv() {
+                Ok(ShardReport::StateBytes {
+                    checkpoint, bytes, ..
+                }) if streamed < 1_000 => {
+                    assert_eq!(checkpoint, 1);
+                    file.extend(bytes.to_vec());
+                    streamed += 1;
+                }
+                Ok(ShardReport::Snapshot {
+                    checkpoint,
+                    sources,
+                    state,
+                    ..
+                }) => {
+                    assert_eq!((checkpoint, sources), (1, at(10)));
+                    file.extend(state.to_vec());
+                    break;
+                }
+                other => panic!("expected checkpoint 1's part, got {other:?}"),
             }
-            other => panic!("expected checkpoint 1's part, got {other:?}"),
         }
+        assert!(streamed > 1, "{streamed} pieces streamed");
+        // The whole file holds the state at the barrier.
+        let mut set = RestoreSet::default();
+        set.add_file("part", &file, groups).unwrap();
+        let restored_registry = Rc::new(RefCell::new(StateRegistry::new(groups, set)));
+        let restored = Rc::new(RefCell::new(TrackedTable::new(
+            MemoryTable::<u64, u8, u64>::new("t", groups),
+            groups,
+        )));
+        restored_registry
+            .borrow_mut()
+            .register("t", 7, restored.clone());
+        let mut entries = 0;
+        for group in groups.iter() {
+            restored.borrow().for_each_in_group(group, &mut |k, _, v| {
+                assert_eq!(k, v);
+                entries += 1;
+            });
+        }
+        assert_eq!(entries, 1_000);
         match reports_in.try_recv() {
             Ok(ShardReport::Finished { sources, state, .. }) => {
                 assert_eq!(sources, at(20));

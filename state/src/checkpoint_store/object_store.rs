@@ -295,7 +295,10 @@ impl ObjectStore for FileStore {
         }
         drop_cached_pages(&file);
         drop(file);
-        std::fs::rename(&tmp, &path).map_err(Self::io("renaming into place", &path))?;
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Self::io("renaming into place", &path)(e));
+        }
         let dir = path.parent().expect("a key has a parent: the root");
         File::open(dir)
             .and_then(|d| d.sync_all())
