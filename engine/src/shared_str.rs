@@ -7,7 +7,8 @@
 //! like a `String`, and is one of:
 //! - **inline**: up to [`INLINE_CAPACITY`] bytes stored in the value itself
 //!   (names, e-mail addresses, card numbers, channel names, short keys);
-//! - **whole**: a reference-counted shared buffer (cloning bumps a count);
+//! - **whole**: a reference-counted shared buffer, the count and the text in
+//!   one allocation (cloning bumps the count);
 //! - **interned**: a range of text that lives as long as the process
 //!   ([`SharedStr::interned`]): a generator's fixed strings (URLs, padding)
 //!   are cloned and cut with no count to bump — an atomic increment and
@@ -46,7 +47,7 @@ enum Repr {
         bytes: [u8; INLINE_CAPACITY],
     },
     /// All of a shared buffer.
-    Whole(Arc<Box<str>>),
+    Whole(Arc<str>),
     /// Text of the process-wide intern table (or a literal).
     Interned(&'static str),
 }
@@ -64,15 +65,16 @@ impl SharedStr {
         })
     }
 
-    /// `text` inline if it fits, else copied into a new shared buffer.
+    /// `text` inline if it fits, else copied into a new shared buffer (one
+    /// allocation: the count and the text together).
     pub fn copy_of(text: &str) -> Self {
-        Self::inline(text).unwrap_or_else(|| SharedStr(Repr::Whole(Arc::new(text.into()))))
+        Self::inline(text).unwrap_or_else(|| SharedStr(Repr::Whole(Arc::from(text))))
     }
 
-    /// `text` inline if it fits, else moved into a shared buffer (no copy of
-    /// the text when its capacity equals its length).
+    /// `text` inline if it fits, else copied into a new shared buffer (as
+    /// [`copy_of`](Self::copy_of); `text` is freed).
     pub fn from_string(text: String) -> Self {
-        Self::inline(&text).unwrap_or_else(|| SharedStr(Repr::Whole(Arc::new(text.into()))))
+        Self::copy_of(&text)
     }
 
     /// A string literal (no copy, no count).
