@@ -81,6 +81,15 @@ pub trait KeyedTable<K, N, V> {
 
     /// Number of entries in the table.
     fn len(&self) -> usize;
+    /// Where a lookup of `(key, namespace)` starts, as a number that orders
+    /// lookups by the memory they touch: looking many entries up in this
+    /// order sweeps the table instead of jumping around it. By default 0
+    /// (no order helps).
+    #[inline]
+    fn probe_order(&self, group: KeyGroup, key: &K, namespace: &N) -> u64 {
+        let _ = (group, key, namespace);
+        0
+    }
 
     fn is_empty(&self) -> bool {
         self.len() == 0

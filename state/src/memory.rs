@@ -113,6 +113,11 @@ impl<K: StateKey, N: StateKey, V> KeyedTable<K, N, V> for MemoryTable<K, N, V> {
         }
     }
 
+    #[inline]
+    fn probe_order(&self, group: KeyGroup, key: &K, namespace: &N) -> u64 {
+        self.map(group).home(entry_hash(key, namespace)) as u64
+    }
+
     fn remove(&mut self, group: KeyGroup, key: &K, namespace: &N) -> Option<V> {
         let hash = entry_hash(key, namespace);
         let map = self.map_mut(group);

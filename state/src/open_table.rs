@@ -406,6 +406,13 @@ impl<K, V> OpenTable<K, V> {
         self.len() == 0
     }
 
+    /// The slot where a lookup of `hash` starts (in the array that takes
+    /// inserts): lookups in this order walk the array from start to end.
+    #[inline]
+    pub fn home(&self, hash: u64) -> usize {
+        stored_hash(hash) as usize & self.current.mask()
+    }
+
     /// Where the entry with `hash` for which `eq` holds is.
     #[inline]
     pub fn find(&self, hash: u64, mut eq: impl FnMut(&K) -> bool) -> Option<Position> {

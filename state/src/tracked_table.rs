@@ -32,6 +32,7 @@
 //! write captures it, and before any step writes an entry of its group
 //! from the log.
 
+use std::cmp::Reverse;
 use std::marker::PhantomData;
 
 use crate::snapshot::{apply_entry_changes, restore_entries, CHANGE_TAG_DELETE, CHANGE_TAG_PUT};
@@ -145,6 +146,9 @@ struct IntervalChanges<K, N> {
     written: Vec<Vec<(K, N)>>,
     /// Entries removed in the interval (some may exist again).
     removed: Vec<FastHashSet<(K, N)>>,
+    /// Whether a snapshot has put the group's log in probe order (see
+    /// [`KeyedTable::probe_order`]).
+    ordered: Vec<bool>,
 }
 
 impl<K: StateKey, N: StateKey> IntervalChanges<K, N> {
@@ -154,6 +158,7 @@ impl<K: StateKey, N: StateKey> IntervalChanges<K, N> {
                 .map(|_| spare.pop().unwrap_or_default())
                 .collect(),
             removed: (0..groups).map(|_| FastHashSet::default()).collect(),
+            ordered: vec![false; groups],
         }
     }
 }
@@ -333,6 +338,14 @@ where
             Frozen::Changes { interval, changes } => {
                 let interval = *interval;
                 let log = &mut changes.written[offset];
+                if !changes.ordered[offset] {
+                    // Looked up in the table's order, the changed entries
+                    // (spread over a table of GBs) are read in one sweep
+                    // instead of one cache miss each; popped from the end.
+                    let table = &self.table;
+                    log.sort_by_cached_key(|(k, n)| Reverse(table.probe_order(group, k, n)));
+                    changes.ordered[offset] = true;
+                }
                 let removed = &mut changes.removed[offset];
                 let mut taken = 0;
                 // Removals first, of entries still absent (one created
@@ -657,6 +670,10 @@ where
     fn for_each_in_group(&self, group: KeyGroup, f: &mut dyn FnMut(&K, &N, &V)) {
         self.table
             .for_each_in_group(group, &mut |k, n, w| f(k, n, W::value(w)))
+    }
+    #[inline]
+    fn probe_order(&self, group: KeyGroup, key: &K, namespace: &N) -> u64 {
+        self.table.probe_order(group, key, namespace)
     }
     fn len(&self) -> usize {
         self.table.len()
