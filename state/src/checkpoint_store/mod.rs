@@ -5,6 +5,7 @@
 //! thread, off every shard's record path.
 
 mod catalog;
+mod direct_file;
 mod location;
 mod manifest;
 mod object_store;

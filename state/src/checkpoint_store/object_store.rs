@@ -10,8 +10,9 @@
 
 use std::any::Any;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use super::direct_file::DirectFile;
 
 /// An object store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -208,9 +209,10 @@ impl FileStore {
 }
 
 /// A [`FileStore`] put in progress: its temporary file (`None` once a write
-/// failed and the file was removed).
+/// failed and the file was removed), written around the page cache where
+/// the file system allows it.
 struct FilePut {
-    file: Option<File>,
+    file: Option<DirectFile>,
     tmp: PathBuf,
     path: PathBuf,
 }
@@ -249,7 +251,7 @@ impl ObjectStore for FileStore {
                 .expect("a checked key names a file")
                 .to_string_lossy()
         ));
-        let file = File::create(&tmp).map_err(Self::io("creating", &tmp))?;
+        let file = DirectFile::create(&tmp).map_err(Self::io("creating", &tmp))?;
         Ok(PendingPut::new(
             key,
             FilePut {
@@ -269,7 +271,7 @@ impl ObjectStore for FileStore {
                 source: std::io::Error::other("an earlier write failed"),
             });
         };
-        let written = file.write_all(bytes).map_err(Self::io("writing", &put.tmp));
+        let written = file.write(bytes).map_err(Self::io("writing", &put.tmp));
         if written.is_err() {
             put.file = None;
             let _ = std::fs::remove_file(&put.tmp);
@@ -287,13 +289,22 @@ impl ObjectStore for FileStore {
                 source: std::io::Error::other("an earlier write failed"),
             });
         };
-        let synced = file.sync_all().map_err(Self::io("syncing", &tmp));
-        if let Err(e) = synced {
-            drop(file);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+        let direct = file.is_direct();
+        let synced = (file.finish().map_err(Self::io("writing", &tmp))).and_then(|file| {
+            file.sync_all()
+                .map(|()| file)
+                .map_err(Self::io("syncing", &tmp))
+        });
+        let file = match synced {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if !direct {
+            drop_cached_pages(&file);
         }
-        drop_cached_pages(&file);
         drop(file);
         if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
