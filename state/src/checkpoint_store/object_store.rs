@@ -153,6 +153,20 @@ impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
     }
 }
 
+/// Puts `chunks` as one object through a streamed put (for stores whose
+/// streamed put is their real one).
+pub(super) fn put_streamed(
+    store: &(impl ObjectStore + ?Sized),
+    key: &str,
+    chunks: &[&[u8]],
+) -> Result<(), StoreError> {
+    let mut put = store.begin_put(key)?;
+    for chunk in chunks {
+        store.append_put(&mut put, chunk)?;
+    }
+    store.finish_put(put)
+}
+
 /// Checks that `key` is relative, `/`-separated and stays inside the store.
 pub fn check_key(key: &str) -> Result<(), StoreError> {
     let bad = |why| {
@@ -233,11 +247,7 @@ impl ObjectStore for FileStore {
     }
 
     fn put_chunks(&self, key: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
-        let mut put = self.begin_put(key)?;
-        for chunk in chunks {
-            self.append_put(&mut put, chunk)?;
-        }
-        self.finish_put(put)
+        put_streamed(self, key, chunks)
     }
 
     /// Writes a temporary file next to the object's place.

@@ -26,7 +26,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use super::object_store::{check_key, ObjectStore, PendingPut, StoreError};
+use super::object_store::{check_key, put_streamed, ObjectStore, PendingPut, StoreError};
 
 /// Objects at least this large are uploaded in parts of this size.
 pub const MULTIPART_PART_BYTES: usize = 8 << 20;
@@ -285,11 +285,7 @@ impl ObjectStore for S3Store {
     }
 
     fn put_chunks(&self, key: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
-        let mut put = self.begin_put(key)?;
-        for chunk in chunks {
-            self.append_put(&mut put, chunk)?;
-        }
-        self.finish_put(put)
+        put_streamed(self, key, chunks)
     }
 
     fn begin_put(&self, key: &str) -> Result<PendingPut, StoreError> {
