@@ -117,26 +117,31 @@ impl DirectFile {
     }
 
     /// Writes the staging buffer's first `len` bytes (aligned) directly;
-    /// if the file system refuses, writes what it holds through the page
-    /// cache and stays there.
+    /// if the file system refuses, writes the rest of what it holds through
+    /// the page cache and stays there.
     fn flush_staging(&mut self, len: usize) -> io::Result<()> {
         let staging = self.staging.as_mut().expect("direct mode");
         let filled = staging.filled;
-        match self.file.write_all(&staging.bytes()[..len]) {
-            Ok(()) => {
-                staging.filled = 0;
-                Ok(())
+        let mut done = 0;
+        while done < len {
+            match self.file.write(&staging.bytes()[done..len]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    // Refused (or a short write left the offset unaligned).
+                    let staging = self.staging.take().expect("direct mode");
+                    return self.fall_back(&staging.bytes()[done.min(filled)..filled]);
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let staging = self.staging.take().expect("direct mode");
-                self.fall_back(&staging.bytes()[..filled])
-            }
-            Err(e) => Err(e),
         }
+        staging.filled = 0;
+        Ok(())
     }
 
     /// Reopens the file without `O_DIRECT` after the bytes written directly
-    /// and appends `pending` there.
+    /// and appends `pending` (the staged bytes not written) there.
     fn fall_back(&mut self, pending: &[u8]) -> io::Result<()> {
         let at = self.file.stream_position()?;
         let path = format!(
