@@ -259,16 +259,9 @@ impl PartWriter {
                 channels,
                 native,
             } => {
-                let streamed_bytes = match self.streaming.get(&shard) {
-                    Some(StreamedFile {
-                        checkpoint: c,
-                        upload: Ok(upload),
-                        ..
-                    }) if *c == checkpoint => upload.len(),
-                    _ => 0,
-                };
+                // The state file's bytes are added once it is written (some
+                // of them may have been streamed before this report).
                 let mut cost = PartCost {
-                    bytes: streamed_bytes + state.len() as u64,
                     sync_micros,
                     ..PartCost::default()
                 };
@@ -315,6 +308,7 @@ impl PartWriter {
                 self.abort_streamed(shard, |c| c <= checkpoint);
                 Some(match written {
                     Ok((info, channels, (native, native_files))) => {
+                        cost.bytes += info.size;
                         files.push((name, info));
                         (self.acked.entry(checkpoint).or_default()).insert(shard, files.clone());
                         PartEvent::Acknowledged {
