@@ -7,6 +7,7 @@
 
 mod bad_records;
 mod collect;
+pub(crate) mod csv_line;
 mod file;
 mod file_source;
 mod generator;

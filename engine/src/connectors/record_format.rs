@@ -36,15 +36,7 @@ impl RecordFormat {
                 serde_json::to_writer(&mut *out, value).map_err(|e| FormatError(e.to_string()))?;
                 out.push(b'\n');
             }
-            RecordFormat::Csv => {
-                let mut writer = csv::WriterBuilder::new()
-                    .has_headers(false)
-                    .from_writer(&mut *out);
-                writer
-                    .serialize(value)
-                    .map_err(|e| FormatError(e.to_string()))?;
-                writer.flush().map_err(|e| FormatError(e.to_string()))?;
-            }
+            RecordFormat::Csv => super::csv_line::write_record(value, out)?,
         }
         Ok(())
     }
@@ -55,16 +47,7 @@ impl RecordFormat {
             RecordFormat::JsonLines => {
                 serde_json::from_str(line).map_err(|e| FormatError(format!("invalid JSON: {e}")))
             }
-            RecordFormat::Csv => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .from_reader(line.as_bytes());
-                match reader.deserialize().next() {
-                    Some(Ok(value)) => Ok(value),
-                    Some(Err(e)) => Err(FormatError(format!("invalid CSV row: {e}"))),
-                    None => Err(FormatError("empty CSV row".into())),
-                }
-            }
+            RecordFormat::Csv => super::csv_line::parse_record(line),
             RecordFormat::Text => {
                 serde_json::from_value(serde_json::Value::String(line.to_owned())).map_err(|e| {
                     FormatError(format!("text lines can only be read as strings: {e}"))

@@ -502,7 +502,7 @@ pub fn cast(v: Value, from: &SqlType, to: &SqlType) -> EvalResult {
 }
 
 /// A string cast to a type, as Flink's CAST reads it (a failure fails the job).
-fn parse_text(s: &str, to: &SqlType) -> EvalResult {
+pub(crate) fn parse_text(s: &str, to: &SqlType) -> EvalResult {
     let t = s.trim();
     let bad = || EvalError(format!("cannot cast '{s}' to {to}"));
     Ok(match to {

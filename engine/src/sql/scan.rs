@@ -178,6 +178,11 @@ impl RowMaker {
         })
     }
 
+    /// The connector columns the rows read.
+    pub fn reads(&self) -> impl Iterator<Item = usize> + '_ {
+        self.fill.iter().flatten().copied()
+    }
+
     /// The row column of the table's event time, if it has a WATERMARK.
     pub fn rowtime(&self) -> Option<usize> {
         self.rowtime

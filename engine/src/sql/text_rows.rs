@@ -11,15 +11,26 @@
 //! text. CSV: the fields are the stored columns in order; each is converted
 //! from its text as by CAST, an empty field being NULL except for VARCHAR.
 //! A line that does not parse, or a value that does not convert, is a bad
-//! record naming the column. Runs in the file source's reader, on the shard
-//! reading the split.
+//! record naming the column. Runs in the file source's reader (and the
+//! Kafka source's), on the shard reading the split or partition.
+//!
+//! A line is read once, straight into the row: only the columns the job
+//! reads are converted, and a string is copied only into the value a
+//! VARCHAR column keeps ([`json_fields`], [`CsvFields`]); the scratch
+//! space is the thread's, reused from line to line.
 
+mod json_fields;
+
+use std::cell::RefCell;
+
+use self::json_fields::{Found, JsonFields};
 use super::catalog::Table;
 use super::error::SqlError;
-use super::expr::{cast, EvalError};
+use super::expr::{parse_text, EvalError};
 use super::scan::RowMaker;
 use super::sql_type::SqlType;
 use super::value::{Row, Value};
+use crate::connectors::csv_line::CsvFields;
 use crate::connectors::RecordFormat;
 
 /// How a file table's lines become rows.
@@ -31,6 +42,13 @@ pub struct TextRows {
     pub columns: Vec<(String, SqlType)>,
     /// Makes rows of the columns the job reads.
     pub rows: RowMaker,
+    /// Where a JSON line's fields lead (the columns the rows read).
+    json: JsonFields,
+}
+
+thread_local! {
+    /// Each stored column's value of the JSON line being read.
+    static FOUND: RefCell<Vec<Found>> = const { RefCell::new(Vec::new()) };
 }
 
 impl TextRows {
@@ -48,96 +66,60 @@ impl TextRows {
             .map(|(n, t)| (n.as_str(), t.clone()))
             .collect();
         let rows = RowMaker::new(table, "filesystem", &schema, layout)?;
+        let json = JsonFields::new(&columns, rows.reads());
         Ok(TextRows {
             format,
             columns,
             rows,
+            json,
         })
     }
 
     /// The row of one line (without its newline).
     pub fn parse(&self, line: &str) -> Result<Row, String> {
         match self.format {
-            RecordFormat::JsonLines => {
-                let object: serde_json::Value =
-                    serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-                if !object.is_object() {
+            RecordFormat::JsonLines => FOUND.with(|cell| {
+                // A nested call (none today) gets a vector of its own.
+                let mut own = Vec::new();
+                let mut borrowed = cell.try_borrow_mut();
+                let found = match borrowed.as_deref_mut() {
+                    Ok(found) => found,
+                    Err(_) => &mut own,
+                };
+                found.clear();
+                found.resize_with(self.columns.len(), || None);
+                let is_object =
+                    (self.json.read(line, found)).map_err(|e| format!("invalid JSON: {e}"))?;
+                if !is_object {
                     return Err(format!("expected a JSON object, found {line}"));
                 }
                 self.rows
-                    .try_make(|c| {
-                        let (name, ty) = &self.columns[c];
-                        json_value(field(&object, name), ty)
-                            .map_err(|e| EvalError(format!("column `{name}`: {e}")))
+                    .try_make(|c| match found[c].take() {
+                        Some((_, value)) => value
+                            .map_err(|e| EvalError(format!("column `{}`: {e}", self.columns[c].0))),
+                        None => Ok(Value::Null),
                     })
                     .map_err(|e| e.0)
-            }
-            RecordFormat::Csv => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .from_reader(line.as_bytes());
-                let record = match reader.records().next() {
-                    Some(record) => record.map_err(|e| format!("invalid CSV: {e}"))?,
-                    None => csv::StringRecord::new(),
-                };
-                if record.len() != self.columns.len() {
+            }),
+            RecordFormat::Csv => CsvFields::of_line(line, |fields| {
+                if fields.len() != self.columns.len() {
                     return Err(format!(
                         "{} CSV field(s), the table has {} column(s)",
-                        record.len(),
+                        fields.len(),
                         self.columns.len()
                     ));
                 }
                 self.rows
                     .try_make(|c| {
                         let (name, ty) = &self.columns[c];
-                        text_value(&record[c], ty)
+                        text_value(fields.get(c), ty)
                             .map_err(|e| EvalError(format!("column `{name}`: {e}")))
                     })
                     .map_err(|e| e.0)
-            }
+            }),
             RecordFormat::Text => Err("a SQL table reads 'json' or 'csv' lines".into()),
         }
     }
-}
-
-/// The field `name` of `object`: the key itself, else the path its dots
-/// spell (a flattened ROW column).
-fn field<'a>(object: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    if let Some(value) = object.get(name) {
-        return value;
-    }
-    let mut at = object;
-    for part in name.split('.') {
-        match at.get(part) {
-            Some(inner) => at = inner,
-            None => return &serde_json::Value::Null,
-        }
-    }
-    at
-}
-
-/// A JSON value as a value of `ty`.
-fn json_value(value: &serde_json::Value, ty: &SqlType) -> Result<Value, EvalError> {
-    use serde_json::Value as J;
-    let mismatch = || EvalError(format!("{value} is not a {ty}"));
-    Ok(match (value, ty) {
-        (J::Null, _) => Value::Null,
-        (J::String(s), SqlType::Varchar) => Value::Str(s.clone()),
-        (other, SqlType::Varchar) => Value::Str(other.to_string()),
-        (J::String(s), _) => cast(Value::Str(s.clone()), &SqlType::Varchar, ty)?,
-        (J::Bool(b), SqlType::Boolean) => Value::Bool(*b),
-        (J::Number(n), t) if t.is_integer() => {
-            let v = n.as_i64().ok_or_else(mismatch)?;
-            cast(Value::Int(v), &SqlType::BigInt, t)?
-        }
-        (J::Number(n), SqlType::Double | SqlType::Float) => {
-            Value::Double(n.as_f64().ok_or_else(mismatch)?)
-        }
-        (J::Number(n), SqlType::Decimal { .. }) => {
-            cast(Value::Str(n.to_string()), &SqlType::Varchar, ty)?
-        }
-        _ => return Err(mismatch()),
-    })
 }
 
 /// A CSV field as a value of `ty`.
@@ -145,7 +127,7 @@ fn text_value(text: &str, ty: &SqlType) -> Result<Value, EvalError> {
     match ty {
         SqlType::Varchar => Ok(Value::Str(text.to_owned())),
         _ if text.is_empty() => Ok(Value::Null),
-        _ => cast(Value::Str(text.to_owned()), &SqlType::Varchar, ty),
+        _ => parse_text(text, ty),
     }
 }
 
@@ -155,12 +137,20 @@ mod tests {
     use crate::sql::catalog::Catalog;
     use crate::sql::scan::source_layout;
     use crate::sql::script::parse_script;
+    use proptest::prelude::*;
 
     fn text_rows(format: RecordFormat, read: &[&str]) -> TextRows {
+        table_rows(
+            "CREATE TABLE f (id BIGINT, name VARCHAR, price DOUBLE, \
+             person ROW<city VARCHAR>, ts TIMESTAMP(3), ok BOOLEAN, \
+             n AS id * 2) WITH ('connector' = 'filesystem')",
+            format,
+            read,
+        )
+    }
+
+    fn table_rows(ddl: &str, format: RecordFormat, read: &[&str]) -> TextRows {
         let mut catalog = Catalog::default();
-        let ddl = "CREATE TABLE f (id BIGINT, name VARCHAR, price DOUBLE, \
-                   person ROW<city VARCHAR>, ts TIMESTAMP(3), ok BOOLEAN, \
-                   n AS id * 2) WITH ('connector' = 'filesystem')";
         for statement in parse_script(ddl).unwrap() {
             catalog.apply(&statement, &[]).unwrap();
         }
@@ -228,5 +218,192 @@ mod tests {
             let got = rows.parse(line).unwrap_err();
             assert!(got.contains(error), "{line}: {got}");
         }
+    }
+
+    /// The former reading of a JSON line, the model: the whole line parsed
+    /// into a `serde_json::Value`, then each column read looked up in it.
+    fn model_json_row(rows: &TextRows, line: &str) -> Result<Row, String> {
+        use serde_json::Value as J;
+        let object: J = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+        if !object.is_object() {
+            return Err(format!("expected a JSON object, found {line}"));
+        }
+        let field = |name: &str| -> J {
+            if let Some(value) = object.get(name) {
+                return value.clone();
+            }
+            let mut at = &object;
+            for part in name.split('.') {
+                match at.get(part) {
+                    Some(inner) => at = inner,
+                    None => return J::Null,
+                }
+            }
+            at.clone()
+        };
+        let convert = |value: J, ty: &SqlType| -> Result<Value, EvalError> {
+            let mismatch = || EvalError(format!("{value} is not a {ty}"));
+            Ok(match (&value, ty) {
+                (J::Null, _) => Value::Null,
+                (J::String(s), SqlType::Varchar) => Value::Str(s.clone()),
+                (other, SqlType::Varchar) => Value::Str(other.to_string()),
+                (J::String(s), _) => parse_text(s, ty)?,
+                (J::Bool(b), SqlType::Boolean) => Value::Bool(*b),
+                (J::Number(n), t) if t.is_integer() => {
+                    let v = n.as_i64().ok_or_else(mismatch)?;
+                    crate::sql::expr::cast(Value::Int(v), &SqlType::BigInt, t)?
+                }
+                (J::Number(n), SqlType::Double | SqlType::Float) => {
+                    Value::Double(n.as_f64().ok_or_else(mismatch)?)
+                }
+                (J::Number(n), SqlType::Decimal { .. }) => parse_text(&n.to_string(), ty)?,
+                _ => return Err(mismatch()),
+            })
+        };
+        rows.rows
+            .try_make(|c| {
+                let (name, ty) = &rows.columns[c];
+                convert(field(name), ty).map_err(|e| EvalError(format!("column `{name}`: {e}")))
+            })
+            .map_err(|e| e.0)
+    }
+
+    const WIDE_TABLE: &str = "CREATE TABLE f (id BIGINT, name VARCHAR, price DOUBLE, \
+         d DECIMAL(10, 2), small INT, person ROW<city VARCHAR, zip BIGINT>, \
+         ts TIMESTAMP(3), ok BOOLEAN, n AS id * 2) WITH ('connector' = 'filesystem')";
+
+    /// A JSON value with the keys and texts the wide table's columns meet.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value as J;
+        static TEXTS: &[&str] = &[
+            "42",
+            "-7",
+            " 12 ",
+            "1.5",
+            "12.345",
+            "2024-01-02 03:04:05.678",
+            "true",
+            "x",
+            "",
+            "a\"b\\c",
+            "é\u{1F600}",
+            "9223372036854775808",
+        ];
+        let leaf = prop_oneof![
+            Just(J::Null),
+            any::<bool>().prop_map(J::Bool),
+            any::<i64>().prop_map(J::from),
+            (-1000i64..1000).prop_map(J::from),
+            any::<u64>().prop_map(J::from),
+            (-1e6f64..1e6).prop_map(J::from),
+            prop::sample::select(TEXTS).prop_map(J::from),
+        ];
+        static KEYS: &[&str] = &[
+            "id",
+            "name",
+            "price",
+            "d",
+            "small",
+            "person",
+            "city",
+            "zip",
+            "person.city",
+            "ts",
+            "ok",
+            "n",
+            "x",
+            "é",
+        ];
+        leaf.prop_recursive(3, 24, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(J::Array),
+                prop::collection::btree_map(prop::sample::select(KEYS), inner, 0..6).prop_map(
+                    |fields| J::Object(
+                        fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                    )
+                ),
+            ]
+        })
+    }
+
+    /// A line: a JSON value, mostly an object, sometimes cut short or with
+    /// a byte replaced.
+    fn json_line() -> impl Strategy<Value = String> {
+        let top = prop_oneof![
+            4 => prop::collection::btree_map(
+                prop::sample::select(&["id", "name", "price", "d", "small", "person",
+                    "person.city", "ts", "ok", "n", "x"][..]),
+                json_value(),
+                0..9,
+            )
+            .prop_map(|fields| serde_json::Value::Object(
+                fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+            1 => json_value(),
+        ];
+        (
+            top,
+            0..4u8,
+            any::<prop::sample::Index>(),
+            prop::sample::select(&["}", ",", "\"", "x", " "][..]),
+        )
+            .prop_map(|(value, damage, at, with)| {
+                let line = value.to_string();
+                let cut = at.index(line.len() + 1);
+                let cut = (0..=cut)
+                    .rev()
+                    .find(|&i| line.is_char_boundary(i))
+                    .unwrap_or(0);
+                match damage {
+                    0 => line[..cut].to_owned(),
+                    1 => format!("{}{with}{}", &line[..cut], &line[cut..]),
+                    _ => line,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn json_lines_read_as_the_whole_value_read_them(
+            line in json_line(),
+            read in prop::sample::subsequence(
+                vec!["id", "name", "price", "d", "small", "person.city", "person.zip", "ts", "ok", "n"],
+                0..=10,
+            ),
+        ) {
+            let rows = table_rows(WIDE_TABLE, RecordFormat::JsonLines, &read);
+            prop_assert_eq!(rows.parse(&line), model_json_row(&rows, &line), "line {}", line);
+        }
+
+    }
+
+    #[test]
+    fn a_name_both_a_column_and_a_way_to_nested_ones_is_both() {
+        let rows = table_rows(
+            "CREATE TABLE f (person VARCHAR, `person.city` VARCHAR, `person.zip` BIGINT) \
+             WITH ('connector' = 'filesystem')",
+            RecordFormat::JsonLines,
+            &["person", "person.city", "person.zip"],
+        );
+        for line in [
+            r#"{"person": {"city": "Oslo", "zip": "17"}, "person.city": "Bergen"}"#,
+            r#"{"person.city": "Bergen", "person": {"city": "Oslo", "zip": 17}}"#,
+            r#"{"person": {"city": "Oslo", "zip": 1.5}}"#,
+            r#"{"person": [1, {"city": 2}]}"#,
+            r#"{"person": 5, "x": {"person": {"city": "no"}}}"#,
+        ] {
+            assert_eq!(rows.parse(line), model_json_row(&rows, line), "{line}");
+        }
+        let row = rows
+            .parse(r#"{"person": {"city": "Oslo", "zip": 17}}"#)
+            .unwrap();
+        assert_eq!(
+            row.0,
+            vec![
+                Value::Str(r#"{"city":"Oslo","zip":17}"#.into()),
+                Value::Str("Oslo".into()),
+                Value::Int(17),
+            ]
+        );
     }
 }
