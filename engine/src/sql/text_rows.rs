@@ -362,6 +362,11 @@ mod tests {
             })
     }
 
+    /// `line L column C` of a serde_json error message.
+    fn json_error_place(message: &str) -> &str {
+        message.rfind(" at line ").map_or(message, |at| &message[at..])
+    }
+
     proptest! {
         #[test]
         fn json_lines_read_as_the_whole_value_read_them(
@@ -372,7 +377,19 @@ mod tests {
             ),
         ) {
             let rows = table_rows(WIDE_TABLE, RecordFormat::JsonLines, &read);
-            prop_assert_eq!(rows.parse(&line), model_json_row(&rows, &line), "line {}", line);
+            let (read_now, model) = (rows.parse(&line), model_json_row(&rows, &line));
+            match (&read_now, &model) {
+                // Malformed JSON: the same place. serde_json words the cause
+                // differently when it skips a value than when it builds one
+                // (`-` at the end: "invalid number" against "EOF while
+                // parsing a value"), and a field the table does not read is
+                // skipped now.
+                (Err(now), Err(then)) if then.starts_with("invalid JSON: ") => {
+                    prop_assert!(now.starts_with("invalid JSON: "), "line {}: {}", line, now);
+                    prop_assert_eq!(json_error_place(now), json_error_place(then), "line {}", line);
+                }
+                _ => prop_assert_eq!(read_now, model, "line {}", line),
+            }
         }
 
     }
