@@ -364,7 +364,9 @@ mod tests {
 
     /// `line L column C` of a serde_json error message.
     fn json_error_place(message: &str) -> &str {
-        message.rfind(" at line ").map_or(message, |at| &message[at..])
+        message
+            .rfind(" at line ")
+            .map_or(message, |at| &message[at..])
     }
 
     proptest! {
