@@ -378,3 +378,67 @@ fn prices_are_the_reference_formula_to_the_cent() {
         }
     }
 }
+
+/// The reference's `round(desired * 0.2)` in integers, for every padding a
+/// configuration could ask for and more.
+#[test]
+fn padding_deltas_round_as_the_reference() {
+    for desired in 0..3_000_000usize {
+        assert_eq!(
+            super::generator::fifth_rounded(desired),
+            (desired as f64 * 0.2).round() as usize,
+            "desired = {desired}"
+        );
+    }
+}
+
+/// The generator's divisions by multiplication against plain division: the
+/// cycle of kinds and the event time, over small, random and extreme event
+/// numbers and several rates and proportions.
+#[test]
+fn divisions_by_multiplication_are_the_plain_ones() {
+    let mut rng = super::event_rng::EventRng::new(11, 12);
+    for (rate, proportions) in [
+        (10_000_000u64, (1u64, 3u64, 46u64)),
+        (1, (5, 10, 35)),
+        (7, (1, 1, 1)),
+        (1_000_000_007, (2, 7, 91)),
+        (u64::MAX, (1, 2, 3)),
+    ] {
+        let config = NexmarkConfig {
+            first_event_rate: rate,
+            person_proportion: proportions.0,
+            auction_proportion: proportions.1,
+            bid_proportion: proportions.2,
+            ..NexmarkConfig::default()
+        };
+        let total = config.total_proportion();
+        let generator = NexmarkGenerator::new(config.clone());
+        let edge = u64::MAX / 1000;
+        let random: Vec<u64> = (0..20_000)
+            .map(|i| rng.next_u64() >> if i % 2 == 0 { 0 } else { rng.next_int(64) })
+            .collect();
+        let numbers = (0..10_000u64)
+            .chain(random)
+            .chain(edge - 3..=edge + 3)
+            .chain(u64::MAX - 3..=u64::MAX);
+        for n in numbers {
+            let place = generator.place(n);
+            assert_eq!(
+                (place.epoch, place.offset),
+                (n / total, n % total),
+                "n = {n}"
+            );
+            // Times beyond i64 are no event's (they overflow in both).
+            let exact = n as u128 * 1000 / rate as u128;
+            if exact > (i64::MAX - config.base_time_ms) as u128 {
+                continue;
+            }
+            assert_eq!(
+                generator.timestamp_for_event(n),
+                config.timestamp_for_event(n),
+                "n = {n}, rate = {rate}"
+            );
+        }
+    }
+}
