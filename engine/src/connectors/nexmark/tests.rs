@@ -442,3 +442,29 @@ fn divisions_by_multiplication_are_the_plain_ones() {
         }
     }
 }
+
+/// The source's path (each event appended to a batch, bids built in their
+/// slot) against events by value, for persons and auctions often too.
+#[test]
+fn events_pushed_into_a_batch_are_the_events_by_value() {
+    let config = NexmarkConfig {
+        seed: 5,
+        person_proportion: 5,
+        auction_proportion: 10,
+        bid_proportion: 35,
+        ..NexmarkConfig::default()
+    };
+    let mut generator = NexmarkGenerator::new(config.clone());
+    let mut batch = Vec::with_capacity(3);
+    let mut pushed = Vec::new();
+    for n in 0..5_000 {
+        generator.push_event(n, &mut batch);
+        if batch.len() == 3 {
+            pushed.append(&mut batch);
+        }
+    }
+    pushed.append(&mut batch);
+    assert!(pushed.iter().all(|rec| rec.ts == rec.value.date_time()));
+    let by_value: Vec<Event> = pushed.into_iter().map(|rec| rec.value).collect();
+    assert_eq!(by_value, events(config, 5_000));
+}
