@@ -115,56 +115,13 @@ impl JsonFields {
     /// on entry). `Ok(false)`: the line is JSON but not an object.
     pub fn read(&self, line: &str, found: &mut [Found]) -> Result<bool, serde_json::Error> {
         let mut parser = serde_json::Deserializer::from_str(line);
-        let is_object = (&mut parser).deserialize_any(Top {
+        let is_object = (&mut parser).deserialize_any(ObjectAt {
             fields: self,
+            level: &self.top,
             found,
         })?;
         parser.end()?;
         Ok(is_object)
-    }
-}
-
-/// The whole line: an object of fields, or (refused by the caller)
-/// anything else, skipped.
-struct Top<'a, 'f> {
-    fields: &'a JsonFields,
-    found: &'f mut [Found],
-}
-
-impl<'de> Visitor<'de> for Top<'_, '_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
-        read_level(self.fields, &self.fields.top, self.found, map)?;
-        Ok(true)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(false)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
     }
 }
 
@@ -185,18 +142,20 @@ fn read_level<'de, A: MapAccess<'de>>(
                 let value = map.next_value_seed(ColumnValue(&fields.types[column]))?;
                 keep(found, column, whole, value);
             }
-            (None, Some(inner)) => map.next_value_seed(Nested {
-                fields,
-                level: inner,
-                found: &mut *found,
-            })?,
+            (None, Some(inner)) => {
+                map.next_value_seed(ObjectAt {
+                    fields,
+                    level: inner,
+                    found: &mut *found,
+                })?;
+            }
             (Some((column, whole)), Some(inner)) => {
                 let value: serde_json::Value = map.next_value()?;
                 let converted = ColumnValue(&fields.types[column])
                     .deserialize(&value)
                     .map_err(<A::Error as de::Error>::custom)?;
                 keep(found, column, whole, converted);
-                Nested {
+                ObjectAt {
                     fields,
                     level: inner,
                     found: &mut *found,
@@ -243,55 +202,59 @@ impl<'de, 'a> Visitor<'de> for FieldName<'a> {
     }
 }
 
-/// The value of a field that holds columns further in: an object is read
-/// at its level; anything else leaves those columns NULL.
-struct Nested<'a, 'f> {
+/// A value that holds columns if it is an object: the whole line (at the
+/// top level), or a field with columns further in (a flattened ROW). An
+/// object is read at its level; anything else is skipped, leaving those
+/// columns NULL. Yields whether the value was an object (the caller
+/// refuses a line that is not).
+struct ObjectAt<'a, 'f> {
     fields: &'a JsonFields,
     level: &'a Level,
     found: &'f mut [Found],
 }
 
-impl<'de> DeserializeSeed<'de> for Nested<'_, '_> {
-    type Value = ();
+impl<'de> DeserializeSeed<'de> for ObjectAt<'_, '_> {
+    type Value = bool;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Nested<'_, '_> {
-    type Value = ();
+impl<'de> Visitor<'de> for ObjectAt<'_, '_> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        read_level(self.fields, self.level, self.found, map)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        read_level(self.fields, self.level, self.found, map)?;
+        Ok(true)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
+        Ok(false)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
 
