@@ -89,6 +89,14 @@ pub(super) struct Place {
     pub(super) offset: u64,
 }
 
+/// The kind of an event, by its place in the cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Person,
+    Auction,
+    Bid,
+}
+
 /// A string of up to `N` bytes built on the stack (`fmt::Write` fails
 /// beyond that, which the generator's fixed formats never reach).
 struct StackText<const N: usize> {
@@ -286,6 +294,17 @@ impl NexmarkGenerator {
         Place { epoch, offset }
     }
 
+    fn kind(&self, place: Place) -> Kind {
+        let c = &self.config;
+        if place.offset < c.person_proportion {
+            Kind::Person
+        } else if place.offset < c.person_proportion + c.auction_proportion {
+            Kind::Auction
+        } else {
+            Kind::Bid
+        }
+    }
+
     /// [`NexmarkConfig::timestamp_for_event`], dividing by multiplication
     /// while `n · 1000` fits 64 bits (every event number below 1.8 · 10¹⁶).
     pub(super) fn timestamp_for_event(&self, n: u64) -> i64 {
@@ -466,7 +485,7 @@ impl NexmarkGenerator {
         let mut rng = EventRng::new(self.config.seed, n);
         let ts = self.event_time(n, &mut rng);
         let place = self.place(n);
-        if place.offset < self.config.person_proportion + self.config.auction_proportion {
+        if self.kind(place) != Kind::Bid {
             return None;
         }
         let (auction, bidder) = self.bid_ids(place, &mut rng);
@@ -499,12 +518,10 @@ impl NexmarkGenerator {
         let mut rng = EventRng::new(self.config.seed, n);
         let ts = self.event_time(n, &mut rng);
         let place = self.place(n);
-        if place.offset < self.config.person_proportion {
-            Event::Person(self.person(place, ts, &mut rng))
-        } else if place.offset < self.config.person_proportion + self.config.auction_proportion {
-            Event::Auction(self.auction(n, place, ts, &mut rng))
-        } else {
-            Event::Bid(self.bid(place, ts, &mut rng))
+        match self.kind(place) {
+            Kind::Person => Event::Person(self.person(place, ts, &mut rng)),
+            Kind::Auction => Event::Auction(self.auction(n, place, ts, &mut rng)),
+            Kind::Bid => Event::Bid(self.bid(place, ts, &mut rng)),
         }
     }
 
@@ -517,24 +534,24 @@ impl NexmarkGenerator {
         let mut rng = EventRng::new(self.config.seed, n);
         let ts = self.event_time(n, &mut rng);
         let place = self.place(n);
-        let value = if place.offset < self.config.person_proportion {
-            Event::Person(self.person(place, ts, &mut rng))
-        } else if place.offset < self.config.person_proportion + self.config.auction_proportion {
-            Event::Auction(self.auction(n, place, ts, &mut rng))
-        } else {
-            out.reserve(1);
-            let bid = self.bid(place, ts, &mut rng);
-            let len = out.len();
-            // SAFETY: `reserve(1)` made room for one record at `len`; it is
-            // written whole before the length covers it.
-            unsafe {
-                out.as_mut_ptr().add(len).write(Rec {
-                    ts,
-                    value: Event::Bid(bid),
-                });
-                out.set_len(len + 1);
+        let value = match self.kind(place) {
+            Kind::Person => Event::Person(self.person(place, ts, &mut rng)),
+            Kind::Auction => Event::Auction(self.auction(n, place, ts, &mut rng)),
+            Kind::Bid => {
+                out.reserve(1);
+                let bid = self.bid(place, ts, &mut rng);
+                let len = out.len();
+                // SAFETY: `reserve(1)` made room for one record at `len`; it
+                // is written whole before the length covers it.
+                unsafe {
+                    out.as_mut_ptr().add(len).write(Rec {
+                        ts,
+                        value: Event::Bid(bid),
+                    });
+                    out.set_len(len + 1);
+                }
+                return;
             }
-            return;
         };
         out.push(Rec { ts, value });
     }
