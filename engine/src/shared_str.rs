@@ -18,11 +18,23 @@
 //! only the text: a `SharedStr` archives as an rkyv `ArchivedString` and
 //! serializes as a JSON string, so the wire, state and file formats are those
 //! of `String`. Values are immutable; any thread may hold them (`Send + Sync`).
+//!
+//! # Layout
+//!
+//! Three machine words, the kind in the last byte (little-endian targets):
+//! inline text fills bytes `0..22` and the last byte is `len + 1`; a shared
+//! buffer or interned text keeps its pointer in word 0, its length in word 1
+//! and [`WHOLE`] or [`INTERNED`] in the last byte. A value therefore moves
+//! as three aligned words: an enum with its tag in byte 0 put its payload at
+//! odd offsets, and its moves were piecewise copies that the next whole-word
+//! load had to wait for (a fifth of a generated bid's time). The last word is
+//! never zero, which leaves `Option<SharedStr>` as small as a `SharedStr`.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroU64;
 use std::ops::{Deref, Range};
 use std::sync::Arc;
 
@@ -31,44 +43,82 @@ use rkyv::string::{ArchivedString, StringResolver};
 use rkyv::{Archive, Place, SerializeUnsized};
 use sluice_state::StableKey;
 
+#[cfg(not(all(target_endian = "little", target_pointer_width = "64")))]
+compile_error!("SharedStr's layout assumes a little-endian 64-bit target");
+
 /// The longest text stored inline, without a buffer.
 pub const INLINE_CAPACITY: usize = 22;
 
+/// The last byte of a value whose words 0 and 1 are an `Arc<str>`'s data
+/// pointer and length (one strong count owned by the value).
+const WHOLE: u8 = 0xFE;
+/// The last byte of a value whose words 0 and 1 are a `&'static str`.
+const INTERNED: u8 = 0xFF;
+
 /// An immutable UTF-8 string, cheap to build when short and cheap to clone
 /// always. See the module docs.
-#[derive(Clone)]
-pub struct SharedStr(Repr);
+///
+/// Invariants: the last byte (`last >> 56`) is `len + 1` with
+/// `len <= INLINE_CAPACITY` and the first `len` bytes of the value valid
+/// UTF-8, or [`WHOLE`] with words 0 and 1 from `Arc::into_raw` of an
+/// `Arc<str>` whose one strong count this value owns, or [`INTERNED`] with
+/// words 0 and 1 a `&'static str`.
+#[repr(C)]
+pub struct SharedStr {
+    words: [u64; 2],
+    last: NonZeroU64,
+}
 
-#[derive(Clone)]
-enum Repr {
-    /// `bytes[..len]` is the text (valid UTF-8: copied from a `&str`).
-    Inline {
-        len: u8,
-        bytes: [u8; INLINE_CAPACITY],
-    },
-    /// All of a shared buffer.
-    Whole(Arc<str>),
-    /// Text of the process-wide intern table (or a literal).
-    Interned(&'static str),
+// SAFETY: a `SharedStr` is inline bytes, an `Arc<str>` (Send + Sync) or a
+// `&'static str` (Send + Sync), and never mutated after it is built.
+unsafe impl Send for SharedStr {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SharedStr {}
+
+/// How a value holds its text (tests and `is_inline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Inline,
+    Whole,
+    Interned,
 }
 
 /// Every distinct text [`SharedStr::interned`] was given, stored once.
-static INTERNED: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
+static INTERNED_TEXTS: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
     std::sync::Mutex::new(None);
 
 impl SharedStr {
     /// The empty string (inline).
     pub const fn new() -> Self {
-        SharedStr(Repr::Inline {
-            len: 0,
-            bytes: [0; INLINE_CAPACITY],
-        })
+        SharedStr {
+            words: [0; 2],
+            // Inline, empty: the last byte is `0 + 1`.
+            last: match NonZeroU64::new(1 << 56) {
+                Some(last) => last,
+                None => unreachable!(),
+            },
+        }
+    }
+
+    /// A value holding the text at `pointer` by pointer and length, of kind
+    /// `kind` ([`WHOLE`] or [`INTERNED`]; the caller keeps that kind's
+    /// invariant).
+    #[inline]
+    fn pointing_at(pointer: *const u8, len: usize, kind: u8) -> Self {
+        let last = NonZeroU64::new(u64::from(kind) << 56).expect("a kind is never zero");
+        SharedStr {
+            words: [pointer as u64, len as u64],
+            last,
+        }
     }
 
     /// `text` inline if it fits, else copied into a new shared buffer (one
     /// allocation: the count and the text together).
     pub fn copy_of(text: &str) -> Self {
-        Self::inline(text).unwrap_or_else(|| SharedStr(Repr::Whole(Arc::from(text))))
+        Self::inline(text).unwrap_or_else(|| {
+            let buffer = Arc::into_raw(Arc::<str>::from(text));
+            Self::pointing_at(buffer.cast::<u8>(), text.len(), WHOLE)
+        })
     }
 
     /// `text` inline if it fits, else copied into a new shared buffer (as
@@ -78,8 +128,8 @@ impl SharedStr {
     }
 
     /// A string literal (no copy, no count).
-    pub const fn from_static(text: &'static str) -> Self {
-        SharedStr(Repr::Interned(text))
+    pub fn from_static(text: &'static str) -> Self {
+        Self::pointing_at(text.as_ptr(), text.len(), INTERNED)
     }
 
     /// `text` from the process-wide intern table, added to it the first
@@ -87,7 +137,7 @@ impl SharedStr {
     /// operation. The table is never freed, so this is for text a process
     /// keeps using (a generator's fixed strings, per seed), never for data.
     pub fn interned(text: &str) -> Self {
-        let mut table = INTERNED
+        let mut table = INTERNED_TEXTS
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let table = table.get_or_insert_with(Default::default);
@@ -99,33 +149,65 @@ impl SharedStr {
                 stored
             }
         };
-        SharedStr(Repr::Interned(stored))
+        Self::from_static(stored)
     }
 
+    #[inline]
     fn inline(text: &str) -> Option<Self> {
         if text.len() > INLINE_CAPACITY {
             return None;
         }
-        let mut bytes = [0; INLINE_CAPACITY];
+        let mut bytes = [0u8; 24];
         bytes[..text.len()].copy_from_slice(text.as_bytes());
-        Some(SharedStr(Repr::Inline {
-            len: text.len() as u8,
-            bytes,
-        }))
+        bytes[23] = text.len() as u8 + 1;
+        let word = |at: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(word)
+        };
+        let last = NonZeroU64::new(word(16))?;
+        Some(SharedStr {
+            words: [word(0), word(8)],
+            last,
+        })
+    }
+
+    /// The last byte: `len + 1` inline, else [`WHOLE`] or [`INTERNED`].
+    #[inline(always)]
+    fn tag(&self) -> u8 {
+        (self.last.get() >> 56) as u8
+    }
+
+    fn kind(&self) -> Kind {
+        match self.tag() {
+            WHOLE => Kind::Whole,
+            INTERNED => Kind::Interned,
+            _ => Kind::Inline,
+        }
+    }
+
+    /// The `Arc<str>` this value owns a count of, as `Arc::into_raw` gave it
+    /// (only for [`WHOLE`] values).
+    #[inline]
+    fn whole_raw(&self) -> *const str {
+        std::ptr::slice_from_raw_parts(self.words[0] as *const u8, self.words[1] as usize)
+            as *const str
     }
 
     /// The text.
     #[inline]
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Inline { len, bytes } => {
-                // SAFETY: `bytes[..len]` was copied whole from a `&str`
-                // (`inline`) and never changes, so it is valid UTF-8.
-                unsafe { std::str::from_utf8_unchecked(bytes.get_unchecked(..*len as usize)) }
-            }
-            Repr::Whole(buffer) => buffer,
-            Repr::Interned(text) => text,
-        }
+        let tag = self.tag();
+        let (pointer, len) = if tag <= INLINE_CAPACITY as u8 + 1 {
+            ((self as *const Self).cast::<u8>(), tag as usize - 1)
+        } else {
+            (self.words[0] as *const u8, self.words[1] as usize)
+        };
+        // SAFETY: by the type's invariants, inline text is the value's first
+        // `tag - 1` bytes, copied whole from a `&str`; otherwise words 0 and
+        // 1 are a live `str`'s pointer and length (an `Arc` this value holds
+        // a count of, or `'static` text). Neither changes while `self` lives.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(pointer, len)) }
     }
 
     /// The text's `range` (byte offsets): a cut of interned text in place
@@ -135,15 +217,44 @@ impl SharedStr {
     /// As `&str[range]` does: when the range is out of bounds or not on
     /// character boundaries.
     pub fn slice(&self, range: Range<usize>) -> Self {
-        match &self.0 {
-            Repr::Interned(text) => SharedStr(Repr::Interned(&text[range])),
+        match self.kind() {
+            Kind::Interned => {
+                // A cut of `'static` text is `'static` (the kind's invariant).
+                let text: &str = &self.as_str()[range];
+                Self::pointing_at(text.as_ptr(), text.len(), INTERNED)
+            }
             _ => Self::copy_of(&self.as_str()[range]),
         }
     }
 
     /// Whether the text is stored in the value itself.
     pub fn is_inline(&self) -> bool {
-        matches!(self.0, Repr::Inline { .. })
+        self.kind() == Kind::Inline
+    }
+}
+
+impl Clone for SharedStr {
+    #[inline]
+    fn clone(&self) -> Self {
+        if self.tag() == WHOLE {
+            // SAFETY: a WHOLE value holds one count of this `Arc` (alive
+            // while `self` is); the clone owns the new count.
+            unsafe { Arc::increment_strong_count(self.whole_raw()) };
+        }
+        SharedStr {
+            words: self.words,
+            last: self.last,
+        }
+    }
+}
+
+impl Drop for SharedStr {
+    #[inline]
+    fn drop(&mut self) {
+        if self.tag() == WHOLE {
+            // SAFETY: the count this value owns, given back once.
+            unsafe { Arc::decrement_strong_count(self.whole_raw()) };
+        }
     }
 }
 
@@ -341,6 +452,20 @@ mod tests {
         );
     }
 
+    impl SharedStr {
+        /// The strong count of a WHOLE value's buffer.
+        fn strong_count(&self) -> usize {
+            assert_eq!(self.kind(), Kind::Whole);
+            // SAFETY: a WHOLE value's buffer is alive while it is; the count
+            // taken here is given back before returning.
+            unsafe {
+                Arc::increment_strong_count(self.whole_raw());
+                let arc = Arc::from_raw(self.whole_raw());
+                Arc::strong_count(&arc) - 1
+            }
+        }
+    }
+
     #[test]
     fn short_text_is_inline_and_long_text_shared() {
         assert!(SharedStr::copy_of("channel-1234").is_inline());
@@ -348,19 +473,22 @@ mod tests {
         let long = SharedStr::copy_of(&"y".repeat(INLINE_CAPACITY + 1));
         assert!(!long.is_inline());
         assert_eq!(long.len(), INLINE_CAPACITY + 1);
-        assert!(matches!(long.0, Repr::Whole(_)));
+        assert_eq!(long.kind(), Kind::Whole);
         assert!(!SharedStr::from_static("ab").is_inline());
     }
 
     #[test]
     fn slices_of_buffers_are_copies() {
         let buffer = SharedStr::copy_of(&"0123456789".repeat(10));
-        let Repr::Whole(arc) = &buffer.0 else {
-            panic!("shared")
-        };
+        assert_eq!(buffer.kind(), Kind::Whole);
         let slice = buffer.slice(5..65);
         assert_eq!(slice, &"0123456789".repeat(10)[5..65]);
-        assert_eq!(Arc::strong_count(arc), 1);
+        assert_eq!(slice.kind(), Kind::Whole);
+        assert_eq!(buffer.strong_count(), 1);
+        let clone = buffer.clone();
+        assert_eq!(buffer.strong_count(), 2);
+        drop(clone);
+        assert_eq!(buffer.strong_count(), 1);
         assert!(buffer.slice(3..7).is_inline());
     }
 
@@ -370,13 +498,12 @@ mod tests {
         // The same text at another address.
         let copy: String = text.chars().collect();
         let (a, b) = (SharedStr::interned(text), SharedStr::interned(&copy));
-        let (Repr::Interned(a_text), Repr::Interned(b_text)) = (&a.0, &b.0) else {
-            panic!("interned")
-        };
-        assert!(std::ptr::eq(*a_text, *b_text));
+        assert_eq!((a.kind(), b.kind()), (Kind::Interned, Kind::Interned));
+        assert!(std::ptr::eq(a.as_str(), b.as_str()));
         let slice = a.slice(8..30);
         assert_eq!(slice, &text[8..30]);
-        assert!(matches!(slice.0, Repr::Interned(_)));
+        assert_eq!(slice.kind(), Kind::Interned);
+        assert!(std::ptr::eq(slice.as_str(), &a.as_str()[8..30]));
         assert_eq!(SharedStr::from_static("lit"), "lit");
     }
 
