@@ -18,6 +18,7 @@ pub mod job_file;
 pub mod jobs;
 pub mod kafka;
 pub mod logging;
+pub mod metrics;
 pub mod nexmark_generate;
 pub mod run;
 pub mod worker;

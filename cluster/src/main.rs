@@ -37,6 +37,14 @@ enum Command {
         /// checkpoint's directory.
         #[arg(long)]
         restore: Option<String>,
+        /// Serve Prometheus metrics at http://ADDRESS/metrics while the
+        /// job runs (HOST:PORT).
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
+        /// Once the job ends, go on serving its final metrics this many
+        /// seconds before exiting (so that a last scrape sees them).
+        #[arg(long, default_value_t = 0, requires = "metrics_addr")]
+        metrics_linger_s: u64,
     },
     /// Checks a job file without running it.
     Check { job: PathBuf },
@@ -96,6 +104,10 @@ enum Command {
         /// Do not pin shards to CPUs (several workers on one machine).
         #[arg(long)]
         no_pin: bool,
+        /// Serve Prometheus metrics of its tasks at http://ADDRESS/metrics
+        /// (HOST:PORT).
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
         /// Give up after the coordinator was unreachable this long.
         #[arg(long, default_value_t = 60)]
         connect_timeout_s: u64,
@@ -353,16 +365,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
-        Command::Run { job, restore } => match run::run(&job, restore.as_deref()) {
-            Ok((file, report)) => {
-                eprintln!("{}", run::summary(&file, &report));
-                ExitCode::SUCCESS
+        Command::Run {
+            job,
+            restore,
+            metrics_addr,
+            metrics_linger_s,
+        } => {
+            let code = match run::run(&job, restore.as_deref(), metrics_addr) {
+                Ok((file, report)) => {
+                    eprintln!("{}", run::summary(&file, &report));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code() as u8)
+                }
+            };
+            if metrics_linger_s > 0 {
+                eprintln!("serving the final metrics for {metrics_linger_s} s");
+                std::thread::sleep(std::time::Duration::from_secs(metrics_linger_s));
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(e.exit_code() as u8)
-            }
-        },
+            code
+        }
         Command::Savepoint {
             job,
             cluster:
@@ -718,6 +742,7 @@ fn main() -> ExitCode {
             data_address,
             advertise_address,
             no_pin,
+            metrics_addr,
             connect_timeout_s,
             secret_file,
         } => {
@@ -731,6 +756,8 @@ fn main() -> ExitCode {
                     pin_cpus: !no_pin,
                     connect_timeout: std::time::Duration::from_secs(connect_timeout_s),
                     secret,
+                    metrics_address: metrics_addr,
+                    exported: Default::default(),
                 })
             });
             match started {

@@ -23,13 +23,17 @@ pub enum RunError {
     /// exit code 1.
     #[error("savepoint failed: {0}")]
     Savepoint(String),
+    /// The metrics endpoint asked for cannot be served (nothing started):
+    /// exit code 1.
+    #[error("{0}")]
+    Metrics(String),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::JobFile(_) => 2,
-            RunError::Engine(_) | RunError::Savepoint(_) => 1,
+            RunError::Engine(_) | RunError::Savepoint(_) | RunError::Metrics(_) => 1,
         }
     }
 }
@@ -199,9 +203,25 @@ pub fn explain(path: &Path) -> Result<String, RunError> {
     })
 }
 
-/// Runs the job file at `path` to completion (resuming from `restore`, if given).
-pub fn run(path: &Path, restore: Option<&str>) -> Result<(JobFile, JobReport), RunError> {
+/// Runs the job file at `path` to completion (resuming from `restore`, if
+/// given), serving its metrics at `metrics_address` if given.
+pub fn run(
+    path: &Path,
+    restore: Option<&str>,
+    metrics_address: Option<std::net::SocketAddr>,
+) -> Result<(JobFile, JobReport), RunError> {
     let (file, env) = prepare_restoring(path, restore)?;
+    if let Some(address) = metrics_address {
+        let exported = crate::metrics::ExportedJobs::default();
+        exported.add(crate::metrics::JobFigures {
+            labels: vec![("job".into(), file.job.clone())],
+            metrics: env.metrics(),
+        });
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(exported));
+        let endpoint = crate::metrics::serve(address, registry).map_err(RunError::Metrics)?;
+        eprintln!("metrics at http://{}/metrics", endpoint.address);
+    }
     if let Program::Sql(sql) = &file.program {
         // A script's EXPLAIN statements print their plans; its INSERTs run.
         for explained in &sql.program.explains {

@@ -19,6 +19,7 @@ use crate::connectors::{Sink, SinkContext, Source, SourceReader};
 use crate::exchange::{
     wire_exchange, BroadcastPartitioner, KeyPartitioner, Partitioner, RoundRobinPartitioner,
 };
+use crate::metrics::JobMetrics;
 use crate::operators::{
     co_process, BatchFold, CoTick, Filter, FirstInput, FlatMap, KeyedAggregate, KeyedCoProcess,
     KeyedHost, KeyedProcess, KeyedProcessOperator, KeyedReduce, Map, SecondInput, SinkOperator,
@@ -41,6 +42,8 @@ struct Plan {
     next_node: u64,
     next_edge: u32,
     roots: Vec<RootBuilder>,
+    /// The plan's nodes, and the running job's counters.
+    metrics: Arc<JobMetrics>,
 }
 
 /// Where a job is described; see the module docs.
@@ -131,6 +134,7 @@ impl StreamEnv {
                 next_node: 0,
                 next_edge: 0,
                 roots: Vec::new(),
+                metrics: Arc::default(),
             })),
         }
     }
@@ -139,10 +143,18 @@ impl StreamEnv {
         self.plan.borrow().config.clone()
     }
 
-    fn next_node(&self) -> u64 {
+    /// A new node of the plan, of kind `kind`, reading `inputs`.
+    fn add_node(&self, kind: &'static str, inputs: &[u64]) -> u64 {
         let mut plan = self.plan.borrow_mut();
         plan.next_node += 1;
+        plan.metrics.add_node(plan.next_node, kind, inputs);
         plan.next_node
+    }
+
+    /// The job's metrics: its plan's nodes now, and its shards' counters
+    /// once it runs (read them from any thread while it does).
+    pub fn metrics(&self) -> Arc<JobMetrics> {
+        self.plan.borrow().metrics.clone()
     }
 
     fn next_edge(&self) -> u32 {
@@ -158,7 +170,7 @@ impl StreamEnv {
         strategy: WatermarkStrategy<T>,
     ) -> Stream<T> {
         let source = Arc::new(source);
-        let node = self.next_node();
+        let node = self.add_node("source", &[]);
         let attach: Attach<T> =
             Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<T>>| {
                 let source = source.clone();
@@ -230,7 +242,12 @@ impl StreamEnv {
         if plan.roots.is_empty() {
             return Err(EngineError::Config("the job has no sink".into()));
         }
-        runtime::execute(plan.config.clone(), plan.roots.clone(), plan.next_edge)
+        runtime::execute(
+            plan.config.clone(),
+            plan.roots.clone(),
+            plan.next_edge,
+            plan.metrics.clone(),
+        )
     }
 
     /// Runs the shards of the job that `part` places in this process, the
@@ -249,6 +266,7 @@ impl StreamEnv {
             plan.config.clone(),
             plan.roots.clone(),
             plan.next_edge,
+            plan.metrics.clone(),
             part,
             cancel,
         )
@@ -260,12 +278,13 @@ impl<T: Data> Stream<T> {
     /// the consumer.
     fn derive<U: Data>(
         &self,
+        kind: &'static str,
         make: impl Fn(&mut ShardBuilder, u64, Box<dyn Push<U>>) -> Box<dyn Push<T>>
             + Send
             + Sync
             + 'static,
     ) -> Stream<U> {
-        let node = self.env.next_node();
+        let node = self.env.add_node(kind, &[self.node]);
         let parent = self.attach.clone();
         let attach: Attach<U> =
             Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
@@ -282,18 +301,22 @@ impl<T: Data> Stream<T> {
     }
 
     pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Clone + Send + Sync + 'static) -> Stream<U> {
-        self.derive(move |_, _, next| Box::new(Map::new(f.clone(), next)))
+        self.derive("map", move |_, _, next| Box::new(Map::new(f.clone(), next)))
     }
 
     pub fn filter(&self, f: impl Fn(&T) -> bool + Clone + Send + Sync + 'static) -> Stream<T> {
-        self.derive(move |_, _, next| Box::new(Filter::new(f.clone(), next)))
+        self.derive("filter", move |_, _, next| {
+            Box::new(Filter::new(f.clone(), next))
+        })
     }
 
     pub fn flat_map<U: Data, I: IntoIterator<Item = U> + 'static>(
         &self,
         f: impl Fn(T) -> I + Clone + Send + Sync + 'static,
     ) -> Stream<U> {
-        self.derive(move |_, _, next| Box::new(FlatMap::new(f.clone(), next)))
+        self.derive("flat_map", move |_, _, next| {
+            Box::new(FlatMap::new(f.clone(), next))
+        })
     }
 
     /// Merges streams of the same type.
@@ -303,7 +326,7 @@ impl<T: Data> Stream<T> {
         &self,
         f: impl Fn(T) -> Result<Option<U>, String> + Clone + Send + Sync + 'static,
     ) -> Stream<U> {
-        self.derive(move |sb, _, next| {
+        self.derive("try_filter_map", move |sb, _, next| {
             Box::new(TryFilterMap::new(
                 f.clone(),
                 next,
@@ -314,7 +337,9 @@ impl<T: Data> Stream<T> {
     }
 
     pub fn union(&self, others: &[Stream<T>]) -> Stream<T> {
-        let node = self.env.next_node();
+        let mut input_nodes = vec![self.node];
+        input_nodes.extend(others.iter().map(|s| s.node));
+        let node = self.env.add_node("union", &input_nodes);
         let mut inputs = vec![self.attach.clone()];
         inputs.extend(others.iter().map(|s| s.attach.clone()));
         let attach: Attach<T> =
@@ -344,6 +369,9 @@ impl<T: Data> Stream<T> {
     /// Writes the stream to `sink`: a root of the plan.
     pub fn sink(&self, sink: impl Sink<T>) {
         let sink = Arc::new(sink);
+        // A node of its own in the plan's graph (it counts nothing: a sink
+        // writes what it takes in).
+        self.env.add_node("sink", &[self.node]);
         let attach = self.attach.clone();
         let root: RootBuilder = Arc::new(move |sb: &mut ShardBuilder| {
             let context = SinkContext {
@@ -377,16 +405,20 @@ impl<T: Data> Stream<T> {
 
     /// The side output `tag` of the operator that produced this stream.
     pub fn side_output<U: Data>(&self, tag: &OutputTag<U>) -> Stream<U> {
-        let node = self.env.next_node();
         let producer = self.node;
+        let node = self.env.add_node("side_output", &[producer]);
         let producer_attach = self.attach.clone();
         let tag = tag.name.clone();
         let attach: Attach<U> =
             Arc::new(move |sb: &mut ShardBuilder, consumer: Box<dyn Push<U>>| {
-                if !sb.is_built(producer) {
-                    producer_attach(sb, Box::new(Discard));
-                }
-                sb.side_output::<U>(producer, &tag).add(consumer);
+                // The node's own output (counted) feeds every consumer of
+                // the side output on this shard.
+                sb.attach_shared(node, consumer, |sb, fan| {
+                    if !sb.is_built(producer) {
+                        producer_attach(sb, Box::new(Discard));
+                    }
+                    sb.side_output::<U>(producer, &tag).add(fan);
+                });
             });
         Stream {
             env: self.env.clone(),
@@ -400,13 +432,18 @@ impl<T: ExchangeData> Stream<T> {
     /// An exchange with partitioner `make_partitioner` (built per shard).
     fn exchange<P: Partitioner<T>>(
         &self,
+        kind: &'static str,
         make_partitioner: impl Fn(&ShardBuilder) -> P + Send + Sync + 'static,
     ) -> Stream<T> {
         let edge = self.env.next_edge();
-        self.derive(move |sb, _, downstream| {
+        let exchanged = self.derive(kind, move |sb, _, downstream| {
             let partitioner = make_partitioner(sb);
             wire_exchange(sb, edge, partitioner, downstream)
-        })
+        });
+        let plan = self.env.plan.borrow();
+        plan.metrics.set_node_edge(exchanged.node, edge);
+        drop(plan);
+        exchanged
     }
 
     /// Partitions by key: every record of a key reaches the shard that owns the
@@ -417,7 +454,9 @@ impl<T: ExchangeData> Stream<T> {
         F: Fn(&T) -> K + Clone + Send + Sync + 'static,
     {
         let selector = key_of.clone();
-        let input = self.exchange(move |sb| KeyPartitioner::new(selector.clone(), sb.key_groups));
+        let input = self.exchange("key_by", move |sb| {
+            KeyPartitioner::new(selector.clone(), sb.key_groups)
+        });
         KeyedStream {
             input,
             unpartitioned: self.clone(),
@@ -428,12 +467,14 @@ impl<T: ExchangeData> Stream<T> {
 
     /// Spreads records round-robin over all shards.
     pub fn rebalance(&self) -> Stream<T> {
-        self.exchange(|sb| RoundRobinPartitioner::new(sb.shard, sb.shards))
+        self.exchange("rebalance", |sb| {
+            RoundRobinPartitioner::new(sb.shard, sb.shards)
+        })
     }
 
     /// Sends every record to every shard.
     pub fn broadcast(&self) -> Stream<T> {
-        self.exchange(|_| BroadcastPartitioner)
+        self.exchange("broadcast", |_| BroadcastPartitioner)
     }
 }
 
@@ -460,7 +501,7 @@ where
     /// Rolling reduce: emits the key's reduced value after every record.
     pub fn reduce(&self, f: impl Fn(&T, &T) -> T + Clone + Send + Sync + 'static) -> Stream<T> {
         let key_of = self.key_of.clone();
-        self.input.derive(move |sb, node, next| {
+        self.input.derive("reduce", move |sb, node, next| {
             sb.state.set_owner(node);
             let table = sb.state.table(&format!("reduce-{node}"));
             let op = Box::new(KeyedReduce::new(
@@ -482,7 +523,7 @@ where
         A::Out: Data,
     {
         let key_of = self.key_of.clone();
-        self.input.derive(move |sb, node, next| {
+        self.input.derive("aggregate", move |sb, node, next| {
             sb.state.set_owner(node);
             let table = sb.state.table(&format!("aggregate-{node}"));
             let op = Box::new(KeyedAggregate::new(
@@ -510,9 +551,11 @@ where
         (K, A::Acc): ExchangeData,
     {
         let (key_of, local) = (self.key_of.clone(), function.clone());
-        let partials = self.unpartitioned.derive(move |_, _, next| {
-            Box::new(BatchFold::new(key_of.clone(), local.clone(), next))
-        });
+        let partials = self
+            .unpartitioned
+            .derive("local_aggregate", move |_, _, next| {
+                Box::new(BatchFold::new(key_of.clone(), local.clone(), next))
+            });
         partials
             .key_by(|partial: &(K, A::Acc)| partial.0.clone())
             .aggregate(MergeAccumulators::new(function))
@@ -529,7 +572,7 @@ where
         P: KeyedProcess<K, T, O>,
     {
         let key_of = self.key_of.clone();
-        self.input.derive(move |sb, node, next| {
+        self.input.derive("process", move |sb, node, next| {
             sb.state.set_owner(node);
             let function = factory(&mut sb.state);
             let side = sb.side_outputs(node);
@@ -629,7 +672,10 @@ where
         P: KeyedCoProcess<K, A, B, O>,
     {
         let env = self.first.input.env.clone();
-        let node = env.next_node();
+        let node = env.add_node(
+            "co_process",
+            &[self.first.input.node, self.second.input.node],
+        );
         let (first, second) = (
             self.first.input.attach.clone(),
             self.second.input.attach.clone(),
@@ -737,7 +783,7 @@ where
         let key_of = keyed.key_of.clone();
         let input = keyed.input;
         let env = input.env.clone();
-        let node = env.next_node();
+        let node = env.add_node("window", &[input.node]);
         let name = format!("window-{node}");
         let parent = input.attach.clone();
         let attach: Attach<L::Out> = Arc::new(
@@ -844,15 +890,17 @@ where
         );
         let size_ms = spec.assigner.size_ms();
         let (key_of, assigner, local) = (keyed.key_of, spec.assigner, function.clone());
-        let partials = keyed.unpartitioned.derive(move |_, _, next| {
-            Box::new(LocalWindowAggregate::new(
-                key_of.clone(),
-                assigner.clone(),
-                local.clone(),
-                max_partials,
-                next,
-            ))
-        });
+        let partials = keyed
+            .unpartitioned
+            .derive("local_window_aggregate", move |_, _, next| {
+                Box::new(LocalWindowAggregate::new(
+                    key_of.clone(),
+                    assigner.clone(),
+                    local.clone(),
+                    max_partials,
+                    next,
+                ))
+            });
         partials
             .key_by(|partial: &(K, Ag::Acc)| partial.0.clone())
             .window(WindowsEndingAt { size_ms })

@@ -129,6 +129,8 @@ fn lead(
     let mut leader = CheckpointLeader::new(config, shards, first).map_err(|e| e.to_string())?;
     let mut recorded = None;
     let mut final_written = false;
+    // How many of the leader's completed checkpoints `/metrics` has seen.
+    let mut figures_seen = 0;
     loop {
         match events.recv_timeout(LEADER_TICK) {
             Ok(event) => {
@@ -148,6 +150,14 @@ fn lead(
             }
         }
         let _ = leader.take_deleted();
+        if leader.completed.len() > figures_seen {
+            let new = (leader.completed.len() - figures_seen) as u64;
+            figures_seen = leader.completed.len();
+            let latest = leader.completed[figures_seen - 1];
+            let mut figures = (shared.checkpoint_figures.lock()).unwrap_or_else(|p| p.into_inner());
+            let entry = figures.entry(job.clone()).or_insert((0, latest));
+            *entry = (entry.0 + new, latest);
+        }
         if let Some(id) = leader.last_completed().filter(|id| Some(*id) != recorded) {
             // Recorded before any sink commits it.
             record_completed(shared, &job, id);

@@ -18,7 +18,10 @@
 //!   through its checkpoint storage, as `sluice savepoint job.toml` does in
 //!   process (the attempt's checkpoint leader, in this process, answers),
 //!   and answers `{"location": ...}` once it is written;
-//! - `GET /workers`.
+//! - `GET /workers`;
+//! - `GET /metrics`: the coordinator's figures in the Prometheus text format
+//!   ([`CoordinatorFigures`]), without a token, so that Prometheus can
+//!   scrape it (they carry no secret).
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -40,6 +43,7 @@ use super::state::NewJob;
 use super::Shared;
 use crate::control::message::MESSAGE_MAX_BYTES;
 use crate::job_file::JobFile;
+use crate::metrics::{metrics_answer, CoordinatorFigures};
 
 /// A submission as the CLI sends it.
 #[derive(Debug, Deserialize)]
@@ -58,6 +62,11 @@ pub struct Submission {
 /// Starts the API on `listener` on a thread of its own.
 pub(super) fn start(listener: std::net::TcpListener, shared: Arc<Shared>) -> Result<(), String> {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(CoordinatorFigures {
+        shared: shared.clone(),
+    }));
+    let metrics = Arc::new(registry);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -77,11 +86,16 @@ pub(super) fn start(listener: std::net::TcpListener, shared: Arc<Shared>) -> Res
                     let Ok((stream, _)) = listener.accept().await else {
                         continue;
                     };
-                    let shared = shared.clone();
+                    let (shared, metrics) = (shared.clone(), metrics.clone());
                     tokio::task::spawn(async move {
                         let service = hyper::service::service_fn(move |request| {
-                            let shared = shared.clone();
-                            async move { Ok::<_, Infallible>(handle(request, &shared).await) }
+                            let (shared, metrics) = (shared.clone(), metrics.clone());
+                            async move {
+                                if request.uri().path() == "/metrics" {
+                                    return Ok::<_, Infallible>(metrics_answer(&request, &metrics));
+                                }
+                                Ok::<_, Infallible>(handle(request, &shared).await)
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)

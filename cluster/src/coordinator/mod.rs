@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     leaders: checkpoints::Leaders,
     /// Each job's attempt and state as last logged.
     logged: Mutex<HashMap<String, (u32, JobState)>>,
+    /// Each job's completed checkpoints, for `/metrics`.
+    pub checkpoint_figures: crate::metrics::coordinator_figures::CheckpointFigures,
 }
 
 impl Shared {
@@ -166,6 +168,7 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
         next_generation: Mutex::new(0),
         logged: Mutex::default(),
         leaders: Default::default(),
+        checkpoint_figures: Mutex::default(),
     });
     // The recovered jobs' records say they wait again.
     shared.act(|cluster| {

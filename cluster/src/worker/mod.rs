@@ -28,6 +28,7 @@ use sluice_network::auth::{client_handshake, ClusterSecret};
 
 use crate::control::CONTROL_CONTEXT;
 use crate::control::{read_message, write_message, MessageError, ToCoordinator, ToWorker};
+use crate::metrics::ExportedJobs;
 use data_plane::DataPlane;
 use task::{run_task, Deployment};
 
@@ -50,6 +51,11 @@ pub struct WorkerOptions {
     /// Give up after the coordinator was unreachable this long.
     pub connect_timeout: Duration,
     pub secret: ClusterSecret,
+    /// Where `/metrics` is served (none: not served).
+    pub metrics_address: Option<SocketAddr>,
+    /// The jobs whose metrics it serves: each task adds itself while it
+    /// runs.
+    pub exported: ExportedJobs,
 }
 
 /// A running task.
@@ -111,6 +117,15 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
         options.shards,
         data.address()
     );
+    if let Some(address) = options.metrics_address {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(options.exported.clone()));
+        let endpoint = crate::metrics::serve(address, registry)?;
+        tracing::info!(
+            "worker {name}: metrics on http://{}/metrics",
+            endpoint.address
+        );
+    }
     let tasks: Arc<Mutex<HashMap<String, Task>>> = Arc::default();
     // When this worker was last registered with the coordinator (or started).
     let mut registered_at = Instant::now();
@@ -356,6 +371,8 @@ fn read_loop(
                     commands: commands_in,
                     events,
                     progress,
+                    metrics: options.exported.clone(),
+                    worker: name.to_owned(),
                 };
                 let (me, data, report_to, task_cancel) = (
                     name.to_owned(),

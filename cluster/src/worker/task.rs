@@ -21,6 +21,7 @@ use sluice_engine::StreamEnv;
 use super::data_plane::{DataPlane, LinkKey};
 use crate::control::{ShardPlacement, ShardProgress, TaskTotals, ToCoordinator};
 use crate::job_file::JobFile;
+use crate::metrics::{ExportedJobs, JobFigures};
 use crate::run::build_job;
 
 /// How long a task waits for all its links.
@@ -45,6 +46,11 @@ pub struct Deployment {
     pub events: PartEvents,
     /// Where the task's progress goes, every second while it runs.
     pub progress: Box<dyn FnMut(TaskTotals) + Send>,
+    /// The worker's exported jobs: the task's metrics are among them while
+    /// it runs.
+    pub metrics: ExportedJobs,
+    /// This worker's name (a label of the task's metrics).
+    pub worker: String,
 }
 
 /// Runs `deployment`'s shards that `me` holds; reports through `report`.
@@ -106,10 +112,22 @@ fn build_and_run(
     cancel: JobCancel,
     running: &dyn Fn(),
 ) -> Result<TaskTotals, String> {
-    let (env, mut part) = prepare(deployment, me, data, &cancel)?;
+    let (env, mut part, name) = prepare(deployment, me, data, &cancel)?;
     running();
     let last_shards = part_progress(&mut part, &mut deployment.progress);
-    let report = env.execute_part(part, cancel).map_err(|e| e.to_string())?;
+    let job_metrics = env.metrics();
+    deployment.metrics.add(JobFigures {
+        labels: vec![
+            ("job".into(), name),
+            ("job_id".into(), deployment.job.clone()),
+            ("attempt".into(), deployment.attempt.to_string()),
+            ("worker".into(), deployment.worker.clone()),
+        ],
+        metrics: job_metrics.clone(),
+    });
+    let report = env.execute_part(part, cancel);
+    deployment.metrics.remove(&job_metrics);
+    let report = report.map_err(|e| e.to_string())?;
     let t = report.totals;
     let shards = std::mem::take(&mut *last_shards.lock().expect("progress lock"));
     Ok(TaskTotals {
@@ -176,7 +194,7 @@ fn prepare(
     me: &str,
     data: &Arc<DataPlane>,
     cancel: &JobCancel,
-) -> Result<(StreamEnv, JobPart), String> {
+) -> Result<(StreamEnv, JobPart, String), String> {
     let shards = deployment.placement.len() as u32;
     let mut file =
         JobFile::parse(Path::new(&deployment.path), &deployment.text).map_err(|e| e.to_string())?;
@@ -233,5 +251,6 @@ fn prepare(
             checkpoints,
             progress: None,
         },
+        file.job,
     ))
 }

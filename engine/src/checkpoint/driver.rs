@@ -99,6 +99,9 @@ pub struct CheckpointDriver {
     /// more; this is the savepoint. Always `None` with a remote leader,
     /// which stops the job itself.
     pub stopped_with: Option<StorageLocation>,
+    /// How many of the leader's completed checkpoints
+    /// [`newly_completed`](Self::newly_completed) has handed out.
+    completed_seen: usize,
 }
 
 impl CheckpointDriver {
@@ -139,6 +142,7 @@ impl CheckpointDriver {
             finished_here: 0,
             final_completed: false,
             stopped_with: None,
+            completed_seen: 0,
         })
     }
 
@@ -149,6 +153,16 @@ impl CheckpointDriver {
             None => Some(self.signals.completed.load(Ordering::Acquire))
                 .filter(|id| *id != 0 && *id != FINAL_CHECKPOINT),
         }
+    }
+
+    /// The checkpoints the leader here completed since the last call.
+    pub fn newly_completed(&mut self) -> Vec<CompletedCheckpoint> {
+        let Some(leader) = &self.leader else {
+            return Vec::new();
+        };
+        let new = leader.completed[self.completed_seen.min(leader.completed.len())..].to_vec();
+        self.completed_seen = leader.completed.len();
+        new
     }
 
     /// Every checkpoint the leader here completed.

@@ -385,6 +385,9 @@ impl EdgeOutbox {
                 self.wait_for_credit().await;
                 let waited = waiting_since.elapsed().as_nanos() as u64;
                 ShardMetrics::add(&self.metrics.backpressured_ns, waited);
+                if let Some(counter) = self.metrics.edge_backpressured(self.edge) {
+                    counter.add(waited);
+                }
             }
         }
     }

@@ -10,7 +10,9 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
+use crate::metrics::ShardMetrics;
 use crate::push::{Control, EdgeId, Push};
 use crate::{Data, Rec};
 
@@ -22,6 +24,9 @@ struct Consumers<T> {
     consumers: Vec<Box<dyn Push<T>>>,
     /// Where copies are made; empty between pushes.
     scratch: Vec<Rec<T>>,
+    /// The shard's counters and the plan node whose output this is (its
+    /// records out are counted here, once per batch).
+    counted_as: Option<(Arc<ShardMetrics>, u64)>,
 }
 
 impl<T> Clone for FanOut<T> {
@@ -44,8 +49,19 @@ impl<T: Data> FanOut<T> {
             inner: Rc::new(RefCell::new(Consumers {
                 consumers: Vec::new(),
                 scratch: Vec::new(),
+                counted_as: None,
             })),
         }
+    }
+
+    /// The output of plan node `node`, whose records are counted in
+    /// `metrics` as that node's records out.
+    pub(crate) fn counting(metrics: Arc<ShardMetrics>, node: u64) -> Self {
+        let fan = Self::new();
+        if metrics.node_out(node).is_some() {
+            fan.inner.borrow_mut().counted_as = Some((metrics, node));
+        }
+        fan
     }
 
     pub fn add(&self, consumer: Box<dyn Push<T>>) {
@@ -61,7 +77,16 @@ impl<T: Data> Push<T> for FanOut<T> {
     #[inline]
     fn push(&mut self, batch: &mut Vec<Rec<T>>) {
         let mut inner = self.inner.borrow_mut();
-        let Consumers { consumers, scratch } = &mut *inner;
+        let Consumers {
+            consumers,
+            scratch,
+            counted_as,
+        } = &mut *inner;
+        if let Some((metrics, node)) = counted_as {
+            if let Some(counter) = metrics.node_out(*node) {
+                counter.add(batch.len() as u64);
+            }
+        }
         match consumers.len() {
             0 => batch.clear(),
             1 => consumers[0].push(batch),

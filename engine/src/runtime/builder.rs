@@ -174,7 +174,7 @@ impl ShardBuilder {
             fan.add(consumer);
             return;
         }
-        let fan = FanOut::new();
+        let fan = FanOut::counting(self.metrics.clone(), node);
         fan.add(consumer);
         self.fanouts.insert(node, Box::new(fan.clone()));
         build(self, Box::new(fan));

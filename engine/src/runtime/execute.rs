@@ -33,7 +33,9 @@ use crate::checkpoint::{
 };
 use crate::config::allowed_cpu_ids;
 use crate::exchange::{EdgeOutbox, GateInput, GateStep};
-use crate::metrics::{totals, JobTotals, ShardFigures, ShardMetrics};
+use crate::metrics::{
+    sample_shard_time, take_busy_time, totals, JobMetrics, JobTotals, ShardFigures, ShardMetrics,
+};
 use crate::{EngineError, JobConfig};
 
 /// How often the waiting thread drives checkpoints and progress.
@@ -101,6 +103,7 @@ pub fn execute(
     mut config: JobConfig,
     roots: Vec<RootBuilder>,
     edges: u32,
+    job_metrics: Arc<JobMetrics>,
 ) -> Result<JobReport, EngineError> {
     let mut failures = 0;
     loop {
@@ -109,6 +112,7 @@ pub fn execute(
             config.clone(),
             roots.clone(),
             edges,
+            &job_metrics,
             &mut last_completed,
             None,
         ) {
@@ -128,6 +132,7 @@ pub fn execute(
         let Some(delay) = config.restart.delay_before(failures) else {
             return Err(error);
         };
+        job_metrics.count_restart();
         // Resume from this attempt's last completed checkpoint, or from
         // where this attempt itself started.
         if let Some(id) = last_completed {
@@ -153,6 +158,7 @@ pub fn execute_part(
     config: JobConfig,
     roots: Vec<RootBuilder>,
     edges: u32,
+    job_metrics: Arc<JobMetrics>,
     part: JobPart,
     cancel: JobCancel,
 ) -> Result<JobReport, EngineError> {
@@ -171,7 +177,14 @@ pub fn execute_part(
         }
         (None, _) => {}
     }
-    execute_once(config, roots, edges, &mut None, Some((part, cancel)))
+    execute_once(
+        config,
+        roots,
+        edges,
+        &job_metrics,
+        &mut None,
+        Some((part, cancel)),
+    )
 }
 
 /// One attempt at running the job (the shards `part` places here, or all);
@@ -180,6 +193,7 @@ fn execute_once(
     config: JobConfig,
     roots: Vec<RootBuilder>,
     edges: u32,
+    job_metrics: &JobMetrics,
     last_completed: &mut Option<CheckpointId>,
     part: Option<(JobPart, JobCancel)>,
 ) -> Result<JobReport, EngineError> {
@@ -210,7 +224,15 @@ fn execute_once(
     let config = Arc::new(config);
     let roots = Arc::new(roots);
     let errors: Arc<Mutex<Vec<EngineError>>> = Arc::default();
-    let metrics: Vec<Arc<ShardMetrics>> = (0..shards).map(|_| Arc::default()).collect();
+    let node_slots = job_metrics.node_slots();
+    let metrics: Vec<Arc<ShardMetrics>> = (0..shards)
+        .map(|_| Arc::new(ShardMetrics::for_plan(node_slots, edges as usize)))
+        .collect();
+    job_metrics.begin_attempt(
+        (here.iter())
+            .map(|&shard| (shard, metrics[shard as usize].clone()))
+            .collect(),
+    );
     let finished = Arc::new(AtomicU32::new(0));
     let layout = sluice_state::KeyGroups::new(config.max_parallelism, shards);
     let local =
@@ -325,6 +347,9 @@ fn execute_once(
                 driver.apply_commands();
             } else {
                 driver.poll();
+                for checkpoint in driver.newly_completed() {
+                    job_metrics.checkpoint_completed(checkpoint);
+                }
                 if driver.stopped_with.is_some() {
                     // Stop with savepoint: end the streams now; nothing
                     // after the savepoint is committed.
@@ -573,6 +598,8 @@ async fn run_shard(
     abort: AbortSignal,
     context: ShardContext,
 ) {
+    glommio::spawn_local(sample_shard_time(metrics.clone())).detach();
+    let shard_metrics = metrics.clone();
     let mut builder = ShardBuilder::new(
         shard,
         config.clone(),
@@ -794,6 +821,7 @@ async fn run_shard(
     };
     // On failure, returning drops (cancels) the remaining tasks.
     futures_lite::future::or(all_done, failure).await;
+    take_busy_time(&shard_metrics);
 }
 
 /// Reads and drops a channel whose edge this shard did not build (its build

@@ -1,10 +1,38 @@
-//! Counters a job exposes while it runs: records in and out, watermark.
+//! Counters a job exposes while it runs: records in and out (per shard and
+//! per plan node), time busy, idle and backpressured, watermark.
 //!
 //! Written by shards once per batch (relaxed atomics, no lock), read by the
-//! thread that reports progress. One [`ShardMetrics`] per shard.
+//! thread that reports progress and by whoever scrapes [`JobMetrics`]. One
+//! [`ShardMetrics`] per shard; its per-node counters have one writer, the
+//! shard's core ([`ShardCounter`]).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+
+mod job;
+mod shard_time;
+
+pub use job::{JobMetrics, MetricsSnapshot, NodeInfo, ShardSnapshot};
+pub(crate) use shard_time::{sample_shard_time, take_busy_time};
+
+/// A counter with one writer (a shard's core) and any number of readers:
+/// an add is a plain load and store, no locked instruction.
+#[derive(Debug, Default)]
+pub struct ShardCounter(AtomicU64);
+
+impl ShardCounter {
+    /// Adds `n`. Only the counter's one writer may call this (two writers
+    /// would lose adds).
+    #[inline]
+    pub fn add(&self, n: u64) {
+        let now = self.0.load(Ordering::Relaxed);
+        self.0.store(now.wrapping_add(n), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 #[derive(Debug)]
 pub struct ShardMetrics {
@@ -23,6 +51,19 @@ pub struct ShardMetrics {
     /// Time the shard's outboxes waited for credit (backpressure), summed
     /// over its edges.
     pub backpressured_ns: AtomicU64,
+    /// Records each plan node put out on this shard, by node id (see
+    /// [`NodeInfo`]); empty for metrics made without a plan.
+    pub node_records_out: Box<[ShardCounter]>,
+    /// Nanoseconds each exchange's outbox waited for credit, by edge id.
+    pub edge_backpressured_ns: Box<[ShardCounter]>,
+    /// Time the shard's executor spent running tasks (sampled).
+    pub busy_ns: AtomicU64,
+    /// Over the last whole second sampled: milliseconds busy, backpressured
+    /// and idle (as Flink's `busyTimeMsPerSecond` family; they add up to
+    /// about 1,000).
+    pub busy_ms_per_s: AtomicU64,
+    pub backpressured_ms_per_s: AtomicU64,
+    pub idle_ms_per_s: AtomicU64,
 }
 
 impl Default for ShardMetrics {
@@ -37,11 +78,39 @@ impl Default for ShardMetrics {
             late_records_dropped: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
             backpressured_ns: AtomicU64::new(0),
+            node_records_out: Box::default(),
+            edge_backpressured_ns: Box::default(),
+            busy_ns: AtomicU64::new(0),
+            busy_ms_per_s: AtomicU64::new(0),
+            backpressured_ms_per_s: AtomicU64::new(0),
+            idle_ms_per_s: AtomicU64::new(0),
         }
     }
 }
 
 impl ShardMetrics {
+    /// Metrics for a shard of a plan whose node ids are below `nodes` and
+    /// edge ids below `edges`.
+    pub fn for_plan(nodes: usize, edges: usize) -> Self {
+        let counters = |n: usize| (0..n).map(|_| ShardCounter::default()).collect();
+        ShardMetrics {
+            node_records_out: counters(nodes),
+            edge_backpressured_ns: counters(edges),
+            ..Default::default()
+        }
+    }
+
+    /// The credit-wait counter of exchange `edge`.
+    pub fn edge_backpressured(&self, edge: u32) -> Option<&ShardCounter> {
+        self.edge_backpressured_ns.get(edge as usize)
+    }
+
+    /// The out counter of node `node` (none for a node outside the plan
+    /// these metrics were made for).
+    pub fn node_out(&self, node: u64) -> Option<&ShardCounter> {
+        self.node_records_out.get(usize::try_from(node).ok()?)
+    }
+
     #[inline]
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);

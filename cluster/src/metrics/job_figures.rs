@@ -1,0 +1,397 @@
+//! The figures of running jobs, as Prometheus metric families: per operator
+//! and shard records in and out; per shard records, bytes exchanged, busy /
+//! backpressured / idle time, watermark and its lag; per job restarts,
+//! uptime and the latest completed checkpoint (duration, size, synchronous
+//! part, in-flight data kept by unaligned barriers).
+//!
+//! [`ExportedJobs`] is the set a process exports (one job for `sluice run`,
+//! the running tasks of a worker); each scrape takes one
+//! [`MetricsSnapshot`] per job and encodes it.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use sluice_engine::metrics::{JobMetrics, MetricsSnapshot, ShardSnapshot};
+
+/// A job's metrics and the labels that name it.
+#[derive(Clone)]
+pub struct JobFigures {
+    /// `job` (its name), and in a cluster `job_id` and `attempt`.
+    pub labels: Vec<(String, String)>,
+    pub metrics: Arc<JobMetrics>,
+}
+
+/// The jobs a process exports now; a collector of them all.
+#[derive(Clone, Default)]
+pub struct ExportedJobs {
+    jobs: Arc<Mutex<Vec<JobFigures>>>,
+}
+
+impl fmt::Debug for ExportedJobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportedJobs").finish_non_exhaustive()
+    }
+}
+
+impl ExportedJobs {
+    /// Exports `job` until [`remove`](Self::remove) is called with the same
+    /// metrics.
+    pub fn add(&self, job: JobFigures) {
+        self.lock().push(job);
+    }
+
+    pub fn remove(&self, metrics: &Arc<JobMetrics>) {
+        self.lock().retain(|j| !Arc::ptr_eq(&j.metrics, metrics));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<JobFigures>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+/// One metric family being written: its samples, each with its labels.
+struct Family<V> {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    samples: Vec<(Labels, V)>,
+}
+
+impl<V> Family<V> {
+    fn new(name: &'static str, help: &'static str, kind: MetricType) -> Self {
+        Family {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        }
+    }
+}
+
+fn encode_counters(
+    encoder: &mut DescriptorEncoder<'_>,
+    family: &Family<u64>,
+) -> Result<(), fmt::Error> {
+    if family.samples.is_empty() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
+    for (labels, value) in &family.samples {
+        ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn encode_gauges(encoder: &mut DescriptorEncoder<'_>, family: &Family<f64>) -> fmt::Result {
+    if family.samples.is_empty() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
+    for (labels, value) in &family.samples {
+        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn with(labels: &Labels, more: &[(&str, String)]) -> Labels {
+    let mut all = labels.clone();
+    all.extend(more.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    all
+}
+
+/// Every family of the exported jobs, filled from their snapshots.
+struct Families {
+    operator_in: Family<u64>,
+    operator_out: Family<u64>,
+    operator_backpressured_ms: Family<u64>,
+    shard_in: Family<u64>,
+    shard_out: Family<u64>,
+    exchanged_records: Family<u64>,
+    exchanged_bytes: Family<u64>,
+    wire_bytes: Family<u64>,
+    late_dropped: Family<u64>,
+    busy_ms: Family<u64>,
+    backpressured_ms: Family<u64>,
+    restarts: Family<u64>,
+    checkpoints: Family<u64>,
+    busy_per_s: Family<f64>,
+    backpressured_per_s: Family<f64>,
+    idle_per_s: Family<f64>,
+    watermark: Family<f64>,
+    watermark_lag: Family<f64>,
+    uptime: Family<f64>,
+    checkpoint_duration: Family<f64>,
+    checkpoint_size: Family<f64>,
+    checkpoint_full_size: Family<f64>,
+    checkpoint_sync: Family<f64>,
+    checkpoint_in_flight: Family<f64>,
+    checkpoint_id: Family<f64>,
+}
+
+impl Families {
+    fn new() -> Self {
+        use MetricType::{Counter, Gauge};
+        Families {
+            operator_in: Family::new(
+                "sluice_operator_records_in",
+                "Records an operator took in, per shard.",
+                Counter,
+            ),
+            operator_out: Family::new(
+                "sluice_operator_records_out",
+                "Records an operator put out, per shard.",
+                Counter,
+            ),
+            operator_backpressured_ms: Family::new(
+                "sluice_operator_backpressured_milliseconds",
+                "Milliseconds an exchange (and the operators chained before it) waited for credit, per shard.",
+                Counter,
+            ),
+            shard_in: Family::new(
+                "sluice_shard_records_in",
+                "Records the shard's sources read.",
+                Counter,
+            ),
+            shard_out: Family::new(
+                "sluice_shard_records_out",
+                "Records the shard's sinks wrote.",
+                Counter,
+            ),
+            exchanged_records: Family::new(
+                "sluice_shard_exchanged_records",
+                "Records the shard serialized for another shard.",
+                Counter,
+            ),
+            exchanged_bytes: Family::new(
+                "sluice_shard_exchanged_bytes",
+                "Bytes of the records the shard serialized for another shard.",
+                Counter,
+            ),
+            wire_bytes: Family::new(
+                "sluice_shard_wire_bytes_sent",
+                "Bytes the shard wrote to links to other processes (frames and headers).",
+                Counter,
+            ),
+            late_dropped: Family::new(
+                "sluice_shard_late_records_dropped",
+                "Records dropped as late by the shard's windows.",
+                Counter,
+            ),
+            busy_ms: Family::new(
+                "sluice_shard_busy_milliseconds",
+                "Milliseconds the shard's executor spent running tasks.",
+                Counter,
+            ),
+            backpressured_ms: Family::new(
+                "sluice_shard_backpressured_milliseconds",
+                "Milliseconds the shard's outboxes waited for credit (summed over its exchanges).",
+                Counter,
+            ),
+            restarts: Family::new(
+                "sluice_job_restarts",
+                "Times the job was restarted after a failure.",
+                Counter,
+            ),
+            checkpoints: Family::new(
+                "sluice_job_checkpoints_completed",
+                "Checkpoints the job completed (in the process that leads them).",
+                Counter,
+            ),
+            busy_per_s: Family::new(
+                "sluice_shard_busy_time_ms_per_second",
+                "Over the last second: milliseconds busy (Flink's busyTimeMsPerSecond).",
+                Gauge,
+            ),
+            backpressured_per_s: Family::new(
+                "sluice_shard_backpressured_time_ms_per_second",
+                "Over the last second: milliseconds waiting for credit, beyond busy time.",
+                Gauge,
+            ),
+            idle_per_s: Family::new(
+                "sluice_shard_idle_time_ms_per_second",
+                "Over the last second: milliseconds neither busy nor backpressured.",
+                Gauge,
+            ),
+            watermark: Family::new(
+                "sluice_shard_watermark_ms",
+                "Event time (ms since the epoch) at the shard's sinks.",
+                Gauge,
+            ),
+            watermark_lag: Family::new(
+                "sluice_shard_watermark_lag_ms",
+                "Wall clock minus the watermark at the shard's sinks.",
+                Gauge,
+            ),
+            uptime: Family::new(
+                "sluice_job_uptime_seconds",
+                "Seconds since the job's current attempt started.",
+                Gauge,
+            ),
+            checkpoint_duration: Family::new(
+                "sluice_checkpoint_last_duration_seconds",
+                "The latest completed checkpoint: from trigger to manifest written.",
+                Gauge,
+            ),
+            checkpoint_size: Family::new(
+                "sluice_checkpoint_last_size_bytes",
+                "The latest completed checkpoint: bytes written for it.",
+                Gauge,
+            ),
+            checkpoint_full_size: Family::new(
+                "sluice_checkpoint_last_full_size_bytes",
+                "The latest completed checkpoint: bytes of every file it consists of.",
+                Gauge,
+            ),
+            checkpoint_sync: Family::new(
+                "sluice_checkpoint_last_sync_seconds",
+                "The latest completed checkpoint: longest synchronous part on a shard.",
+                Gauge,
+            ),
+            checkpoint_in_flight: Family::new(
+                "sluice_checkpoint_last_in_flight_bytes",
+                "The latest completed checkpoint: records in flight kept by unaligned barriers.",
+                Gauge,
+            ),
+            checkpoint_id: Family::new(
+                "sluice_checkpoint_last_id",
+                "The id of the latest completed checkpoint.",
+                Gauge,
+            ),
+        }
+    }
+
+    fn add_job(&mut self, labels: &Labels, snapshot: &MetricsSnapshot) {
+        for shard in &snapshot.shards {
+            self.add_shard(labels, snapshot, shard);
+        }
+        self.restarts
+            .samples
+            .push((labels.clone(), snapshot.restarts));
+        if let Some(uptime) = snapshot.uptime {
+            (self.uptime.samples).push((labels.clone(), uptime.as_secs_f64()));
+        }
+        self.checkpoints
+            .samples
+            .push((labels.clone(), snapshot.checkpoints_completed));
+        if let Some(last) = snapshot.recent_checkpoints.last() {
+            let gauges = [
+                (&mut self.checkpoint_duration, last.duration_ms / 1e3),
+                (&mut self.checkpoint_size, last.bytes as f64),
+                (&mut self.checkpoint_full_size, last.total_bytes as f64),
+                (&mut self.checkpoint_sync, last.sync_max_ms / 1e3),
+                (
+                    &mut self.checkpoint_in_flight,
+                    (last.in_flight_received_bytes + last.in_flight_sent_bytes) as f64,
+                ),
+                (&mut self.checkpoint_id, last.id as f64),
+            ];
+            for (family, value) in gauges {
+                family.samples.push((labels.clone(), value));
+            }
+        }
+    }
+
+    fn add_shard(&mut self, labels: &Labels, snapshot: &MetricsSnapshot, shard: &ShardSnapshot) {
+        let labels = with(labels, &[("shard", shard.shard.to_string())]);
+        for node in &snapshot.nodes {
+            let labels = with(&labels, &[("operator", node.label())]);
+            let (records_in, records_out) = (
+                snapshot.node_records_in(shard, node),
+                snapshot.node_records_out(shard, node),
+            );
+            self.operator_in.samples.push((labels.clone(), records_in));
+            if let Some(waited) = snapshot.node_backpressured_ns(shard, node) {
+                (self.operator_backpressured_ms.samples).push((labels.clone(), waited / 1_000_000));
+            }
+            self.operator_out.samples.push((labels, records_out));
+        }
+        let counters = [
+            (&mut self.shard_in, shard.records_in),
+            (&mut self.shard_out, shard.records_out),
+            (&mut self.exchanged_records, shard.records_exchanged),
+            (&mut self.exchanged_bytes, shard.bytes_exchanged),
+            (&mut self.wire_bytes, shard.wire_bytes_sent),
+            (&mut self.late_dropped, shard.late_records_dropped),
+            (&mut self.busy_ms, shard.busy_ns / 1_000_000),
+            (
+                &mut self.backpressured_ms,
+                shard.backpressured_ns / 1_000_000,
+            ),
+        ];
+        for (family, value) in counters {
+            family.samples.push((labels.clone(), value));
+        }
+        let gauges = [
+            (&mut self.busy_per_s, shard.busy_ms_per_s as f64),
+            (
+                &mut self.backpressured_per_s,
+                shard.backpressured_ms_per_s as f64,
+            ),
+            (&mut self.idle_per_s, shard.idle_ms_per_s as f64),
+        ];
+        for (family, value) in gauges {
+            family.samples.push((labels.clone(), value));
+        }
+        if shard.watermark != i64::MIN && shard.watermark != i64::MAX {
+            (self.watermark.samples).push((labels.clone(), shard.watermark as f64));
+        }
+        if let Some(lag) = snapshot.watermark_lag_ms(shard) {
+            self.watermark_lag.samples.push((labels, lag as f64));
+        }
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        for family in [
+            &self.operator_in,
+            &self.operator_out,
+            &self.operator_backpressured_ms,
+            &self.shard_in,
+            &self.shard_out,
+            &self.exchanged_records,
+            &self.exchanged_bytes,
+            &self.wire_bytes,
+            &self.late_dropped,
+            &self.busy_ms,
+            &self.backpressured_ms,
+            &self.restarts,
+            &self.checkpoints,
+        ] {
+            encode_counters(encoder, family)?;
+        }
+        for family in [
+            &self.busy_per_s,
+            &self.backpressured_per_s,
+            &self.idle_per_s,
+            &self.watermark,
+            &self.watermark_lag,
+            &self.uptime,
+            &self.checkpoint_duration,
+            &self.checkpoint_size,
+            &self.checkpoint_full_size,
+            &self.checkpoint_sync,
+            &self.checkpoint_in_flight,
+            &self.checkpoint_id,
+        ] {
+            encode_gauges(encoder, family)?;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for ExportedJobs {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let jobs = self.lock().clone();
+        let mut families = Families::new();
+        for job in &jobs {
+            families.add_job(&job.labels, &job.metrics.snapshot());
+        }
+        families.encode(&mut encoder)
+    }
+}
