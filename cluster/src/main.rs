@@ -363,7 +363,10 @@ enum NexmarkCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init();
+    if let Err(e) = logging::init() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Run {
             job,

@@ -217,8 +217,7 @@ pub fn run(
             labels: vec![("job".into(), file.job.clone())],
             metrics: env.metrics(),
         });
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register_collector(Box::new(exported));
+        let registry = crate::metrics::jobs_registry(exported);
         let endpoint = crate::metrics::serve(address, registry).map_err(RunError::Metrics)?;
         eprintln!("metrics at http://{}/metrics", endpoint.address);
     }
@@ -228,7 +227,8 @@ pub fn run(
             print!("{explained}");
         }
     }
-    let report = env.execute()?;
+    let span = tracing::info_span!("job", job = %file.job);
+    let report = span.in_scope(|| env.execute())?;
     Ok((file, report))
 }
 

@@ -954,3 +954,84 @@ fn nexmark_q8_in_sql_from_a_topic_to_a_topic_exactly_once_equals_it_over_the_gen
     let (committed, _) = committed_view(&broker.read_all_headed("q8"));
     assert_committed_once(&committed, &expected);
 }
+
+/// Consumer lag on `/metrics`: a job behind 20,000 records of a topic,
+/// held back by a slow sink, shows the partition's lag above zero and
+/// falling as it reads (the source never stops: the job is killed).
+#[test]
+fn consumer_lag_shows_while_a_job_catches_up() {
+    use support::scrape::{http_get, parse, sum};
+    const RECORDS: usize = 20_000;
+    let broker = Broker::start();
+    broker.create_topic("lagging", 1);
+    broker.produce("lagging", &events(RECORDS), |_| 0, None);
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.toml");
+    // About 40 windows per 333 events; 200 of them a second: the source
+    // reads about 1,700 records a second.
+    std::fs::write(
+        &job,
+        format!(
+            "job = \"windowed_aggregation\"\nshards = 1\n[source]\nconnector = \"kafka\"\nbootstrap_servers = \"{}\"\n\
+             topics = [\"lagging\"]\nstop = \"never\"\n[sink]\nconnector = \"blackhole\"\nrecords_per_second = 200\n{WINDOWS}",
+            broker.bootstrap()
+        ),
+    )
+    .unwrap();
+    let metrics = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let log = std::fs::File::create(dir.path().join("stderr")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "run",
+            job.to_str().unwrap(),
+            "--metrics-addr",
+            &metrics.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let partition_0: &dyn Fn(&str) -> bool = &|p| p == "0";
+    let mut seen: Vec<f64> = Vec::new();
+    // Bounded: 300 scrapes 100 ms apart.
+    for _ in 0..300 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if std::net::TcpStream::connect(metrics).is_err() {
+            continue; // not listening yet
+        }
+        let (status, text) = http_get(metrics, "/metrics");
+        assert_eq!(status, 200);
+        let samples = parse(&text);
+        if samples
+            .iter()
+            .any(|s| s.name == "sluice_kafka_consumer_lag_records")
+        {
+            let lag = sum(
+                &samples,
+                "sluice_kafka_consumer_lag_records",
+                &[("partition", partition_0)],
+            );
+            if seen.last() != Some(&lag) {
+                seen.push(lag);
+            }
+            if seen.len() >= 4 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(
+        seen.len() >= 2,
+        "lag values seen: {seen:?}; the job's stderr:\n{stderr}"
+    );
+    assert!(
+        seen.iter().all(|lag| *lag > 0.0 && *lag <= RECORDS as f64),
+        "{seen:?}"
+    );
+    assert!(seen.windows(2).all(|w| w[1] < w[0]), "falling: {seen:?}");
+}

@@ -5,96 +5,15 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use support::cluster::TestCluster;
-
-/// `GET path` on `address`: status and body (bounded in time).
-fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (status, if chunked { dechunk(body) } else { body.into() })
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
-    out
-}
-
-/// One sample: metric name, labels, value.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// The samples of a text exposition (comments skipped).
-fn parse(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').expect("name and value");
-        let (name, labels) = match series.split_once('{') {
-            Some((name, labels)) => (name, labels.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        let labels = (labels.split(',').filter(|l| !l.is_empty()))
-            .map(|l| {
-                let (k, v) = l.split_once('=').expect("label=value");
-                (k.to_owned(), v.trim_matches('"').to_owned())
-            })
-            .collect();
-        samples.push(Sample {
-            name: name.to_owned(),
-            labels,
-            value: value.parse().expect("a number"),
-        });
-    }
-    samples
-}
-
-/// The sum of `name`'s samples whose labels include `filter`.
-/// A label and a test of its value.
-type LabelTest<'a> = (&'a str, &'a dyn Fn(&str) -> bool);
-
-fn sum(samples: &[Sample], name: &str, filter: &[LabelTest<'_>]) -> f64 {
-    (samples.iter())
-        .filter(|s| s.name == name)
-        .filter(|s| (filter.iter()).all(|(k, f)| s.labels.get(*k).is_some_and(|v| f(v))))
-        .map(|s| s.value)
-        .sum()
-}
+use support::scrape::{http_get, parse, sum};
 
 /// Starts `sluice run job --metrics-addr 127.0.0.1:0` (with `extra`);
 /// returns the child, where its metrics are, and its stderr lines.
@@ -233,6 +152,19 @@ fn records_in_and_out_add_up_to_what_the_sink_wrote() {
         );
         assert!(busy > 0.0, "shard {shard} was busy some time");
     }
+    // The sinks' latency histogram counted batches, each in one bucket.
+    let batches = sum(
+        &samples,
+        "sluice_sink_latency_seconds_count",
+        &[("job", any)],
+    );
+    let in_buckets = sum(
+        &samples,
+        "sluice_sink_latency_seconds_bucket",
+        &[("le", &|le| le == "+Inf")],
+    );
+    assert!(batches >= 1.0, "{text}");
+    assert_eq!(batches, in_buckets);
 }
 
 #[test]
@@ -251,6 +183,7 @@ fn backpressure_shows_on_the_exchange_before_a_slow_sink() {
     let exchange: &dyn Fn(&str) -> bool = &|o| o.ends_with("_key_by");
     let started = Instant::now();
     let mut waited_ms = 0.0;
+    let mut fullest_input: f64 = 0.0;
     let mut last = String::new();
     // Bounded: 40 scrapes, 30 s.
     for _ in 0..40 {
@@ -263,6 +196,12 @@ fn backpressure_shows_on_the_exchange_before_a_slow_sink() {
             "sluice_operator_backpressured_milliseconds_total",
             &[("operator", exchange)],
         );
+        for sample in samples
+            .iter()
+            .filter(|s| s.name == "sluice_operator_input_queue_fill")
+        {
+            fullest_input = fullest_input.max(sample.value);
+        }
         last = text;
         if waited_ms >= 1000.0 || started.elapsed() > Duration::from_secs(30) {
             break;
@@ -273,6 +212,10 @@ fn backpressure_shows_on_the_exchange_before_a_slow_sink() {
     assert!(
         waited_ms >= 1000.0,
         "the exchange before the slow sink waited {waited_ms} ms for credit:\n{last}"
+    );
+    assert!(
+        fullest_input > 0.0,
+        "the slow sink's shard had batches waiting at its input:\n{last}"
     );
     // Every shard publishes its second's shares, adding up to 1,000 ms.
     let samples = parse(&last);
@@ -350,5 +293,23 @@ fn a_worker_and_the_coordinator_serve_metrics() {
     );
     // The rest of the API still wants the token.
     assert_eq!(http_get(api, "/jobs").0, 401);
+    // The worker's lines about the task name its job and attempt; none
+    // carries the secret.
+    let log = cluster.worker_log("w1");
+    assert!(
+        log.contains(&format!(
+            "sluice: job{{job_id={id} attempt=1}}: task {id}#1"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("shard{shard=0}") || log.contains("starting shard(s)"),
+        "{log}"
+    );
+    let secret = std::fs::read_to_string(cluster.secret()).unwrap();
+    assert!(
+        !log.contains(secret.trim()),
+        "the worker logged the cluster secret"
+    );
     cluster.command(&["cancel", &id]);
 }

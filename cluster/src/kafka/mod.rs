@@ -25,6 +25,7 @@
 
 pub mod admin;
 mod connection;
+mod consumer_lag;
 pub mod exactly_once;
 mod payload;
 mod sink;
@@ -33,6 +34,7 @@ mod staged_records;
 mod unpinned;
 
 pub use connection::{KafkaConnection, KafkaError};
+pub use consumer_lag::ConsumerLagFigures;
 pub use exactly_once::ExactlyOnce;
 pub use payload::PayloadFormat;
 pub use sink::{Delivery, KafkaSink};

@@ -32,6 +32,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::consumer_lag::PartitionLag;
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
@@ -388,6 +390,8 @@ struct KafkaPartitionReader<T> {
     bad_records: BadRecords,
     connection: KafkaConnection,
     last_error_logged: Option<Instant>,
+    /// Its entry in the process's consumer lag figures.
+    lag: PartitionLag,
 }
 
 impl<T> KafkaPartitionReader<T> {
@@ -493,6 +497,7 @@ impl<T: 'static> SourceReader<T> for KafkaPartitionReader<T> {
                 }
             }
         }
+        self.lag.update(&self.consumer, self.next_offset);
         if self.ended() {
             return Ok(SourcePoll::End);
         }
@@ -548,6 +553,7 @@ impl<T: 'static> Source<T> for KafkaSource<T> {
                 &self.config.bad_records,
                 format!("{}-{}", p.topic, p.partition),
             ),
+            lag: PartitionLag::new(&p.topic, p.partition),
             topic: p.topic,
             partition: p.partition,
             next_offset: p.start,

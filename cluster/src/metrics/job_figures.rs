@@ -2,7 +2,8 @@
 //! and shard records in and out; per shard records, bytes exchanged, busy /
 //! backpressured / idle time, watermark and its lag; per job restarts,
 //! uptime and the latest completed checkpoint (duration, size, synchronous
-//! part, in-flight data kept by unaligned barriers).
+//! part, in-flight data kept by unaligned barriers); per exchange its input
+//! and output queues; per shard its sinks' latency histogram.
 //!
 //! [`ExportedJobs`] is the set a process exports (one job for `sluice run`,
 //! the running tasks of a worker); each scrape takes one
@@ -11,8 +12,9 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use hdrhistogram::Histogram;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -100,6 +102,48 @@ fn encode_gauges(encoder: &mut DescriptorEncoder<'_>, family: &Family<f64>) -> f
     Ok(())
 }
 
+/// The upper bounds (seconds) of the sink latency histogram's buckets.
+const LATENCY_BOUNDS_S: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// A histogram in µs as Prometheus buckets in seconds: the count within
+/// each bound (not cumulative: the encoder adds them up), then the rest.
+fn latency_buckets(histogram: &Histogram<u64>) -> Vec<(f64, u64)> {
+    let mut buckets = Vec::with_capacity(LATENCY_BOUNDS_S.len() + 1);
+    let mut below = 0;
+    for bound in LATENCY_BOUNDS_S {
+        let upto = histogram.count_between(0, (bound * 1e6) as u64);
+        buckets.push((bound, upto - below));
+        below = upto;
+    }
+    buckets.push((f64::MAX, histogram.len() - below));
+    buckets
+}
+
+fn encode_latencies(
+    encoder: &mut DescriptorEncoder<'_>,
+    histograms: &[(Labels, Histogram<u64>)],
+) -> fmt::Result {
+    if histograms.is_empty() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(
+        "sluice_sink_latency_seconds",
+        "Per batch a sink took: wall clock minus the event time of its last record \
+         (end-to-end latency where event time is ingestion time: Kafka timestamps, paced sources).",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (labels, histogram) in histograms {
+        let sum_s = histogram.mean() * histogram.len() as f64 / 1e6;
+        let buckets = latency_buckets(histogram);
+        let mut family = metric.encode_family(labels)?;
+        family.encode_histogram::<NoLabelSet>(sum_s, histogram.len(), &buckets, None)?;
+    }
+    Ok(())
+}
+
 fn with(labels: &Labels, more: &[(&str, String)]) -> Labels {
     let mut all = labels.clone();
     all.extend(more.iter().map(|(k, v)| (k.to_string(), v.clone())));
@@ -133,6 +177,11 @@ struct Families {
     checkpoint_sync: Family<f64>,
     checkpoint_in_flight: Family<f64>,
     checkpoint_id: Family<f64>,
+    input_queue: Family<f64>,
+    input_fill: Family<f64>,
+    output_queue: Family<f64>,
+    /// Per shard: labels and its sinks' latency histogram (µs).
+    sink_latency: Vec<(Labels, Histogram<u64>)>,
 }
 
 impl Families {
@@ -264,6 +313,22 @@ impl Families {
                 "The id of the latest completed checkpoint.",
                 Gauge,
             ),
+            input_queue: Family::new(
+                "sluice_operator_input_queue_length",
+                "Messages an exchange's gate read and has not processed yet, per shard.",
+                Gauge,
+            ),
+            input_fill: Family::new(
+                "sluice_operator_input_queue_fill",
+                "An exchange's input queue over the credits of its inputs, 0 to 1 (Flink's inPoolUsage).",
+                Gauge,
+            ),
+            output_queue: Family::new(
+                "sluice_operator_output_queue_length",
+                "Messages an exchange's outbox holds and has not sent yet, per shard.",
+                Gauge,
+            ),
+            sink_latency: Vec::new(),
         }
     }
 
@@ -307,8 +372,14 @@ impl Families {
                 snapshot.node_records_out(shard, node),
             );
             self.operator_in.samples.push((labels.clone(), records_in));
-            if let Some(waited) = snapshot.node_backpressured_ns(shard, node) {
-                (self.operator_backpressured_ms.samples).push((labels.clone(), waited / 1_000_000));
+            if let Some(edge) = snapshot.node_edge(shard, node) {
+                (self.operator_backpressured_ms.samples)
+                    .push((labels.clone(), edge.backpressured_ns / 1_000_000));
+                let queued = edge.input_queued as f64;
+                self.input_queue.samples.push((labels.clone(), queued));
+                let fill = (queued / edge.input_capacity.max(1) as f64).min(1.0);
+                self.input_fill.samples.push((labels.clone(), fill));
+                (self.output_queue.samples).push((labels.clone(), edge.output_queued as f64));
             }
             self.operator_out.samples.push((labels, records_out));
         }
@@ -343,7 +414,12 @@ impl Families {
             (self.watermark.samples).push((labels.clone(), shard.watermark as f64));
         }
         if let Some(lag) = snapshot.watermark_lag_ms(shard) {
-            self.watermark_lag.samples.push((labels, lag as f64));
+            self.watermark_lag
+                .samples
+                .push((labels.clone(), lag as f64));
+        }
+        if !shard.sink_latency_us.is_empty() {
+            (self.sink_latency).push((labels, shard.sink_latency_us.clone()));
         }
     }
 
@@ -378,10 +454,13 @@ impl Families {
             &self.checkpoint_sync,
             &self.checkpoint_in_flight,
             &self.checkpoint_id,
+            &self.input_queue,
+            &self.input_fill,
+            &self.output_queue,
         ] {
             encode_gauges(encoder, family)?;
         }
-        Ok(())
+        encode_latencies(encoder, &self.sink_latency)
     }
 }
 
@@ -393,5 +472,26 @@ impl Collector for ExportedJobs {
             families.add_job(&job.labels, &job.metrics.snapshot());
         }
         families.encode(&mut encoder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_count_each_sample_once() {
+        let mut histogram = sluice_engine::metrics::sink_latency_histogram();
+        for micros in [500, 900, 3_000, 40_000, 2_000_000, 3_000_000_000] {
+            histogram.record(micros).unwrap();
+        }
+        let buckets = latency_buckets(&histogram);
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 6);
+        let count_at = |bound: f64| buckets.iter().find(|b| b.0 == bound).unwrap().1;
+        assert_eq!(count_at(0.001), 2);
+        assert_eq!(count_at(0.005), 1);
+        assert_eq!(count_at(0.05), 1);
+        assert_eq!(count_at(2.5), 1);
+        assert_eq!(buckets.last().unwrap(), &(f64::MAX, 1));
     }
 }

@@ -14,3 +14,12 @@ mod server;
 pub use coordinator_figures::CoordinatorFigures;
 pub use job_figures::{ExportedJobs, JobFigures};
 pub use server::{metrics_answer, serve, MetricsEndpoint};
+
+/// The registry of a process that runs jobs (`sluice run`, a worker): the
+/// figures of `jobs` and of the Kafka sources' consumer lag.
+pub fn jobs_registry(jobs: ExportedJobs) -> prometheus_client::registry::Registry {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(jobs));
+    registry.register_collector(Box::new(crate::kafka::ConsumerLagFigures));
+    registry
+}

@@ -118,8 +118,7 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
         data.address()
     );
     if let Some(address) = options.metrics_address {
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register_collector(Box::new(options.exported.clone()));
+        let registry = crate::metrics::jobs_registry(options.exported.clone());
         let endpoint = crate::metrics::serve(address, registry)?;
         tracing::info!(
             "worker {name}: metrics on http://{}/metrics",

@@ -62,6 +62,9 @@ pub fn run_task(
     report: &dyn Fn(ToCoordinator),
 ) {
     let (job, attempt) = (deployment.job.clone(), deployment.attempt);
+    // Every line about this task (and its shards') names the job and attempt.
+    let span = tracing::info_span!("job", job_id = %job, attempt);
+    let _in_job = span.enter();
     let mine: Vec<u32> = (deployment.placement.iter())
         .filter(|p| p.worker == me)
         .map(|p| p.shard)

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod kafka;
 pub mod proxy;
+pub mod scrape;
 
 use std::path::Path;
 use std::process::Command;

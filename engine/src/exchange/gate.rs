@@ -34,6 +34,7 @@
 
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use std::time::Instant;
 
@@ -45,6 +46,7 @@ use crate::checkpoint::{
     AlignerAction, AlignerEvent, BarrierAligner, BarrierAlignment, ShardCheckpoints,
     SourcePositions,
 };
+use crate::metrics::ShardMetrics;
 use crate::push::{Control, EdgeId, Push};
 use crate::watermark::WatermarkCombiner;
 use crate::{ExchangeData, Rec};
@@ -117,6 +119,8 @@ pub(crate) struct ExchangeGate<T> {
     held: Vec<Held<T>>,
     wake: Rc<Wake>,
     channel: Option<ChannelCheckpoints>,
+    /// Where the queues' length is shown: this exchange's figures.
+    queue_gauge: Option<(Arc<ShardMetrics>, EdgeId)>,
 }
 
 impl<T: ExchangeData> ExchangeGate<T> {
@@ -135,6 +139,31 @@ impl<T: ExchangeData> ExchangeGate<T> {
             held: Vec::new(),
             wake: Rc::new(Wake::new()),
             channel: None,
+            queue_gauge: None,
+        }
+    }
+
+    /// Shows its queues' length in `metrics` as edge `edge`'s input queue,
+    /// of `capacity` batches.
+    pub fn with_queue_gauge(
+        mut self,
+        metrics: Arc<ShardMetrics>,
+        edge: EdgeId,
+        capacity: u64,
+    ) -> Self {
+        if let Some(figures) = metrics.edge(edge) {
+            figures.input_capacity.set(capacity);
+            self.queue_gauge = Some((metrics, edge));
+        }
+        self
+    }
+
+    fn publish_queued(&self) {
+        if let Some((metrics, edge)) = &self.queue_gauge {
+            if let Some(figures) = metrics.edge(*edge) {
+                let queued: usize = self.queues.iter().map(VecDeque::len).sum();
+                figures.input_queued.set(queued as u64);
+            }
         }
     }
 
@@ -478,6 +507,7 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
                 self.queues[source as usize].push_back(message);
             }
         }
+        self.publish_queued();
         self.wake.wake_all();
     }
 
@@ -494,6 +524,7 @@ impl<T: ExchangeData> GateInput for ExchangeGate<T> {
         let Some(message) = self.queues[source as usize].pop_front() else {
             return GateStep::Idle;
         };
+        self.publish_queued();
         match message {
             ExchangeMessage::Batch(batch) => {
                 self.process_batch(source, batch);

@@ -146,6 +146,15 @@ impl EdgeOutbox {
     #[inline]
     pub fn enqueue(&self, destination: u32, message: ExchangeMessage) {
         self.queues.borrow_mut()[destination as usize].push_back(message);
+        self.publish_queued();
+    }
+
+    /// Shows how many messages wait to be sent (the edge's output queue).
+    fn publish_queued(&self) {
+        if let Some(edge) = self.metrics.edge(self.edge) {
+            let queued: usize = self.queues.borrow().iter().map(VecDeque::len).sum();
+            edge.output_queued.set(queued as u64);
+        }
     }
 
     #[inline]
@@ -157,6 +166,7 @@ impl EdgeOutbox {
         for queue in self.queues.borrow_mut().iter_mut() {
             queue.clear();
         }
+        self.publish_queued();
     }
 
     fn link(&self, destination: u32) -> Link {
@@ -370,6 +380,7 @@ impl EdgeOutbox {
                     }
                 }
             }
+            self.publish_queued();
             if !short_of_credit {
                 if self.is_empty() {
                     return;
@@ -385,8 +396,8 @@ impl EdgeOutbox {
                 self.wait_for_credit().await;
                 let waited = waiting_since.elapsed().as_nanos() as u64;
                 ShardMetrics::add(&self.metrics.backpressured_ns, waited);
-                if let Some(counter) = self.metrics.edge_backpressured(self.edge) {
-                    counter.add(waited);
+                if let Some(edge) = self.metrics.edge(self.edge) {
+                    edge.backpressured_ns.add(waited);
                 }
             }
         }

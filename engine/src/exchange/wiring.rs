@@ -37,7 +37,13 @@ pub(crate) fn wire_exchange<T: ExchangeData, P: Partitioner<T>>(
     partitioner: P,
     downstream: Box<dyn Push<T>>,
 ) -> Box<dyn Push<T>> {
-    let mut gate = ExchangeGate::new(downstream, sb.shard, sb.shards);
+    // At most a channel's credits queued from each input.
+    let capacity = sb.config.channel_batches as u64 * u64::from(sb.shards);
+    let mut gate = ExchangeGate::new(downstream, sb.shard, sb.shards).with_queue_gauge(
+        sb.metrics.clone(),
+        edge,
+        capacity,
+    );
     let name = channel_state_name(edge);
     let alignment = sb.config.checkpoint.as_ref().map(|c| c.alignment);
     // Aligned checkpoints hold no records in flight: only the other modes

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::ShardMetrics;
+use hdrhistogram::Histogram;
+
+use super::{sink_latency_histogram, ShardMetrics};
 use crate::checkpoint::CompletedCheckpoint;
 
 /// How many completed checkpoints are kept for readers.
@@ -62,7 +64,7 @@ struct Checkpoints {
 }
 
 /// One shard's counters at a moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ShardSnapshot {
     pub shard: u32,
     pub records_in: u64,
@@ -81,8 +83,43 @@ pub struct ShardSnapshot {
     pub idle_ms_per_s: u64,
     /// Records each node put out on this shard, by node id.
     pub node_records_out: Vec<u64>,
-    /// Nanoseconds each exchange waited for credit, by edge id.
-    pub edge_backpressured_ns: Vec<u64>,
+    /// Each exchange's figures, by edge id.
+    pub edges: Vec<EdgeSnapshot>,
+    /// Sink latencies (µs): wall clock minus event time, one per batch.
+    pub sink_latency_us: Histogram<u64>,
+}
+
+impl Default for ShardSnapshot {
+    fn default() -> Self {
+        ShardSnapshot {
+            shard: 0,
+            records_in: 0,
+            records_out: 0,
+            records_exchanged: 0,
+            bytes_exchanged: 0,
+            batches_exchanged: 0,
+            wire_bytes_sent: 0,
+            late_records_dropped: 0,
+            watermark: i64::MIN,
+            busy_ns: 0,
+            backpressured_ns: 0,
+            busy_ms_per_s: 0,
+            backpressured_ms_per_s: 0,
+            idle_ms_per_s: 0,
+            node_records_out: Vec::new(),
+            edges: Vec::new(),
+            sink_latency_us: sink_latency_histogram(),
+        }
+    }
+}
+
+/// One exchange's figures on one shard at a moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EdgeSnapshot {
+    pub backpressured_ns: u64,
+    pub input_queued: u64,
+    pub input_capacity: u64,
+    pub output_queued: u64,
 }
 
 impl ShardSnapshot {
@@ -104,7 +141,17 @@ impl ShardSnapshot {
             backpressured_ms_per_s: load(&m.backpressured_ms_per_s),
             idle_ms_per_s: load(&m.idle_ms_per_s),
             node_records_out: m.node_records_out.iter().map(|c| c.get()).collect(),
-            edge_backpressured_ns: m.edge_backpressured_ns.iter().map(|c| c.get()).collect(),
+            edges: (m.edges.iter())
+                .map(|e| EdgeSnapshot {
+                    backpressured_ns: e.backpressured_ns.get(),
+                    input_queued: e.input_queued.get(),
+                    input_capacity: e.input_capacity.get(),
+                    output_queued: e.output_queued.get(),
+                })
+                .collect(),
+            sink_latency_us: (m.sink_latency_us.lock())
+                .map(|h| h.clone())
+                .unwrap_or_else(|p| p.into_inner().clone()),
         }
     }
 }
@@ -160,8 +207,17 @@ impl MetricsSnapshot {
     /// Nanoseconds node `node` waited on `shard` for credit to send on (an
     /// exchange's; none for other nodes).
     pub fn node_backpressured_ns(&self, shard: &ShardSnapshot, node: &NodeInfo) -> Option<u64> {
-        let edge = node.edge?;
-        shard.edge_backpressured_ns.get(edge as usize).copied()
+        Some(self.node_edge(shard, node)?.backpressured_ns)
+    }
+
+    /// The figures of node `node`'s exchange on `shard` (none for a node
+    /// that is not an exchange).
+    pub fn node_edge<'s>(
+        &self,
+        shard: &'s ShardSnapshot,
+        node: &NodeInfo,
+    ) -> Option<&'s EdgeSnapshot> {
+        shard.edges.get(node.edge? as usize)
     }
 
     /// How far event time at `shard`'s sinks is behind the snapshot's

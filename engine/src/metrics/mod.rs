@@ -7,12 +7,14 @@
 //! shard's core ([`ShardCounter`]).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use hdrhistogram::Histogram;
 
 mod job;
 mod shard_time;
 
-pub use job::{JobMetrics, MetricsSnapshot, NodeInfo, ShardSnapshot};
+pub use job::{EdgeSnapshot, JobMetrics, MetricsSnapshot, NodeInfo, ShardSnapshot};
 pub(crate) use shard_time::{sample_shard_time, take_busy_time};
 
 /// A counter with one writer (a shard's core) and any number of readers:
@@ -32,6 +34,44 @@ impl ShardCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// A value with one writer (a shard's core) that goes up and down.
+#[derive(Debug, Default)]
+pub struct ShardGauge(AtomicU64);
+
+impl ShardGauge {
+    #[inline]
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One exchange's figures on one shard.
+#[derive(Debug, Default)]
+pub struct EdgeMetrics {
+    /// Nanoseconds its outbox waited for credit.
+    pub backpressured_ns: ShardCounter,
+    /// Messages its gate read and has not processed yet, over its inputs.
+    pub input_queued: ShardGauge,
+    /// What its gate's queues hold at most in batches: the credits of its
+    /// inputs.
+    pub input_capacity: ShardGauge,
+    /// Messages its outbox holds that are not sent yet.
+    pub output_queued: ShardGauge,
+}
+
+/// Sink latencies are recorded in microseconds, up to an hour (longer ones
+/// count as an hour), to two significant digits.
+const SINK_LATENCY_MAX_US: u64 = 3_600_000_000;
+
+/// A histogram of sink latencies (microseconds).
+pub fn sink_latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, SINK_LATENCY_MAX_US, 2).expect("valid histogram bounds")
 }
 
 #[derive(Debug)]
@@ -54,8 +94,12 @@ pub struct ShardMetrics {
     /// Records each plan node put out on this shard, by node id (see
     /// [`NodeInfo`]); empty for metrics made without a plan.
     pub node_records_out: Box<[ShardCounter]>,
-    /// Nanoseconds each exchange's outbox waited for credit, by edge id.
-    pub edge_backpressured_ns: Box<[ShardCounter]>,
+    /// Each exchange's figures, by edge id.
+    pub edges: Box<[EdgeMetrics]>,
+    /// Per batch a sink took, wall clock minus the event time of its last
+    /// record, in µs (taken with `try_lock`: a reader never holds the shard
+    /// up; a batch that finds it held is not counted).
+    pub sink_latency_us: Mutex<Histogram<u64>>,
     /// Time the shard's executor spent running tasks (sampled).
     pub busy_ns: AtomicU64,
     /// Over the last whole second sampled: milliseconds busy, backpressured
@@ -79,7 +123,8 @@ impl Default for ShardMetrics {
             watermark: AtomicI64::new(i64::MIN),
             backpressured_ns: AtomicU64::new(0),
             node_records_out: Box::default(),
-            edge_backpressured_ns: Box::default(),
+            edges: Box::default(),
+            sink_latency_us: Mutex::new(sink_latency_histogram()),
             busy_ns: AtomicU64::new(0),
             busy_ms_per_s: AtomicU64::new(0),
             backpressured_ms_per_s: AtomicU64::new(0),
@@ -92,17 +137,27 @@ impl ShardMetrics {
     /// Metrics for a shard of a plan whose node ids are below `nodes` and
     /// edge ids below `edges`.
     pub fn for_plan(nodes: usize, edges: usize) -> Self {
-        let counters = |n: usize| (0..n).map(|_| ShardCounter::default()).collect();
         ShardMetrics {
-            node_records_out: counters(nodes),
-            edge_backpressured_ns: counters(edges),
+            node_records_out: (0..nodes).map(|_| ShardCounter::default()).collect(),
+            edges: (0..edges).map(|_| EdgeMetrics::default()).collect(),
             ..Default::default()
         }
     }
 
-    /// The credit-wait counter of exchange `edge`.
-    pub fn edge_backpressured(&self, edge: u32) -> Option<&ShardCounter> {
-        self.edge_backpressured_ns.get(edge as usize)
+    /// The figures of exchange `edge` (none for metrics made without a
+    /// plan).
+    pub fn edge(&self, edge: u32) -> Option<&EdgeMetrics> {
+        self.edges.get(edge as usize)
+    }
+
+    /// Records a sink batch whose last record has event time `event_ms`,
+    /// taken at `now_ms` (wall clock, ms since the epoch).
+    #[inline]
+    pub fn record_sink_latency(&self, now_ms: i64, event_ms: i64) {
+        if let Ok(mut histogram) = self.sink_latency_us.try_lock() {
+            let micros = now_ms.saturating_sub(event_ms).max(0) as u64 * 1000;
+            histogram.saturating_record(micros.clamp(1, SINK_LATENCY_MAX_US));
+        }
     }
 
     /// The out counter of node `node` (none for a node outside the plan

@@ -18,6 +18,13 @@ use crate::push::{Control, EdgeId, Push};
 use crate::runtime::AbortSignal;
 use crate::{EngineError, Rec};
 
+/// The wall clock in milliseconds since the epoch.
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 pub struct SinkOperator<T> {
     writer: Box<dyn SinkWriter<T>>,
     metrics: Arc<ShardMetrics>,
@@ -60,6 +67,9 @@ impl<T> Push<T> for SinkOperator<T> {
     fn push(&mut self, batch: &mut Vec<Rec<T>>) {
         if !self.failed && !batch.is_empty() && !self.abort.is_set() {
             ShardMetrics::add(&self.metrics.records_out, batch.len() as u64);
+            if let Some(last) = batch.last() {
+                self.metrics.record_sink_latency(unix_millis(), last.ts);
+            }
             if let Err(e) = self.writer.write(batch) {
                 self.fail(e);
             }

@@ -276,6 +276,11 @@ fn execute_once(
         .map_err(EngineError::Checkpoint)?;
     let cpus = allowed_cpu_ids();
     let pinned = config.pin_cpus && cpus.len() >= here.len();
+    let job_span = tracing::Span::current();
+    tracing::info!(
+        "starting shard(s) {here:?} of {shards}{}",
+        if pinned { ", pinned to CPUs" } else { "" }
+    );
     let started = Instant::now();
 
     let mut handles = Vec::with_capacity(here.len());
@@ -313,9 +318,14 @@ fn execute_once(
             local_directory: local.shard(shard),
             decides_for_job: here.contains(&0),
         };
+        // Lines logged on the shard's thread name it, within the job's span.
+        let span = tracing::info_span!(parent: &job_span, "shard", shard);
         let handle = builder
             .spawn(move || async move {
                 let _finished = FinishedGuard(finished);
+                // Every task of this thread is this shard's: the span stays
+                // entered while the executor runs.
+                let _in_shard = span.enter();
                 run_shard(
                     shard, config, &roots, endpoints, remote, metrics, errors, abort, context,
                 )
