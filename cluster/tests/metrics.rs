@@ -217,8 +217,16 @@ fn backpressure_shows_on_the_exchange_before_a_slow_sink() {
         fullest_input > 0.0,
         "the slow sink's shard had batches waiting at its input:\n{last}"
     );
-    // Every shard publishes its second's shares, adding up to 1,000 ms.
+    // Every shard publishes its second's shares, adding up to 1,000 ms, and
+    // the entries of q18's state (the last bid per bidder and auction).
     let samples = parse(&last);
+    let process: &dyn Fn(&str) -> bool = &|o| o.ends_with("_process");
+    let entries = sum(
+        &samples,
+        "sluice_operator_state_entries",
+        &[("operator", process)],
+    );
+    assert!(entries > 0.0, "q18's state entries:\n{last}");
     for shard in ["0", "1"] {
         let on: &dyn Fn(&str) -> bool = &move |s| s == shard;
         let second: f64 = [

@@ -126,6 +126,10 @@ impl<K: StateKey + StableKey, N: StateKey> TimerService<K, N> {
 }
 
 impl<K: StateKey + StableKey, N: StateKey> SnapshotState for Timers<K, N> {
+    fn entries(&self) -> u64 {
+        self.len as u64
+    }
+
     fn snapshot(
         &mut self,
         groups: KeyGroupRange,

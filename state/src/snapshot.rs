@@ -81,6 +81,9 @@ pub trait SnapshotState {
     /// Applies the changes that a `Changes` snapshot wrote for `group`.
     fn apply_changes(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<(), CodecError>;
 
+    /// How many entries it holds now (RocksDB's estimate for its tables).
+    fn entries(&self) -> u64;
+
     /// Starts a snapshot that may be written later, a key group at a time
     /// ([`snapshot_step`](Self::snapshot_step)) while the state keeps
     /// changing: it must capture the state as it is now. Returns the result
@@ -806,6 +809,19 @@ impl StateRegistry {
                 self.states[index].state.borrow_mut().abandon_snapshot();
             }
         }
+    }
+
+    /// Per plan node that owns state, the entries of its states now. A
+    /// state borrowed elsewhere at this moment is left out.
+    pub fn entries_by_owner(&self) -> BTreeMap<u64, u64> {
+        let mut entries = BTreeMap::new();
+        for registered in &self.states {
+            let Ok(state) = registered.state.try_borrow() else {
+                continue;
+            };
+            *entries.entry(registered.owner).or_insert(0) += state.entries();
+        }
+        entries
     }
 
     /// The plan nodes that own state, each once.

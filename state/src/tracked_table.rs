@@ -688,6 +688,10 @@ where
     T: KeyedTable<K, N, W>,
     W: StoredValue<V>,
 {
+    fn entries(&self) -> u64 {
+        self.table.len() as u64
+    }
+
     fn snapshot(
         &mut self,
         groups: KeyGroupRange,

@@ -180,6 +180,7 @@ struct Families {
     input_queue: Family<f64>,
     input_fill: Family<f64>,
     output_queue: Family<f64>,
+    state_entries: Family<f64>,
     /// Per shard: labels and its sinks' latency histogram (µs).
     sink_latency: Vec<(Labels, Histogram<u64>)>,
 }
@@ -328,6 +329,11 @@ impl Families {
                 "Messages an exchange's outbox holds and has not sent yet, per shard.",
                 Gauge,
             ),
+            state_entries: Family::new(
+                "sluice_operator_state_entries",
+                "Entries of the keyed state and timers an operator holds on a shard (sampled each second; RocksDB's estimate).",
+                Gauge,
+            ),
             sink_latency: Vec::new(),
         }
     }
@@ -372,6 +378,11 @@ impl Families {
                 snapshot.node_records_out(shard, node),
             );
             self.operator_in.samples.push((labels.clone(), records_in));
+            if let Some(&entries) = shard.node_state_entries.get(node.id as usize) {
+                if entries > 0 {
+                    (self.state_entries.samples).push((labels.clone(), entries as f64));
+                }
+            }
             if let Some(edge) = snapshot.node_edge(shard, node) {
                 (self.operator_backpressured_ms.samples)
                     .push((labels.clone(), edge.backpressured_ns / 1_000_000));
@@ -457,6 +468,7 @@ impl Families {
             &self.input_queue,
             &self.input_fill,
             &self.output_queue,
+            &self.state_entries,
         ] {
             encode_gauges(encoder, family)?;
         }

@@ -85,6 +85,8 @@ pub struct ShardSnapshot {
     pub node_records_out: Vec<u64>,
     /// Each exchange's figures, by edge id.
     pub edges: Vec<EdgeSnapshot>,
+    /// Entries of the states each node owns, by node id.
+    pub node_state_entries: Vec<u64>,
     /// Sink latencies (µs): wall clock minus event time, one per batch.
     pub sink_latency_us: Histogram<u64>,
 }
@@ -108,6 +110,7 @@ impl Default for ShardSnapshot {
             idle_ms_per_s: 0,
             node_records_out: Vec::new(),
             edges: Vec::new(),
+            node_state_entries: Vec::new(),
             sink_latency_us: sink_latency_histogram(),
         }
     }
@@ -149,6 +152,7 @@ impl ShardSnapshot {
                     output_queued: e.output_queued.get(),
                 })
                 .collect(),
+            node_state_entries: m.node_state_entries.iter().map(|g| g.get()).collect(),
             sink_latency_us: (m.sink_latency_us.lock())
                 .map(|h| h.clone())
                 .unwrap_or_else(|p| p.into_inner().clone()),

@@ -96,6 +96,9 @@ pub struct ShardMetrics {
     pub node_records_out: Box<[ShardCounter]>,
     /// Each exchange's figures, by edge id.
     pub edges: Box<[EdgeMetrics]>,
+    /// Entries of the states each plan node owns on this shard, by node id
+    /// (sampled every second).
+    pub node_state_entries: Box<[ShardGauge]>,
     /// Per batch a sink took, wall clock minus the event time of its last
     /// record, in µs (taken with `try_lock`: a reader never holds the shard
     /// up; a batch that finds it held is not counted).
@@ -124,6 +127,7 @@ impl Default for ShardMetrics {
             backpressured_ns: AtomicU64::new(0),
             node_records_out: Box::default(),
             edges: Box::default(),
+            node_state_entries: Box::default(),
             sink_latency_us: Mutex::new(sink_latency_histogram()),
             busy_ns: AtomicU64::new(0),
             busy_ms_per_s: AtomicU64::new(0),
@@ -140,6 +144,7 @@ impl ShardMetrics {
         ShardMetrics {
             node_records_out: (0..nodes).map(|_| ShardCounter::default()).collect(),
             edges: (0..edges).map(|_| EdgeMetrics::default()).collect(),
+            node_state_entries: (0..nodes).map(|_| ShardGauge::default()).collect(),
             ..Default::default()
         }
     }

@@ -1,4 +1,5 @@
-//! How a shard's time divides into busy, backpressured and idle.
+//! How a shard's time divides into busy, backpressured and idle, and how
+//! many entries its operators' states hold.
 //!
 //! Runs on the shard's own core, as a task beside its others: every
 //! [`SAMPLE_EVERY`] it takes the time the executor spent running tasks
@@ -17,9 +18,13 @@
 //! that blocks its thread counts as busy, and which exchange waits is told
 //! per operator (`edge_backpressured_ns`), not here.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use sluice_state::StateRegistry;
 
 use super::ShardMetrics;
 
@@ -29,13 +34,32 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 const WINDOW: Duration = Duration::from_secs(1);
 
 /// Samples the shard's time into `metrics` until the shard's executor
-/// ends (spawn it detached).
-pub(crate) async fn sample_shard_time(metrics: Arc<ShardMetrics>) {
+/// ends (spawn it detached); once a second also the entries of the states
+/// each plan node owns in `registry`.
+pub(crate) async fn sample_shard_time(
+    metrics: Arc<ShardMetrics>,
+    registry: Rc<RefCell<StateRegistry>>,
+) {
     let mut window = ShareWindow::new(&metrics);
     loop {
         glommio::timer::sleep(SAMPLE_EVERY).await;
         take_busy_time(&metrics);
-        window.maybe_publish(&metrics, Instant::now());
+        if window.maybe_publish(&metrics, Instant::now()) {
+            publish_state_entries(&metrics, &registry);
+        }
+    }
+}
+
+/// Stores the entries of each owner's states (skipped while the registry is
+/// borrowed by a snapshot step: the next second tries again).
+fn publish_state_entries(metrics: &ShardMetrics, registry: &RefCell<StateRegistry>) {
+    let Ok(registry) = registry.try_borrow() else {
+        return;
+    };
+    for (owner, entries) in registry.entries_by_owner() {
+        if let Some(gauge) = metrics.node_state_entries.get(owner as usize) {
+            gauge.set(entries);
+        }
     }
 }
 
@@ -61,10 +85,11 @@ impl ShareWindow {
         }
     }
 
-    fn maybe_publish(&mut self, metrics: &ShardMetrics, now: Instant) {
+    /// Publishes the window's shares if a second has passed (true then).
+    fn maybe_publish(&mut self, metrics: &ShardMetrics, now: Instant) -> bool {
         let elapsed = now.duration_since(self.started);
         if elapsed < WINDOW {
-            return;
+            return false;
         }
         let busy = metrics.busy_ns.load(Ordering::Relaxed);
         let backpressured = metrics.backpressured_ns.load(Ordering::Relaxed);
@@ -81,6 +106,7 @@ impl ShareWindow {
             busy_ns: busy,
             backpressured_ns: backpressured,
         };
+        true
     }
 }
 

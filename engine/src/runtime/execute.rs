@@ -608,7 +608,6 @@ async fn run_shard(
     abort: AbortSignal,
     context: ShardContext,
 ) {
-    glommio::spawn_local(sample_shard_time(metrics.clone())).detach();
     let shard_metrics = metrics.clone();
     let mut builder = ShardBuilder::new(
         shard,
@@ -621,6 +620,8 @@ async fn run_shard(
     for root in roots {
         root(&mut builder);
     }
+    let registry = builder.state.registry();
+    glommio::spawn_local(sample_shard_time(shard_metrics.clone(), registry)).detach();
     let problems = builder.state.registry().borrow().restore_problems();
     if let Some(problem) = problems.into_iter().next() {
         builder.fail(EngineError::Restore(format!("shard {shard}: {problem}")));
