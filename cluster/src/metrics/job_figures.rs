@@ -181,6 +181,7 @@ struct Families {
     input_fill: Family<f64>,
     output_queue: Family<f64>,
     state_entries: Family<f64>,
+    alignment: Family<f64>,
     /// Per shard: labels and its sinks' latency histogram (µs).
     sink_latency: Vec<(Labels, Histogram<u64>)>,
 }
@@ -334,6 +335,11 @@ impl Families {
                 "Entries of the keyed state and timers an operator holds on a shard (sampled each second; RocksDB's estimate).",
                 Gauge,
             ),
+            alignment: Family::new(
+                "sluice_operator_last_alignment_seconds",
+                "How long the last checkpoint barrier through an exchange waited for it from the other inputs (aligned checkpoints; 0 unaligned).",
+                Gauge,
+            ),
             sink_latency: Vec::new(),
         }
     }
@@ -391,6 +397,8 @@ impl Families {
                 let fill = (queued / edge.input_capacity.max(1) as f64).min(1.0);
                 self.input_fill.samples.push((labels.clone(), fill));
                 (self.output_queue.samples).push((labels.clone(), edge.output_queued as f64));
+                let aligned_s = edge.last_alignment_us as f64 / 1e6;
+                self.alignment.samples.push((labels.clone(), aligned_s));
             }
             self.operator_out.samples.push((labels, records_out));
         }
@@ -469,6 +477,7 @@ impl Families {
             &self.input_fill,
             &self.output_queue,
             &self.state_entries,
+            &self.alignment,
         ] {
             encode_gauges(encoder, family)?;
         }

@@ -121,6 +121,8 @@ pub(crate) struct ExchangeGate<T> {
     channel: Option<ChannelCheckpoints>,
     /// Where the queues' length is shown: this exchange's figures.
     queue_gauge: Option<(Arc<ShardMetrics>, EdgeId)>,
+    /// When the alignment in progress began (its first barrier came).
+    alignment_started: Option<Instant>,
 }
 
 impl<T: ExchangeData> ExchangeGate<T> {
@@ -140,6 +142,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
             wake: Rc::new(Wake::new()),
             channel: None,
             queue_gauge: None,
+            alignment_started: None,
         }
     }
 
@@ -156,6 +159,20 @@ impl<T: ExchangeData> ExchangeGate<T> {
             self.queue_gauge = Some((metrics, edge));
         }
         self
+    }
+
+    /// Shows how long the barrier that just went on waited for the others
+    /// (0 when it did not wait).
+    fn publish_alignment(&mut self) {
+        let waited = self
+            .alignment_started
+            .take()
+            .map_or(0, |s| s.elapsed().as_micros());
+        if let Some((metrics, edge)) = &self.queue_gauge {
+            if let Some(figures) = metrics.edge(*edge) {
+                figures.last_alignment_us.set(waited as u64);
+            }
+        }
     }
 
     fn publish_queued(&self) {
@@ -271,6 +288,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
         match action {
             AlignerAction::None => {}
             AlignerAction::Abandoned(_) => {
+                self.alignment_started = None;
                 self.in_flight = EntryWriter::new();
                 self.release();
             }
@@ -279,6 +297,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
                 in_flight_from,
             } => {
                 self.downstream.control(Control::Barrier(barrier));
+                self.publish_alignment();
                 let reached: Vec<usize> = in_flight_from
                     .into_iter()
                     .filter(|&source| self.record_queued(source as u32))
@@ -292,6 +311,7 @@ impl<T: ExchangeData> ExchangeGate<T> {
             AlignerAction::Complete { barrier, unaligned } => {
                 if !unaligned {
                     self.downstream.control(Control::Barrier(barrier));
+                    self.publish_alignment();
                 }
                 let in_flight = std::mem::replace(&mut self.in_flight, EntryWriter::new());
                 if let Some(channel) = &self.channel {
@@ -353,12 +373,17 @@ impl<T: ExchangeData> ExchangeGate<T> {
         }
         let savepoint = self.is_savepoint(&barrier);
         loop {
+            let was_aligning = self.aligner.is_aligning();
+            let now = Instant::now();
             let action = self.aligner.step(AlignerEvent::Barrier {
                 input: source as usize,
                 barrier,
                 savepoint,
-                now: Instant::now(),
+                now,
             });
+            if !was_aligning && self.aligner.is_aligning() {
+                self.alignment_started = Some(now);
+            }
             let abandoned = matches!(action, AlignerAction::Abandoned(_));
             self.perform(action);
             if !abandoned {
@@ -916,6 +941,33 @@ mod alignment_tests {
                 }
             }
         }
+    }
+
+    /// The gate shows its queue and how long an aligned barrier waited for
+    /// the other inputs' barrier.
+    #[test]
+    fn queue_and_alignment_are_shown_in_the_edge_figures() {
+        let metrics = Arc::new(ShardMetrics::for_plan(0, 1));
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut gate = ExchangeGate::new(Box::new(Recorder(seen.clone())), 0, 2).with_queue_gauge(
+            metrics.clone(),
+            0,
+            8,
+        );
+        let figures = metrics.edge(0).expect("edge 0");
+        assert_eq!(figures.input_capacity.get(), 8);
+        gate.arrive(1, Some(message(Event::Record(1))));
+        gate.arrive(1, Some(message(Event::Record(2))));
+        assert_eq!(figures.input_queued.get(), 2);
+        assert_eq!(gate.process_next(1), GateStep::Batch);
+        assert_eq!(figures.input_queued.get(), 1);
+        assert_eq!(gate.process_next(1), GateStep::Batch);
+        gate.barrier(0, barrier(1));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        gate.barrier(1, barrier(1));
+        assert_eq!(seen.borrow().last(), Some(&Seen::Barrier(1)));
+        let waited = figures.last_alignment_us.get();
+        assert!((20_000..5_000_000).contains(&waited), "{waited} µs");
     }
 
     /// A channel that breaks (its link closed, its shard failed) is not an

@@ -123,6 +123,7 @@ pub struct EdgeSnapshot {
     pub input_queued: u64,
     pub input_capacity: u64,
     pub output_queued: u64,
+    pub last_alignment_us: u64,
 }
 
 impl ShardSnapshot {
@@ -150,6 +151,7 @@ impl ShardSnapshot {
                     input_queued: e.input_queued.get(),
                     input_capacity: e.input_capacity.get(),
                     output_queued: e.output_queued.get(),
+                    last_alignment_us: e.last_alignment_us.get(),
                 })
                 .collect(),
             node_state_entries: m.node_state_entries.iter().map(|g| g.get()).collect(),

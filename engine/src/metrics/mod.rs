@@ -63,6 +63,10 @@ pub struct EdgeMetrics {
     pub input_capacity: ShardGauge,
     /// Messages its outbox holds that are not sent yet.
     pub output_queued: ShardGauge,
+    /// How long the last barrier through its gate waited for the same
+    /// barrier from its other inputs (µs; 0 when it overtook or had none
+    /// to wait for).
+    pub last_alignment_us: ShardGauge,
 }
 
 /// Sink latencies are recorded in microseconds, up to an hour (longer ones
