@@ -11,12 +11,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use sluice_engine::checkpoint::CompletedCheckpoint;
 
+use super::family::Family;
 use crate::coordinator::Shared;
 
 /// Each job's completed checkpoints as its leader counted them: how many,
@@ -34,41 +33,8 @@ impl fmt::Debug for CoordinatorFigures {
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
-
-/// Samples of one family.
-struct Samples {
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
-    values: Vec<(Labels, f64)>,
-}
-
-impl Samples {
-    fn new(name: &'static str, help: &'static str, kind: MetricType) -> Self {
-        Samples {
-            name,
-            help,
-            kind,
-            values: Vec::new(),
-        }
-    }
-
-    fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
-        if self.values.is_empty() {
-            return Ok(());
-        }
-        let mut metric = encoder.encode_descriptor(self.name, self.help, None, self.kind)?;
-        for (labels, value) in &self.values {
-            let family = metric.encode_family(labels)?;
-            match self.kind {
-                MetricType::Counter => ConstCounter::new(*value as u64).encode(family)?,
-                _ => ConstGauge::new(*value).encode(family)?,
-            }
-        }
-        Ok(())
-    }
-}
+/// One family of the coordinator's figures.
+type Samples = Family<Vec<(&'static str, String)>, f64>;
 
 impl Collector for CoordinatorFigures {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
@@ -147,21 +113,21 @@ impl Collector for CoordinatorFigures {
             for worker in cluster.workers.values() {
                 let labels = vec![("worker", worker.name.clone())];
                 let alive = if worker.alive { 1.0 } else { 0.0 };
-                workers.values.push((labels.clone(), alive));
-                worker_shards.values.push((labels, worker.shards as f64));
+                workers.samples.push((labels.clone(), alive));
+                worker_shards.samples.push((labels, worker.shards as f64));
             }
             for job in cluster.jobs.values() {
                 let labels = vec![("job", job.name.clone()), ("job_id", job.id.clone())];
                 let mut with_state = labels.clone();
                 with_state.push(("state", format!("{:?}", job.state).to_lowercase()));
-                state.values.push((with_state, 1.0));
-                attempt.values.push((labels.clone(), job.attempt as f64));
-                restarts.values.push((labels.clone(), job.failures as f64));
+                state.samples.push((with_state, 1.0));
+                attempt.samples.push((labels.clone(), job.attempt as f64));
+                restarts.samples.push((labels.clone(), job.failures as f64));
                 for (worker, task) in &job.tasks {
                     let mut labels = labels.clone();
                     labels.push(("worker", worker.clone()));
-                    (task_in.values).push((labels.clone(), task.totals.records_in as f64));
-                    (task_out.values).push((labels, task.totals.records_out as f64));
+                    (task_in.samples).push((labels.clone(), task.totals.records_in as f64));
+                    (task_out.samples).push((labels, task.totals.records_out as f64));
                 }
             }
         }
@@ -170,15 +136,15 @@ impl Collector for CoordinatorFigures {
                 (self.shared.checkpoint_figures.lock()).unwrap_or_else(|p| p.into_inner());
             for (job_id, (count, last)) in figures.iter() {
                 let labels = vec![("job_id", job_id.clone())];
-                completed.values.push((labels.clone(), *count as f64));
+                completed.samples.push((labels.clone(), *count as f64));
                 duration
-                    .values
+                    .samples
                     .push((labels.clone(), last.duration_ms / 1e3));
-                size.values.push((labels.clone(), last.bytes as f64));
-                sync.values.push((labels.clone(), last.sync_max_ms / 1e3));
+                size.samples.push((labels.clone(), last.bytes as f64));
+                sync.samples.push((labels.clone(), last.sync_max_ms / 1e3));
                 let kept = last.in_flight_received_bytes + last.in_flight_sent_bytes;
-                in_flight.values.push((labels.clone(), kept as f64));
-                last_id.values.push((labels, last.id as f64));
+                in_flight.samples.push((labels.clone(), kept as f64));
+                last_id.samples.push((labels, last.id as f64));
             }
         }
         for samples in [

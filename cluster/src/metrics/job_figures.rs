@@ -14,9 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use sluice_engine::metrics::{JobMetrics, MetricsSnapshot, ShardSnapshot};
 
@@ -58,49 +56,7 @@ impl ExportedJobs {
 
 type Labels = Vec<(String, String)>;
 
-/// One metric family being written: its samples, each with its labels.
-struct Family<V> {
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
-    samples: Vec<(Labels, V)>,
-}
-
-impl<V> Family<V> {
-    fn new(name: &'static str, help: &'static str, kind: MetricType) -> Self {
-        Family {
-            name,
-            help,
-            kind,
-            samples: Vec::new(),
-        }
-    }
-}
-
-fn encode_counters(
-    encoder: &mut DescriptorEncoder<'_>,
-    family: &Family<u64>,
-) -> Result<(), fmt::Error> {
-    if family.samples.is_empty() {
-        return Ok(());
-    }
-    let mut metric = encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
-    for (labels, value) in &family.samples {
-        ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-fn encode_gauges(encoder: &mut DescriptorEncoder<'_>, family: &Family<f64>) -> fmt::Result {
-    if family.samples.is_empty() {
-        return Ok(());
-    }
-    let mut metric = encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
-    for (labels, value) in &family.samples {
-        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
-    }
-    Ok(())
-}
+type Family<V> = super::family::Family<Labels, V>;
 
 /// The upper bounds (seconds) of the sink latency histogram's buckets.
 const LATENCY_BOUNDS_S: [f64; 16] = [
@@ -458,7 +414,7 @@ impl Families {
             &self.restarts,
             &self.checkpoints,
         ] {
-            encode_counters(encoder, family)?;
+            family.encode(encoder)?;
         }
         for family in [
             &self.busy_per_s,
@@ -479,7 +435,7 @@ impl Families {
             &self.state_entries,
             &self.alignment,
         ] {
-            encode_gauges(encoder, family)?;
+            family.encode(encoder)?;
         }
         encode_latencies(encoder, &self.sink_latency)
     }

@@ -8,6 +8,7 @@
 //! and what it shows carries none (job names, operator kinds, counts, times).
 
 pub(crate) mod coordinator_figures;
+mod family;
 mod job_figures;
 mod server;
 
