@@ -111,6 +111,11 @@ enum Command {
         /// Give up after the coordinator was unreachable this long.
         #[arg(long, default_value_t = 60)]
         connect_timeout_s: u64,
+        /// On SIGTERM or SIGINT, wait at most this long for the coordinator
+        /// to move its tasks off after a checkpoint, then cancel them and
+        /// exit (a second signal exits at once).
+        #[arg(long, default_value_t = 60)]
+        drain_timeout_s: u64,
         /// The cluster secret (default: SLUICE_SECRET_FILE or SLUICE_SECRET).
         #[arg(long)]
         secret_file: Option<PathBuf>,
@@ -747,8 +752,16 @@ fn main() -> ExitCode {
             no_pin,
             metrics_addr,
             connect_timeout_s,
+            drain_timeout_s,
             secret_file,
         } => {
+            let stop = match worker::StopSignal::install() {
+                Ok(stop) => stop,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             let started = control::load_secret(secret_file.as_deref()).and_then(|secret| {
                 worker::run_worker(worker::WorkerOptions {
                     coordinator,
@@ -761,6 +774,8 @@ fn main() -> ExitCode {
                     secret,
                     metrics_address: metrics_addr,
                     exported: Default::default(),
+                    stop,
+                    drain_timeout: std::time::Duration::from_secs(drain_timeout_s),
                 })
             });
             match started {

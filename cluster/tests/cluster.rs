@@ -249,6 +249,67 @@ fn a_killed_worker_is_replaced_and_the_job_commits_exactly_once() {
 }
 
 #[test]
+fn a_worker_stopped_with_sigterm_hands_its_job_over_after_a_checkpoint() {
+    let mut cluster = TestCluster::start();
+    cluster.add_worker("a", 1);
+    cluster.add_worker("b", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(&reference, windowed("reference", "")).unwrap();
+    run_alone(&reference);
+    let job = dir.path().join("job.toml");
+    // The clock takes checkpoint 1 at the start and no other for an hour;
+    // no restart is allowed: a failure would fail the job.
+    std::fs::write(
+        &job,
+        windowed(
+            "out",
+            "rate = 1_000_000\n[checkpoint]\ninterval_ms = 3_600_000\nstorage = \"file://checkpoints\"\n\
+             [cluster]\nshards = 2\n",
+        ),
+    )
+    .unwrap();
+    let id = cluster.submit(&job);
+    cluster.wait_checkpoint(&id, 1);
+    cluster.wait_until(&id, "running", Duration::from_secs(30), |s| {
+        s["state"] == "running"
+    });
+    cluster.add_worker("c", 1);
+    let signalled = Instant::now();
+    cluster.signal_worker("b", "TERM");
+    let exit = cluster.wait_worker_exit("b", Duration::from_secs(30));
+    let exited_after = signalled.elapsed();
+    assert!(exit.success(), "{exit:?}: {}", cluster.worker_log("b"));
+    let moved = cluster.wait_until(&id, "moved", Duration::from_secs(30), |s| {
+        s["attempt"] == 2 && s["state"] != "deploying" && s["state"] != "waiting"
+    });
+    eprintln!(
+        "SIGTERM to worker exit {:?}, to the job running again {:?} ({})",
+        exited_after,
+        signalled.elapsed(),
+        moved["state"]
+    );
+    let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(60));
+    assert_eq!(status["state"], "finished", "{status}");
+    assert_eq!(status["attempt"], 2, "{status}");
+    assert_eq!(status["failures"], 0, "{status}");
+    assert_committed_as_reference(dir.path(), 10_000, "the job whose worker was stopped");
+    let b = cluster.worker_log("b");
+    assert!(
+        b.contains("draining 1 task(s)") && b.contains("drained"),
+        "{b}"
+    );
+    // The second attempt restored the checkpoint the drain took.
+    let c = cluster.worker_log("c");
+    assert!(c.contains("restoring from checkpoint 2 "), "{c}");
+    let coordinator = std::fs::read_to_string(cluster.dir.path().join("coordinator.log")).unwrap();
+    assert!(
+        coordinator.contains("checkpoint 2 taken for the drain"),
+        "{coordinator}"
+    );
+}
+
+#[test]
 fn bad_files_and_wrong_secrets_are_refused() {
     let cluster = TestCluster::start();
     let dir = tempfile::tempdir().unwrap();

@@ -55,6 +55,9 @@ pub enum ToCoordinator {
         shards: u32,
     },
     Heartbeat,
+    /// The worker was told to stop (SIGTERM): move its tasks elsewhere after
+    /// a checkpoint taken now, and place nothing new on it.
+    Draining,
     /// A task of `job` under `attempt` runs: every link is connected.
     TaskRunning {
         job: String,

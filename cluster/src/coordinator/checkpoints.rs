@@ -4,6 +4,11 @@
 //! every worker's part writer, manifests in the job's storage, retention —
 //! and sends its commands to every worker of the attempt.
 //!
+//! When a worker of the attempt drains (SIGTERM), the leader takes a
+//! checkpoint now and, once one triggered after the request completes,
+//! moves the job off: every task stops and the job is placed again on the
+//! workers left, restoring that checkpoint.
+//!
 //! Invariants: events reach the leader of their own attempt only (an
 //! earlier attempt's are dropped, a later attempt's wait in its channel
 //! until its leader starts); a completed checkpoint is recorded in the job's
@@ -14,7 +19,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_engine::checkpoint::{
     first_checkpoint_id, CheckpointConfig, CheckpointId, CheckpointLeader, PartCommand, PartEvent,
@@ -26,12 +31,32 @@ use crate::control::ToWorker;
 /// How often a leader looks at the clock when no event arrives.
 const LEADER_TICK: Duration = Duration::from_millis(10);
 
+/// How often a drain asks again for a checkpoint while none has completed
+/// since it began (one was declined or timed out).
+const DRAIN_RETRY: Duration = Duration::from_secs(1);
+
+/// What a leader is told.
+pub(crate) enum LeaderInput {
+    /// A shard's part writer reported.
+    Part(PartEvent),
+    /// A worker of the attempt is draining: take a checkpoint now, then
+    /// move the job off it.
+    Drain { worker: String },
+}
+
+/// A drain in progress: the first checkpoint it may move off with, and
+/// when a checkpoint was last asked for.
+struct PendingDrain {
+    from: CheckpointId,
+    asked: Instant,
+}
+
 /// The channel to one attempt's leader.
 struct LeaderSlot {
     attempt: u32,
-    events: Sender<PartEvent>,
+    events: Sender<LeaderInput>,
     /// Taken by the leader's thread when it starts.
-    unread: Option<Receiver<PartEvent>>,
+    unread: Option<Receiver<LeaderInput>>,
 }
 
 /// Every job's leader channel, by job id.
@@ -61,7 +86,16 @@ impl Leaders {
     pub fn route(&self, job: &str, attempt: u32, event: PartEvent) {
         // A leader that already stopped has no use for it.
         self.with_slot(job, attempt, |slot| {
-            let _ = slot.events.send(event);
+            let _ = slot.events.send(LeaderInput::Part(event));
+        });
+    }
+
+    /// Worker `worker` of `attempt` of `job` is draining.
+    pub fn drain(&self, job: &str, attempt: u32, worker: &str) {
+        self.with_slot(job, attempt, |slot| {
+            let _ = slot.events.send(LeaderInput::Drain {
+                worker: worker.to_owned(),
+            });
         });
     }
 
@@ -116,7 +150,7 @@ pub(crate) fn start(shared: &Arc<Shared>, start: LeaderStart) {
 fn lead(
     shared: &Arc<Shared>,
     start: LeaderStart,
-    events: &Receiver<PartEvent>,
+    events: &Receiver<LeaderInput>,
 ) -> Result<(), String> {
     let LeaderStart {
         job,
@@ -131,16 +165,34 @@ fn lead(
     let mut final_written = false;
     // How many of the leader's completed checkpoints `/metrics` has seen.
     let mut figures_seen = 0;
+    let mut drain: Option<PendingDrain> = None;
     loop {
-        match events.recv_timeout(LEADER_TICK) {
-            Ok(event) => {
-                leader.event(event);
-                while let Ok(event) = events.try_recv() {
-                    leader.event(event);
+        let mut input = match events.recv_timeout(LEADER_TICK) {
+            Ok(input) => Some(input),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        while let Some(next) = input.take().or_else(|| events.try_recv().ok()) {
+            match next {
+                LeaderInput::Part(event) => leader.event(event),
+                LeaderInput::Drain { worker } => {
+                    tracing::info!(
+                        "job {job} attempt {attempt}: worker {worker} is draining: \
+                         a checkpoint now, then the job moves off it"
+                    );
+                    if drain.is_none() {
+                        drain = Some(PendingDrain {
+                            from: leader.next_id(),
+                            asked: Instant::now(),
+                        });
+                        leader.checkpoint_now();
+                    }
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        if let Some(pending) = drain.as_mut().filter(|d| d.asked.elapsed() >= DRAIN_RETRY) {
+            pending.asked = Instant::now();
+            leader.checkpoint_now();
         }
         leader.poll();
         if leader.all_finished() && !final_written {
@@ -173,6 +225,19 @@ fn lead(
         };
         for command in commands {
             send_all(shared, &workers, &job, attempt, command);
+        }
+        let drained =
+            (drain.as_ref()).and_then(|d| leader.last_completed().filter(|&id| id >= d.from));
+        if let Some(checkpoint) = drained {
+            tracing::info!(
+                "job {job} attempt {attempt}: checkpoint {checkpoint} taken for the drain: \
+                 the job moves to the workers left"
+            );
+            shared.act(|cluster| {
+                let out = cluster.move_off_draining(&job, attempt, checkpoint);
+                ((), out)
+            });
+            return Ok(());
         }
         if let Some(location) = leader.stopped_with.take() {
             tracing::info!("job {job} stopped with savepoint {location}");

@@ -371,6 +371,22 @@ fn serve_worker(shared: &Shared, mut stream: TcpStream) {
                     .heard(&name, Instant::now());
                 shared.leaders.route(&job, attempt, event);
             }
+            Ok(ToCoordinator::Draining) => {
+                tracing::info!("worker {name} is draining: nothing new goes to it");
+                let drain = shared.act(|cluster| {
+                    cluster.heard(&name, Instant::now());
+                    (cluster.drain(&name), Vec::new())
+                });
+                for job in &drain.staying {
+                    tracing::warn!(
+                        "job {job} does not checkpoint: it stays on draining worker {name} \
+                         until it ends or the worker stops waiting"
+                    );
+                }
+                for (job, attempt) in drain.moving {
+                    shared.leaders.drain(&job, attempt, &name);
+                }
+            }
             Ok(message) => {
                 let now = Instant::now();
                 shared.act(|cluster| {

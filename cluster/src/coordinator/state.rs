@@ -66,6 +66,15 @@ pub struct TaskStatus {
     pub totals: TaskTotals,
 }
 
+/// What a worker's drain does to the jobs with a task on it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drain {
+    /// Attempts that move off after a checkpoint taken now.
+    pub moving: Vec<(String, u32)>,
+    /// Jobs that do not checkpoint: they stay until they end.
+    pub staying: Vec<String>,
+}
+
 /// A submitted job.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
@@ -112,6 +121,10 @@ pub struct Worker {
     pub data_address: String,
     pub shards: u32,
     pub alive: bool,
+    /// It is stopping (SIGTERM): nothing new is placed on it, and its jobs
+    /// move off after a checkpoint.
+    #[serde(default)]
+    pub draining: bool,
     #[serde(skip)]
     pub last_heard: Option<Instant>,
 }
@@ -211,6 +224,7 @@ impl Cluster {
                 data_address: data_address.to_owned(),
                 shards,
                 alive: true,
+                draining: false,
                 last_heard: Some(now),
             },
         );
@@ -250,6 +264,55 @@ impl Cluster {
                 Instant::now(),
             ));
         }
+        out
+    }
+
+    /// Worker `name` is draining: nothing new goes to it. Returns the
+    /// running attempts with a task on it that move off once they complete
+    /// a checkpoint (jobs that checkpoint); a job that does not checkpoint
+    /// stays until it ends or the worker gives up waiting.
+    pub fn drain(&mut self, name: &str) -> Drain {
+        let mut drain = Drain::default();
+        let Some(worker) = self.workers.get_mut(name) else {
+            return drain;
+        };
+        worker.draining = true;
+        for job in
+            (self.jobs.values()).filter(|j| !j.state.is_terminal() && j.tasks.contains_key(name))
+        {
+            match job.checkpoints {
+                Some(_) => drain.moving.push((job.id.clone(), job.attempt)),
+                None => drain.staying.push(job.id.clone()),
+            }
+        }
+        drain
+    }
+
+    /// Attempt `attempt` of `id` completed checkpoint `checkpoint` after a
+    /// worker of it began draining: every task stops, and the job waits to
+    /// be placed again on workers that are not draining, restoring that
+    /// checkpoint. Not a failure: no restart is counted.
+    pub fn move_off_draining(
+        &mut self,
+        id: &str,
+        attempt: u32,
+        checkpoint: CheckpointId,
+    ) -> Outgoing {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Vec::new();
+        };
+        if job.attempt != attempt || job.state.is_terminal() || job.state == JobState::Waiting {
+            return Vec::new();
+        }
+        if job.last_checkpoint.is_none_or(|c| c < checkpoint) {
+            job.last_checkpoint = Some(checkpoint);
+        }
+        let out = cancel_tasks(job, None);
+        job.state = JobState::Waiting;
+        job.not_before = None;
+        job.placement.clear();
+        job.tasks.clear();
+        self.dirty.insert(id.to_owned());
         out
     }
 
@@ -370,6 +433,7 @@ impl Cluster {
             | ToCoordinator::TaskProgress { job, attempt, .. } => (job.clone(), *attempt),
             ToCoordinator::Register { .. }
             | ToCoordinator::Heartbeat
+            | ToCoordinator::Draining
             | ToCoordinator::Checkpoint { .. } => return Vec::new(),
         };
         let Some(job) = self.jobs.get_mut(&job_id) else {
@@ -412,6 +476,7 @@ impl Cluster {
             }
             ToCoordinator::Register { .. }
             | ToCoordinator::Heartbeat
+            | ToCoordinator::Draining
             | ToCoordinator::Checkpoint { .. } => Vec::new(),
         }
     }
@@ -425,7 +490,7 @@ impl Cluster {
             }
         }
         (self.workers.values())
-            .filter(|w| w.alive)
+            .filter(|w| w.alive && !w.draining)
             .map(|w| FreeShards {
                 worker: w.name.clone(),
                 data_address: w.data_address.clone(),
@@ -643,13 +708,9 @@ mod tests {
         assert_ne!(other, id, "ids are not reused");
     }
 
-    #[test]
-    fn a_failed_attempt_restarts_from_the_last_checkpoint_while_restarts_are_left() {
-        let now = Instant::now();
-        let mut c = Cluster::default();
-        c.register("a", "x:1", 1, now).unwrap();
-        c.register("b", "x:2", 1, now).unwrap();
-        let mut job = new_job(None);
+    /// A job of `shards` shards that checkpoints and may restart once.
+    fn checkpointing_job(shards: Option<u32>) -> NewJob {
+        let mut job = new_job(shards);
         let file = crate::job_file::JobFile::parse(
             std::path::Path::new("/j.toml"),
             "job = \"windowed_aggregation\"\n[source]\nconnector = \"generator\"\nevents = 10\n[sink]\nconnector = \"blackhole\"\n[checkpoint]\nstorage = \"file:///c\"\n[restart]\nstrategy = \"fixed-delay\"\nattempts = 1\ndelay_ms = 50\n",
@@ -657,7 +718,62 @@ mod tests {
         .unwrap();
         job.checkpoints = file.config.checkpoint.clone();
         job.restart = file.config.restart;
-        let id = c.submit(job);
+        job
+    }
+
+    #[test]
+    fn a_draining_worker_gets_nothing_new_and_its_jobs_move_after_a_checkpoint() {
+        let now = Instant::now();
+        let mut c = Cluster::default();
+        c.register("a", "x:1", 1, now).unwrap();
+        c.register("b", "x:2", 1, now).unwrap();
+        let moving = c.submit(checkpointing_job(Some(2)));
+        assert_eq!(deployed(&c.schedule(now)), [("a", 1), ("b", 1)]);
+        c.register("c", "x:3", 1, now).unwrap();
+        let drain = c.drain("b");
+        assert_eq!(drain.moving, [(moving.clone(), 1)]);
+        assert!(drain.staying.is_empty());
+        // c's free shard is offered, b's never again.
+        c.register("d", "x:4", 1, now).unwrap();
+        let stays = c.submit(new_job(Some(1)));
+        let out = c.schedule(now);
+        assert_eq!(deployed(&out).len(), 1);
+        assert_ne!(out[0].0, "b");
+        // A stale attempt's checkpoint moves nothing.
+        assert!(c.move_off_draining(&moving, 7, 3).is_empty());
+        let out = c.move_off_draining(&moving, 1, 3);
+        assert_eq!(cancelled(&out), ["a", "b"]);
+        let job = &c.jobs[&moving];
+        assert_eq!((job.state, job.failures), (JobState::Waiting, 0));
+        assert_eq!(job.last_checkpoint, Some(3));
+        // Placed again at once (no restart delay), not on b, from 3.
+        let out = c.schedule(now);
+        let on: Vec<&str> = deployed(&out).iter().map(|(w, _)| *w).collect();
+        assert_eq!(on.len(), 2, "{on:?}");
+        assert!(!on.contains(&"b"), "{on:?}");
+        assert!(out.iter().all(|(_, m)| matches!(
+            m,
+            ToWorker::Deploy {
+                attempt: 2,
+                restore: Some(3),
+                ..
+            }
+        )));
+        // Moved once: a second checkpoint of the old attempt does nothing.
+        assert!(c.move_off_draining(&moving, 1, 4).is_empty());
+        // A job that does not checkpoint stays where it is.
+        let drain = c.drain(&c.jobs[&stays].placement[0].worker.clone());
+        assert_eq!(drain.staying, [stays]);
+        assert!(drain.moving.is_empty());
+    }
+
+    #[test]
+    fn a_failed_attempt_restarts_from_the_last_checkpoint_while_restarts_are_left() {
+        let now = Instant::now();
+        let mut c = Cluster::default();
+        c.register("a", "x:1", 1, now).unwrap();
+        c.register("b", "x:2", 1, now).unwrap();
+        let id = c.submit(checkpointing_job(None));
         assert_eq!(deployed(&c.schedule(now)), [("a", 1), ("b", 1)]);
         c.checkpoint_completed(&id, 4);
         c.checkpoint_completed(&id, 3);

@@ -7,6 +7,12 @@
 //! thread per task ([`task`]) whose shard executors are pinned like
 //! `sluice run`'s. Nothing here runs on a shard's core.
 //!
+//! Stopping ([`stop_signal`]): on SIGTERM the worker tells the coordinator
+//! it is draining; the coordinator places nothing new on it and moves each
+//! checkpointing job off it after a checkpoint taken then; the worker exits
+//! (status 0) once it runs no task, or cancels what is left after its drain
+//! timeout.
+//!
 //! Invariants: a task runs under its job's attempt number and is replaced
 //! only by a newer attempt; when the coordinator is lost (its connection
 //! breaks, or nothing came from it for the heartbeat timeout) every task is
@@ -14,6 +20,7 @@
 //! and wakes up late commits nothing and serves no stale attempt.
 
 pub mod data_plane;
+pub mod stop_signal;
 mod task;
 
 use std::collections::HashMap;
@@ -30,6 +37,7 @@ use crate::control::CONTROL_CONTEXT;
 use crate::control::{read_message, write_message, MessageError, ToCoordinator, ToWorker};
 use crate::metrics::ExportedJobs;
 use data_plane::DataPlane;
+pub use stop_signal::StopSignal;
 use task::{run_task, Deployment};
 
 /// How a worker is started.
@@ -56,6 +64,11 @@ pub struct WorkerOptions {
     /// The jobs whose metrics it serves: each task adds itself while it
     /// runs.
     pub exported: ExportedJobs,
+    /// Set when the worker must stop (SIGTERM): it drains, then returns.
+    pub stop: StopSignal,
+    /// How long a drain waits for the coordinator to move every task off
+    /// before the worker cancels what is left and stops.
+    pub drain_timeout: Duration,
 }
 
 /// A running task.
@@ -94,7 +107,8 @@ fn send(outbox: &Outbox, message: &ToCoordinator) {
 }
 
 /// Runs the worker until the coordinator stays unreachable for
-/// `connect_timeout`.
+/// `connect_timeout` (an error), or until it was asked to stop and has
+/// drained.
 pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
     let coordinator = resolve(&options.coordinator)?;
     // The data plane listens where this host reaches the coordinator from,
@@ -151,6 +165,10 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
         // Fencing: nothing of this worker acts for an attempt the
         // coordinator may have replaced meanwhile.
         cancel_all(&tasks);
+        if options.stop.requested() {
+            tracing::info!("worker {name}: stopping (asked to) without a coordinator");
+            return Ok(());
+        }
         // A coordinator that answers but never accepts (a wrong secret, a
         // name in use) is given up like an unreachable one.
         if registered_at.elapsed() > options.connect_timeout {
@@ -274,6 +292,48 @@ fn serve(
     result
 }
 
+/// Starts a drain when a stop was asked for, and says whether it is over:
+/// no task left, or the drain timeout passed (what is left is cancelled).
+fn drained(
+    options: &WorkerOptions,
+    tasks: &Mutex<HashMap<String, Task>>,
+    outbox: &Outbox,
+    deadline: &mut Option<Instant>,
+) -> bool {
+    if !options.stop.requested() {
+        return false;
+    }
+    let mut running = tasks.lock().expect("tasks lock");
+    running.retain(|_, task| !task.thread.is_finished());
+    let left = running.len();
+    drop(running);
+    let deadline = match deadline {
+        Some(deadline) => *deadline,
+        None => {
+            tracing::info!(
+                "stop asked for: draining {left} task(s); the coordinator moves them \
+                 after a checkpoint (waiting at most {} s)",
+                options.drain_timeout.as_secs()
+            );
+            send(outbox, &ToCoordinator::Draining);
+            *deadline.insert(Instant::now() + options.drain_timeout)
+        }
+    };
+    if left == 0 {
+        tracing::info!("drained: no task runs here; stopping");
+        return true;
+    }
+    if Instant::now() >= deadline {
+        tracing::warn!(
+            "{left} task(s) still here after the drain timeout of {} s: cancelled; stopping",
+            options.drain_timeout.as_secs()
+        );
+        cancel_all(tasks);
+        return true;
+    }
+    false
+}
+
 fn read_loop(
     options: &WorkerOptions,
     name: &str,
@@ -282,7 +342,11 @@ fn read_loop(
     outbox: &Outbox,
     stream: &mut TcpStream,
 ) -> Result<(), String> {
+    let mut drain_deadline: Option<Instant> = None;
     loop {
+        if drained(options, tasks, outbox, &mut drain_deadline) {
+            return Ok(());
+        }
         let message = match read_message::<ToWorker, _>(stream) {
             Ok(message) => message,
             Err(MessageError::Io(e))
@@ -323,8 +387,13 @@ fn read_loop(
                 };
                 if let Some(task) = task {
                     task.cancel.cancel();
-                    // Joined off this thread: heartbeats go on meanwhile.
-                    std::thread::spawn(move || task.thread.join());
+                    if drain_deadline.is_some() {
+                        // Stopping: the process must not exit before it.
+                        let _ = task.thread.join();
+                    } else {
+                        // Joined off this thread: heartbeats go on meanwhile.
+                        std::thread::spawn(move || task.thread.join());
+                    }
                 }
             }
             ToWorker::Deploy {

@@ -88,6 +88,22 @@ impl TestCluster {
         child.try_wait().unwrap().is_none()
     }
 
+    /// Waits (bounded) for worker `name`'s process to exit; its status.
+    pub fn wait_worker_exit(&mut self, name: &str, within: Duration) -> std::process::ExitStatus {
+        let (_, child) = self.workers.iter_mut().find(|(n, _)| n == name).unwrap();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {name} still runs after {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What worker `name` logged.
     pub fn worker_log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap()

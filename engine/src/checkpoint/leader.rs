@@ -113,6 +113,13 @@ impl CheckpointLeader {
         self.coordinator.stats().last_completed
     }
 
+    /// Asks for a checkpoint as soon as none is in flight, whatever the
+    /// interval (a worker is draining); it gets an id of at least
+    /// [`Self::next_id`] as of now.
+    pub fn checkpoint_now(&mut self) {
+        self.coordinator.request_now();
+    }
+
     /// Commands for every part writer, oldest first.
     pub fn take_commands(&mut self) -> Vec<PartCommand> {
         std::mem::take(&mut self.commands)
