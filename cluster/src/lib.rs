@@ -13,6 +13,7 @@ pub mod bench;
 pub mod client;
 pub mod control;
 pub mod coordinator;
+pub mod dashboard;
 pub mod failpoint;
 pub mod job_file;
 pub mod jobs;

@@ -41,9 +41,14 @@ enum Command {
         /// job runs (HOST:PORT).
         #[arg(long)]
         metrics_addr: Option<std::net::SocketAddr>,
-        /// Once the job ends, go on serving its final metrics this many
-        /// seconds before exiting (so that a last scrape sees them).
-        #[arg(long, default_value_t = 0, requires = "metrics_addr")]
+        /// Serve the web dashboard of the job at http://ADDRESS/ (and its
+        /// metrics at /metrics) while it runs (HOST:PORT).
+        #[arg(long)]
+        ui: Option<std::net::SocketAddr>,
+        /// Once the job ends, go on serving its final metrics (and
+        /// dashboard) this many seconds before exiting (so that a last
+        /// scrape sees them).
+        #[arg(long, default_value_t = 0)]
         metrics_linger_s: u64,
     },
     /// Checks a job file without running it.
@@ -377,9 +382,10 @@ fn main() -> ExitCode {
             job,
             restore,
             metrics_addr,
+            ui,
             metrics_linger_s,
         } => {
-            let code = match run::run(&job, restore.as_deref(), metrics_addr) {
+            let code = match run::run(&job, restore.as_deref(), metrics_addr, ui) {
                 Ok((file, report)) => {
                     eprintln!("{}", run::summary(&file, &report));
                     ExitCode::SUCCESS

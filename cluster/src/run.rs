@@ -204,22 +204,33 @@ pub fn explain(path: &Path) -> Result<String, RunError> {
 }
 
 /// Runs the job file at `path` to completion (resuming from `restore`, if
-/// given), serving its metrics at `metrics_address` if given.
+/// given), serving its metrics at `metrics_address` and its dashboard (and
+/// metrics) at `ui_address`, if given.
 pub fn run(
     path: &Path,
     restore: Option<&str>,
     metrics_address: Option<std::net::SocketAddr>,
+    ui_address: Option<std::net::SocketAddr>,
 ) -> Result<(JobFile, JobReport), RunError> {
     let (file, env) = prepare_restoring(path, restore)?;
-    if let Some(address) = metrics_address {
+    let registry = || {
         let exported = crate::metrics::ExportedJobs::default();
         exported.add(crate::metrics::JobFigures {
             labels: vec![("job".into(), file.job.clone())],
             metrics: env.metrics(),
         });
-        let registry = crate::metrics::jobs_registry(exported);
-        let endpoint = crate::metrics::serve(address, registry).map_err(RunError::Metrics)?;
+        crate::metrics::jobs_registry(exported)
+    };
+    if let Some(address) = metrics_address {
+        let endpoint = crate::metrics::serve(address, registry()).map_err(RunError::Metrics)?;
         eprintln!("metrics at http://{}/metrics", endpoint.address);
+    }
+    if let Some(address) = ui_address {
+        let board = crate::dashboard::local::LocalBoard::start(file.job.clone(), env.metrics())
+            .map_err(RunError::Metrics)?;
+        let endpoint = crate::metrics::serve_with_board(address, registry(), Some(board))
+            .map_err(RunError::Metrics)?;
+        eprintln!("dashboard at http://{}/ui/", endpoint.address);
     }
     if let Program::Sql(sql) = &file.program {
         // A script's EXPLAIN statements print their plans; its INSERTs run.

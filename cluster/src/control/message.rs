@@ -6,6 +6,8 @@ use std::io::{self, Read, Write};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sluice_engine::checkpoint::{CheckpointId, PartCommand, PartEvent};
 
+use crate::dashboard::operators::OperatorProgress;
+
 /// The largest message (a job file travels in one).
 pub const MESSAGE_MAX_BYTES: u32 = 16 << 20;
 
@@ -25,6 +27,13 @@ pub struct TaskTotals {
     /// Each shard of the task, as of its last report.
     #[serde(default)]
     pub shards: Vec<ShardProgress>,
+    /// The plan's nodes over the task's shards (the dashboard's graph).
+    #[serde(default)]
+    pub operators: Vec<OperatorProgress>,
+    /// The 99th percentile of the task's sink latency since its previous
+    /// report, in microseconds.
+    #[serde(default)]
+    pub sink_latency_p99_us: Option<u64>,
 }
 
 /// One shard of a running task, for the coordinator's status.

@@ -206,6 +206,10 @@ fn lead(
             let new = (leader.completed.len() - figures_seen) as u64;
             figures_seen = leader.completed.len();
             let latest = leader.completed[figures_seen - 1];
+            let at_ms = crate::dashboard::view::now_ms();
+            for completed in &leader.completed[figures_seen - new as usize..] {
+                shared.board.checkpoint_completed(&job, completed, at_ms);
+            }
             let mut figures = (shared.checkpoint_figures.lock()).unwrap_or_else(|p| p.into_inner());
             let entry = figures.entry(job.clone()).or_insert((0, latest));
             *entry = (entry.0 + new, latest);

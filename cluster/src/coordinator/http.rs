@@ -21,7 +21,10 @@
 //! - `GET /workers`;
 //! - `GET /metrics`: the coordinator's figures in the Prometheus text format
 //!   ([`CoordinatorFigures`]), without a token, so that Prometheus can
-//!   scrape it (they carry no secret).
+//!   scrape it (they carry no secret);
+//! - `GET /` and `/ui/…`: the web dashboard and the figures it reads
+//!   ([`crate::dashboard`]), without a token; its buttons call the
+//!   endpoints above with one.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -42,6 +45,8 @@ use sluice_state::checkpoint_store::StorageLocation;
 use super::state::NewJob;
 use super::Shared;
 use crate::control::message::MESSAGE_MAX_BYTES;
+use crate::dashboard::view::{JobView, Overview};
+use crate::dashboard::{self, BoardSource};
 use crate::job_file::JobFile;
 use crate::metrics::{metrics_answer, CoordinatorFigures};
 
@@ -94,6 +99,13 @@ pub(super) fn start(listener: std::net::TcpListener, shared: Arc<Shared>) -> Res
                                 if request.uri().path() == "/metrics" {
                                     return Ok::<_, Infallible>(metrics_answer(&request, &metrics));
                                 }
+                                let board = CoordinatorBoard(&shared);
+                                let path = request.uri().path();
+                                if let Some(answer) =
+                                    dashboard::answer(request.method(), path, &board)
+                                {
+                                    return Ok(answer);
+                                }
                                 Ok::<_, Infallible>(handle(request, &shared).await)
                             }
                         });
@@ -106,6 +118,21 @@ pub(super) fn start(listener: std::net::TcpListener, shared: Arc<Shared>) -> Res
         })
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The dashboard's figures from the coordinator's state.
+struct CoordinatorBoard<'a>(&'a Shared);
+
+impl BoardSource for CoordinatorBoard<'_> {
+    fn overview(&self) -> Overview {
+        let cluster = self.0.cluster.lock().expect("cluster lock");
+        self.0.board.overview(&cluster)
+    }
+
+    fn job(&self, id: &str) -> Option<JobView> {
+        let cluster = self.0.cluster.lock().expect("cluster lock");
+        self.0.board.job(&cluster, id, dashboard::view::now_ms())
+    }
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {

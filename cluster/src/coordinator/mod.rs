@@ -13,6 +13,7 @@
 //! written after every change of a job's state, before the change is acted
 //! on by anyone else — a restarted coordinator finds every job again.
 
+mod board;
 mod checkpoints;
 mod config;
 mod http;
@@ -37,6 +38,9 @@ pub use state::{Job, JobState};
 
 /// How long a worker may take to prove the secret and register.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the dashboard's series take a point.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long one message to a worker may take to write.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -61,6 +65,8 @@ pub(crate) struct Shared {
     logged: Mutex<HashMap<String, (u32, JobState)>>,
     /// Each job's completed checkpoints, for `/metrics`.
     pub checkpoint_figures: crate::metrics::coordinator_figures::CheckpointFigures,
+    /// The dashboard's series and checkpoint histories.
+    pub(crate) board: board::Board,
 }
 
 impl Shared {
@@ -169,6 +175,7 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
         logged: Mutex::default(),
         leaders: Default::default(),
         checkpoint_figures: Mutex::default(),
+        board: board::Board::default(),
     });
     // The recovered jobs' records say they wait again.
     shared.act(|cluster| {
@@ -228,9 +235,17 @@ fn leaders_for(cluster: &Cluster, deployed: &Outgoing) -> Vec<checkpoints::Leade
 /// Heartbeats out, silent workers lost, waiting jobs placed.
 fn tick(shared: &Arc<Shared>) {
     let config = &shared.config;
+    let mut last_sample = Instant::now();
     loop {
         std::thread::sleep(config.heartbeat_interval.min(Duration::from_millis(200)));
         let now = Instant::now();
+        if now.duration_since(last_sample) >= SAMPLE_INTERVAL {
+            last_sample = now;
+            let cluster = shared.cluster.lock().expect("cluster lock");
+            shared
+                .board
+                .sample(&cluster, crate::dashboard::view::now_ms());
+        }
         let (lost, leaders, ended) = shared.act(|cluster| {
             let silent = cluster.silent(now, config.heartbeat_timeout);
             let mut out = Vec::new();

@@ -14,7 +14,7 @@ mod server;
 
 pub use coordinator_figures::CoordinatorFigures;
 pub use job_figures::{ExportedJobs, JobFigures};
-pub use server::{metrics_answer, serve, MetricsEndpoint};
+pub use server::{metrics_answer, serve, serve_with_board, MetricsEndpoint};
 
 /// The registry of a process that runs jobs (`sluice run`, a worker): the
 /// figures of `jobs` and of the Kafka sources' consumer lag.

@@ -1,6 +1,7 @@
 //! The `/metrics` endpoint: an HTTP/1.1 server on a thread of its own (a
 //! single-threaded tokio runtime with hyper), answering `GET /metrics` with
-//! the registry encoded at that moment. Nothing here is on the record path.
+//! the registry encoded at that moment, and the dashboard's paths when it
+//! is given one (`sluice run --ui`). Nothing here is on the record path.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,6 +15,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 
+use crate::dashboard::BoardSource;
+
 /// The content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -26,6 +29,15 @@ pub struct MetricsEndpoint {
 
 /// Serves `registry` at `http://<address>/metrics` until the process ends.
 pub fn serve(address: SocketAddr, registry: Registry) -> Result<MetricsEndpoint, String> {
+    serve_with_board(address, registry, None)
+}
+
+/// As [`serve`], with `board`'s dashboard at `/ui/` too.
+pub fn serve_with_board(
+    address: SocketAddr,
+    registry: Registry,
+    board: Option<Arc<dyn BoardSource>>,
+) -> Result<MetricsEndpoint, String> {
     let listener = std::net::TcpListener::bind(address)
         .map_err(|e| format!("the metrics endpoint cannot listen on {address}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
@@ -50,11 +62,19 @@ pub fn serve(address: SocketAddr, registry: Registry) -> Result<MetricsEndpoint,
                     let Ok((stream, _)) = listener.accept().await else {
                         continue;
                     };
-                    let registry = registry.clone();
+                    let (registry, board) = (registry.clone(), board.clone());
                     tokio::task::spawn(async move {
                         let service = hyper::service::service_fn(move |request| {
-                            let registry = registry.clone();
-                            async move { Ok::<_, Infallible>(metrics_answer(&request, &registry)) }
+                            let (registry, board) = (registry.clone(), board.clone());
+                            async move {
+                                let path = request.uri().path();
+                                let ui = board.as_deref().and_then(|board| {
+                                    crate::dashboard::answer(request.method(), path, board)
+                                });
+                                Ok::<_, Infallible>(
+                                    ui.unwrap_or_else(|| metrics_answer(&request, &registry)),
+                                )
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)

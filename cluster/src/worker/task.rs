@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_engine::checkpoint::{CheckpointId, PartCommand, PartEvents};
-use sluice_engine::metrics::ShardFigures;
+use sluice_engine::metrics::{JobMetrics, ShardFigures};
 use sluice_engine::runtime::{JobCancel, JobPart, PartCheckpoints, RemoteLink};
 use sluice_engine::StreamEnv;
 
 use super::data_plane::{DataPlane, LinkKey};
 use crate::control::{ShardPlacement, ShardProgress, TaskTotals, ToCoordinator};
+use crate::dashboard::operators::OperatorSampler;
 use crate::job_file::JobFile;
 use crate::metrics::{ExportedJobs, JobFigures};
 use crate::run::build_job;
@@ -117,8 +118,8 @@ fn build_and_run(
 ) -> Result<TaskTotals, String> {
     let (env, mut part, name) = prepare(deployment, me, data, &cancel)?;
     running();
-    let last_shards = part_progress(&mut part, &mut deployment.progress);
     let job_metrics = env.metrics();
+    let last_report = part_progress(&mut part, &mut deployment.progress, job_metrics.clone());
     deployment.metrics.add(JobFigures {
         labels: vec![
             ("job".into(), name),
@@ -132,7 +133,7 @@ fn build_and_run(
     deployment.metrics.remove(&job_metrics);
     let report = report.map_err(|e| e.to_string())?;
     let t = report.totals;
-    let shards = std::mem::take(&mut *last_shards.lock().expect("progress lock"));
+    let last = std::mem::take(&mut *last_report.lock().expect("progress lock"));
     Ok(TaskTotals {
         records_in: t.records_in,
         records_out: t.records_out,
@@ -140,21 +141,26 @@ fn build_and_run(
         wire_bytes_sent: t.wire_bytes_sent,
         late_records_dropped: t.late_records_dropped,
         elapsed_ms: report.elapsed.as_millis() as u64,
-        shards,
+        shards: last.shards,
+        operators: last.operators,
+        sink_latency_p99_us: None,
     })
 }
 
 /// Has `part` report its shards' figures through `progress` (as task
-/// totals, with backpressure per second since the previous report); the
-/// shards as last reported are kept in what this returns.
+/// totals, with backpressure per second since the previous report, and the
+/// plan's operators from `metrics`); the last report is kept in what this
+/// returns.
 fn part_progress(
     part: &mut JobPart,
     progress: &mut Box<dyn FnMut(TaskTotals) + Send>,
-) -> Arc<Mutex<Vec<ShardProgress>>> {
-    let last: Arc<Mutex<Vec<ShardProgress>>> = Arc::default();
+    metrics: Arc<JobMetrics>,
+) -> Arc<Mutex<TaskTotals>> {
+    let last: Arc<Mutex<TaskTotals>> = Arc::default();
     let mut send = std::mem::replace(progress, Box::new(|_| {}));
     let kept = last.clone();
     let mut previous: Option<(Instant, Vec<ShardFigures>)> = None;
+    let mut sampler = OperatorSampler::default();
     part.progress = Some(Box::new(move |now: &[ShardFigures]| {
         let at = Instant::now();
         let shards: Vec<ShardProgress> = (now.iter().enumerate())
@@ -180,13 +186,17 @@ fn part_progress(
             })
             .collect();
         previous = Some((at, now.to_vec()));
-        send(TaskTotals {
+        let sample = sampler.sample(metrics.snapshot());
+        let report = TaskTotals {
             records_in: shards.iter().map(|s| s.records_in).sum(),
             records_out: shards.iter().map(|s| s.records_out).sum(),
-            shards: shards.clone(),
+            shards,
+            operators: sample.operators,
+            sink_latency_p99_us: sample.sink_latency_p99_us,
             ..TaskTotals::default()
-        });
-        *kept.lock().expect("progress lock") = shards;
+        };
+        send(report.clone());
+        *kept.lock().expect("progress lock") = report;
     }));
     last
 }

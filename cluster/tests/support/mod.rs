@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod browser;
 pub mod cluster;
 pub mod kafka;
 pub mod proxy;
