@@ -107,6 +107,8 @@ pub struct CheckpointView {
     pub total_bytes: u64,
     /// The longest a shard spent on its synchronous part.
     pub sync_ms: f64,
+    /// The longest a barrier waited for alignment at an input.
+    pub alignment_ms: f64,
     /// Records in flight that unaligned barriers kept, encoded.
     pub in_flight_bytes: u64,
 }
@@ -120,6 +122,7 @@ impl CheckpointView {
             bytes: completed.bytes,
             total_bytes: completed.total_bytes,
             sync_ms: completed.sync_max_ms,
+            alignment_ms: completed.alignment_max_ms,
             in_flight_bytes: completed.in_flight_received_bytes + completed.in_flight_sent_bytes,
         }
     }

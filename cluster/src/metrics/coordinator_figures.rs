@@ -94,6 +94,11 @@ impl Collector for CoordinatorFigures {
             "The latest completed checkpoint: longest synchronous part on a shard.",
             Gauge,
         );
+        let mut alignment = Samples::new(
+            "sluice_checkpoint_last_alignment_seconds",
+            "The latest completed checkpoint: longest a barrier waited for alignment at an input.",
+            Gauge,
+        );
         let mut in_flight = Samples::new(
             "sluice_checkpoint_last_in_flight_bytes",
             "The latest completed checkpoint: records in flight kept by unaligned barriers.",
@@ -142,6 +147,7 @@ impl Collector for CoordinatorFigures {
                     .push((labels.clone(), last.duration_ms / 1e3));
                 size.samples.push((labels.clone(), last.bytes as f64));
                 sync.samples.push((labels.clone(), last.sync_max_ms / 1e3));
+                (alignment.samples).push((labels.clone(), last.alignment_max_ms / 1e3));
                 let kept = last.in_flight_received_bytes + last.in_flight_sent_bytes;
                 in_flight.samples.push((labels.clone(), kept as f64));
                 last_id.samples.push((labels, last.id as f64));
@@ -159,6 +165,7 @@ impl Collector for CoordinatorFigures {
             &duration,
             &size,
             &sync,
+            &alignment,
             &in_flight,
             &last_id,
         ] {

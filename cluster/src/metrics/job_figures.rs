@@ -131,6 +131,7 @@ struct Families {
     checkpoint_size: Family<f64>,
     checkpoint_full_size: Family<f64>,
     checkpoint_sync: Family<f64>,
+    checkpoint_alignment: Family<f64>,
     checkpoint_in_flight: Family<f64>,
     checkpoint_id: Family<f64>,
     input_queue: Family<f64>,
@@ -261,6 +262,11 @@ impl Families {
                 "The latest completed checkpoint: longest synchronous part on a shard.",
                 Gauge,
             ),
+            checkpoint_alignment: Family::new(
+                "sluice_checkpoint_last_alignment_seconds",
+                "The latest completed checkpoint: longest a barrier waited for alignment at an input.",
+                Gauge,
+            ),
             checkpoint_in_flight: Family::new(
                 "sluice_checkpoint_last_in_flight_bytes",
                 "The latest completed checkpoint: records in flight kept by unaligned barriers.",
@@ -319,6 +325,7 @@ impl Families {
                 (&mut self.checkpoint_size, last.bytes as f64),
                 (&mut self.checkpoint_full_size, last.total_bytes as f64),
                 (&mut self.checkpoint_sync, last.sync_max_ms / 1e3),
+                (&mut self.checkpoint_alignment, last.alignment_max_ms / 1e3),
                 (
                     &mut self.checkpoint_in_flight,
                     (last.in_flight_received_bytes + last.in_flight_sent_bytes) as f64,
@@ -427,6 +434,7 @@ impl Families {
             &self.checkpoint_size,
             &self.checkpoint_full_size,
             &self.checkpoint_sync,
+            &self.checkpoint_alignment,
             &self.checkpoint_in_flight,
             &self.checkpoint_id,
             &self.input_queue,

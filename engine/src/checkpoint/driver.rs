@@ -44,6 +44,8 @@ pub struct CompletedCheckpoint {
     pub total_bytes: u64,
     /// The longest a shard spent writing its state on its core.
     pub sync_max_ms: f64,
+    /// The longest a barrier waited at an input gate for alignment.
+    pub alignment_max_ms: f64,
     /// Records in flight kept by unaligned barriers (encoded bytes): those
     /// the gates had read but not processed, and those the outboxes had
     /// queued but not sent.

@@ -176,6 +176,7 @@ impl CheckpointLeader {
                 if let Some(c) = self.costs.get_mut(&checkpoint) {
                     c.parts.bytes += cost.bytes;
                     c.parts.sync_micros = c.parts.sync_micros.max(cost.sync_micros);
+                    c.parts.alignment_micros = c.parts.alignment_micros.max(cost.alignment_micros);
                     c.parts.in_flight_received_bytes += cost.in_flight_received_bytes;
                     c.parts.in_flight_sent_bytes += cost.in_flight_sent_bytes;
                 }
@@ -292,6 +293,7 @@ impl CheckpointLeader {
                         bytes: cost.parts.bytes,
                         total_bytes: cost.total_bytes,
                         sync_max_ms: cost.parts.sync_micros as f64 / 1e3,
+                        alignment_max_ms: cost.parts.alignment_micros as f64 / 1e3,
                         in_flight_received_bytes: cost.parts.in_flight_received_bytes,
                         in_flight_sent_bytes: cost.parts.in_flight_sent_bytes,
                     });

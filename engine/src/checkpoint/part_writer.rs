@@ -40,6 +40,11 @@ pub struct PartCost {
     /// Records in flight kept by unaligned barriers (encoded bytes).
     pub in_flight_received_bytes: u64,
     pub in_flight_sent_bytes: u64,
+    /// The longest a barrier of this checkpoint waited at one of the
+    /// shard's input gates for the barriers of the gate's other channels
+    /// (aligned checkpoints; about 0 for unaligned ones).
+    #[serde(default)]
+    pub alignment_micros: u64,
 }
 
 /// What the part writer tells the leader.
@@ -255,6 +260,7 @@ impl PartWriter {
                 state,
                 sources,
                 sync_micros,
+                alignment_micros,
                 kind,
                 channels,
                 native,
@@ -263,6 +269,7 @@ impl PartWriter {
                 // of them may have been streamed before this report).
                 let mut cost = PartCost {
                     sync_micros,
+                    alignment_micros,
                     ..PartCost::default()
                 };
                 for (name, records) in &channels {
@@ -575,6 +582,7 @@ mod tests {
             state,
             sources: Default::default(),
             sync_micros: 0,
+            alignment_micros: 0,
             kind: SnapshotKind::Full,
             channels: Default::default(),
             native: Vec::new(),

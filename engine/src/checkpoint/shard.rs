@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
+use crate::metrics::ShardMetrics;
+
 use std::cell::Cell;
 
 use sluice_state::rocks_backend::{NativePart, PendingNative};
@@ -61,6 +63,9 @@ pub enum ShardReport {
         sources: SourcePositions,
         /// Time spent writing state on the shard's core (the synchronous part).
         sync_micros: u64,
+        /// The longest this checkpoint's barrier waited for alignment at one
+        /// of the shard's input gates.
+        alignment_micros: u64,
         /// Whether `state` holds everything or the changes since the shard's
         /// previous part.
         kind: SnapshotKind,
@@ -133,6 +138,8 @@ struct InProgress {
 /// See the module docs.
 pub struct ShardCheckpoints {
     shard: u32,
+    /// The shard's metrics (the gates' alignment waits), when it has them.
+    metrics: Option<Arc<ShardMetrics>>,
     registry: Rc<RefCell<StateRegistry>>,
     reports: Sender<ShardReport>,
     /// The newest checkpoint the driver triggered (sources poll it).
@@ -190,6 +197,7 @@ impl ShardCheckpoints {
     ) -> Self {
         ShardCheckpoints {
             shard,
+            metrics: None,
             registry,
             reports: checkpointing.reports,
             triggered: checkpointing.signals.triggered,
@@ -546,6 +554,20 @@ impl ShardCheckpoints {
         worked
     }
 
+    /// The longest wait of the last barrier at any input gate of the shard:
+    /// when a part completes, every gate has let its barrier through.
+    fn alignment_micros(&self) -> u64 {
+        (self.metrics.as_ref())
+            .and_then(|m| m.edges.iter().map(|e| e.last_alignment_us.get()).max())
+            .unwrap_or(0)
+    }
+
+    /// Where the shard's input gates publish their alignment waits.
+    pub fn with_metrics(mut self, metrics: Arc<ShardMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     fn send_if_complete(&self) {
         let complete = self
             .current
@@ -569,6 +591,7 @@ impl ShardCheckpoints {
             state: progress.file.finish(),
             sources: progress.sources,
             sync_micros: progress.sync_micros,
+            alignment_micros: self.alignment_micros(),
             kind,
             channels: progress.channels,
             native: progress.native,
@@ -735,5 +758,41 @@ mod tests {
             other => panic!("expected the final part, got {other:?}"),
         }
         assert!(checkpoints.is_finished());
+    }
+
+    /// A part carries the longest alignment wait of the shard's gates for
+    /// its barrier (what they published when they let it through).
+    #[test]
+    fn a_part_carries_the_longest_alignment_wait_of_the_shards_gates() {
+        let groups = KeyGroups::new(128, 1).range_of(0);
+        let registry = Rc::new(RefCell::new(StateRegistry::new(
+            groups,
+            RestoreSet::default(),
+        )));
+        let metrics = Arc::new(ShardMetrics::for_plan(3, 2));
+        let (reports, reports_in) = std::sync::mpsc::channel();
+        let checkpoints = ShardCheckpoints::new(
+            0,
+            registry,
+            ShardCheckpointing {
+                reports,
+                signals: CheckpointSignals::default(),
+                full_every: None,
+            },
+            0,
+        )
+        .with_metrics(metrics.clone());
+        let source = checkpoints.participate(ParticipantKind::Source);
+        metrics.edge(0).unwrap().last_alignment_us.set(1_500);
+        metrics.edge(1).unwrap().last_alignment_us.set(42_000);
+        checkpoints.at_barrier(source, 1, at(10));
+        match reports_in.try_recv() {
+            Ok(ShardReport::Snapshot {
+                checkpoint,
+                alignment_micros,
+                ..
+            }) => assert_eq!((checkpoint, alignment_micros), (1, 42_000)),
+            other => panic!("expected checkpoint 1's part, got {other:?}"),
+        }
     }
 }

@@ -373,6 +373,7 @@ mod tests {
                 bytes: 10,
                 total_bytes: 10,
                 sync_max_ms: 0.1,
+                alignment_max_ms: 0.0,
                 in_flight_received_bytes: 0,
                 in_flight_sent_bytes: 0,
             });

@@ -95,12 +95,10 @@ impl ShardBuilder {
         let resumed_from = context.restored.checkpoint.map_or(0, |(id, _)| id);
         let checkpoints = context.checkpointing.map(|checkpointing| {
             state.track_changes(checkpointing.full_every.is_some());
-            Rc::new(ShardCheckpoints::new(
-                shard,
-                state.registry(),
-                checkpointing,
-                resumed_from,
-            ))
+            Rc::new(
+                ShardCheckpoints::new(shard, state.registry(), checkpointing, resumed_from)
+                    .with_metrics(metrics.clone()),
+            )
         });
         ShardBuilder {
             shard,

@@ -380,9 +380,9 @@ async function showJob(id) {
       "shards"),
     el("h2", {}, "Checkpoints"),
     job.checkpoints.length === 0 ? el("p", { class: "muted" }, "None completed yet (or the job does not checkpoint).") : table(
-      [["Checkpoint", 1], ["Completed"], ["Duration", 1], ["Written", 1], ["Full size", 1], ["Sync part", 1], ["In flight", 1]],
+      [["Checkpoint", 1], ["Completed"], ["Duration", 1], ["Written", 1], ["Full size", 1], ["Sync part", 1], ["Alignment", 1], ["In flight", 1]],
       job.checkpoints.slice().reverse().map((c) => [checkpointName(c.id), time(c.completed_at_ms), millis(c.duration_ms),
-        bytes(c.bytes), bytes(c.total_bytes), millis(c.sync_ms), bytes(c.in_flight_bytes)]),
+        bytes(c.bytes), bytes(c.total_bytes), millis(c.sync_ms), millis(c.alignment_ms), bytes(c.in_flight_bytes)]),
       "checkpoints"),
     el("h2", {}, "State per operator"),
     table(
