@@ -85,10 +85,16 @@ enum Command {
         /// Its settings (`cluster.toml`).
         #[arg(long)]
         config: PathBuf,
+        /// Its name in the leader election (`[ha] name`; default: the
+        /// file's, else its listen address).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Runs a worker that offers shards to a coordinator.
     Worker {
-        /// The coordinator's address for workers (HOST:PORT).
+        /// The coordinator's address for workers (HOST:PORT); with
+        /// coordinators on etcd, all of them, comma-separated (it follows
+        /// the leader).
         #[arg(long)]
         coordinator: String,
         /// Shards it runs (default: the available CPUs).
@@ -740,8 +746,21 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Coordinator { config } => {
-            match CoordinatorConfig::load(&config).and_then(coordinator::run_coordinator) {
+        Command::Coordinator { config: path, name } => {
+            let loaded = CoordinatorConfig::load(&path).and_then(|mut config| {
+                match (name, config.ha.as_mut()) {
+                    (Some(name), Some(ha)) => ha.name = name,
+                    (Some(_), None) => {
+                        return Err(format!(
+                            "{}: --name is a name in the leader election: the file has no [ha]",
+                            path.display()
+                        ))
+                    }
+                    (None, _) => {}
+                }
+                Ok(config)
+            });
+            match loaded.and_then(coordinator::run_coordinator) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -15,11 +15,15 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod support;
+use sluice_tests::etcd_server::EtcdTestServer;
 use support::cluster::sluice;
 use support::kafka::Broker;
 
 /// The Kafka bootstrap servers the example job files name.
 const KAFKA_IN_THE_MANIFESTS: &str = "kafka-bootstrap.kafka:9092";
+
+/// The etcd endpoint the coordinators' settings name.
+const ETCD_IN_THE_MANIFESTS: &str = "etcd-client.etcd:2379";
 
 /// The oldest and newest Kubernetes the manifests are checked against.
 const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.33.0"];
@@ -222,10 +226,13 @@ fn sluice_accepts_the_command_lines_and_files_of_every_deployment() {
     let secret = dir.path().join("cluster.secret");
     std::fs::write(&secret, "a-cluster-secret-for-tests-only").unwrap();
 
-    // The coordinator's settings, with the secret where this test has it.
+    // The coordinator's settings, with the secret where this test has it
+    // and a real etcd for its election.
+    let etcd = EtcdTestServer::start().unwrap();
     let settings = find(&documents, "ConfigMap", "sluice-coordinator")["data"]["cluster.toml"]
         .as_str()
         .unwrap()
+        .replace(ETCD_IN_THE_MANIFESTS, &etcd.endpoint())
         .replace(
             "/etc/sluice/secret/cluster.secret",
             secret.to_str().unwrap(),
@@ -238,7 +245,11 @@ fn sluice_accepts_the_command_lines_and_files_of_every_deployment() {
         .replace("0.0.0.0:8080", "127.0.0.1:0");
     let settings_path = dir.path().join("cluster.toml");
     std::fs::write(&settings_path, settings).unwrap();
-    sluice_cluster::coordinator::CoordinatorConfig::load(&settings_path).unwrap();
+    let loaded = sluice_cluster::coordinator::CoordinatorConfig::load(&settings_path).unwrap();
+    assert!(
+        loaded.ha.is_some(),
+        "the coordinators stand by for each other"
+    );
 
     // Every job file of the ConfigMap is accepted as `sluice submit`
     // validates it (status 2 would mean refused), its Kafka brokers
@@ -278,10 +289,11 @@ fn sluice_accepts_the_command_lines_and_files_of_every_deployment() {
     let args = container_args(workers, &[("POD_NAME", "w-0"), ("POD_IP", "127.0.0.1")]);
     assert_worker_runs(args, &secret, "the worker StatefulSet");
     let coordinator = find(&documents, "Deployment", "sluice-coordinator");
-    let mut args = container_args(coordinator, &[]);
-    *args.last_mut().unwrap() = settings_path.to_string_lossy().into_owned();
+    let mut args = container_args(coordinator, &[("POD_NAME", "coordinator-0")]);
+    let config = args.iter().position(|a| a == "--config").unwrap();
+    args[config + 1] = settings_path.to_string_lossy().into_owned();
     assert_eq!(args[0], "coordinator");
-    // Runs: parsed, listening; stopped once it announced itself.
+    // Runs: parsed, elected, listening; stopped once it announced itself.
     let mut child = sluice()
         .args(&args)
         .stdout(std::process::Stdio::piped())

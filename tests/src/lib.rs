@@ -2,6 +2,7 @@
 //! tests need (a deliberately slow one), a real S3-compatible server
 //! ([`s3_server`]) and a real Kafka-API broker ([`kafka_broker`]).
 
+pub mod etcd_server;
 pub mod kafka_broker;
 pub mod s3_server;
 

@@ -254,8 +254,11 @@ fn lead(
     }
 }
 
-/// Records checkpoint `id` of `job` as completed (in its job record).
+/// Records checkpoint `id` of `job` as completed (in its job record, and
+/// with `[ha]` first in its checkpoint pointer in etcd, durably: this waits
+/// while etcd is away). Only then may a sink commit it.
 fn record_completed(shared: &Shared, job: &str, id: CheckpointId) {
+    shared.records.persist_checkpoint(job, id);
     shared.act(|cluster| {
         cluster.checkpoint_completed(job, id);
         ((), Vec::new())

@@ -175,7 +175,7 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
         (Method::POST, ["jobs"]) => {
             let body = Limited::new(request.into_body(), MESSAGE_MAX_BYTES as usize);
             match body.collect().await {
-                Ok(collected) => submit(shared, &collected.to_bytes()),
+                Ok(collected) => submit(shared, &collected.to_bytes()).await,
                 Err(e) => error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
             }
         }
@@ -185,7 +185,10 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
                 Ok(out) => (Ok(()), out),
                 Err(e) => (Err(e), Vec::new()),
             }) {
-                Ok(()) => reply(StatusCode::OK, json!({ "id": id, "state": "cancelled" })),
+                Ok(()) => match persisted(shared, id).await {
+                    Ok(()) => reply(StatusCode::OK, json!({ "id": id, "state": "cancelled" })),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+                },
                 Err(e) if e.starts_with("no job") => error(StatusCode::NOT_FOUND, e),
                 Err(e) => error(StatusCode::CONFLICT, e),
             }
@@ -307,7 +310,7 @@ async fn savepoint(shared: &Shared, id: &str, query: &str, body: &[u8]) -> Respo
 }
 
 /// Validates a submitted job file as `sluice run` would, then queues it.
-fn submit(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
+async fn submit(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
     let submission: Submission = match serde_json::from_slice(body) {
         Ok(s) => s,
         Err(e) => {
@@ -339,6 +342,21 @@ fn submit(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
         restore_from: submission.restore,
     };
     let id = shared.act(|cluster| (cluster.submit(new), Vec::new()));
+    if let Err(e) = persisted(shared, &id).await {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e);
+    }
     tracing::info!("job {id} ({}) submitted", file.job);
     reply(StatusCode::CREATED, json!({ "id": id }))
+}
+
+/// Writes job `id`'s record durably before the API acknowledges a change
+/// to it (off the coordinator's lock and the API's thread: with etcd this
+/// may wait).
+async fn persisted(shared: &Shared, id: &str) -> Result<(), String> {
+    let job = (shared.cluster.lock().expect("cluster lock").jobs.get(id)).cloned();
+    let Some(job) = job else { return Ok(()) };
+    let records = shared.records.clone();
+    tokio::task::spawn_blocking(move || records.write_durably(&job))
+        .await
+        .map_err(|e| format!("writing the job record failed: {e}"))?
 }

@@ -1,15 +1,24 @@
-//! The small record of each job in the coordinator's storage: what a
-//! restarted coordinator needs to find its jobs again (the job file, its
-//! state, the last attempt). One JSON file per job, `jobs/<id>.json`,
-//! replaced atomically (written aside, then renamed). The record holds
-//! nothing that cannot move to a key-value store (etcd) later.
+//! The small record of each job: what a restarted (or newly elected)
+//! coordinator needs to find its jobs again (the job file, its state, the
+//! last attempt, the checkpoint to restore). In the coordinator's storage,
+//! one JSON file per job, `jobs/<id>.json`, replaced atomically (written
+//! aside, then renamed); with `[ha]`, in etcd (`<prefix>/jobs/<id>`, and
+//! the checkpoint pointer `<prefix>/checkpoints/<id>` of which a job's
+//! record may hold an older value).
 //!
-//! Written and read on the coordinator's threads, under its state's lock.
+//! Written on the coordinator's threads under its state's lock (files), or
+//! queued there for a writer thread (etcd); read when a coordinator starts
+//! to lead.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use sluice_engine::checkpoint::CheckpointId;
 
+use super::leadership::Leadership;
 use super::state::{Job, JobState};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,9 +43,21 @@ struct JobRecord {
     restore_from: Option<String>,
 }
 
-/// The directory of job records.
-pub struct JobRecords {
-    directory: PathBuf,
+/// Where job records are kept: files in the coordinator's storage, or etcd
+/// when coordinators are highly available.
+pub enum JobRecords {
+    Files { directory: PathBuf },
+    Etcd(EtcdRecords),
+}
+
+/// Job records in etcd: written by a thread of their own (latest record per
+/// job first, retried while the lease holds) so that the coordinator's
+/// lock is never held across a call to etcd; each job's checkpoint pointer
+/// is written by its checkpoint leader itself, durably, before any sink
+/// commits that checkpoint.
+pub struct EtcdRecords {
+    leadership: Arc<Leadership>,
+    queue: Mutex<Sender<(String, Vec<u8>)>>,
 }
 
 impl JobRecords {
@@ -44,94 +65,183 @@ impl JobRecords {
         let directory = storage.join("jobs");
         std::fs::create_dir_all(&directory)
             .map_err(|e| format!("cannot create {}: {e}", directory.display()))?;
-        Ok(JobRecords { directory })
+        Ok(JobRecords::Files { directory })
+    }
+
+    /// Records in etcd, written while `leadership` leads.
+    pub fn in_etcd(leadership: Arc<Leadership>) -> Result<Self, String> {
+        let (queue, queued) = channel::<(String, Vec<u8>)>();
+        let writer = leadership.clone();
+        std::thread::Builder::new()
+            .name("sluice-etcd-records".into())
+            .spawn(move || {
+                while let Ok(first) = queued.recv() {
+                    let mut latest: BTreeMap<String, Vec<u8>> = BTreeMap::from([first]);
+                    while let Ok((id, bytes)) = queued.try_recv() {
+                        latest.insert(id, bytes);
+                    }
+                    for (id, bytes) in latest {
+                        writer.put_durably(JOBS, &id, bytes);
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(JobRecords::Etcd(EtcdRecords {
+            leadership,
+            queue: Mutex::new(queue),
+        }))
     }
 
     pub fn write(&self, job: &Job) -> Result<(), String> {
-        let record = JobRecord {
-            id: job.id.clone(),
-            name: job.name.clone(),
-            path: job.path.clone(),
-            text: job.text.clone(),
-            requested_shards: job.requested_shards,
-            max_parallelism: job.max_parallelism,
-            state: job.state,
-            attempt: job.attempt,
-            error: job.error.clone(),
-            failures: job.failures,
-            last_checkpoint: job.last_checkpoint,
-            stopped_with: job.stopped_with.clone(),
-            restore_from: job.restore_from.clone(),
-        };
-        let path = self.directory.join(format!("{}.json", job.id));
-        let aside = self.directory.join(format!(".{}.json.new", job.id));
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
-        std::fs::write(&aside, bytes)
-            .and_then(|()| std::fs::File::open(&aside)?.sync_all())
-            .and_then(|()| std::fs::rename(&aside, &path))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        let bytes = encode(job)?;
+        match self {
+            JobRecords::Files { directory } => {
+                let path = directory.join(format!("{}.json", job.id));
+                let aside = directory.join(format!(".{}.json.new", job.id));
+                std::fs::write(&aside, bytes)
+                    .and_then(|()| std::fs::File::open(&aside)?.sync_all())
+                    .and_then(|()| std::fs::rename(&aside, &path))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            }
+            JobRecords::Etcd(etcd) => (etcd.queue.lock().unwrap_or_else(|p| p.into_inner()))
+                .send((job.id.clone(), bytes))
+                .map_err(|_| "the etcd record writer has stopped".to_string()),
+        }
     }
 
-    /// Every record; one that cannot be read is reported (by file) and
-    /// left out, never a reason to stop.
+    /// Writes `job`'s record and returns once it is durable (files: as
+    /// [`Self::write`]; etcd: past the queue, waiting while etcd is away
+    /// and the lease holds). For what the API answers: a submission or a
+    /// cancellation acknowledged is never lost to a failover.
+    pub fn write_durably(&self, job: &Job) -> Result<(), String> {
+        match self {
+            JobRecords::Files { .. } => self.write(job),
+            JobRecords::Etcd(etcd) => {
+                etcd.leadership.put_durably(JOBS, &job.id, encode(job)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes checkpoint `checkpoint` of job `id` the one its next attempt
+    /// restores, durably, before it returns (files: the job record written
+    /// with it, by the caller; etcd: the job's pointer, written here,
+    /// waiting while etcd is away and the lease holds). Called off the
+    /// coordinator's lock.
+    pub fn persist_checkpoint(&self, id: &str, checkpoint: CheckpointId) {
+        if let JobRecords::Etcd(etcd) = self {
+            (etcd.leadership).put_durably(CHECKPOINTS, id, checkpoint.to_string().into_bytes());
+        }
+    }
+
+    /// Every record; one that cannot be read is reported (by file or key)
+    /// and left out, never a reason to stop.
     pub fn read_all(&self) -> (Vec<Job>, Vec<String>) {
         let mut jobs = Vec::new();
         let mut problems = Vec::new();
-        let entries = match std::fs::read_dir(&self.directory) {
-            Ok(entries) => entries,
-            Err(e) => return (jobs, vec![format!("{}: {e}", self.directory.display())]),
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        paths.sort();
-        for path in paths {
-            let record = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    serde_json::from_slice::<JobRecord>(&bytes).map_err(|e| e.to_string())
-                });
-            // The settings the coordinator acts on come from the job file.
-            let record = record.and_then(|r| {
-                crate::job_file::JobFile::parse(std::path::Path::new(&r.path), &r.text)
-                    .and_then(|mut file| match &r.restore_from {
-                        Some(given) => crate::run::apply_restore(&mut file, given).map(|()| file),
-                        None => Ok(file),
+        match self {
+            JobRecords::Files { directory } => {
+                let entries = match std::fs::read_dir(directory) {
+                    Ok(entries) => entries,
+                    Err(e) => return (jobs, vec![format!("{}: {e}", directory.display())]),
+                };
+                let mut paths: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                    .filter(|p| {
+                        !p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
                     })
-                    .map(|file| (r, file))
-                    .map_err(|e| format!("its job file: {e}"))
-            });
-            match record {
-                Ok((r, file)) => jobs.push(Job {
-                    id: r.id,
-                    name: r.name,
-                    path: r.path,
-                    text: r.text,
-                    requested_shards: r.requested_shards,
-                    max_parallelism: r.max_parallelism,
-                    state: r.state,
-                    attempt: r.attempt,
-                    placement: Vec::new(),
-                    tasks: Default::default(),
-                    error: r.error,
-                    checkpoints: file.config.checkpoint.clone(),
-                    restart: file.config.restart,
-                    failures: r.failures,
-                    last_checkpoint: r.last_checkpoint,
-                    not_before: None,
-                    stopped_with: r.stopped_with,
-                    restore_from: r.restore_from,
-                }),
-                Err(e) => problems.push(format!("job record {}: {e}", path.display())),
+                    .collect();
+                paths.sort();
+                for path in paths {
+                    match std::fs::read(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|bytes| decode(&bytes))
+                    {
+                        Ok(job) => jobs.push(job),
+                        Err(e) => problems.push(format!("job record {}: {e}", path.display())),
+                    }
+                }
+            }
+            JobRecords::Etcd(etcd) => {
+                let (records, pointers) = match (etcd.leadership.read_all(JOBS))
+                    .and_then(|r| Ok((r, etcd.leadership.read_all(CHECKPOINTS)?)))
+                {
+                    Ok(read) => read,
+                    Err(e) => return (jobs, vec![e]),
+                };
+                for (id, bytes) in records {
+                    match decode(&bytes) {
+                        Ok(mut job) => {
+                            let pointer = (pointers.iter())
+                                .find(|(p, _)| *p == id)
+                                .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
+                            job.last_checkpoint = job.last_checkpoint.max(pointer);
+                            jobs.push(job);
+                        }
+                        Err(e) => problems.push(format!("job record {JOBS}/{id} in etcd: {e}")),
+                    }
+                }
             }
         }
         (jobs, problems)
     }
+}
+
+/// Where job records are under the cluster's etcd prefix.
+const JOBS: &str = "jobs";
+/// Where each job's checkpoint pointer is.
+const CHECKPOINTS: &str = "checkpoints";
+
+fn encode(job: &Job) -> Result<Vec<u8>, String> {
+    let record = JobRecord {
+        id: job.id.clone(),
+        name: job.name.clone(),
+        path: job.path.clone(),
+        text: job.text.clone(),
+        requested_shards: job.requested_shards,
+        max_parallelism: job.max_parallelism,
+        state: job.state,
+        attempt: job.attempt,
+        error: job.error.clone(),
+        failures: job.failures,
+        last_checkpoint: job.last_checkpoint,
+        stopped_with: job.stopped_with.clone(),
+        restore_from: job.restore_from.clone(),
+    };
+    serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())
+}
+
+fn decode(bytes: &[u8]) -> Result<Job, String> {
+    let r = serde_json::from_slice::<JobRecord>(bytes).map_err(|e| e.to_string())?;
+    // The settings the coordinator acts on come from the job file.
+    let file = crate::job_file::JobFile::parse(std::path::Path::new(&r.path), &r.text)
+        .and_then(|mut file| match &r.restore_from {
+            Some(given) => crate::run::apply_restore(&mut file, given).map(|()| file),
+            None => Ok(file),
+        })
+        .map_err(|e| format!("its job file: {e}"))?;
+    Ok(Job {
+        id: r.id,
+        name: r.name,
+        path: r.path,
+        text: r.text,
+        requested_shards: r.requested_shards,
+        max_parallelism: r.max_parallelism,
+        state: r.state,
+        attempt: r.attempt,
+        placement: Vec::new(),
+        tasks: Default::default(),
+        error: r.error,
+        checkpoints: file.config.checkpoint.clone(),
+        restart: file.config.restart,
+        failures: r.failures,
+        last_checkpoint: r.last_checkpoint,
+        not_before: None,
+        stopped_with: r.stopped_with,
+        restore_from: r.restore_from,
+    })
 }
 
 #[cfg(test)]

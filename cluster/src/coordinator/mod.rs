@@ -18,6 +18,7 @@ mod checkpoints;
 mod config;
 mod http;
 mod job_record;
+pub mod leadership;
 mod placement;
 mod state;
 
@@ -31,7 +32,7 @@ use sluice_network::auth::server_handshake;
 use crate::control::{
     read_message, write_message, MessageError, ToCoordinator, ToWorker, CONTROL_CONTEXT,
 };
-pub use config::CoordinatorConfig;
+pub use config::{CoordinatorConfig, HaConfig};
 use job_record::JobRecords;
 use state::{Cluster, Outgoing};
 pub use state::{Job, JobState};
@@ -56,7 +57,7 @@ struct Connection {
 pub(crate) struct Shared {
     pub cluster: Mutex<Cluster>,
     connections: Mutex<HashMap<String, Connection>>,
-    records: JobRecords,
+    records: Arc<JobRecords>,
     pub config: CoordinatorConfig,
     next_generation: Mutex<u64>,
     /// Each running job's checkpoint leader.
@@ -148,7 +149,24 @@ pub fn parse_announcement(line: &str) -> Option<(String, String)> {
 /// Runs the coordinator until the process is stopped. Prints its
 /// addresses once it listens: see [`announcement`].
 pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
-    let records = JobRecords::open(&config.storage)?;
+    let records = match &config.ha {
+        None => JobRecords::open(&config.storage)?,
+        Some(ha) => {
+            tracing::info!(
+                "coordinator {}: campaigning in etcd ({}) under {}",
+                ha.name,
+                ha.etcd.join(", "),
+                ha.prefix
+            );
+            let leadership = Arc::new(leadership::Leadership::campaign(ha)?);
+            tracing::info!(
+                "coordinator {} leads (it steps down if its lease goes {:?} unrenewed)",
+                ha.name,
+                leadership.step_down_after()
+            );
+            JobRecords::in_etcd(leadership)?
+        }
+    };
     let mut cluster = Cluster::default();
     let (jobs, problems) = records.read_all();
     for problem in problems {
@@ -169,7 +187,7 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
     let shared = Arc::new(Shared {
         cluster: Mutex::new(cluster),
         connections: Mutex::new(HashMap::new()),
-        records,
+        records: Arc::new(records),
         config,
         next_generation: Mutex::new(0),
         logged: Mutex::default(),

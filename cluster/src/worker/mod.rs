@@ -43,7 +43,9 @@ use task::{run_task, Deployment};
 /// How a worker is started.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// The coordinator's address for workers (`HOST:PORT`).
+    /// The coordinator's address for workers (`HOST:PORT`), or several,
+    /// comma-separated: the coordinators of a highly available cluster, of
+    /// which only the leader listens.
     pub coordinator: String,
     pub shards: u32,
     /// A name (default: `<host address>:<data port>`).
@@ -113,7 +115,7 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
     let coordinator = resolve(&options.coordinator)?;
     // The data plane listens where this host reaches the coordinator from,
     // unless told otherwise.
-    let first = connect(coordinator, options.connect_timeout)?;
+    let first = connect(&coordinator, options.connect_timeout)?;
     let bind = options.data_bind.unwrap_or_else(|| {
         let ip = first
             .local_addr()
@@ -145,7 +147,7 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
     loop {
         let stream = match first.take() {
             Some(stream) => stream,
-            None => connect(coordinator, options.connect_timeout)?,
+            None => connect(&coordinator, options.connect_timeout)?,
         };
         let registration = Registration {
             name: &name,
@@ -181,27 +183,63 @@ pub fn run_worker(options: WorkerOptions) -> Result<(), String> {
     }
 }
 
-fn resolve(address: &str) -> Result<SocketAddr, String> {
-    address
-        .to_socket_addrs()
-        .map_err(|e| format!("the coordinator address `{address}`: {e}"))?
-        .next()
-        .ok_or_else(|| format!("the coordinator address `{address}` resolves to nothing"))
+/// The coordinators' addresses, resolved.
+struct Coordinators(Vec<SocketAddr>);
+
+impl std::fmt::Display for Coordinators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.0.iter().map(SocketAddr::to_string).collect();
+        f.write_str(&names.join(", "))
+    }
 }
 
-/// Connects to the coordinator, retrying for at most `timeout`.
-fn connect(coordinator: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+fn resolve(addresses: &str) -> Result<Coordinators, String> {
+    let mut resolved = Vec::new();
+    for address in addresses
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
+        resolved.push(
+            address
+                .to_socket_addrs()
+                .map_err(|e| format!("the coordinator address `{address}`: {e}"))?
+                .next()
+                .ok_or_else(|| {
+                    format!("the coordinator address `{address}` resolves to nothing")
+                })?,
+        );
+    }
+    if resolved.is_empty() {
+        return Err(format!("no coordinator address in `{addresses}`"));
+    }
+    Ok(Coordinators(resolved))
+}
+
+/// Connects to the first coordinator that answers (the leader, when
+/// several are given), trying them in turn for at most `timeout`.
+fn connect(coordinators: &Coordinators, timeout: Duration) -> Result<TcpStream, String> {
     let deadline = Instant::now() + timeout;
+    let each = if coordinators.0.len() == 1 {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(1)
+    };
     loop {
-        match TcpStream::connect_timeout(&coordinator, Duration::from_secs(5)) {
-            Ok(stream) => return Ok(stream),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(format!(
-                    "the coordinator at {coordinator} is unreachable: {e}"
-                ))
+        let mut last = None;
+        for address in &coordinators.0 {
+            match TcpStream::connect_timeout(address, each) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
+        if Instant::now() >= deadline {
+            let e = last.map_or_else(String::new, |e| e.to_string());
+            return Err(format!(
+                "the coordinator at {coordinators} is unreachable: {e}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -1,25 +1,49 @@
 //! Headless Chromium for the dashboard tests, driven over the DevTools
-//! protocol on a WebSocket (127.0.0.1 only): open a page, evaluate script
-//! in it, take screenshots. Every wait is bounded.
+//! protocol on a pipe (`--remote-debugging-pipe`: the browser reads
+//! NUL-terminated JSON commands on its fd 3 and answers on fd 4; no port
+//! is opened): open a page, evaluate script in it, take screenshots. Every
+//! wait is bounded.
 //!
 //! The browser is `$SLUICE_CHROMIUM`, else `chromium` (Debian's, which
 //! `scripts/test` installs).
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tungstenite::{Message, WebSocket};
 
 /// A running headless Chromium and one page (tab) of it.
 pub struct Browser {
     child: Child,
-    socket: WebSocket<TcpStream>,
+    commands: File,
+    answers: Receiver<Value>,
     session: String,
     next_id: u64,
     _profile: tempfile::TempDir,
+}
+
+/// A pipe whose ends close on exec and sit above the standard descriptors
+/// and 3 and 4 (which the child's ends are moved to): (read, write).
+fn pipe() -> (RawFd, RawFd) {
+    let mut ends = [0; 2];
+    // SAFETY: `ends` has room for the two descriptors pipe2 writes.
+    let made = unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(made, 0);
+    let high = |fd: RawFd| {
+        // SAFETY: `fd` is a descriptor this function just opened; the copy
+        // replaces it, which is then closed once.
+        let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+        assert!(moved >= 10);
+        // SAFETY: as above: closed once, never used again.
+        unsafe { libc::close(fd) };
+        moved
+    };
+    (high(ends[0]), high(ends[1]))
 }
 
 impl Browser {
@@ -27,7 +51,10 @@ impl Browser {
     pub fn start(width: u32, height: u32) -> Browser {
         let program = std::env::var("SLUICE_CHROMIUM").unwrap_or_else(|_| "chromium".into());
         let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&program)
+        let (browser_reads, we_write) = pipe();
+        let (we_read, browser_writes) = pipe();
+        let mut command = Command::new(&program);
+        command
             .args([
                 "--headless=new",
                 "--no-sandbox",
@@ -38,53 +65,57 @@ impl Browser {
                 "--disable-extensions",
                 "--disable-background-networking",
                 "--disable-component-update",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
+                "--remote-debugging-pipe",
                 &format!("--window-size={width},{height}"),
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {program}: {e} (scripts/test installs Debian's chromium; \
-                     or set SLUICE_CHROMIUM)"
-                )
+            .stderr(Stdio::null());
+        // In the child, before exec: its ends become fds 3 and 4 (dup2
+        // clears close-on-exec on the copies; everything else closes).
+        // SAFETY: the closure only calls dup2, which is async-signal-safe,
+        // on descriptors that stay open until after the spawn.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(browser_reads, 3) < 0 || libc::dup2(browser_writes, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
             });
-        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID"
-        let stderr = child.stderr.take().unwrap();
-        let (found, endpoint) = std::sync::mpsc::channel();
+        }
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {program}: {e} (scripts/test installs Debian's chromium; \
+                 or set SLUICE_CHROMIUM)"
+            )
+        });
+        // SAFETY: the child has its copies; these are closed once here.
+        unsafe {
+            libc::close(browser_reads);
+            libc::close(browser_writes);
+        }
+        // SAFETY: each descriptor is open and owned by nothing else: the
+        // files take them over.
+        let commands = unsafe { File::from_raw_fd(we_write) };
+        // SAFETY: as above.
+        let replies = BufReader::new(unsafe { File::from_raw_fd(we_read) });
+        let (answer, answers) = channel();
         std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("ws://") {
-                    if !sent {
-                        let _ = found.send(line[at..].trim().to_owned());
-                        sent = true;
-                    }
+            for message in replies.split(0).map_while(Result::ok) {
+                let Ok(value) = serde_json::from_slice::<Value>(&message) else {
+                    continue;
+                };
+                if answer.send(value).is_err() {
+                    break;
                 }
             }
         });
-        let url = endpoint
-            .recv_timeout(Duration::from_secs(30))
-            .expect("Chromium did not print its DevTools address within 30 s");
-        let address = url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_owned();
-        let stream = TcpStream::connect(&address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let (socket, _) = tungstenite::client(url.as_str(), stream).unwrap();
         let mut browser = Browser {
             child,
-            socket,
+            commands,
+            answers,
             session: String::new(),
             next_id: 0,
             _profile: profile,
@@ -110,16 +141,14 @@ impl Browser {
         if let Some(session) = session {
             message["sessionId"] = json!(session);
         }
-        self.socket
-            .send(Message::Text(message.to_string().into()))
-            .unwrap();
+        let mut bytes = message.to_string().into_bytes();
+        bytes.push(0);
+        self.commands.write_all(&bytes).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            assert!(Instant::now() < deadline, "no answer to {method}");
-            let Message::Text(text) = self.socket.read().unwrap() else {
-                continue;
-            };
-            let answer: Value = serde_json::from_str(text.as_str()).unwrap();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer = (self.answers.recv_timeout(left))
+                .unwrap_or_else(|_| panic!("no answer to {method} within 60 s"));
             if answer["id"] != id {
                 continue;
             }

@@ -221,10 +221,26 @@ impl TestCluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "job {id} not {what} within {within:?}: {status}"
+                "job {id} not {what} within {within:?}: {status}\n{}",
+                self.logs()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The last lines of every process's log, for a failure's message.
+    pub fn logs(&self) -> String {
+        let mut names = vec!["coordinator".to_owned()];
+        names.extend(self.workers.iter().map(|(name, _)| name.clone()));
+        let mut all = String::new();
+        for name in names {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            all.push_str(&format!("--- {name}.log (last 30 lines)\n{tail}\n"));
+        }
+        all
     }
 }
 
