@@ -309,7 +309,7 @@ fn killing_the_leader_hands_the_job_to_a_standby_exactly_once() {
 #[test]
 fn a_frozen_etcd_keeps_the_job_running_and_elects_nobody_wrongly() {
     let etcd = EtcdTestServer::start().unwrap();
-    let mut cluster = HaCluster::start(&etcd, 4);
+    let mut cluster = HaCluster::start(&etcd, 6);
     let first = cluster.wait_leader(Duration::from_secs(30));
     let dir = tempfile::tempdir().unwrap();
     let job = reference_and_job(dir.path(), 12_000_000);
@@ -318,8 +318,9 @@ fn a_frozen_etcd_keeps_the_job_running_and_elects_nobody_wrongly() {
         s["state"] == "running" && s["last_checkpoint"].as_u64().unwrap_or(0) >= 2
     });
 
-    // Away for less than the lease (4 s; the leader steps down after 3 s):
-    // the job runs on, same leader, same attempt.
+    // Away for less than the lease (6 s; the leader steps down 4.5 s after
+    // its last renewal, sent every 1.5 s): the job runs on, same leader,
+    // same attempt.
     let before = cluster.status(first, &id);
     etcd.signal("STOP");
     std::thread::sleep(Duration::from_millis(1_500));

@@ -135,15 +135,17 @@ impl JobRecords {
     }
 
     /// Every record; one that cannot be read is reported (by file or key)
-    /// and left out, never a reason to stop.
-    pub fn read_all(&self) -> (Vec<Job>, Vec<String>) {
+    /// and left out, never a reason to stop. Records in etcd that cannot be
+    /// read at all are an error: a leader that went on without them would
+    /// number new jobs over the old ones.
+    pub fn read_all(&self) -> Result<(Vec<Job>, Vec<String>), String> {
         let mut jobs = Vec::new();
         let mut problems = Vec::new();
         match self {
             JobRecords::Files { directory } => {
                 let entries = match std::fs::read_dir(directory) {
                     Ok(entries) => entries,
-                    Err(e) => return (jobs, vec![format!("{}: {e}", directory.display())]),
+                    Err(e) => return Ok((jobs, vec![format!("{}: {e}", directory.display())])),
                 };
                 let mut paths: Vec<PathBuf> = entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
@@ -165,12 +167,8 @@ impl JobRecords {
                 }
             }
             JobRecords::Etcd(etcd) => {
-                let (records, pointers) = match (etcd.leadership.read_all(JOBS))
-                    .and_then(|r| Ok((r, etcd.leadership.read_all(CHECKPOINTS)?)))
-                {
-                    Ok(read) => read,
-                    Err(e) => return (jobs, vec![e]),
-                };
+                let records = etcd.leadership.read_all(JOBS)?;
+                let pointers = etcd.leadership.read_all(CHECKPOINTS)?;
                 for (id, bytes) in records {
                     match decode(&bytes) {
                         Ok(mut job) => {
@@ -185,7 +183,7 @@ impl JobRecords {
                 }
             }
         }
-        (jobs, problems)
+        Ok((jobs, problems))
     }
 }
 
@@ -269,7 +267,7 @@ mod tests {
         cluster.checkpoint_completed(&id, 12);
         records.write(&cluster.jobs[&id]).unwrap();
         std::fs::write(dir.path().join("jobs/job-0099.json"), b"{ not json").unwrap();
-        let (jobs, problems) = records.read_all();
+        let (jobs, problems) = records.read_all().unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].id, id);
         assert_eq!(jobs[0].text, GENERATED);

@@ -168,7 +168,7 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
         }
     };
     let mut cluster = Cluster::default();
-    let (jobs, problems) = records.read_all();
+    let (jobs, problems) = records.read_all()?;
     for problem in problems {
         tracing::error!("{problem} (left out)");
     }
@@ -206,6 +206,13 @@ pub fn run_coordinator(config: CoordinatorConfig) -> Result<(), String> {
         std::thread::Builder::new()
             .name("sluice-coordinator-tick".into())
             .spawn(move || tick(&shared))
+            .map_err(|e| e.to_string())?;
+    }
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("sluice-coordinator-heartbeats".into())
+            .spawn(move || heartbeats(&shared))
             .map_err(|e| e.to_string())?;
     }
     println!("{}", announcement(&workers_address, &http_address));
@@ -250,7 +257,8 @@ fn leaders_for(cluster: &Cluster, deployed: &Outgoing) -> Vec<checkpoints::Leade
     starts
 }
 
-/// Heartbeats out, silent workers lost, waiting jobs placed.
+/// Silent workers lost, waiting jobs placed, the dashboard's series
+/// sampled.
 fn tick(shared: &Arc<Shared>) {
     let config = &shared.config;
     let mut last_sample = Instant::now();
@@ -299,6 +307,15 @@ fn tick(shared: &Arc<Shared>) {
                 let _ = c.stream.shutdown(Shutdown::Both);
             }
         }
+    }
+}
+
+/// Heartbeats to every connected worker, on a thread of their own: a tick
+/// that waits for the state's lock (a job record being synced to disk)
+/// does not hold them back past the workers' timeout.
+fn heartbeats(shared: &Arc<Shared>) {
+    loop {
+        std::thread::sleep(shared.config.heartbeat_interval);
         let names: Vec<String> = shared
             .connections
             .lock()
