@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 use support::cluster::{sluice, TestCluster};
-use support::{assert_committed_as_reference, EVENTS, SEED};
+use support::{assert_committed_as_reference, windowed_job, EVENTS, SEED};
 
 fn run_alone(job: &Path) {
     let output = sluice().arg("run").arg(job).output().unwrap();
@@ -198,13 +198,21 @@ fn a_latency_sink_on_two_workers_accounts_for_every_result() {
     assert!(record.warmup > 30_000 && record.latency_us.len() > 30_000);
 }
 
+/// The cluster tests' windowed job over 6M events into `sink`.
 fn windowed(sink: &str, extra: &str) -> String {
-    format!(
-        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
-         [source]\nconnector = \"generator\"\nevents = 6_000_000\nkeys = 2_000\nseed = 11\n{extra}\n\
-         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n\
-         [params]\nwindow = \"sliding\"\nsize_ms = 2_000\nslide_ms = 500\n"
-    )
+    windowed_job(6_000_000, sink, extra)
+}
+
+/// Runs the windowed job alone into `<dir>/reference`, and writes the same
+/// job into `<dir>/out` with `extra` (pacing and sections) as
+/// `<dir>/job.toml`, which it returns.
+fn reference_and_job(dir: &Path, extra: &str) -> PathBuf {
+    let reference = dir.join("reference.toml");
+    std::fs::write(&reference, windowed("reference", "")).unwrap();
+    run_alone(&reference);
+    let job = dir.join("job.toml");
+    std::fs::write(&job, windowed("out", extra)).unwrap();
+    job
 }
 
 #[test]
@@ -213,20 +221,12 @@ fn a_killed_worker_is_replaced_and_the_job_commits_exactly_once() {
     cluster.add_worker("a", 1);
     cluster.add_worker("b", 1);
     let dir = tempfile::tempdir().unwrap();
-    let reference = dir.path().join("reference.toml");
-    std::fs::write(&reference, windowed("reference", "")).unwrap();
-    run_alone(&reference);
-    let job = dir.path().join("job.toml");
-    std::fs::write(
-        &job,
-        windowed(
-            "out",
-            "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\nstorage = \"file://checkpoints\"\n\
-             [restart]\nstrategy = \"fixed-delay\"\nattempts = 3\ndelay_ms = 100\n\
-             [cluster]\nshards = 2\n",
-        ),
-    )
-    .unwrap();
+    let job = reference_and_job(
+        dir.path(),
+        "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\nstorage = \"file://checkpoints\"\n\
+         [restart]\nstrategy = \"fixed-delay\"\nattempts = 3\ndelay_ms = 100\n\
+         [cluster]\nshards = 2\n",
+    );
     let id = cluster.submit(&job);
     // Killed once it has completed a checkpoint, well before its end.
     cluster.wait_checkpoint(&id, 3);
@@ -254,21 +254,13 @@ fn a_worker_stopped_with_sigterm_hands_its_job_over_after_a_checkpoint() {
     cluster.add_worker("a", 1);
     cluster.add_worker("b", 1);
     let dir = tempfile::tempdir().unwrap();
-    let reference = dir.path().join("reference.toml");
-    std::fs::write(&reference, windowed("reference", "")).unwrap();
-    run_alone(&reference);
-    let job = dir.path().join("job.toml");
     // The clock takes checkpoint 1 at the start and no other for an hour;
     // no restart is allowed: a failure would fail the job.
-    std::fs::write(
-        &job,
-        windowed(
-            "out",
-            "rate = 1_000_000\n[checkpoint]\ninterval_ms = 3_600_000\nstorage = \"file://checkpoints\"\n\
-             [cluster]\nshards = 2\n",
-        ),
-    )
-    .unwrap();
+    let job = reference_and_job(
+        dir.path(),
+        "rate = 1_000_000\n[checkpoint]\ninterval_ms = 3_600_000\nstorage = \"file://checkpoints\"\n\
+         [cluster]\nshards = 2\n",
+    );
     let id = cluster.submit(&job);
     cluster.wait_checkpoint(&id, 1);
     cluster.wait_until(&id, "running", Duration::from_secs(30), |s| {

@@ -10,18 +10,8 @@ use std::time::{Duration, Instant};
 
 mod support;
 use support::cluster::{sluice, TestCluster};
-use support::committed_lines;
 use support::proxy::{FaultProxy, Tamper};
-
-/// A windowed aggregation over `events` generated at 1M/s into `sink`.
-fn windowed(events: u64, sink: &str, extra: &str) -> String {
-    format!(
-        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
-         [source]\nconnector = \"generator\"\nevents = {events}\nkeys = 2_000\nseed = 11\n{extra}\n\
-         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n\
-         [params]\nwindow = \"sliding\"\nsize_ms = 2_000\nslide_ms = 500\n"
-    )
-}
+use support::{committed_lines, windowed_job};
 
 const CHECKPOINTED: &str = "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\n\
     [restart]\nstrategy = \"fixed-delay\"\nattempts = 5\ndelay_ms = 100\n\
@@ -30,7 +20,7 @@ const CHECKPOINTED: &str = "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\n\
 /// The failure-free run's committed lines (one process, no checkpoints).
 fn reference(dir: &Path, events: u64) -> Vec<String> {
     let job = dir.join("reference.toml");
-    std::fs::write(&job, windowed(events, "reference", "")).unwrap();
+    std::fs::write(&job, windowed_job(events, "reference", "")).unwrap();
     let output = sluice().arg("run").arg(&job).output().unwrap();
     assert!(output.status.success(), "{output:?}");
     let lines = committed_lines(&dir.join("reference"));
@@ -79,7 +69,7 @@ fn a_worker_killed_at_ten_seeded_moments_costs_nothing() {
     for round in 0..10 {
         let sink = format!("out-{round}");
         let job = dir.path().join(format!("job-{round}.toml"));
-        std::fs::write(&job, windowed(EVENTS, &sink, CHECKPOINTED)).unwrap();
+        std::fs::write(&job, windowed_job(EVENTS, &sink, CHECKPOINTED)).unwrap();
         let id = cluster.submit(&job);
         // Anywhere from the first records to near the end of the input.
         let moment = Duration::from_millis(seeded.below(2_500));
@@ -108,7 +98,7 @@ fn checkpointed_job_on_workers_a_and_b() -> (tempfile::TempDir, Vec<String>, Tes
     cluster.add_worker("a", 1);
     cluster.add_worker("b", 1);
     let job = dir.path().join("job.toml");
-    std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
+    std::fs::write(&job, windowed_job(EVENTS, "out", CHECKPOINTED)).unwrap();
     let id = cluster.submit(&job);
     wait_running(&cluster, &id);
     (dir, expected, cluster, id)
@@ -214,7 +204,7 @@ fn links_delayed_stalled_and_cut_by_a_proxy_cost_nothing() {
         proxy.set_delay(Duration::from_millis(5));
     }
     let job = dir.path().join("job.toml");
-    std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
+    std::fs::write(&job, windowed_job(EVENTS, "out", CHECKPOINTED)).unwrap();
     let id = cluster.submit(&job);
     wait_running(&cluster, &id);
     let before = cluster.wait_checkpoint(&id, 2);
@@ -289,7 +279,7 @@ fn spoiled_frames_on_a_live_link_close_it_and_cost_nothing() {
         proxy.tamper_links(&tampers, 200);
     }
     let job = dir.path().join("job.toml");
-    std::fs::write(&job, windowed(EVENTS, "out", CHECKPOINTED)).unwrap();
+    std::fs::write(&job, windowed_job(EVENTS, "out", CHECKPOINTED)).unwrap();
     let id = cluster.submit(&job);
     let status = cluster.wait_for(&id, &["finished", "failed"], Duration::from_secs(90));
     assert_eq!(status["state"], "finished", "{status}");

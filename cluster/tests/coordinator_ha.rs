@@ -17,8 +17,8 @@ use serde_json::Value;
 
 mod support;
 use sluice_tests::etcd_server::EtcdTestServer;
-use support::assert_committed_as_reference;
 use support::cluster::sluice;
+use support::{assert_committed_as_reference, windowed_job};
 
 /// A coordinator process and the lines it printed on stdout.
 struct Coordinator {
@@ -207,16 +207,6 @@ impl Drop for HaCluster {
     }
 }
 
-/// A windowed aggregation over `events` at 1M/s into `sink`.
-fn windowed(sink: &str, events: u64, extra: &str) -> String {
-    format!(
-        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
-         [source]\nconnector = \"generator\"\nevents = {events}\nkeys = 2_000\nseed = 11\n{extra}\n\
-         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n\
-         [params]\nwindow = \"sliding\"\nsize_ms = 2_000\nslide_ms = 500\n"
-    )
-}
-
 const CHECKPOINTED: &str = "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\n\
     storage = \"file://checkpoints\"\n\
     [restart]\nstrategy = \"fixed-delay\"\nattempts = 5\ndelay_ms = 100\n\
@@ -226,11 +216,11 @@ const CHECKPOINTED: &str = "rate = 1_000_000\n[checkpoint]\ninterval_ms = 200\n\
 /// same job into `<dir>/out`.
 fn reference_and_job(dir: &Path, events: u64) -> PathBuf {
     let reference = dir.join("reference.toml");
-    std::fs::write(&reference, windowed("reference", events, "")).unwrap();
+    std::fs::write(&reference, windowed_job(events, "reference", "")).unwrap();
     let output = sluice().arg("run").arg(&reference).output().unwrap();
     assert!(output.status.success(), "{output:?}");
     let job = dir.join("job.toml");
-    std::fs::write(&job, windowed("out", events, CHECKPOINTED)).unwrap();
+    std::fs::write(&job, windowed_job(events, "out", CHECKPOINTED)).unwrap();
     job
 }
 

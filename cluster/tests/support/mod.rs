@@ -131,6 +131,19 @@ pub fn committed_lines(dir: &Path) -> Vec<String> {
     lines
 }
 
+/// A job file of the cluster tests: a windowed aggregation (2 shards,
+/// sliding 2 s windows every 0.5 s) over `events` generated events (seed
+/// 11, 2,000 keys) into the exactly-once files of `sink`; `extra` goes at
+/// the end of `[source]` (a `rate`, then sections of its own).
+pub fn windowed_job(events: u64, sink: &str, extra: &str) -> String {
+    format!(
+        "job = \"windowed_aggregation\"\nshards = 2\nprogress = false\n\
+         [source]\nconnector = \"generator\"\nevents = {events}\nkeys = 2_000\nseed = 11\n{extra}\n\
+         [sink]\nconnector = \"file\"\npath = \"{sink}\"\n\
+         [params]\nwindow = \"sliding\"\nsize_ms = 2_000\nslide_ms = 500\n"
+    )
+}
+
 /// Asserts that `<dir>/out` committed exactly the lines of the clean run in
 /// `<dir>/reference` (at least `min_lines` of them): nothing lost, nothing
 /// twice. `what` names the run in the message.
