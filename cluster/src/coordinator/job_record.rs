@@ -109,6 +109,12 @@ impl JobRecords {
         }
     }
 
+    /// Whether [`Self::write`] only queues the record (etcd), so that what
+    /// the API acknowledges must be written again, durably.
+    pub fn writes_later(&self) -> bool {
+        matches!(self, JobRecords::Etcd(_))
+    }
+
     /// Writes `job`'s record and returns once it is durable (files: they
     /// were, synchronously, under the state's lock that changed them, and
     /// writing again here would race that writer for the file set aside;

@@ -671,17 +671,7 @@ mod tests {
             let group = KeyGroup((key % 128) as u16);
             table.borrow_mut().put(group, &key, &0, key);
         }
-        let (reports, reports_in) = std::sync::mpsc::channel();
-        let checkpoints = ShardCheckpoints::new(
-            0,
-            registry,
-            ShardCheckpointing {
-                reports,
-                signals: CheckpointSignals::default(),
-                full_every: None,
-            },
-            0,
-        );
+        let (checkpoints, reports_in) = shard_checkpoints(registry);
         let source = checkpoints.participate(ParticipantKind::Source);
         let owner = checkpoints.participate(ParticipantKind::StateOwner(7));
         checkpoints.at_barrier(source, 1, at(10));
@@ -760,6 +750,23 @@ mod tests {
         assert!(checkpoints.is_finished());
     }
 
+    /// Shard 0's checkpoints over `registry`, full snapshots only, and what
+    /// they report.
+    fn shard_checkpoints(
+        registry: Rc<RefCell<StateRegistry>>,
+    ) -> (ShardCheckpoints, std::sync::mpsc::Receiver<ShardReport>) {
+        let (reports, reports_in) = std::sync::mpsc::channel();
+        let checkpointing = ShardCheckpointing {
+            reports,
+            signals: CheckpointSignals::default(),
+            full_every: None,
+        };
+        (
+            ShardCheckpoints::new(0, registry, checkpointing, 0),
+            reports_in,
+        )
+    }
+
     /// A part carries the longest alignment wait of the shard's gates for
     /// its barrier (what they published when they let it through).
     #[test]
@@ -770,18 +777,8 @@ mod tests {
             RestoreSet::default(),
         )));
         let metrics = Arc::new(ShardMetrics::for_plan(3, 2));
-        let (reports, reports_in) = std::sync::mpsc::channel();
-        let checkpoints = ShardCheckpoints::new(
-            0,
-            registry,
-            ShardCheckpointing {
-                reports,
-                signals: CheckpointSignals::default(),
-                full_every: None,
-            },
-            0,
-        )
-        .with_metrics(metrics.clone());
+        let (checkpoints, reports_in) = shard_checkpoints(registry);
+        let checkpoints = checkpoints.with_metrics(metrics.clone());
         let source = checkpoints.participate(ParticipantKind::Source);
         metrics.edge(0).unwrap().last_alignment_us.set(1_500);
         metrics.edge(1).unwrap().last_alignment_us.set(42_000);
