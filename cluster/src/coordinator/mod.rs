@@ -5,8 +5,10 @@
 //! calling thread), one reader per worker connection, the ticker (heartbeats
 //! out, silent workers declared lost, waiting jobs placed, job records
 //! written), and the HTTP API's ([`http`]). All share one [`Cluster`] behind
-//! a mutex; messages to workers are sent after it is released, each socket
-//! write bounded by a timeout, so a frozen worker holds up nothing.
+//! a mutex; messages to workers are sent after it is released, each through
+//! its connection's one writer ([`worker_writer`]: whole frames, never
+//! interleaved) and bounded by a timeout, so a frozen worker holds up at
+//! most the messages to itself.
 //!
 //! Invariants: a worker connection proves the cluster secret before its
 //! first message is read; the job records in storage ([`job_record`]) are
@@ -21,9 +23,10 @@ mod job_record;
 pub mod leadership;
 mod placement;
 mod state;
+mod worker_writer;
 
 use std::collections::HashMap;
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +39,7 @@ pub use config::{CoordinatorConfig, HaConfig};
 use job_record::JobRecords;
 use state::{Cluster, Outgoing};
 pub use state::{Job, JobState};
+use worker_writer::WorkerWriter;
 
 /// How long a worker may take to prove the secret and register.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,7 +51,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A worker's connection, for writing.
 struct Connection {
-    stream: TcpStream,
+    writer: Arc<WorkerWriter>,
     /// Tells a late reader thread of an earlier connection of the same
     /// worker that it is no longer current.
     generation: u64,
@@ -118,17 +122,15 @@ impl Shared {
     }
 
     fn send(&self, worker: &str, message: &ToWorker) {
-        let stream = {
+        let writer = {
             let connections = self.connections.lock().expect("connections lock");
-            connections
-                .get(worker)
-                .and_then(|c| c.stream.try_clone().ok())
+            connections.get(worker).map(|c| c.writer.clone())
         };
-        let Some(mut stream) = stream else { return };
-        if let Err(e) = write_message(&mut stream, message) {
-            // The reader thread sees the shut socket and declares it lost.
+        let Some(writer) = writer else { return };
+        if let Err(e) = writer.send(message) {
+            // The writer shut the socket: the reader thread sees it and
+            // declares the worker lost.
             tracing::warn!("sending to worker {worker} failed: {e}");
-            let _ = stream.shutdown(Shutdown::Both);
         }
     }
 }
@@ -304,7 +306,7 @@ fn tick(shared: &Arc<Shared>) {
                 .expect("connections lock")
                 .remove(&name)
             {
-                let _ = c.stream.shutdown(Shutdown::Both);
+                c.writer.shut();
             }
         }
     }
@@ -383,6 +385,7 @@ fn serve_worker(shared: &Shared, mut stream: TcpStream) {
                 .set_read_timeout(Some(timeout))
                 .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
                 .and_then(|()| stream.try_clone())
+                .and_then(WorkerWriter::new)
                 .map_err(|e| e.to_string())
         });
     let writer = match ready {
@@ -400,7 +403,7 @@ fn serve_worker(shared: &Shared, mut stream: TcpStream) {
     shared.connections.lock().expect("connections lock").insert(
         name.clone(),
         Connection {
-            stream: writer,
+            writer: Arc::new(writer),
             generation,
         },
     );
