@@ -169,7 +169,9 @@ enum Command {
 /// Where a cluster command sends its request.
 #[derive(clap::Args)]
 struct Coordinator {
-    /// The coordinator's HTTP API (http://HOST:PORT).
+    /// The coordinator's HTTP API (http://HOST:PORT); with coordinators on
+    /// etcd, all of them, comma-separated (the one that accepts, the
+    /// leader, gets the request).
     #[arg(long)]
     coordinator: String,
     /// The cluster secret (default: SLUICE_SECRET_FILE or SLUICE_SECRET).
@@ -180,7 +182,9 @@ struct Coordinator {
 /// Like [`Coordinator`], for commands that also work without one.
 #[derive(clap::Args)]
 struct OptionalCoordinator {
-    /// The coordinator's HTTP API (http://HOST:PORT).
+    /// The coordinator's HTTP API (http://HOST:PORT); with coordinators on
+    /// etcd, all of them, comma-separated (the one that accepts, the
+    /// leader, gets the request).
     #[arg(long)]
     coordinator: Option<String>,
     /// The cluster secret (default: SLUICE_SECRET_FILE or SLUICE_SECRET).

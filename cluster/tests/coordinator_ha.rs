@@ -33,6 +33,9 @@ struct HaCluster {
     dir: tempfile::TempDir,
     coordinators: Vec<Coordinator>,
     workers: Vec<Child>,
+    /// Every coordinator's HTTP API, comma-separated (as an operator gives
+    /// them to the commands).
+    every_http: String,
 }
 
 fn free_port() -> u16 {
@@ -47,10 +50,11 @@ impl HaCluster {
     fn start(etcd: &EtcdTestServer, lease_ttl_s: u64) -> HaCluster {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("secret"), "a-cluster-secret-for-tests-only").unwrap();
-        let mut worker_ports = Vec::new();
+        let (mut worker_ports, mut http_urls) = (Vec::new(), Vec::new());
         for i in 1..=3 {
             let (workers, http) = (free_port(), free_port());
             worker_ports.push(format!("127.0.0.1:{workers}"));
+            http_urls.push(format!("http://127.0.0.1:{http}"));
             std::fs::write(
                 dir.path().join(format!("c{i}.toml")),
                 format!(
@@ -66,6 +70,7 @@ impl HaCluster {
             dir,
             coordinators: Vec::new(),
             workers: Vec::new(),
+            every_http: http_urls.join(","),
         };
         for i in 1..=3 {
             cluster.start_coordinator(&format!("c{i}"));
@@ -152,10 +157,13 @@ impl HaCluster {
     }
 
     fn cli(&self, leader: usize, args: &[&str]) -> std::process::Output {
-        let http = self.coordinators[leader].http.clone().unwrap();
+        self.cli_at(self.coordinators[leader].http.as_deref().unwrap(), args)
+    }
+
+    fn cli_at(&self, coordinator: &str, args: &[&str]) -> std::process::Output {
         sluice()
             .args(args)
-            .args(["--coordinator", &http, "--secret-file"])
+            .args(["--coordinator", coordinator, "--secret-file"])
             .arg(self.dir.path().join("secret"))
             .output()
             .unwrap()
@@ -293,6 +301,13 @@ fn killing_the_leader_hands_the_job_to_a_standby_exactly_once() {
     assert_eq!(status["state"], "finished", "{status}");
     assert!(status["attempt"].as_u64().unwrap() > attempt, "{status}");
     cluster.assert_no_other_leader(leader);
+    // Given every coordinator, a command finds the leader (the standbys do
+    // not listen).
+    let output = cluster.cli_at(&cluster.every_http, &["status", &id]);
+    assert!(output.status.success(), "{output:?}");
+    let through_all: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(through_all["state"], "finished", "{through_all}");
+    assert_eq!(through_all["attempt"], status["attempt"], "{through_all}");
     assert_committed_as_reference(dir.path(), 10_000, "the job whose leader was killed twice");
 }
 
