@@ -7,10 +7,9 @@
 //! under the same leader; frozen for longer: the leader steps down, nobody
 //! is elected while etcd is away, and a standby takes over once it is back.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,7 +17,7 @@ use serde_json::Value;
 mod support;
 use sluice_tests::etcd_server::EtcdTestServer;
 use support::cluster::sluice;
-use support::{assert_committed_as_reference, windowed_job};
+use support::{assert_committed_as_reference, lines_of, windowed_job};
 
 /// A coordinator process and the lines it printed on stdout.
 struct Coordinator {
@@ -104,15 +103,7 @@ impl HaCluster {
             .stderr(log)
             .spawn()
             .unwrap();
-        let (lines, announced) = channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let announced = lines_of(child.stdout.take().unwrap());
         let started = Coordinator {
             name: name.to_owned(),
             child,

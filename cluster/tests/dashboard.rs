@@ -5,7 +5,6 @@
 //! writes a savepoint; `sluice run --ui` serves the same page for the job of
 //! one process. The figures' payload sizes are printed (bench/RESULTS.md).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -16,6 +15,7 @@ use serde_json::Value;
 mod support;
 use support::browser::Browser;
 use support::cluster::{sluice, TestCluster};
+use support::lines_of;
 use support::scrape::http_get;
 
 /// A windowed aggregation paced at 100k events/s (about two minutes),
@@ -198,15 +198,7 @@ fn sluice_run_ui_serves_the_dashboard_of_its_job() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (lines, lines_in) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines_in = lines_of(child.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     let url = loop {
         let line = lines_in

@@ -5,14 +5,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use support::cluster::TestCluster;
+use support::lines_of;
 use support::scrape::{http_get, parse, sum};
 
 /// Starts `sluice run job --metrics-addr 127.0.0.1:0` (with `extra`);
@@ -30,15 +30,7 @@ fn run_with_metrics(job: &Path, extra: &[&str]) -> (Child, SocketAddr, Receiver<
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (lines, lines_in) = channel();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines_in = lines_of(child.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut address = None;
     while let Ok(line) = lines_in.recv_timeout(deadline.saturating_duration_since(Instant::now())) {

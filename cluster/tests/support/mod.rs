@@ -9,8 +9,10 @@ pub mod kafka;
 pub mod proxy;
 pub mod scrape;
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::Command;
+use std::sync::mpsc::{channel, Receiver};
 
 use serde_json::Value;
 use sluice_engine::connectors::nexmark::{Bid, Event, NexmarkConfig, NexmarkGenerator};
@@ -227,4 +229,18 @@ pub fn committed_buckets(root: &Path) -> std::collections::BTreeMap<String, (Vec
         }
     }
     buckets
+}
+
+/// The lines a child process writes to `output` (its stdout or stderr), as
+/// they come, read on a thread of their own until it closes.
+pub fn lines_of(output: impl Read + Send + 'static) -> Receiver<String> {
+    let (lines, received) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    received
 }
