@@ -28,10 +28,12 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0u16..60, 0u8..4, any::<i64>()).prop_map(|(k, n, v)| Op::Put(k, n, v)),
-        (0u16..60, 0u8..4, -5i64..5).prop_map(|(k, n, v)| Op::Add(k, n, v)),
-        (0u16..60, 0u8..4).prop_map(|(k, n)| Op::Remove(k, n)),
-        (0u16..60, 0u8..4).prop_map(|(k, n)| Op::Get(k, n)),
+        // Up to 12 namespaces: the namespaced table switches from a vector
+        // to a map past 8 in a key group.
+        (0u16..60, 0u8..12, any::<i64>()).prop_map(|(k, n, v)| Op::Put(k, n, v)),
+        (0u16..60, 0u8..12, -5i64..5).prop_map(|(k, n, v)| Op::Add(k, n, v)),
+        (0u16..60, 0u8..12).prop_map(|(k, n)| Op::Remove(k, n)),
+        (0u16..60, 0u8..12).prop_map(|(k, n)| Op::Get(k, n)),
     ]
 }
 

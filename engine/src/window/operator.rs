@@ -365,7 +365,9 @@ where
             }
             if created {
                 let cleanup = Self::cleanup_time(lateness, window);
-                if cleanup != i64::MAX {
+                // Without lateness the trigger's timer is the cleanup's:
+                // registered once, not looked up again.
+                if cleanup != i64::MAX && !ctx.event_timers.contains(&cleanup) {
                     timers.register(cleanup, key.clone(), *window);
                 }
             }
